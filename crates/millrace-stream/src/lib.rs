@@ -1,0 +1,39 @@
+//! `millrace-stream` owns the embedded, durable, sharded record log with Amazon Kinesis Data
+//! Streams semantics: streams of shards, MD5 hash-key routing, per-shard sequence numbers that
+//! only grow, positions by sequence number or arrival time, retention by whole segments, and
+//! crash recovery that checks CRCs and truncates a torn tail.
+//!
+//! It does not speak HTTP or any wire protocol: `millrace-gateway` serves the Kinesis API on top
+//! of [`Store`], and later stages (delivery) read shards directly through the same handles.
+//!
+//! On disk, under the store root:
+//! ```text
+//! streams/<stream>/meta.json                 # shard count, mode, retention, tags, creation time
+//! streams/<stream>/shard-<index>/<base>.log  # segments; <base> is the first counter they hold
+//! ```
+
+mod error;
+mod hash;
+mod meta;
+mod options;
+mod segment;
+mod sequence;
+mod shard;
+mod store;
+
+pub use error::{Result, StreamError};
+pub use hash::{HashKeyRange, hash_key_for_partition_key, shard_ranges};
+pub use meta::{StreamMeta, StreamMode};
+pub use options::{FsyncPolicy, StoreOptions};
+pub use segment::MAX_RECORD_BYTES;
+pub use sequence::SequenceNumber;
+pub use shard::{ReadBatch, Record, Shard};
+pub use store::{PutInput, PutOutput, Store, StreamHandle, StreamSummary};
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp in this crate.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,623 @@
+//! A shard: an ordered, durable log of records split into segment files, with one writer
+//! thread that batches appends (group commit) and any number of concurrent readers.
+//!
+//! Readers never block the writer: they copy the segment list under a short read lock and
+//! `pread` the files. A record becomes visible to readers only after it is durable under the
+//! configured [`FsyncPolicy`], the same moment it is acknowledged.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{IoContext, Result, StreamError};
+use crate::options::{FsyncPolicy, StoreOptions};
+use crate::segment::{self, INDEX_EVERY, IndexPoint};
+
+/// A record as stored: its position, arrival time, key and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub counter: u64,
+    pub arrival_ms: i64,
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+/// The result of a read: records in order, where the next read starts, and how far behind
+/// the tip the reader still is.
+#[derive(Debug, Clone)]
+pub struct ReadBatch {
+    pub records: Vec<Record>,
+    pub next: u64,
+    /// One past the newest durable record when the read happened.
+    pub tip: u64,
+    /// Arrival time of the first record not returned, if the read stopped before the tip.
+    pub next_arrival_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct SegmentInfo {
+    base: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    /// Bytes that are durable and visible.
+    len: u64,
+    /// One past the last counter in the segment (== base when empty).
+    next: u64,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    index: Arc<Vec<IndexPoint>>,
+}
+
+/// Durable, visible state shared by the writer and readers.
+#[derive(Debug)]
+struct Visible {
+    segments: Vec<SegmentInfo>,
+}
+
+pub(crate) struct Append {
+    pub records: Vec<(String, Bytes)>,
+    pub reply: oneshot::Sender<Result<Vec<(u64, i64)>>>,
+}
+
+pub(crate) enum Command {
+    Append(Append),
+    /// Close the active segment so retention can delete it.
+    Roll,
+    /// Sync, stop, and say so.
+    Shutdown(std::sync::mpsc::Sender<()>),
+}
+
+/// One shard of a stream.
+pub struct Shard {
+    index: u32,
+    name: String,
+    visible: Arc<RwLock<Visible>>,
+    tip: watch::Receiver<u64>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("name", &self.name).finish()
+    }
+}
+
+pub(crate) fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+impl Shard {
+    /// Opens (recovering) or creates the shard log in `dir` and starts its writer thread.
+    pub(crate) fn open(dir: PathBuf, index: u32, opts: &StoreOptions) -> Result<Self> {
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        let mut bases: Vec<u64> = std::fs::read_dir(&dir)
+            .at(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| segment::parse_segment_name(&e.file_name().to_string_lossy()))
+            .collect();
+        bases.sort_unstable();
+
+        let mut segments = Vec::with_capacity(bases.len() + 1);
+        let mut next = 0u64;
+        for base in bases {
+            let path = segment::segment_path(&dir, base);
+            let scanned = segment::recover(&path, base.max(next))?;
+            if scanned.truncated_bytes > 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    bytes = scanned.truncated_bytes,
+                    "recovery cut a torn or corrupt tail off a segment"
+                );
+            }
+            let seg_next = scanned.next_counter.unwrap_or(base.max(next));
+            next = seg_next;
+            let file = File::open(&path).at(&path)?;
+            segments.push(SegmentInfo {
+                base,
+                path,
+                file: Arc::new(file),
+                len: scanned.len,
+                next: seg_next,
+                first_ms: scanned.first_ms,
+                last_ms: scanned.last_ms,
+                index: Arc::new(scanned.index),
+            });
+        }
+        // Always append to a fresh segment after a restart: older segments stay immutable,
+        // which keeps recovery and retention simple.
+        let path = segment::segment_path(&dir, next);
+        let (active, reused) = match segments.last() {
+            Some(last) if last.base == next && last.len == segment::HEADER_LEN => {
+                let f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .at(&path)?;
+                (f, true)
+            }
+            _ => (segment::create(&path)?, false),
+        };
+        if !reused {
+            segments.push(SegmentInfo {
+                base: next,
+                path: path.clone(),
+                file: Arc::new(File::open(&path).at(&path)?),
+                len: segment::HEADER_LEN,
+                next,
+                first_ms: None,
+                last_ms: None,
+                index: Arc::new(Vec::new()),
+            });
+        }
+        let last_ms = segments.iter().filter_map(|s| s.last_ms).max().unwrap_or(0);
+        let visible = Arc::new(RwLock::new(Visible { segments }));
+        let (tip_tx, tip) = watch::channel(next);
+        let (tx, rx) = mpsc::channel(1024);
+        let name = format!("{}/{}", dir.display(), shard_id(index));
+        let writer = Writer {
+            dir: dir.clone(),
+            visible: visible.clone(),
+            tip: tip_tx,
+            file: active,
+            path,
+            len: segment::HEADER_LEN,
+            next,
+            last_ms,
+            last_indexed: None,
+            index: Vec::new(),
+            first_ms: None,
+            policy: opts.fsync,
+            segment_bytes: opts.segment_bytes,
+        };
+        std::thread::Builder::new()
+            .name(format!("shard-writer-{index}"))
+            .spawn(move || writer.run(rx))
+            .at(&dir)?;
+        Ok(Self {
+            index,
+            name,
+            visible,
+            tip,
+            tx,
+        })
+    }
+
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    pub fn id(&self) -> String {
+        shard_id(self.index)
+    }
+
+    /// Queues records for appending, in order. The returned future resolves with each
+    /// record's (counter, arrival ms) once they are durable. Queueing first and awaiting later
+    /// lets a caller write to several shards at once.
+    pub(crate) async fn submit(
+        &self,
+        records: Vec<(String, Bytes)>,
+    ) -> impl std::future::Future<Output = Result<Vec<(u64, i64)>>> + use<> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Command::Append(Append { records, reply }))
+            .await
+            .is_ok();
+        let name = self.name.clone();
+        async move {
+            if !sent {
+                return Err(StreamError::WriterGone(name));
+            }
+            rx.await.map_err(|_| StreamError::WriterGone(name))?
+        }
+    }
+
+    /// Asks the writer to make everything durable and stop, and waits for it.
+    pub(crate) fn shutdown(&self) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if self.tx.try_send(Command::Shutdown(done_tx)).is_ok() {
+            let _ = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+        }
+    }
+
+    /// One past the newest durable record.
+    pub fn tip(&self) -> u64 {
+        *self.tip.borrow()
+    }
+
+    /// A receiver that changes whenever new records become visible (for consumers that want
+    /// to be woken on append instead of polling).
+    pub fn watch_tip(&self) -> watch::Receiver<u64> {
+        self.tip.clone()
+    }
+
+    /// The oldest counter still stored (the trim horizon).
+    pub fn trim_horizon(&self) -> u64 {
+        let v = self.visible.read();
+        v.segments
+            .iter()
+            .find(|s| s.next > s.base)
+            .map(|s| s.base)
+            .unwrap_or_else(|| v.segments.last().map(|s| s.next).unwrap_or(0))
+    }
+
+    /// First counter whose arrival time is at or after `ms` (the tip if none).
+    pub fn counter_at_time(&self, ms: i64) -> Result<u64> {
+        let segs = self.visible.read().segments.clone();
+        for seg in &segs {
+            if seg.next == seg.base || seg.last_ms.is_some_and(|l| l < ms) {
+                continue;
+            }
+            // Arrival times never decrease within a shard, so the sparse index is sorted.
+            let start = match seg.index.partition_point(|p| p.arrival_ms < ms) {
+                0 => 0,
+                i => i - 1,
+            };
+            let mut found = None;
+            scan(seg, seg.index[start].offset, |e| {
+                if e.arrival_ms >= ms {
+                    found = Some(e.counter);
+                    return false;
+                }
+                true
+            })?;
+            if let Some(c) = found {
+                return Ok(c);
+            }
+        }
+        Ok(self.tip())
+    }
+
+    /// Reads up to `max_records` records (and about `max_bytes` of data) from `from` on.
+    /// Positions older than the trim horizon start at the horizon.
+    pub fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<ReadBatch> {
+        let (segs, tip) = {
+            let v = self.visible.read();
+            let tip = v.segments.last().map(|s| s.next).unwrap_or(0);
+            (v.segments.clone(), tip)
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut pos = from;
+        let mut next_arrival_ms = None;
+        for seg in &segs {
+            if seg.next <= pos.max(seg.base) {
+                continue;
+            }
+            pos = pos.max(seg.base);
+            let start = seg
+                .index
+                .partition_point(|p| p.counter <= pos)
+                .saturating_sub(1);
+            let offset = seg
+                .index
+                .get(start)
+                .map(|p| p.offset)
+                .unwrap_or(segment::HEADER_LEN);
+            let mut full = false;
+            scan(seg, offset, |e| {
+                if e.counter < pos {
+                    return true;
+                }
+                if out.len() >= max_records || (bytes > 0 && bytes + e.data.len() > max_bytes) {
+                    next_arrival_ms = Some(e.arrival_ms);
+                    full = true;
+                    return false;
+                }
+                bytes += e.data.len();
+                pos = e.counter + 1;
+                out.push(Record {
+                    counter: e.counter,
+                    arrival_ms: e.arrival_ms,
+                    partition_key: e.key.to_owned(),
+                    data: Bytes::copy_from_slice(e.data),
+                });
+                true
+            })?;
+            if full {
+                break;
+            }
+        }
+        Ok(ReadBatch {
+            records: out,
+            next: pos.max(from),
+            tip,
+            next_arrival_ms,
+        })
+    }
+
+    /// Deletes closed segments whose newest record arrived before `cutoff_ms`; asks the
+    /// writer to close the active segment when it is entirely expired too.
+    pub(crate) fn enforce_retention(&self, cutoff_ms: i64) -> Result<usize> {
+        let doomed: Vec<SegmentInfo> = {
+            let mut v = self.visible.write();
+            let active = v.segments.len().saturating_sub(1);
+            let mut doomed = Vec::new();
+            let mut keep = Vec::new();
+            for (i, seg) in v.segments.drain(..).enumerate() {
+                let expired = seg.last_ms.is_some_and(|l| l < cutoff_ms);
+                if i < active && (expired || seg.next == seg.base) {
+                    doomed.push(seg);
+                } else {
+                    keep.push(seg);
+                }
+            }
+            v.segments = keep;
+            if v
+                .segments
+                .last()
+                .is_some_and(|s| s.last_ms.is_some_and(|l| l < cutoff_ms))
+            {
+                let _ = self.tx.try_send(Command::Roll);
+            }
+            doomed
+        };
+        for seg in &doomed {
+            std::fs::remove_file(&seg.path).at(&seg.path)?;
+        }
+        Ok(doomed.len())
+    }
+}
+
+/// Decodes entries from `offset` to the segment's visible end, calling `f` until it returns
+/// false. Reads in chunks so a lookup touches only what it needs.
+fn scan(seg: &SegmentInfo, mut offset: u64, mut f: impl FnMut(&segment::Entry) -> bool) -> Result<()> {
+    let mut chunk = 256 * 1024usize;
+    while offset < seg.len {
+        let remaining = (seg.len - offset) as usize;
+        let want = chunk.min(remaining);
+        let buf = segment::read_at(&seg.file, &seg.path, offset, want)?;
+        if buf.is_empty() {
+            break;
+        }
+        let mut at = 0usize;
+        while at < buf.len() {
+            match segment::decode(&buf[at..]) {
+                Ok(e) => {
+                    if !f(&e) {
+                        return Ok(());
+                    }
+                    at += e.size;
+                }
+                Err(segment::Stop::Short { need }) => {
+                    if at == 0 {
+                        if want == remaining {
+                            // The visible end never cuts an entry; stop rather than spin.
+                            return Ok(());
+                        }
+                        // One entry bigger than the chunk: grow and read again.
+                        chunk = need.max(chunk * 2);
+                    }
+                    break;
+                }
+                Err(segment::Stop::Corrupt(why)) => {
+                    return Err(StreamError::Io {
+                        path: seg.path.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{why} at byte {}", offset + at as u64),
+                        ),
+                    });
+                }
+            }
+        }
+        offset += at as u64;
+    }
+    Ok(())
+}
+
+/// The single writer of a shard. Runs on its own OS thread because every step (write,
+/// fdatasync) blocks.
+struct Writer {
+    dir: PathBuf,
+    visible: Arc<RwLock<Visible>>,
+    tip: watch::Sender<u64>,
+    file: File,
+    path: PathBuf,
+    len: u64,
+    next: u64,
+    last_ms: i64,
+    last_indexed: Option<u64>,
+    index: Vec<IndexPoint>,
+    /// Arrival of the active segment's first record.
+    first_ms: Option<i64>,
+    policy: FsyncPolicy,
+    segment_bytes: u64,
+}
+
+/// Commands taken off the queue for one commit.
+#[derive(Default)]
+struct Gathered {
+    batch: Vec<Append>,
+    bytes: usize,
+    roll: bool,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Gathered {
+    fn push(&mut self, cmd: Command) {
+        match cmd {
+            Command::Append(a) => {
+                self.bytes += a.records.iter().map(|(k, d)| k.len() + d.len()).sum::<usize>();
+                self.batch.push(a);
+            }
+            Command::Roll => self.roll = true,
+            Command::Shutdown(done) => self.stop = Some(done),
+        }
+    }
+}
+
+/// Most bytes gathered into one write.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut buf = Vec::with_capacity(1024 * 1024);
+        while let Some(first) = rx.blocking_recv() {
+            let mut gathered = Gathered::default();
+            gathered.push(first);
+            let deadline = self.policy.gather_window().map(|w| Instant::now() + w);
+            while gathered.bytes < MAX_BATCH_BYTES && gathered.stop.is_none() {
+                match rx.try_recv() {
+                    Ok(cmd) => gathered.push(cmd),
+                    Err(mpsc::error::TryRecvError::Empty) => match deadline {
+                        Some(d) if Instant::now() < d => {
+                            std::thread::sleep(std::time::Duration::from_micros(200))
+                        }
+                        _ => break,
+                    },
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            }
+            let Gathered { batch, roll, stop, .. } = gathered;
+            if roll && self.len > segment::HEADER_LEN {
+                if let Err(e) = self.roll() {
+                    tracing::error!(error = %e, "could not roll segment");
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(batch, &mut buf);
+            }
+            if let Some(done) = stop {
+                let _ = self.file.sync_data();
+                let _ = done.send(());
+                return;
+            }
+        }
+        // Channel closed: the stream is shutting down. Make everything durable.
+        let _ = self.file.sync_data();
+    }
+
+    /// Writes a batch of appends, makes them durable, publishes them, then acknowledges.
+    fn commit(&mut self, batch: Vec<Append>, buf: &mut Vec<u8>) {
+        let mut results: Vec<Vec<(u64, i64)>> = Vec::with_capacity(batch.len());
+        let outcome = (|| -> Result<()> {
+            buf.clear();
+            let mut buf_start = self.len;
+            for append in &batch {
+                let mut assigned = Vec::with_capacity(append.records.len());
+                for (key, data) in &append.records {
+                    let size = segment::encoded_len(key, data) as u64;
+                    if self.len > segment::HEADER_LEN && self.len + size > self.segment_bytes {
+                        self.write_buf(buf)?;
+                        self.roll()?;
+                        buf_start = self.len;
+                    }
+                    // Arrival times never go backwards within a shard, even if the clock does.
+                    let now = crate::now_ms().max(self.last_ms);
+                    self.last_ms = now;
+                    let offset = buf_start + buf.len() as u64;
+                    if self.last_indexed.is_none_or(|at| offset - at >= INDEX_EVERY) {
+                        self.index.push(IndexPoint {
+                            counter: self.next,
+                            offset,
+                            arrival_ms: now,
+                        });
+                        self.last_indexed = Some(offset);
+                    }
+                    self.first_ms.get_or_insert(now);
+                    segment::encode(buf, self.next, now, key, data);
+                    assigned.push((self.next, now));
+                    self.next += 1;
+                    self.len += size;
+                }
+                results.push(assigned);
+            }
+            self.write_buf(buf)?;
+            if self.policy != FsyncPolicy::Never {
+                self.file.sync_data().at(&self.path)?;
+            }
+            Ok(())
+        })();
+        match outcome {
+            Ok(()) => {
+                self.publish();
+                for (append, assigned) in batch.into_iter().zip(results) {
+                    let _ = append.reply.send(Ok(assigned));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.path.display(), "append failed");
+                // Nothing of this batch is acknowledged. Cut the active segment back to what
+                // readers can already see, so counters stay dense and an unacknowledged
+                // record does not appear after a restart.
+                let (len, next) = {
+                    let v = self.visible.read();
+                    let last = v.segments.last().expect("a shard always has a segment");
+                    (last.len, last.next)
+                };
+                let _ = self.file.set_len(len);
+                self.len = len;
+                self.next = next;
+                self.index.retain(|p| p.counter < next);
+                self.last_indexed = self.index.last().map(|p| p.offset);
+                if self.index.is_empty() {
+                    self.first_ms = None;
+                }
+                let msg = e.to_string();
+                for append in batch {
+                    let _ = append.reply.send(Err(StreamError::Io {
+                        path: self.path.clone(),
+                        source: std::io::Error::other(msg.clone()),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn write_buf(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        if !buf.is_empty() {
+            std::io::Write::write_all(&mut self.file, buf).at(&self.path)?;
+            buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Makes the written bytes visible to readers and wakes waiting consumers.
+    fn publish(&mut self) {
+        let mut v = self.visible.write();
+        if let Some(seg) = v.segments.last_mut() {
+            seg.len = self.len;
+            seg.next = self.next;
+            if seg.next > seg.base {
+                seg.first_ms = self.first_ms;
+                seg.last_ms = Some(self.last_ms);
+            }
+            if seg.index.len() != self.index.len() {
+                seg.index = Arc::new(self.index.clone());
+            }
+        }
+        drop(v);
+        self.tip.send_replace(self.next);
+    }
+
+    /// Closes the active segment (durably) and starts a new one at the current counter.
+    fn roll(&mut self) -> Result<()> {
+        self.file.sync_data().at(&self.path)?;
+        self.publish();
+        let path = segment::segment_path(&self.dir, self.next);
+        let file = segment::create(&path)?;
+        let reader = File::open(&path).at(&path)?;
+        self.file = file;
+        self.path = path.clone();
+        self.len = segment::HEADER_LEN;
+        self.index.clear();
+        self.last_indexed = None;
+        self.first_ms = None;
+        self.visible.write().segments.push(SegmentInfo {
+            base: self.next,
+            path,
+            file: Arc::new(reader),
+            len: segment::HEADER_LEN,
+            next: self.next,
+            first_ms: None,
+            last_ms: None,
+            index: Arc::new(Vec::new()),
+        });
+        Ok(())
+    }
+}
