@@ -25,6 +25,18 @@
 #     pass, and bind to 127.0.0.1 only.
 #   * Stream state transitions (CREATING/DELETING/UPDATING) are set to 0 ms, equivalent to
 #     `kinesalite --createStreamMs 0 --deleteStreamMs 0 --updateStreamMs 0`.
+#
+# kinesalite 3.3.3 deviations from real Kinesis seen while validating tests/compat (the compat
+# scripts tolerate them without expecting them; millrace should behave like real Kinesis):
+#   * GetRecords always returns MillisBehindLatest = 0 on an open shard, even when records
+#     remain past the returned page (seen with Limit=1). Real Kinesis reports the lag.
+#   * Increase/DecreaseStreamRetentionPeriod take effect at once and the stream stays ACTIVE
+#     (no UPDATING phase); retention above 168 h is rejected with a ValidationException
+#     (real Kinesis allows up to 8760 h).
+#   * ListShards ignores MaxResults (returns every shard, no NextToken), and a ListShards call
+#     carrying a NextToken crashes the whole kinesalite process ("key cannot be `null` or
+#     `undefined`"). Never send it one when benchmarking against this peer.
+#   * Default shard limit is 10 across the account (raised here via KINESALITE_SHARD_LIMIT).
 set -euo pipefail
 
 KINESALITE_VERSION="3.3.3"
@@ -91,7 +103,10 @@ pid_is_ours() {
 
 do_start() {
   local port="$1" dir="$2"
-  [[ "$port" =~ ^[0-9]+$ ]] && (( port > 0 && port < 65536 )) || die "bad port: $port"
+  if ! [[ "$port" =~ ^[0-9]{1,5}$ ]] || (( 10#$port < 1 || 10#$port > 65535 )); then
+    die "bad port: $port"
+  fi
+  port=$((10#$port))
   do_install "$dir"
   dir="$(cd "$dir" && pwd)"
   local pidfile="$dir/kinesalite.pid" log="$dir/kinesalite.log"

@@ -114,6 +114,12 @@ call() {
   awsk "$@" >"$WORK/$tag.json" 2>"$WORK/$tag.err"
 }
 
+# indent TEXT: print TEXT with every line indented (details under a FAIL line)
+indent() {
+  local line
+  while IFS= read -r line; do printf '    %s\n' "$line"; done <<<"$1"
+}
+
 # errtext TAG: one-line summary of a failed call's stderr
 errtext() { tr '\n' ' ' <"$WORK/$1.err" | cut -c1-400; }
 
@@ -141,7 +147,7 @@ PY
     pass "$desc"
   else
     fail "$desc"
-    sed 's/^/    /' <<<"$out"
+    indent "$out"
   fi
 }
 
@@ -333,7 +339,7 @@ PY
   pass "every record read back once: same shard, sequence number, partition key and bytes, in put order"
 else
   fail "read-back does not match put-record results"
-  sed 's/^/    /' <<<"$out"
+  indent "$out"
 fi
 
 # --- 5. retention -----------------------------------------------------------------------------

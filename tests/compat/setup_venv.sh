@@ -7,7 +7,9 @@
 # Pins live in tests/compat/requirements.txt. Idempotent: if VENV_DIR already has exactly the
 # pinned versions it returns immediately without touching the network. Silent on success.
 #
-# Env: PYTHON  interpreter used to create the venv (default: python3; needs >= 3.10)
+# Env: PYTHON             interpreter used to create the venv (default: python3; needs >= 3.10)
+#      SETUP_VENV_NO_APT=1 never apt-get install python3-venv (done only as root, only when the
+#                          interpreter lacks the venv/ensurepip module, as on a fresh Debian)
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -49,13 +51,33 @@ command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set PYTHON=...)"
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
   || die "$PYTHON is older than 3.10 (awscli 1.46 needs >= 3.10)"
 
+# Debian/Ubuntu ship the venv module (ensurepip) separately as python3-venv. When we are root
+# with apt-get available, install it quietly; otherwise say what is missing.
+ensure_venv_module() {
+  "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && return 0
+  if [[ "${SETUP_VENV_NO_APT:-0}" != 1 && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    local log
+    log="$(mktemp)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; } \
+         >"$log" 2>&1; then
+      cat "$log" >&2
+      rm -f "$log"
+      die "apt-get install python3-venv failed"
+    fi
+    rm -f "$log"
+    "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && return 0
+  fi
+  die "$PYTHON has no venv/ensurepip module; on Debian/Ubuntu: apt-get install -y python3-venv"
+}
+
 if [[ ! -x "$VENV_DIR/bin/python" ]]; then
+  ensure_venv_module
   log="$(mktemp)"
   if ! "$PYTHON" -m venv "$VENV_DIR" >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     rm -rf "$VENV_DIR"
-    die "'$PYTHON -m venv' failed; on Debian/Ubuntu install the venv module: apt-get install -y python3-venv"
+    die "'$PYTHON -m venv $VENV_DIR' failed"
   fi
   rm -f "$log"
 fi
