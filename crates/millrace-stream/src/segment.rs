@@ -241,7 +241,10 @@ mod tests {
         let mut buf = Vec::new();
         encode(&mut buf, 7, 1234, "key-é", b"hello");
         let e = decode(&buf).unwrap();
-        assert_eq!((e.counter, e.arrival_ms, e.key, e.data), (7, 1234, "key-é", &b"hello"[..]));
+        assert_eq!(
+            (e.counter, e.arrival_ms, e.key, e.data),
+            (7, 1234, "key-é", &b"hello"[..])
+        );
         assert_eq!(e.size, buf.len());
         assert_eq!(e.size, encoded_len("key-é", b"hello"));
         buf[20] ^= 1;

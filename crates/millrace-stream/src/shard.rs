@@ -347,8 +347,7 @@ impl Shard {
                 }
             }
             v.segments = keep;
-            if v
-                .segments
+            if v.segments
                 .last()
                 .is_some_and(|s| s.last_ms.is_some_and(|l| l < cutoff_ms))
             {
@@ -365,7 +364,11 @@ impl Shard {
 
 /// Decodes entries from `offset` to the segment's visible end, calling `f` until it returns
 /// false. Reads in chunks so a lookup touches only what it needs.
-fn scan(seg: &SegmentInfo, mut offset: u64, mut f: impl FnMut(&segment::Entry) -> bool) -> Result<()> {
+fn scan(
+    seg: &SegmentInfo,
+    mut offset: u64,
+    mut f: impl FnMut(&segment::Entry) -> bool,
+) -> Result<()> {
     let mut chunk = 256 * 1024usize;
     while offset < seg.len {
         let remaining = (seg.len - offset) as usize;
@@ -442,7 +445,11 @@ impl Gathered {
     fn push(&mut self, cmd: Command) {
         match cmd {
             Command::Append(a) => {
-                self.bytes += a.records.iter().map(|(k, d)| k.len() + d.len()).sum::<usize>();
+                self.bytes += a
+                    .records
+                    .iter()
+                    .map(|(k, d)| k.len() + d.len())
+                    .sum::<usize>();
                 self.batch.push(a);
             }
             Command::Roll => self.roll = true,
@@ -473,7 +480,9 @@ impl Writer {
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                 }
             }
-            let Gathered { batch, roll, stop, .. } = gathered;
+            let Gathered {
+                batch, roll, stop, ..
+            } = gathered;
             if roll && self.len > segment::HEADER_LEN {
                 if let Err(e) = self.roll() {
                     tracing::error!(error = %e, "could not roll segment");
@@ -511,7 +520,10 @@ impl Writer {
                     let now = crate::now_ms().max(self.last_ms);
                     self.last_ms = now;
                     let offset = buf_start + buf.len() as u64;
-                    if self.last_indexed.is_none_or(|at| offset - at >= INDEX_EVERY) {
+                    if self
+                        .last_indexed
+                        .is_none_or(|at| offset - at >= INDEX_EVERY)
+                    {
                         self.index.push(IndexPoint {
                             counter: self.next,
                             offset,

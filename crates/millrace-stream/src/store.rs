@@ -330,9 +330,7 @@ impl Store {
         let handle = open_stream(&dir, meta.clone(), &self.opts)?;
         meta.save(&dir)?;
         let handle = Arc::new(handle);
-        self.streams
-            .write()
-            .insert(name.to_owned(), handle.clone());
+        self.streams.write().insert(name.to_owned(), handle.clone());
         Ok(handle)
     }
 
@@ -381,9 +379,7 @@ impl Store {
 
 fn open_stream(dir: &Path, meta: StreamMeta, opts: &StoreOptions) -> Result<StreamHandle> {
     let shards = (0..meta.shard_count)
-        .map(|i| {
-            Shard::open(dir.join(format!("shard-{i:06}")), i, opts).map(Arc::new)
-        })
+        .map(|i| Shard::open(dir.join(format!("shard-{i:06}")), i, opts).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     Ok(StreamHandle {
         dir: dir.to_owned(),

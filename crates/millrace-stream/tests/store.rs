@@ -28,10 +28,21 @@ async fn records_route_by_md5_and_read_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), opts(1024)).unwrap();
     let s = store
-        .create("orders", StreamMode::Provisioned, Some(3), 24, BTreeMap::new())
+        .create(
+            "orders",
+            StreamMode::Provisioned,
+            Some(3),
+            24,
+            BTreeMap::new(),
+        )
         .unwrap();
     let inputs: Vec<_> = (0..500)
-        .map(|i| input(&format!("key-{}", i % 37), &format!("record {i} {}", "x".repeat(i % 50))))
+        .map(|i| {
+            input(
+                &format!("key-{}", i % 37),
+                &format!("record {i} {}", "x".repeat(i % 50)),
+            )
+        })
         .collect();
     let results = s.put(inputs.clone()).await;
     let mut per_shard: Vec<Vec<(u64, Bytes)>> = vec![Vec::new(); 3];
@@ -44,7 +55,11 @@ async fn records_route_by_md5_and_read_back_in_order() {
     for (i, expected) in per_shard.iter().enumerate() {
         let shard = s.shard(i as u32).unwrap();
         let batch = shard.read(0, 10_000, usize::MAX).unwrap();
-        let got: Vec<_> = batch.records.iter().map(|r| (r.counter, r.data.clone())).collect();
+        let got: Vec<_> = batch
+            .records
+            .iter()
+            .map(|r| (r.counter, r.data.clone()))
+            .collect();
         assert_eq!(&got, expected, "shard {i}");
         assert_eq!(batch.next, shard.tip());
         // Small segments: the log rolled many times and reads cross segment boundaries.
@@ -68,11 +83,18 @@ async fn reads_resume_from_any_counter_and_respect_limits() {
     for from in [0u64, 1, 57, 150, 299] {
         let b = shard.read(from, 10, usize::MAX).unwrap();
         let want: Vec<_> = (from..(from + 10).min(300)).collect();
-        assert_eq!(b.records.iter().map(|r| r.counter).collect::<Vec<_>>(), want);
+        assert_eq!(
+            b.records.iter().map(|r| r.counter).collect::<Vec<_>>(),
+            want
+        );
         assert_eq!(b.records[0].data, Bytes::from(format!("{from:04}")));
     }
     let b = shard.read(0, 10_000, 20).unwrap();
-    assert_eq!(b.records.len(), 5, "byte limit stops after the record that crosses it");
+    assert_eq!(
+        b.records.len(),
+        5,
+        "byte limit stops after the record that crosses it"
+    );
     assert_eq!(shard.read(300, 10, usize::MAX).unwrap().records.len(), 0);
 }
 
@@ -85,7 +107,8 @@ async fn reopen_keeps_everything_and_continues_counters() {
             .create("s", StreamMode::OnDemand, None, 48, BTreeMap::new())
             .unwrap();
         assert_eq!(s.shards().len(), 4);
-        s.put((0..100).map(|i| input(&i.to_string(), "a")).collect()).await;
+        s.put((0..100).map(|i| input(&i.to_string(), "a")).collect())
+            .await;
         store.shutdown();
     }
     let store = Store::open(dir.path(), opts(1 << 20)).unwrap();
@@ -99,7 +122,10 @@ async fn reopen_keeps_everything_and_continues_counters() {
     let all = shard.read(0, 10_000, usize::MAX).unwrap().records;
     assert_eq!(all.last().unwrap().data, Bytes::from("b"));
     let counters: Vec<_> = all.iter().map(|r| r.counter).collect();
-    assert!(counters.windows(2).all(|w| w[1] == w[0] + 1), "{counters:?}");
+    assert!(
+        counters.windows(2).all(|w| w[1] == w[0] + 1),
+        "{counters:?}"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +137,8 @@ async fn torn_tail_is_cut_and_writes_continue() {
         let s = store
             .create("t", StreamMode::Provisioned, Some(1), 24, BTreeMap::new())
             .unwrap();
-        s.put((0..10).map(|i| input("k", &format!("r{i}"))).collect()).await;
+        s.put((0..10).map(|i| input("k", &format!("r{i}"))).collect())
+            .await;
         store.shutdown();
     }
     // Simulate a crash mid-write: half an entry at the end of the newest segment.
@@ -129,8 +156,16 @@ async fn torn_tail_is_cut_and_writes_continue() {
     assert_eq!(std::fs::metadata(&seg).unwrap().len() as usize, good);
     let s = store.stream("t").unwrap();
     s.put(vec![input("k", "after")]).await[0].as_ref().unwrap();
-    let recs = s.shard(0).unwrap().read(0, 100, usize::MAX).unwrap().records;
-    let data: Vec<_> = recs.iter().map(|r| String::from_utf8(r.data.to_vec()).unwrap()).collect();
+    let recs = s
+        .shard(0)
+        .unwrap()
+        .read(0, 100, usize::MAX)
+        .unwrap()
+        .records;
+    let data: Vec<_> = recs
+        .iter()
+        .map(|r| String::from_utf8(r.data.to_vec()).unwrap())
+        .collect();
     let mut want: Vec<_> = (0..10).map(|i| format!("r{i}")).collect();
     want.push("after".into());
     assert_eq!(data, want);
@@ -143,18 +178,31 @@ async fn time_positions_and_retention() {
     let s = store
         .create("r", StreamMode::Provisioned, Some(1), 24, BTreeMap::new())
         .unwrap();
-    s.put((0..20).map(|i| input("k", &format!("early-{i:03}"))).collect()).await;
+    s.put(
+        (0..20)
+            .map(|i| input("k", &format!("early-{i:03}")))
+            .collect(),
+    )
+    .await;
     std::thread::sleep(std::time::Duration::from_millis(30));
     let mid = millrace_stream::now_ms();
     std::thread::sleep(std::time::Duration::from_millis(5));
-    s.put((0..20).map(|i| input("k", &format!("late-{i:03}"))).collect()).await;
+    s.put(
+        (0..20)
+            .map(|i| input("k", &format!("late-{i:03}")))
+            .collect(),
+    )
+    .await;
     let shard = s.shard(0).unwrap();
     assert_eq!(shard.counter_at_time(mid).unwrap(), 20);
     assert_eq!(shard.counter_at_time(0).unwrap(), 0);
     assert_eq!(shard.counter_at_time(i64::MAX).unwrap(), 40);
 
     // Nothing is old enough yet.
-    assert_eq!(store.enforce_retention(millrace_stream::now_ms()).unwrap(), 0);
+    assert_eq!(
+        store.enforce_retention(millrace_stream::now_ms()).unwrap(),
+        0
+    );
     // Pretend 24 h passed since `mid`: segments holding only early records go.
     let removed = store.enforce_retention(mid + 24 * 3_600_000).unwrap();
     assert!(removed > 0);
@@ -183,13 +231,19 @@ async fn every_fsync_policy_acknowledges_and_persists() {
             let s = store
                 .create("p", StreamMode::Provisioned, Some(2), 24, BTreeMap::new())
                 .unwrap();
-            let res = s.put((0..50).map(|i| input(&i.to_string(), "d")).collect()).await;
+            let res = s
+                .put((0..50).map(|i| input(&i.to_string(), "d")).collect())
+                .await;
             assert!(res.iter().all(|r| r.is_ok()));
             store.shutdown();
         }
         let store = Store::open(dir.path(), o).unwrap();
         let s = store.stream("p").unwrap();
-        assert_eq!(s.shards().iter().map(|sh| sh.tip()).sum::<u64>(), 50, "{policy:?}");
+        assert_eq!(
+            s.shards().iter().map(|sh| sh.tip()).sum::<u64>(),
+            50,
+            "{policy:?}"
+        );
     }
 }
 
@@ -217,7 +271,10 @@ async fn create_delete_and_limits() {
     ));
     store.delete("a").unwrap();
     assert!(!dir.path().join("streams/a").exists());
-    assert!(matches!(store.stream("a"), Err(millrace_stream::StreamError::StreamNotFound(_))));
+    assert!(matches!(
+        store.stream("a"),
+        Err(millrace_stream::StreamError::StreamNotFound(_))
+    ));
     store
         .create("b", StreamMode::Provisioned, Some(5), 24, BTreeMap::new())
         .unwrap();

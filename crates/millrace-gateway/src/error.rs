@@ -1,0 +1,101 @@
+//! AWS error types of the Kinesis API and the one place that maps store errors onto them.
+
+use millrace_stream::StreamError;
+
+/// The `__type` values a Kinesis client understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    ResourceNotFound,
+    ResourceInUse,
+    InvalidArgument,
+    ExpiredIterator,
+    ExpiredNextToken,
+    LimitExceeded,
+    Validation,
+    Serialization,
+    UnknownOperation,
+    RequestTooLarge,
+    InternalFailure,
+}
+
+impl ErrorCode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ResourceNotFound => "ResourceNotFoundException",
+            Self::ResourceInUse => "ResourceInUseException",
+            Self::InvalidArgument => "InvalidArgumentException",
+            Self::ExpiredIterator => "ExpiredIteratorException",
+            Self::ExpiredNextToken => "ExpiredNextTokenException",
+            Self::LimitExceeded => "LimitExceededException",
+            Self::Validation => "ValidationException",
+            Self::Serialization => "SerializationException",
+            Self::UnknownOperation => "UnknownOperationException",
+            Self::RequestTooLarge => "RequestEntityTooLargeException",
+            Self::InternalFailure => "InternalFailure",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InternalFailure => 500,
+            Self::RequestTooLarge => 413,
+            _ => 400,
+        }
+    }
+}
+
+/// An error answered to the client: an AWS type and a message saying what was wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Serialization, message)
+    }
+
+    /// AWS's wording for a violated model constraint on one member.
+    pub fn validation(member: &str, value: &str, constraint: &str) -> Self {
+        Self::new(
+            ErrorCode::Validation,
+            format!(
+                "1 validation error detected: Value {value} at '{member}' failed to satisfy \
+                 constraint: {constraint}"
+            ),
+        )
+    }
+}
+
+impl From<StreamError> for ApiError {
+    fn from(e: StreamError) -> Self {
+        let code = match &e {
+            StreamError::StreamNotFound(_) | StreamError::ShardNotFound { .. } => {
+                ErrorCode::ResourceNotFound
+            }
+            StreamError::StreamExists(_) | StreamError::Deleting(_) => ErrorCode::ResourceInUse,
+            StreamError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            StreamError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            StreamError::Io { .. }
+            | StreamError::CorruptMeta { .. }
+            | StreamError::WriterGone(_) => {
+                tracing::error!(error = %e, "internal failure");
+                ErrorCode::InternalFailure
+            }
+        };
+        Self::new(code, e.to_string())
+    }
+}

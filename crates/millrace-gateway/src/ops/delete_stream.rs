@@ -1,0 +1,14 @@
+use crate::error::ApiError;
+use crate::protocol::Out;
+use crate::request::Request;
+use crate::server::Gateway;
+
+pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let name = req.stream_name()?;
+    req.opt_bool("EnforceConsumerDeletion")?;
+    let n = name.clone();
+    gw.blocking(move |store| store.delete(&n).map_err(ApiError::from))
+        .await?;
+    tracing::info!(stream = %name, "deleted stream");
+    Ok(Out::map([]))
+}

@@ -1,0 +1,65 @@
+use crate::error::ApiError;
+use crate::iterator::Position;
+use crate::protocol::Out;
+use crate::request::Request;
+use crate::server::Gateway;
+
+/// Kinesis caps one GetRecords response at 10,000 records and 10 MiB.
+const MAX_RECORDS: i64 = 10_000;
+const MAX_BYTES: usize = 10 * 1024 * 1024;
+
+pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let token = req.str("ShardIterator")?;
+    crate::request::check_len("ShardIterator", token, 1, 512)?;
+    let limit = req
+        .opt_int_in("Limit", 1, MAX_RECORDS)?
+        .unwrap_or(MAX_RECORDS) as usize;
+    let now = millrace_stream::now_ms();
+    let pos = gw.iterators.decode(token, now)?;
+    let stream = gw.store.stream(&pos.stream)?;
+    if stream.created_ms() != pos.stream_created_ms {
+        return Err(millrace_stream::StreamError::StreamNotFound(pos.stream).into());
+    }
+    let shard = stream
+        .shard(pos.shard)
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("Invalid ShardIterator: unknown shard"))?;
+    let from = pos.counter;
+    let batch = gw
+        .blocking(move |_| shard.read(from, limit, MAX_BYTES).map_err(ApiError::from))
+        .await?;
+    let behind = if batch.next >= batch.tip {
+        0
+    } else {
+        let oldest_unread = batch
+            .next_arrival_ms
+            .or_else(|| batch.records.last().map(|r| r.arrival_ms))
+            .unwrap_or(now);
+        (now - oldest_unread).max(0)
+    };
+    let records: Vec<Out> = batch
+        .records
+        .into_iter()
+        .map(|r| {
+            Out::map([
+                (
+                    "SequenceNumber",
+                    Out::str(stream.sequence(pos.shard, r.counter).to_string()),
+                ),
+                ("ApproximateArrivalTimestamp", Out::Time(r.arrival_ms)),
+                ("Data", Out::Blob(r.data)),
+                ("PartitionKey", Out::Str(r.partition_key)),
+            ])
+        })
+        .collect();
+    let next = gw.iterators.encode(&Position {
+        counter: batch.next,
+        issued_ms: now,
+        ..pos
+    });
+    Ok(Out::map([
+        ("Records", Out::List(records)),
+        ("NextShardIterator", Out::str(next)),
+        ("MillisBehindLatest", Out::Int(behind)),
+    ]))
+}

@@ -1,0 +1,74 @@
+//! One module per Kinesis operation. Each takes the decoded [`Request`], validates it the way
+//! Kinesis does, calls the store and builds the reply.
+
+mod create_stream;
+mod delete_stream;
+mod describe_stream;
+mod get_records;
+mod get_shard_iterator;
+mod list_shards;
+mod list_streams;
+mod put_record;
+mod put_records;
+mod retention;
+mod tags;
+
+use millrace_stream::{StreamHandle, StreamMeta};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::protocol::Out;
+use crate::request::Request;
+use crate::server::Gateway;
+
+/// Routes an operation name to its handler.
+pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiError> {
+    match op {
+        "CreateStream" => create_stream::handle(gw, req).await,
+        "DeleteStream" => delete_stream::handle(gw, req).await,
+        "ListStreams" => list_streams::handle(gw, req),
+        "DescribeStream" => describe_stream::describe(gw, req),
+        "DescribeStreamSummary" => describe_stream::summary(gw, req),
+        "ListShards" => list_shards::handle(gw, req),
+        "PutRecord" => put_record::handle(gw, req).await,
+        "PutRecords" => put_records::handle(gw, req).await,
+        "GetShardIterator" => get_shard_iterator::handle(gw, req).await,
+        "GetRecords" => get_records::handle(gw, req).await,
+        "IncreaseStreamRetentionPeriod" => retention::increase(gw, req),
+        "DecreaseStreamRetentionPeriod" => retention::decrease(gw, req),
+        "AddTagsToStream" => tags::add(gw, req),
+        "ListTagsForStream" => tags::list(gw, req),
+        "RemoveTagsFromStream" => tags::remove(gw, req),
+        other => Err(ApiError::new(
+            ErrorCode::UnknownOperation,
+            format!("operation {other} is not supported by millrace"),
+        )),
+    }
+}
+
+/// Kinesis's ShardCount/Limit style bounds, shared by several operations.
+pub(crate) const MAX_LIST_LIMIT: i64 = 10_000;
+
+pub(crate) fn shard_out(stream: &StreamHandle, index: u32) -> Out {
+    let range = stream.ranges()[index as usize];
+    Out::map([
+        ("ShardId", Out::str(format!("shardId-{index:012}"))),
+        (
+            "HashKeyRange",
+            Out::map([
+                ("StartingHashKey", Out::str(range.start.to_string())),
+                ("EndingHashKey", Out::str(range.end.to_string())),
+            ]),
+        ),
+        (
+            "SequenceNumberRange",
+            Out::map([(
+                "StartingSequenceNumber",
+                Out::str(stream.sequence(index, 0).to_string()),
+            )]),
+        ),
+    ])
+}
+
+pub(crate) fn mode_out(meta: &StreamMeta) -> Out {
+    Out::map([("StreamMode", Out::str(meta.mode.as_str()))])
+}

@@ -1,0 +1,91 @@
+use bytes::Bytes;
+use millrace_stream::{MAX_RECORD_BYTES, PutInput};
+use serde_json::Value;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::protocol::Out;
+use crate::request::{Request, check_len, decode_blob};
+use crate::server::Gateway;
+
+pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let name = req.stream_name()?;
+    let data = req
+        .raw("Data")
+        .map(|v| decode_blob("Data", v))
+        .transpose()?
+        .ok_or_else(|| Request::missing("Data"))?;
+    let input = record_input(
+        req.raw("PartitionKey"),
+        req.opt_str("ExplicitHashKey")?,
+        data,
+    )?;
+    req.opt_str("SequenceNumberForOrdering")?;
+    let stream = gw.store.stream(&name)?;
+    let out = stream
+        .put(vec![input])
+        .await
+        .pop()
+        .expect("one result per record")?;
+    Ok(Out::map([
+        ("ShardId", Out::str(format!("shardId-{:012}", out.shard))),
+        ("SequenceNumber", Out::str(out.sequence.to_string())),
+    ]))
+}
+
+/// Validates one record's members the way Kinesis does (shared with PutRecords).
+pub(crate) fn record_input(
+    partition_key: Option<&Value>,
+    explicit_hash_key: Option<&str>,
+    data: Vec<u8>,
+) -> Result<PutInput, ApiError> {
+    if data.len() > MAX_RECORD_BYTES {
+        return Err(ApiError::validation(
+            "data",
+            &format!("<{} bytes>", data.len()),
+            &format!("Member must have length less than or equal to {MAX_RECORD_BYTES}"),
+        ));
+    }
+    let key = match partition_key {
+        None => return Err(Request::missing("PartitionKey")),
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            return Err(ApiError::serialization(format!(
+                "PartitionKey must be a string, found {}",
+                crate::protocol::kind(other)
+            )));
+        }
+    };
+    check_len("PartitionKey", key, 1, 256)?;
+    let explicit = match explicit_hash_key {
+        None => None,
+        Some(h) => Some(parse_hash_key(h)?),
+    };
+    Ok(PutInput {
+        partition_key: key.clone(),
+        explicit_hash_key: explicit,
+        data: Bytes::from(data),
+    })
+}
+
+fn parse_hash_key(h: &str) -> Result<u128, ApiError> {
+    let well_formed = !h.is_empty()
+        && h.len() <= 39
+        && h.bytes().all(|b| b.is_ascii_digit())
+        && (h == "0" || !h.starts_with('0'));
+    if !well_formed {
+        return Err(ApiError::validation(
+            "explicitHashKey",
+            &format!("'{h}'"),
+            "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
+        ));
+    }
+    h.parse::<u128>().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. \
+                 Specified value was {h}"
+            ),
+        )
+    })
+}

@@ -1,0 +1,98 @@
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::protocol::Out;
+use crate::request::{Request, decode_blob};
+use crate::server::Gateway;
+
+use super::put_record::record_input;
+
+/// Kinesis limits for one PutRecords call.
+const MAX_RECORDS: usize = 500;
+const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+
+/// PutRecords: validates the whole request (any invalid record rejects the call, as Kinesis
+/// does), then appends; a record that fails to be stored is reported in its own slot.
+pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let name = req.stream_name()?;
+    let records = req
+        .opt_list("Records")?
+        .ok_or_else(|| Request::missing("Records"))?;
+    if records.is_empty() || records.len() > MAX_RECORDS {
+        let constraint = if records.is_empty() {
+            "Member must have length greater than or equal to 1".to_owned()
+        } else {
+            format!("Member must have length less than or equal to {MAX_RECORDS}")
+        };
+        return Err(ApiError::validation(
+            "records",
+            &format!("<{} records>", records.len()),
+            &constraint,
+        ));
+    }
+    let mut inputs = Vec::with_capacity(records.len());
+    let mut total = 0usize;
+    for (i, rec) in records.iter().enumerate() {
+        let Value::Object(rec) = rec else {
+            return Err(ApiError::serialization(format!(
+                "Records[{i}] must be a structure"
+            )));
+        };
+        let data = match rec.get("Data").filter(|v| !v.is_null()) {
+            Some(v) => decode_blob(&format!("Records[{i}].Data"), v)?,
+            None => {
+                return Err(ApiError::validation(
+                    &format!("records.{}.member.data", i + 1),
+                    "null",
+                    "Member must not be null",
+                ));
+            }
+        };
+        let ehk = match rec.get("ExplicitHashKey").filter(|v| !v.is_null()) {
+            None => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => {
+                return Err(ApiError::serialization(format!(
+                    "Records[{i}].ExplicitHashKey must be a string"
+                )));
+            }
+        };
+        let input = record_input(rec.get("PartitionKey").filter(|v| !v.is_null()), ehk, data)
+            .map_err(|mut e| {
+                e.message = format!("Records[{i}]: {}", e.message);
+                e
+            })?;
+        total += input.data.len() + input.partition_key.len();
+        inputs.push(input);
+    }
+    if total > MAX_REQUEST_BYTES {
+        return Err(ApiError::invalid(format!(
+            "Records size exceeds 5 MB limit: the request carries {total} bytes of data and \
+             partition keys"
+        )));
+    }
+    let stream = gw.store.stream(&name)?;
+    let results = stream.put(inputs).await;
+    let mut failed = 0;
+    let out: Vec<Out> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(o) => Out::map([
+                ("SequenceNumber", Out::str(o.sequence.to_string())),
+                ("ShardId", Out::str(format!("shardId-{:012}", o.shard))),
+            ]),
+            Err(e) => {
+                failed += 1;
+                let e = ApiError::from(e);
+                Out::map([
+                    ("ErrorCode", Out::str(e.code.as_str())),
+                    ("ErrorMessage", Out::str(e.message)),
+                ])
+            }
+        })
+        .collect();
+    Ok(Out::map([
+        ("FailedRecordCount", Out::Int(failed)),
+        ("Records", Out::List(out)),
+    ]))
+}

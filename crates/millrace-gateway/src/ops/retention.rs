@@ -1,0 +1,58 @@
+use crate::error::ApiError;
+use crate::protocol::Out;
+use crate::request::Request;
+use crate::server::Gateway;
+
+const MIN_HOURS: i64 = 24;
+const MAX_HOURS: i64 = 8760;
+
+/// The stream and the requested hours, checked against Kinesis's bounds.
+fn requested(req: &Request) -> Result<(String, u32), ApiError> {
+    let name = req.stream_name()?;
+    let hours = req
+        .opt_int_in("RetentionPeriodHours", 1, 100_000)?
+        .ok_or_else(|| Request::missing("RetentionPeriodHours"))?;
+    if hours < MIN_HOURS {
+        return Err(ApiError::invalid(format!(
+            "Minimum allowed retention period is {MIN_HOURS} hours. Requested retention period \
+             ({hours} hours) is too short."
+        )));
+    }
+    if hours > MAX_HOURS {
+        return Err(ApiError::invalid(format!(
+            "Maximum allowed retention period is {MAX_HOURS} hours. Requested retention period \
+             ({hours} hours) is too long."
+        )));
+    }
+    Ok((name, hours as u32))
+}
+
+pub fn increase(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let (name, hours) = requested(&req)?;
+    let stream = gw.store.stream(&name)?;
+    let current = stream.meta().retention_hours;
+    if hours < current {
+        return Err(ApiError::invalid(format!(
+            "Requested retention period ({hours} hours) for stream {name} can not be shorter \
+             than existing retention period ({current} hours). Use \
+             DecreaseRetentionPeriod API."
+        )));
+    }
+    stream.set_retention_hours(hours)?;
+    Ok(Out::map([]))
+}
+
+pub fn decrease(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let (name, hours) = requested(&req)?;
+    let stream = gw.store.stream(&name)?;
+    let current = stream.meta().retention_hours;
+    if hours > current {
+        return Err(ApiError::invalid(format!(
+            "Requested retention period ({hours} hours) for stream {name} can not be longer \
+             than existing retention period ({current} hours). Use \
+             IncreaseRetentionPeriod API."
+        )));
+    }
+    stream.set_retention_hours(hours)?;
+    Ok(Out::map([]))
+}

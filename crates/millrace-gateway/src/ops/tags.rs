@@ -1,0 +1,85 @@
+use std::collections::BTreeMap;
+
+use crate::error::ApiError;
+use crate::protocol::Out;
+use crate::request::{Request, check_len};
+use crate::server::Gateway;
+
+/// Kinesis allows 50 tags on a stream and 10 per AddTagsToStream call.
+const MAX_TAGS: usize = 50;
+const MAX_TAGS_PER_CALL: usize = 10;
+
+pub fn add(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let name = req.stream_name()?;
+    let map = req
+        .opt_object("Tags")?
+        .ok_or_else(|| Request::missing("Tags"))?;
+    if map.is_empty() || map.len() > MAX_TAGS_PER_CALL {
+        return Err(ApiError::validation(
+            "tags",
+            &format!("<{} tags>", map.len()),
+            &format!("Member must have length between 1 and {MAX_TAGS_PER_CALL}"),
+        ));
+    }
+    let mut tags = BTreeMap::new();
+    for (k, v) in map {
+        check_len("TagKey", k, 1, 128)?;
+        let v = v
+            .as_str()
+            .ok_or_else(|| ApiError::serialization(format!("tag {k} must be a string")))?;
+        check_len("TagValue", v, 0, 256)?;
+        tags.insert(k.clone(), v.to_owned());
+    }
+    gw.store.stream(&name)?.add_tags(tags, MAX_TAGS)?;
+    Ok(Out::map([]))
+}
+
+pub fn list(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let name = req.stream_name()?;
+    let limit = req
+        .opt_int_in("Limit", 1, MAX_TAGS as i64)?
+        .unwrap_or(MAX_TAGS as i64) as usize;
+    let after = req.opt_str("ExclusiveStartTagKey")?;
+    let tags = gw.store.stream(&name)?.meta().tags;
+    let page: Vec<_> = tags
+        .iter()
+        .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
+        .collect();
+    let has_more = page.len() > limit;
+    Ok(Out::map([
+        (
+            "Tags",
+            Out::List(
+                page.into_iter()
+                    .take(limit)
+                    .map(|(k, v)| Out::map([("Key", Out::str(k)), ("Value", Out::str(v))]))
+                    .collect(),
+            ),
+        ),
+        ("HasMoreTags", Out::Bool(has_more)),
+    ]))
+}
+
+pub fn remove(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let name = req.stream_name()?;
+    let keys = req
+        .opt_list("TagKeys")?
+        .ok_or_else(|| Request::missing("TagKeys"))?;
+    if keys.is_empty() || keys.len() > MAX_TAGS {
+        return Err(ApiError::validation(
+            "tagKeys",
+            &format!("<{} keys>", keys.len()),
+            &format!("Member must have length between 1 and {MAX_TAGS}"),
+        ));
+    }
+    let keys = keys
+        .iter()
+        .map(|k| {
+            k.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| ApiError::serialization("TagKeys must be a list of strings"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    gw.store.stream(&name)?.remove_tags(&keys)?;
+    Ok(Out::map([]))
+}

@@ -1,0 +1,158 @@
+//! The HTTP front: one POST route for every operation (Kinesis dispatches on the
+//! `X-Amz-Target` header), body limits, protocol negotiation and error framing.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use millrace_stream::Store;
+use tokio::net::TcpListener;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::iterator::IteratorCodec;
+use crate::ops;
+use crate::protocol::Protocol;
+use crate::request::Request;
+
+/// Largest request body accepted: a full PutRecords (5 MiB of data) in base64 plus overhead.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+/// Shared state of the API server.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub store: Arc<Store>,
+    pub iterators: IteratorCodec,
+    /// Region used in ARNs (clients sign for a region; we echo a fixed one).
+    pub region: String,
+}
+
+impl Gateway {
+    pub fn new(store: Arc<Store>, iterator_key: [u8; 32]) -> Self {
+        Self {
+            store,
+            iterators: IteratorCodec::new(iterator_key),
+            region: "us-east-1".into(),
+        }
+    }
+
+    pub fn arn(&self, stream: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{}:000000000000:stream/{stream}",
+            self.region
+        )
+    }
+
+    /// Runs blocking store work (file creation, fsync, reads) off the async threads.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InternalFailure, e.to_string()))?
+    }
+}
+
+pub fn router(gw: Gateway) -> Router {
+    Router::new().fallback(handle).with_state(Arc::new(gw))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    gw: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(gw))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn handle(
+    State(gw): State<Arc<Gateway>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let protocol = Protocol::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let started = Instant::now();
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let op = target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_owned();
+    let result = async {
+        if method != Method::POST {
+            return Err(ApiError::new(
+                ErrorCode::UnknownOperation,
+                format!("the Kinesis API takes POST requests, not {method}"),
+            ));
+        }
+        if op.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::UnknownOperation,
+                format!(
+                    "missing or unknown X-Amz-Target header '{target}': expected \
+                     {TARGET_PREFIX}<Operation>"
+                ),
+            ));
+        }
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestTooLarge,
+                    format!("request body exceeds the {MAX_BODY_BYTES}-byte limit"),
+                )
+            })?;
+        let fields = protocol.decode(&bytes)?;
+        ops::dispatch(&gw, &op, Request::new(fields, protocol)).await
+    }
+    .await;
+    let request_id = request_id();
+    let (status, body) = match result {
+        Ok(out) => (StatusCode::OK, protocol.encode(&out)),
+        Err(e) => {
+            tracing::debug!(op = %op, error = %e, "request failed");
+            (
+                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                protocol.encode_error(&e),
+            )
+        }
+    };
+    tracing::trace!(op = %op, status = status.as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(protocol.content_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn request_id() -> String {
+    let r: u128 = rand::random();
+    let h = format!("{r:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}

@@ -1,0 +1,160 @@
+//! Command-line definitions. `--help` on each subcommand is the user's manual, so the doc
+//! comments here are written for users.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// millrace: from a live stream of records to a deployed model, in one binary.
+///
+/// The stream speaks the Amazon Kinesis Data Streams API, so the AWS CLI, boto3 and every
+/// Kinesis SDK work against it unchanged. Everything runs on this machine with no account.
+#[derive(Debug, Parser)]
+#[command(name = "millrace", version, propagate_version = true)]
+pub struct Cli {
+    /// Where streams, the lake and state live.
+    #[arg(
+        long,
+        global = true,
+        env = "MILLRACE_DATA_DIR",
+        default_value = "./millrace-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// More log output (-v, -vv). MILLRACE_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the services (the Kinesis-compatible stream API) until SIGINT or SIGTERM.
+    ///
+    /// Streams declared in the config file are created if missing. Every acknowledged record
+    /// is on disk (fsync before the reply, by default) and survives kill -9.
+    Up(UpArgs),
+    /// Send a CSV, NDJSON or JSON file (or a folder of them) to a stream as JSON records.
+    ///
+    /// Uses the official AWS SDK, so it works against millrace and real Amazon Kinesis alike
+    /// (credentials and region from the usual AWS environment; against a loopback endpoint,
+    /// dummy credentials are used when none are set). Each CSV row becomes a JSON object whose
+    /// values are all strings, as the reference producer did. Exits 0 only when every record
+    /// was acknowledged.
+    Produce(ProduceArgs),
+    /// Write synthetic data sets.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+    /// Measure performance end to end.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Config file (TOML). Without one, defaults apply and no stream is pre-created.
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Address of the Kinesis API (overrides [server].kinesis_addr). Port 0 picks a free port.
+    #[arg(long)]
+    pub kinesis_addr: Option<SocketAddr>,
+    /// When to fsync before acknowledging: always, group[:MS] or never (overrides
+    /// [storage].fsync).
+    #[arg(long)]
+    pub fsync: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Kinesis API endpoint, e.g. http://127.0.0.1:4567. Omit for real Amazon Kinesis.
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// Stream to write to.
+    #[arg(long)]
+    pub stream: String,
+    /// Input: a .csv file (header row), an NDJSON/JSON file, or a folder of such files.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Field whose value is each record's partition key (default: a random key per record).
+    #[arg(long)]
+    pub partition_key: Option<String>,
+    /// Most records per second (default: as fast as the stream acknowledges).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Send with PutRecords (up to 500 records / 5 MiB per call) instead of one PutRecord each.
+    #[arg(long)]
+    pub batch: bool,
+    /// Create the stream with this many shards if it does not exist, and wait until active.
+    #[arg(long)]
+    pub create_shards: Option<u32>,
+    /// Format of --file when its extension does not tell.
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum InputFormat {
+    Csv,
+    /// One JSON value per line, or JSON values one after another (Firehose style).
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Telco-like customer churn rows with the 21 columns of the public Telco churn CSV.
+    Churn(GenerateChurnArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateChurnArgs {
+    /// Number of rows.
+    #[arg(long, default_value_t = 7043)]
+    pub rows: usize,
+    /// Random seed; the same seed gives the same file.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output CSV file ("-" for standard output).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// PutRecords load from concurrent clients, then GetRecords of everything written.
+    ///
+    /// Without --endpoint-url it starts `millrace up` on a free loopback port with a fresh
+    /// data directory (default fsync policy) and measures that. Each --peer is measured with
+    /// the same load in the same run, and the table shows the ratio.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Measure this endpoint instead of a fresh local server.
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// Another Kinesis API to measure with the same load, as NAME=URL (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+    /// Shards of the benchmark stream.
+    #[arg(long, default_value_t = 4)]
+    pub shards: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Seconds of write load.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Records per PutRecords call.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Approximate size of each JSON record in bytes.
+    #[arg(long, default_value_t = 600)]
+    pub record_bytes: usize,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}

@@ -1,0 +1,126 @@
+//! `millrace up`: every service in one process until SIGINT/SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use millrace_gateway::Gateway;
+use millrace_stream::{Store, StreamError, StreamMode};
+use tokio::net::TcpListener;
+
+use crate::cli::UpArgs;
+use crate::config::Config;
+
+pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let opts = config.store_options(args.fsync.as_deref())?;
+    let addr = args.kinesis_addr.unwrap_or(config.server.kinesis_addr);
+    let fsync = opts.fsync;
+
+    let root = data_dir.to_owned();
+    let store = tokio::task::spawn_blocking(move || Store::open(&root, opts))
+        .await?
+        .with_context(|| format!("opening the stream store in {}", data_dir.display()))?;
+    let store = Arc::new(store);
+    for s in &config.streams {
+        let mode = if s.shards.is_some() {
+            StreamMode::Provisioned
+        } else {
+            StreamMode::OnDemand
+        };
+        match store.create(
+            &s.name,
+            mode,
+            s.shards,
+            s.retention_hours,
+            Default::default(),
+        ) {
+            Ok(_) => tracing::info!(stream = %s.name, "created stream from config"),
+            Err(StreamError::StreamExists(_)) => {}
+            Err(e) => return Err(e).with_context(|| format!("creating stream {}", s.name)),
+        }
+    }
+
+    let key = iterator_key(data_dir)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the Kinesis API to {addr}"))?;
+    let local = listener.local_addr()?;
+    // The ready line: scripts and tests read the actual port from it.
+    println!(
+        "millrace up: kinesis=http://{local} data_dir={} fsync={fsync:?}",
+        data_dir.display()
+    );
+
+    let retention = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let s = store.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    s.enforce_retention(millrace_stream::now_ms())
+                })
+                .await;
+                match r {
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::info!(segments = n, "retention removed old segments")
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
+                    _ => {}
+                }
+            }
+        })
+    };
+
+    let gateway = Gateway::new(store.clone(), key);
+    millrace_gateway::serve(listener, gateway, shutdown_signal())
+        .await
+        .context("serving the Kinesis API")?;
+    retention.abort();
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    eprintln!("millrace up: stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// The key that signs shard iterators, kept in `state/` so iterators survive a restart.
+fn iterator_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = data_dir.join("state");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("iterator.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+        tracing::warn!(path = %path.display(), "iterator key has the wrong size; making a new one");
+    }
+    let key: [u8; 32] = rand::random();
+    let tmp = dir.join("iterator.key.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(&key)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(key)
+}

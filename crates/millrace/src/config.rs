@@ -1,0 +1,192 @@
+//! `millrace.toml`: one serde struct per component, unknown keys rejected, and validation that
+//! names the offending key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use millrace_stream::{FsyncPolicy, StoreOptions};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Streams created at start if they do not exist.
+    #[serde(default, rename = "stream")]
+    pub streams: Vec<StreamConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_kinesis_addr")]
+    pub kinesis_addr: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            kinesis_addr: default_kinesis_addr(),
+        }
+    }
+}
+
+fn default_kinesis_addr() -> SocketAddr {
+    "127.0.0.1:4567".parse().expect("valid address")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `always`, `group`, `group:<ms>` or `never`.
+    #[serde(default = "default_fsync")]
+    pub fsync: String,
+    #[serde(default = "default_segment_mb")]
+    pub segment_mb: u64,
+    #[serde(default = "default_max_shards")]
+    pub max_shards: u32,
+    #[serde(default = "default_on_demand_shards")]
+    pub on_demand_shards: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            fsync: default_fsync(),
+            segment_mb: default_segment_mb(),
+            max_shards: default_max_shards(),
+            on_demand_shards: default_on_demand_shards(),
+        }
+    }
+}
+
+fn default_fsync() -> String {
+    "always".into()
+}
+fn default_segment_mb() -> u64 {
+    64
+}
+fn default_max_shards() -> u32 {
+    512
+}
+fn default_on_demand_shards() -> u32 {
+    4
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    pub name: String,
+    /// Shard count of a provisioned stream; omit for on-demand.
+    pub shards: Option<u32>,
+    #[serde(default = "default_retention")]
+    pub retention_hours: u32,
+}
+
+fn default_retention() -> u32 {
+    24
+}
+
+pub fn parse_fsync(value: &str, key: &str) -> anyhow::Result<FsyncPolicy> {
+    FsyncPolicy::parse(value).with_context(|| {
+        format!("{key} = {value:?}: expected \"always\", \"group\", \"group:<ms>\" or \"never\"")
+    })
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in config {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        parse_fsync(&self.storage.fsync, "storage.fsync")?;
+        if !(1..=4096).contains(&self.storage.segment_mb) {
+            bail!(
+                "storage.segment_mb = {}: must be between 1 and 4096",
+                self.storage.segment_mb
+            );
+        }
+        if self.storage.max_shards == 0 {
+            bail!("storage.max_shards must be at least 1");
+        }
+        if self.storage.on_demand_shards == 0 {
+            bail!("storage.on_demand_shards must be at least 1");
+        }
+        for (i, s) in self.streams.iter().enumerate() {
+            millrace_gateway::request::validate_stream_name(&s.name)
+                .map_err(|e| anyhow::anyhow!("stream[{i}].name = {:?}: {}", s.name, e.message))?;
+            if s.shards == Some(0) {
+                bail!("stream[{i}].shards must be at least 1");
+            }
+            if !(24..=8760).contains(&s.retention_hours) {
+                bail!(
+                    "stream[{i}].retention_hours = {}: must be between 24 and 8760",
+                    s.retention_hours
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn store_options(&self, fsync_override: Option<&str>) -> anyhow::Result<StoreOptions> {
+        let fsync = match fsync_override {
+            Some(v) => parse_fsync(v, "--fsync")?,
+            None => parse_fsync(&self.storage.fsync, "storage.fsync")?,
+        };
+        Ok(StoreOptions {
+            fsync,
+            segment_bytes: self.storage.segment_mb * 1024 * 1024,
+            max_shards: self.storage.max_shards,
+            on_demand_shards: self.storage.on_demand_shards,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_streams() {
+        let c = Config::parse(
+            r#"
+            [server]
+            kinesis_addr = "127.0.0.1:9999"
+            [[stream]]
+            name = "churn"
+            shards = 2
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.server.kinesis_addr.port(), 9999);
+        assert_eq!(c.streams[0].retention_hours, 24);
+        assert_eq!(c.store_options(None).unwrap().fsync, FsyncPolicy::Always);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("[storage]\nfsync = \"sometimes\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("storage.fsync"), "{e:#}");
+        let e = Config::parse("[server]\nkinesis_adr = \"x\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("kinesis_adr"), "{e:#}");
+        let e = Config::parse("[[stream]]\nname = \"a/b\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("stream[0].name"), "{e:#}");
+        let e = Config::parse("[[stream]]\nname = \"a\"\nretention_hours = 1\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("stream[0].retention_hours"),
+            "{e:#}"
+        );
+    }
+}

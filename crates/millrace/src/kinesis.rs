@@ -1,0 +1,67 @@
+//! Building an aws-sdk-kinesis client the way a user expects: the standard AWS configuration
+//! chain (env, profile, SSO…), an optional endpoint override, and dummy credentials when
+//! talking to a loopback endpoint with none configured (millrace does not check them yet).
+
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_sdk_kinesis::config::Credentials;
+
+pub async fn client(endpoint_url: Option<&str>) -> aws_sdk_kinesis::Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(RegionProviderChain::default_provider().or_else("us-east-1"));
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+        let has_creds = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+            || std::env::var_os("AWS_PROFILE").is_some();
+        if !has_creds && is_loopback(url) {
+            loader = loader.credentials_provider(Credentials::new(
+                "millrace",
+                "millrace",
+                None,
+                None,
+                "millrace-local",
+            ));
+        }
+    }
+    aws_sdk_kinesis::Client::new(&loader.load().await)
+}
+
+fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "localhost" || host.starts_with("127.") || url.contains("[::1]")
+}
+
+/// The error text of an SDK failure: the AWS error type and message for service errors, the
+/// whole cause chain otherwise.
+pub fn describe<E, R>(e: &aws_sdk_kinesis::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(se) => format!(
+            "{}: {}",
+            se.code().unwrap_or("ServiceError"),
+            se.message().unwrap_or("(no message)")
+        ),
+        None => aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_detection() {
+        assert!(super::is_loopback("http://127.0.0.1:4567"));
+        assert!(super::is_loopback("http://localhost:4567/"));
+        assert!(!super::is_loopback(
+            "https://kinesis.us-east-1.amazonaws.com"
+        ));
+    }
+}
