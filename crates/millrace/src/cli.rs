@@ -32,6 +32,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the whole pipeline once on this machine: stream churn records through the
+    /// Kinesis API and read them back (later stages join as they are built).
+    ///
+    /// Uses generated Telco-like data unless --csv names the real file.
+    Demo(DemoArgs),
     /// Run the services (the Kinesis-compatible stream API) until SIGINT or SIGTERM.
     ///
     /// Streams declared in the config file are created if missing. Every acknowledged record
@@ -51,6 +56,19 @@ pub enum Command {
     /// Measure performance end to end.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Use this churn CSV (e.g. the public Telco file) instead of generated data.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Number of records (default: 7,043 generated, or every row of --csv).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -7,13 +7,22 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_kinesis::config::Credentials;
 
 pub async fn client(endpoint_url: Option<&str>) -> aws_sdk_kinesis::Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(RegionProviderChain::default_provider().or_else("us-east-1"));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let local = endpoint_url.is_some_and(is_loopback);
+    loader = if local {
+        // A local endpoint needs no cloud lookups: never ask EC2 metadata for a region.
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|_| "us-east-1".into());
+        loader.region(aws_config::Region::new(region))
+    } else {
+        loader.region(RegionProviderChain::default_provider().or_else("us-east-1"))
+    };
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
         let has_creds = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
             || std::env::var_os("AWS_PROFILE").is_some();
-        if !has_creds && is_loopback(url) {
+        if !has_creds && local {
             loader = loader.credentials_provider(Credentials::new(
                 "millrace",
                 "millrace",

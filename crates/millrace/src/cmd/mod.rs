@@ -1,14 +1,16 @@
 //! One module per subcommand.
 
 mod bench;
+mod demo;
 mod generate;
-mod produce;
+pub mod produce;
 pub mod up;
 
 use crate::cli::{BenchCommand, Cli, Command, GenerateCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => demo::run(&cli.data_dir, args).await,
         Command::Up(args) => up::run(&cli.data_dir, args).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Generate(GenerateCommand::Churn(args)) => generate::churn(args),

@@ -13,9 +13,9 @@ use crate::cli::{InputFormat, ProduceArgs};
 use crate::kinesis;
 
 /// One record ready to send.
-struct Outgoing {
-    key: String,
-    data: Vec<u8>,
+pub struct Outgoing {
+    pub key: String,
+    pub data: Vec<u8>,
 }
 
 const MAX_BATCH_RECORDS: usize = 500;
@@ -32,6 +32,27 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         ensure_stream(&client, &args.stream, shards).await?;
     }
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    let started = Instant::now();
+    send_all(&client, &args.stream, &records, args.batch, args.rate).await?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "produced {} records ({:.1} MB) to stream {} in {secs:.2}s ({:.0} records/s); every record acknowledged",
+        records.len(),
+        bytes as f64 / 1e6,
+        args.stream,
+        records.len() as f64 / secs.max(1e-9),
+    );
+    Ok(())
+}
+
+/// Sends every record, with a progress bar, and returns once all are acknowledged.
+pub async fn send_all(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    records: &[Outgoing],
+    batch: bool,
+    rate: Option<f64>,
+) -> anyhow::Result<()> {
     let bar = ProgressBar::new(records.len() as u64).with_style(
         ProgressStyle::with_template(
             "{spinner} {msg} [{bar:30}] {pos}/{len} records ({per_sec}, eta {eta})",
@@ -39,10 +60,9 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    bar.set_message(format!("producing to {}", args.stream));
-    let started = Instant::now();
-    let pacer = Pacer::new(args.rate);
-    if args.batch {
+    bar.set_message(format!("producing to {stream}"));
+    let pacer = Pacer::new(rate);
+    if batch {
         let mut i = 0;
         while i < records.len() {
             let mut end = i;
@@ -56,7 +76,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
                 end += 1;
             }
             pacer.wait(end as u64).await;
-            put_batch(&client, &args.stream, &records[i..end], i).await?;
+            put_batch(client, stream, &records[i..end], i).await?;
             bar.set_position(end as u64);
             i = end;
         }
@@ -65,7 +85,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             pacer.wait(i as u64 + 1).await;
             client
                 .put_record()
-                .stream_name(&args.stream)
+                .stream_name(stream)
                 .partition_key(&r.key)
                 .data(Blob::new(r.data.clone()))
                 .send()
@@ -76,14 +96,6 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "produced {} records ({:.1} MB) to stream {} in {secs:.2}s ({:.0} records/s); every record acknowledged",
-        records.len(),
-        bytes as f64 / 1e6,
-        args.stream,
-        records.len() as f64 / secs.max(1e-9),
-    );
     Ok(())
 }
 
@@ -146,7 +158,7 @@ async fn put_batch(
     unreachable!("loop returns or bails")
 }
 
-async fn ensure_stream(
+pub async fn ensure_stream(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
     shards: u32,
@@ -222,7 +234,7 @@ impl Pacer {
     }
 }
 
-fn read_records(
+pub fn read_records(
     path: &Path,
     format: Option<InputFormat>,
     key_field: Option<&str>,
@@ -267,7 +279,7 @@ fn read_records(
     Ok(out)
 }
 
-fn partition_key(obj: &Value, field: &str) -> anyhow::Result<String> {
+pub fn partition_key(obj: &Value, field: &str) -> anyhow::Result<String> {
     let v = obj
         .get(field)
         .with_context(|| format!("has no field {field:?} for --partition-key"))?;
