@@ -483,10 +483,11 @@ impl Writer {
             let Gathered {
                 batch, roll, stop, ..
             } = gathered;
-            if roll && self.len > segment::HEADER_LEN {
-                if let Err(e) = self.roll() {
-                    tracing::error!(error = %e, "could not roll segment");
-                }
+            if roll
+                && self.len > segment::HEADER_LEN
+                && let Err(e) = self.roll()
+            {
+                tracing::error!(error = %e, "could not roll segment");
             }
             if !batch.is_empty() {
                 self.commit(batch, &mut buf);

@@ -14,6 +14,8 @@ use crate::options::StoreOptions;
 use crate::sequence::SequenceNumber;
 use crate::shard::Shard;
 
+type ShardGroup = (Vec<usize>, Vec<(String, Bytes)>);
+
 /// One record to append.
 #[derive(Debug, Clone)]
 pub struct PutInput {
@@ -96,8 +98,8 @@ impl StreamHandle {
     /// Per-record results keep the input order. Records for one shard keep their order.
     pub async fn put(&self, inputs: Vec<PutInput>) -> Vec<Result<PutOutput>> {
         let n = self.shards.len() as u32;
-        let mut groups: Vec<(Vec<usize>, Vec<(String, Bytes)>)> =
-            (0..n).map(|_| (Vec::new(), Vec::new())).collect();
+        // Per shard: the input positions and the (key, data) to append, in input order.
+        let mut groups: Vec<ShardGroup> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
         for (i, input) in inputs.into_iter().enumerate() {
             let key = input
                 .explicit_hash_key

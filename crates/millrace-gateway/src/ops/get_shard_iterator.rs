@@ -13,6 +13,25 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let kind = req.str("ShardIteratorType")?.to_owned();
     let seq = req.opt_str("StartingSequenceNumber")?.map(str::to_owned);
     let ts = req.opt_timestamp_ms("Timestamp")?;
+    if let Some(s) = &seq {
+        let well_formed = !s.is_empty()
+            && s.len() <= 129
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0'));
+        if !well_formed {
+            return Err(ApiError::validation(
+                "startingSequenceNumber",
+                &format!("'{s}'"),
+                "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
+            ));
+        }
+        if matches!(kind.as_str(), "TRIM_HORIZON" | "LATEST" | "AT_TIMESTAMP") {
+            return Err(ApiError::invalid(format!(
+                "Request specified {kind} and also a StartingSequenceNumber. Only one of these \
+                 may be specified."
+            )));
+        }
+    }
     let stream = gw.store.stream(&name)?;
     let shard = stream.shard_by_id(&shard_id)?.clone();
     let created = stream.created_ms();

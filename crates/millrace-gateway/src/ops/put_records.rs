@@ -59,7 +59,13 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         };
         let input = record_input(rec.get("PartitionKey").filter(|v| !v.is_null()), ehk, data)
             .map_err(|mut e| {
-                e.message = format!("Records[{i}]: {}", e.message);
+                // Kinesis names the member by its path in the request.
+                e.message = if e.code == crate::error::ErrorCode::Validation {
+                    e.message
+                        .replacen(" at '", &format!(" at 'records.{}.member.", i + 1), 1)
+                } else {
+                    format!("Records[{i}]: {}", e.message)
+                };
                 e
             })?;
         total += input.data.len() + input.partition_key.len();

@@ -13,6 +13,7 @@ use crate::cli::{InputFormat, ProduceArgs};
 use crate::kinesis;
 
 /// One record ready to send.
+#[derive(Debug)]
 pub struct Outgoing {
     pub key: String,
     pub data: Vec<u8>,

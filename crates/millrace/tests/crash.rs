@@ -1,0 +1,777 @@
+//! Crash safety of the durable log, end to end through the real binary.
+//!
+//! Several producers write to a 4-shard stream (PutRecords batches and single PutRecord calls)
+//! while the server is killed with SIGKILL. After a restart on the same data directory, every
+//! record the server acknowledged must be there exactly once, under the shard and sequence
+//! number it was acknowledged with and with identical bytes; nothing may appear that was never
+//! sent; sequence numbers must strictly increase within each shard and keep each producer's
+//! acknowledgement order; and the stream must keep accepting writes. The kill/restart cycle
+//! runs several times so that the recovered log itself goes through later crashes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::Credentials;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const STREAM: &str = "crash-test";
+const SHARDS: usize = 4;
+const PRODUCERS: usize = 4;
+const BATCH: usize = 50;
+const CYCLES: usize = 3;
+/// How long the producers write before the kill (at least; see `MIN_ACKED_PER_CYCLE`).
+const LOAD: Duration = Duration::from_millis(1500);
+/// The kill waits until at least this many records of the cycle were acknowledged, so a slow
+/// machine still exercises a log with real content.
+const MIN_ACKED_PER_CYCLE: usize = 200;
+/// Upper bound for anything that waits on the server (start, readiness, load, reads).
+const PATIENCE: Duration = Duration::from_secs(60);
+/// The whole test, as a last resort against a hang.
+const TEST_TIMEOUT: Duration = Duration::from_secs(240);
+/// Producer name used for the records written after each restart.
+const POST: &str = "post";
+
+/// A running `millrace up`. Dropping it kills the process (SIGKILL) and reaps it, so a failed
+/// assertion never leaves a server behind; when dropped during a panic it also prints the tail
+/// of the server's log.
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts the server on `data_dir` and waits for its ready line (no fixed sleeps).
+    fn start(data_dir: &Path, log: PathBuf) -> Server {
+        let stderr = File::create(&log).expect("creating the server log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["up", "--kinesis-addr", "127.0.0.1:0"])
+            // Default log filter, so recovery's warnings land in the log.
+            .env_remove("MILLRACE_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawning millrace up");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut server = Server {
+            child,
+            url: String::new(),
+            log,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let read = reader.read_line(&mut line).map(|_| line);
+            let _ = tx.send(read);
+            // Keep draining so the server never blocks on (or dies of) a full or closed pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = match rx.recv_timeout(PATIENCE) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => panic!("reading the server's ready line: {e}"),
+            Err(e) => panic!("no ready line from the server within {PATIENCE:?}: {e}"),
+        };
+        let url = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("kinesis="))
+            .unwrap_or_else(|| panic!("unexpected ready line: {line:?}"));
+        assert!(url.starts_with("http://127.0.0.1:"), "ready line: {line:?}");
+        server.url = url.to_owned();
+        server
+    }
+
+    /// SIGKILL, then reap, so the next incarnation never overlaps with this one.
+    fn kill9(&mut self) {
+        self.child.kill().expect("sending SIGKILL to the server");
+        let status = self.child.wait().expect("reaping the killed server");
+        assert!(!status.success(), "the server exited cleanly: {status}");
+    }
+
+    /// How many segments this incarnation's recovery cut a torn tail off (from its log).
+    fn torn_tails(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("torn or corrupt tail"))
+            .count()
+    }
+
+    fn log_tail(&self) -> String {
+        let Ok(mut f) = File::open(&self.log) else {
+            return String::new();
+        };
+        let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
+        let mut s = String::new();
+        let _ = f.read_to_string(&mut s);
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- tail of server log {} ---\n{}",
+                self.log.display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
+async fn client(url: &str) -> Client {
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("t", "t", None, None, "t"))
+        // One attempt: a retried request whose first attempt was stored would legitimately
+        // show up twice, and this test must attribute every duplicate to the server.
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(20))
+                .build(),
+        )
+        .load()
+        .await;
+    Client::new(&conf)
+}
+
+/// Everything the producers sent and everything the server acknowledged, across all cycles.
+#[derive(Default)]
+struct Ledger {
+    /// Record id -> (partition key, data), recorded *before* the request goes out.
+    sent: HashMap<String, (String, Vec<u8>)>,
+    /// Acknowledgements in the order each producer received them.
+    acked: Vec<Ack>,
+}
+
+#[derive(Debug, Clone)]
+struct Ack {
+    producer: String,
+    id: String,
+    shard: String,
+    seq: String,
+}
+
+/// A record as read back after a restart.
+#[derive(Debug, Clone)]
+struct Stored {
+    seq: String,
+    key: String,
+    data: Vec<u8>,
+}
+
+/// The id at the front of a record's data, up to the first `|`.
+fn record_id(data: &[u8]) -> Option<&str> {
+    let end = data.iter().position(|&b| b == b'|')?;
+    std::str::from_utf8(&data[..end]).ok()
+}
+
+/// A sequence number as a key that orders like the integer it spells. Kinesis sequence numbers
+/// are decimal strings too big for a u128 (ours have 40 digits), so compare them by length,
+/// then lexicographically, after dropping leading zeros.
+fn seq_num(seq: &str) -> (usize, &str) {
+    assert!(
+        !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()),
+        "sequence number {seq:?} is not a decimal integer"
+    );
+    let trimmed = seq.trim_start_matches('0');
+    (trimmed.len(), trimmed)
+}
+
+#[derive(Debug, Default)]
+struct ProducerReport {
+    acked: usize,
+    failed_in_batch: usize,
+    error: Option<String>,
+}
+
+/// Writes until a request fails (the server was killed) or `stop` is set: a PutRecords of
+/// `BATCH` records, then one PutRecord, over and over.
+async fn produce(
+    p: usize,
+    cycle: usize,
+    client: Client,
+    ledger: Arc<Mutex<Ledger>>,
+    acked_now: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) -> ProducerReport {
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let producer = format!("p{p}");
+    let mut seq = 0usize;
+    let mut report = ProducerReport::default();
+    let mut next_record = |rng: &mut StdRng| {
+        let id = format!("p{p}-c{cycle}-{seq}");
+        seq += 1;
+        // Half the records share a few per-producer keys (so one producer's records pile up
+        // in one shard and their order matters), half go anywhere.
+        let key = if rng.random_bool(0.5) {
+            format!("producer-{p}-{}", rng.random_range(0..3))
+        } else {
+            format!("k{:016x}", rng.random::<u64>())
+        };
+        let mut data = format!("{id}|").into_bytes();
+        let extra = rng.random_range(0..256);
+        data.extend((0..extra).map(|_| rng.random::<u8>()));
+        ledger
+            .lock()
+            .unwrap()
+            .sent
+            .insert(id.clone(), (key.clone(), data.clone()));
+        (id, key, data)
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let mut ids = Vec::with_capacity(BATCH);
+        let mut entries = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let (id, key, data) = next_record(&mut rng);
+            ids.push(id);
+            entries.push(
+                PutRecordsRequestEntry::builder()
+                    .partition_key(key)
+                    .data(Blob::new(data))
+                    .build()
+                    .expect("a complete entry"),
+            );
+        }
+        match client
+            .put_records()
+            .stream_name(STREAM)
+            .set_records(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                assert_eq!(
+                    out.records().len(),
+                    ids.len(),
+                    "PutRecords must answer every record"
+                );
+                let mut l = ledger.lock().unwrap();
+                for (id, r) in ids.into_iter().zip(out.records()) {
+                    match (r.error_code(), r.shard_id(), r.sequence_number()) {
+                        (None, Some(shard), Some(seq)) => {
+                            l.acked.push(Ack {
+                                producer: producer.clone(),
+                                id,
+                                shard: shard.to_owned(),
+                                seq: seq.to_owned(),
+                            });
+                            report.acked += 1;
+                            acked_now.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => report.failed_in_batch += 1,
+                    }
+                }
+            }
+            Err(e) => {
+                report.error = Some(aws_sdk_kinesis::error::DisplayErrorContext(e).to_string());
+                break;
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let (id, key, data) = next_record(&mut rng);
+        match client
+            .put_record()
+            .stream_name(STREAM)
+            .partition_key(key)
+            .data(Blob::new(data))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                ledger.lock().unwrap().acked.push(Ack {
+                    producer: producer.clone(),
+                    id,
+                    shard: out.shard_id().to_owned(),
+                    seq: out.sequence_number().to_owned(),
+                });
+                report.acked += 1;
+                acked_now.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => {
+                report.error = Some(aws_sdk_kinesis::error::DisplayErrorContext(e).to_string());
+                break;
+            }
+        }
+    }
+    report
+}
+
+async fn wait_active(client: &Client) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let out = client
+            .describe_stream_summary()
+            .stream_name(STREAM)
+            .send()
+            .await
+            .expect("DescribeStreamSummary");
+        let summary = out
+            .stream_description_summary()
+            .expect("a stream description");
+        if summary.stream_status() == &StreamStatus::Active {
+            assert_eq!(summary.open_shard_count(), SHARDS as i32);
+            return;
+        }
+        assert!(Instant::now() < deadline, "stream never became ACTIVE");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The stream's shards: (shard id, starting hash key), in shard order.
+async fn shards(client: &Client) -> Vec<(String, String)> {
+    let out = client
+        .list_shards()
+        .stream_name(STREAM)
+        .send()
+        .await
+        .expect("ListShards");
+    let shards: Vec<(String, String)> = out
+        .shards()
+        .iter()
+        .map(|s| {
+            let range = s.hash_key_range().expect("a hash key range");
+            (
+                s.shard_id().to_owned(),
+                range.starting_hash_key().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(shards.len(), SHARDS, "shards: {shards:?}");
+    assert!(out.next_token().is_none(), "all shards fit one page");
+    shards
+}
+
+/// Reads one shard from `iterator` until caught up: an empty page with MillisBehindLatest 0.
+async fn read_from(client: &Client, shard: &str, mut iterator: String) -> Vec<Stored> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut records = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "reading {shard} did not catch up within {PATIENCE:?}"
+        );
+        let out = client
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(10_000)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "GetRecords on {shard}: {}",
+                    aws_sdk_kinesis::error::DisplayErrorContext(e)
+                )
+            });
+        let page = out.records();
+        let behind = out.millis_behind_latest();
+        for r in page {
+            records.push(Stored {
+                seq: r.sequence_number().to_owned(),
+                key: r.partition_key().unwrap_or_default().to_owned(),
+                data: r.data().as_ref().to_vec(),
+            });
+        }
+        if page.is_empty() && behind == Some(0) {
+            return records;
+        }
+        iterator = out
+            .next_shard_iterator()
+            .unwrap_or_else(|| panic!("{shard}: an open shard always has a next iterator"))
+            .to_owned();
+    }
+}
+
+async fn iterator(
+    client: &Client,
+    shard: &str,
+    kind: ShardIteratorType,
+    seq: Option<&str>,
+) -> String {
+    client
+        .get_shard_iterator()
+        .stream_name(STREAM)
+        .shard_id(shard)
+        .shard_iterator_type(kind)
+        .set_starting_sequence_number(seq.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "GetShardIterator on {shard}: {}",
+                aws_sdk_kinesis::error::DisplayErrorContext(e)
+            )
+        })
+        .shard_iterator()
+        .expect("an iterator")
+        .to_owned()
+}
+
+/// Every shard's full content, from TRIM_HORIZON.
+async fn read_all(client: &Client, shards: &[(String, String)]) -> BTreeMap<String, Vec<Stored>> {
+    let mut out = BTreeMap::new();
+    for (shard, _) in shards {
+        let it = iterator(client, shard, ShardIteratorType::TrimHorizon, None).await;
+        out.insert(shard.clone(), read_from(client, shard, it).await);
+    }
+    out
+}
+
+/// Checks the recovered log against the ledger. Returns the problems found (empty when the
+/// log is right) and how many stored records were sent but never acknowledged.
+fn verify(ledger: &Ledger, log: &BTreeMap<String, Vec<Stored>>) -> (Vec<String>, usize) {
+    let mut problems = Vec::new();
+    // id -> (shard, seq) of every record read back.
+    let mut seen: HashMap<&str, (&str, &str)> = HashMap::new();
+    for (shard, records) in log {
+        let mut prev: Option<&str> = None;
+        for r in records {
+            if let Some(p) = prev
+                && seq_num(&r.seq) <= seq_num(p)
+            {
+                problems.push(format!(
+                    "{shard}: sequence numbers do not strictly increase: {p} then {}",
+                    r.seq
+                ));
+            }
+            prev = Some(&r.seq);
+            let Some(id) = record_id(&r.data) else {
+                problems.push(format!(
+                    "{shard} {}: data was never sent (no id): {:?}",
+                    r.seq,
+                    String::from_utf8_lossy(&r.data[..r.data.len().min(64)])
+                ));
+                continue;
+            };
+            match ledger.sent.get(id) {
+                None => problems.push(format!("{shard} {}: record {id} was never sent", r.seq)),
+                Some((key, data)) => {
+                    if key != &r.key {
+                        problems.push(format!(
+                            "{shard} {}: record {id} has partition key {:?}, sent {key:?}",
+                            r.seq, r.key
+                        ));
+                    }
+                    if data != &r.data {
+                        problems.push(format!(
+                            "{shard} {}: record {id} has different bytes than were sent \
+                             ({} bytes read, {} sent)",
+                            r.seq,
+                            r.data.len(),
+                            data.len()
+                        ));
+                    }
+                }
+            }
+            if let Some((s0, q0)) = seen.insert(id, (shard, &r.seq)) {
+                problems.push(format!(
+                    "record {id} appears twice: {s0} {q0} and {shard} {}",
+                    r.seq
+                ));
+            }
+        }
+    }
+    let mut acked_ids = 0usize;
+    let mut by_producer_shard: BTreeMap<(&str, &str), Vec<&Ack>> = BTreeMap::new();
+    for a in &ledger.acked {
+        acked_ids += 1;
+        match seen.get(a.id.as_str()) {
+            None => problems.push(format!(
+                "acknowledged record {} ({} {}) is missing after the restart",
+                a.id, a.shard, a.seq
+            )),
+            Some(&(shard, seq)) if shard != a.shard || seq != a.seq => problems.push(format!(
+                "acknowledged record {} was acknowledged as {} {} but is stored as {shard} {seq}",
+                a.id, a.shard, a.seq
+            )),
+            Some(_) => {}
+        }
+        by_producer_shard
+            .entry((&a.producer, &a.shard))
+            .or_default()
+            .push(a);
+    }
+    // Each producer waits for one acknowledgement before sending more, so its records in one
+    // shard must sit in the log in the order they were acknowledged.
+    for ((producer, shard), acks) in &by_producer_shard {
+        for w in acks.windows(2) {
+            if seq_num(&w[1].seq) <= seq_num(&w[0].seq) {
+                problems.push(format!(
+                    "{producer} in {shard}: {} ({}) was acknowledged after {} ({}) but has a \
+                     lower or equal sequence number",
+                    w[1].id, w[1].seq, w[0].id, w[0].seq
+                ));
+            }
+        }
+    }
+    let unacked_present = seen.len().saturating_sub(acked_ids);
+    (problems, unacked_present)
+}
+
+fn assert_no_problems(cycle: usize, problems: &[String]) {
+    if problems.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = problems.iter().take(25).map(String::as_str).collect();
+    panic!(
+        "cycle {cycle}: {} problem(s) in the recovered log, first {}:\n{}",
+        problems.len(),
+        shown.len(),
+        shown.join("\n")
+    );
+}
+
+/// After a restart: one PutRecord into every shard succeeds, lands after everything stored
+/// before the crash, and is exactly what an AFTER_SEQUENCE_NUMBER iterator on the last
+/// pre-crash record returns.
+async fn write_after_restart(
+    client: &Client,
+    cycle: usize,
+    shards: &[(String, String)],
+    log: &BTreeMap<String, Vec<Stored>>,
+    ledger: &Mutex<Ledger>,
+) {
+    for (i, (shard, start_hash)) in shards.iter().enumerate() {
+        let id = format!("{POST}-c{cycle}-s{i}");
+        let key = format!("after-restart-{cycle}");
+        let mut data = format!("{id}|").into_bytes();
+        data.extend_from_slice(b"written after a restart");
+        ledger
+            .lock()
+            .unwrap()
+            .sent
+            .insert(id.clone(), (key.clone(), data.clone()));
+        let out = client
+            .put_record()
+            .stream_name(STREAM)
+            .partition_key(&key)
+            .explicit_hash_key(start_hash)
+            .data(Blob::new(data.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cycle {cycle}: PutRecord into {shard} after the restart failed: {}",
+                    aws_sdk_kinesis::error::DisplayErrorContext(e)
+                )
+            });
+        assert_eq!(out.shard_id(), shard, "explicit hash key {start_hash}");
+        let seq = out.sequence_number().to_owned();
+        ledger.lock().unwrap().acked.push(Ack {
+            producer: POST.to_owned(),
+            id: id.clone(),
+            shard: shard.clone(),
+            seq: seq.clone(),
+        });
+
+        let before = &log[shard];
+        let it = match before.last() {
+            Some(last) => {
+                assert!(
+                    seq_num(&seq) > seq_num(&last.seq),
+                    "cycle {cycle}: {shard}: new record {seq} is not after the last pre-crash \
+                     record {}",
+                    last.seq
+                );
+                iterator(
+                    client,
+                    shard,
+                    ShardIteratorType::AfterSequenceNumber,
+                    Some(&last.seq),
+                )
+                .await
+            }
+            None => iterator(client, shard, ShardIteratorType::TrimHorizon, None).await,
+        };
+        let after = read_from(client, shard, it).await;
+        let got: Vec<(&str, &[u8])> = after
+            .iter()
+            .map(|r| (r.seq.as_str(), r.data.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(seq.as_str(), data.as_slice())],
+            "cycle {cycle}: {shard}: reading after the last pre-crash record must return \
+             exactly the new record"
+        );
+    }
+}
+
+/// Simulates a write cut off mid-record on top of whatever the kill left: appends the start of
+/// an entry (a length that promises more bytes than follow, and a few of them) to the newest
+/// segment of shard `index`. Uses the on-disk layout documented in `millrace-stream`
+/// (`streams/<stream>/shard-<index>/<base>.log`). Returns the file and its length before.
+fn tear_tail(data_dir: &Path, index: usize) -> (PathBuf, u64) {
+    let dir = data_dir
+        .join("streams")
+        .join(STREAM)
+        .join(format!("shard-{index:06}"));
+    let newest = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max()
+        .unwrap_or_else(|| panic!("no segment in {}", dir.display()));
+    let before = std::fs::metadata(&newest).expect("segment metadata").len();
+    let mut torn = Vec::new();
+    torn.extend_from_slice(&200u32.to_le_bytes()); // entry length: 200 bytes after the frame
+    torn.extend_from_slice(&0xdead_beef_u32.to_le_bytes()); // CRC
+    torn.extend_from_slice(&[0x5a; 40]); // ...but only 40 of them made it
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .expect("opening the newest segment");
+    std::io::Write::write_all(&mut f, &torn).expect("appending a torn entry");
+    (newest, before)
+}
+
+async fn run() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data_dir = tmp.path().join("data");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let started = Instant::now();
+
+    let mut incarnation = 0usize;
+    let mut start = |data_dir: &Path| {
+        incarnation += 1;
+        let log = logs.join(format!("server-{incarnation}.log"));
+        tokio::task::block_in_place(|| Server::start(data_dir, log))
+    };
+
+    let mut server = start(&data_dir);
+    let mut kinesis = client(&server.url).await;
+    kinesis
+        .create_stream()
+        .stream_name(STREAM)
+        .shard_count(SHARDS as i32)
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_active(&kinesis).await;
+
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    for cycle in 0..CYCLES {
+        // Load, then kill -9 while requests are in flight.
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked_now = Arc::new(AtomicUsize::new(0));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                tokio::spawn(produce(
+                    p,
+                    cycle,
+                    kinesis.clone(),
+                    ledger.clone(),
+                    acked_now.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        let load_started = Instant::now();
+        tokio::time::sleep(LOAD).await;
+        while acked_now.load(Ordering::SeqCst) < MIN_ACKED_PER_CYCLE
+            && producers.iter().any(|h| !h.is_finished())
+        {
+            assert!(
+                load_started.elapsed() < PATIENCE,
+                "cycle {cycle}: only {} records acknowledged in {PATIENCE:?}",
+                acked_now.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let still_running = producers.iter().filter(|h| !h.is_finished()).count();
+        tokio::task::block_in_place(|| server.kill9());
+        stop.store(true, Ordering::SeqCst);
+        let mut reports = Vec::new();
+        for (p, h) in producers.into_iter().enumerate() {
+            let report = tokio::time::timeout(PATIENCE, h)
+                .await
+                .unwrap_or_else(|_| panic!("cycle {cycle}: producer {p} did not stop"))
+                .unwrap_or_else(|e| panic!("cycle {cycle}: producer {p} panicked: {e}"));
+            reports.push(report);
+        }
+        let acked_this_cycle: usize = reports.iter().map(|r| r.acked).sum();
+        let failed_in_flight = reports.iter().filter(|r| r.error.is_some()).count();
+        let failed_in_batch: usize = reports.iter().map(|r| r.failed_in_batch).sum();
+        assert_eq!(
+            still_running, PRODUCERS,
+            "cycle {cycle}: producers stopped before the kill: {reports:?}"
+        );
+        assert!(
+            acked_this_cycle >= MIN_ACKED_PER_CYCLE,
+            "cycle {cycle}: only {acked_this_cycle} acknowledged"
+        );
+
+        // On top of any tail the kill tore, tear one shard's tail for certain.
+        let (torn, len_before) = tear_tail(&data_dir, cycle % SHARDS);
+
+        // Restart on the same data dir and check everything acknowledged so far.
+        server = start(&data_dir);
+        let len_after = std::fs::metadata(&torn).expect("segment metadata").len();
+        assert!(
+            len_after <= len_before,
+            "cycle {cycle}: recovery did not cut the torn entry off {} ({len_before} bytes \
+             before it was appended, {len_after} after the restart)",
+            torn.display()
+        );
+        kinesis = client(&server.url).await;
+        wait_active(&kinesis).await;
+        let shards = shards(&kinesis).await;
+        let log = read_all(&kinesis, &shards).await;
+        let (problems, unacked_present) = verify(&ledger.lock().unwrap(), &log);
+        assert_no_problems(cycle, &problems);
+        let stored: usize = log.values().map(Vec::len).sum();
+        eprintln!(
+            "cycle {cycle}: {acked_this_cycle} acknowledged this cycle, {} in total; {stored} \
+             stored ({unacked_present} sent but unacknowledged); {failed_in_flight} producer(s) \
+             saw the kill as a failed request; {failed_in_batch} record(s) rejected inside \
+             PutRecords; recovery cut {} torn tail(s)",
+            ledger.lock().unwrap().acked.len(),
+            server.torn_tails()
+        );
+
+        // The recovered stream keeps accepting writes, right after the recovered tail.
+        write_after_restart(&kinesis, cycle, &shards, &log, &ledger).await;
+    }
+
+    // The acknowledgements of the last post-restart writes are checked by one more read.
+    let shards = shards(&kinesis).await;
+    let log = read_all(&kinesis, &shards).await;
+    let (problems, _) = verify(&ledger.lock().unwrap(), &log);
+    assert_no_problems(CYCLES, &problems);
+
+    tokio::task::block_in_place(|| server.kill9());
+    eprintln!("crash test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_records_survive_kill_9_exactly_once_and_in_order() {
+    tokio::time::timeout(TEST_TIMEOUT, run())
+        .await
+        .expect("the crash test timed out");
+}
