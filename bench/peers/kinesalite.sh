@@ -71,6 +71,7 @@ do_install() {
   local dir="$1"
   command -v "$NODE" >/dev/null 2>&1 || die "node not found (set NODE=/path/to/node)"
   mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"  # node's require() needs an absolute path
   if [[ "$(installed_version "$dir" 2>/dev/null || true)" == "$KINESALITE_VERSION" ]] \
      && [[ -d "$dir/node_modules/memdown" ]]; then
     return 0

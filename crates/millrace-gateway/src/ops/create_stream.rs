@@ -4,7 +4,7 @@ use millrace_stream::StreamMode;
 
 use crate::error::ApiError;
 use crate::protocol::Out;
-use crate::request::{Request, check_len};
+use crate::request::Request;
 use crate::server::Gateway;
 
 /// Kinesis's default retention.
@@ -41,23 +41,8 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
 }
 
 fn parse_tags(req: &Request) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut tags = BTreeMap::new();
-    if let Some(map) = req.opt_object("Tags")? {
-        if map.len() > 50 {
-            return Err(ApiError::validation(
-                "tags",
-                "map",
-                "Member must have length less than or equal to 50",
-            ));
-        }
-        for (k, v) in map {
-            check_len("TagKey", k, 1, 128)?;
-            let v = v
-                .as_str()
-                .ok_or_else(|| ApiError::serialization(format!("tag {k} must be a string")))?;
-            check_len("TagValue", v, 0, 256)?;
-            tags.insert(k.clone(), v.to_owned());
-        }
+    match req.opt_object("Tags")? {
+        Some(map) => super::tags::parse_tag_map(map, 50),
+        None => Ok(BTreeMap::new()),
     }
-    Ok(tags)
 }

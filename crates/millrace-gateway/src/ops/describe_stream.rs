@@ -1,3 +1,5 @@
+use millrace_stream::StreamMeta;
+
 use crate::error::ApiError;
 use crate::protocol::Out;
 use crate::request::Request;
@@ -20,52 +22,38 @@ pub fn describe(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     };
     let end = (start as usize + limit).min(stream.shards().len());
     let shards: Vec<Out> = (start..end as u32).map(|i| shard_out(&stream, i)).collect();
-    Ok(Out::map([(
-        "StreamDescription",
-        Out::map([
-            ("StreamName", Out::str(&meta.name)),
-            ("StreamARN", Out::str(gw.arn(&meta.name))),
-            ("StreamStatus", Out::str("ACTIVE")),
-            ("StreamModeDetails", mode_out(&meta)),
-            ("Shards", Out::List(shards)),
-            ("HasMoreShards", Out::Bool(end < stream.shards().len())),
-            (
-                "RetentionPeriodHours",
-                Out::Int(meta.retention_hours.into()),
-            ),
-            ("StreamCreationTimestamp", Out::Time(meta.created_ms)),
-            (
-                "EnhancedMonitoring",
-                Out::List(vec![Out::map([("ShardLevelMetrics", Out::List(vec![]))])]),
-            ),
-            ("EncryptionType", Out::str("NONE")),
-        ]),
-    )]))
+    let mut fields = common_fields(gw, &meta);
+    fields.push(("Shards", Out::List(shards)));
+    fields.push(("HasMoreShards", Out::Bool(end < stream.shards().len())));
+    Ok(Out::map([("StreamDescription", Out::Map(fields))]))
 }
 
+/// DescribeStreamSummary: the stream without its shards.
 pub fn summary(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let name = req.stream_name()?;
     let stream = gw.store.stream(&name)?;
-    let meta = stream.meta();
-    Ok(Out::map([(
-        "StreamDescriptionSummary",
-        Out::map([
-            ("StreamName", Out::str(&meta.name)),
-            ("StreamARN", Out::str(gw.arn(&meta.name))),
-            ("StreamStatus", Out::str("ACTIVE")),
-            ("StreamModeDetails", mode_out(&meta)),
-            (
-                "RetentionPeriodHours",
-                Out::Int(meta.retention_hours.into()),
-            ),
-            ("StreamCreationTimestamp", Out::Time(meta.created_ms)),
-            (
-                "EnhancedMonitoring",
-                Out::List(vec![Out::map([("ShardLevelMetrics", Out::List(vec![]))])]),
-            ),
-            ("EncryptionType", Out::str("NONE")),
-            ("OpenShardCount", Out::Int(stream.shards().len() as i64)),
-            ("ConsumerCount", Out::Int(0)),
-        ]),
-    )]))
+    let mut fields = common_fields(gw, &stream.meta());
+    fields.push(("OpenShardCount", Out::Int(stream.shards().len() as i64)));
+    fields.push(("ConsumerCount", Out::Int(0)));
+    Ok(Out::map([("StreamDescriptionSummary", Out::Map(fields))]))
+}
+
+/// Members both descriptions carry.
+fn common_fields(gw: &Gateway, meta: &StreamMeta) -> Vec<(&'static str, Out)> {
+    vec![
+        ("StreamName", Out::str(&meta.name)),
+        ("StreamARN", Out::str(gw.arn(&meta.name))),
+        ("StreamStatus", Out::str("ACTIVE")),
+        ("StreamModeDetails", mode_out(meta)),
+        (
+            "RetentionPeriodHours",
+            Out::Int(meta.retention_hours.into()),
+        ),
+        ("StreamCreationTimestamp", Out::Time(meta.created_ms)),
+        (
+            "EnhancedMonitoring",
+            Out::List(vec![Out::map([("ShardLevelMetrics", Out::List(vec![]))])]),
+        ),
+        ("EncryptionType", Out::str("NONE")),
+    ]
 }

@@ -11,7 +11,7 @@ mod list_streams;
 mod put_record;
 mod put_records;
 mod retention;
-mod tags;
+pub(crate) mod tags;
 
 use millrace_stream::{StreamHandle, StreamMeta};
 
@@ -33,11 +33,11 @@ pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiEr
         "PutRecords" => put_records::handle(gw, req).await,
         "GetShardIterator" => get_shard_iterator::handle(gw, req).await,
         "GetRecords" => get_records::handle(gw, req).await,
-        "IncreaseStreamRetentionPeriod" => retention::increase(gw, req),
-        "DecreaseStreamRetentionPeriod" => retention::decrease(gw, req),
-        "AddTagsToStream" => tags::add(gw, req),
+        "IncreaseStreamRetentionPeriod" => retention::increase(gw, req).await,
+        "DecreaseStreamRetentionPeriod" => retention::decrease(gw, req).await,
+        "AddTagsToStream" => tags::add(gw, req).await,
         "ListTagsForStream" => tags::list(gw, req),
-        "RemoveTagsFromStream" => tags::remove(gw, req),
+        "RemoveTagsFromStream" => tags::remove(gw, req).await,
         other => Err(ApiError::new(
             ErrorCode::UnknownOperation,
             format!("operation {other} is not supported by millrace"),

@@ -27,32 +27,38 @@ fn requested(req: &Request) -> Result<(String, u32), ApiError> {
     Ok((name, hours as u32))
 }
 
-pub fn increase(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let (name, hours) = requested(&req)?;
-    let stream = gw.store.stream(&name)?;
-    let current = stream.meta().retention_hours;
-    if hours < current {
-        return Err(ApiError::invalid(format!(
-            "Requested retention period ({hours} hours) for stream {name} can not be shorter \
-             than existing retention period ({current} hours). Use \
-             DecreaseRetentionPeriod API."
-        )));
-    }
-    stream.set_retention_hours(hours)?;
-    Ok(Out::map([]))
+pub async fn increase(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    change(gw, req, Direction::Increase).await
 }
 
-pub fn decrease(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+pub async fn decrease(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    change(gw, req, Direction::Decrease).await
+}
+
+#[derive(PartialEq, Eq)]
+enum Direction {
+    Increase,
+    Decrease,
+}
+
+/// Kinesis refuses an Increase that shortens retention and a Decrease that lengthens it.
+async fn change(gw: &Gateway, req: Request, dir: Direction) -> Result<Out, ApiError> {
     let (name, hours) = requested(&req)?;
     let stream = gw.store.stream(&name)?;
     let current = stream.meta().retention_hours;
-    if hours > current {
+    let (wrong_way, longer_or_shorter, other_api) = match dir {
+        Direction::Increase => (hours < current, "shorter", "DecreaseRetentionPeriod"),
+        Direction::Decrease => (hours > current, "longer", "IncreaseRetentionPeriod"),
+    };
+    if wrong_way {
         return Err(ApiError::invalid(format!(
-            "Requested retention period ({hours} hours) for stream {name} can not be longer \
-             than existing retention period ({current} hours). Use \
-             IncreaseRetentionPeriod API."
+            "Requested retention period ({hours} hours) for stream {name} can not be \
+             {longer_or_shorter} than existing retention period ({current} hours). Use \
+             {other_api} API."
         )));
     }
-    stream.set_retention_hours(hours)?;
+    // Rewrites meta.json with fsync: off the async threads.
+    gw.blocking(move |_| stream.set_retention_hours(hours).map_err(ApiError::from))
+        .await?;
     Ok(Out::map([]))
 }

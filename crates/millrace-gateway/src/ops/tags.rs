@@ -9,16 +9,35 @@ use crate::server::Gateway;
 const MAX_TAGS: usize = 50;
 const MAX_TAGS_PER_CALL: usize = 10;
 
-pub fn add(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+pub async fn add(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let name = req.stream_name()?;
     let map = req
         .opt_object("Tags")?
         .ok_or_else(|| Request::missing("Tags"))?;
-    if map.is_empty() || map.len() > MAX_TAGS_PER_CALL {
+    if map.is_empty() {
+        return Err(ApiError::validation(
+            "tags",
+            "{}",
+            "Member must have length greater than or equal to 1",
+        ));
+    }
+    let tags = parse_tag_map(map, MAX_TAGS_PER_CALL)?;
+    let stream = gw.store.stream(&name)?;
+    gw.blocking(move |_| stream.add_tags(tags, MAX_TAGS).map_err(ApiError::from))
+        .await?;
+    Ok(Out::map([]))
+}
+
+/// Validates a `Tags` map member: at most `max` entries, keys 1-128 and values 0-256 chars.
+pub(crate) fn parse_tag_map(
+    map: &serde_json::Map<String, serde_json::Value>,
+    max: usize,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    if map.len() > max {
         return Err(ApiError::validation(
             "tags",
             &format!("<{} tags>", map.len()),
-            &format!("Member must have length between 1 and {MAX_TAGS_PER_CALL}"),
+            &format!("Member must have length less than or equal to {max}"),
         ));
     }
     let mut tags = BTreeMap::new();
@@ -30,8 +49,7 @@ pub fn add(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         check_len("TagValue", v, 0, 256)?;
         tags.insert(k.clone(), v.to_owned());
     }
-    gw.store.stream(&name)?.add_tags(tags, MAX_TAGS)?;
-    Ok(Out::map([]))
+    Ok(tags)
 }
 
 pub fn list(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
@@ -60,7 +78,7 @@ pub fn list(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     ]))
 }
 
-pub fn remove(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+pub async fn remove(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let name = req.stream_name()?;
     let keys = req
         .opt_list("TagKeys")?
@@ -80,6 +98,8 @@ pub fn remove(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
                 .ok_or_else(|| ApiError::serialization("TagKeys must be a list of strings"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    gw.store.stream(&name)?.remove_tags(&keys)?;
+    let stream = gw.store.stream(&name)?;
+    gw.blocking(move |_| stream.remove_tags(&keys).map_err(ApiError::from))
+        .await?;
     Ok(Out::map([]))
 }

@@ -187,7 +187,11 @@ async fn call(http: &reqwest::Client, url: &str, op: &str, body: Vec<u8>) -> any
             String::from_utf8_lossy(&bytes)
         );
     }
-    Ok(serde_json::from_slice(&bytes)?)
+    if bytes.is_empty() {
+        // Operations without output may answer with an empty body (kinesalite does).
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes).with_context(|| format!("{op}: response is not JSON"))
 }
 
 async fn run_target(
