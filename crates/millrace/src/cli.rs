@@ -50,6 +50,14 @@ pub enum Command {
     /// values are all strings, as the reference producer did. Exits 0 only when every record
     /// was acknowledged.
     Produce(ProduceArgs),
+    /// Deliver a stream into the lake, Firehose style (or `deliver status` of a running `up`).
+    ///
+    /// Reads every shard of a stream through any Kinesis API (millrace, kinesalite, Amazon
+    /// Kinesis) from the oldest record on first start and from durable checkpoints after, and
+    /// writes objects under time (and optional dynamic-partition) prefixes. Every record lands
+    /// exactly once, even across crashes; records that cannot be delivered go to the error
+    /// prefix with their reason.
+    Deliver(DeliverArgs),
     /// Write synthetic data sets.
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -83,6 +91,87 @@ pub struct UpArgs {
     /// [storage].fsync).
     #[arg(long)]
     pub fsync: Option<String>,
+    /// Address of the admin API (/metrics, /status); overrides [server].admin_addr.
+    #[arg(long)]
+    pub admin_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DeliverArgs {
+    #[command(subcommand)]
+    pub command: Option<DeliverCommand>,
+    /// Kinesis API to read from, e.g. http://127.0.0.1:4567. Omit for Amazon Kinesis.
+    #[arg(long)]
+    pub source_endpoint_url: Option<String>,
+    /// Stream to deliver.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Lake: a directory, or s3://bucket/prefix.
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// Name of the delivery (checkpoints, object names, error prefix). Default: <stream>-lake.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Key prefix template, e.g. 'raw/churn/!{timestamp:yyyy}/!{partitionKeyFromQuery:c}/'.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Close an object after this many seconds (0-900; 0 writes as soon as records arrive).
+    #[arg(long, default_value_t = 60)]
+    pub buffer_interval: u64,
+    /// Close an object at this many MiB of records (1-128).
+    #[arg(long, default_value_t = 5)]
+    pub buffer_size: u64,
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub format: FormatArg,
+    #[arg(long, value_enum, default_value = "none")]
+    pub compression: CompressionArg,
+    /// Time folders as YYYY/MM/DD/HH (firehose) or year=/month=/day=/hour= (hive).
+    #[arg(long, value_enum, default_value = "firehose")]
+    pub layout: LayoutArg,
+    /// Dynamic partitioning key as NAME=.field.path (repeatable), e.g. contract=.Contract.
+    #[arg(long = "partition")]
+    pub partitions: Vec<String>,
+    /// Declared Parquet schema as name:type,... (types: string, int64, float64, boolean).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// S3-compatible endpoint for an s3:// lake (MinIO, moto, ...).
+    #[arg(long)]
+    pub s3_endpoint_url: Option<String>,
+    /// Exit once everything in the stream at start is in the lake and checkpointed.
+    #[arg(long)]
+    pub until_caught_up: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliverCommand {
+    /// Show the deliveries of a running `millrace up`: records, objects, errors, freshness.
+    Status {
+        /// Admin address of `millrace up`.
+        #[arg(long, default_value = "http://127.0.0.1:4580")]
+        admin_url: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Ndjson,
+    Concat,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompressionArg {
+    None,
+    Gzip,
+    Zstd,
+    Snappy,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LayoutArg {
+    Firehose,
+    Hive,
 }
 
 #[derive(Debug, Args)]

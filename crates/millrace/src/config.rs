@@ -18,6 +18,20 @@ pub struct Config {
     /// Streams created at start if they do not exist.
     #[serde(default, rename = "stream")]
     pub streams: Vec<StreamConfig>,
+    #[serde(default)]
+    pub lake: LakeConfig,
+    /// Stream-to-lake deliveries run inside `up`.
+    #[serde(default, rename = "delivery")]
+    pub deliveries: Vec<millrace_delivery::DeliveryConfig>,
+}
+
+/// How to reach an S3 lake (credentials come from the AWS environment).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    pub s3_endpoint_url: Option<String>,
+    #[serde(default)]
+    pub s3_path_style: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -25,14 +39,22 @@ pub struct Config {
 pub struct ServerConfig {
     #[serde(default = "default_kinesis_addr")]
     pub kinesis_addr: SocketAddr,
+    /// Prometheus `/metrics` and JSON `/status`.
+    #[serde(default = "default_admin_addr")]
+    pub admin_addr: SocketAddr,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             kinesis_addr: default_kinesis_addr(),
+            admin_addr: default_admin_addr(),
         }
     }
+}
+
+fn default_admin_addr() -> SocketAddr {
+    "127.0.0.1:4580".parse().expect("valid address")
 }
 
 fn default_kinesis_addr() -> SocketAddr {
@@ -137,6 +159,17 @@ impl Config {
                 );
             }
         }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, d) in self.deliveries.iter().enumerate() {
+            d.validate(&format!("delivery[{i}]"))
+                .map_err(|e| anyhow::anyhow!(e))?;
+            if !names.insert(d.name.as_str()) {
+                bail!(
+                    "delivery[{i}].name = {:?}: another delivery has this name",
+                    d.name
+                );
+            }
+        }
         Ok(())
     }
 
@@ -183,6 +216,16 @@ mod tests {
         assert!(format!("{e:#}").contains("kinesis_adr"), "{e:#}");
         let e = Config::parse("[[stream]]\nname = \"a/b\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("stream[0].name"), "{e:#}");
+        let e =
+            Config::parse("[[delivery]]\nname = \"d\"\nstream = \"s\"\nbuffer_size_mib = 500\n")
+                .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("delivery[0].buffer_size_mib"),
+            "{e:#}"
+        );
+        let e = Config::parse("[[delivery]]\nname = \"d\"\nstream = \"s\"\nformat = \"xml\"\n")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("xml"), "{e:#}");
         let e = Config::parse("[[stream]]\nname = \"a\"\nretention_hours = 1\n").unwrap_err();
         assert!(
             format!("{e:#}").contains("stream[0].retention_hours"),

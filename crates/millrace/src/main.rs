@@ -1,6 +1,7 @@
 //! The `millrace` binary: a thin command line over the library crates. Each subcommand lives in
 //! `cmd/`; this file parses arguments, sets up logging and reports errors with context.
 
+mod admin;
 mod cli;
 mod cmd;
 mod config;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod deliver;
 mod demo;
 mod generate;
 pub mod produce;
@@ -13,6 +14,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&cli.data_dir, args).await,
         Command::Up(args) => up::run(&cli.data_dir, args).await,
         Command::Produce(args) => produce::run(args).await,
+        Command::Deliver(args) => deliver::run(&cli.data_dir, args).await,
         Command::Generate(GenerateCommand::Churn(args)) => generate::churn(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
     }

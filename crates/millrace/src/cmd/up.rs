@@ -78,22 +78,99 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
         })
     };
 
+    // Deliveries read the embedded store directly and are woken on append.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut deliveries = tokio::task::JoinSet::new();
+    let delivery_metrics: crate::admin::Registry = Default::default();
+    for d in &config.deliveries {
+        let lake_url = if d.lake.contains("://") || Path::new(&d.lake).is_absolute() {
+            d.lake.clone()
+        } else {
+            data_dir.join(&d.lake).display().to_string()
+        };
+        let lake = millrace_lake::Lake::open(
+            &lake_url,
+            &millrace_lake::S3Options {
+                endpoint_url: config.lake.s3_endpoint_url.clone(),
+                path_style: config.lake.s3_path_style,
+            },
+        )
+        .with_context(|| format!("delivery {}: opening lake {}", d.name, d.lake))?;
+        let name = d.name.clone();
+        let rx = stop_rx.clone();
+        let (store, cfg, state, registry) = (
+            store.clone(),
+            d.clone(),
+            data_dir.join("state"),
+            delivery_metrics.clone(),
+        );
+        deliveries.spawn(async move {
+            let stream = wait_for_stream(&store, &cfg.stream).await;
+            let source = Arc::new(millrace_delivery::source::EmbeddedSource::new(stream));
+            let delivery = match millrace_delivery::Delivery::new(cfg, lake, source, &state) {
+                Ok(d) => Arc::new(d),
+                Err(e) => {
+                    tracing::error!(delivery = %name, error = %e, "delivery not started");
+                    return;
+                }
+            };
+            registry
+                .lock()
+                .expect("metrics registry")
+                .push(delivery.metrics());
+            if let Err(e) = delivery.run(millrace_delivery::RunMode::Forever, rx).await {
+                tracing::error!(delivery = %name, error = %e, "delivery stopped");
+            }
+        });
+        tracing::info!(delivery = %d.name, stream = %d.stream, lake = %lake_url, "delivery running");
+    }
+
+    let admin_addr = args.admin_addr.unwrap_or(config.server.admin_addr);
+    let admin_listener = TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("binding the admin API to {admin_addr}"))?;
+    println!("millrace up: admin=http://{}", admin_listener.local_addr()?);
+    let admin = crate::admin::router(crate::admin::Admin {
+        store: store.clone(),
+        deliveries: delivery_metrics,
+    });
+    let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin).await });
+
     let gateway = Gateway::new(store.clone(), key);
     millrace_gateway::serve(listener, gateway, shutdown_signal())
         .await
         .context("serving the Kinesis API")?;
+    // Flush delivery buffers and checkpoints before the store closes.
+    let _ = stop_tx.send(true);
+    while deliveries.join_next().await.is_some() {}
+    admin_task.abort();
     retention.abort();
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     eprintln!("millrace up: stopped cleanly");
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// A delivery may be configured before a producer creates its stream: wait for it.
+async fn wait_for_stream(store: &Store, name: &str) -> Arc<millrace_stream::StreamHandle> {
+    let mut warned = false;
+    loop {
+        if let Ok(s) = store.stream(name) {
+            return s;
+        }
+        if !warned {
+            tracing::warn!(stream = name, "delivery waits for its stream to be created");
+            warned = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

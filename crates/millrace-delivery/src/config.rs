@@ -1,0 +1,220 @@
+//! `[[delivery]]` configuration, validated at load with messages that name the key.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::prefix::Template;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One JSON record per line (records must be JSON).
+    #[default]
+    Ndjson,
+    /// Records back to back, byte for byte, as Firehose writes them.
+    Concat,
+    /// Columnar; schema declared in `schema` or inferred per object.
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Zstd,
+    /// Parquet only.
+    Snappy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `YYYY/MM/DD/HH/` like Firehose.
+    #[default]
+    Firehose,
+    /// `year=YYYY/month=MM/day=DD/hour=HH/` so query engines discover partitions.
+    Hive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    String,
+    Int64,
+    Float64,
+    Boolean,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ColumnType,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Names the delivery's checkpoints, objects and error prefix.
+    pub name: String,
+    /// Source stream.
+    pub stream: String,
+    /// Lake URL: a path (relative paths are under the data dir), `s3://bucket/prefix`.
+    #[serde(default = "default_lake")]
+    pub lake: String,
+    /// Key prefix template; default `raw/<stream>/` plus the layout's time folders.
+    pub prefix: Option<String>,
+    /// Error prefix template; default `errors/<name>/!{firehose:error-output-type}/` + time.
+    pub error_prefix: Option<String>,
+    #[serde(default = "default_interval")]
+    pub buffer_interval_secs: u64,
+    #[serde(default = "default_size")]
+    pub buffer_size_mib: u64,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub layout: Layout,
+    /// Dynamic partitioning: key name → field path in the JSON record (`.Contract`, `.a.b`).
+    #[serde(default)]
+    pub partitioning: BTreeMap<String, String>,
+    /// Declared Parquet schema; without it, columns are inferred per object.
+    #[serde(default)]
+    pub schema: Vec<Column>,
+}
+
+fn default_lake() -> String {
+    "lake".into()
+}
+fn default_interval() -> u64 {
+    60
+}
+fn default_size() -> u64 {
+    5
+}
+
+impl DeliveryConfig {
+    /// A delivery with every default, for `stream`.
+    pub fn new(name: &str, stream: &str) -> Self {
+        Self {
+            name: name.into(),
+            stream: stream.into(),
+            lake: default_lake(),
+            prefix: None,
+            error_prefix: None,
+            buffer_interval_secs: default_interval(),
+            buffer_size_mib: default_size(),
+            format: Format::default(),
+            compression: Compression::default(),
+            layout: Layout::default(),
+            partitioning: BTreeMap::new(),
+            schema: Vec::new(),
+        }
+    }
+
+    /// The key prefix template, filled in from the layout when not given.
+    pub fn prefix_template(&self) -> String {
+        if let Some(p) = &self.prefix {
+            return p.clone();
+        }
+        let mut t = format!("raw/{}/", self.stream);
+        for key in self.partitioning.keys() {
+            t.push_str(&match self.layout {
+                Layout::Hive => format!("{key}=!{{partitionKeyFromQuery:{key}}}/"),
+                Layout::Firehose => format!("!{{partitionKeyFromQuery:{key}}}/"),
+            });
+        }
+        t.push_str(match self.layout {
+            Layout::Firehose => "!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/!{timestamp:HH}/",
+            Layout::Hive => {
+                "year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
+            }
+        });
+        t
+    }
+
+    pub fn error_prefix_template(&self) -> String {
+        self.error_prefix.clone().unwrap_or_else(|| {
+            format!(
+                "errors/{}/!{{firehose:error-output-type}}/!{{timestamp:yyyy}}/!{{timestamp:MM}}/!{{timestamp:dd}}/!{{timestamp:HH}}/",
+                self.name
+            )
+        })
+    }
+
+    /// Checks every key; errors name the key as `<path>.<key>`.
+    pub fn validate(&self, path: &str) -> Result<(), String> {
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        };
+        if !name_ok(&self.name) {
+            return Err(format!(
+                "{path}.name = {:?}: 1-128 characters of [a-zA-Z0-9_.-]",
+                self.name
+            ));
+        }
+        if !name_ok(&self.stream) {
+            return Err(format!(
+                "{path}.stream = {:?}: not a valid stream name",
+                self.stream
+            ));
+        }
+        if self.buffer_interval_secs > 900 {
+            return Err(format!(
+                "{path}.buffer_interval_secs = {}: must be between 0 and 900",
+                self.buffer_interval_secs
+            ));
+        }
+        if !(1..=128).contains(&self.buffer_size_mib) {
+            return Err(format!(
+                "{path}.buffer_size_mib = {}: must be between 1 and 128",
+                self.buffer_size_mib
+            ));
+        }
+        match (self.format, self.compression) {
+            (Format::Parquet, Compression::Gzip) => {
+                return Err(format!(
+                    "{path}.compression = \"gzip\": Parquet takes none, snappy or zstd"
+                ));
+            }
+            (Format::Ndjson | Format::Concat, Compression::Snappy) => {
+                return Err(format!(
+                    "{path}.compression = \"snappy\": only for Parquet; use gzip or zstd"
+                ));
+            }
+            _ => {}
+        }
+        if !self.schema.is_empty() && self.format != Format::Parquet {
+            return Err(format!(
+                "{path}.schema: only used with format = \"parquet\""
+            ));
+        }
+        for (key, query) in &self.partitioning {
+            if !query.starts_with('.') || query.len() < 2 {
+                return Err(format!(
+                    "{path}.partitioning.{key} = {query:?}: expected a field path like \".Contract\""
+                ));
+            }
+        }
+        let t =
+            Template::parse(&self.prefix_template()).map_err(|e| format!("{path}.prefix: {e}"))?;
+        for key in t.partition_keys() {
+            if !self.partitioning.contains_key(key) {
+                return Err(format!(
+                    "{path}.prefix uses !{{partitionKeyFromQuery:{key}}} but {path}.partitioning has no key {key:?}"
+                ));
+            }
+        }
+        Template::parse(&self.error_prefix_template())
+            .map_err(|e| format!("{path}.error_prefix: {e}"))?;
+        Ok(())
+    }
+}

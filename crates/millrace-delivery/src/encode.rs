@@ -1,0 +1,511 @@
+//! Turns a buffer of records into lake objects: validation, dynamic partitioning, prefixes,
+//! NDJSON / concatenation / Parquet encoding and compression, and error records for whatever
+//! cannot be delivered. Pure and deterministic: the same records give the same objects, which
+//! is what makes replay after a crash rewrite instead of duplicate.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use base64::Engine;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde_json::Value;
+
+use crate::config::{ColumnType, Compression, DeliveryConfig, Format};
+use crate::prefix::{Template, sanitize};
+use crate::source::SourceRecord;
+use crate::{DeliveryError, Result};
+
+/// Firehose refuses records over 1,000 KiB; so do we (they go to the error prefix).
+pub const MAX_DELIVERY_RECORD: usize = 1000 * 1024;
+
+/// One object to commit.
+#[derive(Debug)]
+pub struct Object {
+    pub key: String,
+    pub bytes: Bytes,
+    pub records: u64,
+    pub data_bytes: u64,
+    pub is_error: bool,
+}
+
+/// A delivery config made ready for encoding.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    name: String,
+    format: Format,
+    compression: Compression,
+    prefix: Template,
+    error_prefix: Template,
+    partitioning: Vec<(String, Vec<String>)>,
+    schema: Option<Arc<Schema>>,
+}
+
+struct Failed<'a> {
+    rec: &'a SourceRecord,
+    kind: &'static str,
+    message: String,
+}
+
+impl Encoder {
+    pub fn new(cfg: &DeliveryConfig) -> Result<Self> {
+        let prefix = Template::parse(&cfg.prefix_template()).map_err(DeliveryError::Config)?;
+        let error_prefix =
+            Template::parse(&cfg.error_prefix_template()).map_err(DeliveryError::Config)?;
+        let partitioning = cfg
+            .partitioning
+            .iter()
+            .map(|(k, q)| {
+                let path = q
+                    .trim_start_matches('.')
+                    .split('.')
+                    .map(str::to_owned)
+                    .collect();
+                (k.clone(), path)
+            })
+            .collect();
+        let schema = (!cfg.schema.is_empty()).then(|| {
+            Arc::new(Schema::new(
+                cfg.schema
+                    .iter()
+                    .map(|c| Field::new(&c.name, arrow_type(c.kind), true))
+                    .collect::<Vec<_>>(),
+            ))
+        });
+        Ok(Self {
+            name: cfg.name.clone(),
+            format: cfg.format,
+            compression: cfg.compression,
+            prefix,
+            error_prefix,
+            partitioning,
+            schema,
+        })
+    }
+
+    fn extension(&self) -> &'static str {
+        match (self.format, self.compression) {
+            (Format::Parquet, _) => ".parquet",
+            (Format::Ndjson, Compression::Gzip) => ".json.gz",
+            (Format::Ndjson, Compression::Zstd) => ".json.zst",
+            (Format::Ndjson, _) => ".json",
+            (Format::Concat, Compression::Gzip) => ".gz",
+            (Format::Concat, Compression::Zstd) => ".zst",
+            (Format::Concat, _) => "",
+        }
+    }
+
+    /// Encodes the records of one shard's buffer into objects (data and errors).
+    pub fn encode(&self, shard: &str, records: &[SourceRecord]) -> Result<Vec<Object>> {
+        let needs_json = self.format != Format::Concat || !self.partitioning.is_empty();
+        let mut groups: BTreeMap<String, Vec<(&SourceRecord, Option<Value>)>> = BTreeMap::new();
+        let mut failed: Vec<Failed> = Vec::new();
+        for rec in records {
+            if rec.data.len() > MAX_DELIVERY_RECORD {
+                failed.push(Failed {
+                    rec,
+                    kind: "record-too-large",
+                    message: format!(
+                        "record of {} bytes exceeds the {MAX_DELIVERY_RECORD}-byte delivery limit",
+                        rec.data.len()
+                    ),
+                });
+                continue;
+            }
+            let value = if needs_json {
+                match serde_json::from_slice::<Value>(&rec.data) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        failed.push(Failed {
+                            rec,
+                            kind: "invalid-json",
+                            message: format!("record is not JSON: {e}"),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let mut parts = BTreeMap::new();
+            let mut missing = None;
+            for (key, path) in &self.partitioning {
+                match value.as_ref().and_then(|v| lookup(v, path)) {
+                    Some(Value::String(s)) => {
+                        parts.insert(key.clone(), sanitize(s));
+                    }
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                        parts.insert(key.clone(), sanitize(&v.to_string()));
+                    }
+                    _ => {
+                        missing = Some(format!(
+                            "partition key {key}: field .{} is missing, null or not a scalar",
+                            path.join(".")
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some(message) = missing {
+                failed.push(Failed {
+                    rec,
+                    kind: "partitioning-failed",
+                    message,
+                });
+                continue;
+            }
+            let prefix = self.prefix.render(rec.arrival_ms, &parts, "");
+            groups.entry(prefix).or_default().push((rec, value));
+        }
+
+        let mut objects = Vec::new();
+        for (prefix, group) in groups {
+            let (body, kept) = match self.format {
+                Format::Ndjson => {
+                    let mut buf =
+                        Vec::with_capacity(group.iter().map(|(r, _)| r.data.len() + 1).sum());
+                    for (rec, value) in &group {
+                        if rec.data.contains(&b'\n') || rec.data.contains(&b'\r') {
+                            // Pretty-printed JSON would break the one-record-per-line contract.
+                            serde_json::to_writer(&mut buf, value.as_ref().expect("parsed"))
+                                .expect("writing to a Vec");
+                        } else {
+                            buf.extend_from_slice(&rec.data);
+                        }
+                        buf.push(b'\n');
+                    }
+                    (buf, group.iter().map(|(r, _)| *r).collect::<Vec<_>>())
+                }
+                Format::Concat => {
+                    let mut buf = Vec::with_capacity(group.iter().map(|(r, _)| r.data.len()).sum());
+                    for (rec, _) in &group {
+                        buf.extend_from_slice(&rec.data);
+                    }
+                    (buf, group.iter().map(|(r, _)| *r).collect())
+                }
+                Format::Parquet => {
+                    let (batch, kept, bad) = self.to_arrow(&group);
+                    failed.extend(bad);
+                    if kept.is_empty() {
+                        continue;
+                    }
+                    (self.parquet(&batch)?, kept)
+                }
+            };
+            if kept.is_empty() {
+                continue;
+            }
+            let body = self.compress(body)?;
+            objects.push(Object {
+                key: format!(
+                    "{prefix}{}-{shard}-{}-{}{}",
+                    self.name,
+                    kept[0].sequence,
+                    kept[kept.len() - 1].sequence,
+                    self.extension()
+                ),
+                bytes: Bytes::from(body),
+                records: kept.len() as u64,
+                data_bytes: kept.iter().map(|r| r.data.len() as u64).sum(),
+                is_error: false,
+            });
+        }
+        objects.extend(self.error_objects(shard, failed));
+        Ok(objects)
+    }
+
+    /// Error records in Firehose's error format, one NDJSON object per error type and hour.
+    fn error_objects(&self, shard: &str, failed: Vec<Failed>) -> Vec<Object> {
+        let mut groups: BTreeMap<String, Vec<Failed>> = BTreeMap::new();
+        for f in failed {
+            let prefix = self
+                .error_prefix
+                .render(f.rec.arrival_ms, &BTreeMap::new(), f.kind);
+            groups.entry(prefix).or_default().push(f);
+        }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        groups
+            .into_iter()
+            .map(|(prefix, mut list)| {
+                list.sort_by(|a, b| crate::checkpoint::seq_cmp(&a.rec.sequence, &b.rec.sequence));
+                let mut buf = Vec::new();
+                for f in &list {
+                    let line = serde_json::json!({
+                        "attemptsMade": 1,
+                        "arrivalTimestamp": f.rec.arrival_ms,
+                        "errorCode": f.kind,
+                        "errorMessage": f.message,
+                        "shardId": shard,
+                        "sequenceNumber": f.rec.sequence,
+                        "partitionKey": f.rec.partition_key,
+                        "rawData": b64.encode(&f.rec.data),
+                    });
+                    serde_json::to_writer(&mut buf, &line).expect("writing to a Vec");
+                    buf.push(b'\n');
+                }
+                Object {
+                    key: format!(
+                        "{prefix}{}-{shard}-{}-{}.json",
+                        self.name,
+                        list[0].rec.sequence,
+                        list[list.len() - 1].rec.sequence
+                    ),
+                    bytes: Bytes::from(buf),
+                    records: list.len() as u64,
+                    data_bytes: list.iter().map(|f| f.rec.data.len() as u64).sum(),
+                    is_error: true,
+                }
+            })
+            .collect()
+    }
+
+    fn compress(&self, body: Vec<u8>) -> Result<Vec<u8>> {
+        if self.format == Format::Parquet {
+            return Ok(body); // compressed inside the file
+        }
+        match self.compression {
+            Compression::None | Compression::Snappy => Ok(body),
+            Compression::Gzip => {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    flate2::Compression::new(6),
+                );
+                enc.write_all(&body)
+                    .and_then(|_| enc.finish())
+                    .map_err(|e| DeliveryError::Encode(format!("gzip: {e}")))
+            }
+            Compression::Zstd => zstd::bulk::compress(&body, 3)
+                .map_err(|e| DeliveryError::Encode(format!("zstd: {e}"))),
+        }
+    }
+
+    /// Converts JSON records to one Arrow batch. Records that do not fit the declared schema
+    /// are returned as failures instead.
+    fn to_arrow<'a>(
+        &self,
+        group: &[(&'a SourceRecord, Option<Value>)],
+    ) -> (RecordBatch, Vec<&'a SourceRecord>, Vec<Failed<'a>>) {
+        let schema = match &self.schema {
+            Some(s) => s.clone(),
+            None => infer_schema(group.iter().filter_map(|(_, v)| v.as_ref())),
+        };
+        let mut rows: Vec<Vec<Cell>> = Vec::with_capacity(group.len());
+        let mut kept = Vec::with_capacity(group.len());
+        let mut failed = Vec::new();
+        'records: for (rec, value) in group {
+            let Some(Value::Object(obj)) = value else {
+                failed.push(Failed {
+                    rec,
+                    kind: "format-conversion-failed",
+                    message: "a Parquet record must be a JSON object".into(),
+                });
+                continue;
+            };
+            let mut row = Vec::with_capacity(schema.fields().len());
+            for field in schema.fields() {
+                match convert(obj.get(field.name()), field.data_type()) {
+                    Ok(c) => row.push(c),
+                    Err(why) => {
+                        failed.push(Failed {
+                            rec,
+                            kind: "format-conversion-failed",
+                            message: format!("field {}: {why}", field.name()),
+                        });
+                        continue 'records;
+                    }
+                }
+            }
+            rows.push(row);
+            kept.push(*rec);
+        }
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| build_column(f.data_type(), rows.iter().map(|r| &r[i])))
+            .collect();
+        let batch = RecordBatch::try_new(schema, columns).expect("columns match the schema");
+        (batch, kept, failed)
+    }
+
+    fn parquet(&self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        let compression = match self.compression {
+            Compression::Snappy => PqCompression::SNAPPY,
+            Compression::None => PqCompression::UNCOMPRESSED,
+            _ => PqCompression::ZSTD(ZstdLevel::try_new(3).expect("valid level")),
+        };
+        let props = WriterProperties::builder()
+            .set_compression(compression)
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
+            .map_err(|e| DeliveryError::Encode(format!("parquet: {e}")))?;
+        w.write(batch)
+            .and_then(|_| w.close().map(|_| ()))
+            .map_err(|e| DeliveryError::Encode(format!("parquet: {e}")))?;
+        Ok(out)
+    }
+}
+
+fn arrow_type(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Boolean => DataType::Boolean,
+    }
+}
+
+fn lookup<'v>(v: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// Columns in order of first appearance; a column is Int64, Float64 or Boolean only when every
+/// value is, otherwise a string (numbers in strings stay strings: the schema decides).
+fn infer_schema<'a>(values: impl Iterator<Item = &'a Value>) -> Arc<Schema> {
+    let mut order: Vec<String> = Vec::new();
+    let mut kinds: BTreeMap<String, DataType> = BTreeMap::new();
+    for v in values {
+        let Value::Object(obj) = v else { continue };
+        for (k, v) in obj {
+            let t = match v {
+                Value::Null => continue,
+                Value::Bool(_) => DataType::Boolean,
+                Value::Number(n) if n.is_i64() => DataType::Int64,
+                Value::Number(_) => DataType::Float64,
+                _ => DataType::Utf8,
+            };
+            match kinds.get(k) {
+                None => {
+                    order.push(k.clone());
+                    kinds.insert(k.clone(), t);
+                }
+                Some(prev) if *prev == t => {}
+                Some(DataType::Int64 | DataType::Float64)
+                    if matches!(t, DataType::Int64 | DataType::Float64) =>
+                {
+                    kinds.insert(k.clone(), DataType::Float64);
+                }
+                Some(_) => {
+                    kinds.insert(k.clone(), DataType::Utf8);
+                }
+            }
+        }
+    }
+    Arc::new(Schema::new(
+        order
+            .iter()
+            .map(|k| Field::new(k, kinds[k].clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+enum Cell {
+    Null,
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// One JSON value as a column of type `t`. Strings holding numbers convert when the column is
+/// numeric (that is why a schema is declared); blank strings are null.
+fn convert(v: Option<&Value>, t: &DataType) -> Result<Cell, String> {
+    let v = match v {
+        None | Some(Value::Null) => return Ok(Cell::Null),
+        Some(v) => v,
+    };
+    match t {
+        DataType::Utf8 => Ok(Cell::Str(match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })),
+        DataType::Int64 => match v {
+            Value::Number(n) => n
+                .as_i64()
+                .map(Cell::Int)
+                .ok_or_else(|| format!("{n} is not an int64")),
+            Value::String(s) if s.trim().is_empty() => Ok(Cell::Null),
+            Value::String(s) => s
+                .trim()
+                .parse()
+                .map(Cell::Int)
+                .map_err(|_| format!("{s:?} is not an int64")),
+            other => Err(format!("{other} is not an int64")),
+        },
+        DataType::Float64 => match v {
+            Value::Number(n) => Ok(Cell::Float(n.as_f64().unwrap_or(f64::NAN))),
+            Value::String(s) if s.trim().is_empty() => Ok(Cell::Null),
+            Value::String(s) => s
+                .trim()
+                .parse()
+                .map(Cell::Float)
+                .map_err(|_| format!("{s:?} is not a float64")),
+            other => Err(format!("{other} is not a float64")),
+        },
+        DataType::Boolean => match v {
+            Value::Bool(b) => Ok(Cell::Bool(*b)),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(Cell::Bool(true)),
+                "false" => Ok(Cell::Bool(false)),
+                "" => Ok(Cell::Null),
+                _ => Err(format!("{s:?} is not a boolean")),
+            },
+            other => Err(format!("{other} is not a boolean")),
+        },
+        other => Err(format!("unsupported column type {other}")),
+    }
+}
+
+fn build_column<'a>(t: &DataType, cells: impl Iterator<Item = &'a Cell>) -> ArrayRef {
+    match t {
+        DataType::Int64 => {
+            let mut b = Int64Builder::new();
+            for c in cells {
+                b.append_option(if let Cell::Int(i) = c { Some(*i) } else { None });
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Float64 => {
+            let mut b = Float64Builder::new();
+            for c in cells {
+                b.append_option(match c {
+                    Cell::Float(f) => Some(*f),
+                    Cell::Int(i) => Some(*i as f64),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Boolean => {
+            let mut b = BooleanBuilder::new();
+            for c in cells {
+                b.append_option(if let Cell::Bool(x) = c {
+                    Some(*x)
+                } else {
+                    None
+                });
+            }
+            Arc::new(b.finish())
+        }
+        _ => {
+            let mut b = StringBuilder::new();
+            for c in cells {
+                match c {
+                    Cell::Str(s) => b.append_value(s),
+                    Cell::Null => b.append_null(),
+                    Cell::Int(i) => b.append_value(i.to_string()),
+                    Cell::Float(f) => b.append_value(f.to_string()),
+                    Cell::Bool(x) => b.append_value(x.to_string()),
+                }
+            }
+            Arc::new(b.finish())
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The delivery loop: one task per shard reads, buffers, and flushes objects under the
+//! intent → write → commit protocol described in the crate docs.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use millrace_lake::Lake;
+use tokio::sync::watch;
+
+use crate::checkpoint::{Checkpoint, CheckpointDir, seq_cmp};
+use crate::config::DeliveryConfig;
+use crate::encode::Encoder;
+use crate::metrics::DeliveryMetrics;
+use crate::source::{RecordSource, SourceRecord};
+use crate::{DeliveryError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Until the shutdown signal; buffers are flushed before returning.
+    Forever,
+    /// Until every shard has been read to its end once and everything read is in the lake.
+    UntilCaughtUp,
+}
+
+/// A configured delivery, ready to run.
+pub struct Delivery {
+    config: DeliveryConfig,
+    encoder: Encoder,
+    lake: Lake,
+    source: Arc<dyn RecordSource>,
+    checkpoints: CheckpointDir,
+    metrics: Arc<DeliveryMetrics>,
+}
+
+/// How long an idle read waits for new records before checking for shutdown again.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+impl Delivery {
+    pub fn new(
+        config: DeliveryConfig,
+        lake: Lake,
+        source: Arc<dyn RecordSource>,
+        state_dir: &std::path::Path,
+    ) -> Result<Self> {
+        config.validate("delivery").map_err(DeliveryError::Config)?;
+        Ok(Self {
+            encoder: Encoder::new(&config)?,
+            checkpoints: CheckpointDir::new(state_dir, &config.name),
+            metrics: Arc::new(DeliveryMetrics::new(&config.name, &config.stream)),
+            config,
+            lake,
+            source,
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<DeliveryMetrics> {
+        self.metrics.clone()
+    }
+
+    pub fn config(&self) -> &DeliveryConfig {
+        &self.config
+    }
+
+    /// Runs every shard until `mode` says stop. The first shard error stops the delivery.
+    pub async fn run(
+        self: Arc<Self>,
+        mode: RunMode,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let shards = self.source.shards().await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in shards {
+            let me = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { me.shard_loop(&shard, mode, shutdown).await });
+        }
+        let mut first_err = None;
+        while let Some(res) = tasks.join_next().await {
+            let res = res.map_err(|e| DeliveryError::Source(format!("shard task failed: {e}")))?;
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+                tasks.abort_all();
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    async fn shard_loop(
+        &self,
+        shard: &str,
+        mode: RunMode,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut cp = self.load(shard).await?;
+        if let Some(pending) = cp.pending.clone() {
+            self.replay(shard, &mut cp, &pending).await?;
+        }
+        if let Some(d) = &cp.delivered {
+            self.metrics.delivered(shard, d);
+        }
+        let interval = Duration::from_secs(self.config.buffer_interval_secs);
+        let max_bytes = (self.config.buffer_size_mib * 1024 * 1024) as usize;
+        let mut buffer: Vec<SourceRecord> = Vec::new();
+        let mut buffered_bytes = 0usize;
+        let mut opened: Option<Instant> = None;
+        let mut after = cp.delivered.clone();
+        loop {
+            let wait = match opened {
+                Some(t) => interval.saturating_sub(t.elapsed()),
+                None if mode == RunMode::UntilCaughtUp => Duration::ZERO,
+                None => IDLE_WAIT,
+            };
+            let batch = tokio::select! {
+                b = self.source.read(shard, after.as_deref(), wait) => b?,
+                _ = shutdown.changed() => {
+                    self.flush(shard, &mut cp, &mut buffer).await?;
+                    return Ok(());
+                }
+            };
+            for r in batch.records {
+                if opened.is_none() {
+                    opened = Some(Instant::now());
+                    self.metrics.pending_since(shard, r.arrival_ms);
+                }
+                buffered_bytes += r.data.len();
+                after = Some(r.sequence.clone());
+                buffer.push(r);
+            }
+            let due = opened.is_some_and(|t| t.elapsed() >= interval);
+            if !buffer.is_empty() && (due || buffered_bytes >= max_bytes) {
+                self.flush(shard, &mut cp, &mut buffer).await?;
+                buffered_bytes = 0;
+                opened = None;
+            }
+            if mode == RunMode::UntilCaughtUp && batch.caught_up {
+                self.flush(shard, &mut cp, &mut buffer).await?;
+                return Ok(());
+            }
+            if *shutdown.borrow() {
+                self.flush(shard, &mut cp, &mut buffer).await?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes the buffer's objects and advances the checkpoint past them.
+    async fn flush(
+        &self,
+        shard: &str,
+        cp: &mut Checkpoint,
+        buffer: &mut Vec<SourceRecord>,
+    ) -> Result<()> {
+        let Some(last) = buffer.last().map(|r| r.sequence.clone()) else {
+            return Ok(());
+        };
+        // The intent: if we crash from here on, a restart rewrites exactly this range.
+        cp.pending = Some(last.clone());
+        self.store(shard, cp).await?;
+        self.write(shard, std::mem::take(buffer)).await?;
+        cp.delivered = Some(last.clone());
+        cp.pending = None;
+        self.store(shard, cp).await?;
+        self.metrics.delivered(shard, &last);
+        Ok(())
+    }
+
+    /// Re-reads the records of an interrupted flush and writes the same objects again.
+    async fn replay(&self, shard: &str, cp: &mut Checkpoint, pending: &str) -> Result<()> {
+        let mut records = Vec::new();
+        let mut after = cp.delivered.clone();
+        'read: loop {
+            let batch = self
+                .source
+                .read(shard, after.as_deref(), Duration::ZERO)
+                .await?;
+            if batch.records.is_empty() {
+                break; // trimmed by retention: deliver what is left
+            }
+            for r in batch.records {
+                if seq_cmp(&r.sequence, pending).is_gt() {
+                    break 'read;
+                }
+                after = Some(r.sequence.clone());
+                records.push(r);
+            }
+        }
+        tracing::info!(
+            delivery = %self.config.name,
+            shard,
+            records = records.len(),
+            "replaying an interrupted flush"
+        );
+        self.write(shard, records).await?;
+        cp.delivered = Some(pending.to_owned());
+        cp.pending = None;
+        self.store(shard, cp).await
+    }
+
+    async fn write(&self, shard: &str, records: Vec<SourceRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let encoder = self.encoder.clone();
+        let shard_id = shard.to_owned();
+        // Encoding (Parquet, compression) is CPU work: keep it off the async threads.
+        let objects = tokio::task::spawn_blocking(move || encoder.encode(&shard_id, &records))
+            .await
+            .map_err(|e| DeliveryError::Encode(e.to_string()))??;
+        for o in objects {
+            self.lake.put(&o.key, o.bytes).await?;
+            if o.is_error {
+                self.metrics
+                    .error_records
+                    .fetch_add(o.records, Ordering::Relaxed);
+                tracing::warn!(delivery = %self.config.name, key = %o.key, records = o.records, "records sent to the error prefix");
+            } else {
+                self.metrics.records.fetch_add(o.records, Ordering::Relaxed);
+                self.metrics
+                    .bytes
+                    .fetch_add(o.data_bytes, Ordering::Relaxed);
+            }
+            self.metrics.objects.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn load(&self, shard: &str) -> Result<Checkpoint> {
+        let c = self.checkpoints.clone();
+        let s = shard.to_owned();
+        tokio::task::spawn_blocking(move || c.load(&s))
+            .await
+            .map_err(|e| DeliveryError::Source(e.to_string()))?
+    }
+
+    async fn store(&self, shard: &str, cp: &Checkpoint) -> Result<()> {
+        let c = self.checkpoints.clone();
+        let s = shard.to_owned();
+        let cp = cp.clone();
+        tokio::task::spawn_blocking(move || c.store(&s, &cp))
+            .await
+            .map_err(|e| DeliveryError::Source(e.to_string()))?
+    }
+}

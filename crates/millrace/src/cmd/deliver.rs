@@ -1,0 +1,160 @@
+//! `millrace deliver`: a standalone Firehose over any Kinesis API, and `deliver status`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use millrace_delivery::config::{Column, ColumnType, Layout};
+use millrace_delivery::source::KinesisSource;
+use millrace_delivery::{Compression, Delivery, DeliveryConfig, Format, RunMode};
+use millrace_lake::{Lake, S3Options};
+
+use crate::cli::{CompressionArg, DeliverArgs, DeliverCommand, FormatArg, LayoutArg};
+use crate::kinesis;
+
+pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
+    if let Some(DeliverCommand::Status { admin_url }) = &args.command {
+        return status(admin_url).await;
+    }
+    let stream = args.stream.clone().context("--stream is required")?;
+    let lake_url = args.lake.clone().context("--lake is required")?;
+    let config = to_config(&args, &stream)?;
+    config
+        .validate("deliver")
+        .map_err(|e| anyhow::anyhow!(e.replace("deliver.", "--")))?;
+    let lake = Lake::open(
+        &lake_url,
+        &S3Options {
+            endpoint_url: args.s3_endpoint_url.clone(),
+            path_style: args.s3_endpoint_url.is_some(),
+        },
+    )?;
+    let client = kinesis::client(args.source_endpoint_url.as_deref()).await;
+    let source = Arc::new(KinesisSource::new(client, &stream));
+    let delivery = Arc::new(Delivery::new(
+        config,
+        lake,
+        source,
+        &data_dir.join("state"),
+    )?);
+    let metrics = delivery.metrics();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mode = if args.until_caught_up {
+        RunMode::UntilCaughtUp
+    } else {
+        RunMode::Forever
+    };
+    eprintln!(
+        "delivering stream {stream} to {} ({})",
+        lake_url,
+        if args.until_caught_up {
+            "until caught up"
+        } else {
+            "until SIGINT/SIGTERM"
+        }
+    );
+    let task = tokio::spawn(delivery.run(mode, stop_rx));
+    tokio::pin!(task);
+    let result = tokio::select! {
+        r = &mut task => r,
+        _ = crate::cmd::up::shutdown_signal() => {
+            let _ = stop_tx.send(true);
+            task.await
+        }
+    };
+    result
+        .context("delivery task")?
+        .context("delivery failed")?;
+    let s = metrics.snapshot(millrace_stream::now_ms());
+    println!(
+        "delivered {} records ({:.2} MB) in {} objects; {} records to the error prefix",
+        s.records,
+        s.bytes as f64 / 1e6,
+        s.objects,
+        s.error_records
+    );
+    Ok(())
+}
+
+fn to_config(args: &DeliverArgs, stream: &str) -> anyhow::Result<DeliveryConfig> {
+    let mut c = DeliveryConfig::new(
+        &args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{stream}-lake")),
+        stream,
+    );
+    c.prefix = args.prefix.clone();
+    c.buffer_interval_secs = args.buffer_interval;
+    c.buffer_size_mib = args.buffer_size;
+    c.format = match args.format {
+        FormatArg::Ndjson => Format::Ndjson,
+        FormatArg::Concat => Format::Concat,
+        FormatArg::Parquet => Format::Parquet,
+    };
+    c.compression = match args.compression {
+        CompressionArg::None => Compression::None,
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::Snappy => Compression::Snappy,
+    };
+    c.layout = match args.layout {
+        LayoutArg::Firehose => Layout::Firehose,
+        LayoutArg::Hive => Layout::Hive,
+    };
+    for p in &args.partitions {
+        let (k, q) = p
+            .split_once('=')
+            .with_context(|| format!("--partition {p:?}: expected NAME=.field"))?;
+        c.partitioning.insert(k.to_owned(), q.to_owned());
+    }
+    if let Some(schema) = &args.schema {
+        for col in schema.split(',').filter(|s| !s.is_empty()) {
+            let (name, kind) = col
+                .split_once(':')
+                .with_context(|| format!("--schema {col:?}: expected name:type"))?;
+            let kind = match kind {
+                "string" => ColumnType::String,
+                "int64" => ColumnType::Int64,
+                "float64" => ColumnType::Float64,
+                "boolean" => ColumnType::Boolean,
+                other => {
+                    bail!("--schema {name}:{other}: type must be string, int64, float64 or boolean")
+                }
+            };
+            c.schema.push(Column {
+                name: name.to_owned(),
+                kind,
+            });
+        }
+    }
+    Ok(c)
+}
+
+async fn status(admin_url: &str) -> anyhow::Result<()> {
+    let url = format!("{}/status", admin_url.trim_end_matches('/'));
+    let body = reqwest::get(&url)
+        .await
+        .with_context(|| format!("is millrace up running? could not reach {url}"))?
+        .bytes()
+        .await?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))?;
+    println!(
+        "{:<20} {:<16} {:>10} {:>10} {:>8} {:>8} {:>12}",
+        "delivery", "stream", "records", "MB", "objects", "errors", "freshness s"
+    );
+    for d in v["deliveries"].as_array().into_iter().flatten() {
+        println!(
+            "{:<20} {:<16} {:>10} {:>10.2} {:>8} {:>8} {:>12.1}",
+            d["name"].as_str().unwrap_or(""),
+            d["stream"].as_str().unwrap_or(""),
+            d["records"],
+            d["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            d["objects"],
+            d["error_records"],
+            d["freshness_ms"].as_f64().unwrap_or(0.0) / 1000.0
+        );
+    }
+    Ok(())
+}
