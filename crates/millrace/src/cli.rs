@@ -236,6 +236,26 @@ pub enum BenchCommand {
     /// data directory (default fsync policy) and measures that. Each --peer is measured with
     /// the same load in the same run, and the table shows the ratio.
     Ingest(BenchIngestArgs),
+    /// Delivery throughput (NDJSON, Parquet+zstd) under ingest load, and freshness (time from
+    /// PutRecord acknowledgement to the record being readable in the lake) at buffer
+    /// intervals 0 and 1 s. Runs `millrace up` child processes with local lakes.
+    Deliver(BenchDeliverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDeliverArgs {
+    /// Seconds of write load for each throughput run.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Seconds of steady load for each freshness run.
+    #[arg(long, default_value_t = 10.0)]
+    pub freshness_seconds: f64,
+    /// Records per second during freshness runs.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

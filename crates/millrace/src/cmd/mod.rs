@@ -17,5 +17,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deliver(args) => deliver::run(&cli.data_dir, args).await,
         Command::Generate(GenerateCommand::Churn(args)) => generate::churn(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
+        Command::Bench(BenchCommand::Deliver(args)) => bench::deliver(args).await,
     }
 }

@@ -3,17 +3,14 @@
 //! Clients send pre-encoded PutRecords bodies over plain HTTP so the client side costs little
 //! and the same load hits every target (millrace and any peer such as kinesalite).
 
-use std::io::BufRead;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use super::{Load, LocalServer, call, create_stream, write_load};
+
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cli::BenchIngestArgs;
 
@@ -40,7 +37,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     match &args.endpoint_url {
         Some(url) => targets.push(("target".to_owned(), url.clone())),
         None => {
-            let s = LocalServer::start()?;
+            let s = LocalServer::start(None)?;
             eprintln!(
                 "started millrace up at {} (data in {})",
                 s.url,
@@ -124,76 +121,6 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A `millrace up` child process on a free port with a throwaway data directory.
-struct LocalServer {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-}
-
-impl LocalServer {
-    fn start() -> anyhow::Result<Self> {
-        let dir =
-            std::env::temp_dir().join(format!("millrace-bench-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir)?;
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["up", "--kinesis-addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting millrace up")?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
-        let url = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("kinesis="))
-            .with_context(|| format!("unexpected ready line from millrace up: {line:?}"))?
-            .to_owned();
-        Ok(Self { child, url, dir })
-    }
-}
-
-impl Drop for LocalServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn call(http: &reqwest::Client, url: &str, op: &str, body: Vec<u8>) -> anyhow::Result<Value> {
-    let resp = http
-        .post(url)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", format!("Kinesis_20131202.{op}"))
-        .header("x-amz-date", "20261125T120000Z")
-        // Emulators check that a SigV4 header is present; nobody verifies it.
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=bench/20261125/us-east-1/kinesis/aws4_request, \
-             SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00",
-        )
-        .body(body)
-        .send()
-        .await?;
-    let status = resp.status();
-    let bytes = resp.bytes().await?;
-    if !status.is_success() {
-        bail!(
-            "{op} answered {status}: {}",
-            String::from_utf8_lossy(&bytes)
-        );
-    }
-    if bytes.is_empty() {
-        // Operations without output may answer with an empty body (kinesalite does).
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(&bytes).with_context(|| format!("{op}: response is not JSON"))
-}
-
 async fn run_target(
     http: &reqwest::Client,
     name: &str,
@@ -201,73 +128,26 @@ async fn run_target(
     args: &BenchIngestArgs,
 ) -> anyhow::Result<Outcome> {
     let stream = format!("bench-{:08x}", rand::random::<u32>());
-    call(
+    create_stream(http, url, &stream, args.shards).await?;
+    let load = write_load(
         http,
         url,
-        "CreateStream",
-        serde_json::to_vec(&json!({"StreamName": stream, "ShardCount": args.shards}))?,
+        &stream,
+        &Load {
+            clients: args.clients,
+            seconds: args.seconds,
+            batch: args.batch,
+            record_bytes: args.record_bytes,
+        },
     )
     .await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let d = call(
-            http,
-            url,
-            "DescribeStreamSummary",
-            serde_json::to_vec(&json!({"StreamName": stream}))?,
-        )
-        .await?;
-        if d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("stream {stream} did not become ACTIVE");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    // Pre-encoded bodies: distinct random partition keys, churn-like JSON padded to size.
-    let bodies: Arc<Vec<(Vec<u8>, u64)>> = Arc::new(
-        (0..16)
-            .map(|b| make_body(&stream, args.batch, args.record_bytes, b))
-            .collect(),
+    let (written, bytes_written, failed, hist, write_seconds) = (
+        load.written,
+        load.bytes,
+        load.failed,
+        load.latency_us,
+        load.seconds,
     );
-    let until = Instant::now() + Duration::from_secs_f64(args.seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..args.clients {
-        let http = http.clone();
-        let url = url.to_owned();
-        let bodies = bodies.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new(3).expect("histogram");
-            let (mut ok, mut bytes, mut failed) = (0u64, 0u64, 0u64);
-            let mut i = c;
-            while Instant::now() < until {
-                let (body, data_bytes) = &bodies[i % bodies.len()];
-                i += 1;
-                let t = Instant::now();
-                let resp = call(&http, &url, "PutRecords", body.clone()).await?;
-                hist.record(t.elapsed().as_micros() as u64).ok();
-                let n = resp["Records"].as_array().map(|a| a.len()).unwrap_or(0) as u64;
-                let f = resp["FailedRecordCount"].as_u64().unwrap_or(n);
-                ok += n - f;
-                failed += f;
-                bytes += data_bytes * (n - f) / n.max(1);
-            }
-            anyhow::Ok((hist, ok, bytes, failed))
-        }));
-    }
-    let mut hist = Histogram::<u64>::new(3)?;
-    let (mut written, mut bytes_written, mut failed) = (0, 0, 0);
-    for t in tasks {
-        let (h, ok, b, f) = t.await??;
-        hist.add(h)?;
-        written += ok;
-        bytes_written += b;
-        failed += f;
-    }
-    let write_seconds = started.elapsed().as_secs_f64();
     eprintln!("{name}: wrote {written} records, reading them back");
 
     let shards = call(
@@ -352,29 +232,4 @@ async fn run_target(
         read_records_per_s: read as f64 / read_seconds,
         read_mb_per_s: bytes_read as f64 / read_seconds / 1e6,
     })
-}
-
-/// A PutRecords JSON body and the number of data bytes it carries.
-fn make_body(stream: &str, records: usize, record_bytes: usize, salt: usize) -> (Vec<u8>, u64) {
-    let mut data_bytes = 0u64;
-    let recs: Vec<Value> = (0..records)
-        .map(|i| {
-            let mut rec = format!(
-                r#"{{"customerID":"{:04}-{:05}","gender":"Female","SeniorCitizen":"0","tenure":"{}","Contract":"Month-to-month","MonthlyCharges":"70.35","TotalCharges":"1397.475","Churn":"No","pad":""#,
-                salt,
-                i,
-                i % 72
-            );
-            let pad = record_bytes.saturating_sub(rec.len() + 2);
-            rec.push_str(&"x".repeat(pad));
-            rec.push_str("\"}");
-            data_bytes += rec.len() as u64;
-            json!({
-                "Data": STANDARD.encode(rec.as_bytes()),
-                "PartitionKey": format!("{:032x}", rand::random::<u128>()),
-            })
-        })
-        .collect();
-    let body = serde_json::to_vec(&json!({"StreamName": stream, "Records": recs})).expect("json");
-    (body, data_bytes)
 }

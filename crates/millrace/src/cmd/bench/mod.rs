@@ -1,0 +1,249 @@
+//! `millrace bench …`: end-to-end benchmarks against real servers, opt-in (not in tests).
+
+mod deliver;
+mod ingest;
+
+pub use deliver::deliver;
+pub use ingest::ingest;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+/// A `millrace up` child process on a free port with a throwaway data directory.
+struct LocalServer {
+    child: Child,
+    url: String,
+    admin: String,
+    dir: PathBuf,
+}
+
+impl LocalServer {
+    /// Starts `millrace up` (with `config`, whose relative lake paths land in the fresh data
+    /// directory) on free loopback ports and waits for both ready lines.
+    fn start(config: Option<&Path>) -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("millrace-bench-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir)?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("--data-dir").arg(&dir).args([
+            "up",
+            "--kinesis-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ]);
+        if let Some(c) = config {
+            cmd.arg("-c").arg(c);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting millrace up")?;
+        let mut reader = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let (mut url, mut admin) = (None, None);
+        while url.is_none() || admin.is_none() {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                bail!("millrace up exited before it was ready");
+            }
+            for w in line.split_whitespace() {
+                if let Some(u) = w.strip_prefix("kinesis=") {
+                    url = Some(u.to_owned());
+                }
+                if let Some(u) = w.strip_prefix("admin=") {
+                    admin = Some(u.to_owned());
+                }
+            }
+        }
+        Ok(Self {
+            child,
+            url: url.expect("set"),
+            admin: admin.expect("set"),
+            dir,
+        })
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub(crate) async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    op: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<Value> {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("Kinesis_20131202.{op}"))
+        .header("x-amz-date", "20261125T120000Z")
+        // Emulators check that a SigV4 header is present; nobody verifies it.
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=bench/20261125/us-east-1/kinesis/aws4_request, \
+             SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00",
+        )
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let bytes = resp.bytes().await?;
+    if !status.is_success() {
+        bail!(
+            "{op} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    if bytes.is_empty() {
+        // Operations without output may answer with an empty body (kinesalite does).
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes).with_context(|| format!("{op}: response is not JSON"))
+}
+
+/// Creates a stream through the API and waits until it is ACTIVE.
+async fn create_stream(
+    http: &reqwest::Client,
+    url: &str,
+    stream: &str,
+    shards: u32,
+) -> anyhow::Result<()> {
+    call(
+        http,
+        url,
+        "CreateStream",
+        serde_json::to_vec(&json!({"StreamName": stream, "ShardCount": shards}))?,
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = call(
+            http,
+            url,
+            "DescribeStreamSummary",
+            serde_json::to_vec(&json!({"StreamName": stream}))?,
+        )
+        .await?;
+        if d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("stream {stream} did not become ACTIVE");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A PutRecords write load.
+struct Load {
+    clients: usize,
+    seconds: f64,
+    batch: usize,
+    record_bytes: usize,
+}
+
+struct LoadOutcome {
+    written: u64,
+    bytes: u64,
+    failed: u64,
+    latency_us: Histogram<u64>,
+    seconds: f64,
+}
+
+/// Concurrent clients posting pre-encoded PutRecords bodies as fast as acknowledged.
+async fn write_load(
+    http: &reqwest::Client,
+    url: &str,
+    stream: &str,
+    load: &Load,
+) -> anyhow::Result<LoadOutcome> {
+    // Pre-encoded bodies: distinct random partition keys, churn-like JSON padded to size.
+    let bodies: Arc<Vec<(Vec<u8>, u64)>> = Arc::new(
+        (0..16)
+            .map(|b| make_body(stream, load.batch, load.record_bytes, b))
+            .collect(),
+    );
+    let until = Instant::now() + Duration::from_secs_f64(load.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..load.clients {
+        let http = http.clone();
+        let url = url.to_owned();
+        let bodies = bodies.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).expect("histogram");
+            let (mut ok, mut bytes, mut failed) = (0u64, 0u64, 0u64);
+            let mut i = c;
+            while Instant::now() < until {
+                let (body, data_bytes) = &bodies[i % bodies.len()];
+                i += 1;
+                let t = Instant::now();
+                let resp = call(&http, &url, "PutRecords", body.clone()).await?;
+                hist.record(t.elapsed().as_micros() as u64).ok();
+                let n = resp["Records"].as_array().map(|a| a.len()).unwrap_or(0) as u64;
+                let f = resp["FailedRecordCount"].as_u64().unwrap_or(n);
+                ok += n - f;
+                failed += f;
+                bytes += data_bytes * (n - f) / n.max(1);
+            }
+            anyhow::Ok((hist, ok, bytes, failed))
+        }));
+    }
+    let mut out = LoadOutcome {
+        written: 0,
+        bytes: 0,
+        failed: 0,
+        latency_us: Histogram::<u64>::new(3)?,
+        seconds: 0.0,
+    };
+    for t in tasks {
+        let (h, ok, b, f) = t.await??;
+        out.latency_us.add(h)?;
+        out.written += ok;
+        out.bytes += b;
+        out.failed += f;
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// A PutRecords JSON body and the number of data bytes it carries.
+fn make_body(stream: &str, records: usize, record_bytes: usize, salt: usize) -> (Vec<u8>, u64) {
+    let mut data_bytes = 0u64;
+    let recs: Vec<Value> = (0..records)
+        .map(|i| {
+            let mut rec = format!(
+                r#"{{"customerID":"{:04}-{:05}","gender":"Female","SeniorCitizen":"0","tenure":"{}","Contract":"Month-to-month","MonthlyCharges":"70.35","TotalCharges":"1397.475","Churn":"No","pad":""#,
+                salt,
+                i,
+                i % 72
+            );
+            let pad = record_bytes.saturating_sub(rec.len() + 2);
+            rec.push_str(&"x".repeat(pad));
+            rec.push_str("\"}");
+            data_bytes += rec.len() as u64;
+            json!({
+                "Data": STANDARD.encode(rec.as_bytes()),
+                "PartitionKey": format!("{:032x}", rand::random::<u128>()),
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({"StreamName": stream, "Records": recs})).expect("json");
+    (body, data_bytes)
+}
