@@ -233,3 +233,15 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod example {
+    /// The shipped example config must load and validate.
+    #[test]
+    fn example_config_loads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/millrace.toml");
+        let c = super::Config::load(std::path::Path::new(path)).unwrap();
+        assert_eq!(c.deliveries.len(), 2);
+        assert_eq!(c.deliveries[1].schema.len(), 6);
+    }
+}

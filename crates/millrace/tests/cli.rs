@@ -65,6 +65,7 @@ fn demo_streams_generated_records_end_to_end() {
     assert!(stdout.contains("1500 records acknowledged"), "{stdout}");
     assert!(stdout.contains("1500 records read back"), "{stdout}");
     assert!(stdout.contains("exactly once"), "{stdout}");
+    assert!(stdout.contains("1500 records into"), "{stdout}");
     // A second run on the same data dir checks only its own records.
     let again = millrace()
         .arg("--data-dir")

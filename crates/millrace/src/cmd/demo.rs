@@ -1,9 +1,10 @@
 //! `millrace demo`: runs the pipeline once, end to end, on this machine with no setup.
 //!
-//! Today the pipeline has its first stage: the demo starts the Kinesis-compatible stream API
-//! in-process, streams churn records through it with the AWS SDK (as a producer would), then
-//! consumes them back and checks every record arrived once and intact. Later stages (delivery,
-//! prep, wrangle, AutoML, serving) extend this command as they land.
+//! Today the pipeline has its first two stages: the demo starts the Kinesis-compatible stream
+//! API in-process, streams churn records through it with the AWS SDK (as a producer would),
+//! consumes them back and checks every record arrived once and intact, then delivers the stream
+//! into the local lake. Later stages (prep, wrangle, AutoML, serving) extend this command as
+//! they land.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,7 +44,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     };
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     println!(
-        "[1/3] source   {} records, {:.2} MB of JSON, from {source}",
+        "[1/4] source   {} records, {:.2} MB of JSON, from {source}",
         records.len(),
         bytes as f64 / 1e6
     );
@@ -105,7 +106,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     send_all(&client, STREAM, &records, true, None).await?;
     let produce_s = t.elapsed().as_secs_f64();
     println!(
-        "[2/3] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
+        "[2/4] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
          ({:.0} records/s, fsync before every acknowledgement)",
         records.len(),
         records.len() as f64 / produce_s
@@ -141,26 +142,56 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .count();
     let read: usize = seen.values().sum();
     println!(
-        "[3/3] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
+        "[3/4] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
         per_shard.join(", ")
     );
-    let _ = stop_tx.send(());
-    server.await??;
-    tokio::task::spawn_blocking(move || store.shutdown()).await?;
     if missing > 0 || read != records.len() {
         bail!(
             "{missing} records missing, {read} read for {} sent",
             records.len()
         );
     }
+
+    // Delivery into the lake, from the embedded stream, continuing from its checkpoints.
+    let t = Instant::now();
+    let lake_dir = data_dir.join("lake");
+    let lake = millrace_lake::Lake::open(&lake_dir.display().to_string(), &Default::default())?;
+    let mut config = millrace_delivery::DeliveryConfig::new("churn-demo-raw", STREAM);
+    config.buffer_interval_secs = 1;
+    let delivery = Arc::new(millrace_delivery::Delivery::new(
+        config,
+        lake,
+        Arc::new(millrace_delivery::source::EmbeddedSource::new(
+            store.stream(STREAM)?,
+        )),
+        &data_dir.join("state"),
+    )?);
+    let metrics = delivery.metrics();
+    let (_keep, rx) = tokio::sync::watch::channel(false);
+    delivery
+        .run(millrace_delivery::RunMode::UntilCaughtUp, rx)
+        .await
+        .context("delivering the demo stream into the lake")?;
+    let m = metrics.snapshot(millrace_stream::now_ms());
+    println!(
+        "[4/4] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
+        m.records,
+        m.objects,
+        lake_dir.join("raw").join(STREAM).display(),
+        t.elapsed().as_secs_f64(),
+        m.error_records
+    );
+
+    let _ = stop_tx.send(());
+    server.await??;
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
     println!(
         "done in {:.1}s: every record arrived exactly once, byte-identical. Stream data is in {}.",
         t0.elapsed().as_secs_f64(),
         data_dir.join("streams").join(STREAM).display()
     );
     println!(
-        "Next stages of the pipeline (delivery to the lake, SQL prep, wrangling, AutoML, serving) \
-         are not built yet."
+        "Next stages of the pipeline (SQL prep, wrangling, AutoML, serving) are not built yet."
     );
     Ok(())
 }
