@@ -3,7 +3,8 @@
 #
 # Usage: tests/compat/setup_venv.sh VENV_DIR
 #
-# Afterwards: VENV_DIR/bin/aws (AWS CLI v1) and VENV_DIR/bin/python with boto3.
+# Afterwards: VENV_DIR/bin/aws (AWS CLI v1) and VENV_DIR/bin/python with boto3, moto's
+# server mode (python -m moto.server) and pyarrow.
 # Pins live in tests/compat/requirements.txt. Idempotent: if VENV_DIR already has exactly the
 # pinned versions it returns immediately without touching the network. Silent on success.
 #
@@ -34,6 +35,7 @@ for line in open(sys.argv[1]):
     if not line:
         continue
     name, want = line.split("==")
+    name = name.split("[", 1)[0]  # moto[server]==X: the distribution is moto
     try:
         have = version(name)
     except PackageNotFoundError:
