@@ -243,7 +243,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("object");
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    // A fixed staging name per key: a writer that replays the same key after a crash reuses
+    // (truncates) the file a killed process left, instead of orphaning it.
+    let tmp = dir.join(format!(".tmp-{name}"));
     {
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
         f.write_all(bytes).map_err(io(&tmp))?;
