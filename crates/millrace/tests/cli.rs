@@ -93,3 +93,54 @@ fn bad_config_names_the_key_and_fails() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("storage.fsync"), "{err}");
 }
+
+#[test]
+fn deliver_refuses_bad_options_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = millrace()
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run(&["deliver", "--stream", "s"]);
+    assert!(e.contains("--lake"), "{e}");
+    let e = run(&[
+        "deliver",
+        "--stream",
+        "s",
+        "--lake",
+        "l",
+        "--format",
+        "parquet",
+        "--compression",
+        "gzip",
+    ]);
+    assert!(e.contains("--compression") && e.contains("Parquet"), "{e}");
+    let e = run(&[
+        "deliver",
+        "--stream",
+        "s",
+        "--lake",
+        "l",
+        "--buffer-interval",
+        "901",
+    ]);
+    assert!(e.contains("--buffer-interval = 901"), "{e}");
+    let e = run(&[
+        "deliver",
+        "--stream",
+        "s",
+        "--lake",
+        "l",
+        "--partition",
+        "contract",
+    ]);
+    assert!(e.contains("NAME=.field"), "{e}");
+    let e = run(&["deliver", "--stream", "s", "--lake", "gs://bucket"]);
+    assert!(e.contains("gs://bucket"), "{e}");
+}

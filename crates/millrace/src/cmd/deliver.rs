@@ -21,7 +21,7 @@ pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
     let config = to_config(&args, &stream)?;
     config
         .validate("deliver")
-        .map_err(|e| anyhow::anyhow!(e.replace("deliver.", "--")))?;
+        .map_err(|e| anyhow::anyhow!(flag_names(&e)))?;
     let lake = Lake::open(
         &lake_url,
         &S3Options {
@@ -74,6 +74,19 @@ pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
         s.error_records
     );
     Ok(())
+}
+
+/// Config validation names TOML keys; on the command line, say the flag instead.
+fn flag_names(message: &str) -> String {
+    [
+        ("deliver.buffer_interval_secs", "--buffer-interval"),
+        ("deliver.buffer_size_mib", "--buffer-size"),
+        ("deliver.partitioning", "--partition"),
+        ("deliver.error_prefix", "--prefix"),
+        ("deliver.", "--"),
+    ]
+    .iter()
+    .fold(message.to_owned(), |m, (key, flag)| m.replace(key, flag))
 }
 
 fn to_config(args: &DeliverArgs, stream: &str) -> anyhow::Result<DeliveryConfig> {

@@ -97,7 +97,7 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
         )
         .with_context(|| format!("delivery {}: opening lake {}", d.name, d.lake))?;
         let name = d.name.clone();
-        let rx = stop_rx.clone();
+        let mut rx = stop_rx.clone();
         let (store, cfg, state, registry) = (
             store.clone(),
             d.clone(),
@@ -105,7 +105,9 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
             delivery_metrics.clone(),
         );
         deliveries.spawn(async move {
-            let stream = wait_for_stream(&store, &cfg.stream).await;
+            let Some(stream) = wait_for_stream(&store, &cfg.stream, &mut rx).await else {
+                return;
+            };
             let source = Arc::new(millrace_delivery::source::EmbeddedSource::new(stream));
             let delivery = match millrace_delivery::Delivery::new(cfg, lake, source, &state) {
                 Ok(d) => Arc::new(d),
@@ -159,18 +161,29 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// A delivery may be configured before a producer creates its stream: wait for it.
-async fn wait_for_stream(store: &Store, name: &str) -> Arc<millrace_stream::StreamHandle> {
+/// A delivery may be configured before a producer creates its stream: wait for it, or for
+/// shutdown (then `None`).
+async fn wait_for_stream(
+    store: &Store,
+    name: &str,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Arc<millrace_stream::StreamHandle>> {
     let mut warned = false;
     loop {
         if let Ok(s) = store.stream(name) {
-            return s;
+            return Some(s);
+        }
+        if *stop.borrow() {
+            return None;
         }
         if !warned {
             tracing::warn!(stream = name, "delivery waits for its stream to be created");
             warned = true;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 
