@@ -54,6 +54,18 @@ enum Backend {
     Memory,
 }
 
+/// One object as a listing sees it: enough to say later exactly which bytes a job read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the lake root.
+    pub key: String,
+    pub size: u64,
+    /// The store's entity tag (S3 ETag; for local files a tag from inode, size and mtime).
+    pub etag: Option<String>,
+    /// Last modification, milliseconds since the Unix epoch.
+    pub last_modified_ms: i64,
+}
+
 /// A lake rooted at a URL. Object keys are relative to that root.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -144,12 +156,20 @@ impl Lake {
         }
     }
 
+    /// The store path of a key, for readers that talk to the store directly (Parquet ranges).
+    pub fn path(&self, key: &str) -> ObjectPath {
+        self.key(key)
+    }
+
     fn key(&self, key: &str) -> ObjectPath {
-        if self.root.is_empty() {
-            ObjectPath::from(key)
+        let full = if self.root.is_empty() {
+            key.to_owned()
         } else {
-            ObjectPath::from(format!("{}/{key}", self.root))
-        }
+            format!("{}/{key}", self.root)
+        };
+        // Keys as listed are already in the store's form (`kind=b%2Fc` stays that); `from`
+        // would encode the `%` again and miss the object.
+        ObjectPath::parse(&full).unwrap_or_else(|_| ObjectPath::from(full))
     }
 
     /// Writes an object so that it appears whole or not at all, replacing any object of the
@@ -227,6 +247,77 @@ impl Lake {
         out.retain(|(k, _)| !k.rsplit('/').next().unwrap_or("").starts_with(".tmp-"));
         out.sort();
         Ok(out)
+    }
+}
+
+impl Lake {
+    /// Every object under `prefix` with size, entity tag and modification time, sorted by key.
+    /// `prefix` is a folder (matched on whole path segments); staging files are left out.
+    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let p = self.key(prefix.trim_end_matches('/'));
+        let prefix_path = if prefix.trim_matches('/').is_empty() && self.root.is_empty() {
+            None
+        } else {
+            Some(&p)
+        };
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(prefix_path)
+            .try_collect()
+            .await
+            .map_err(|source| LakeError::Store {
+                location: p.to_string(),
+                source,
+            })?;
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .map(|m| self.info(m))
+            .filter(|o| !o.key.rsplit('/').next().unwrap_or("").starts_with(".tmp-"))
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Metadata of one object; `Ok(None)` when it does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let location = self.key(key);
+        match self.store.head(&location).await {
+            Ok(m) => Ok(Some(self.info(m))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(LakeError::Store {
+                location: location.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Removes an object; a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let location = self.key(key);
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(LakeError::Store {
+                location: location.to_string(),
+                source,
+            }),
+        }
+    }
+
+    fn info(&self, m: object_store::ObjectMeta) -> ObjectInfo {
+        let full = m.location.to_string();
+        let key = if self.root.is_empty() {
+            full
+        } else {
+            full.strip_prefix(&format!("{}/", self.root))
+                .map(str::to_owned)
+                .unwrap_or(full)
+        };
+        ObjectInfo {
+            key,
+            size: m.size,
+            etag: m.e_tag,
+            last_modified_ms: m.last_modified.timestamp_millis(),
+        }
     }
 }
 

@@ -58,6 +58,25 @@ pub enum Command {
     /// exactly once, even across crashes; records that cannot be delivered go to the error
     /// prefix with their reason.
     Deliver(DeliverArgs),
+    /// Ad-hoc SQL over lake prefixes, local folders, files or s3:// URLs (like Athena).
+    ///
+    /// Each --table registers NAME over every object below PATH (names starting with `_` or
+    /// `.` are skipped; `key=value` folders become columns; a folder written by `millrace prep`
+    /// is read through its manifest). Formats: json (NDJSON or Firehose's concatenated objects,
+    /// decided per object), ndjson, concat, csv, parquet; gzip and zstd are undone by magic
+    /// bytes. Column names keep their case: `SELECT customerID FROM raw`. A JSON value that
+    /// cannot be read is skipped and reported with its object and byte offset.
+    ///
+    /// Example: millrace query --table raw=millrace-data/lake/raw/churn:json
+    ///   "SELECT Contract, count(*) FROM raw GROUP BY Contract"
+    Query(QueryArgs),
+    /// Run a SQL job file: read inputs, run statements, write outputs with a manifest.
+    ///
+    /// Outputs (Parquet or CSV, optionally Hive-partitioned) are committed atomically with a
+    /// `_manifest.json` that records every input object (size, etag), the SQL, the row count
+    /// and the time. With `incremental = true` only objects absent from the last manifest are
+    /// read and the output is appended to. See examples/jobs/churn.toml.
+    Prep(PrepArgs),
     /// Write synthetic data sets.
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -213,6 +232,90 @@ pub enum InputFormat {
 pub enum GenerateCommand {
     /// Telco-like customer churn rows with the 21 columns of the public Telco churn CSV.
     Churn(GenerateChurnArgs),
+    /// A lake of churn records as delivery writes it: ~5 MB objects under date-hour folders,
+    /// NDJSON or concatenated JSON, with a share of customers sent again later (an update).
+    ChurnLake(GenerateChurnLakeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateChurnLakeArgs {
+    /// Folder to write into (objects go under raw/churn/YYYY/MM/DD/HH/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of records, updates included.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Share of records that repeat an earlier customerID with changed values.
+    #[arg(long, default_value_t = 0.02)]
+    pub duplicate_share: f64,
+    /// Object size to aim for, in MiB.
+    #[arg(long, default_value_t = 5.0)]
+    pub object_mib: f64,
+    /// ndjson or concat.
+    #[arg(long, default_value = "ndjson")]
+    pub format: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// Aligned text table.
+    Table,
+    Csv,
+    /// One JSON object per line.
+    Json,
+    /// Parquet file (needs --out).
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// SQL text; several statements separated by `;` run in order and the last one's result
+    /// is printed.
+    pub sql: String,
+    /// NAME=PATH_OR_URL[:FORMAT]: a local file or folder, s3://bucket/prefix, or a prefix of
+    /// the data dir's lake. FORMAT is json, ndjson, concat, csv or parquet (default: from the
+    /// object names, JSON when they say nothing). Repeatable.
+    #[arg(long = "table", value_name = "NAME=PATH[:FORMAT]")]
+    pub tables: Vec<String>,
+    /// Also register every delivery of this millrace.toml as a table named after it.
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: QueryFormat,
+    /// Write the result to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Add `_object` (the object's key) and `_row` (the row's index in it) to every table.
+    #[arg(long)]
+    pub source_columns: bool,
+    /// Fail on the first unreadable JSON value instead of skipping and reporting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Query engine memory pool in MiB; sorts and aggregations spill to disk beyond it.
+    #[arg(long, default_value_t = 1024)]
+    pub memory_limit_mib: u64,
+    /// S3-compatible endpoint for s3:// tables (MinIO, moto, ...).
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub s3_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PrepArgs {
+    /// The job file (TOML).
+    #[arg(long)]
+    pub job: PathBuf,
+    /// Lake for the job's relative paths when the job names none (default: <data-dir>/lake).
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// Query engine memory pool in MiB (overrides the job's memory_limit_mib).
+    #[arg(long)]
+    pub memory_limit_mib: Option<u64>,
+    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub s3_endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

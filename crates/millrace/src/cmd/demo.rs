@@ -1,10 +1,10 @@
 //! `millrace demo`: runs the pipeline once, end to end, on this machine with no setup.
 //!
-//! Today the pipeline has its first two stages: the demo starts the Kinesis-compatible stream
+//! Today the pipeline has its first three stages: the demo starts the Kinesis-compatible stream
 //! API in-process, streams churn records through it with the AWS SDK (as a producer would),
-//! consumes them back and checks every record arrived once and intact, then delivers the stream
-//! into the local lake. Later stages (prep, wrangle, AutoML, serving) extend this command as
-//! they land.
+//! consumes them back and checks every record arrived once and intact, delivers the stream
+//! into the local lake, and runs the shipped churn prep job on DataFusion over it. Later stages
+//! (wrangle, AutoML, serving) extend this command as they land.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,7 +44,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     };
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     println!(
-        "[1/4] source   {} records, {:.2} MB of JSON, from {source}",
+        "[1/5] source   {} records, {:.2} MB of JSON, from {source}",
         records.len(),
         bytes as f64 / 1e6
     );
@@ -106,7 +106,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     send_all(&client, STREAM, &records, true, None).await?;
     let produce_s = t.elapsed().as_secs_f64();
     println!(
-        "[2/4] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
+        "[2/5] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
          ({:.0} records/s, fsync before every acknowledgement)",
         records.len(),
         records.len() as f64 / produce_s
@@ -142,7 +142,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .count();
     let read: usize = seen.values().sum();
     println!(
-        "[3/4] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
+        "[3/5] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
         per_shard.join(", ")
     );
     if missing > 0 || read != records.len() {
@@ -174,7 +174,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .context("delivering the demo stream into the lake")?;
     let m = metrics.snapshot(millrace_stream::now_ms());
     println!(
-        "[4/4] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
+        "[4/5] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
         m.records,
         m.objects,
         lake_dir.join("raw").join(STREAM).display(),
@@ -185,14 +185,71 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     server.await??;
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
+
+    prep_stage(data_dir, &lake_dir).await?;
     println!(
         "done in {:.1}s: every record arrived exactly once, byte-identical. Stream data is in {}.",
         t0.elapsed().as_secs_f64(),
         data_dir.join("streams").join(STREAM).display()
     );
     println!(
-        "Next stages of the pipeline (SQL prep, wrangling, AutoML, serving) are not built yet."
+        "Next stages of the pipeline (wrangling, AutoML, serving) are not built yet. Query the \
+         curated data: millrace query --table churn={}/curated/churn \"SELECT ...\"",
+        lake_dir.display()
     );
+    Ok(())
+}
+
+/// The shipped churn job (examples/jobs/churn.toml) pointed at the demo's stream prefix.
+const CHURN_JOB: &str = include_str!("../../../../examples/jobs/churn.toml");
+
+async fn prep_stage(data_dir: &Path, lake_dir: &Path) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let mut job = millrace_prep::Job::parse(CHURN_JOB, "examples/jobs/churn.toml", "churn")?;
+    job.inputs[0].path = format!("raw/{STREAM}");
+    let opts = millrace_prep::RunOptions {
+        default_lake: Some(lake_dir.display().to_string()),
+        ..Default::default()
+    };
+    let _ = data_dir;
+    let run = millrace_prep::JobRun::prepare(job, "examples/jobs/churn.toml", &opts).await?;
+    let bar = crate::cmd::prep::ScanBar::start(run.progress());
+    let report = run.execute().await;
+    bar.finish();
+    let report = report.context("running the churn prep job")?;
+    let (input, output) = (&report.inputs[0], &report.outputs[0]);
+    println!(
+        "[5/5] prep     churn job (SQL on DataFusion): {} objects ({}) → {} customers, typed and \
+         deduplicated, in {} (Parquet + manifest) in {:.2}s",
+        input.objects,
+        crate::cmd::prep::human_bytes(input.bytes),
+        output.rows,
+        output.location,
+        t.elapsed().as_secs_f64()
+    );
+    // A first look at the curated data, through the same engine.
+    let ctx = millrace_prep::context(&Default::default())?;
+    let loc = millrace_prep::Location::resolve(&output.location, None, &Default::default())?;
+    let table =
+        millrace_prep::LakeTable::open("churn", &loc, None, None, &Default::default()).await?;
+    ctx.register_table("churn", Arc::new(table))?;
+    let (df, _) = millrace_prep::run_statements(
+        &ctx,
+        "SELECT Contract, count(*) AS customers, \
+                round(avg(CASE WHEN Churn = 'Yes' THEN 1.0 ELSE 0.0 END), 3) AS churn_rate, \
+                round(avg(tenure), 1) AS avg_tenure, round(avg(MonthlyCharges), 2) AS avg_monthly \
+         FROM churn GROUP BY Contract ORDER BY churn_rate DESC",
+        "demo summary",
+        1,
+    )
+    .await?;
+    if let Some(df) = df {
+        let batches = df.collect().await?;
+        println!(
+            "{}",
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches)?
+        );
+    }
     Ok(())
 }
 

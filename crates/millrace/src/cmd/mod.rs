@@ -4,7 +4,9 @@ mod bench;
 mod deliver;
 mod demo;
 mod generate;
+pub mod prep;
 pub mod produce;
+mod query;
 pub mod up;
 
 use crate::cli::{BenchCommand, Cli, Command, GenerateCommand};
@@ -15,7 +17,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => up::run(&cli.data_dir, args).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Deliver(args) => deliver::run(&cli.data_dir, args).await,
+        Command::Query(args) => query::run(&cli.data_dir, args).await,
+        Command::Prep(args) => prep::run(&cli.data_dir, args).await,
         Command::Generate(GenerateCommand::Churn(args)) => generate::churn(args),
+        Command::Generate(GenerateCommand::ChurnLake(args)) => generate::churn_lake(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(BenchCommand::Deliver(args)) => bench::deliver(args).await,
     }

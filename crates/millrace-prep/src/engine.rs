@@ -1,0 +1,87 @@
+//! The DataFusion session prep runs in: a bounded memory pool that spills to disk, identifiers
+//! kept as written (lake columns are `customerID`, not `customerid`), and SQL text run
+//! statement by statement so an error can say which statement failed.
+
+use std::sync::Arc;
+
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
+
+use crate::error::{PrepError, Result};
+
+/// Default memory pool: large enough for sorts of a few million rows without spilling, small
+/// enough for a laptop.
+pub const DEFAULT_MEMORY_LIMIT_MIB: u64 = 1024;
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub memory_limit_mib: u64,
+    /// Parallel partitions; defaults to the number of cores.
+    pub target_partitions: Option<usize>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            memory_limit_mib: DEFAULT_MEMORY_LIMIT_MIB,
+            target_partitions: None,
+        }
+    }
+}
+
+pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
+    let pool_bytes = (opts.memory_limit_mib as usize).saturating_mul(1 << 20);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(pool_bytes)))
+        .build_arc()
+        .map_err(PrepError::df("cannot start the query engine"))?;
+    let mut config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_batch_size(8192);
+    if let Some(n) = opts.target_partitions {
+        config = config.with_target_partitions(n.max(1));
+    }
+    let opts_mut = config.options_mut();
+    opts_mut.sql_parser.enable_ident_normalization = false;
+    // A sort keeps this much back for merging its spill files; DataFusion's 10 MB default
+    // would not fit a small pool at all.
+    opts_mut.execution.sort_spill_reservation_bytes = opts_mut
+        .execution
+        .sort_spill_reservation_bytes
+        .min(pool_bytes / 8);
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+/// Runs every statement of `sql` in order and returns the result of the last one (DDL such as
+/// `CREATE VIEW` takes effect at once). `origin` names where the text came from; statements
+/// are numbered from `first_number` in errors.
+pub async fn run_statements(
+    ctx: &SessionContext,
+    sql: &str,
+    origin: &str,
+    first_number: usize,
+) -> Result<(Option<DataFrame>, usize)> {
+    let statements = DFParser::parse_sql(sql).map_err(|e| PrepError::DataFusion {
+        context: format!("{origin}, statement {first_number}"),
+        source: e,
+    })?;
+    let mut last = None;
+    let mut n = first_number;
+    for stmt in statements {
+        let context = format!("{origin}, statement {n}");
+        let plan = ctx
+            .state()
+            .statement_to_plan(stmt)
+            .await
+            .map_err(PrepError::df(context.clone()))?;
+        last = Some(
+            ctx.execute_logical_plan(plan)
+                .await
+                .map_err(PrepError::df(context))?,
+        );
+        n += 1;
+    }
+    Ok((last, n - first_number))
+}

@@ -1,0 +1,32 @@
+//! `millrace-prep` owns the SQL stage: Apache DataFusion over lake prefixes (the EMR Spark /
+//! Athena step).
+//!
+//! - [`table::LakeTable`] reads an exact list of objects — NDJSON, Firehose's concatenated
+//!   JSON, CSV, Parquet, gzip/zstd, local or S3 — with Hive partition columns and optional
+//!   `_object`/`_row` source columns; a bad JSON value is skipped and reported by object and
+//!   byte offset instead of failing the object.
+//! - [`job::Job`] is a job file (inputs, statements, outputs); [`run::JobRun`] runs it, writes
+//!   outputs as Parquet or CSV and commits each with a [`manifest::Manifest`] recording the
+//!   input objects (size, etag), the SQL, rows and time. Incremental jobs read only objects no
+//!   earlier manifest lists.
+//! - [`engine`] builds the session: bounded memory pool with spilling, statement-numbered
+//!   errors.
+
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod job;
+pub mod json;
+pub mod location;
+pub mod manifest;
+pub mod output;
+pub mod run;
+pub mod table;
+
+pub use engine::{EngineOptions, context, run_statements};
+pub use error::{PrepError, Result};
+pub use format::InputFormat;
+pub use job::Job;
+pub use location::Location;
+pub use run::{JobReport, JobRun, RunOptions};
+pub use table::{LakeTable, OnBadRecord, ScanProgress, TableOptions};

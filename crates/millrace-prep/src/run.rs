@@ -1,0 +1,365 @@
+//! Running a job: resolve inputs (all objects, or only new ones for an incremental job),
+//! register them as tables, run the statements, write each output and commit it with its
+//! manifest, then remove files no manifest refers to.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use millrace_lake::{Lake, ObjectInfo, S3Options};
+
+use crate::engine::{self, EngineOptions};
+use crate::error::{PrepError, Result};
+use crate::job::Job;
+use crate::location::Location;
+use crate::manifest::{self, InputObject, MANIFEST, Manifest};
+use crate::output::DatasetWriter;
+use crate::table::{LakeTable, ScanProgress, TableOptions};
+
+/// Where a job's relative paths resolve and how S3 is reached.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The lake used when the job names none.
+    pub default_lake: Option<String>,
+    pub s3: S3Options,
+    /// Overrides the job's `memory_limit_mib`.
+    pub memory_limit_mib: Option<u64>,
+    pub target_partitions: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputReport {
+    pub table: String,
+    pub location: String,
+    pub objects: usize,
+    pub bytes: u64,
+    /// Objects skipped because an earlier run read them (incremental jobs).
+    pub already_read: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutputReport {
+    pub location: String,
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+    pub manifest: String,
+    pub dataset_rows: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    pub job: String,
+    pub run_id: String,
+    pub inputs: Vec<InputReport>,
+    pub outputs: Vec<OutputReport>,
+    pub bad_records: u64,
+    pub elapsed: Duration,
+    /// Set when an incremental job found nothing new and wrote nothing.
+    pub up_to_date: bool,
+}
+
+/// A job with its inputs resolved, ready to execute; its progress counters can be watched.
+pub struct JobRun {
+    job: Job,
+    origin: String,
+    lake: Lake,
+    inputs: Vec<(Arc<LakeTable>, InputReport)>,
+    outputs: Vec<(Location, Option<Manifest>)>,
+    engine: EngineOptions,
+    up_to_date: bool,
+    started: Instant,
+}
+
+impl JobRun {
+    pub async fn prepare(job: Job, job_path: &str, opts: &RunOptions) -> Result<Self> {
+        let started = Instant::now();
+        let origin = format!("job {job_path}");
+        let lake_url = job
+            .lake
+            .clone()
+            .or_else(|| opts.default_lake.clone())
+            .ok_or_else(|| PrepError::Job {
+                path: job_path.into(),
+                message: "no lake: set `lake` in the job or pass --lake".into(),
+            })?;
+        let lake = Lake::open(&lake_url, &opts.s3)?;
+        let mut outputs = Vec::new();
+        for o in &job.outputs {
+            let loc = Location::resolve(&o.path, Some(&lake), &opts.s3)?;
+            let prev = Manifest::latest(&loc.lake, &loc.folder()).await?;
+            outputs.push((loc, prev));
+        }
+        // What earlier runs read, from the first output's manifest (all outputs of a job are
+        // committed together, so any one of them knows).
+        let seen: HashSet<String> = match (job.incremental, outputs.first()) {
+            (true, Some((_, Some(m)))) => m
+                .inputs
+                .values()
+                .flatten()
+                .map(|o| o.object.clone())
+                .collect(),
+            _ => HashSet::new(),
+        };
+        let mut inputs = Vec::new();
+        let mut anything_new = false;
+        for input in &job.inputs {
+            let loc = Location::resolve(&input.path, Some(&lake), &opts.s3)?;
+            let all = loc.list().await?;
+            let total = all.len();
+            let fresh: Vec<ObjectInfo> = all
+                .iter()
+                .filter(|o| !seen.contains(&format!("{}/{}", loc.lake.url(), o.key)))
+                .cloned()
+                .collect();
+            anything_new |= !fresh.is_empty();
+            let already_read = total - fresh.len();
+            let table = if fresh.is_empty() && total > 0 {
+                // Nothing new: the table keeps its columns (inferred from what exists) and
+                // reads nothing.
+                let mut t = LakeTable::open(
+                    &input.table,
+                    &loc,
+                    input.format,
+                    Some(all.clone()),
+                    &table_options(input),
+                )
+                .await?;
+                t.clear_objects();
+                t
+            } else {
+                LakeTable::open(
+                    &input.table,
+                    &loc,
+                    input.format,
+                    Some(fresh.clone()),
+                    &table_options(input),
+                )
+                .await?
+            };
+            let report = InputReport {
+                table: input.table.clone(),
+                location: loc.display(),
+                objects: fresh.len(),
+                bytes: fresh.iter().map(|o| o.size).sum(),
+                already_read,
+            };
+            inputs.push((Arc::new(table), report));
+        }
+        let engine = EngineOptions {
+            memory_limit_mib: opts
+                .memory_limit_mib
+                .or(job.memory_limit_mib)
+                .unwrap_or(engine::DEFAULT_MEMORY_LIMIT_MIB),
+            target_partitions: opts.target_partitions,
+        };
+        let up_to_date = job.incremental && !anything_new && !seen.is_empty();
+        Ok(Self {
+            job,
+            origin,
+            lake,
+            inputs,
+            outputs,
+            engine,
+            up_to_date,
+            started,
+        })
+    }
+
+    /// One progress handle per input table, in job order.
+    pub fn progress(&self) -> Vec<Arc<ScanProgress>> {
+        self.inputs.iter().map(|(t, _)| t.progress()).collect()
+    }
+
+    pub fn inputs(&self) -> Vec<InputReport> {
+        self.inputs.iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    pub async fn execute(self) -> Result<JobReport> {
+        let run_id = run_id();
+        let job_name = self.job.name.clone().unwrap_or_default();
+        if self.up_to_date {
+            return Ok(JobReport {
+                job: job_name,
+                run_id,
+                inputs: self.inputs(),
+                outputs: Vec::new(),
+                bad_records: 0,
+                elapsed: self.started.elapsed(),
+                up_to_date: true,
+            });
+        }
+        let ctx = engine::context(&self.engine)?;
+        for (t, _) in &self.inputs {
+            ctx.register_table(t.name(), t.clone())
+                .map_err(PrepError::df(format!(
+                    "{}: registering table {}",
+                    self.origin,
+                    t.name()
+                )))?;
+        }
+        let mut n = 1;
+        for sql in &self.job.sql {
+            let (_, count) = engine::run_statements(&ctx, sql, &self.origin, n).await?;
+            n += count;
+        }
+        let mut written = Vec::new();
+        for (i, (o, (loc, _))) in self.job.outputs.iter().zip(&self.outputs).enumerate() {
+            let context = format!("{}, output {} ({})", self.origin, i + 1, o.path);
+            let sql = o.sql();
+            let (df, _) = engine::run_statements(&ctx, &sql, &context, 1).await?;
+            let df = df.ok_or_else(|| PrepError::Job {
+                path: self.origin.clone(),
+                message: format!("output {} has no query", i + 1),
+            })?;
+            let writer = DatasetWriter {
+                lake: loc.lake.clone(),
+                folder: loc.folder(),
+                run_id: run_id.clone(),
+                format: o.format,
+                partition_by: o.partition_by.clone(),
+            };
+            let files = writer.write(df).await.map_err(|e| match e {
+                PrepError::DataFusion { source, .. } => PrepError::DataFusion { context, source },
+                other => other,
+            })?;
+            written.push(files);
+        }
+        // Every output is written; now commit them, each with its manifest.
+        let bad: Vec<_> = self
+            .inputs
+            .iter()
+            .flat_map(|(t, _)| t.progress().bad_records())
+            .collect();
+        let bad_count: u64 = self
+            .inputs
+            .iter()
+            .map(|(t, _)| {
+                t.progress()
+                    .bad_count
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .sum();
+        let mut run_inputs: BTreeMap<String, Vec<InputObject>> = BTreeMap::new();
+        for (t, _) in &self.inputs {
+            run_inputs.insert(
+                t.name().to_owned(),
+                t.objects()
+                    .iter()
+                    .map(|o| InputObject::new(t.lake(), o))
+                    .collect(),
+            );
+        }
+        let created_ms = manifest::now_ms();
+        let mut outputs = Vec::new();
+        for ((o, (loc, prev)), files) in self.job.outputs.iter().zip(&self.outputs).zip(written) {
+            let folder = loc.folder();
+            let append = self.job.incremental;
+            let mut all_files = if append {
+                prev.as_ref().map(|m| m.files.clone()).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let run_rows: u64 = files.iter().map(|f| f.rows).sum();
+            let run_bytes: u64 = files.iter().map(|f| f.bytes).sum();
+            let nfiles = files.len();
+            all_files.extend(files);
+            let mut inputs = if append {
+                prev.as_ref().map(|m| m.inputs.clone()).unwrap_or_default()
+            } else {
+                BTreeMap::new()
+            };
+            for (table, objs) in &run_inputs {
+                inputs
+                    .entry(table.clone())
+                    .or_default()
+                    .extend(objs.iter().cloned());
+            }
+            let m = Manifest {
+                format_version: 1,
+                dataset: loc.display(),
+                run_id: run_id.clone(),
+                previous_run_id: prev.as_ref().map(|m| m.run_id.clone()),
+                job: Some(self.origin.trim_start_matches("job ").to_owned()),
+                mode: if append { "append" } else { "overwrite" }.into(),
+                created_at: manifest::rfc3339(created_ms),
+                created_at_ms: created_ms,
+                statements: self.job.sql.clone(),
+                query: o.sql(),
+                inputs,
+                run_inputs: run_inputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.len()))
+                    .collect(),
+                rows: all_files.iter().map(|f| f.rows).sum(),
+                run_rows,
+                files: all_files,
+                partition_by: o.partition_by.clone(),
+                bad_records: bad.clone(),
+                bad_record_count: bad_count,
+            };
+            m.commit(&loc.lake, &folder).await?;
+            collect_garbage(&loc.lake, &folder, &m).await?;
+            outputs.push(OutputReport {
+                location: loc.display(),
+                rows: run_rows,
+                files: nfiles,
+                bytes: run_bytes,
+                manifest: format!("{}/{folder}{MANIFEST}", loc.lake.url()),
+                dataset_rows: m.rows,
+            });
+        }
+        Ok(JobReport {
+            job: job_name,
+            run_id,
+            inputs: self.inputs(),
+            outputs,
+            bad_records: bad_count,
+            elapsed: self.started.elapsed(),
+            up_to_date: false,
+        })
+    }
+}
+
+fn table_options(input: &crate::job::JobInput) -> TableOptions {
+    TableOptions {
+        source_columns: input.source_columns,
+        on_bad_record: input.on_bad_record,
+    }
+}
+
+/// Deletes data files in the dataset folder that the committed manifest does not list: the
+/// previous version after an overwrite, and files of runs that died before their commit.
+async fn collect_garbage(lake: &Lake, folder: &str, m: &Manifest) -> Result<()> {
+    let keep: HashSet<&str> = m.files.iter().map(|f| f.key.as_str()).collect();
+    for o in lake.list_objects(folder).await? {
+        let rel = o.key.strip_prefix(folder).unwrap_or(&o.key);
+        let hidden = rel
+            .split('/')
+            .any(|s| s.starts_with('_') || s.starts_with('.'));
+        if !hidden && !keep.contains(rel) && is_data_file(rel) {
+            lake.delete(&o.key).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Only files prep names (`part-…`) are ever deleted; anything else a user put there stays.
+fn is_data_file(rel: &str) -> bool {
+    rel.rsplit('/')
+        .next()
+        .is_some_and(|n| n.starts_with("part-"))
+}
+
+/// Sortable and unique enough for one writer: UTC time plus a random suffix.
+fn run_id() -> String {
+    let ms = manifest::now_ms();
+    let t = manifest::rfc3339(ms)
+        .replace(['-', ':'], "")
+        .replace('.', "");
+    format!("{}-{:04x}", t.trim_end_matches('Z'), rand::random::<u16>())
+}

@@ -1,0 +1,621 @@
+//! `LakeTable`: a DataFusion table over an exact list of lake objects.
+//!
+//! DataFusion's listing tables read NDJSON, CSV and Parquet, but not Firehose's concatenated
+//! JSON, cannot keep the good rows of an object with one bad record, and decide for themselves
+//! which files they read. Prep must know and record exactly which objects a job read (for the
+//! manifest and incremental runs), so the table is built from a list of objects and reads them
+//! itself: objects are spread over partitions by size, fetched one ahead of decoding, and
+//! decoded on blocking threads. It also offers Hive partition columns and, on request, the
+//! source columns `_object` and `_row` (an object's key and a row's index in it), which give
+//! arrival order for "latest record wins" deduplication.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, StringArray, new_null_array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use futures::{StreamExt, TryStreamExt};
+use millrace_lake::{Lake, ObjectInfo};
+use parking_lot::Mutex;
+
+use crate::error::{PrepError, Result};
+use crate::format::{InputFormat, decompress};
+use crate::json::{self, BadRecord};
+use crate::location::{Location, hive_partitions};
+
+pub const OBJECT_COLUMN: &str = "_object";
+pub const ROW_COLUMN: &str = "_row";
+const MAX_KEPT_BAD: usize = 1000;
+const INFER_ROWS: usize = 1000;
+
+/// What to do with a JSON value that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBadRecord {
+    /// Skip it, keep the object's other rows, and report it (object and byte offset).
+    #[default]
+    Skip,
+    /// Fail the query.
+    Fail,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TableOptions {
+    /// Add `_object` and `_row`.
+    pub source_columns: bool,
+    pub on_bad_record: OnBadRecord,
+}
+
+/// Counters a progress bar reads while a query runs, and the bad records it met.
+#[derive(Debug, Default)]
+pub struct ScanProgress {
+    pub objects_total: AtomicU64,
+    pub bytes_total: AtomicU64,
+    pub objects_read: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub rows_read: AtomicU64,
+    pub bad_count: AtomicU64,
+    bad: Mutex<Vec<BadRecord>>,
+}
+
+impl ScanProgress {
+    fn add_bad(&self, bad: Vec<BadRecord>) {
+        if bad.is_empty() {
+            return;
+        }
+        self.bad_count
+            .fetch_add(bad.len() as u64, Ordering::Relaxed);
+        let mut kept = self.bad.lock();
+        for b in bad {
+            if kept.len() < MAX_KEPT_BAD {
+                tracing::warn!(object = %b.object, offset = b.offset, "skipped bad record: {}", b.error);
+                kept.push(b);
+            }
+        }
+    }
+
+    /// The bad records seen so far (first 1,000).
+    pub fn bad_records(&self) -> Vec<BadRecord> {
+        self.bad.lock().clone()
+    }
+}
+
+/// A table over a fixed list of objects of one format.
+#[derive(Debug)]
+pub struct LakeTable {
+    name: String,
+    lake: Lake,
+    /// Folder the objects' Hive partitions are relative to.
+    folder: String,
+    format: InputFormat,
+    objects: Arc<Vec<ObjectInfo>>,
+    file_schema: SchemaRef,
+    partition_cols: Vec<String>,
+    on_bad_record: OnBadRecord,
+    schema: SchemaRef,
+    progress: Arc<ScanProgress>,
+}
+
+impl LakeTable {
+    /// Builds a table over `objects` of `location` (all of its objects when `None`); the
+    /// format comes from `format` or the first object's name, the schema from a sample.
+    pub async fn open(
+        name: &str,
+        location: &Location,
+        format: Option<InputFormat>,
+        objects: Option<Vec<ObjectInfo>>,
+        options: &TableOptions,
+    ) -> Result<Self> {
+        let objects = match objects {
+            Some(o) => o,
+            None => location.list().await?,
+        };
+        let input_err = |message: String| PrepError::Input {
+            table: name.to_owned(),
+            message,
+        };
+        let first = objects
+            .first()
+            .ok_or_else(|| input_err(format!("no data objects under {}", location.display())))?;
+        let format = format.unwrap_or_else(|| InputFormat::from_key(&first.key));
+        let file_schema = infer_schema(&location.lake, format, &objects)
+            .await
+            .map_err(|e| input_err(format!("cannot infer a schema: {e}")))?;
+        let folder = location.folder();
+        let partition_cols: Vec<String> =
+            hive_partitions(first.key.strip_prefix(&folder).unwrap_or(&first.key))
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| file_schema.field_with_name(k).is_err())
+                .collect();
+        let mut fields: Vec<Field> = file_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        fields.extend(
+            partition_cols
+                .iter()
+                .map(|c| Field::new(c, DataType::Utf8, true)),
+        );
+        if options.source_columns {
+            fields.push(Field::new(OBJECT_COLUMN, DataType::Utf8, false));
+            fields.push(Field::new(ROW_COLUMN, DataType::Int64, false));
+        }
+        let progress = Arc::new(ScanProgress::default());
+        progress
+            .objects_total
+            .store(objects.len() as u64, Ordering::Relaxed);
+        progress
+            .bytes_total
+            .store(objects.iter().map(|o| o.size).sum(), Ordering::Relaxed);
+        Ok(Self {
+            name: name.to_owned(),
+            lake: location.lake.clone(),
+            folder,
+            format,
+            objects: Arc::new(objects),
+            file_schema: Arc::new(Schema::new(
+                file_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
+            )),
+            partition_cols,
+            on_bad_record: options.on_bad_record,
+            schema: Arc::new(Schema::new(fields)),
+            progress,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Keeps the columns but reads no objects (an incremental input with nothing new).
+    pub fn clear_objects(&mut self) {
+        self.objects = Arc::new(Vec::new());
+        self.progress.objects_total.store(0, Ordering::Relaxed);
+        self.progress.bytes_total.store(0, Ordering::Relaxed);
+    }
+
+    pub fn format(&self) -> InputFormat {
+        self.format
+    }
+
+    pub fn objects(&self) -> &[ObjectInfo] {
+        &self.objects
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    pub fn progress(&self) -> Arc<ScanProgress> {
+        self.progress.clone()
+    }
+}
+
+#[async_trait]
+impl TableProvider for LakeTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection = projection.unwrap_or(&all).clone();
+        let projected = Arc::new(self.schema.project(&projection)?);
+        let nfile = self.file_schema.fields().len();
+        let file_cols: Vec<usize> = projection.iter().copied().filter(|i| *i < nfile).collect();
+        let decode_schema = Arc::new(self.file_schema.project(&file_cols)?);
+        let columns: Vec<OutColumn> = projection
+            .iter()
+            .map(|&i| {
+                if i < nfile {
+                    OutColumn::File(file_cols.iter().position(|c| *c == i).unwrap_or(0))
+                } else if i < nfile + self.partition_cols.len() {
+                    OutColumn::Partition(self.partition_cols[i - nfile].clone())
+                } else if self.schema.field(i).name() == OBJECT_COLUMN {
+                    OutColumn::Object
+                } else {
+                    OutColumn::Row
+                }
+            })
+            .collect();
+        let target = state.config().target_partitions().max(1);
+        let batch_size = state.config().batch_size();
+        let groups = spread(&self.objects, target);
+        let shared = Arc::new(ScanShared {
+            table: self.name.clone(),
+            lake: self.lake.clone(),
+            folder: self.folder.clone(),
+            format: self.format,
+            full_file_schema: self.file_schema.clone(),
+            file_cols,
+            decode_schema,
+            out_schema: projected.clone(),
+            columns,
+            on_bad_record: self.on_bad_record,
+            progress: self.progress.clone(),
+            batch_size,
+        });
+        let partitions: Vec<Arc<dyn PartitionStream>> = groups
+            .into_iter()
+            .map(|objects| {
+                Arc::new(ObjectsPartition {
+                    shared: shared.clone(),
+                    objects,
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        Ok(Arc::new(StreamingTableExec::try_new(
+            projected,
+            partitions,
+            None,
+            Vec::new(),
+            false,
+            limit,
+        )?))
+    }
+}
+
+/// Objects spread over `n` partitions so each gets about the same number of bytes; each keeps
+/// its objects in key order.
+fn spread(objects: &[ObjectInfo], n: usize) -> Vec<Vec<ObjectInfo>> {
+    let n = n.min(objects.len()).max(1);
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(objects[i].size));
+    let mut load = vec![0u64; n];
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for i in order {
+        let g = (0..n).min_by_key(|&g| load[g]).unwrap_or(0);
+        load[g] += objects[i].size.max(1);
+        groups[g].push(i);
+    }
+    groups
+        .into_iter()
+        .map(|mut g| {
+            g.sort_unstable();
+            g.into_iter().map(|i| objects[i].clone()).collect()
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+enum OutColumn {
+    /// Index into the decoded (projected) file columns.
+    File(usize),
+    Partition(String),
+    Object,
+    Row,
+}
+
+#[derive(Debug)]
+struct ScanShared {
+    table: String,
+    lake: Lake,
+    folder: String,
+    format: InputFormat,
+    full_file_schema: SchemaRef,
+    file_cols: Vec<usize>,
+    decode_schema: SchemaRef,
+    out_schema: SchemaRef,
+    columns: Vec<OutColumn>,
+    on_bad_record: OnBadRecord,
+    progress: Arc<ScanProgress>,
+    batch_size: usize,
+}
+
+#[derive(Debug)]
+struct ObjectsPartition {
+    shared: Arc<ScanShared>,
+    objects: Vec<ObjectInfo>,
+}
+
+impl PartitionStream for ObjectsPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.shared.out_schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let shared = self.shared.clone();
+        let stream = futures::stream::iter(self.objects.clone())
+            .map(move |object| {
+                let shared = shared.clone();
+                async move { read_object(shared, object).await }
+            })
+            // Fetch the next object while this one decodes.
+            .buffered(2)
+            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+            .try_flatten();
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.shared.out_schema.clone(),
+            stream,
+        ))
+    }
+}
+
+async fn read_object(
+    shared: Arc<ScanShared>,
+    object: ObjectInfo,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let batches = match shared.format {
+        InputFormat::Parquet => read_parquet(&shared, &object).await?,
+        _ => {
+            let raw = shared
+                .lake
+                .get(&object.key)
+                .await
+                .map_err(PrepError::from)?;
+            let s = shared.clone();
+            let o = object.clone();
+            tokio::task::spawn_blocking(move || decode_bytes(&s, &o, raw))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??
+        }
+    };
+    let p = &shared.progress;
+    p.objects_read.fetch_add(1, Ordering::Relaxed);
+    p.bytes_read.fetch_add(object.size, Ordering::Relaxed);
+    p.rows_read.fetch_add(
+        batches.iter().map(|b| b.num_rows() as u64).sum(),
+        Ordering::Relaxed,
+    );
+    finish(&shared, &object, batches)
+}
+
+/// Decodes a JSON or CSV object into batches of the decode schema.
+fn decode_bytes(
+    shared: &ScanShared,
+    object: &ObjectInfo,
+    raw: bytes::Bytes,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let name = format!("{}/{}", shared.lake.url(), object.key);
+    let bytes = decompress(&name, raw)?;
+    if let Some(layout) = shared.format.json_layout() {
+        let decoded = json::decode(
+            &name,
+            &bytes,
+            layout,
+            &shared.decode_schema,
+            shared.batch_size,
+        )?;
+        if !decoded.bad.is_empty() && shared.on_bad_record == OnBadRecord::Fail {
+            let b = &decoded.bad[0];
+            return Err(PrepError::Decode {
+                object: b.object.clone(),
+                offset: b.offset,
+                message: b.error.clone(),
+            }
+            .into());
+        }
+        shared.progress.add_bad(decoded.bad);
+        return Ok(decoded.batches);
+    }
+    // CSV: decode every column, then keep the projected ones (arrow-csv's projection keeps
+    // file order, ours may not).
+    let reader = arrow_csv::ReaderBuilder::new(shared.full_file_schema.clone())
+        .with_header(true)
+        .with_delimiter(csv_delimiter(&object.key))
+        .with_batch_size(shared.batch_size)
+        .build(std::io::Cursor::new(bytes))
+        .map_err(|e| csv_error(&name, e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| csv_error(&name, e))?;
+        out.push(batch.project(&shared.file_cols)?);
+    }
+    Ok(out)
+}
+
+fn csv_error(name: &str, e: arrow::error::ArrowError) -> DataFusionError {
+    PrepError::Decode {
+        object: name.to_owned(),
+        offset: 0,
+        message: e.to_string(),
+    }
+    .into()
+}
+
+fn csv_delimiter(key: &str) -> u8 {
+    if key.to_ascii_lowercase().contains(".tsv") {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
+/// Parquet objects are read whole, like the other formats (lake objects are bounded by the
+/// writer's file size), and decoded on a blocking thread with the projection applied.
+async fn read_parquet(
+    shared: &Arc<ScanShared>,
+    object: &ObjectInfo,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let raw = shared
+        .lake
+        .get(&object.key)
+        .await
+        .map_err(PrepError::from)?;
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || -> datafusion::error::Result<Vec<RecordBatch>> {
+        use parquet::arrow::ProjectionMask;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(raw).map_err(PrepError::from)?;
+        let file_schema = builder.schema().clone();
+        let roots: Vec<usize> = s
+            .decode_schema
+            .fields()
+            .iter()
+            .filter_map(|f| file_schema.index_of(f.name()).ok())
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(s.batch_size)
+            .build()
+            .map_err(PrepError::from)?;
+        let mut out = Vec::new();
+        for b in reader {
+            out.push(align(&b?, &s.decode_schema)?);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| DataFusionError::External(Box::new(e)))?
+}
+
+/// Reorders, casts and fills (with NULLs) a batch's columns to `schema`, by name.
+fn align(batch: &RecordBatch, schema: &SchemaRef) -> datafusion::error::Result<RecordBatch> {
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.schema().index_of(f.name()) {
+            Ok(i) if batch.column(i).data_type() == f.data_type() => Ok(batch.column(i).clone()),
+            Ok(i) => arrow::compute::cast(batch.column(i), f.data_type()),
+            Err(_) => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )?)
+}
+
+/// Adds partition and source columns in the projection's order.
+fn finish(
+    shared: &ScanShared,
+    object: &ObjectInfo,
+    batches: Vec<RecordBatch>,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let relative = object
+        .key
+        .strip_prefix(&shared.folder)
+        .unwrap_or(&object.key);
+    let parts = hive_partitions(relative);
+    let mut row = 0i64;
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let n = b.num_rows();
+        let cols = shared
+            .columns
+            .iter()
+            .map(|c| -> ArrayRef {
+                match c {
+                    OutColumn::File(i) => b.column(*i).clone(),
+                    OutColumn::Partition(name) => {
+                        let v = parts
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .and_then(|(_, v)| v.clone());
+                        Arc::new(StringArray::from(vec![v; n]))
+                    }
+                    OutColumn::Object => Arc::new(StringArray::from(vec![object.key.as_str(); n])),
+                    OutColumn::Row => Arc::new(Int64Array::from_iter_values(row..row + n as i64)),
+                }
+            })
+            .collect();
+        row += n as i64;
+        out.push(RecordBatch::try_new_with_options(
+            shared.out_schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?);
+    }
+    let _ = &shared.table;
+    Ok(out)
+}
+
+/// Reads a sample (first object, and the last for columns added later) to infer the schema.
+async fn infer_schema(lake: &Lake, format: InputFormat, objects: &[ObjectInfo]) -> Result<Schema> {
+    let mut sample: Vec<&ObjectInfo> = objects.iter().take(1).collect();
+    if objects.len() > 1 {
+        sample.push(&objects[objects.len() - 1]);
+    }
+    match format {
+        InputFormat::Parquet => {
+            let o = sample[0];
+            let raw = lake.get(&o.key).await?;
+            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(raw)?;
+            Ok(b.schema().as_ref().clone())
+        }
+        InputFormat::Csv => {
+            let o = sample[0];
+            let name = format!("{}/{}", lake.url(), o.key);
+            let bytes = decompress(&name, lake.get(&o.key).await?)?;
+            let (schema, _) = arrow_csv::reader::Format::default()
+                .with_header(true)
+                .with_delimiter(csv_delimiter(&o.key))
+                .infer_schema(std::io::Cursor::new(&bytes[..]), Some(INFER_ROWS))?;
+            Ok(schema)
+        }
+        _ => {
+            let mut bufs = Vec::new();
+            for o in sample {
+                let name = format!("{}/{}", lake.url(), o.key);
+                bufs.push(decompress(&name, lake.get(&o.key).await?)?);
+            }
+            let refs: Vec<&[u8]> = bufs.iter().map(|b| &b[..]).collect();
+            let schema = json::infer_schema(&refs, INFER_ROWS)?;
+            if schema.fields().is_empty() {
+                return Err(PrepError::Decode {
+                    object: format!("{}/{}", lake.url(), objects[0].key),
+                    offset: 0,
+                    message: "no JSON objects found to infer columns from".into(),
+                });
+            }
+            Ok(schema)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(key: &str, size: u64) -> ObjectInfo {
+        ObjectInfo {
+            key: key.into(),
+            size,
+            etag: None,
+            last_modified_ms: 0,
+        }
+    }
+
+    #[test]
+    fn spread_balances_bytes_and_keeps_key_order() {
+        let objs = vec![obj("a", 10), obj("b", 1), obj("c", 9), obj("d", 2)];
+        let g = spread(&objs, 2);
+        assert_eq!(g.len(), 2);
+        let sums: Vec<u64> = g.iter().map(|g| g.iter().map(|o| o.size).sum()).collect();
+        assert_eq!(sums.iter().sum::<u64>(), 22);
+        assert!(sums.iter().all(|s| *s == 11), "{sums:?}");
+        for group in &g {
+            assert!(group.windows(2).all(|w| w[0].key < w[1].key));
+        }
+        assert_eq!(spread(&objs, 16).len(), 4);
+    }
+}

@@ -1,0 +1,226 @@
+//! `millrace query`: ad-hoc SQL over lake prefixes, files and s3:// URLs.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use datafusion::arrow::array::RecordBatch;
+use millrace_prep::{InputFormat, LakeTable, Location, OnBadRecord, TableOptions};
+
+use crate::cli::{QueryArgs, QueryFormat};
+use crate::cmd::prep::ScanBar;
+
+pub async fn run(data_dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
+    if args.format == QueryFormat::Parquet && args.out.is_none() {
+        bail!("--format parquet writes a file: add --out FILE");
+    }
+    let s3 = millrace_lake::S3Options {
+        endpoint_url: args.s3_endpoint_url.clone(),
+        path_style: args.s3_endpoint_url.is_some(),
+    };
+    let lake_dir = data_dir.join("lake");
+    let default_lake = if lake_dir.is_dir() {
+        Some(millrace_lake::Lake::open(
+            &lake_dir.display().to_string(),
+            &s3,
+        )?)
+    } else {
+        None
+    };
+    let mut specs: Vec<(String, String, Option<InputFormat>)> = Vec::new();
+    for t in &args.tables {
+        specs.push(parse_table(t)?);
+    }
+    if let Some(path) = &args.config {
+        let config = crate::config::Config::load(path)?;
+        for d in &config.deliveries {
+            let lake = if d.lake.contains("://") || Path::new(&d.lake).is_absolute() {
+                d.lake.clone()
+            } else {
+                data_dir.join(&d.lake).display().to_string()
+            };
+            let template = d.prefix_template();
+            let fixed = template.split("!{").next().unwrap_or("");
+            let fixed = &fixed[..fixed.rfind('/').map(|i| i + 1).unwrap_or(0)];
+            let format = match d.format {
+                millrace_delivery::Format::Ndjson => InputFormat::Ndjson,
+                millrace_delivery::Format::Concat => InputFormat::Concat,
+                millrace_delivery::Format::Parquet => InputFormat::Parquet,
+            };
+            let name = d.name.replace(['-', '.'], "_");
+            if !specs.iter().any(|(n, _, _)| *n == name) {
+                specs.push((
+                    name,
+                    format!("{}/{fixed}", lake.trim_end_matches('/')),
+                    Some(format),
+                ));
+            }
+        }
+    }
+    let ctx = millrace_prep::context(&millrace_prep::EngineOptions {
+        memory_limit_mib: args.memory_limit_mib,
+        target_partitions: None,
+    })?;
+    let options = TableOptions {
+        source_columns: args.source_columns,
+        on_bad_record: if args.strict {
+            OnBadRecord::Fail
+        } else {
+            OnBadRecord::Skip
+        },
+    };
+    let mut tables = Vec::new();
+    for (name, path, format) in specs {
+        let loc = Location::resolve(&path, default_lake.as_ref(), &s3)
+            .with_context(|| format!("--table {name}={path}"))?;
+        let table = LakeTable::open(&name, &loc, format, None, &options)
+            .await
+            .with_context(|| format!("--table {name}={path}"))?;
+        let table = Arc::new(table);
+        ctx.register_table(name.as_str(), table.clone())?;
+        tables.push(table);
+    }
+    let (df, _) = millrace_prep::run_statements(&ctx, &args.sql, "query", 1).await?;
+    let Some(df) = df else { return Ok(()) };
+    let bar = ScanBar::start(tables.iter().map(|t| t.progress()).collect());
+    let batches = df.collect().await;
+    bar.finish();
+    let batches = batches.context("running the query")?;
+    let bad: u64 = tables
+        .iter()
+        .map(|t| {
+            t.progress()
+                .bad_count
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    if bad > 0 {
+        let first = tables
+            .iter()
+            .flat_map(|t| t.progress().bad_records())
+            .next();
+        if let Some(b) = first {
+            eprintln!(
+                "warning: skipped {bad} unreadable JSON value(s); first: {} at byte {}: {}",
+                b.object, b.offset, b.error
+            );
+        }
+    }
+    write_result(&args, &batches)
+}
+
+/// `NAME=PATH[:FORMAT]`; the format suffix is recognised only when it names a format, so
+/// `s3://` URLs and Windows-style paths keep their colons.
+fn parse_table(spec: &str) -> anyhow::Result<(String, String, Option<InputFormat>)> {
+    let Some((name, rest)) = spec.split_once('=') else {
+        bail!("--table {spec:?}: expected NAME=PATH[:FORMAT]");
+    };
+    let name = name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bail!("--table {spec:?}: NAME must be letters, digits and _");
+    }
+    if let Some((path, fmt)) = rest.rsplit_once(':')
+        && !fmt.contains('/')
+        && !fmt.is_empty()
+    {
+        if let Ok(f) = fmt.parse::<InputFormat>() {
+            return Ok((name.to_owned(), path.to_owned(), Some(f)));
+        }
+        if !path.ends_with("s3") && !path.ends_with("file") {
+            bail!(
+                "--table {spec:?}: unknown format {fmt:?}; expected one of {}",
+                InputFormat::NAMES
+            );
+        }
+    }
+    Ok((name.to_owned(), rest.to_owned(), None))
+}
+
+fn write_result(args: &QueryArgs, batches: &[RecordBatch]) -> anyhow::Result<()> {
+    if args.format == QueryFormat::Parquet {
+        return write_parquet(args, batches);
+    }
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match args.format {
+        QueryFormat::Table => {
+            let table = datafusion::arrow::util::pretty::pretty_format_batches(batches)?;
+            writeln!(out, "{table}")?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            eprintln!("{rows} row(s)");
+        }
+        QueryFormat::Csv => {
+            let mut w = arrow_csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        QueryFormat::Json => {
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        QueryFormat::Parquet => unreachable!("written above"),
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_parquet(args: &QueryArgs, batches: &[RecordBatch]) -> anyhow::Result<()> {
+    let path = args
+        .out
+        .as_ref()
+        .context("--format parquet needs --out FILE")?;
+    let Some(first) = batches.first() else {
+        bail!("the query returned no batches to write");
+    };
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, first.schema(), Some(props))?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.close()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_specs() {
+        let (n, p, f) = parse_table("raw=lake/raw/churn:concat").unwrap();
+        assert_eq!(
+            (n.as_str(), p.as_str(), f),
+            ("raw", "lake/raw/churn", Some(InputFormat::Concat))
+        );
+        let (_, p, f) = parse_table("t=s3://bucket/raw").unwrap();
+        assert_eq!((p.as_str(), f), ("s3://bucket/raw", None));
+        let (_, p, f) = parse_table("t=s3://bucket/raw:parquet").unwrap();
+        assert_eq!(
+            (p.as_str(), f),
+            ("s3://bucket/raw", Some(InputFormat::Parquet))
+        );
+        assert!(
+            parse_table("t=x:xml")
+                .unwrap_err()
+                .to_string()
+                .contains("xml")
+        );
+        assert!(parse_table("no-equals").is_err());
+        assert!(parse_table("bad name=x").is_err());
+    }
+}
