@@ -15,6 +15,9 @@ fn every_subcommand_explains_itself() {
         vec!["generate", "churn", "--help"],
         vec!["bench", "ingest", "--help"],
         vec!["demo", "--help"],
+        vec!["query", "--help"],
+        vec!["prep", "--help"],
+        vec!["generate", "churn-lake", "--help"],
     ] {
         let out = millrace().args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -66,6 +69,8 @@ fn demo_streams_generated_records_end_to_end() {
     assert!(stdout.contains("1500 records read back"), "{stdout}");
     assert!(stdout.contains("exactly once"), "{stdout}");
     assert!(stdout.contains("1500 records into"), "{stdout}");
+    assert!(stdout.contains("→ 1500 customers"), "{stdout}");
+    assert!(stdout.contains("Month-to-month"), "{stdout}");
     // A second run on the same data dir checks only its own records.
     let again = millrace()
         .arg("--data-dir")
@@ -74,7 +79,125 @@ fn demo_streams_generated_records_end_to_end() {
         .output()
         .unwrap();
     assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("200 records read back"));
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(stdout.contains("200 records read back"));
+    // The same seed sends the first 200 customers again: updates, not new customers.
+    assert!(stdout.contains("→ 1500 customers"), "{stdout}");
+}
+
+fn shared(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name)
+}
+
+#[test]
+fn query_reads_the_firehose_object_and_the_csv() {
+    let out = millrace()
+        .arg("query")
+        .arg("--table")
+        .arg(format!(
+            "fh={}:concat",
+            shared("firehose-s3-object-example.json").display()
+        ))
+        .arg("--table")
+        .arg(format!(
+            "c={}",
+            shared("telco-customer-churn.csv").display()
+        ))
+        .args([
+            "--format",
+            "csv",
+            "SELECT (SELECT count(*) FROM fh) AS fh_rows, count(*) AS csv_rows, \
+             sum(tenure) AS tenure FROM c",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "fh_rows,csv_rows,tenure\n144,7043,227990\n");
+}
+
+#[test]
+fn query_errors_name_the_table_or_the_statement() {
+    let out = millrace()
+        .args(["query", "--table", "t=/no/such/dir", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--table t=/no/such/dir"), "{err}");
+    let out = millrace()
+        .arg("query")
+        .arg("--table")
+        .arg(format!(
+            "c={}",
+            shared("telco-customer-churn.csv").display()
+        ))
+        .args(["SELECT 1; SELECT nope FROM c"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("statement 2") && err.contains("nope"), "{err}");
+    let out = millrace()
+        .args(["query", "--table", "t=x:xml", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown format"));
+}
+
+#[test]
+fn prep_runs_the_shipped_churn_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("lake/raw/churn/2021/01/01/00");
+    std::fs::create_dir_all(&raw).unwrap();
+    std::fs::copy(shared("firehose-s3-object-example.json"), raw.join("obj")).unwrap();
+    let job =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/jobs/churn.toml");
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("prep")
+        .arg("--job")
+        .arg(&job)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("output 144 rows"), "{stdout}");
+    assert!(
+        dir.path()
+            .join("lake/curated/churn/_manifest.json")
+            .is_file()
+    );
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "query",
+            "--table",
+            "c=curated/churn",
+            "--format",
+            "json",
+            "SELECT count(*) AS n, arrow_typeof(tenure) AS t FROM c GROUP BY 2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"n\":144,\"t\":\"Int32\"}\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
