@@ -11,9 +11,21 @@ use datafusion::sql::parser::DFParser;
 
 use crate::error::{PrepError, Result};
 
-/// Default memory pool: large enough for sorts of a few million rows without spilling, small
-/// enough for a laptop.
-pub const DEFAULT_MEMORY_LIMIT_MIB: u64 = 1024;
+/// Default memory pool: half the machine's memory, between 1 and 16 GiB. Beyond it sorts,
+/// aggregations and joins spill to disk (DataFusion's accounting is conservative, so a pool much
+/// smaller than the data spills early).
+pub fn default_memory_limit_mib() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(4 << 20);
+    (total_kib / 1024 / 2).clamp(1024, 16 * 1024)
+}
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -25,7 +37,7 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
-            memory_limit_mib: DEFAULT_MEMORY_LIMIT_MIB,
+            memory_limit_mib: default_memory_limit_mib(),
             target_partitions: None,
         }
     }

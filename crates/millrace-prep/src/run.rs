@@ -150,7 +150,7 @@ impl JobRun {
             memory_limit_mib: opts
                 .memory_limit_mib
                 .or(job.memory_limit_mib)
-                .unwrap_or(engine::DEFAULT_MEMORY_LIMIT_MIB),
+                .unwrap_or_else(engine::default_memory_limit_mib),
             target_partitions: opts.target_partitions,
         };
         let up_to_date = job.incremental && !anything_new && !seen.is_empty();

@@ -36,6 +36,7 @@ use crate::location::{Location, hive_partitions};
 
 pub const OBJECT_COLUMN: &str = "_object";
 pub const ROW_COLUMN: &str = "_row";
+pub const SEQ_COLUMN: &str = "_seq";
 const MAX_KEPT_BAD: usize = 1000;
 const INFER_ROWS: usize = 1000;
 
@@ -117,10 +118,12 @@ impl LakeTable {
         objects: Option<Vec<ObjectInfo>>,
         options: &TableOptions,
     ) -> Result<Self> {
-        let objects = match objects {
+        let mut objects = match objects {
             Some(o) => o,
             None => location.list().await?,
         };
+        // Key order is arrival order for delivery's names; `_seq` counts in it.
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
         let input_err = |message: String| PrepError::Input {
             table: name.to_owned(),
             message,
@@ -152,6 +155,7 @@ impl LakeTable {
         if options.source_columns {
             fields.push(Field::new(OBJECT_COLUMN, DataType::Utf8, false));
             fields.push(Field::new(ROW_COLUMN, DataType::Int64, false));
+            fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
         }
         let progress = Arc::new(ScanProgress::default());
         progress
@@ -240,8 +244,10 @@ impl TableProvider for LakeTable {
                     OutColumn::Partition(self.partition_cols[i - nfile].clone())
                 } else if self.schema.field(i).name() == OBJECT_COLUMN {
                     OutColumn::Object
-                } else {
+                } else if self.schema.field(i).name() == ROW_COLUMN {
                     OutColumn::Row
+                } else {
+                    OutColumn::Seq
                 }
             })
             .collect();
@@ -284,7 +290,7 @@ impl TableProvider for LakeTable {
 
 /// Objects spread over `n` partitions so each gets about the same number of bytes; each keeps
 /// its objects in key order.
-fn spread(objects: &[ObjectInfo], n: usize) -> Vec<Vec<ObjectInfo>> {
+fn spread(objects: &[ObjectInfo], n: usize) -> Vec<Vec<Planned>> {
     let n = n.min(objects.len()).max(1);
     let mut order: Vec<usize> = (0..objects.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(objects[i].size));
@@ -299,9 +305,21 @@ fn spread(objects: &[ObjectInfo], n: usize) -> Vec<Vec<ObjectInfo>> {
         .into_iter()
         .map(|mut g| {
             g.sort_unstable();
-            g.into_iter().map(|i| objects[i].clone()).collect()
+            g.into_iter()
+                .map(|i| Planned {
+                    ordinal: i,
+                    info: objects[i].clone(),
+                })
+                .collect()
         })
         .collect()
+}
+
+/// An object and its position in the table's key order (for `_seq`).
+#[derive(Debug, Clone)]
+struct Planned {
+    ordinal: usize,
+    info: ObjectInfo,
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +329,8 @@ enum OutColumn {
     Partition(String),
     Object,
     Row,
+    /// Arrival order within the scan: the object's ordinal in key order, then the row.
+    Seq,
 }
 
 #[derive(Debug)]
@@ -332,7 +352,7 @@ struct ScanShared {
 #[derive(Debug)]
 struct ObjectsPartition {
     shared: Arc<ScanShared>,
-    objects: Vec<ObjectInfo>,
+    objects: Vec<Planned>,
 }
 
 impl PartitionStream for ObjectsPartition {
@@ -360,10 +380,11 @@ impl PartitionStream for ObjectsPartition {
 
 async fn read_object(
     shared: Arc<ScanShared>,
-    object: ObjectInfo,
+    planned: Planned,
 ) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let object = &planned.info;
     let batches = match shared.format {
-        InputFormat::Parquet => read_parquet(&shared, &object).await?,
+        InputFormat::Parquet => read_parquet(&shared, object).await?,
         _ => {
             let raw = shared
                 .lake
@@ -384,7 +405,7 @@ async fn read_object(
         batches.iter().map(|b| b.num_rows() as u64).sum(),
         Ordering::Relaxed,
     );
-    finish(&shared, &object, batches)
+    finish(&shared, &planned, batches)
 }
 
 /// Decodes a JSON or CSV object into batches of the decode schema.
@@ -508,9 +529,10 @@ fn align(batch: &RecordBatch, schema: &SchemaRef) -> datafusion::error::Result<R
 /// Adds partition and source columns in the projection's order.
 fn finish(
     shared: &ScanShared,
-    object: &ObjectInfo,
+    planned: &Planned,
     batches: Vec<RecordBatch>,
 ) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let object = &planned.info;
     let relative = object
         .key
         .strip_prefix(&shared.folder)
@@ -535,6 +557,12 @@ fn finish(
                     }
                     OutColumn::Object => Arc::new(StringArray::from(vec![object.key.as_str(); n])),
                     OutColumn::Row => Arc::new(Int64Array::from_iter_values(row..row + n as i64)),
+                    OutColumn::Seq => {
+                        let base = (planned.ordinal as i64) << 32;
+                        Arc::new(Int64Array::from_iter_values(
+                            base + row..base + row + n as i64,
+                        ))
+                    }
                 }
             })
             .collect();
@@ -610,11 +638,15 @@ mod tests {
         let objs = vec![obj("a", 10), obj("b", 1), obj("c", 9), obj("d", 2)];
         let g = spread(&objs, 2);
         assert_eq!(g.len(), 2);
-        let sums: Vec<u64> = g.iter().map(|g| g.iter().map(|o| o.size).sum()).collect();
+        let sums: Vec<u64> = g
+            .iter()
+            .map(|g| g.iter().map(|o| o.info.size).sum())
+            .collect();
         assert_eq!(sums.iter().sum::<u64>(), 22);
         assert!(sums.iter().all(|s| *s == 11), "{sums:?}");
         for group in &g {
-            assert!(group.windows(2).all(|w| w[0].key < w[1].key));
+            assert!(group.windows(2).all(|w| w[0].info.key < w[1].info.key));
+            assert!(group.iter().all(|p| objs[p.ordinal].key == p.info.key));
         }
         assert_eq!(spread(&objs, 16).len(), 4);
     }

@@ -288,15 +288,17 @@ pub struct QueryArgs {
     /// Write the result to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Add `_object` (the object's key) and `_row` (the row's index in it) to every table.
+    /// Add `_object` (the object's key), `_row` (the row's index in it) and `_seq` (arrival
+    /// order in the scan: object key order, then row) to every table.
     #[arg(long)]
     pub source_columns: bool,
     /// Fail on the first unreadable JSON value instead of skipping and reporting it.
     #[arg(long)]
     pub strict: bool,
-    /// Query engine memory pool in MiB; sorts and aggregations spill to disk beyond it.
-    #[arg(long, default_value_t = 1024)]
-    pub memory_limit_mib: u64,
+    /// Query engine memory pool in MiB; sorts, aggregations and joins spill to disk beyond it
+    /// (default: half the machine's memory, 1 to 16 GiB).
+    #[arg(long)]
+    pub memory_limit_mib: Option<u64>,
     /// S3-compatible endpoint for s3:// tables (MinIO, moto, ...).
     #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
     pub s3_endpoint_url: Option<String>,

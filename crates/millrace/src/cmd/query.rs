@@ -59,7 +59,9 @@ pub async fn run(data_dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
         }
     }
     let ctx = millrace_prep::context(&millrace_prep::EngineOptions {
-        memory_limit_mib: args.memory_limit_mib,
+        memory_limit_mib: args
+            .memory_limit_mib
+            .unwrap_or_else(millrace_prep::engine::default_memory_limit_mib),
         target_partitions: None,
     })?;
     let options = TableOptions {
