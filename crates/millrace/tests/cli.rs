@@ -198,6 +198,27 @@ fn prep_runs_the_shipped_churn_job() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A config's deliveries are tables: the raw prefix of `churn-raw` is raw/churn/.
+    let config = dir.path().join("millrace.toml");
+    std::fs::write(
+        &config,
+        "[[delivery]]\nname = \"churn-raw\"\nstream = \"churn\"\nlake = \"lake\"\nformat = \"concat\"\n",
+    )
+    .unwrap();
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["query", "-c"])
+        .arg(&config)
+        .args(["--format", "csv", "SELECT count(*) AS n FROM churn_raw"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "n\n144\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

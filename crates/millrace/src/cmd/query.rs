@@ -15,9 +15,21 @@ pub async fn run(data_dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
     if args.format == QueryFormat::Parquet && args.out.is_none() {
         bail!("--format parquet writes a file: add --out FILE");
     }
-    let s3 = millrace_lake::S3Options {
-        endpoint_url: args.s3_endpoint_url.clone(),
-        path_style: args.s3_endpoint_url.is_some(),
+    let config = match &args.config {
+        Some(path) => Some(crate::config::Config::load(path)?),
+        None => None,
+    };
+    // --s3-endpoint-url wins; otherwise the config's [lake] settings apply.
+    let s3 = match (&args.s3_endpoint_url, &config) {
+        (Some(url), _) => millrace_lake::S3Options {
+            endpoint_url: Some(url.clone()),
+            path_style: true,
+        },
+        (None, Some(c)) => millrace_lake::S3Options {
+            endpoint_url: c.lake.s3_endpoint_url.clone(),
+            path_style: c.lake.s3_path_style,
+        },
+        (None, None) => millrace_lake::S3Options::default(),
     };
     let lake_dir = data_dir.join("lake");
     let default_lake = if lake_dir.is_dir() {
@@ -32,8 +44,7 @@ pub async fn run(data_dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
     for t in &args.tables {
         specs.push(parse_table(t)?);
     }
-    if let Some(path) = &args.config {
-        let config = crate::config::Config::load(path)?;
+    if let Some(config) = &config {
         for d in &config.deliveries {
             let lake = if d.lake.contains("://") || Path::new(&d.lake).is_absolute() {
                 d.lake.clone()
