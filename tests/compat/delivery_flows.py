@@ -62,18 +62,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 try:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
+    from flowkit import Checks, err_text, free_port, note, wait_http
     import pyarrow
     import pyarrow.parquet as pq
 except ImportError as exc:  # pragma: no cover - environment problem
@@ -94,45 +92,8 @@ PARQUET_SCHEMA = ("customerID:string,tenure:int64,MonthlyCharges:float64,"
                   "TotalCharges:float64,Churn:string")
 
 
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, problems):
-        """problems: list of strings; empty means pass."""
-        if problems:
-            self.failed += 1
-            print(f"FAIL - {name}")
-            for p in problems[:10]:
-                for line in str(p).splitlines() or [""]:
-                    print(f"    {line}")
-            if len(problems) > 10:
-                print(f"    ... and {len(problems) - 10} more")
-        else:
-            self.passed += 1
-            print(f"ok - {name}")
-        sys.stdout.flush()
-        return not problems
-
-    def summary(self):
-        return f"{SUMMARY_PREFIX}: {self.passed} passed, {self.failed} failed"
-
-
 class Abort(Exception):
     """A step failed that the rest of the flow depends on (already reported)."""
-
-
-def note(msg):
-    print(f"# {msg}")
-    sys.stdout.flush()
-
-
-def err_text(exc):
-    if isinstance(exc, ClientError):
-        e = exc.response.get("Error", {})
-        return f"{e.get('Code')}: {e.get('Message')}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def log_tail(path, lines=15):
@@ -189,12 +150,6 @@ class Procs:
         for _name, p in reversed(self.children):
             self.kill(p)
         self.children = []
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def child_env():
@@ -470,23 +425,6 @@ def walk_files(root):
 
 # ---------------------------------------------------------------------------------------------
 # Flow 1: S3 lake through moto
-
-
-def wait_http(url, timeout):
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            with opener.open(url, timeout=2) as r:
-                r.read()
-                return None
-        except urllib.error.HTTPError:
-            return None  # it answered
-        except (urllib.error.URLError, OSError) as exc:
-            last = exc
-            time.sleep(0.2)
-    return f"{url} did not answer within {timeout:.0f}s ({last})"
 
 
 def list_all(s3, bucket, prefix):
@@ -957,7 +895,7 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
-    ck = Checks()
+    ck = Checks(SUMMARY_PREFIX)
     procs = Procs()
     t_start = time.monotonic()
 

@@ -215,38 +215,14 @@ impl Lake {
         })
     }
 
-    /// Every object key (relative to the lake root) under `prefix`, sorted.
+    /// Every object key (relative to the lake root) under `prefix` with its size, sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
-        let p = self.key(prefix.trim_end_matches('/'));
-        let prefix_path = if prefix.is_empty() && self.root.is_empty() {
-            None
-        } else {
-            Some(&p)
-        };
-        let mut out: Vec<(String, u64)> = self
-            .store
-            .list(prefix_path)
-            .map_ok(|m| (m.location.to_string(), m.size))
-            .try_collect()
-            .await
-            .map_err(|source| LakeError::Store {
-                location: p.to_string(),
-                source,
-            })?;
-        let strip = if self.root.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", self.root)
-        };
-        for (k, _) in &mut out {
-            if let Some(rest) = k.strip_prefix(&strip) {
-                *k = rest.to_owned();
-            }
-        }
-        // Staging files of an interrupted local commit are not objects.
-        out.retain(|(k, _)| !k.rsplit('/').next().unwrap_or("").starts_with(".tmp-"));
-        out.sort();
-        Ok(out)
+        Ok(self
+            .list_objects(prefix)
+            .await?
+            .into_iter()
+            .map(|o| (o.key, o.size))
+            .collect())
     }
 }
 

@@ -255,7 +255,6 @@ impl TableProvider for LakeTable {
         let batch_size = state.config().batch_size();
         let groups = spread(&self.objects, target);
         let shared = Arc::new(ScanShared {
-            table: self.name.clone(),
             lake: self.lake.clone(),
             folder: self.folder.clone(),
             format: self.format,
@@ -335,7 +334,6 @@ enum OutColumn {
 
 #[derive(Debug)]
 struct ScanShared {
-    table: String,
     lake: Lake,
     folder: String,
     format: InputFormat,
@@ -573,7 +571,6 @@ fn finish(
             &RecordBatchOptions::new().with_row_count(Some(n)),
         )?);
     }
-    let _ = &shared.table;
     Ok(out)
 }
 

@@ -10,7 +10,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use common::{lake, query};
 use datafusion::datasource::TableProvider;
-use millrace_prep::{EngineOptions, InputFormat, LakeTable, Location, OnBadRecord, TableOptions};
+use millrace_prep::{InputFormat, LakeTable, Location, OnBadRecord, TableOptions};
 
 fn record(i: usize) -> String {
     format!(
@@ -211,5 +211,4 @@ async fn missing_paths_and_empty_folders_are_named() {
         e.to_string().contains("table t") && e.to_string().contains("no data objects"),
         "{e}"
     );
-    let _ = EngineOptions::default();
 }

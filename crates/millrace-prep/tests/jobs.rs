@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
@@ -408,11 +407,10 @@ async fn dedup_sort_spills_under_a_tiny_memory_limit() {
             .collect();
         write(&lake_dir, &format!("raw/c/{obj:02}"), &body);
     }
-    let job = dir.path().join("dedup.toml");
-    std::fs::write(
-        &job,
-        r#"
-memory_limit_mib = 32
+    let job_text = |limit: u32| {
+        format!(
+            r#"
+memory_limit_mib = {limit}
 sql = ["""CREATE VIEW latest AS SELECT customerID, tenure, pad FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY customerID ORDER BY _object DESC, _row DESC) AS rn FROM raw
 ) WHERE rn = 1"""]
@@ -424,10 +422,36 @@ source_columns = true
 [[output]]
 path = "curated/c"
 table = "latest"
-"#,
-    )
-    .unwrap();
+"#
+        )
+    };
+    let job = dir.path().join("dedup.toml");
+    // The pool is enforced: at 4 MiB not even one sort batch fits, and the job says so.
+    std::fs::write(&job, job_text(4)).unwrap();
+    let e = run(&job, &lake_dir).await.unwrap_err();
+    assert!(e.contains("Resources exhausted"), "{e}");
+    // At 32 MiB the sort of ~52 MB spills to disk and the job finishes with the right rows.
+    std::fs::write(&job, job_text(32)).unwrap();
     let r = run(&job, &lake_dir).await.unwrap();
     assert_eq!(r.outputs[0].rows, 180_000);
-    let _ = Arc::new(0);
+    let lake = lake(&lake_dir);
+    let (b, _) = query(
+        Some(&lake),
+        &[("c", "curated/c", None)],
+        &TableOptions::default(),
+        "SELECT count(DISTINCT customerID), sum(CAST(tenure AS BIGINT)) FROM c",
+    )
+    .await
+    .unwrap();
+    // Each duplicated id (n % 10 == 9 reuses id n - 5) keeps the later record's tenure.
+    let mut want: std::collections::BTreeMap<i64, i64> = Default::default();
+    for n in 0..200_000i64 {
+        let id = if n % 10 == 9 { n - 5 } else { n };
+        want.insert(id, n % 72);
+    }
+    assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 180_000);
+    assert_eq!(
+        b[0].column(1).as_primitive::<Int64Type>().value(0),
+        want.values().sum::<i64>()
+    );
 }
