@@ -1,0 +1,12 @@
+//! millrace-wrangle: the "Data Wrangler" stage.
+//!
+//! - Recipes: a TOML file of ordered steps (drop, filter, impute, encode, scale, …). `fit` learns
+//!   each step's state on training data; the fitted recipe then transforms a whole Arrow batch or
+//!   one raw JSON record through the same code, so the endpoint computes exactly the features the
+//!   model was trained on. The fitted recipe serialises to JSON and travels inside model
+//!   artifacts.
+//! - The data-quality report (`profile`): per-column statistics, correlations, each feature's
+//!   power for the target, warnings, and a quick model's column impact, as JSON and as a
+//!   self-contained HTML page.
+
+pub mod profile;

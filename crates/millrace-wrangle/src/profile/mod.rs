@@ -1,0 +1,1 @@
+//! The Data Quality and Insights report.
