@@ -9,4 +9,16 @@
 //!   power for the target, warnings, and a quick model's column impact, as JSON and as a
 //!   self-contained HTML page.
 
+pub mod error;
+pub mod expr;
+pub mod fitted;
+pub mod frame;
 pub mod profile;
+pub mod recipe;
+pub mod steps;
+
+pub use error::WrangleError;
+pub use fitted::FittedRecipe;
+pub use frame::{Column, Frame, Kind};
+pub use recipe::{Recipe, Step};
+pub use steps::Rows;

@@ -77,6 +77,25 @@ pub enum Command {
     /// and the time. With `incremental = true` only objects absent from the last manifest are
     /// read and the output is appended to. See examples/jobs/churn.toml.
     Prep(PrepArgs),
+    /// Fit a feature recipe on data and write the features (or apply a fitted recipe).
+    ///
+    /// A recipe is a TOML file of ordered [[step]] tables: drop, keep, rename, filter,
+    /// drop_missing, cast, impute, encode (one_hot, ordinal, target, frequency), scale, log,
+    /// power, clip, bin, derive, text, dedupe. Fitting learns each step's state (means,
+    /// categories, quantiles); the fitted recipe (JSON, from --fit-only or --save-state)
+    /// transforms new data, or one record at the endpoint, exactly the same way. Passing a
+    /// fitted .json as --recipe applies it without refitting. See examples/recipes/churn.toml.
+    Wrangle(WrangleArgs),
+    /// Data-quality and insights report: report.html (self-contained, inline SVG charts) and
+    /// report.json.
+    ///
+    /// Per column: inferred type (numbers held as text count as numbers), missing and
+    /// mismatched values, unique, mode, min/max/mean/std/quantiles, histogram or top
+    /// categories. Correlations (Pearson, Spearman, Cramér's V); with --target, each feature's
+    /// power (single-feature AUC, mutual information), a quick model's column impact
+    /// (permutation importance on a holdout), and warnings: ID-like and constant columns,
+    /// target leakage, class imbalance, heavy skew, outliers, high missing rates.
+    Profile(ProfileArgs),
     /// Write synthetic data sets.
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -305,6 +324,53 @@ pub struct QueryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Data: a CSV, Parquet or JSON file, a folder, a lake prefix or an s3:// URL.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub data: String,
+    /// The column to predict (enables feature power, leakage and imbalance checks, and the
+    /// quick model).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Folder for report.html and report.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Rows sampled (seeded) for correlations, feature power and the quick model; counts,
+    /// missing values and min/max/mean use every row.
+    #[arg(long, default_value_t = 200_000)]
+    pub sample_rows: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub s3_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WrangleArgs {
+    /// Recipe to fit (.toml), or a fitted recipe to apply (.json).
+    #[arg(long)]
+    pub recipe: PathBuf,
+    /// Data: a CSV, Parquet or JSON file, a folder, a lake prefix or an s3:// URL
+    /// (optionally :FORMAT as in `millrace query`).
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub data: String,
+    /// Where to write the features: .parquet, .csv or .ndjson, local or s3://.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub out: Option<String>,
+    /// Fit the recipe and write its fitted state (JSON) here; no features are written unless
+    /// --out is also given.
+    #[arg(long, value_name = "STATE")]
+    pub fit_only: Option<PathBuf>,
+    /// Also write the fitted state here when writing features.
+    #[arg(long, value_name = "STATE")]
+    pub save_state: Option<PathBuf>,
+    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub s3_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct PrepArgs {
     /// The job file (TOML).
     #[arg(long)]
@@ -345,6 +411,26 @@ pub enum BenchCommand {
     /// PutRecord acknowledgement to the record being readable in the lake) at buffer
     /// intervals 0 and 1 s. Runs `millrace up` child processes with local lakes.
     Deliver(BenchDeliverArgs),
+    /// Recipe fit and transform over a CSV (rows/s, peak RSS) and one-record transform latency
+    /// (median, p99) with the churn recipe or another; bench/wrangle.sh runs it beside pandas +
+    /// scikit-learn.
+    Wrangle(BenchWrangleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchWrangleArgs {
+    /// The data (CSV, Parquet, NDJSON), e.g. from `millrace generate churn --rows 1000000`.
+    #[arg(long)]
+    pub data: String,
+    /// Recipe to fit (default: examples/recipes/churn.toml, built in).
+    #[arg(long)]
+    pub recipe: Option<PathBuf>,
+    /// Records (the data's first rows, as JSON objects of strings) timed one at a time.
+    #[arg(long, default_value_t = 20000)]
+    pub records: usize,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,9 @@ fn every_subcommand_explains_itself() {
         vec!["query", "--help"],
         vec!["prep", "--help"],
         vec!["generate", "churn-lake", "--help"],
+        vec!["wrangle", "--help"],
+        vec!["profile", "--help"],
+        vec!["bench", "wrangle", "--help"],
     ] {
         let out = millrace().args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -71,6 +74,9 @@ fn demo_streams_generated_records_end_to_end() {
     assert!(stdout.contains("1500 records into"), "{stdout}");
     assert!(stdout.contains("→ 1500 customers"), "{stdout}");
     assert!(stdout.contains("Month-to-month"), "{stdout}");
+    assert!(stdout.contains("[6/6] wrangle"), "{stdout}");
+    assert!(stdout.contains("one raw record"), "{stdout}");
+    assert!(dir.path().join("lake/features/churn/recipe.json").is_file());
     // A second run on the same data dir checks only its own records.
     let again = millrace()
         .arg("--data-dir")
@@ -287,4 +293,116 @@ fn deliver_refuses_bad_options_with_the_flag_named() {
     assert!(e.contains("NAME=.field"), "{e}");
     let e = run(&["deliver", "--stream", "s", "--lake", "gs://bucket"]);
     assert!(e.contains("gs://bucket"), "{e}");
+}
+
+#[test]
+fn wrangle_fits_the_churn_recipe_on_the_telco_csv_and_reapplies_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/recipes/churn.toml");
+    let csv = shared("telco-customer-churn.csv");
+    let out = dir.path().join("features.csv");
+    let state = dir.path().join("state.json");
+    let run = millrace()
+        .args(["wrangle", "--recipe", recipe, "--data"])
+        .arg(&csv)
+        .arg("--out")
+        .arg(&out)
+        .arg("--save-state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // 7,043 customers less the 11 with a blank TotalCharges (they are the tenure-0 ones).
+    assert_eq!(rows.len(), 7032);
+    // SeniorCitizen, 41 one-hot columns, 3 scaled numbers, the target.
+    assert_eq!(header.len(), 46, "{header:?}");
+    assert!(header.contains(&"Contract_Month-to-month") && header.contains(&"Churn"));
+    assert!(!header.contains(&"customerID"));
+    let t = header.iter().position(|h| *h == "tenure").unwrap();
+    let mean: f64 = rows.iter().map(|r| r[t].parse::<f64>().unwrap()).sum::<f64>() / 7032.0;
+    assert!(mean.abs() < 1e-9, "scaled tenure has mean {mean}");
+    // The fitted state applied to the same data gives the same file.
+    let again = dir.path().join("again.csv");
+    let run = millrace()
+        .arg("wrangle")
+        .arg("--recipe")
+        .arg(&state)
+        .arg("--data")
+        .arg(&csv)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+    // --fit-only writes only the state.
+    let only = dir.path().join("only.json");
+    let run = millrace()
+        .args(["wrangle", "--recipe", recipe, "--data"])
+        .arg(&csv)
+        .arg("--fit-only")
+        .arg(&only)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&only).unwrap()).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn wrangle_rejects_a_bad_recipe_naming_step_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("bad.toml");
+    std::fs::write(
+        &recipe,
+        "[[step]]\nop = \"drop\"\ncolumns = [\"customerID\"]\n[[step]]\nop = \"bin\"\ncolumns = [\"tenure\"]\nbins = \"ten\"\n",
+    )
+    .unwrap();
+    let run = millrace()
+        .arg("wrangle")
+        .arg("--recipe")
+        .arg(&recipe)
+        .arg("--data")
+        .arg(shared("telco-customer-churn.csv"))
+        .arg("--out")
+        .arg(dir.path().join("x.csv"))
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("step 2 (bin): key `bins` must be an integer"), "{err}");
+    assert!(!dir.path().join("x.csv").exists());
+}
+
+#[test]
+fn profile_writes_the_report_for_the_telco_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let run = millrace()
+        .args(["profile", "--data"])
+        .arg(shared("telco-customer-churn.csv"))
+        .args(["--target", "Churn", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("profiled 7043 rows × 21 columns"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["summary"]["rows"], 7043);
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["column"] == "customerID" && w["kind"] == "id_like"),
+        "{warnings:?}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("customerID"));
 }

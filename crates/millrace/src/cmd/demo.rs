@@ -3,8 +3,9 @@
 //! Today the pipeline has its first three stages: the demo starts the Kinesis-compatible stream
 //! API in-process, streams churn records through it with the AWS SDK (as a producer would),
 //! consumes them back and checks every record arrived once and intact, delivers the stream
-//! into the local lake, and runs the shipped churn prep job on DataFusion over it. Later stages
-//! (wrangle, AutoML, serving) extend this command as they land.
+//! into the local lake, runs the shipped churn prep job on DataFusion over it, and fits the
+//! churn feature recipe on the result. Later stages (AutoML, serving) extend this command as
+//! they land.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,7 +45,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     };
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     println!(
-        "[1/5] source   {} records, {:.2} MB of JSON, from {source}",
+        "[1/6] source   {} records, {:.2} MB of JSON, from {source}",
         records.len(),
         bytes as f64 / 1e6
     );
@@ -106,7 +107,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     send_all(&client, STREAM, &records, true, None).await?;
     let produce_s = t.elapsed().as_secs_f64();
     println!(
-        "[2/5] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
+        "[2/6] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
          ({:.0} records/s, fsync before every acknowledgement)",
         records.len(),
         records.len() as f64 / produce_s
@@ -142,7 +143,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .count();
     let read: usize = seen.values().sum();
     println!(
-        "[3/5] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
+        "[3/6] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
         per_shard.join(", ")
     );
     if missing > 0 || read != records.len() {
@@ -174,7 +175,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .context("delivering the demo stream into the lake")?;
     let m = metrics.snapshot(millrace_stream::now_ms());
     println!(
-        "[4/5] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
+        "[4/6] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
         m.records,
         m.objects,
         lake_dir.join("raw").join(STREAM).display(),
@@ -186,15 +187,19 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     server.await??;
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
 
-    prep_stage(data_dir, &lake_dir).await?;
+    let curated = prep_stage(data_dir, &lake_dir).await?;
+    let sample = records.first().map(|r| r.data.clone());
+    wrangle_stage(data_dir, &lake_dir, &curated, sample.as_deref()).await?;
     println!(
         "done in {:.1}s: every record arrived exactly once, byte-identical. Stream data is in {}.",
         t0.elapsed().as_secs_f64(),
         data_dir.join("streams").join(STREAM).display()
     );
     println!(
-        "Next stages of the pipeline (wrangling, AutoML, serving) are not built yet. Query the \
-         curated data: millrace query --table churn={}/curated/churn \"SELECT ...\"",
+        "Next stages of the pipeline (AutoML, serving) are not built yet. Query the curated \
+         data: millrace query --table churn={}/curated/churn \"SELECT ...\"; profile it: \
+         millrace profile --data {}/curated/churn --target Churn --out report",
+        lake_dir.display(),
         lake_dir.display()
     );
     Ok(())
@@ -203,7 +208,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
 /// The shipped churn job (examples/jobs/churn.toml) pointed at the demo's stream prefix.
 const CHURN_JOB: &str = include_str!("../../../../examples/jobs/churn.toml");
 
-async fn prep_stage(data_dir: &Path, lake_dir: &Path) -> anyhow::Result<()> {
+async fn prep_stage(data_dir: &Path, lake_dir: &Path) -> anyhow::Result<String> {
     let t = Instant::now();
     let mut job = millrace_prep::Job::parse(CHURN_JOB, "examples/jobs/churn.toml", "churn")?;
     job.inputs[0].path = format!("raw/{STREAM}");
@@ -219,7 +224,7 @@ async fn prep_stage(data_dir: &Path, lake_dir: &Path) -> anyhow::Result<()> {
     let report = report.context("running the churn prep job")?;
     let (input, output) = (&report.inputs[0], &report.outputs[0]);
     println!(
-        "[5/5] prep     churn job (SQL on DataFusion): {} objects ({}) → {} customers, typed and \
+        "[5/6] prep     churn job (SQL on DataFusion): {} objects ({}) → {} customers, typed and \
          deduplicated, in {} (Parquet + manifest) in {:.2}s",
         input.objects,
         crate::cmd::prep::human_bytes(input.bytes),
@@ -248,6 +253,65 @@ async fn prep_stage(data_dir: &Path, lake_dir: &Path) -> anyhow::Result<()> {
         println!(
             "{}",
             datafusion::arrow::util::pretty::pretty_format_batches(&batches)?
+        );
+    }
+    Ok(output.location.clone())
+}
+
+/// The shipped churn recipe (examples/recipes/churn.toml).
+const CHURN_RECIPE: &str = include_str!("../../../../examples/recipes/churn.toml");
+
+/// Fits the churn recipe on the curated data, writes the features and the fitted recipe to the
+/// lake, and runs one raw record (as the producer sent it) through the fitted recipe.
+async fn wrangle_stage(
+    data_dir: &Path,
+    lake_dir: &Path,
+    curated: &str,
+    sample: Option<&[u8]>,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let recipe = millrace_wrangle::Recipe::parse(CHURN_RECIPE, "examples/recipes/churn.toml")?;
+    let (schema, batches) =
+        crate::cmd::data_io::read_table(data_dir, curated, &Default::default()).await?;
+    let (fitted, out) = tokio::task::spawn_blocking(move || {
+        let frame = millrace_wrangle::Frame::from_batches(&schema, &batches)?;
+        recipe.fit(frame)
+    })
+    .await??;
+    let dir = lake_dir.join("features").join("churn");
+    std::fs::create_dir_all(&dir)?;
+    let features = dir.join("part-0.parquet").display().to_string();
+    let bytes = crate::cmd::data_io::encode(&features, &out.to_batch()?)?;
+    crate::cmd::data_io::write_bytes(&features, bytes, &Default::default()).await?;
+    let state = dir.join("recipe.json");
+    fitted.save(&state)?;
+    println!(
+        "[6/6] wrangle  churn recipe (7 steps) fitted on {} rows: {} kept, {} feature columns + \
+         target, in {} in {:.2}s",
+        fitted.rows_in,
+        fitted.rows_out,
+        fitted.features().count(),
+        features,
+        t.elapsed().as_secs_f64()
+    );
+    if let Some(raw) = sample {
+        let record: Map<String, Value> = serde_json::from_slice(raw)?;
+        let t = Instant::now();
+        let one = fitted.transform_record(&record)?;
+        let took = t.elapsed();
+        let shown: Vec<String> = one
+            .record(0)
+            .iter()
+            .take(4)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "              one raw record (tenure={}) → {} features in {:.0} µs through the same \
+             fitted recipe: {} …",
+            record.get("tenure").map(|v| v.to_string()).unwrap_or_default(),
+            one.names().len(),
+            took.as_secs_f64() * 1e6,
+            shown.join(", ")
         );
     }
     Ok(())

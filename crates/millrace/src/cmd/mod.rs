@@ -1,13 +1,16 @@
 //! One module per subcommand.
 
 mod bench;
+mod data_io;
 mod deliver;
 mod demo;
 mod generate;
 pub mod prep;
 pub mod produce;
+mod profile;
 mod query;
 pub mod up;
+mod wrangle;
 
 use crate::cli::{BenchCommand, Cli, Command, GenerateCommand};
 
@@ -19,9 +22,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deliver(args) => deliver::run(&cli.data_dir, args).await,
         Command::Query(args) => query::run(&cli.data_dir, args).await,
         Command::Prep(args) => prep::run(&cli.data_dir, args).await,
+        Command::Profile(args) => profile::run(&cli.data_dir, args).await,
+        Command::Wrangle(args) => wrangle::run(&cli.data_dir, args).await,
         Command::Generate(GenerateCommand::Churn(args)) => generate::churn(args),
         Command::Generate(GenerateCommand::ChurnLake(args)) => generate::churn_lake(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(BenchCommand::Deliver(args)) => bench::deliver(args).await,
+        Command::Bench(BenchCommand::Wrangle(args)) => bench::wrangle(&cli.data_dir, args).await,
     }
 }

@@ -2,9 +2,11 @@
 
 mod deliver;
 mod ingest;
+mod wrangle;
 
 pub use deliver::deliver;
 pub use ingest::ingest;
+pub use wrangle::wrangle;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
