@@ -1,7 +1,9 @@
 //! Times `profile` and `render_html` on the Telco churn CSV and on a 1,000,000-row × 21-column
 //! table made by repeating it (customer IDs made unique).
 //!
-//! `cargo run --release -p millrace-wrangle --example profile_bench [rows]`
+//! `cargo run --release -p millrace-wrangle --example profile_bench [rows] [out_dir]`
+//!
+//! With `out_dir`, the Telco report is written there as `report.json` and `report.html`.
 
 use std::io::Seek;
 use std::sync::Arc;
@@ -50,6 +52,16 @@ fn main() {
         t.elapsed().as_secs_f64(),
         html.len()
     );
+    if let Some(dir) = std::env::args().nth(2) {
+        let dir = std::path::Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("report.json"),
+            serde_json::to_string_pretty(&report).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.join("report.html"), &html).unwrap();
+    }
 
     // Grow to `rows` by repeating rows; IDs get a copy suffix so they stay unique.
     let base = concat_batches(&schema, &batches).unwrap();

@@ -135,25 +135,29 @@ pub fn warnings(
             );
         }
         if p.mismatched > 0 || (p.inferred_type == ColumnKind::Numeric && p.blank > 0) {
-            let examples: Vec<String> = p
-                .mismatched_examples
-                .iter()
-                .map(|e| format!("{e:?}"))
-                .collect();
+            let mut parts = Vec::new();
+            if p.mismatched > 0 {
+                let examples: Vec<String> = p
+                    .mismatched_examples
+                    .iter()
+                    .map(|e| format!("{e:?}"))
+                    .collect();
+                parts.push(format!(
+                    "{} non-numeric value(s) (e.g. {})",
+                    p.mismatched,
+                    examples.join(", ")
+                ));
+            }
+            if p.blank > 0 {
+                parts.push(format!("{} blank string(s)", p.blank));
+            }
             push(
                 WarningKind::Mismatched,
                 name,
                 format!(
-                    "`{}` is numeric but holds {} non-numeric value(s){} and {} blank string(s); they are treated \
-                     as missing.",
+                    "`{}` is numeric but holds {}; they are treated as missing.",
                     col.name,
-                    p.mismatched,
-                    if examples.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (e.g. {})", examples.join(", "))
-                    },
-                    p.blank
+                    parts.join(" and ")
                 ),
             );
         }
@@ -171,8 +175,10 @@ pub fn warnings(
                 ),
             );
         }
+        // Skew and IQR fences mean nothing for ID-like or two-valued (0/1) columns.
         if let Some(s) = &p.numeric
             && !id_like[i]
+            && p.unique > 2
         {
             if let Some(sk) = s.skewness.filter(|sk| sk.abs() > SKEW_LIMIT) {
                 push(
