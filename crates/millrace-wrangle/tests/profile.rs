@@ -468,3 +468,80 @@ fn html_renders_in_headless_chromium() {
         );
     }
 }
+
+#[test]
+fn regression_and_multiclass_targets() {
+    let n = 500;
+    let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 10.0).collect();
+    let z: Vec<f64> = (0..n).map(|i| ((i * 104_729) % 997) as f64).collect();
+    // y = 3x + small deterministic wiggle; `x` as strings with a few "n/a" to exercise parsing.
+    let y: Vec<f64> = x.iter().zip(&z).map(|(a, b)| 3.0 * a + b / 100.0).collect();
+    let xs: Vec<String> = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if i % 100 == 0 {
+                "n/a".into()
+            } else {
+                v.to_string()
+            }
+        })
+        .collect();
+    let class: Vec<&str> = (0..n).map(|i| ["a", "b", "c"][i % 3]).collect();
+    let schema = Schema::new(vec![
+        Field::new("x", DataType::Utf8, false),
+        Field::new("z", DataType::Float64, false),
+        Field::new("class", DataType::Utf8, false),
+        Field::new("y", DataType::Float64, false),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(xs)),
+            Arc::new(Float64Array::from(z)),
+            Arc::new(StringArray::from(class)),
+            Arc::new(Float64Array::from(y)),
+        ],
+    )
+    .unwrap();
+
+    let report = profile(
+        std::slice::from_ref(&batch),
+        &ProfileOptions {
+            target: Some("y".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let x = report.column("x").unwrap();
+    assert_eq!(x.inferred_type, ColumnKind::Numeric);
+    assert_eq!(x.mismatched, 5);
+    assert_eq!(x.mismatched_examples, vec!["n/a".to_string()]);
+    assert!(report.has_warning(WarningKind::Mismatched, Some("x")));
+    let t = report.target.as_ref().unwrap();
+    assert_eq!(t.problem_type, ProblemType::Regression);
+    assert_eq!(report.feature_power[0].column, "x");
+    let m = report.model.as_ref().unwrap();
+    assert_eq!(m.metric, "r2");
+    assert!(m.holdout_score > 0.95, "R2 {}", m.holdout_score);
+    assert_eq!(m.impact[0].column, "x");
+
+    let report = profile(
+        &[batch],
+        &ProfileOptions {
+            target: Some("class".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let t = report.target.as_ref().unwrap();
+    assert_eq!(t.problem_type, ProblemType::Multiclass);
+    assert_eq!(t.classes.len(), 3);
+    assert!(report.model.is_none());
+    assert!(
+        report
+            .feature_power
+            .iter()
+            .all(|f| f.metric == "mutual_information_bits")
+    );
+}

@@ -2,7 +2,9 @@
 //! single-column power for the target: AUC, mutual information, |Spearman|.
 
 use super::columns::{Column, MISSING, fmt_num};
-use super::stats::{Rng, auc, mutual_information_bits, par_map, quantile_bin_codes, spearman};
+use super::stats::{
+    FxHashMap, Rng, auc, mutual_information_bits, par_map, quantile_bin_codes, spearman,
+};
 use super::{ClassCount, ColumnKind, ColumnProfile, FeaturePower, ProblemType, TargetAnalysis};
 
 /// Folds for the out-of-fold category target rates.
@@ -11,6 +13,9 @@ pub const OOF_FOLDS: usize = 5;
 pub const MI_BINS: usize = 10;
 /// Categories kept by name in mutual information (the rest are one "other" code).
 pub const MI_TOP_CATEGORIES: usize = 20;
+/// Classes kept apart in mutual information; rarer ones share one code, so a target with very
+/// many classes cannot blow up the contingency tables.
+pub const MI_MAX_CLASSES: usize = 50;
 /// Labels taken as the positive class of a binary target when present (case-insensitive).
 const POSITIVE_LABELS: [&str; 6] = ["yes", "1", "true", "y", "positive", "1.0"];
 
@@ -104,8 +109,13 @@ impl TargetEnc {
 
 pub fn encode_target(col: &Column, t: &TargetAnalysis, sample: &[usize], seed: u64) -> TargetEnc {
     let rows: Vec<usize> = sample.iter().copied().filter(|&r| col.present(r)).collect();
-    let class_of =
-        |label: &str| t.classes.iter().position(|c| c.value == label).unwrap_or(0) as u32;
+    let index: FxHashMap<&str, u32> = t
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.value.as_str(), i as u32))
+        .collect();
+    let class_of = |label: &str| index.get(label).copied().unwrap_or(0);
     let (y, class, n_classes): (Vec<f64>, Vec<u32>, usize) = match t.problem_type {
         ProblemType::Regression => {
             let y: Vec<f64> = rows.iter().map(|&r| col.num[r]).collect();
@@ -146,7 +156,12 @@ pub fn encode_target(col: &Column, t: &TargetAnalysis, sample: &[usize], seed: u
             } else {
                 class.iter().map(|&c| c as f64).collect()
             };
-            (y, class, t.classes.len())
+            // Classes are sorted by count, so the cap lumps the rarest.
+            let class = class
+                .into_iter()
+                .map(|c| c.min(MI_MAX_CLASSES as u32))
+                .collect();
+            (y, class, t.classes.len().min(MI_MAX_CLASSES + 1))
         }
     };
     let mut order: Vec<usize> = (0..rows.len()).collect();
