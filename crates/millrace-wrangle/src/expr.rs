@@ -174,7 +174,10 @@ impl Expr {
         // Anything after the expression (a stray `;` or a second expression) is a mistake.
         let rest = parser.peek_token();
         if rest.token != sqlparser::tokenizer::Token::EOF {
-            return Err(err(format!("unexpected `{}` after the expression", rest.token)));
+            return Err(err(format!(
+                "unexpected `{}` after the expression",
+                rest.token
+            )));
         }
         convert(&parsed).map_err(err)
     }
@@ -260,7 +263,13 @@ impl Expr {
             Expr::Number(x) => Val::Num(vec![*x; rows]),
             Expr::Text(s) => Val::Str(vec![Some(s.clone()); rows]),
             Expr::Null => Val::Null,
-            Expr::Neg(e) => Val::Num(e.value(frame)?.num(rows, "`-`")?.into_iter().map(|x| -x).collect()),
+            Expr::Neg(e) => Val::Num(
+                e.value(frame)?
+                    .num(rows, "`-`")?
+                    .into_iter()
+                    .map(|x| -x)
+                    .collect(),
+            ),
             Expr::Not(e) => Val::Num(
                 e.value(frame)?
                     .num(rows, "NOT")?
@@ -268,14 +277,21 @@ impl Expr {
                     .map(|x| from_truth(truth(x).map(|b| !b)))
                     .collect(),
             ),
-            Expr::Binary { op, left, right } => binary(*op, left.value(frame)?, right.value(frame)?, rows)?,
+            Expr::Binary { op, left, right } => {
+                binary(*op, left.value(frame)?, right.value(frame)?, rows)?
+            }
             Expr::IsNull { expr, negated } => {
                 let missing: Vec<bool> = match expr.value(frame)? {
                     Val::Num(v) => v.iter().map(|x| x.is_nan()).collect(),
                     Val::Str(v) => v.iter().map(Option::is_none).collect(),
                     Val::Null => vec![true; rows],
                 };
-                Val::Num(missing.into_iter().map(|m| f64::from(u8::from(m != *negated))).collect())
+                Val::Num(
+                    missing
+                        .into_iter()
+                        .map(|m| f64::from(u8::from(m != *negated)))
+                        .collect(),
+                )
             }
             Expr::InList {
                 expr,
@@ -285,11 +301,15 @@ impl Expr {
                 // x IN (a, b) = x = a OR x = b, with SQL's NULL rules.
                 let mut acc = vec![0.0; rows];
                 for item in list {
-                    let eq = binary(BinOp::Eq, expr.value(frame)?, item.value(frame)?, rows)?.num(rows, "IN")?;
+                    let eq = binary(BinOp::Eq, expr.value(frame)?, item.value(frame)?, rows)?
+                        .num(rows, "IN")?;
                     acc = acc.iter().zip(&eq).map(|(a, b)| or(*a, *b)).collect();
                 }
                 if *negated {
-                    acc = acc.into_iter().map(|x| from_truth(truth(x).map(|b| !b))).collect();
+                    acc = acc
+                        .into_iter()
+                        .map(|x| from_truth(truth(x).map(|b| !b)))
+                        .collect();
                 }
                 Val::Num(acc)
             }
@@ -325,10 +345,7 @@ fn binary(op: BinOp, l: Val, r: Val, rows: usize) -> Result<Val, String> {
     if op == Concat {
         let (l, r) = (l.str(rows), r.str(rows));
         return Ok(Val::Str(
-            l.into_iter()
-                .zip(r)
-                .map(|(a, b)| Some(a? + &b?))
-                .collect(),
+            l.into_iter().zip(r).map(|(a, b)| Some(a? + &b?)).collect(),
         ));
     }
     if cmp && (matches!(l, Val::Str(_)) || matches!(r, Val::Str(_))) {
@@ -430,10 +447,17 @@ fn case(
     if text && results.iter().any(|v| matches!(v, Val::Num(_))) {
         return Err("CASE results mix text and numbers".into());
     }
-    let pick = |row: usize| conds.iter().position(|c| truth(c[row]) == Some(true)).unwrap_or(when.len());
+    let pick = |row: usize| {
+        conds
+            .iter()
+            .position(|c| truth(c[row]) == Some(true))
+            .unwrap_or(when.len())
+    };
     if text {
         let results: Vec<Vec<Option<String>>> = results.into_iter().map(|v| v.str(rows)).collect();
-        Ok(Val::Str((0..rows).map(|i| results[pick(i)][i].clone()).collect()))
+        Ok(Val::Str(
+            (0..rows).map(|i| results[pick(i)][i].clone()).collect(),
+        ))
     } else {
         let results: Vec<Vec<f64>> = results
             .into_iter()
@@ -455,7 +479,13 @@ fn call(func: Func, args: &[Expr], frame: &Frame) -> Result<Val, String> {
         Ok(Val::Num(v.into_iter().map(f).collect()))
     };
     let text = |vals: &mut Vec<Val>, f: fn(&str) -> String| -> Val {
-        Val::Str(vals.remove(0).str(rows).into_iter().map(|s| s.map(|s| f(&s))).collect())
+        Val::Str(
+            vals.remove(0)
+                .str(rows)
+                .into_iter()
+                .map(|s| s.map(|s| f(&s)))
+                .collect(),
+        )
     };
     // Out-of-domain inputs are missing rather than NaN-as-a-number or infinity.
     let finite = |x: f64| if x.is_finite() { x } else { f64::NAN };
@@ -501,17 +531,29 @@ fn call(func: Func, args: &[Expr], frame: &Frame) -> Result<Val, String> {
                 (0..rows)
                     .map(|i| {
                         // SQL's LEAST/GREATEST skip NULLs.
-                        cols.iter().map(|c| c[i]).filter(|x| !x.is_nan()).fold(f64::NAN, |acc, x| {
-                            if acc.is_nan() || (least && x < acc) || (!least && x > acc) { x } else { acc }
-                        })
+                        cols.iter().map(|c| c[i]).filter(|x| !x.is_nan()).fold(
+                            f64::NAN,
+                            |acc, x| {
+                                if acc.is_nan() || (least && x < acc) || (!least && x > acc) {
+                                    x
+                                } else {
+                                    acc
+                                }
+                            },
+                        )
                     })
                     .collect(),
             )
         }
         Func::Coalesce => {
             if vals.iter().any(|v| matches!(v, Val::Str(_))) {
-                let cols: Vec<Vec<Option<String>>> = vals.into_iter().map(|v| v.str(rows)).collect();
-                Val::Str((0..rows).map(|i| cols.iter().find_map(|c| c[i].clone())).collect())
+                let cols: Vec<Vec<Option<String>>> =
+                    vals.into_iter().map(|v| v.str(rows)).collect();
+                Val::Str(
+                    (0..rows)
+                        .map(|i| cols.iter().find_map(|c| c[i].clone()))
+                        .collect(),
+                )
             } else {
                 let cols = vals
                     .into_iter()
@@ -519,7 +561,12 @@ fn call(func: Func, args: &[Expr], frame: &Frame) -> Result<Val, String> {
                     .collect::<Result<Vec<_>, _>>()?;
                 Val::Num(
                     (0..rows)
-                        .map(|i| cols.iter().map(|c| c[i]).find(|x| !x.is_nan()).unwrap_or(f64::NAN))
+                        .map(|i| {
+                            cols.iter()
+                                .map(|c| c[i])
+                                .find(|x| !x.is_nan())
+                                .unwrap_or(f64::NAN)
+                        })
                         .collect(),
                 )
             }
@@ -541,9 +588,12 @@ fn convert(e: &ast::Expr) -> Result<Expr, String> {
     use ast::Expr as A;
     Ok(match e {
         A::Identifier(id) => Expr::Column(id.value.clone()),
-        A::CompoundIdentifier(ids) => {
-            Expr::Column(ids.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join("."))
-        }
+        A::CompoundIdentifier(ids) => Expr::Column(
+            ids.iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
         A::Value(v) => match &v.value {
             ast::Value::Number(n, _) => {
                 Expr::Number(n.parse::<f64>().map_err(|_| format!("bad number `{n}`"))?)
@@ -622,7 +672,11 @@ fn convert(e: &ast::Expr) -> Result<Expr, String> {
                     right: Box::new(convert(high)?),
                 }),
             };
-            if *negated { Expr::Not(Box::new(within)) } else { within }
+            if *negated {
+                Expr::Not(Box::new(within))
+            } else {
+                within
+            }
         }
         A::Case {
             operand,
@@ -635,7 +689,11 @@ fn convert(e: &ast::Expr) -> Result<Expr, String> {
                 .iter()
                 .map(|w| Ok((convert(&w.condition)?, convert(&w.result)?)))
                 .collect::<Result<_, String>>()?,
-            otherwise: else_result.as_deref().map(convert).transpose()?.map(Box::new),
+            otherwise: else_result
+                .as_deref()
+                .map(convert)
+                .transpose()?
+                .map(Box::new),
         },
         A::Function(f) => {
             let name = f.name.to_string();
@@ -655,11 +713,21 @@ fn convert(e: &ast::Expr) -> Result<Expr, String> {
                     })
                     .collect::<Result<_, _>>()?,
                 ast::FunctionArguments::None => Vec::new(),
-                ast::FunctionArguments::Subquery(_) => return Err("subqueries are not supported".into()),
+                ast::FunctionArguments::Subquery(_) => {
+                    return Err("subqueries are not supported".into());
+                }
             };
             let (lo, hi) = func.arity();
             if args.len() < lo || args.len() > hi {
-                return Err(format!("{name} takes {} argument(s), got {}", if lo == hi { lo.to_string() } else { format!("{lo} or more") }, args.len()));
+                return Err(format!(
+                    "{name} takes {} argument(s), got {}",
+                    if lo == hi {
+                        lo.to_string()
+                    } else {
+                        format!("{lo} or more")
+                    },
+                    args.len()
+                ));
             }
             Expr::Call { func, args }
         }
@@ -725,7 +793,10 @@ mod tests {
         assert_eq!(num("a BETWEEN 1 AND 3"), 1.0);
         assert_eq!(num("b IN ('y', 'x')"), 1.0);
         assert_eq!(num("a NOT IN (1, 2)"), 1.0);
-        assert_eq!(num("CASE WHEN a < 2 THEN 10 WHEN a < 5 THEN 20 ELSE 30 END"), 20.0);
+        assert_eq!(
+            num("CASE WHEN a < 2 THEN 10 WHEN a < 5 THEN 20 ELSE 30 END"),
+            20.0
+        );
         assert_eq!(num("coalesce(n, a)"), 3.0);
         assert_eq!(num("round(ln(exp(2.5)), 1)"), 2.5);
         assert_eq!(num("length(upper(b) || 'yz')"), 3.0);
@@ -744,6 +815,9 @@ mod tests {
         assert!(e.contains("unknown column `zz`"), "{e}");
         let e = Expr::parse("b > 1").unwrap().eval(&frame()).unwrap_err();
         assert!(e.contains("cannot compare text"), "{e}");
-        assert_eq!(Expr::parse("a + b2 * a").unwrap().columns(), vec!["a", "b2"]);
+        assert_eq!(
+            Expr::parse("a + b2 * a").unwrap().columns(),
+            vec!["a", "b2"]
+        );
     }
 }

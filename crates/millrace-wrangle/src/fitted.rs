@@ -143,7 +143,9 @@ impl FittedRecipe {
     /// Output columns other than the target: what a model is trained on.
     pub fn features(&self) -> impl Iterator<Item = &FieldSpec> {
         let t = self.target();
-        self.output.iter().filter(move |f| Some(f.name.as_str()) != t)
+        self.output
+            .iter()
+            .filter(move |f| Some(f.name.as_str()) != t)
     }
 
     pub fn input_fields(&self) -> &[(Name, Kind)] {

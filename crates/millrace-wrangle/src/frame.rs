@@ -84,7 +84,9 @@ impl Column {
             (Column::Str(v), Kind::Number) => {
                 Column::Num(v.iter().map(|s| coerce_str(s.as_deref())).collect())
             }
-            (Column::Num(v), Kind::String) => Column::Str(v.iter().map(|x| format_num(*x)).collect()),
+            (Column::Num(v), Kind::String) => {
+                Column::Str(v.iter().map(|x| format_num(*x)).collect())
+            }
         }
     }
 
@@ -117,7 +119,11 @@ pub fn coerce_str(s: Option<&str>) -> f64 {
 
 /// A number as a string: Rust's shortest round-trip form (`58`, `29.85`); NaN is missing.
 pub fn format_num(x: f64) -> Option<String> {
-    if x.is_nan() { None } else { Some(x.to_string()) }
+    if x.is_nan() {
+        None
+    } else {
+        Some(x.to_string())
+    }
 }
 
 /// Named columns of equal length.
@@ -278,7 +284,9 @@ impl Frame {
                     Column::Num(v) => Arc::new(Float64Array::from_iter(
                         v.iter().map(|x| (!x.is_nan()).then_some(*x)),
                     )),
-                    Column::Str(v) => Arc::new(StringArray::from_iter(v.iter().map(|s| s.as_deref()))),
+                    Column::Str(v) => {
+                        Arc::new(StringArray::from_iter(v.iter().map(|s| s.as_deref())))
+                    }
                 }
             })
             .collect();
@@ -367,7 +375,10 @@ pub fn arrow_kind(t: &DataType) -> Kind {
 
 fn append_numbers(out: &mut Vec<f64>, array: &ArrayRef, field: &Field) -> Result<(), WrangleError> {
     if let Some(b) = array.as_any().downcast_ref::<BooleanArray>() {
-        out.extend(b.iter().map(|x| x.map_or(f64::NAN, |x| f64::from(u8::from(x)))));
+        out.extend(
+            b.iter()
+                .map(|x| x.map_or(f64::NAN, |x| f64::from(u8::from(x)))),
+        );
         return Ok(());
     }
     if array.data_type() == &DataType::Null {
@@ -388,19 +399,30 @@ fn append_strings(
     field: &Field,
 ) -> Result<(), WrangleError> {
     match array.data_type() {
-        DataType::Utf8 => out.extend(array.as_string::<i32>().iter().map(|s| s.map(str::to_owned))),
-        DataType::LargeUtf8 => {
-            out.extend(array.as_string::<i64>().iter().map(|s| s.map(str::to_owned)))
+        DataType::Utf8 => out.extend(
+            array
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.map(str::to_owned)),
+        ),
+        DataType::LargeUtf8 => out.extend(
+            array
+                .as_string::<i64>()
+                .iter()
+                .map(|s| s.map(str::to_owned)),
+        ),
+        DataType::Utf8View => {
+            out.extend(array.as_string_view().iter().map(|s| s.map(str::to_owned)))
         }
-        DataType::Utf8View => out.extend(array.as_string_view().iter().map(|s| s.map(str::to_owned))),
         _ => {
-            let cast = arrow::compute::cast(array, &DataType::Utf8).map_err(|e| WrangleError::Data {
-                message: format!(
-                    "column `{}` ({}) cannot be read as text: {e}",
-                    field.name(),
-                    field.data_type()
-                ),
-            })?;
+            let cast =
+                arrow::compute::cast(array, &DataType::Utf8).map_err(|e| WrangleError::Data {
+                    message: format!(
+                        "column `{}` ({}) cannot be read as text: {e}",
+                        field.name(),
+                        field.data_type()
+                    ),
+                })?;
             out.extend(cast.as_string::<i32>().iter().map(|s| s.map(str::to_owned)));
         }
     }
@@ -420,7 +442,8 @@ mod tests {
         assert_eq!(format_num(58.0).as_deref(), Some("58"));
         assert_eq!(format_num(29.85).as_deref(), Some("29.85"));
         let rec: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(r#"{"a": "58", "b": 58, "c": true, "d": null, "e": 1.5}"#).unwrap();
+            serde_json::from_str(r#"{"a": "58", "b": 58, "c": true, "d": null, "e": 1.5}"#)
+                .unwrap();
         let f: Vec<(Name, Kind)> = ["a", "b", "c", "d", "e", "z"]
             .iter()
             .map(|n| (Name::from(*n), Kind::Number))
@@ -447,6 +470,9 @@ mod tests {
                 _ => unreachable!(),
             })
             .collect();
-        assert_eq!(strs, vec![Some("58".into()), Some("58".into()), Some("1.5".into())]);
+        assert_eq!(
+            strs,
+            vec![Some("58".into()), Some("58".into()), Some("1.5".into())]
+        );
     }
 }

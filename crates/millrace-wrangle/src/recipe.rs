@@ -66,17 +66,31 @@ pub enum Bin {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Step {
     /// Remove columns.
-    Drop { columns: Vec<String> },
+    Drop {
+        columns: Vec<String>,
+    },
     /// Keep only these columns (and the target), in this order.
-    Keep { columns: Vec<String> },
+    Keep {
+        columns: Vec<String>,
+    },
     /// `columns = { old = "new" }`.
-    Rename { columns: BTreeMap<String, String> },
+    Rename {
+        columns: BTreeMap<String, String>,
+    },
     /// Keep rows where the predicate is true (a missing value makes it not true).
-    Filter { predicate: Expr, text: String },
+    Filter {
+        predicate: Expr,
+        text: String,
+    },
     /// Drop rows with a missing value in `columns` (every column when empty).
-    DropMissing { columns: Vec<String> },
+    DropMissing {
+        columns: Vec<String>,
+    },
     /// Convert to numbers (unparsable text becomes missing) or to text.
-    Cast { columns: Vec<String>, to: Kind },
+    Cast {
+        columns: Vec<String>,
+        to: Kind,
+    },
     Impute {
         columns: Vec<String>,
         strategy: Impute,
@@ -97,11 +111,19 @@ pub enum Step {
         folds: usize,
         seed: u64,
     },
-    Scale { columns: Vec<String>, method: Scale },
+    Scale {
+        columns: Vec<String>,
+        method: Scale,
+    },
     /// sign(x)·ln(1 + |x|).
-    Log { columns: Vec<String> },
+    Log {
+        columns: Vec<String>,
+    },
     /// sign(x)·|x|^exponent.
-    Power { columns: Vec<String>, exponent: f64 },
+    Power {
+        columns: Vec<String>,
+        exponent: f64,
+    },
     Clip {
         columns: Vec<String>,
         method: Clip,
@@ -116,14 +138,20 @@ pub enum Step {
         bins: usize,
     },
     /// A new (or replaced) column from an expression.
-    Derive { name: String, expr: Expr, text: String },
+    Derive {
+        name: String,
+        expr: Expr,
+        text: String,
+    },
     Text {
         columns: Vec<String>,
         lower: bool,
         trim: bool,
     },
     /// Drop repeated rows (all columns, or the listed ones), keeping the first.
-    Dedupe { columns: Vec<String> },
+    Dedupe {
+        columns: Vec<String>,
+    },
 }
 
 impl Step {
@@ -207,19 +235,25 @@ impl Recipe {
         let mut steps = Vec::new();
         for (key, value) in &doc {
             match key.as_str() {
-                "name" => name = Some(as_str(value).ok_or_else(|| err("key `name` must be a string".into()))?),
+                "name" => {
+                    name = Some(
+                        as_str(value).ok_or_else(|| err("key `name` must be a string".into()))?,
+                    )
+                }
                 "target" => {
-                    target = Some(as_str(value).ok_or_else(|| err("key `target` must be a string".into()))?)
+                    target = Some(
+                        as_str(value).ok_or_else(|| err("key `target` must be a string".into()))?,
+                    )
                 }
                 "step" => {
-                    let list = value
-                        .as_array()
-                        .ok_or_else(|| err("`step` must be an array of tables: write each as [[step]]".into()))?;
+                    let list = value.as_array().ok_or_else(|| {
+                        err("`step` must be an array of tables: write each as [[step]]".into())
+                    })?;
                     for (i, v) in list.iter().enumerate() {
-                        let t = v
-                            .as_table()
-                            .ok_or_else(|| err(format!("step {}: must be a table ([[step]])", i + 1)))?;
-                        steps.push(parse_step(t, i + 1).map_err(|m| err(m))?);
+                        let t = v.as_table().ok_or_else(|| {
+                            err(format!("step {}: must be a table ([[step]])", i + 1))
+                        })?;
+                        steps.push(parse_step(t, i + 1).map_err(&err)?);
                     }
                 }
                 other => {
@@ -262,7 +296,11 @@ impl<'a> Params<'a> {
     }
 
     fn fail(&self, key: &str, what: &str, v: &toml::Value) -> String {
-        format!("{}: key `{key}` must be {what}, got {}", self.at, describe(v))
+        format!(
+            "{}: key `{key}` must be {what}, got {}",
+            self.at,
+            describe(v)
+        )
     }
 
     fn missing(&self, key: &str, what: &str) -> String {
@@ -377,7 +415,12 @@ impl<'a> Params<'a> {
 fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
     let op = match t.get("op") {
         Some(toml::Value::String(s)) => s.as_str(),
-        Some(v) => return Err(format!("step {n}: key `op` must be a string, got {}", describe(v))),
+        Some(v) => {
+            return Err(format!(
+                "step {n}: key `op` must be a string, got {}",
+                describe(v)
+            ));
+        }
         None => {
             return Err(format!(
                 "step {n}: missing key `op` (one of {})",
@@ -397,8 +440,12 @@ fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
         used: Vec::new(),
     };
     let step = match op {
-        "drop" => Step::Drop { columns: p.columns()? },
-        "keep" => Step::Keep { columns: p.columns()? },
+        "drop" => Step::Drop {
+            columns: p.columns()?,
+        },
+        "keep" => Step::Keep {
+            columns: p.columns()?,
+        },
         "rename" => {
             let map = match p.get("columns") {
                 Some(toml::Value::Table(m)) => m
@@ -407,7 +454,11 @@ fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
                     .collect::<Option<BTreeMap<_, _>>>()
                     .filter(|m| !m.is_empty())
                     .ok_or_else(|| {
-                        p.fail("columns", "a table of old = \"new\" names", &toml::Value::Table(m.clone()))
+                        p.fail(
+                            "columns",
+                            "a table of old = \"new\" names",
+                            &toml::Value::Table(m.clone()),
+                        )
                     })?,
                 Some(v) => return Err(p.fail("columns", "a table of old = \"new\" names", v)),
                 None => return Err(p.missing("columns", "a table of old = \"new\" names")),
@@ -423,7 +474,11 @@ fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
         },
         "cast" => Step::Cast {
             columns: p.columns()?,
-            to: p.choice("to", &[("number", Kind::Number), ("string", Kind::String)], None)?,
+            to: p.choice(
+                "to",
+                &[("number", Kind::Number), ("string", Kind::String)],
+                None,
+            )?,
         },
         "impute" => {
             let columns = p.columns()?;
@@ -445,7 +500,10 @@ fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
                 Some(v) => return Err(p.fail("value", "a number or a string", v)),
             };
             if strategy == Impute::Constant && value.is_none() {
-                return Err(p.missing("value", "strategy = \"constant\" needs the value to fill in"));
+                return Err(p.missing(
+                    "value",
+                    "strategy = \"constant\" needs the value to fill in",
+                ));
             }
             Step::Impute {
                 columns,
@@ -488,7 +546,9 @@ fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
                 Some(Scale::Standard),
             )?,
         },
-        "log" => Step::Log { columns: p.columns()? },
+        "log" => Step::Log {
+            columns: p.columns()?,
+        },
         "power" => {
             let columns = p.columns()?;
             match p.get("exponent") {
@@ -511,8 +571,13 @@ fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
                 upper: p.float("upper", 0.99)?,
                 z: p.float("z", 3.0)?,
             };
-            if let Step::Clip { lower, upper, z, .. } = &s
-                && (!(0.0..=1.0).contains(lower) || !(0.0..=1.0).contains(upper) || lower >= upper || *z <= 0.0)
+            if let Step::Clip {
+                lower, upper, z, ..
+            } = &s
+                && (!(0.0..=1.0).contains(lower)
+                    || !(0.0..=1.0).contains(upper)
+                    || lower >= upper
+                    || *z <= 0.0)
             {
                 return Err(format!(
                     "{}: need 0 ≤ lower < upper ≤ 1 (quantiles) and z > 0, got lower = {lower}, upper = {upper}, z = {z}",
@@ -554,13 +619,18 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        Recipe::parse(text, "recipe r.toml").unwrap_err().to_string()
+        Recipe::parse(text, "recipe r.toml")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn mistakes_name_the_step_and_key() {
         let e = err("[[step]]\nop = \"drop\"\ncolumns = [\"a\"]\n[[step]]\nop = \"frobnicate\"\n");
-        assert!(e.starts_with("recipe r.toml: step 2: unknown op `frobnicate`"), "{e}");
+        assert!(
+            e.starts_with("recipe r.toml: step 2: unknown op `frobnicate`"),
+            "{e}"
+        );
         let e = err("[[step]]\nop = \"bin\"\ncolumns = [\"a\"]\nbins = \"ten\"\n");
         assert_eq!(
             e,
@@ -568,14 +638,23 @@ mod tests {
         );
         let e = err("[[step]]\nop = \"scale\"\ncolums = [\"a\"]\n");
         assert!(e.contains("step 1 (scale): missing key `columns`"), "{e}");
-        let e = err("[[step]]\nop = \"scale\"\ncolumns = [\"a\"]\nmethod = \"standard\"\nextra = 1\n");
+        let e =
+            err("[[step]]\nop = \"scale\"\ncolumns = [\"a\"]\nmethod = \"standard\"\nextra = 1\n");
         assert!(e.contains("step 1 (scale): unknown key `extra`"), "{e}");
         let e = err("[[step]]\nop = \"filter\"\nwhere = \"tenure >\"\n");
-        assert!(e.contains("step 1 (filter): key `where`: expression `tenure >`"), "{e}");
+        assert!(
+            e.contains("step 1 (filter): key `where`: expression `tenure >`"),
+            "{e}"
+        );
         let e = err("[[step]]\nop = \"impute\"\ncolumns = [\"a\"]\nstrategy = \"constant\"\n");
         assert!(e.contains("step 1 (impute): missing key `value`"), "{e}");
         let e = err("[[step]]\nop = \"encode\"\ncolumns = [\"a\"]\nmethod = \"hot\"\n");
-        assert!(e.contains("key `method` must be one of one_hot, ordinal, target, frequency, got \"hot\""), "{e}");
+        assert!(
+            e.contains(
+                "key `method` must be one of one_hot, ordinal, target, frequency, got \"hot\""
+            ),
+            "{e}"
+        );
         let e = err("targte = \"x\"\n");
         assert!(e.contains("unknown key `targte`"), "{e}");
     }

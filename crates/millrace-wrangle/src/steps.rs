@@ -58,7 +58,11 @@ mod nan_as_null {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if x.is_nan() { s.serialize_none() } else { s.serialize_f64(*x) }
+        if x.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f64(*x)
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -70,31 +74,68 @@ mod nan_as_null {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Fitted {
-    Drop { columns: Vec<String> },
-    Keep { columns: Vec<String> },
-    Rename { columns: BTreeMap<String, String> },
-    Filter { predicate: Expr },
-    DropMissing { columns: Vec<String> },
-    Cast { columns: Vec<String>, to: Kind },
-    Impute { fills: Vec<(String, Scalar)> },
-    OneHot { columns: Vec<OneHot> },
-    Ordinal { columns: Vec<(String, Vec<String>)> },
+    Drop {
+        columns: Vec<String>,
+    },
+    Keep {
+        columns: Vec<String>,
+    },
+    Rename {
+        columns: BTreeMap<String, String>,
+    },
+    Filter {
+        predicate: Expr,
+    },
+    DropMissing {
+        columns: Vec<String>,
+    },
+    Cast {
+        columns: Vec<String>,
+        to: Kind,
+    },
+    Impute {
+        fills: Vec<(String, Scalar)>,
+    },
+    OneHot {
+        columns: Vec<OneHot>,
+    },
+    Ordinal {
+        columns: Vec<(String, Vec<String>)>,
+    },
     /// Target and frequency encodings: a value per category.
-    Lookup { columns: Vec<Lookup> },
+    Lookup {
+        columns: Vec<Lookup>,
+    },
     /// `(x - center) / scale` per column: standard, min-max and robust scaling.
-    Affine { columns: Vec<(String, f64, f64)> },
-    Log { columns: Vec<String> },
-    Power { columns: Vec<String>, exponent: f64 },
-    Clip { columns: Vec<(String, f64, f64)> },
+    Affine {
+        columns: Vec<(String, f64, f64)>,
+    },
+    Log {
+        columns: Vec<String>,
+    },
+    Power {
+        columns: Vec<String>,
+        exponent: f64,
+    },
+    Clip {
+        columns: Vec<(String, f64, f64)>,
+    },
     /// Inner bin edges: value → how many edges are ≤ it.
-    Bin { columns: Vec<(String, Vec<f64>)> },
-    Derive { name: String, expr: Expr },
+    Bin {
+        columns: Vec<(String, Vec<f64>)>,
+    },
+    Derive {
+        name: String,
+        expr: Expr,
+    },
     Text {
         columns: Vec<String>,
         lower: bool,
         trim: bool,
     },
-    Dedupe { columns: Vec<String> },
+    Dedupe {
+        columns: Vec<String>,
+    },
 }
 
 fn need<'a>(frame: &'a Frame, name: &str) -> Result<&'a Column, String> {
@@ -187,8 +228,12 @@ struct Index<'a> {
 
 impl<'a> Index<'a> {
     fn new(cats: &'a [String]) -> Self {
-        let map = (cats.len() > 32)
-            .then(|| cats.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect());
+        let map = (cats.len() > 32).then(|| {
+            cats.iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i))
+                .collect()
+        });
         Self { cats, map }
     }
 
@@ -244,7 +289,9 @@ fn target_values(frame: &Frame, target: Option<&str>) -> Result<Vec<f64>, String
             }
             let positive = classes
                 .iter()
-                .find(|(c, _)| matches!(c.trim().to_ascii_lowercase().as_str(), "yes" | "true" | "1"))
+                .find(|(c, _)| {
+                    matches!(c.trim().to_ascii_lowercase().as_str(), "yes" | "true" | "1")
+                })
                 .unwrap_or(&classes[1])
                 .0
                 .clone();
@@ -338,7 +385,7 @@ pub fn fit(step: &Step, frame: &mut Frame, target: Option<&str>) -> Result<Fitte
                         ));
                     }
                     (Impute::Mode, col) => {
-                        let mode = match col {
+                        match col {
                             // Ties go to the smallest number, like the text case goes to the first text.
                             Column::Num(v) => {
                                 let s = sorted(v);
@@ -357,8 +404,7 @@ pub fn fit(step: &Step, frame: &mut Frame, target: Option<&str>) -> Result<Fitte
                                 Some((c, _)) => Scalar::Text(c),
                                 None => Scalar::Text(String::new()),
                             },
-                        };
-                        mode
+                        }
                     }
                     (Impute::Constant, col) => match (value, col) {
                         (Some(Scalar::Number(x)), Column::Num(_)) => Scalar::Number(*x),
@@ -396,8 +442,11 @@ pub fn fit(step: &Step, frame: &mut Frame, target: Option<&str>) -> Result<Fitte
                 for c in columns {
                     let all = counts(need(frame, c)?);
                     let rest = all.len() > *max_categories;
-                    let cats: Vec<String> =
-                        all.into_iter().take(*max_categories).map(|(c, _)| c).collect();
+                    let cats: Vec<String> = all
+                        .into_iter()
+                        .take(*max_categories)
+                        .map(|(c, _)| c)
+                        .collect();
                     let mut names: Vec<String> = cats.iter().map(|v| format!("{c}_{v}")).collect();
                     let other = *other && rest;
                     if other {
@@ -419,7 +468,8 @@ pub fn fit(step: &Step, frame: &mut Frame, target: Option<&str>) -> Result<Fitte
                     let cats = match categories {
                         Some(list) => list.clone(),
                         None => {
-                            let mut v: Vec<String> = counts(col).into_iter().map(|(c, _)| c).collect();
+                            let mut v: Vec<String> =
+                                counts(col).into_iter().map(|(c, _)| c).collect();
                             v.sort_unstable();
                             v
                         }
@@ -435,7 +485,10 @@ pub fn fit(step: &Step, frame: &mut Frame, target: Option<&str>) -> Result<Fitte
                     let n = col.len().max(1) as f64;
                     out.push(Lookup {
                         column: c.clone(),
-                        values: counts(col).into_iter().map(|(k, m)| (k, m as f64 / n)).collect(),
+                        values: counts(col)
+                            .into_iter()
+                            .map(|(k, m)| (k, m as f64 / n))
+                            .collect(),
                         unknown: 0.0,
                         missing: f64::NAN,
                     });
@@ -493,7 +546,11 @@ pub fn fit(step: &Step, frame: &mut Frame, target: Option<&str>) -> Result<Fitte
                     return Err(format!("column `{c}` has no values to fit on"));
                 }
                 // A constant column would divide by zero: leave its spread alone.
-                let scale = if scale > 0.0 && scale.is_finite() { scale } else { 1.0 };
+                let scale = if scale > 0.0 && scale.is_finite() {
+                    scale
+                } else {
+                    1.0
+                };
                 out.push((c.clone(), center, scale));
             }
             Fitted::Affine { columns: out }
@@ -638,7 +695,11 @@ fn target_encode(
             e.2[fold[i]].1 += 1.0;
         }
     }
-    let prior = if total.1 > 0.0 { total.0 / total.1 } else { 0.0 };
+    let prior = if total.1 > 0.0 {
+        total.0 / total.1
+    } else {
+        0.0
+    };
     let smooth = |sum: f64, n: f64, prior: f64| (sum + prior * m) / (n + m);
     let full: BTreeMap<String, f64> = stats
         .iter()
@@ -758,7 +819,9 @@ impl Fitted {
                             .for_each(|v| *v = Some(s.clone())),
                         (Some(Column::Str(v)), Scalar::Number(x)) => {
                             let s = format_num(*x);
-                            v.iter_mut().filter(|v| v.is_none()).for_each(|v| *v = s.clone())
+                            v.iter_mut()
+                                .filter(|v| v.is_none())
+                                .for_each(|v| *v = s.clone())
                         }
                         (Some(Column::Num(_)), Scalar::Text(_)) => {
                             return Err(format!("column `{c}` holds numbers, the fill is text"));
@@ -776,6 +839,7 @@ impl Fitted {
                     let n = frame.rows();
                     let index = Index::new(&oh.categories);
                     let mut outs: Vec<Vec<f64>> = vec![vec![0.0; n]; oh.names.len()];
+                    #[allow(clippy::needless_range_loop)] // `i` indexes the input and every output
                     for i in 0..n {
                         if let Some(c) = category(&col, i) {
                             match index.get(&c) {

@@ -39,8 +39,16 @@ fn raw() -> Vec<Raw> {
                     format!("{:.2}", 18.25 + ((i * 37) % 1000) as f64 / 10.0)
                 }),
                 contract,
-                gender: if i % 3 == 0 { " Male".into() } else { "female ".into() },
-                churn: if (i * 13) % 7 < 2 || i % 10 == 0 { "Yes".into() } else { "No".into() },
+                gender: if i % 3 == 0 {
+                    " Male".into()
+                } else {
+                    "female ".into()
+                },
+                churn: if (i * 13) % 7 < 2 || i % 10 == 0 {
+                    "Yes".into()
+                } else {
+                    "No".into()
+                },
             }
         })
         .collect()
@@ -57,12 +65,22 @@ fn batch(rows: &[Raw]) -> (Schema, RecordBatch) {
         Field::new("Churn", DataType::Utf8, true),
     ]);
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.id.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.id.as_str()),
+        )),
         Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.tenure))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.charges.as_deref()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.contract.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.gender.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.churn.as_str()))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.charges.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.contract.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.gender.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.churn.as_str()),
+        )),
     ];
     let b = RecordBatch::try_new(Arc::new(schema.clone()), cols).unwrap();
     (schema, b)
@@ -168,7 +186,11 @@ fn q(values: &[f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let h = (v.len() - 1) as f64 * p;
     let (lo, frac) = (h.floor() as usize, h - h.floor());
-    if lo + 1 < v.len() { v[lo] * (1.0 - frac) + v[lo + 1] * frac } else { v[lo] }
+    if lo + 1 < v.len() {
+        v[lo] * (1.0 - frac) + v[lo + 1] * frac
+    } else {
+        v[lo]
+    }
 }
 
 fn tenures() -> Vec<f64> {
@@ -284,7 +306,12 @@ value = -1
     }
     let top = *freq.values().max().unwrap();
     let mode = *freq.iter().find(|(_, n)| **n == top).unwrap().0 as f64;
-    let (tn, cn, t2, t3) = (nums(&out, "tenure"), nums(&out, "TotalCharges"), nums(&out, "t2"), nums(&out, "t3"));
+    let (tn, cn, t2, t3) = (
+        nums(&out, "tenure"),
+        nums(&out, "TotalCharges"),
+        nums(&out, "t2"),
+        nums(&out, "t3"),
+    );
     for i in 0..N {
         let want_t = if t[i].is_nan() { mean } else { t[i] };
         assert!(close(tn[i], want_t), "row {i}");
@@ -292,7 +319,10 @@ value = -1
         assert_eq!(t2[i], if t[i].is_nan() { mode } else { t[i] });
         assert_eq!(t3[i], if t[i].is_nan() { -1.0 } else { t[i] });
     }
-    assert!(c.iter().filter(|x| x.is_nan()).count() >= 10, "blank charges exist");
+    assert!(
+        c.iter().filter(|x| x.is_nan()).count() >= 10,
+        "blank charges exist"
+    );
     assert!(matches!(&fitted.steps[0], Fitted::Cast { .. }));
 }
 
@@ -307,8 +337,13 @@ method = "one_hot"
 max_categories = 3
 "#,
     );
-    let Fitted::OneHot { columns } = &fitted.steps[0] else { panic!() };
-    assert_eq!(columns[0].categories, ["Month-to-month", "One year", "Two year"]);
+    let Fitted::OneHot { columns } = &fitted.steps[0] else {
+        panic!()
+    };
+    assert_eq!(
+        columns[0].categories,
+        ["Month-to-month", "One year", "Two year"]
+    );
     let rows = raw();
     for (name, cat) in [
         ("Contract_Month-to-month", Some("Month-to-month")),
@@ -391,7 +426,10 @@ seed = 7
 "#;
     let (fitted, out) = fit_and_compare(recipe);
     let rows = raw();
-    let y: Vec<f64> = rows.iter().map(|r| f64::from(u8::from(r.churn == "Yes"))).collect();
+    let y: Vec<f64> = rows
+        .iter()
+        .map(|r| f64::from(u8::from(r.churn == "Yes")))
+        .collect();
     let prior = y.iter().sum::<f64>() / N as f64;
     // Full-data means (what new data gets).
     for c in ["Month-to-month", "One year"] {
@@ -402,13 +440,17 @@ seed = 7
         assert!(close(got, want), "{c}: {got} vs {want}");
     }
     // An ID column: every category is seen once, so new data gets prior-shrunk values.
-    let Fitted::Lookup { columns } = &fitted.steps[0] else { panic!() };
+    let Fitted::Lookup { columns } = &fitted.steps[0] else {
+        panic!()
+    };
     assert!(close(columns[1].unknown, prior));
     // Training rows: out-of-fold. For the ID column a row's own target must not leak: its
     // value is the prior of the other folds, identical for Yes and No rows of one fold.
     let recipe = Recipe::parse(recipe, "t").unwrap();
     let (schema, b) = batch(&rows);
-    let (_, train) = recipe.fit(Frame::from_batches(&schema, &[b]).unwrap()).unwrap();
+    let (_, train) = recipe
+        .fit(Frame::from_batches(&schema, &[b]).unwrap())
+        .unwrap();
     let ids = nums(&train, "customerID");
     let folds = millrace_wrangle::steps::folds(N, 5, 7);
     for f in 0..5 {
@@ -426,7 +468,8 @@ seed = 7
         .collect();
     let rest: Vec<usize> = (0..N).filter(|j| folds[*j] != folds[i]).collect();
     let prior_f = rest.iter().map(|j| y[*j]).sum::<f64>() / rest.len() as f64;
-    let want = (others.iter().map(|j| y[*j]).sum::<f64>() + prior_f * 5.0) / (others.len() as f64 + 5.0);
+    let want =
+        (others.iter().map(|j| y[*j]).sum::<f64>() + prior_f * 5.0) / (others.len() as f64 + 5.0);
     assert!(close(cont[i], want), "{} vs {want}", cont[i]);
 }
 
@@ -475,16 +518,33 @@ exponent = 0.5
     let p: Vec<f64> = t.iter().copied().filter(|x| !x.is_nan()).collect();
     let mean = p.iter().sum::<f64>() / p.len() as f64;
     let sd = (p.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / p.len() as f64).sqrt();
-    let (lo, hi) = (p.iter().cloned().fold(f64::INFINITY, f64::min), p.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+    let (lo, hi) = (
+        p.iter().cloned().fold(f64::INFINITY, f64::min),
+        p.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+    );
     let (med, iqr) = (q(&t, 0.5), q(&t, 0.75) - q(&t, 0.25));
-    let (s, mm, rb, lg, pw) = (nums(&out, "tenure"), nums(&out, "mm"), nums(&out, "rb"), nums(&out, "lg"), nums(&out, "pw"));
+    let (s, mm, rb, lg, pw) = (
+        nums(&out, "tenure"),
+        nums(&out, "mm"),
+        nums(&out, "rb"),
+        nums(&out, "lg"),
+        nums(&out, "pw"),
+    );
     for i in 0..N {
         assert!(close(s[i], (t[i] - mean) / sd), "standard row {i}");
         assert!(close(mm[i], (t[i] - lo) / (hi - lo)));
         assert!(close(rb[i], (t[i] - med) / iqr));
         let x = t[i] - 20.0;
-        let want_log = if x < 0.0 { -(1.0 - x).ln() } else { (1.0 + x).ln() };
-        assert!(close(lg[i], want_log), "log row {i}: {} vs {want_log}", lg[i]);
+        let want_log = if x < 0.0 {
+            -(1.0 - x).ln()
+        } else {
+            (1.0 + x).ln()
+        };
+        assert!(
+            close(lg[i], want_log),
+            "log row {i}: {} vs {want_log}",
+            lg[i]
+        );
         let want_pw = if x < 0.0 { -(-x).sqrt() } else { x.sqrt() };
         assert!(close(pw[i], want_pw));
     }
@@ -543,9 +603,24 @@ bins = 4
     let t = tenures();
     let (tlo, thi) = (0.0, 72.0);
     let (q1, q2, q3) = (q(&t, 0.25), q(&t, 0.5), q(&t, 0.75));
-    let (cq, cz, bw, bq) = (nums(&out, "TotalCharges"), nums(&out, "z"), nums(&out, "bw"), nums(&out, "bq"));
+    let (cq, cz, bw, bq) = (
+        nums(&out, "TotalCharges"),
+        nums(&out, "z"),
+        nums(&out, "bw"),
+        nums(&out, "bq"),
+    );
     for i in 0..N {
-        assert!(close(cq[i], if c[i].is_nan() { f64::NAN } else { c[i].max(lo).min(hi) }), "row {i}");
+        assert!(
+            close(
+                cq[i],
+                if c[i].is_nan() {
+                    f64::NAN
+                } else {
+                    c[i].max(lo).min(hi)
+                }
+            ),
+            "row {i}"
+        );
         let zc = c[i].max(mean - 1.5 * sd).min(mean + 1.5 * sd);
         assert!(close(cz[i], if c[i].is_nan() { f64::NAN } else { zc }));
         if t[i].is_nan() {
@@ -553,7 +628,10 @@ bins = 4
             continue;
         }
         let w = (thi - tlo) / 4.0;
-        let want_w = [tlo + w, tlo + 2.0 * w, tlo + 3.0 * w].iter().filter(|e| **e <= t[i]).count();
+        let want_w = [tlo + w, tlo + 2.0 * w, tlo + 3.0 * w]
+            .iter()
+            .filter(|e| **e <= t[i])
+            .count();
         assert_eq!(bw[i], want_w as f64, "width bin row {i} t={}", t[i]);
         let want_q = [q1, q2, q3].iter().filter(|e| **e <= t[i]).count();
         assert_eq!(bq[i], want_q as f64);
@@ -580,13 +658,23 @@ expr = "CASE WHEN tenure IS NULL THEN 'unknown' WHEN tenure < 12 THEN 'new' ELSE
 "#,
     );
     let rows = raw();
-    let (g, y, st) = (strs(&out, "gender"), nums(&out, "tenure_years"), strs(&out, "stage"));
+    let (g, y, st) = (
+        strs(&out, "gender"),
+        nums(&out, "tenure_years"),
+        strs(&out, "stage"),
+    );
     for (i, r) in rows.iter().enumerate() {
-        assert_eq!(g[i].as_deref(), Some(r.gender.trim().to_lowercase().as_str()));
+        assert_eq!(
+            g[i].as_deref(),
+            Some(r.gender.trim().to_lowercase().as_str())
+        );
         match r.tenure {
             Some(t) => {
                 assert!(close(y[i], (t / 12.0 * 100.0).round() / 100.0));
-                assert_eq!(st[i].as_deref(), Some(if t < 12.0 { "new" } else { "settled" }));
+                assert_eq!(
+                    st[i].as_deref(),
+                    Some(if t < 12.0 { "new" } else { "settled" })
+                );
             }
             None => {
                 assert!(y[i].is_nan());
@@ -608,10 +696,18 @@ fn fit_errors_name_the_step_and_the_column() {
             .unwrap_err()
             .to_string()
     };
-    let e = fit_err("[[step]]\nop = \"drop\"\ncolumns = [\"customerID\"]\n[[step]]\nop = \"scale\"\ncolumns = [\"tenur\"]\n");
-    assert!(e.starts_with("step 2 (scale): column `tenur` not found"), "{e}");
+    let e = fit_err(
+        "[[step]]\nop = \"drop\"\ncolumns = [\"customerID\"]\n[[step]]\nop = \"scale\"\ncolumns = [\"tenur\"]\n",
+    );
+    assert!(
+        e.starts_with("step 2 (scale): column `tenur` not found"),
+        "{e}"
+    );
     let e = fit_err("[[step]]\nop = \"scale\"\ncolumns = [\"TotalCharges\"]\n");
-    assert!(e.contains("step 1 (scale): column `TotalCharges` holds text"), "{e}");
+    assert!(
+        e.contains("step 1 (scale): column `TotalCharges` holds text"),
+        "{e}"
+    );
     let e = fit_err("[[step]]\nop = \"encode\"\ncolumns = [\"Contract\"]\nmethod = \"target\"\n");
     assert!(e.contains("needs the recipe's `target`"), "{e}");
     let e = fit_err("target = \"nope\"\n");

@@ -298,7 +298,10 @@ fn deliver_refuses_bad_options_with_the_flag_named() {
 #[test]
 fn wrangle_fits_the_churn_recipe_on_the_telco_csv_and_reapplies_the_state() {
     let dir = tempfile::tempdir().unwrap();
-    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/recipes/churn.toml");
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/recipes/churn.toml"
+    );
     let csv = shared("telco-customer-churn.csv");
     let out = dir.path().join("features.csv");
     let state = dir.path().join("state.json");
@@ -311,7 +314,11 @@ fn wrangle_fits_the_churn_recipe_on_the_telco_csv_and_reapplies_the_state() {
         .arg(&state)
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let text = std::fs::read_to_string(&out).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -323,7 +330,11 @@ fn wrangle_fits_the_churn_recipe_on_the_telco_csv_and_reapplies_the_state() {
     assert!(header.contains(&"Contract_Month-to-month") && header.contains(&"Churn"));
     assert!(!header.contains(&"customerID"));
     let t = header.iter().position(|h| *h == "tenure").unwrap();
-    let mean: f64 = rows.iter().map(|r| r[t].parse::<f64>().unwrap()).sum::<f64>() / 7032.0;
+    let mean: f64 = rows
+        .iter()
+        .map(|r| r[t].parse::<f64>().unwrap())
+        .sum::<f64>()
+        / 7032.0;
     assert!(mean.abs() < 1e-9, "scaled tenure has mean {mean}");
     // The fitted state applied to the same data gives the same file.
     let again = dir.path().join("again.csv");
@@ -337,7 +348,11 @@ fn wrangle_fits_the_churn_recipe_on_the_telco_csv_and_reapplies_the_state() {
         .arg(&again)
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
     // --fit-only writes only the state.
     let only = dir.path().join("only.json");
@@ -348,7 +363,11 @@ fn wrangle_fits_the_churn_recipe_on_the_telco_csv_and_reapplies_the_state() {
         .arg(&only)
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&only).unwrap()).unwrap();
     let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(a, b);
@@ -375,7 +394,10 @@ fn wrangle_rejects_a_bad_recipe_naming_step_and_key() {
         .unwrap();
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
-    assert!(err.contains("step 2 (bin): key `bins` must be an integer"), "{err}");
+    assert!(
+        err.contains("step 2 (bin): key `bins` must be an integer"),
+        "{err}"
+    );
     assert!(!dir.path().join("x.csv").exists());
 }
 
@@ -391,8 +413,15 @@ fn profile_writes_the_report_for_the_telco_csv() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
-    assert!(stdout.contains("profiled 7043 rows × 21 columns"), "{stdout}");
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("profiled 7043 rows × 21 columns"),
+        "{stdout}"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["summary"]["rows"], 7043);

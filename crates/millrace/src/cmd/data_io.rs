@@ -31,7 +31,8 @@ pub async fn read_table(
     } else {
         None
     };
-    let loc = Location::resolve(path, default_lake.as_ref(), s3).with_context(|| format!("--data {spec}"))?;
+    let loc = Location::resolve(path, default_lake.as_ref(), s3)
+        .with_context(|| format!("--data {spec}"))?;
     let table = LakeTable::open("data", &loc, format, None, &TableOptions::default())
         .await
         .with_context(|| format!("--data {spec}"))?;
@@ -43,7 +44,10 @@ pub async fn read_table(
     ctx.register_table("data", table.clone())?;
     let df = ctx.table("data").await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.with_context(|| format!("reading {spec}"))?;
+    let batches = df
+        .collect()
+        .await
+        .with_context(|| format!("reading {spec}"))?;
     let bad = table
         .progress()
         .bad_count
@@ -66,7 +70,9 @@ pub fn encode(dest: &str, batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
         w.write(batch)?;
         w.close()?;
     } else if lower.ends_with(".csv") {
-        let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(&mut buf);
+        let mut w = arrow_csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut buf);
         w.write(batch)?;
     } else if lower.ends_with(".json") || lower.ends_with(".ndjson") || lower.ends_with(".jsonl") {
         let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
@@ -100,7 +106,8 @@ pub async fn write_bytes(dest: &str, bytes: Vec<u8>, s3: &S3Options) -> anyhow::
             "{}.tmp",
             path.extension().and_then(|e| e.to_str()).unwrap_or("")
         ));
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(&bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;

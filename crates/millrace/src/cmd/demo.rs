@@ -308,7 +308,10 @@ async fn wrangle_stage(
         println!(
             "              one raw record (tenure={}) → {} features in {:.0} µs through the same \
              fitted recipe: {} …",
-            record.get("tenure").map(|v| v.to_string()).unwrap_or_default(),
+            record
+                .get("tenure")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
             one.names().len(),
             took.as_secs_f64() * 1e6,
             shown.join(", ")

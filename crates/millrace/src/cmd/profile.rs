@@ -26,7 +26,8 @@ pub async fn run(data_dir: &Path, args: ProfileArgs) -> anyhow::Result<()> {
         .context("profiling")?;
     let html = profile::render_html(&report);
     let json = serde_json::to_vec_pretty(&report)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     for (name, bytes) in [("report.json", json), ("report.html", html.into_bytes())] {
         let path = args.out.join(name);
         data_io::write_bytes(&path.display().to_string(), bytes, &s3).await?;
@@ -48,7 +49,11 @@ pub async fn run(data_dir: &Path, args: ProfileArgs) -> anyhow::Result<()> {
             .take(5)
             .map(|f| f.column.as_str())
             .collect();
-        println!("  strongest features for the target: {} (top: {})", names.join(", "), top.column);
+        println!(
+            "  strongest features for the target: {} (top: {})",
+            names.join(", "),
+            top.column
+        );
     }
     println!(
         "  {} and {}",

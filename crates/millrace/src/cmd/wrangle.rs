@@ -26,28 +26,38 @@ pub async fn run(data_dir: &Path, args: WrangleArgs) -> anyhow::Result<()> {
         (Some(Recipe::load(&args.recipe)?), None)
     };
     if args.out.is_none() && args.fit_only.is_none() {
-        anyhow::bail!("nothing to write: give --out FILE for the features or --fit-only STATE.json");
+        anyhow::bail!(
+            "nothing to write: give --out FILE for the features or --fit-only STATE.json"
+        );
     }
     if fitted_in && args.fit_only.is_some() {
-        anyhow::bail!("--recipe {} is already fitted; --fit-only needs a recipe .toml", args.recipe.display());
+        anyhow::bail!(
+            "--recipe {} is already fitted; --fit-only needs a recipe .toml",
+            args.recipe.display()
+        );
     }
     let (schema, batches) = data_io::read_table(data_dir, &args.data, &s3).await?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    eprintln!("read {rows} rows × {} columns from {}", schema.fields().len(), args.data);
+    eprintln!(
+        "read {rows} rows × {} columns from {}",
+        schema.fields().len(),
+        args.data
+    );
     let fit_only = args.fit_only.clone();
-    let (fitted, out) = tokio::task::spawn_blocking(move || -> anyhow::Result<(FittedRecipe, Frame)> {
-        let frame = Frame::from_batches(&schema, &batches)?;
-        drop(batches);
-        match (recipe, state) {
-            (Some(r), _) => Ok(r.fit(frame)?),
-            (None, Some(s)) => {
-                let out = s.transform(frame, Rows::Drop)?;
-                Ok((s, out))
+    let (fitted, out) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(FittedRecipe, Frame)> {
+            let frame = Frame::from_batches(&schema, &batches)?;
+            drop(batches);
+            match (recipe, state) {
+                (Some(r), _) => Ok(r.fit(frame)?),
+                (None, Some(s)) => {
+                    let out = s.transform(frame, Rows::Drop)?;
+                    Ok((s, out))
+                }
+                (None, None) => unreachable!("recipe or state loaded above"),
             }
-            (None, None) => unreachable!("recipe or state loaded above"),
-        }
-    })
-    .await??;
+        })
+        .await??;
     if let Some(path) = &fit_only {
         fitted
             .save(path)
@@ -67,7 +77,9 @@ pub async fn run(data_dir: &Path, args: WrangleArgs) -> anyhow::Result<()> {
         let bytes = tokio::task::spawn_blocking(move || data_io::encode(&dest_c, &batch)).await??;
         data_io::write_bytes(dest, bytes, &s3).await?;
         if let Some(path) = &args.save_state {
-            fitted.save(path).with_context(|| format!("writing {}", path.display()))?;
+            fitted
+                .save(path)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         eprintln!(
             "wrote {} rows × {} columns to {dest} in {:.2} s",

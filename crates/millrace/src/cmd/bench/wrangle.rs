@@ -94,7 +94,9 @@ pub async fn wrangle(data_dir: &Path, args: BenchWrangleArgs) -> anyhow::Result<
         result["rows"],
         result["output_columns"],
         result["fit_transform_s"].as_f64().unwrap_or_default(),
-        result["fit_transform_rows_per_s"].as_f64().unwrap_or_default(),
+        result["fit_transform_rows_per_s"]
+            .as_f64()
+            .unwrap_or_default(),
         result["transform_s"].as_f64().unwrap_or_default(),
         result["transform_rows_per_s"].as_f64().unwrap_or_default(),
         result["record_median_us"].as_f64().unwrap_or_default(),
@@ -105,7 +107,8 @@ pub async fn wrangle(data_dir: &Path, args: BenchWrangleArgs) -> anyhow::Result<
         result["to_frame_s"].as_f64().unwrap_or_default(),
     );
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&result)?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&result)?)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }
