@@ -222,6 +222,23 @@ impl Frame {
         self.rows = keep.iter().filter(|k| **k).count();
     }
 
+    /// The rows at `idx`, in that order.
+    pub fn take_rows(&self, idx: &[usize]) -> Frame {
+        let cols = self
+            .cols
+            .iter()
+            .map(|c| match c {
+                Column::Num(v) => Column::Num(idx.iter().map(|i| v[*i]).collect()),
+                Column::Str(v) => Column::Str(idx.iter().map(|i| v[*i].clone()).collect()),
+            })
+            .collect();
+        Frame {
+            names: self.names.clone(),
+            cols,
+            rows: idx.len(),
+        }
+    }
+
     /// The columns named in `names`, in that order (absent ones as missing values of `kind`).
     pub fn select(mut self, fields: &[(Name, Kind)]) -> Frame {
         let mut out = Frame::new(self.rows);

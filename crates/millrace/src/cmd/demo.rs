@@ -312,7 +312,7 @@ async fn wrangle_stage(
                 .get("tenure")
                 .map(|v| v.to_string())
                 .unwrap_or_default(),
-            one.names().len(),
+            fitted.features().count(),
             took.as_secs_f64() * 1e6,
             shown.join(", ")
         );

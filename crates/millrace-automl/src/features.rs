@@ -1,0 +1,200 @@
+//! Automatic features: a wrangle recipe written from the data, so the endpoint computes a
+//! model's features with the same fitted code it was trained with.
+//!
+//! Per column (the target aside): text that is numbers (≥ 95% of non-blank values parse) is
+//! cast to numbers; ID-like text (almost every value distinct) and constant columns are dropped.
+//! Then per model family: linear models get numbers imputed with the median and standardised,
+//! and categoricals one-hot encoded (20 most frequent, the rest in `_other`); tree models get
+//! numbers as they are (missing stays missing) and categoricals as ordinal codes.
+
+use millrace_wrangle::frame::coerce_str;
+use millrace_wrangle::recipe::{Encode, Impute, Scale, Step};
+use millrace_wrangle::{Column, Frame, Kind, Recipe};
+use serde::{Deserialize, Serialize};
+
+use crate::linear::Matrix;
+
+/// Share of non-blank values that must parse for a text column to count as numbers.
+pub const NUMERIC_SHARE: f64 = 0.95;
+/// Distinct share above which a text column is an identifier.
+pub const ID_SHARE: f64 = 0.95;
+/// One-hot keeps this many categories per column.
+pub const MAX_ONE_HOT: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Linear,
+    Trees,
+}
+
+/// What the data says about each column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Columns {
+    pub numeric: Vec<String>,
+    /// Text columns holding numbers (cast first).
+    pub numeric_text: Vec<String>,
+    pub categorical: Vec<String>,
+    pub dropped: Vec<(String, String)>,
+}
+
+/// Sorts the columns of `frame` (other than `target`) into numbers, categories and dropped.
+pub fn inspect(frame: &Frame, target: &str) -> Columns {
+    let mut c = Columns {
+        numeric: Vec::new(),
+        numeric_text: Vec::new(),
+        categorical: Vec::new(),
+        dropped: Vec::new(),
+    };
+    for (name, col) in frame.columns() {
+        let name = name.to_string();
+        if name == target {
+            continue;
+        }
+        match col {
+            Column::Num(v) => {
+                let present: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+                if present.is_empty() {
+                    c.dropped.push((name, "every value is missing".into()));
+                } else if present.iter().all(|x| *x == present[0]) {
+                    c.dropped.push((name, "constant".into()));
+                } else {
+                    c.numeric.push(name);
+                }
+            }
+            Column::Str(v) => {
+                let values: Vec<&str> = v
+                    .iter()
+                    .filter_map(|s| s.as_deref().map(str::trim))
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if values.is_empty() {
+                    c.dropped.push((name, "every value is missing".into()));
+                    continue;
+                }
+                let parsed = values
+                    .iter()
+                    .filter(|s| !coerce_str(Some(s)).is_nan())
+                    .count();
+                let mut distinct: Vec<&str> = values.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if parsed as f64 >= NUMERIC_SHARE * values.len() as f64 {
+                    if distinct.len() < 2 {
+                        c.dropped.push((name, "constant".into()));
+                    } else {
+                        c.numeric_text.push(name);
+                    }
+                } else if distinct.len() < 2 {
+                    c.dropped.push((name, "constant".into()));
+                } else if distinct.len() as f64 > ID_SHARE * values.len() as f64 {
+                    c.dropped
+                        .push((name, "ID-like (almost every value distinct)".into()));
+                } else {
+                    c.categorical.push(name);
+                }
+            }
+        }
+    }
+    c
+}
+
+/// The recipe for `family` over these columns.
+pub fn recipe(columns: &Columns, target: &str, family: Family) -> Recipe {
+    let mut steps = Vec::new();
+    if !columns.dropped.is_empty() {
+        steps.push(Step::Drop {
+            columns: columns.dropped.iter().map(|(c, _)| c.clone()).collect(),
+        });
+    }
+    if !columns.numeric_text.is_empty() {
+        steps.push(Step::Cast {
+            columns: columns.numeric_text.clone(),
+            to: Kind::Number,
+        });
+    }
+    let numbers: Vec<String> = columns
+        .numeric
+        .iter()
+        .chain(&columns.numeric_text)
+        .cloned()
+        .collect();
+    if !columns.categorical.is_empty() {
+        steps.push(Step::Text {
+            columns: columns.categorical.clone(),
+            lower: false,
+            trim: true,
+        });
+    }
+    match family {
+        Family::Linear => {
+            if !numbers.is_empty() {
+                steps.push(Step::Impute {
+                    columns: numbers.clone(),
+                    strategy: Impute::Median,
+                    value: None,
+                });
+                steps.push(Step::Scale {
+                    columns: numbers,
+                    method: Scale::Standard,
+                });
+            }
+            if !columns.categorical.is_empty() {
+                steps.push(encode(columns, Encode::OneHot));
+            }
+        }
+        Family::Trees => {
+            if !columns.categorical.is_empty() {
+                steps.push(encode(columns, Encode::Ordinal));
+            }
+        }
+    }
+    Recipe {
+        name: Some(format!(
+            "auto-{}",
+            match family {
+                Family::Linear => "linear",
+                Family::Trees => "trees",
+            }
+        )),
+        target: Some(target.to_owned()),
+        steps,
+    }
+}
+
+fn encode(columns: &Columns, method: Encode) -> Step {
+    Step::Encode {
+        columns: columns.categorical.clone(),
+        method,
+        max_categories: MAX_ONE_HOT,
+        other: true,
+        categories: None,
+        smoothing: 10.0,
+        folds: 5,
+        seed: 42,
+    }
+}
+
+/// The feature columns of a transformed frame (every column but the target) as a matrix of
+/// the rows in `rows`, with their names.
+pub fn matrix(frame: &Frame, target: &str, rows: &[usize]) -> (Matrix, Vec<String>) {
+    let cols: Vec<(&str, &Vec<f64>)> = frame
+        .columns()
+        .filter(|(n, _)| &***n != target)
+        .filter_map(|(n, c)| match c {
+            Column::Num(v) => Some((&**n, v)),
+            // Every automatic recipe ends in numbers; text left over carries no signal here.
+            Column::Str(_) => None,
+        })
+        .collect();
+    let mut data = Vec::with_capacity(rows.len() * cols.len());
+    for &i in rows {
+        for (_, v) in &cols {
+            data.push(v[i]);
+        }
+    }
+    (
+        Matrix::new(rows.len(), cols.len(), data),
+        cols.iter().map(|(n, _)| n.to_string()).collect(),
+    )
+}

@@ -1,0 +1,20 @@
+//! millrace-automl: the "Autopilot / Canvas quick build" stage.
+//!
+//! Built so far: problem detection (`problem`), seeded stratified splits and folds (`split`),
+//! metrics and F1 threshold tuning (`metrics`), regularised linear models fitted with L-BFGS
+//! (`linear`), automatic features written as wrangle recipes (`features`), and the
+//! cross-validated linear baseline (`quick`). Still to come (issue 6): gradient-boosted and
+//! randomised trees, the search within a time budget, ensemble selection, model artifacts and
+//! `millrace train` / `predict`.
+
+pub mod error;
+pub mod features;
+pub mod linear;
+pub mod metrics;
+pub mod problem;
+pub mod quick;
+pub mod rng;
+pub mod split;
+
+pub use error::AutoMlError;
+pub use problem::Task;

@@ -1,0 +1,294 @@
+//! Metrics, curves and the F1 threshold, computed the way scikit-learn does (so figures can be
+//! checked against it): AUC from ranks with ties averaged, F1 of the positive class, log loss
+//! with probabilities clipped to [1e-15, 1 - 1e-15].
+
+use serde::{Deserialize, Serialize};
+
+/// ROC AUC of scores for labels (`true` = positive); NaN when a class is absent.
+pub fn auc(y: &[bool], score: &[f64]) -> f64 {
+    let n = y.len();
+    let pos = y.iter().filter(|b| **b).count();
+    let neg = n - pos;
+    if pos == 0 || neg == 0 {
+        return f64::NAN;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_unstable_by(|a, b| score[*a].total_cmp(&score[*b]));
+    // Mann-Whitney U with average ranks over ties.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && score[order[j + 1]] == score[order[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += (i..=j).filter(|k| y[order[*k]]).count() as f64 * avg;
+        i = j + 1;
+    }
+    (rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Confusion {
+    pub tp: usize,
+    pub fp: usize,
+    pub tn: usize,
+    #[serde(rename = "fn")]
+    pub fn_: usize,
+}
+
+impl Confusion {
+    pub fn of(y: &[bool], predicted: &[bool]) -> Self {
+        let mut c = Confusion::default();
+        for (t, p) in y.iter().zip(predicted) {
+            match (t, p) {
+                (true, true) => c.tp += 1,
+                (false, true) => c.fp += 1,
+                (false, false) => c.tn += 1,
+                (true, false) => c.fn_ += 1,
+            }
+        }
+        c
+    }
+
+    pub fn f1(&self) -> f64 {
+        let d = 2 * self.tp + self.fp + self.fn_;
+        if d == 0 {
+            0.0
+        } else {
+            2.0 * self.tp as f64 / d as f64
+        }
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        let n = self.tp + self.fp + self.tn + self.fn_;
+        if n == 0 {
+            0.0
+        } else {
+            (self.tp + self.tn) as f64 / n as f64
+        }
+    }
+
+    pub fn precision(&self) -> f64 {
+        ratio(self.tp, self.tp + self.fp)
+    }
+
+    pub fn recall(&self) -> f64 {
+        ratio(self.tp, self.tp + self.fn_)
+    }
+
+    pub fn balanced_accuracy(&self) -> f64 {
+        (ratio(self.tp, self.tp + self.fn_) + ratio(self.tn, self.tn + self.fp)) / 2.0
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// Predictions at `threshold` (positive when the probability is at least it).
+pub fn at(p: &[f64], threshold: f64) -> Vec<bool> {
+    p.iter().map(|x| *x >= threshold).collect()
+}
+
+pub fn log_loss(y: &[bool], p: &[f64]) -> f64 {
+    let eps = 1e-15;
+    let s: f64 = y
+        .iter()
+        .zip(p)
+        .map(|(t, p)| {
+            let p = p.clamp(eps, 1.0 - eps);
+            if *t { -p.ln() } else { -(1.0 - p).ln() }
+        })
+        .sum();
+    s / y.len().max(1) as f64
+}
+
+/// The threshold that maximises F1 on these (out-of-fold) probabilities, and that F1. Every
+/// distinct probability is a candidate; the returned threshold is the midpoint between the
+/// chosen probability and the next lower one, so a score equal to a training value lands on
+/// the same side as in training.
+pub fn best_f1_threshold(y: &[bool], p: &[f64]) -> (f64, f64) {
+    let pos = y.iter().filter(|b| **b).count();
+    if pos == 0 {
+        return (0.5, 0.0);
+    }
+    let mut order: Vec<usize> = (0..y.len()).collect();
+    order.sort_unstable_by(|a, b| p[*b].total_cmp(&p[*a]));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let (mut best, mut best_t) = (-1.0, 0.5);
+    let mut i = 0;
+    while i < order.len() {
+        let v = p[order[i]];
+        // Everything scoring ≥ v is predicted positive.
+        while i < order.len() && p[order[i]] == v {
+            if y[order[i]] {
+                tp += 1
+            } else {
+                fp += 1
+            }
+            i += 1;
+        }
+        let f1 = 2.0 * tp as f64 / (2 * tp + fp + (pos - tp)) as f64;
+        if f1 > best {
+            best = f1;
+            best_t = match order.get(i) {
+                Some(next) => (v + p[*next]) / 2.0,
+                None => v,
+            };
+        }
+    }
+    (best_t, best)
+}
+
+/// Points (false positive rate, true positive rate) of the ROC curve, one per distinct score.
+pub fn roc_curve(y: &[bool], score: &[f64]) -> Vec<(f64, f64)> {
+    let pos = y.iter().filter(|b| **b).count().max(1) as f64;
+    let neg = (y.len() as f64 - pos).max(1.0);
+    let mut order: Vec<usize> = (0..y.len()).collect();
+    order.sort_unstable_by(|a, b| score[*b].total_cmp(&score[*a]));
+    let mut out = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        let v = score[order[i]];
+        while i < order.len() && score[order[i]] == v {
+            if y[order[i]] {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
+            i += 1;
+        }
+        out.push((fp / neg, tp / pos));
+    }
+    out
+}
+
+/// Points (recall, precision) of the precision-recall curve, one per distinct score.
+pub fn pr_curve(y: &[bool], score: &[f64]) -> Vec<(f64, f64)> {
+    let pos = y.iter().filter(|b| **b).count().max(1) as f64;
+    let mut order: Vec<usize> = (0..y.len()).collect();
+    order.sort_unstable_by(|a, b| score[*b].total_cmp(&score[*a]));
+    let mut out = Vec::new();
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        let v = score[order[i]];
+        while i < order.len() && score[order[i]] == v {
+            if y[order[i]] {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
+            i += 1;
+        }
+        out.push((tp / pos, tp / (tp + fp)));
+    }
+    out
+}
+
+/// Multiclass: accuracy of the most probable class.
+pub fn accuracy_multi(class: &[usize], predicted: &[usize]) -> f64 {
+    let hit = class.iter().zip(predicted).filter(|(a, b)| a == b).count();
+    hit as f64 / class.len().max(1) as f64
+}
+
+/// Multiclass: unweighted mean of each class's F1 (classes that never occur and are never
+/// predicted are left out, as scikit-learn's labels default does).
+pub fn macro_f1(class: &[usize], predicted: &[usize], k: usize) -> f64 {
+    let mut sum = 0.0;
+    let mut n = 0;
+    for c in 0..k {
+        let y: Vec<bool> = class.iter().map(|x| *x == c).collect();
+        let p: Vec<bool> = predicted.iter().map(|x| *x == c).collect();
+        if !y.iter().any(|b| *b) && !p.iter().any(|b| *b) {
+            continue;
+        }
+        sum += Confusion::of(&y, &p).f1();
+        n += 1;
+    }
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+/// Multiclass log loss; `p` holds one row of `k` probabilities per example.
+pub fn log_loss_multi(class: &[usize], p: &[f64], k: usize) -> f64 {
+    let eps = 1e-15;
+    let s: f64 = class
+        .iter()
+        .enumerate()
+        .map(|(i, c)| -p[i * k + c].clamp(eps, 1.0 - eps).ln())
+        .sum();
+    s / class.len().max(1) as f64
+}
+
+pub fn rmse(y: &[f64], p: &[f64]) -> f64 {
+    (y.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / y.len().max(1) as f64).sqrt()
+}
+
+pub fn mae(y: &[f64], p: &[f64]) -> f64 {
+    y.iter().zip(p).map(|(a, b)| (a - b).abs()).sum::<f64>() / y.len().max(1) as f64
+}
+
+pub fn r2(y: &[f64], p: &[f64]) -> f64 {
+    let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
+    let ss_tot: f64 = y.iter().map(|a| (a - mean) * (a - mean)).sum();
+    let ss_res: f64 = y.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
+    if ss_tot == 0.0 {
+        0.0
+    } else {
+        1.0 - ss_res / ss_tot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_matches_hand_computed_values_with_ties() {
+        // scikit-learn: roc_auc_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.75
+        assert_eq!(
+            auc(&[false, false, true, true], &[0.1, 0.4, 0.35, 0.8]),
+            0.75
+        );
+        // A tie between a positive and a negative counts a half.
+        assert_eq!(auc(&[false, true], &[0.5, 0.5]), 0.5);
+        assert_eq!(auc(&[false, true, true], &[0.2, 0.2, 0.9]), 0.75);
+        assert!(auc(&[true, true], &[0.1, 0.2]).is_nan());
+    }
+
+    #[test]
+    fn confusion_metrics_and_threshold() {
+        let y = [true, true, false, false, true, false];
+        let p = [0.9, 0.6, 0.55, 0.2, 0.3, 0.1];
+        let c = Confusion::of(&y, &at(&p, 0.5));
+        assert_eq!((c.tp, c.fp, c.tn, c.fn_), (2, 1, 2, 1));
+        assert!((c.f1() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((c.accuracy() - 4.0 / 6.0).abs() < 1e-12);
+        // Cuts (top k predicted positive): k=2 → 4/5, k=3 → 4/6, k=4 → tp 3, fp 1 → 6/7 (best),
+        // k=5 → 6/8.
+        let (t, f1) = best_f1_threshold(&y, &p);
+        assert!((f1 - 6.0 / 7.0).abs() < 1e-12, "{f1}");
+        assert!((t - 0.25).abs() < 1e-12, "{t}");
+        assert!((Confusion::of(&y, &at(&p, t)).f1() - f1).abs() < 1e-12);
+        let roc = roc_curve(&y, &p);
+        assert_eq!(roc.first(), Some(&(0.0, 0.0)));
+        assert_eq!(roc.last(), Some(&(1.0, 1.0)));
+        assert!(
+            (log_loss(&[true, false], &[0.8, 0.4]) - (-(0.8f64.ln()) - 0.6f64.ln()) / 2.0).abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn multiclass_and_regression() {
+        assert_eq!(accuracy_multi(&[0, 1, 2, 2], &[0, 2, 2, 2]), 0.75);
+        // Class F1s: 0 → 1.0, 1 → 0.0, 2 → 0.8; mean 0.6.
+        assert!((macro_f1(&[0, 1, 2, 2], &[0, 2, 2, 2], 3) - 0.6).abs() < 1e-12);
+        assert_eq!(rmse(&[1.0, 3.0], &[2.0, 3.0]), (0.5f64).sqrt());
+        assert_eq!(mae(&[1.0, 3.0], &[2.0, 5.0]), 1.5);
+        assert_eq!(r2(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]), 1.0);
+    }
+}
