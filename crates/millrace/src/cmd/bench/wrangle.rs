@@ -50,12 +50,14 @@ pub async fn wrangle(data_dir: &Path, args: BenchWrangleArgs) -> anyhow::Result<
         let t = Instant::now();
         let frame = Frame::from_batches(&schema, &batches)?;
         let to_frame_s = t.elapsed().as_secs_f64();
-        drop(batches);
         let t = Instant::now();
-        let (fitted, out) = recipe.fit(frame.clone())?;
+        let (fitted, out) = recipe.fit(frame)?;
         let fit_s = t.elapsed().as_secs_f64();
         let features = out.names().len();
         drop(out);
+        // A fresh frame for the second pass, as `millrace wrangle --recipe STATE.json` reads one.
+        let frame = Frame::from_batches(&schema, &batches)?;
+        drop(batches);
         let t = Instant::now();
         let again = fitted.transform(frame, Rows::Drop)?;
         let transform_s = t.elapsed().as_secs_f64();
@@ -107,7 +109,7 @@ pub async fn wrangle(data_dir: &Path, args: BenchWrangleArgs) -> anyhow::Result<
         result["to_frame_s"].as_f64().unwrap_or_default(),
     );
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&result)?)
+        std::fs::write(p, serde_json::to_vec(&result)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
