@@ -345,10 +345,15 @@ fn find_browser() -> Option<PathBuf> {
 
 /// Screenshots `html` with headless Chromium; returns (PNG size, console lines).
 fn screenshot(browser: &Path, html: &Path, png: &Path) -> (u64, Vec<String>) {
+    // A profile folder of its own (no clash with another browser or test), and no /dev/shm
+    // use (containers often give it 64 MB).
+    let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(browser)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
         .args([
             "--headless",
             "--no-sandbox",
+            "--disable-dev-shm-usage",
             "--disable-gpu",
             "--hide-scrollbars",
             "--window-size=1280,2000",
