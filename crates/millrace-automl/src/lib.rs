@@ -13,8 +13,8 @@ pub mod linear;
 pub mod metrics;
 pub mod problem;
 pub mod quick;
-pub mod rng;
 pub mod split;
 
 pub use error::AutoMlError;
+pub use millrace_wrangle::rng;
 pub use problem::Task;

@@ -105,6 +105,29 @@ pub fn log_loss(y: &[bool], p: &[f64]) -> f64 {
     s / y.len().max(1) as f64
 }
 
+/// Cuts between distinct scores, from the highest down: for each distinct score, the positives
+/// and negatives scoring at least it, and the next lower score (if any).
+fn cuts(y: &[bool], score: &[f64]) -> Vec<(usize, usize, f64, Option<f64>)> {
+    let mut order: Vec<usize> = (0..y.len()).collect();
+    order.sort_unstable_by(|a, b| score[*b].total_cmp(&score[*a]));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let v = score[order[i]];
+        while i < order.len() && score[order[i]] == v {
+            if y[order[i]] {
+                tp += 1
+            } else {
+                fp += 1
+            }
+            i += 1;
+        }
+        out.push((tp, fp, v, order.get(i).map(|n| score[*n])));
+    }
+    out
+}
+
 /// The threshold that maximises F1 on these (out-of-fold) probabilities, and that F1. Every
 /// distinct probability is a candidate; the returned threshold is the midpoint between the
 /// chosen probability and the next lower one, so a score equal to a training value lands on
@@ -114,29 +137,13 @@ pub fn best_f1_threshold(y: &[bool], p: &[f64]) -> (f64, f64) {
     if pos == 0 {
         return (0.5, 0.0);
     }
-    let mut order: Vec<usize> = (0..y.len()).collect();
-    order.sort_unstable_by(|a, b| p[*b].total_cmp(&p[*a]));
-    let (mut tp, mut fp) = (0usize, 0usize);
     let (mut best, mut best_t) = (-1.0, 0.5);
-    let mut i = 0;
-    while i < order.len() {
-        let v = p[order[i]];
+    for (tp, fp, v, next) in cuts(y, p) {
         // Everything scoring ≥ v is predicted positive.
-        while i < order.len() && p[order[i]] == v {
-            if y[order[i]] {
-                tp += 1
-            } else {
-                fp += 1
-            }
-            i += 1;
-        }
         let f1 = 2.0 * tp as f64 / (2 * tp + fp + (pos - tp)) as f64;
         if f1 > best {
             best = f1;
-            best_t = match order.get(i) {
-                Some(next) => (v + p[*next]) / 2.0,
-                None => v,
-            };
+            best_t = next.map_or(v, |n| (v + n) / 2.0);
         }
     }
     (best_t, best)
@@ -146,47 +153,22 @@ pub fn best_f1_threshold(y: &[bool], p: &[f64]) -> (f64, f64) {
 pub fn roc_curve(y: &[bool], score: &[f64]) -> Vec<(f64, f64)> {
     let pos = y.iter().filter(|b| **b).count().max(1) as f64;
     let neg = (y.len() as f64 - pos).max(1.0);
-    let mut order: Vec<usize> = (0..y.len()).collect();
-    order.sort_unstable_by(|a, b| score[*b].total_cmp(&score[*a]));
     let mut out = vec![(0.0, 0.0)];
-    let (mut tp, mut fp) = (0.0, 0.0);
-    let mut i = 0;
-    while i < order.len() {
-        let v = score[order[i]];
-        while i < order.len() && score[order[i]] == v {
-            if y[order[i]] {
-                tp += 1.0
-            } else {
-                fp += 1.0
-            }
-            i += 1;
-        }
-        out.push((fp / neg, tp / pos));
-    }
+    out.extend(
+        cuts(y, score)
+            .into_iter()
+            .map(|(tp, fp, _, _)| (fp as f64 / neg, tp as f64 / pos)),
+    );
     out
 }
 
 /// Points (recall, precision) of the precision-recall curve, one per distinct score.
 pub fn pr_curve(y: &[bool], score: &[f64]) -> Vec<(f64, f64)> {
     let pos = y.iter().filter(|b| **b).count().max(1) as f64;
-    let mut order: Vec<usize> = (0..y.len()).collect();
-    order.sort_unstable_by(|a, b| score[*b].total_cmp(&score[*a]));
-    let mut out = Vec::new();
-    let (mut tp, mut fp) = (0.0, 0.0);
-    let mut i = 0;
-    while i < order.len() {
-        let v = score[order[i]];
-        while i < order.len() && score[order[i]] == v {
-            if y[order[i]] {
-                tp += 1.0
-            } else {
-                fp += 1.0
-            }
-            i += 1;
-        }
-        out.push((tp / pos, tp / (tp + fp)));
-    }
-    out
+    cuts(y, score)
+        .into_iter()
+        .map(|(tp, fp, _, _)| (tp as f64 / pos, tp as f64 / (tp + fp) as f64))
+        .collect()
 }
 
 /// Multiclass: accuracy of the most probable class.

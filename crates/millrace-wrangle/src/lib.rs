@@ -15,6 +15,7 @@ pub mod fitted;
 pub mod frame;
 pub mod profile;
 pub mod recipe;
+pub mod rng;
 pub mod steps;
 
 pub use error::WrangleError;

@@ -245,27 +245,10 @@ impl<'a> Index<'a> {
     }
 }
 
-/// SplitMix64: a tiny seeded generator for fold assignment (deterministic across platforms).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// Fold of each row: a seeded shuffle dealt round-robin, so folds differ in size by at most one.
 pub fn folds(rows: usize, k: usize, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..rows).collect();
-    let mut rng = SplitMix(seed);
-    for i in (1..rows).rev() {
-        let j = (rng.next() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
+    crate::rng::Rng::new(seed).shuffle(&mut order);
     let mut fold = vec![0; rows];
     for (pos, row) in order.into_iter().enumerate() {
         fold[row] = pos % k;

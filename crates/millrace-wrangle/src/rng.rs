@@ -1,5 +1,5 @@
 //! SplitMix64: a tiny seeded generator, identical on every platform, so a seed fixes every
-//! split, fold and shuffle.
+//! sample, split, fold and shuffle (recipes, the report, and the trainer share it).
 
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
