@@ -20,6 +20,12 @@ pub const NUMERIC_SHARE: f64 = 0.95;
 pub const ID_SHARE: f64 = 0.95;
 /// One-hot keeps this many categories per column.
 pub const MAX_ONE_HOT: usize = 20;
+/// Numbers with more distinct values than this get quantile bins for linear models.
+pub const MIN_BINNED_DISTINCT: usize = 10;
+/// Quantile bins per binned number.
+pub const LINEAR_BINS: usize = 8;
+/// Suffix of a number's binned copy.
+pub const BIN_SUFFIX: &str = "__bin";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +42,10 @@ pub struct Columns {
     pub numeric_text: Vec<String>,
     pub categorical: Vec<String>,
     pub dropped: Vec<(String, String)>,
+    /// Numeric columns with enough distinct values that linear models also get their
+    /// quantile bins (a step function beside the straight line).
+    #[serde(default)]
+    pub binned: Vec<String>,
 }
 
 /// Sorts the columns of `frame` (other than `target`) into numbers, categories and dropped.
@@ -45,6 +55,7 @@ pub fn inspect(frame: &Frame, target: &str) -> Columns {
         numeric_text: Vec::new(),
         categorical: Vec::new(),
         dropped: Vec::new(),
+        binned: Vec::new(),
     };
     for (name, col) in frame.columns() {
         let name = name.to_string();
@@ -59,6 +70,12 @@ pub fn inspect(frame: &Frame, target: &str) -> Columns {
                 } else if present.iter().all(|x| *x == present[0]) {
                     c.dropped.push((name, "constant".into()));
                 } else {
+                    let mut d = present.clone();
+                    d.sort_unstable_by(f64::total_cmp);
+                    d.dedup();
+                    if d.len() > MIN_BINNED_DISTINCT {
+                        c.binned.push(name.clone());
+                    }
                     c.numeric.push(name);
                 }
             }
@@ -83,6 +100,9 @@ pub fn inspect(frame: &Frame, target: &str) -> Columns {
                     if distinct.len() < 2 {
                         c.dropped.push((name, "constant".into()));
                     } else {
+                        if distinct.len() > MIN_BINNED_DISTINCT {
+                            c.binned.push(name.clone());
+                        }
                         c.numeric_text.push(name);
                     }
                 } else if distinct.len() < 2 {
@@ -128,24 +148,65 @@ pub fn recipe(columns: &Columns, target: &str, family: Family) -> Recipe {
     }
     match family {
         Family::Linear => {
+            let mut categorical = columns.categorical.clone();
             if !numbers.is_empty() {
                 steps.push(Step::Impute {
                     columns: numbers.clone(),
                     strategy: Impute::Median,
                     value: None,
                 });
+                // Quantile bins one-hot encoded beside the scaled number let a linear model
+                // bend (churn falls steeply over the first months of tenure, then flattens).
+                let binned: Vec<String> = columns
+                    .binned
+                    .iter()
+                    .filter(|c| numbers.contains(c))
+                    .cloned()
+                    .collect();
+                let copies: Vec<String> =
+                    binned.iter().map(|c| format!("{c}{BIN_SUFFIX}")).collect();
+                for (c, copy) in binned.iter().zip(&copies) {
+                    let text = format!("\"{}\"", c.replace('"', "\"\""));
+                    if let Ok(expr) = millrace_wrangle::expr::Expr::parse(&text) {
+                        steps.push(Step::Derive {
+                            name: copy.clone(),
+                            expr,
+                            text,
+                        });
+                    }
+                }
+                let copies: Vec<String> = copies
+                    .into_iter()
+                    .filter(|c| {
+                        steps
+                            .iter()
+                            .any(|s| matches!(s, Step::Derive { name, .. } if name == c))
+                    })
+                    .collect();
+                if !copies.is_empty() {
+                    steps.push(Step::Bin {
+                        columns: copies.clone(),
+                        method: millrace_wrangle::recipe::Bin::Quantile,
+                        bins: LINEAR_BINS,
+                    });
+                    steps.push(Step::Cast {
+                        columns: copies.clone(),
+                        to: Kind::String,
+                    });
+                    categorical.extend(copies);
+                }
                 steps.push(Step::Scale {
                     columns: numbers,
                     method: Scale::Standard,
                 });
             }
-            if !columns.categorical.is_empty() {
-                steps.push(encode(columns, Encode::OneHot));
+            if !categorical.is_empty() {
+                steps.push(encode(&categorical, Encode::OneHot));
             }
         }
         Family::Trees => {
             if !columns.categorical.is_empty() {
-                steps.push(encode(columns, Encode::Ordinal));
+                steps.push(encode(&columns.categorical, Encode::Ordinal));
             }
         }
     }
@@ -162,9 +223,9 @@ pub fn recipe(columns: &Columns, target: &str, family: Family) -> Recipe {
     }
 }
 
-fn encode(columns: &Columns, method: Encode) -> Step {
+fn encode(columns: &[String], method: Encode) -> Step {
     Step::Encode {
-        columns: columns.categorical.clone(),
+        columns: columns.to_vec(),
         method,
         max_categories: MAX_ONE_HOT,
         other: true,
@@ -197,4 +258,24 @@ pub fn matrix(frame: &Frame, target: &str, rows: &[usize]) -> (Matrix, Vec<Strin
         Matrix::new(rows.len(), cols.len(), data),
         cols.iter().map(|(n, _)| n.to_string()).collect(),
     )
+}
+
+/// The matrix of the columns `names` of a transformed frame, in that order (a column that is
+/// absent or text is all missing): how a saved model lines up new data with its training.
+pub fn matrix_named(frame: &Frame, names: &[String]) -> Matrix {
+    let n = frame.rows();
+    let cols: Vec<Option<&Vec<f64>>> = names
+        .iter()
+        .map(|name| match frame.column(name) {
+            Some(Column::Num(v)) => Some(v),
+            _ => None,
+        })
+        .collect();
+    let mut data = Vec::with_capacity(n * cols.len());
+    for i in 0..n {
+        for c in &cols {
+            data.push(c.map_or(f64::NAN, |v| v[i]));
+        }
+    }
+    Matrix::new(n, cols.len(), data)
 }

@@ -7,13 +7,21 @@
 //! randomised trees, the search within a time budget, ensemble selection, model artifacts and
 //! `millrace train` / `predict`.
 
+pub mod ensemble;
 pub mod error;
 pub mod features;
 pub mod linear;
 pub mod metrics;
+pub mod model;
+pub mod objective;
 pub mod problem;
 pub mod quick;
+pub mod report;
+pub mod report_html;
+pub mod search;
 pub mod split;
+pub mod train;
+pub mod trees;
 
 pub use error::AutoMlError;
 pub use millrace_wrangle::rng;

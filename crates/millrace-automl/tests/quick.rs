@@ -90,3 +90,31 @@ fn bad_targets_are_clear_errors() {
         .to_string();
     assert!(e.contains("single value"), "{e}");
 }
+
+/// The whole build on the Telco file for a few split seeds, printed (a manual check; the
+/// five-split protocol with metrics computed outside millrace is bench/automl.sh).
+#[test]
+#[ignore]
+fn telco_full_train() {
+    let frame = telco();
+    for seed in [1u64, 2, 3] {
+        let t = std::time::Instant::now();
+        let opts = millrace_automl::train::Options {
+            seed,
+            ..millrace_automl::train::Options::new("Churn")
+        };
+        let r = millrace_automl::train::train(&frame, &opts, &|e| eprintln!("{e:?}")).unwrap();
+        println!(
+            "seed {seed}: {:.2}s test {:?}",
+            t.elapsed().as_secs_f64(),
+            r.report.headline()
+        );
+        for e in &r.report.leaderboard {
+            println!(
+                "  {:<28} cv {:.4} test {:.4} w {:.2} cv {:.2}s fit {:.2}s",
+                e.name, e.cv, e.test, e.weight, e.cv_seconds, e.fit_seconds
+            );
+        }
+        println!("  cv {:?}", r.report.cv);
+    }
+}

@@ -96,6 +96,28 @@ pub enum Command {
     /// (permutation importance on a holdout), and warnings: ID-like and constant columns,
     /// target leakage, class imbalance, heavy skew, outliers, high missing rates.
     Profile(ProfileArgs),
+    /// AutoML quick build: from a table and a target column to a model, in seconds.
+    ///
+    /// Detects the problem (binary, multiclass, regression; prints the positive class), holds
+    /// out a seeded stratified test part (--test-fraction), and cross-validates regularised
+    /// linear models, gradient-boosted trees and randomised forests on the rest, with feature
+    /// handling per family (numbers in text cast, ID-like and constant columns dropped,
+    /// one-hot + scaling for linear models, ordinal codes for trees). A greedy weighted
+    /// ensemble is selected on out-of-fold predictions and, for binary targets, the decision
+    /// threshold is tuned there for the objective. Nothing is chosen by the test part: it only
+    /// scores the result.
+    ///
+    /// Saves the model as the next version under <data-dir>/lake/models/NAME/vN/ (model.json,
+    /// metrics.json, report.html) and prints the leaderboard. Example:
+    ///   millrace train --data telco.csv --target Churn --name churn
+    Train(TrainArgs),
+    /// Score a file with a trained model: one output row per input row, in order.
+    ///
+    /// Writes the input's ID columns, then `predicted_label` and `probability` (binary:
+    /// probability of the positive class), `predicted_label` and `probability_<class>` per
+    /// class (multiclass), or `prediction` (regression). The target column may be absent.
+    /// Example: millrace predict --model churn --input new.csv --output scored.csv
+    Predict(PredictArgs),
     /// Write synthetic data sets.
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -344,6 +366,106 @@ pub struct ProfileArgs {
     /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
     #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
     pub s3_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainMode {
+    /// A fixed list of eight well-tried candidates: deterministic, seconds on small tables.
+    Quick,
+    /// The quick list, then random configurations until --time-budget is spent.
+    Best,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProblemType {
+    Binary,
+    Multiclass,
+    Regression,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data: CSV (every column read as text, as it is in the file), Parquet or JSON,
+    /// a folder, a lake prefix (e.g. a prep output) or an s3:// URL.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub data: String,
+    /// The column to predict.
+    #[arg(long)]
+    pub target: String,
+    /// Model name; each run saves the next version (v1, v2, ...).
+    #[arg(long)]
+    pub name: String,
+    /// Metric to optimise. Binary: f1 (default), accuracy, balanced_accuracy, auc, log_loss.
+    /// Multiclass: accuracy (default), macro_f1, log_loss. Regression: rmse (default), mae, r2.
+    #[arg(long)]
+    pub objective: Option<String>,
+    /// Override the detected problem type.
+    #[arg(long, value_enum)]
+    pub problem: Option<ProblemType>,
+    /// A wrangle recipe (.toml) fitted on the training part and applied before the
+    /// automatic features; it becomes part of the model.
+    #[arg(long, value_name = "R.toml")]
+    pub recipe: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "quick")]
+    pub mode: TrainMode,
+    /// Time for the search in best mode (e.g. 30s, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub time_budget: std::time::Duration,
+    /// Best mode: try at most this many candidates (makes a run reproducible).
+    #[arg(long)]
+    pub max_candidates: Option<usize>,
+    /// Share of labelled rows held out (stratified, seeded) to report on.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Cross-validation folds on the training part.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Seed of the split, the folds and every model: same seed and data, same model.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub s3_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// NAME (latest version), NAME:vN, or a model folder / model.json path.
+    #[arg(long)]
+    pub model: String,
+    /// Rows to score: CSV, Parquet or JSON, a folder, a lake prefix or an s3:// URL.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub input: String,
+    /// Where to write: .csv, .parquet or .ndjson, local or s3://.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub output: String,
+    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub s3_endpoint_url: Option<String>,
+}
+
+/// `90s`, `2m`, `1h`, `1.5m` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (examples: 30s, 2m, 1h)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" | "sec" | "secs" => v,
+        "m" | "min" | "mins" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{s}`: the duration must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Args)]

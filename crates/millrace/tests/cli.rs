@@ -21,6 +21,8 @@ fn every_subcommand_explains_itself() {
         vec!["wrangle", "--help"],
         vec!["profile", "--help"],
         vec!["bench", "wrangle", "--help"],
+        vec!["train", "--help"],
+        vec!["predict", "--help"],
     ] {
         let out = millrace().args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -434,4 +436,183 @@ fn profile_writes_the_report_for_the_telco_csv() {
     );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("customerID"));
+}
+
+/// Reads a CSV as (header, rows of fields).
+fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn train_and_predict_on_the_telco_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv_in = shared("telco-customer-churn.csv");
+    // Hold out the last 500 rows as "new" data, without the target.
+    let (header, rows) = read_csv(&csv_in);
+    let churn = header.iter().position(|h| h == "Churn").unwrap();
+    let train_csv = dir.path().join("train.csv");
+    let new_csv = dir.path().join("new.csv");
+    let mut w = csv::Writer::from_path(&train_csv).unwrap();
+    w.write_record(&header).unwrap();
+    for r in &rows[..rows.len() - 500] {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+    let mut w = csv::Writer::from_path(&new_csv).unwrap();
+    let keep = |r: &[String]| -> Vec<String> {
+        r.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != churn)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    w.write_record(keep(&header)).unwrap();
+    for r in &rows[rows.len() - 500..] {
+        w.write_record(keep(r)).unwrap();
+    }
+    w.flush().unwrap();
+
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["train", "--target", "Churn", "--name", "churn", "--data"])
+        .arg(&train_csv)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("positive class \"Yes\""), "{stderr}");
+    assert!(
+        stderr.contains("column `customerID` not used: ID-like"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("saved churn:v1"), "{stdout}");
+    let v1 = data.join("lake/models/churn/v1");
+    for f in ["model.json", "metrics.json", "report.html"] {
+        assert!(v1.join(f).is_file(), "{f}");
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(v1.join("metrics.json")).unwrap()).unwrap();
+    let auc = metrics["test"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.8, "test AUC {auc}");
+    assert!(metrics["leaderboard"].as_array().unwrap().len() >= 3);
+
+    let scored = dir.path().join("scored.csv");
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["predict", "--model", "churn", "--input"])
+        .arg(&new_csv)
+        .arg("--output")
+        .arg(&scored)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (h, got) = read_csv(&scored);
+    assert_eq!(h, ["customerID", "predicted_label", "probability"]);
+    assert_eq!(got.len(), 500);
+    for (g, r) in got.iter().zip(&rows[rows.len() - 500..]) {
+        assert_eq!(g[0], r[0], "rows keep their order and ID");
+        assert!(g[1] == "Yes" || g[1] == "No");
+        let p: f64 = g[2].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p));
+    }
+    // A second run is v2, and the same seed gives the same model.
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["train", "--target", "Churn", "--name", "churn", "--data"])
+        .arg(&train_csv)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let model = |v: &str| {
+        let mut m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(data.join(format!("lake/models/churn/{v}/model.json"))).unwrap(),
+        )
+        .unwrap();
+        m["version"] = serde_json::Value::Null;
+        m
+    };
+    assert_eq!(model("v1"), model("v2"));
+    let scored2 = dir.path().join("scored2.csv");
+    let st = millrace()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["predict", "--model", "churn:v1", "--input"])
+        .arg(&new_csv)
+        .arg("--output")
+        .arg(&scored2)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        std::fs::read(&scored).unwrap(),
+        std::fs::read(&scored2).unwrap()
+    );
+}
+
+#[test]
+fn train_and_predict_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv_in = shared("telco-customer-churn.csv");
+    let run = |args: &[&str]| {
+        let out = millrace()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let csv = csv_in.to_str().unwrap();
+    let e = run(&["train", "--data", csv, "--target", "churn", "--name", "m"]);
+    assert!(e.contains("target `churn`: not in the data"), "{e}");
+    let e = run(&["train", "--data", csv, "--target", "Churn", "--name", "a/b"]);
+    assert!(e.contains("--name \"a/b\""), "{e}");
+    let e = run(&[
+        "train",
+        "--data",
+        csv,
+        "--target",
+        "Churn",
+        "--name",
+        "m",
+        "--objective",
+        "r2",
+    ]);
+    assert!(
+        e.contains("objective `r2` does not apply to a binary target"),
+        "{e}"
+    );
+    let e = run(&[
+        "train",
+        "--data",
+        csv,
+        "--target",
+        "Churn",
+        "--name",
+        "m",
+        "--time-budget",
+        "soon",
+    ]);
+    assert!(e.contains("not a duration"), "{e}");
+    let e = run(&[
+        "predict", "--model", "nothing", "--input", csv, "--output", "x.csv",
+    ]);
+    assert!(e.contains("no model named nothing"), "{e}");
 }

@@ -13,7 +13,7 @@ mod html;
 mod model;
 mod power;
 mod stats;
-mod svg;
+pub mod svg;
 mod warnings;
 
 use arrow::record_batch::RecordBatch;

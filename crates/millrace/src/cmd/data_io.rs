@@ -115,3 +115,71 @@ pub async fn write_bytes(dest: &str, bytes: Vec<u8>, s3: &S3Options) -> anyhow::
     })
     .await?
 }
+
+/// `PATH` → a frame. A local CSV file is read with every column as text, exactly as it is in
+/// the file (an empty field is missing): deciding that "29.85" is a number is the consumer's
+/// job (the trainer's automatic features, or a recipe's cast), and guessing here could turn an
+/// ID like "0042" into 42. Anything else goes through `read_table`.
+pub async fn read_frame(
+    data_dir: &Path,
+    spec: &str,
+    s3: &S3Options,
+) -> anyhow::Result<millrace_wrangle::Frame> {
+    use millrace_wrangle::{Column, Frame};
+    let local = Path::new(spec.strip_prefix("file://").unwrap_or(spec)).to_path_buf();
+    let is_csv = local
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        && local.is_file();
+    if is_csv {
+        return tokio::task::spawn_blocking(move || -> anyhow::Result<Frame> {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(true)
+                .from_path(&local)
+                .with_context(|| format!("reading {}", local.display()))?;
+            let header: Vec<String> = r
+                .headers()
+                .with_context(|| format!("reading the header of {}", local.display()))?
+                .iter()
+                .map(str::to_owned)
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            for h in &header {
+                if !seen.insert(h.as_str()) {
+                    bail!(
+                        "{}: column `{h}` appears twice in the header",
+                        local.display()
+                    );
+                }
+            }
+            let mut cols: Vec<Vec<Option<String>>> = vec![Vec::new(); header.len()];
+            for (line, rec) in r.records().enumerate() {
+                let rec = rec.with_context(|| format!("{}: row {}", local.display(), line + 1))?;
+                if rec.len() != header.len() {
+                    bail!(
+                        "{}: row {} has {} fields, the header has {}",
+                        local.display(),
+                        line + 1,
+                        rec.len(),
+                        header.len()
+                    );
+                }
+                for (c, v) in cols.iter_mut().zip(rec.iter()) {
+                    c.push((!v.is_empty()).then(|| v.to_owned()));
+                }
+            }
+            let rows = cols.first().map_or(0, Vec::len);
+            let mut f = Frame::new(rows);
+            for (h, c) in header.into_iter().zip(cols) {
+                f.set(h.as_str().into(), Column::Str(c));
+            }
+            Ok(f)
+        })
+        .await?;
+    }
+    let (schema, batches) = read_table(data_dir, spec, s3).await?;
+    Ok(tokio::task::spawn_blocking(move || {
+        millrace_wrangle::Frame::from_batches(&schema, &batches)
+    })
+    .await??)
+}

@@ -5,10 +5,13 @@ mod data_io;
 mod deliver;
 mod demo;
 mod generate;
+mod model_store;
+mod predict;
 pub mod prep;
 pub mod produce;
 mod profile;
 mod query;
+mod train;
 pub mod up;
 mod wrangle;
 
@@ -24,6 +27,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prep(args) => prep::run(&cli.data_dir, args).await,
         Command::Profile(args) => profile::run(&cli.data_dir, args).await,
         Command::Wrangle(args) => wrangle::run(&cli.data_dir, args).await,
+        Command::Train(args) => train::run(&cli.data_dir, args).await,
+        Command::Predict(args) => predict::run(&cli.data_dir, args).await,
         Command::Generate(GenerateCommand::Churn(args)) => generate::churn(args),
         Command::Generate(GenerateCommand::ChurnLake(args)) => generate::churn_lake(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,

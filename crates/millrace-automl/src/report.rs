@@ -1,0 +1,271 @@
+//! What a build reports (`metrics.json`): the leaderboard (each candidate's cross-validated and
+//! test score, fit time, ensemble weight), the ensemble's metrics on the out-of-fold and the
+//! test predictions, confusion matrix, ROC and precision-recall curves, and column impact
+//! (permutation importance on the test part).
+
+use millrace_wrangle::{Column, Frame};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AutoMlError;
+use crate::features::{Columns, Family};
+use crate::metrics::{self, Confusion};
+use crate::model::ModelArtifact;
+use crate::objective::{Objective, argmax_rows};
+use crate::problem::Task;
+use crate::quick::BinaryMetrics;
+use crate::rng::Rng;
+use crate::search::{Algo, Mode};
+
+pub const FORMAT: &str = "millrace.model-report.v1";
+/// Curves are thinned to about this many points.
+const CURVE_POINTS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub name: String,
+    pub family: Family,
+    /// The configuration (boosting: with the cross-validated round count).
+    pub algo: Algo,
+    /// Out-of-fold score on the training part (the objective).
+    pub cv: f64,
+    /// The refitted candidate's score on the test part (reported, never used to choose).
+    pub test: f64,
+    /// Binary: this candidate's own out-of-fold threshold.
+    pub threshold: Option<f64>,
+    pub cv_seconds: f64,
+    pub fit_seconds: f64,
+    /// Share in the ensemble (0 = not selected).
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Metrics {
+    Binary(BinaryMetrics),
+    Multiclass {
+        accuracy: f64,
+        macro_f1: f64,
+        log_loss: f64,
+        /// `confusion[true][predicted]`, classes in `classes` order.
+        confusion: Vec<Vec<usize>>,
+    },
+    Regression {
+        rmse: f64,
+        mae: f64,
+        r2: f64,
+    },
+}
+
+impl Metrics {
+    pub fn of(task: &Task, y: &[f64], p: &[f64], threshold: f64) -> Metrics {
+        match task {
+            Task::Binary { .. } => {
+                let yb: Vec<bool> = y.iter().map(|v| *v == 1.0).collect();
+                Metrics::Binary(BinaryMetrics::of(&yb, p, threshold))
+            }
+            Task::Multiclass { classes } => {
+                let k = classes.len();
+                let class: Vec<usize> = y.iter().map(|v| *v as usize).collect();
+                let pred = argmax_rows(p, k);
+                let mut confusion = vec![vec![0; k]; k];
+                for (t, q) in class.iter().zip(&pred) {
+                    confusion[*t][*q] += 1;
+                }
+                Metrics::Multiclass {
+                    accuracy: metrics::accuracy_multi(&class, &pred),
+                    macro_f1: metrics::macro_f1(&class, &pred, k),
+                    log_loss: metrics::log_loss_multi(&class, p, k),
+                    confusion,
+                }
+            }
+            Task::Regression => Metrics::Regression {
+                rmse: metrics::rmse(y, p),
+                mae: metrics::mae(y, p),
+                r2: metrics::r2(y, p),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curves {
+    /// (false positive rate, true positive rate)
+    pub roc: Vec<(f64, f64)>,
+    /// (recall, precision)
+    pub pr: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Impact {
+    pub column: String,
+    /// How much worse the test score gets when this column's values are shuffled.
+    pub drop: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub format: String,
+    pub name: String,
+    pub version: u32,
+    pub target: String,
+    pub task: Task,
+    pub objective: Objective,
+    pub threshold: f64,
+    pub seed: u64,
+    pub mode: Mode,
+    pub folds: usize,
+    pub train_rows: usize,
+    pub test_rows: usize,
+    pub columns: Columns,
+    pub leaderboard: Vec<Entry>,
+    /// The ensemble on out-of-fold predictions of the training part.
+    pub cv: Metrics,
+    /// The ensemble on the held-out test part.
+    pub test: Metrics,
+    pub curves: Option<Curves>,
+    /// Metric the impact is measured in (`auc`, `log_loss`, `rmse`).
+    pub impact_metric: String,
+    pub impact: Vec<Impact>,
+    pub seconds: f64,
+}
+
+pub(crate) struct Inputs<'a> {
+    pub columns: &'a Columns,
+    pub folds: usize,
+    pub mode: Mode,
+    pub leaderboard: Vec<Entry>,
+    pub cv_y: &'a [f64],
+    pub cv_values: &'a [f64],
+    pub test_frame: &'a Frame,
+    pub test_y: &'a [f64],
+    pub test_values: &'a [f64],
+    pub seconds: f64,
+}
+
+fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    if points.len() <= CURVE_POINTS {
+        return points;
+    }
+    let step = points.len().div_ceil(CURVE_POINTS);
+    let last = points.len() - 1;
+    points
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % step == 0 || *i == last)
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// A threshold-free score for impact: AUC (binary), log loss (multiclass), RMSE (regression).
+fn impact_score(task: &Task, y: &[f64], p: &[f64]) -> (Objective, f64) {
+    let o = match task {
+        Task::Binary { .. } => Objective::Auc,
+        Task::Multiclass { .. } => Objective::LogLoss,
+        Task::Regression => Objective::Rmse,
+    };
+    (o, o.score(task, y, p, 0.5))
+}
+
+fn shuffled(col: &Column, order: &[usize]) -> Column {
+    match col {
+        Column::Num(v) => Column::Num(order.iter().map(|i| v[*i]).collect()),
+        Column::Str(v) => Column::Str(order.iter().map(|i| v[*i].clone()).collect()),
+    }
+}
+
+pub(crate) fn build(model: &ModelArtifact, inp: &Inputs) -> Result<Report, AutoMlError> {
+    let task = &model.task;
+    let curves = match task {
+        Task::Binary { .. } => {
+            let yb: Vec<bool> = inp.test_y.iter().map(|v| *v == 1.0).collect();
+            Some(Curves {
+                roc: thin(metrics::roc_curve(&yb, inp.test_values)),
+                pr: thin(metrics::pr_curve(&yb, inp.test_values)),
+            })
+        }
+        _ => None,
+    };
+    // Permutation importance: each feature column shuffled (seeded) on the test part.
+    let (metric, base) = impact_score(task, inp.test_y, inp.test_values);
+    let mut rng = Rng::new(model.seed ^ 0x1A7AC7);
+    let mut order: Vec<usize> = (0..inp.test_frame.rows()).collect();
+    let mut impact = Vec::new();
+    for (name, col) in inp.test_frame.columns() {
+        if **name == *model.target || inp.columns.dropped.iter().any(|(c, _)| **c == **name) {
+            continue;
+        }
+        rng.shuffle(&mut order);
+        let mut f = inp.test_frame.clone();
+        f.set(name.clone(), shuffled(col, &order));
+        let p = model.predict_prepared(&f)?.values;
+        let (_, s) = impact_score(task, inp.test_y, &p);
+        let drop = if metric.higher_is_better() {
+            base - s
+        } else {
+            s - base
+        };
+        impact.push(Impact {
+            column: name.to_string(),
+            drop,
+        });
+    }
+    impact.sort_by(|a, b| b.drop.total_cmp(&a.drop));
+    Ok(Report {
+        format: FORMAT.to_owned(),
+        name: model.name.clone(),
+        version: model.version,
+        target: model.target.clone(),
+        task: task.clone(),
+        objective: model.objective,
+        threshold: model.threshold,
+        seed: model.seed,
+        mode: inp.mode,
+        folds: inp.folds,
+        train_rows: inp.cv_y.len(),
+        test_rows: inp.test_y.len(),
+        columns: inp.columns.clone(),
+        leaderboard: inp.leaderboard.clone(),
+        cv: Metrics::of(task, inp.cv_y, inp.cv_values, model.threshold),
+        test: Metrics::of(task, inp.test_y, inp.test_values, model.threshold),
+        curves,
+        impact_metric: metric.name().to_owned(),
+        impact,
+        seconds: inp.seconds,
+    })
+}
+
+impl Report {
+    /// The headline test figures as `name value` pairs, for printing.
+    pub fn headline(&self) -> Vec<(&'static str, f64)> {
+        match &self.test {
+            Metrics::Binary(m) => vec![
+                ("auc", m.auc),
+                ("f1", m.f1),
+                ("accuracy", m.accuracy),
+                ("precision", m.precision),
+                ("recall", m.recall),
+                ("log_loss", m.log_loss),
+            ],
+            Metrics::Multiclass {
+                accuracy,
+                macro_f1,
+                log_loss,
+                ..
+            } => vec![
+                ("accuracy", *accuracy),
+                ("macro_f1", *macro_f1),
+                ("log_loss", *log_loss),
+            ],
+            Metrics::Regression { rmse, mae, r2 } => {
+                vec![("rmse", *rmse), ("mae", *mae), ("r2", *r2)]
+            }
+        }
+    }
+
+    pub fn confusion(&self) -> Option<Confusion> {
+        match &self.test {
+            Metrics::Binary(m) => Some(m.confusion),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The whole build on synthetic tables with known answers and on bad input: quality per task,
+//! no leakage through the folds or from the test part, saved models that predict exactly as
+//! in memory, and clear errors.
+
+use millrace_automl::Task;
+use millrace_automl::model::ModelArtifact;
+use millrace_automl::problem::{self, Want};
+use millrace_automl::report::Metrics;
+use millrace_automl::rng::Rng;
+use millrace_automl::split;
+use millrace_automl::train::{self, Event, Options, Trained};
+use millrace_wrangle::{Column, Frame};
+
+fn normal(rng: &mut Rng) -> f64 {
+    // Box-Muller.
+    let u = rng.unit().max(1e-12);
+    let v = rng.unit();
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+/// Every value as text, as a CSV gives it.
+fn frame(cols: Vec<(&str, Vec<String>)>) -> Frame {
+    let mut f = Frame::new(cols[0].1.len());
+    for (n, v) in cols {
+        f.set(
+            n.into(),
+            Column::Str(
+                v.into_iter()
+                    .map(|s| (!s.is_empty()).then_some(s))
+                    .collect(),
+            ),
+        );
+    }
+    f
+}
+
+fn quiet(_: Event) {}
+
+fn run(f: &Frame, opts: &Options) -> Trained {
+    train::train(f, opts, &quiet).unwrap()
+}
+
+/// Binary churn-like data: a linear signal in two numbers, a categorical effect, an ID column
+/// and a text-number column with blanks.
+fn binary_data(n: usize, seed: u64) -> Frame {
+    let mut rng = Rng::new(seed);
+    let (mut id, mut a, mut b, mut plan, mut y) = (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let x1 = normal(&mut rng);
+        let x2 = normal(&mut rng);
+        let p = ["basic", "plus", "max"][rng.below(3) as usize];
+        let z = 1.5 * x1 - 1.0 * x2 + if p == "max" { 1.0 } else { 0.0 } - 0.5;
+        let yes = rng.unit() < 1.0 / (1.0 + (-z).exp());
+        id.push(format!("C{i:05}"));
+        a.push(format!("{x1:.4}"));
+        b.push(if i % 50 == 7 {
+            " ".into()
+        } else {
+            format!("{x2:.4}")
+        });
+        plan.push(p.to_string());
+        y.push(if yes { "Yes" } else { "No" }.to_string());
+    }
+    frame(vec![
+        ("id", id),
+        ("a", a),
+        ("b", b),
+        ("plan", plan),
+        ("Churn", y),
+    ])
+}
+
+fn binary_test(t: &Trained) -> (f64, f64) {
+    match &t.report.test {
+        Metrics::Binary(m) => (m.auc, m.f1),
+        m => panic!("not binary: {m:?}"),
+    }
+}
+
+#[test]
+fn binary_learns_the_signal_and_reports_it() {
+    let f = binary_data(2000, 1);
+    let t = run(&f, &Options::new("Churn"));
+    let (auc, _) = binary_test(&t);
+    // The generating model's own AUC on such data is about 0.85.
+    assert!(auc > 0.8, "test AUC {auc}");
+    assert_eq!(
+        t.model.task,
+        Task::Binary {
+            positive: "Yes".into(),
+            negative: "No".into()
+        }
+    );
+    assert_eq!(t.model.id_columns, ["id"]);
+    assert_eq!(t.report.leaderboard.len(), 8);
+    let w: f64 = t.report.leaderboard.iter().map(|e| e.weight).sum();
+    assert!((w - 1.0).abs() < 1e-9, "weights sum to {w}");
+    // The ID column carries nothing; the signal columns carry the most.
+    let top: Vec<&str> = t
+        .report
+        .impact
+        .iter()
+        .take(2)
+        .map(|i| i.column.as_str())
+        .collect();
+    assert!(top.contains(&"a"), "impact {:?}", t.report.impact);
+    assert!(t.report.impact.iter().all(|i| i.column != "id"));
+    assert_eq!(
+        t.report.curves.as_ref().map(|c| c.roc.first().copied()),
+        Some(Some((0.0, 0.0)))
+    );
+}
+
+#[test]
+fn saved_model_predicts_exactly_as_in_memory_and_runs_are_deterministic() {
+    let f = binary_data(1200, 2);
+    let opts = Options::new("Churn");
+    let t = run(&f, &opts);
+    let json = t.model.to_json();
+    let loaded = ModelArtifact::from_json(&json, "test").unwrap();
+    // The test rows without their target, as a user would send them.
+    let mut rows = t.test_frame.clone();
+    rows.remove("Churn");
+    let p = loaded.predict(&rows).unwrap();
+    assert_eq!(p.values.len(), t.test_values.len());
+    for (a, b) in p.values.iter().zip(&t.test_values) {
+        assert_eq!(a.to_bits(), b.to_bits());
+    }
+    // Same seed and data: the same model, byte for byte (with one thread and with two).
+    let again = run(
+        &f,
+        &Options {
+            threads: 1,
+            ..opts.clone()
+        },
+    );
+    assert_eq!(again.model.to_json(), json);
+    let other = run(&f, &Options { seed: 7, ..opts });
+    assert_ne!(other.model.to_json(), json);
+}
+
+#[test]
+fn folds_do_not_leak_memorisable_rows() {
+    // Labels are coin flips and every row is unique: a model that saw a validation row while
+    // fitting (a leaking fold, or a recipe fitted on all rows) would memorise it and score far
+    // above chance out of fold. Forests with small leaves memorise readily.
+    let n = 600;
+    let mut rng = Rng::new(3);
+    let cols: Vec<(String, Vec<String>)> = (0..4)
+        .map(|c| {
+            (
+                format!("x{c}"),
+                (0..n).map(|_| format!("{:.6}", normal(&mut rng))).collect(),
+            )
+        })
+        .collect();
+    let y: Vec<String> = (0..n)
+        .map(|_| if rng.below(2) == 0 { "a" } else { "b" }.to_string())
+        .collect();
+    let mut all: Vec<(&str, Vec<String>)> =
+        cols.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+    all.push(("y", y));
+    let f = frame(all);
+    let t = run(
+        &f,
+        &Options {
+            objective: Some("auc".into()),
+            ..Options::new("y")
+        },
+    );
+    for e in &t.report.leaderboard {
+        assert!(
+            e.cv < 0.6,
+            "{} has out-of-fold AUC {} on coin flips",
+            e.name,
+            e.cv
+        );
+    }
+}
+
+#[test]
+fn the_test_part_never_steers_a_choice() {
+    let f = binary_data(1500, 4);
+    let target = problem::detect("Churn", f.column("Churn").unwrap(), Want::Auto).unwrap();
+    let (tr, te) = split::train_test(Some(&target.class), target.rows.len(), 0.2, 42).unwrap();
+    let opts = Options {
+        split: Some((tr.clone(), te.clone())),
+        ..Options::new("Churn")
+    };
+    let a = run(&f, &opts);
+    // Shuffle the labels among the test rows only.
+    let Some(Column::Str(labels)) = f.column("Churn") else {
+        panic!()
+    };
+    let mut labels = labels.clone();
+    let mut order = te.clone();
+    Rng::new(9).shuffle(&mut order);
+    let original = labels.clone();
+    for (dst, src) in te.iter().zip(&order) {
+        labels[*dst] = original[*src].clone();
+    }
+    let mut g = f.clone();
+    g.set("Churn".into(), Column::Str(labels));
+    let b = run(&g, &opts);
+    assert_eq!(a.model.threshold.to_bits(), b.model.threshold.to_bits());
+    assert_eq!(
+        a.model.to_json(),
+        b.model.to_json(),
+        "the model changed with test labels"
+    );
+    let cv: Vec<f64> = a.report.leaderboard.iter().map(|e| e.cv).collect();
+    let cv_b: Vec<f64> = b.report.leaderboard.iter().map(|e| e.cv).collect();
+    assert_eq!(cv, cv_b);
+    assert_ne!(
+        binary_test(&a),
+        binary_test(&b),
+        "shuffled test labels must change test metrics"
+    );
+}
+
+#[test]
+fn multiclass_and_regression() {
+    let mut rng = Rng::new(5);
+    let n = 900;
+    let (mut x, mut z, mut c, mut v) = (vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let k = i % 3;
+        let cx = [-2.0, 0.0, 2.0][k] + normal(&mut rng) * 0.7;
+        let cz = [0.0, 2.0, 0.0][k] + normal(&mut rng) * 0.7;
+        x.push(format!("{cx:.4}"));
+        z.push(format!("{cz:.4}"));
+        c.push(["setosa", "versicolor", "virginica"][k].to_string());
+        // A non-linear regression target.
+        v.push(format!(
+            "{:.5}",
+            (cx * 1.3).sin() * 3.0 + cz + normal(&mut rng) * 0.1
+        ));
+    }
+    let f = frame(vec![("x", x.clone()), ("z", z.clone()), ("species", c)]);
+    let t = run(&f, &Options::new("species"));
+    match &t.report.test {
+        Metrics::Multiclass {
+            accuracy,
+            confusion,
+            ..
+        } => {
+            assert!(*accuracy > 0.85, "accuracy {accuracy}");
+            assert_eq!(confusion.len(), 3);
+        }
+        m => panic!("{m:?}"),
+    }
+    let mut rows = t.test_frame.clone();
+    rows.remove("species");
+    let p = t.model.predict(&rows).unwrap();
+    for row in p.values.chunks(3) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+    let f = frame(vec![("x", x), ("z", z), ("value", v)]);
+    let t = run(&f, &Options::new("value"));
+    match &t.report.test {
+        Metrics::Regression { r2, .. } => assert!(*r2 > 0.9, "R² {r2}"),
+        m => panic!("{m:?}"),
+    }
+}
+
+fn err(f: &Frame, opts: &Options) -> String {
+    train::train(f, opts, &quiet)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let f = frame(vec![
+        ("a", s(&["1", "2", "3", "4", "5", "6"])),
+        ("y", s(&["x", "x", "x", "x", "x", "x"])),
+    ]);
+    let e = err(&f, &Options::new("nope"));
+    assert!(
+        e.contains("target `nope`: not in the data (columns: a, y)"),
+        "{e}"
+    );
+    let e = err(&f, &Options::new("y"));
+    assert!(e.contains("single value"), "{e}");
+    // One row per class: cannot be both trained on and tested.
+    let f = frame(vec![("a", s(&["1", "2", "3"])), ("y", s(&["p", "q", "r"]))]);
+    let e = err(&f, &Options::new("y"));
+    assert!(e.contains("single row"), "{e}");
+    // A target that is text cannot be regressed.
+    let f = frame(vec![
+        ("a", s(&["1", "2", "3", "4"])),
+        ("y", s(&["a", "b", "c", "d"])),
+    ]);
+    let e = err(
+        &f,
+        &Options {
+            want: Want::Regression,
+            ..Options::new("y")
+        },
+    );
+    assert!(e.contains("regression needs numbers"), "{e}");
+    // An objective that does not fit the task.
+    let f = binary_data(200, 6);
+    let e = err(
+        &f,
+        &Options {
+            objective: Some("rmse".into()),
+            ..Options::new("Churn")
+        },
+    );
+    assert!(
+        e.contains("objective `rmse` does not apply to a binary target"),
+        "{e}"
+    );
+    // An all-missing column is left out (and said), not fatal; with nothing else it is.
+    let mut g = binary_data(300, 7);
+    g.set("empty".into(), Column::Str(vec![None; 300]));
+    let t = run(&g, &Options::new("Churn"));
+    assert!(
+        t.report
+            .columns
+            .dropped
+            .iter()
+            .any(|(c, why)| c == "empty" && why.contains("missing"))
+    );
+    let f = frame(vec![
+        ("e", vec![String::new(); 10]),
+        ("y", s(&["a", "b", "a", "b", "a", "b", "a", "b", "a", "b"])),
+    ]);
+    let e = err(&f, &Options::new("y"));
+    assert!(e.contains("no usable feature columns"), "{e}");
+}

@@ -1,0 +1,180 @@
+//! `millrace train`: the AutoML quick build, saved as the next version of a named model.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use millrace_automl::problem::Want;
+use millrace_automl::report_html;
+use millrace_automl::search::Mode;
+use millrace_automl::train::{self, Event, Options};
+use millrace_wrangle::Recipe;
+
+use crate::cli::{ProblemType, TrainArgs, TrainMode};
+use crate::cmd::{data_io, model_store};
+
+/// A short digest of a local file's bytes (FNV-1a, 64 bits): enough to tell which file a
+/// model was trained on, with no extra dependency.
+fn digest(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Some(format!("fnv1a64:{h:016x}"))
+}
+
+pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    model_store::check_name(&args.name)?;
+    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
+        anyhow::bail!(
+            "--test-fraction {}: must be between 0 and 1 (exclusive)",
+            args.test_fraction
+        );
+    }
+    if args.folds < 2 {
+        anyhow::bail!("--folds {}: cross-validation needs at least 2", args.folds);
+    }
+    let recipe = match &args.recipe {
+        Some(p) => Some(Recipe::load(p).with_context(|| format!("--recipe {}", p.display()))?),
+        None => None,
+    };
+    let s3 = millrace_lake::S3Options {
+        endpoint_url: args.s3_endpoint_url.clone(),
+        path_style: args.s3_endpoint_url.is_some(),
+    };
+    let frame = data_io::read_frame(data_dir, &args.data, &s3)
+        .await
+        .with_context(|| format!("--data {}", args.data))?;
+    eprintln!(
+        "read {} rows × {} columns from {}",
+        frame.rows(),
+        frame.names().len(),
+        args.data
+    );
+    let opts = Options {
+        target: args.target.clone(),
+        want: match args.problem {
+            None => Want::Auto,
+            Some(ProblemType::Binary) => Want::Binary,
+            Some(ProblemType::Multiclass) => Want::Multiclass,
+            Some(ProblemType::Regression) => Want::Regression,
+        },
+        objective: args.objective.clone(),
+        test_fraction: args.test_fraction,
+        folds: args.folds,
+        seed: args.seed,
+        mode: match args.mode {
+            TrainMode::Quick => Mode::Quick,
+            TrainMode::Best => Mode::Best,
+        },
+        time_budget: args.time_budget,
+        max_candidates: args.max_candidates,
+        recipe,
+        ..Options::new(&args.target)
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let bar_c = bar.clone();
+    let trained = tokio::task::spawn_blocking(move || {
+        train::train(&frame, &opts, &move |e| match e {
+            // Printed even when the bar is hidden (stderr not a terminal).
+            Event::Info(line) => bar_c.suspend(|| eprintln!("{line}")),
+            Event::Planned(n) => bar_c.set_length(n as u64),
+            Event::Evaluated {
+                done,
+                name,
+                cv,
+                seconds,
+            } => {
+                bar_c.set_position(done as u64);
+                bar_c.set_message(format!("{name}: cv {cv:.4} ({seconds:.2} s)"));
+            }
+        })
+    })
+    .await?;
+    bar.finish_and_clear();
+    let mut trained = trained.context("training")?;
+
+    // Save as the next version.
+    let version = model_store::versions(data_dir, &args.name)
+        .last()
+        .map_or(1, |v| v + 1);
+    let dir = model_store::models_dir(data_dir)
+        .join(&args.name)
+        .join(format!("v{version}"));
+    let m = &mut trained.model;
+    m.name = args.name.clone();
+    m.version = version;
+    m.lineage.data = args.data.clone();
+    let local = Path::new(&args.data);
+    if local.is_dir() && local.join("_manifest.json").is_file() {
+        m.lineage.manifest = Some(local.join("_manifest.json").display().to_string());
+        m.lineage.digest = digest(&local.join("_manifest.json"));
+    } else if local.is_file() {
+        m.lineage.digest = digest(local);
+    }
+    let r = &mut trained.report;
+    r.name = args.name.clone();
+    r.version = version;
+    let files = [
+        ("metrics.json", serde_json::to_vec_pretty(&trained.report)?),
+        (
+            "report.html",
+            report_html::render_html(&trained.report).into_bytes(),
+        ),
+        ("model.json", trained.model.to_json().into_bytes()),
+    ];
+    for (name, bytes) in files {
+        data_io::write_bytes(&dir.join(name).display().to_string(), bytes, &s3).await?;
+    }
+
+    let r = &trained.report;
+    println!(
+        "\n{:<28} {:>9} {:>9} {:>7} {:>8}",
+        "candidate",
+        format!("cv {}", r.objective.name()),
+        "test",
+        "weight",
+        "fit s"
+    );
+    for e in &r.leaderboard {
+        println!(
+            "{:<28} {:>9.4} {:>9.4} {:>7.2} {:>8.2}",
+            e.name, e.cv, e.test, e.weight, e.fit_seconds
+        );
+    }
+    let head: Vec<String> = r
+        .headline()
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    println!(
+        "\nensemble on the held-out test part ({} rows): {}",
+        r.test_rows,
+        head.join(", ")
+    );
+    if let Some(c) = r.confusion() {
+        println!(
+            "  threshold {:.4}; confusion: tp {} fp {} tn {} fn {}",
+            r.threshold, c.tp, c.fp, c.tn, c.fn_
+        );
+    }
+    let top: Vec<&str> = r.impact.iter().take(5).map(|i| i.column.as_str()).collect();
+    if !top.is_empty() {
+        println!("  most impact: {}", top.join(", "));
+    }
+    println!(
+        "saved {}:v{version} to {} in {:.2} s",
+        args.name,
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
