@@ -28,21 +28,23 @@ pub fn loss(task: &Task, y: &[f64], p: &[f64]) -> f64 {
 }
 
 /// Weights (summing to 1) for `oof` predictions of each candidate (all the same layout).
+///
+/// Runs every round (an addition that hurts now can pave the way for a better blend later)
+/// and keeps the prefix of picks with the lowest loss, as Caruana et al. do.
 pub fn select(task: &Task, y: &[f64], oof: &[&[f64]], rounds: usize) -> Vec<f64> {
     let m = oof.len();
-    let mut counts = vec![0usize; m];
     if m == 0 {
         return Vec::new();
     }
     let len = oof[0].len();
     let mut sum = vec![0.0; len];
-    let mut picked = 0usize;
     let mut trial = vec![0.0; len];
-    let mut best_so_far = f64::INFINITY;
-    for _ in 0..rounds.max(1) {
+    let mut picks: Vec<usize> = Vec::new();
+    let mut best_prefix = (0usize, f64::INFINITY);
+    for round in 0..rounds.max(1) {
         let mut best: Option<(usize, f64)> = None;
         for (j, p) in oof.iter().enumerate() {
-            let n = (picked + 1) as f64;
+            let n = (round + 1) as f64;
             for ((t, s), v) in trial.iter_mut().zip(&sum).zip(p.iter()) {
                 *t = (s + v) / n;
             }
@@ -53,18 +55,20 @@ pub fn select(task: &Task, y: &[f64], oof: &[&[f64]], rounds: usize) -> Vec<f64>
             }
         }
         let Some((j, l)) = best else { break };
-        // Stop once adding anything makes the ensemble worse (after the first pick).
-        if picked > 0 && l > best_so_far + 1e-12 {
-            break;
-        }
-        best_so_far = best_so_far.min(l);
-        counts[j] += 1;
-        picked += 1;
+        picks.push(j);
         for (s, v) in sum.iter_mut().zip(oof[j].iter()) {
             *s += v;
         }
+        if l < best_prefix.1 - 1e-12 {
+            best_prefix = (picks.len(), l);
+        }
     }
-    let total = picked.max(1) as f64;
+    let keep = &picks[..best_prefix.0.max(1).min(picks.len())];
+    let mut counts = vec![0usize; m];
+    for j in keep {
+        counts[*j] += 1;
+    }
+    let total = keep.len().max(1) as f64;
     counts.iter().map(|c| *c as f64 / total).collect()
 }
 

@@ -1,11 +1,12 @@
 //! millrace-automl: the "Autopilot / Canvas quick build" stage.
 //!
-//! Built so far: problem detection (`problem`), seeded stratified splits and folds (`split`),
-//! metrics and F1 threshold tuning (`metrics`), regularised linear models fitted with L-BFGS
-//! (`linear`), automatic features written as wrangle recipes (`features`), and the
-//! cross-validated linear baseline (`quick`). Still to come (issue 6): gradient-boosted and
-//! randomised trees, the search within a time budget, ensemble selection, model artifacts and
-//! `millrace train` / `predict`.
+//! From a table and a target column to a model: problem detection (`problem`), seeded
+//! stratified splits and folds (`split`), automatic features written as wrangle recipes
+//! (`features`), model families — L-BFGS linear models (`linear`), histogram boosted trees and
+//! forests (`trees`) —, the candidate list and random search (`search`), cross-validation and
+//! refit (`train`), ensemble selection (`ensemble`), objectives and thresholds (`objective`,
+//! `metrics`), the saved artifact (`model`) and the report (`report`, `report_html`). `quick`
+//! is the linear-only baseline kept for comparison.
 
 pub mod ensemble;
 pub mod error;

@@ -134,7 +134,11 @@ pub fn defaults(seed: u64, rows: usize) -> Vec<Candidate> {
 pub fn random(rng: &mut Rng, i: usize, seed: u64, rows: usize) -> Candidate {
     let pick = |rng: &mut Rng, v: &[f64]| v[rng.below(v.len())];
     match rng.below(4) {
-        0 => linear(pick(rng, &[3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1])),
+        0 => {
+            let mut c = linear(pick(rng, &[3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1]));
+            c.name = c.name.replace("linear ", &format!("linear #{i} "));
+            c
+        }
         1 => {
             let extra = rng.below(2) == 0;
             Candidate {

@@ -320,19 +320,22 @@ struct Evaluated {
     seconds: f64,
 }
 
+/// Cross-validates `c` on the folds listed in `folds` (all of them for a full evaluation);
+/// rows of other folds keep 0 in the out-of-fold vector.
 fn evaluate(
     c: &Candidate,
     task: &Task,
     objective: Objective,
     cv: &Cv,
+    folds: &[usize],
     threads: usize,
 ) -> Evaluated {
     let started = Instant::now();
     let loss = loss_of(task);
     let width = width_of(task);
     let fam = family_index(c.family());
-    let k = cv.data.len();
-    let fits = par_map(k, threads, |f| {
+    let fits = par_map(folds.len(), threads, |j| {
+        let f = folds[j];
         let d = &cv.data[f][fam];
         let y_fit: Vec<f64> = cv.fit_rows[f].iter().map(|i| cv.y[*i]).collect();
         let y_val: Vec<f64> = cv.val_rows[f].iter().map(|i| cv.y[*i]).collect();
@@ -358,7 +361,7 @@ fn evaluate(
         None
     };
     let mut oof = vec![0.0; cv.y.len() * width];
-    for (f, (model, _)) in fits.into_iter().enumerate() {
+    for (&f, (model, _)) in folds.iter().zip(fits) {
         let model = match (model, rounds) {
             (Fitted::Gbdt(mut m), Some(r)) => {
                 m.truncate(r);
@@ -548,6 +551,9 @@ pub fn train(
 
     // Candidates.
     let mut planned = search::defaults(opts.seed, train.y.len());
+    let defaults_len = planned.len();
+    let mut pruned = 0usize;
+    let width = width_of(&task);
     on(Event::Planned(planned.len()));
     let mut rng = Rng::new(opts.seed ^ 0xB357);
     let mut done: Vec<Evaluated> = Vec::new();
@@ -565,7 +571,46 @@ pub fn train(
             planned.push(search::random(&mut rng, i, opts.seed, train.y.len()));
             on(Event::Planned(planned.len()));
         }
-        let e = evaluate(&planned[i], &task, objective, &cv, opts.threads);
+        let all: Vec<usize> = (0..k).collect();
+        if i >= defaults_len && k > 2 {
+            // Successive halving, two rungs: a random configuration first runs on two folds
+            // and goes on to all folds only if it beats the median of the finished candidates
+            // on those folds' rows.
+            let rung = [0usize, 1];
+            let part = evaluate(&planned[i], &task, objective, &cv, &rung, opts.threads);
+            let rows: Vec<usize> = cv.val_rows[0]
+                .iter()
+                .chain(&cv.val_rows[1])
+                .copied()
+                .collect();
+            let sub = |v: &[f64]| -> Vec<f64> {
+                rows.iter()
+                    .flat_map(|r| v[r * width..(r + 1) * width].iter().copied())
+                    .collect()
+            };
+            let y_sub: Vec<f64> = rows.iter().map(|r| cv.y[*r]).collect();
+            let mut losses: Vec<f64> = done
+                .iter()
+                .map(|e| ensemble::loss(&task, &y_sub, &sub(&e.oof)))
+                .collect();
+            losses.sort_unstable_by(f64::total_cmp);
+            let median = losses
+                .get(losses.len() / 2)
+                .copied()
+                .unwrap_or(f64::INFINITY);
+            let mine = ensemble::loss(&task, &y_sub, &sub(&part.oof));
+            if mine.is_nan() || mine > median {
+                pruned += 1;
+                on(Event::Info(format!(
+                    "{}: pruned after two folds (loss {mine:.4} > median {median:.4})",
+                    planned[i].name
+                )));
+                planned.remove(i);
+                on(Event::Planned(planned.len()));
+                continue;
+            }
+        }
+        let e = evaluate(&planned[i], &task, objective, &cv, &all, opts.threads);
         on(Event::Evaluated {
             done: i + 1,
             name: e.candidate.name.clone(),
@@ -578,7 +623,12 @@ pub fn train(
     // Ensemble selection on out-of-fold predictions.
     let oofs: Vec<&[f64]> = done.iter().map(|e| e.oof.as_slice()).collect();
     let weights = ensemble::select(&task, &cv.y, &oofs, ensemble::ROUNDS);
-    let width = width_of(&task);
+    if pruned > 0 {
+        on(Event::Info(format!(
+            "{} candidate(s) cross-validated, {pruned} pruned early",
+            done.len()
+        )));
+    }
     let mut ens_oof = vec![0.0; cv.y.len() * width];
     for (e, w) in done.iter().zip(&weights) {
         for (a, b) in ens_oof.iter_mut().zip(&e.oof) {

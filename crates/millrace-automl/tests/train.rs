@@ -48,7 +48,7 @@ fn binary_data(n: usize, seed: u64) -> Frame {
     for i in 0..n {
         let x1 = normal(&mut rng);
         let x2 = normal(&mut rng);
-        let p = ["basic", "plus", "max"][rng.below(3) as usize];
+        let p = ["basic", "plus", "max"][rng.below(3)];
         let z = 1.5 * x1 - 1.0 * x2 + if p == "max" { 1.0 } else { 0.0 } - 0.5;
         let yes = rng.unit() < 1.0 / (1.0 + (-z).exp());
         id.push(format!("C{i:05}"));
@@ -331,4 +331,39 @@ fn bad_input_gets_clear_errors() {
     ]);
     let e = err(&f, &Options::new("y"));
     assert!(e.contains("no usable feature columns"), "{e}");
+}
+
+#[test]
+fn best_mode_searches_past_the_defaults_within_its_limits() {
+    use millrace_automl::search::Mode;
+    let f = binary_data(800, 8);
+    let lines = std::sync::Mutex::new(Vec::new());
+    let opts = Options {
+        mode: Mode::Best,
+        max_candidates: Some(12),
+        time_budget: std::time::Duration::from_secs(120),
+        ..Options::new("Churn")
+    };
+    let t = train::train(&f, &opts, &|e| {
+        if let Event::Info(l) = e {
+            lines.lock().unwrap().push(l);
+        }
+    })
+    .unwrap();
+    let n = t.report.leaderboard.len();
+    assert_eq!(n, 12, "stops at --max-candidates");
+    assert!(
+        t.report.leaderboard[8..]
+            .iter()
+            .all(|e| e.name.contains('#'))
+    );
+    // Random configurations that lose on the first two folds are pruned (and said).
+    let lines = lines.into_inner().unwrap();
+    let pruned = lines
+        .iter()
+        .filter(|l| l.contains("pruned after two folds"))
+        .count();
+    println!("{pruned} pruned");
+    let (auc, _) = binary_test(&t);
+    assert!(auc > 0.75, "{auc}");
 }

@@ -22,6 +22,9 @@ use crate::rng::Rng;
 /// would otherwise make leaf values blow up.
 const MIN_ROW_HESSIAN: f64 = 1e-16;
 
+/// Interleaved histogram copies for big leaves (see `Grower::build`).
+const LANES: usize = 4;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GbdtParams {
     /// Boosting rounds (Softmax: one tree per class per round).
@@ -182,12 +185,17 @@ struct Grower<'a> {
     scratch: Vec<u32>,
     og: Vec<f64>,
     oh: Vec<f64>,
+    /// `LANES` scratch histograms of 256 bins, zeroed between uses.
+    lanes: Vec<Stats>,
     leaves: Vec<Leaf>,
     /// The binned twin of each node of the tree being grown: (usable feature, bin, missing
     /// left), to route rows left out of the sample.
     splits: Vec<(usize, usize, bool)>,
     /// The usable features this tree may use, ascending.
     feats: Vec<usize>,
+    /// Tests: build every histogram directly instead of by subtraction.
+    #[cfg(test)]
+    direct: bool,
 }
 
 impl<'a> Grower<'a> {
@@ -210,9 +218,12 @@ impl<'a> Grower<'a> {
             scratch: Vec::new(),
             og: Vec::new(),
             oh: Vec::new(),
+            lanes: vec![Stats::default(); LANES * 256],
             leaves: Vec::new(),
             splits: Vec::new(),
             feats: Vec::new(),
+            #[cfg(test)]
+            direct: false,
         }
     }
 
@@ -242,15 +253,35 @@ impl<'a> Grower<'a> {
         self.oh.extend(rows.iter().map(|r| h[*r as usize]));
         let base = slot * self.width;
         for &k in &self.feats {
+            let nb = self.data.value_bins(k) + 1;
             let lo = base + self.offsets[k];
-            let hs = &mut self.hist[lo..lo + self.data.value_bins(k) + 1];
-            hs.fill(Stats::default());
+            let hs = &mut self.hist[lo..lo + nb];
             let col = self.data.column(k);
-            for ((r, gi), hi) in rows.iter().zip(&self.og).zip(&self.oh) {
-                let e = &mut hs[col[*r as usize] as usize];
-                e.g += gi;
-                e.h += hi;
-                e.n += 1;
+            if len >= 4 * nb {
+                // Consecutive rows into different lanes: rows of one bin in a row would
+                // otherwise wait on each other's stores.
+                let lanes = &mut self.lanes;
+                for (i, ((r, gi), hi)) in rows.iter().zip(&self.og).zip(&self.oh).enumerate() {
+                    let e = &mut lanes[(i % LANES) * 256 + col[*r as usize] as usize];
+                    e.g += gi;
+                    e.h += hi;
+                    e.n += 1;
+                }
+                for (b, out) in hs.iter_mut().enumerate() {
+                    let mut t = Stats::default();
+                    for l in 0..LANES {
+                        t = t + std::mem::take(&mut lanes[l * 256 + b]);
+                    }
+                    *out = t;
+                }
+            } else {
+                hs.fill(Stats::default());
+                for ((r, gi), hi) in rows.iter().zip(&self.og).zip(&self.oh) {
+                    let e = &mut hs[col[*r as usize] as usize];
+                    e.g += gi;
+                    e.h += hi;
+                    e.n += 1;
+                }
             }
         }
     }
@@ -458,6 +489,14 @@ impl<'a> Grower<'a> {
             let ss = self.alloc();
             let (s_start, s_len) = (self.leaves[small].start, self.leaves[small].len);
             self.build(ss, s_start, s_len, g, h);
+            #[cfg(test)]
+            if self.direct {
+                let (l_start, l_len) = (self.leaves[large].start, self.leaves[large].len);
+                self.build(ps, l_start, l_len, g, h);
+            } else {
+                self.subtract(ps, ss);
+            }
+            #[cfg(not(test))]
             self.subtract(ps, ss);
             self.leaves[small].slot = Some(ss);
             self.leaves[large].slot = Some(ps);
@@ -602,8 +641,9 @@ fn push_output(loss: Loss, z: &mut [f64], out: &mut Vec<f64>) {
 
 impl Gbdt {
     /// Fits on `x` and `y` (0/1, class index, or value per `loss`). With `valid`, also returns
-    /// the validation loss (mean log loss, multiclass log loss, or MSE) after each round; the
-    /// curve is empty otherwise. Without training rows the model predicts the prior.
+    /// the validation loss (mean log loss, multiclass log loss, or MSE) after each round (NaN
+    /// for a validation set without rows); the curve is empty otherwise. Without training rows
+    /// the model predicts the prior and no rounds are fitted.
     pub fn fit(
         x: &Matrix,
         y: &[f64],
@@ -611,6 +651,19 @@ impl Gbdt {
         params: &GbdtParams,
         valid: Option<(&Matrix, &[f64])>,
     ) -> (Gbdt, Vec<f64>) {
+        let (model, curve, _) = Self::fit_scores(x, y, loss, params, valid);
+        (model, curve)
+    }
+
+    /// `fit`, also returning the final raw training scores (row-major, one per output), which
+    /// must equal the model's own raw predictions on `x`.
+    fn fit_scores(
+        x: &Matrix,
+        y: &[f64],
+        loss: Loss,
+        params: &GbdtParams,
+        valid: Option<(&Matrix, &[f64])>,
+    ) -> (Gbdt, Vec<f64>, Vec<f64>) {
         let k = outputs(loss);
         let n = x.rows.min(y.len());
         let y = &y[..n];
@@ -622,7 +675,7 @@ impl Gbdt {
         };
         let mut curve = Vec::new();
         if n == 0 || k == 0 {
-            return (model, curve);
+            return (model, curve, Vec::new());
         }
         let data = Binned::fit(x, n, params.max_bins);
         let mut grower = Grower::new(&data, Limits::of(params));
@@ -716,7 +769,7 @@ impl Gbdt {
                 curve.push(mean_loss(loss, vy, &vscore));
             }
         }
-        (model, curve)
+        (model, curve, score)
     }
 
     /// Keeps the first `rounds` rounds.
@@ -741,15 +794,25 @@ impl Gbdt {
     pub fn predict(&self, x: &Matrix) -> Vec<f64> {
         let k = outputs(self.loss);
         let mut out = Vec::with_capacity(x.rows * k);
-        let mut z = vec![0.0; k];
+        for z in self.raw_scores(x).chunks_exact_mut(k.max(1)) {
+            push_output(self.loss, z, &mut out);
+        }
+        out
+    }
+
+    /// Raw scores (log-odds, class scores, values), row-major.
+    fn raw_scores(&self, x: &Matrix) -> Vec<f64> {
+        let k = outputs(self.loss);
+        let mut out = Vec::with_capacity(x.rows * k);
         for i in 0..x.rows {
             let row = x.row(i);
-            z.copy_from_slice(&self.init);
+            let at = out.len();
+            out.extend_from_slice(&self.init);
+            let z = &mut out[at..];
             // Same order of additions as the training scores: round by round.
             for (t, tree) in self.trees.iter().enumerate() {
                 z[t % k] += tree.values.get(tree.leaf(row)).copied().unwrap_or(0.0);
             }
-            push_output(self.loss, &mut z, &mut out);
         }
         out
     }
@@ -761,5 +824,99 @@ impl Gbdt {
             t.add_importance(&mut imp);
         }
         imp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values on and around the cuts, missing and infinite ones, more distinct values than
+    /// bins (so cuts fall inside runs of values), and a logistic target.
+    fn awkward(n: usize, seed: u64) -> (Matrix, Vec<f64>) {
+        let mut rng = Rng::new(seed);
+        let mut data = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let a = rng.below(40) as f64;
+            let b = match rng.below(20) {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                2 => f64::NEG_INFINITY,
+                _ => rng.unit() * 10.0 - 5.0,
+            };
+            let c = if rng.below(3) == 0 { f64::NAN } else { 1.0 };
+            // Adjacent floats: no midpoint between them, so the threshold is a value itself.
+            let up = rng.below(2) == 1;
+            let d = if up {
+                f64::from_bits(1.0f64.to_bits() + 1)
+            } else {
+                1.0
+            };
+            data.extend([a, b, c, d]);
+            let z = (a - 20.0) / 10.0 + b.clamp(-3.0, 3.0) - if c.is_nan() { 1.0 } else { 0.0 }
+                + if up { 1.0 } else { -1.0 };
+            y.push(f64::from(u8::from(rng.unit() < sigmoid(z))));
+        }
+        (Matrix::new(n, 4, data), y)
+    }
+
+    #[test]
+    fn training_scores_match_predictions_on_raw_rows() {
+        // Binned routing (sampled and left-out rows) must agree with the raw thresholds bit
+        // for bit, or boosting would fit the gradients of a model it does not return.
+        let (x, y) = awkward(1500, 1);
+        let p = GbdtParams {
+            rounds: 30,
+            learning_rate: 0.3,
+            max_bins: 16,
+            min_leaf: 5,
+            max_depth: 0,
+            subsample: 0.7,
+            feature_fraction: 0.7,
+            ..GbdtParams::default()
+        };
+        for loss in [Loss::Logistic, Loss::Squared, Loss::Softmax { classes: 2 }] {
+            let (m, _, score) = Gbdt::fit_scores(&x, &y, loss, &p, None);
+            let raw = m.raw_scores(&x);
+            assert_eq!(raw.len(), score.len());
+            for (a, b) in raw.iter().zip(&score) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{loss:?}");
+            }
+            assert!(m.trees.iter().any(|t| t.nodes.len() > 3));
+        }
+    }
+
+    #[test]
+    fn subtraction_finds_the_same_splits_as_direct_histograms() {
+        let (x, y) = awkward(3000, 2);
+        let data = Binned::fit(&x, 3000, 255);
+        let p = GbdtParams {
+            max_leaves: 31,
+            max_depth: 0,
+            min_leaf: 5,
+            ..GbdtParams::default()
+        };
+        let (mut g, mut h) = (vec![0.0; 3000], vec![0.0; 3000]);
+        gradients(Loss::Logistic, &y, &[0.0; 3000], &mut g, &mut h);
+        let bag: Vec<u32> = (0..3000).collect();
+        let grow = |direct: bool| {
+            let mut gr = Grower::new(&data, Limits::of(&p));
+            gr.feats.extend(0..data.features.len());
+            gr.direct = direct;
+            gr.grow(&bag, &g, &h, 0.1)
+        };
+        let (a, b) = (grow(false), grow(true));
+        assert_eq!(a.nodes.len(), 30);
+        for (a, b) in a.nodes.iter().zip(&b.nodes) {
+            assert_eq!(
+                (a.feature, a.threshold, a.missing_left, a.left, a.right),
+                (b.feature, b.threshold, b.missing_left, b.left, b.right)
+            );
+            assert!((a.gain - b.gain).abs() <= 1e-9 * a.gain.abs().max(1.0));
+        }
+        for (a, b) in a.values.iter().zip(&b.values) {
+            assert!((a - b).abs() <= 1e-12, "{a} {b}");
+        }
     }
 }
