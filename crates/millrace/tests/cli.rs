@@ -504,6 +504,16 @@ fn train_and_predict_on_the_telco_csv() {
     let auc = metrics["test"]["auc"].as_f64().unwrap();
     assert!(auc > 0.8, "test AUC {auc}");
     assert!(metrics["leaderboard"].as_array().unwrap().len() >= 3);
+    let html = std::fs::read_to_string(v1.join("report.html")).unwrap();
+    for part in [
+        "Leaderboard",
+        "Confusion matrix",
+        "<polyline",
+        "Column impact",
+        "customerID",
+    ] {
+        assert!(html.contains(part), "report.html lacks {part}");
+    }
 
     let scored = dir.path().join("scored.csv");
     let out = millrace()
