@@ -76,7 +76,12 @@ fn demo_streams_generated_records_end_to_end() {
     assert!(stdout.contains("1500 records into"), "{stdout}");
     assert!(stdout.contains("→ 1500 customers"), "{stdout}");
     assert!(stdout.contains("Month-to-month"), "{stdout}");
-    assert!(stdout.contains("[6/6] wrangle"), "{stdout}");
+    assert!(stdout.contains("[6/7] wrangle"), "{stdout}");
+    assert!(stdout.contains("[7/7] automl"), "{stdout}");
+    assert!(
+        stdout.contains("one raw record → churn probability"),
+        "{stdout}"
+    );
     assert!(stdout.contains("one raw record"), "{stdout}");
     assert!(dir.path().join("lake/features/churn/recipe.json").is_file());
     // A second run on the same data dir checks only its own records.

@@ -1,11 +1,11 @@
 //! `millrace demo`: runs the pipeline once, end to end, on this machine with no setup.
 //!
-//! Today the pipeline has its first three stages: the demo starts the Kinesis-compatible stream
-//! API in-process, streams churn records through it with the AWS SDK (as a producer would),
-//! consumes them back and checks every record arrived once and intact, delivers the stream
-//! into the local lake, runs the shipped churn prep job on DataFusion over it, and fits the
-//! churn feature recipe on the result. Later stages (AutoML, serving) extend this command as
-//! they land.
+//! The demo starts the Kinesis-compatible stream API in-process, streams churn records through
+//! it with the AWS SDK (as a producer would), consumes them back and checks every record
+//! arrived once and intact, delivers the stream into the local lake, runs the shipped churn
+//! prep job on DataFusion over it, fits the churn feature recipe on the result, and trains a
+//! churn model on the curated data (the AutoML quick build), scoring one raw record with it.
+//! Serving extends this command when it lands.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -45,7 +45,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     };
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     println!(
-        "[1/6] source   {} records, {:.2} MB of JSON, from {source}",
+        "[1/7] source   {} records, {:.2} MB of JSON, from {source}",
         records.len(),
         bytes as f64 / 1e6
     );
@@ -107,7 +107,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     send_all(&client, STREAM, &records, true, None).await?;
     let produce_s = t.elapsed().as_secs_f64();
     println!(
-        "[2/6] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
+        "[2/7] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
          ({:.0} records/s, fsync before every acknowledgement)",
         records.len(),
         records.len() as f64 / produce_s
@@ -143,7 +143,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .count();
     let read: usize = seen.values().sum();
     println!(
-        "[3/6] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
+        "[3/7] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
         per_shard.join(", ")
     );
     if missing > 0 || read != records.len() {
@@ -175,7 +175,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .context("delivering the demo stream into the lake")?;
     let m = metrics.snapshot(millrace_stream::now_ms());
     println!(
-        "[4/6] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
+        "[4/7] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
         m.records,
         m.objects,
         lake_dir.join("raw").join(STREAM).display(),
@@ -190,15 +190,17 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let curated = prep_stage(data_dir, &lake_dir).await?;
     let sample = records.first().map(|r| r.data.clone());
     wrangle_stage(data_dir, &lake_dir, &curated, sample.as_deref()).await?;
+    automl_stage(data_dir, &curated, sample.as_deref()).await?;
     println!(
         "done in {:.1}s: every record arrived exactly once, byte-identical. Stream data is in {}.",
         t0.elapsed().as_secs_f64(),
         data_dir.join("streams").join(STREAM).display()
     );
     println!(
-        "Next stages of the pipeline (AutoML, serving) are not built yet. Query the curated \
-         data: millrace query --table churn={}/curated/churn \"SELECT ...\"; profile it: \
-         millrace profile --data {}/curated/churn --target Churn --out report",
+        "Serving (the real-time endpoint) is not built yet. Query the curated data: millrace \
+         query --table churn={}/curated/churn \"SELECT ...\"; profile it: millrace profile \
+         --data {}/curated/churn --target Churn --out report; score a file: millrace predict \
+         --model churn --input FILE.csv --output scored.csv",
         lake_dir.display(),
         lake_dir.display()
     );
@@ -224,7 +226,7 @@ async fn prep_stage(data_dir: &Path, lake_dir: &Path) -> anyhow::Result<String> 
     let report = report.context("running the churn prep job")?;
     let (input, output) = (&report.inputs[0], &report.outputs[0]);
     println!(
-        "[5/6] prep     churn job (SQL on DataFusion): {} objects ({}) → {} customers, typed and \
+        "[5/7] prep     churn job (SQL on DataFusion): {} objects ({}) → {} customers, typed and \
          deduplicated, in {} (Parquet + manifest) in {:.2}s",
         input.objects,
         crate::cmd::prep::human_bytes(input.bytes),
@@ -286,7 +288,7 @@ async fn wrangle_stage(
     let state = dir.join("recipe.json");
     fitted.save(&state)?;
     println!(
-        "[6/6] wrangle  churn recipe (7 steps) fitted on {} rows: {} kept, {} feature columns + \
+        "[6/7] wrangle  churn recipe (7 steps) fitted on {} rows: {} kept, {} feature columns + \
          target, in {} in {:.2}s",
         fitted.rows_in,
         fitted.rows_out,
@@ -315,6 +317,71 @@ async fn wrangle_stage(
             fitted.features().count(),
             took.as_secs_f64() * 1e6,
             shown.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Trains the churn model on the curated data (quick mode), saves it as the next version of
+/// `churn`, and scores one raw record as the producer sent it.
+async fn automl_stage(data_dir: &Path, curated: &str, sample: Option<&[u8]>) -> anyhow::Result<()> {
+    use millrace_automl::report::Metrics;
+    let t = Instant::now();
+    let frame = crate::cmd::data_io::read_frame(data_dir, curated, &Default::default()).await?;
+    let mut trained = tokio::task::spawn_blocking(move || {
+        millrace_automl::train::train(
+            &frame,
+            &millrace_automl::train::Options::new("Churn"),
+            &|_| {},
+        )
+    })
+    .await?
+    .context("training the churn model")?;
+    let (version, dir) = crate::cmd::train::save(
+        data_dir,
+        "churn",
+        curated,
+        &mut trained,
+        &Default::default(),
+    )
+    .await?;
+    let r = &trained.report;
+    let members = trained.model.members.len();
+    let test = match &r.test {
+        Metrics::Binary(m) => format!(
+            "test AUC {:.3}, F1 {:.3}, accuracy {:.3} at threshold {:.3}",
+            m.auc, m.f1, m.accuracy, r.threshold
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "[7/7] automl   {} candidates cross-validated on {} rows, ensemble of {members}: {test} \
+         ({} held-out rows) → {} in {:.2}s",
+        r.leaderboard.len(),
+        r.train_rows,
+        r.test_rows,
+        dir.display(),
+        t.elapsed().as_secs_f64()
+    );
+    if let Some(raw) = sample {
+        let record: Map<String, Value> = serde_json::from_slice(raw)?;
+        let model = &trained.model;
+        let fields: Vec<(millrace_wrangle::frame::Name, millrace_wrangle::Kind)> = model
+            .input
+            .iter()
+            .map(|f| (f.name.as_str().into(), f.kind))
+            .collect();
+        let t = Instant::now();
+        let one = millrace_wrangle::Frame::from_record(&record, &fields);
+        let p = model.predict(&one)?;
+        let took = t.elapsed();
+        println!(
+            "              one raw record → churn probability {:.3}, label {:?}, in {:.0} µs \
+             (model {}:v{version})",
+            p.values[0],
+            p.labels(model)[0],
+            took.as_secs_f64() * 1e6,
+            model.name
         );
     }
     Ok(())

@@ -11,7 +11,7 @@ pub mod prep;
 pub mod produce;
 mod profile;
 mod query;
-mod train;
+pub(crate) mod train;
 pub mod up;
 mod wrangle;
 

@@ -102,39 +102,7 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let mut trained = trained.context("training")?;
 
-    // Save as the next version.
-    let version = model_store::versions(data_dir, &args.name)
-        .last()
-        .map_or(1, |v| v + 1);
-    let dir = model_store::models_dir(data_dir)
-        .join(&args.name)
-        .join(format!("v{version}"));
-    let m = &mut trained.model;
-    m.name = args.name.clone();
-    m.version = version;
-    m.lineage.data = args.data.clone();
-    let local = Path::new(&args.data);
-    if local.is_dir() && local.join("_manifest.json").is_file() {
-        m.lineage.manifest = Some(local.join("_manifest.json").display().to_string());
-        m.lineage.digest = digest(&local.join("_manifest.json"));
-    } else if local.is_file() {
-        m.lineage.digest = digest(local);
-    }
-    let r = &mut trained.report;
-    r.name = args.name.clone();
-    r.version = version;
-    let files = [
-        ("metrics.json", serde_json::to_vec_pretty(&trained.report)?),
-        (
-            "report.html",
-            report_html::render_html(&trained.report).into_bytes(),
-        ),
-        ("model.json", trained.model.to_json().into_bytes()),
-    ];
-    for (name, bytes) in files {
-        data_io::write_bytes(&dir.join(name).display().to_string(), bytes, &s3).await?;
-    }
-
+    let (version, dir) = save(data_dir, &args.name, &args.data, &mut trained, &s3).await?;
     let r = &trained.report;
     println!(
         "\n{:<28} {:>9} {:>9} {:>7} {:>8}",
@@ -177,4 +145,47 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Saves a trained model as the next version of `name`: metrics.json and report.html first,
+/// model.json last (a version exists once its model.json does). Returns the version and folder.
+pub(crate) async fn save(
+    data_dir: &Path,
+    name: &str,
+    data: &str,
+    trained: &mut millrace_automl::train::Trained,
+    s3: &millrace_lake::S3Options,
+) -> anyhow::Result<(u32, std::path::PathBuf)> {
+    let version = model_store::versions(data_dir, name)
+        .last()
+        .map_or(1, |v| v + 1);
+    let dir = model_store::models_dir(data_dir)
+        .join(name)
+        .join(format!("v{version}"));
+    let m = &mut trained.model;
+    m.name = name.to_owned();
+    m.version = version;
+    m.lineage.data = data.to_owned();
+    let local = Path::new(data);
+    if local.is_dir() && local.join("_manifest.json").is_file() {
+        m.lineage.manifest = Some(local.join("_manifest.json").display().to_string());
+        m.lineage.digest = digest(&local.join("_manifest.json"));
+    } else if local.is_file() {
+        m.lineage.digest = digest(local);
+    }
+    let r = &mut trained.report;
+    r.name = name.to_owned();
+    r.version = version;
+    let files = [
+        ("metrics.json", serde_json::to_vec_pretty(&trained.report)?),
+        (
+            "report.html",
+            report_html::render_html(&trained.report).into_bytes(),
+        ),
+        ("model.json", trained.model.to_json().into_bytes()),
+    ];
+    for (file, bytes) in files {
+        data_io::write_bytes(&dir.join(file).display().to_string(), bytes, s3).await?;
+    }
+    Ok((version, dir))
 }
