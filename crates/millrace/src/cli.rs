@@ -118,6 +118,22 @@ pub enum Command {
     /// class (multiclass), or `prediction` (regression). The target column may be absent.
     /// Example: millrace predict --model churn --input new.csv --output scored.csv
     Predict(PredictArgs),
+    /// Real-time endpoint: the SageMaker inference container contract over HTTP.
+    ///
+    /// GET /ping answers 200 once a model is loaded; POST /invocations scores with the first
+    /// --model, POST /models/NAME/invocations with any. Bodies: application/json (one record,
+    /// an array, or {"instances": [...]}), application/jsonlines, or text/csv rows without a
+    /// header in the training column order; values may be raw strings as on the stream. Each
+    /// record gets predicted_label, probability, probabilities and labels (or prediction);
+    /// Accept: text/csv answers in CSV. Bad input: 400 naming the record and field; bodies over
+    /// --max-payload-mb: 413. A model named without a version follows the registry: promoting
+    /// (or training, when none is promoted) a new version swaps it in without failing a
+    /// request. GET /metrics: Prometheus text (requests, latency histogram, model version).
+    /// Example: millrace endpoint --model churn --addr 127.0.0.1:8080
+    Endpoint(EndpointArgs),
+    /// The model registry: versions, stages (candidate / production / archived), promotion.
+    #[command(subcommand)]
+    Models(crate::cmd::models::ModelsCommand),
     /// Write synthetic data sets.
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -426,6 +442,23 @@ pub struct TrainArgs {
     /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
     #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
     pub s3_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Model to serve: NAME (the production version, or the latest when none is promoted;
+    /// follows promotions) or NAME:vN (pinned). Repeat for several models.
+    #[arg(long, required = true)]
+    pub model: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Largest request body, in MiB (SageMaker's limit is 6).
+    #[arg(long, default_value_t = 6)]
+    pub max_payload_mb: usize,
+    /// How often the registry is checked for a newly promoted version.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub reload_interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,9 @@ fn every_subcommand_explains_itself() {
         vec!["bench", "wrangle", "--help"],
         vec!["train", "--help"],
         vec!["predict", "--help"],
+        vec!["endpoint", "--help"],
+        vec!["models", "list", "--help"],
+        vec!["models", "promote", "--help"],
     ] {
         let out = millrace().args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");

@@ -4,8 +4,10 @@ mod bench;
 mod data_io;
 mod deliver;
 mod demo;
+mod endpoint;
 mod generate;
 mod model_store;
+pub mod models;
 mod predict;
 pub mod prep;
 pub mod produce;
@@ -29,6 +31,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wrangle(args) => wrangle::run(&cli.data_dir, args).await,
         Command::Train(args) => train::run(&cli.data_dir, args).await,
         Command::Predict(args) => predict::run(&cli.data_dir, args).await,
+        Command::Endpoint(args) => endpoint::run(&cli.data_dir, args).await,
+        Command::Models(cmd) => models::run(&cli.data_dir, cmd).await,
         Command::Generate(GenerateCommand::Churn(args)) => generate::churn(args),
         Command::Generate(GenerateCommand::ChurnLake(args)) => generate::churn_lake(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,

@@ -11,11 +11,14 @@ use millrace_automl::Task;
 use millrace_wrangle::Column;
 
 use crate::cli::PredictArgs;
-use crate::cmd::{data_io, model_store};
+use crate::cmd::data_io;
 
 pub async fn run(data_dir: &Path, args: PredictArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (model, file) = model_store::load(data_dir, &args.model)?;
+    // A bare NAME is the production version (the latest when none is promoted).
+    let registry = millrace_serve::registry::Registry::new(data_dir);
+    let (file, _, _) = registry.resolve(&args.model)?;
+    let (model, _) = registry.load(&args.model)?;
     let s3 = millrace_lake::S3Options {
         endpoint_url: args.s3_endpoint_url.clone(),
         path_style: args.s3_endpoint_url.is_some(),

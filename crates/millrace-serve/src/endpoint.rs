@@ -1,0 +1,383 @@
+//! The real-time endpoint: the SageMaker inference container contract (`GET /ping`,
+//! `POST /invocations`) for the first model, `POST /models/NAME/invocations` for each, and
+//! `GET /metrics`. A model named without a version follows the registry: a poller swaps in the
+//! newly promoted (or newly trained, when none is promoted) version; requests in flight keep the
+//! version they started with, so a swap fails nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use millrace_automl::Task;
+use millrace_automl::model::ModelArtifact;
+use millrace_wrangle::frame::Name;
+use millrace_wrangle::{Column, Frame, Kind};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::error::ServeError;
+use crate::input::{self, Format, InputError, Record};
+use crate::metrics::{self, ModelMetrics};
+use crate::registry::Registry;
+
+/// SageMaker's real-time payload limit.
+pub const DEFAULT_MAX_BODY: usize = 6 * 1024 * 1024;
+/// Batches above this many records are scored on a blocking thread, off the async workers.
+const INLINE_RECORDS: usize = 64;
+
+/// A model ready to score.
+pub struct Loaded {
+    pub name: String,
+    pub version: u32,
+    pub model: ModelArtifact,
+    fields: Vec<(Name, Kind)>,
+    /// The order of CSV rows and value arrays: the training columns without the target.
+    pub columns: Vec<String>,
+}
+
+impl Loaded {
+    pub fn new(name: &str, version: u32, model: ModelArtifact) -> Loaded {
+        let fields = model
+            .input
+            .iter()
+            .map(|f| (Name::from(f.name.as_str()), f.kind))
+            .collect();
+        let columns = model
+            .input
+            .iter()
+            .filter(|f| f.name != model.target)
+            .map(|f| f.name.clone())
+            .collect();
+        Loaded {
+            name: name.to_owned(),
+            version,
+            model,
+            fields,
+            columns,
+        }
+    }
+
+    /// The records as one frame of the model's input columns.
+    fn frame(&self, records: &[Record]) -> Frame {
+        let mut cols: Vec<Column> = self
+            .fields
+            .iter()
+            .map(|(_, k)| match k {
+                Kind::Number => Column::Num(Vec::with_capacity(records.len())),
+                Kind::String => Column::Str(Vec::with_capacity(records.len())),
+            })
+            .collect();
+        for r in records {
+            let one = Frame::from_record(r, &self.fields);
+            for ((name, _), col) in self.fields.iter().zip(cols.iter_mut()) {
+                match (col, one.column(name)) {
+                    (Column::Num(v), Some(Column::Num(x))) => v.push(x[0]),
+                    (Column::Str(v), Some(Column::Str(x))) => v.push(x[0].clone()),
+                    (Column::Num(v), _) => v.push(f64::NAN),
+                    (Column::Str(v), _) => v.push(None),
+                }
+            }
+        }
+        let mut f = Frame::new(records.len());
+        for ((name, _), col) in self.fields.iter().zip(cols) {
+            f.set(name.clone(), col);
+        }
+        f
+    }
+
+    /// One prediction object per record, with Autopilot's keys.
+    pub fn score(&self, records: &[Record]) -> Result<Vec<Value>, ServeError> {
+        let frame = self.frame(records);
+        let p = self.model.predict(&frame)?;
+        let labels = p.labels(&self.model);
+        let classes = self.model.task.classes();
+        Ok((0..p.rows)
+            .map(|i| {
+                let row = &p.values[i * p.width..(i + 1) * p.width];
+                match &self.model.task {
+                    Task::Regression => json!({ "prediction": row[0] }),
+                    Task::Binary { .. } => json!({
+                        "predicted_label": labels[i],
+                        "probability": row[0],
+                        "probabilities": [1.0 - row[0], row[0]],
+                        "labels": classes,
+                    }),
+                    Task::Multiclass { .. } => json!({
+                        "predicted_label": labels[i],
+                        "probability": row.iter().copied().fold(0.0, f64::max),
+                        "probabilities": row,
+                        "labels": classes,
+                    }),
+                }
+            })
+            .collect())
+    }
+}
+
+struct Slot {
+    name: String,
+    /// Follows the registry (a bare name); a pinned `NAME:vN` never swaps.
+    follow: bool,
+    current: ArcSwap<Loaded>,
+    metrics: ModelMetrics,
+}
+
+pub struct Endpoint {
+    registry: Registry,
+    slots: Vec<Slot>,
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    json_response(status, &json!({ "error": message.into() }))
+}
+
+impl Endpoint {
+    /// Loads each model spec (`NAME` or `NAME:vN`) from the registry.
+    pub fn load(registry: Registry, specs: &[String]) -> Result<Endpoint, ServeError> {
+        let mut slots: Vec<Slot> = Vec::new();
+        for spec in specs {
+            let (model, version) = registry.load(spec)?;
+            let name = spec.split(':').next().unwrap_or(spec).to_owned();
+            let name = if model.name.is_empty() {
+                name
+            } else {
+                model.name.clone()
+            };
+            if slots.iter().any(|s| s.name == name) {
+                return Err(ServeError::Registry(format!(
+                    "model {name} is named twice; serve one version of each model"
+                )));
+            }
+            let metrics = ModelMetrics::default();
+            metrics
+                .version
+                .store(u64::from(version), std::sync::atomic::Ordering::Relaxed);
+            slots.push(Slot {
+                follow: !spec.contains(':') && !std::path::Path::new(spec).exists(),
+                current: ArcSwap::from_pointee(Loaded::new(&name, version, model)),
+                name,
+                metrics,
+            });
+        }
+        if slots.is_empty() {
+            return Err(ServeError::Registry("no model to serve".into()));
+        }
+        Ok(Endpoint { registry, slots })
+    }
+
+    /// (name, version) of every model served now.
+    pub fn serving(&self) -> Vec<(String, u32)> {
+        self.slots
+            .iter()
+            .map(|s| (s.name.clone(), s.current.load().version))
+            .collect()
+    }
+
+    /// Checks the registry once; swaps in versions that changed. Returns what was swapped.
+    pub fn reload(&self) -> Vec<(String, u32)> {
+        let mut swapped = Vec::new();
+        for s in self.slots.iter().filter(|s| s.follow) {
+            let Ok(v) = self.registry.current(&s.name) else {
+                continue;
+            };
+            if v == s.current.load().version {
+                continue;
+            }
+            match self.registry.load(&format!("{}:v{v}", s.name)) {
+                Ok((model, version)) => {
+                    s.current
+                        .store(Arc::new(Loaded::new(&s.name, version, model)));
+                    s.metrics
+                        .version
+                        .store(u64::from(version), std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(model = %s.name, version, "swapped in");
+                    swapped.push((s.name.clone(), version));
+                }
+                Err(e) => {
+                    tracing::warn!(model = %s.name, error = %e, "cannot load the new version; still serving the old one")
+                }
+            }
+        }
+        swapped
+    }
+
+    /// Polls the registry every `every` on a blocking thread (model loads read files).
+    pub fn spawn_reloader(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let ep = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let ep = Arc::clone(&ep);
+                let _ = tokio::task::spawn_blocking(move || ep.reload()).await;
+            }
+        })
+    }
+
+    pub fn router(self: Arc<Self>, max_body: usize) -> Router {
+        Router::new()
+            .route("/ping", get(ping))
+            .route("/invocations", post(invoke_default))
+            .route("/models/{name}/invocations", post(invoke_named))
+            .route("/metrics", get(metrics_text))
+            .layer(DefaultBodyLimit::max(max_body))
+            .with_state(self)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        max_body: usize,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router(max_body))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+async fn ping(State(ep): State<Arc<Endpoint>>) -> Response {
+    let serving: Vec<String> = ep
+        .serving()
+        .into_iter()
+        .map(|(n, v)| format!("{n}:v{v}"))
+        .collect();
+    (StatusCode::OK, serving.join(" ")).into_response()
+}
+
+async fn metrics_text(State(ep): State<Arc<Endpoint>>) -> Response {
+    let text = metrics::render(ep.slots.iter().map(|s| (s.name.as_str(), &s.metrics)));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn invoke_default(
+    State(ep): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    invoke(ep, 0, headers, body).await
+}
+
+async fn invoke_named(
+    State(ep): State<Arc<Endpoint>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match ep.slots.iter().position(|s| s.name == name) {
+        Some(i) => invoke(ep, i, headers, body).await,
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no model named {name} is served here (serving: {})",
+                ep.slots
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    }
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/csv"))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn to_csv(predictions: &[Value]) -> String {
+    let mut out = String::new();
+    for p in predictions {
+        let line = match (
+            p.get("predicted_label"),
+            p.get("probability"),
+            p.get("prediction"),
+        ) {
+            (Some(l), Some(pr), _) => {
+                format!("{},{}", csv_field(l.as_str().unwrap_or_default()), pr)
+            }
+            (_, _, Some(v)) => v.to_string(),
+            _ => String::new(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let s = &ep.slots[slot];
+    // This request keeps this version even if a new one is swapped in meanwhile.
+    let loaded = s.current.load_full();
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let parsed = input::format_of(ct).and_then(|f: Format| input::parse(f, &body, &loaded.columns));
+    let (response, status, n) = match parsed {
+        Err(InputError { status, message }) => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            (error(code, message), status, 0)
+        }
+        Ok(records) => {
+            let n = records.len();
+            let result = if n <= INLINE_RECORDS {
+                loaded.score(&records)
+            } else {
+                let l = Arc::clone(&loaded);
+                tokio::task::spawn_blocking(move || l.score(&records))
+                    .await
+                    .unwrap_or_else(|e| Err(ServeError::Registry(format!("scoring failed: {e}"))))
+            };
+            match result {
+                Ok(predictions) => {
+                    let resp = if wants_csv(&headers) {
+                        ([(header::CONTENT_TYPE, "text/csv")], to_csv(&predictions)).into_response()
+                    } else {
+                        json_response(StatusCode::OK, &json!({ "predictions": predictions }))
+                    };
+                    (resp, 200, n)
+                }
+                Err(e) => (
+                    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    500,
+                    n,
+                ),
+            }
+        }
+    };
+    s.metrics
+        .observe(status, n, started.elapsed().as_secs_f64());
+    let mut response = response;
+    if let Ok(v) = format!("{}:v{}", loaded.name, loaded.version).parse() {
+        response.headers_mut().insert("x-millrace-model", v);
+    }
+    response
+}

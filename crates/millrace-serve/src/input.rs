@@ -1,0 +1,256 @@
+//! Request bodies to records: `application/json` (one object, an array of objects, or
+//! `{"instances": [...]}` whose items are objects or arrays of values in the model's column
+//! order), JSON lines, and `text/csv` rows without a header in the model's column order.
+//! Records may be raw, as they travel on the stream (every value a string): the model's recipes
+//! do the typing. Every error names the record (0-based) and, where it applies, the field.
+
+use serde_json::{Map, Value};
+
+/// A body that cannot be scored: the HTTP status and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputError {
+    pub status: u16,
+    pub message: String,
+}
+
+fn bad(message: String) -> InputError {
+    InputError {
+        status: 400,
+        message,
+    }
+}
+
+pub type Record = Map<String, Value>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    JsonLines,
+    Csv,
+}
+
+/// The format a `Content-Type` names; no header means JSON (what most clients send).
+pub fn format_of(content_type: Option<&str>) -> Result<Format, InputError> {
+    let Some(ct) = content_type else {
+        return Ok(Format::Json);
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "" | "application/json" => Ok(Format::Json),
+        "application/jsonlines"
+        | "application/json-lines"
+        | "application/jsonl"
+        | "application/x-ndjson"
+        | "application/x-jsonlines" => Ok(Format::JsonLines),
+        "text/csv" | "application/csv" => Ok(Format::Csv),
+        other => Err(InputError {
+            status: 415,
+            message: format!(
+                "content type `{other}` is not supported; send application/json, \
+                 application/jsonlines or text/csv"
+            ),
+        }),
+    }
+}
+
+/// Checks a record's values are scalars (nested values have no column to go to).
+fn check(i: usize, r: &Record) -> Result<(), InputError> {
+    for (k, v) in r {
+        let what = match v {
+            Value::Object(_) => "an object",
+            Value::Array(_) => "an array",
+            _ => continue,
+        };
+        return Err(bad(format!(
+            "record {i}: field `{k}` is {what}; values must be strings, numbers, booleans or null"
+        )));
+    }
+    Ok(())
+}
+
+fn from_values(i: usize, values: Vec<Value>, columns: &[String]) -> Result<Record, InputError> {
+    if values.len() != columns.len() {
+        return Err(bad(format!(
+            "record {i}: {} values, the model takes {} in this order: {}",
+            values.len(),
+            columns.len(),
+            columns.join(", ")
+        )));
+    }
+    Ok(columns.iter().cloned().zip(values).collect())
+}
+
+fn item(i: usize, v: Value, columns: &[String]) -> Result<Record, InputError> {
+    let r = match v {
+        Value::Object(m) => m,
+        Value::Array(values) => from_values(i, values, columns)?,
+        other => {
+            return Err(bad(format!(
+                "record {i}: expected a JSON object of field values, got {}",
+                kind(&other)
+            )));
+        }
+    };
+    check(i, &r)?;
+    Ok(r)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The records of `body`; `columns` is the model's input order (CSV rows and value arrays).
+pub fn parse(format: Format, body: &[u8], columns: &[String]) -> Result<Vec<Record>, InputError> {
+    let records = match format {
+        Format::Json => {
+            let v: Value = serde_json::from_slice(body)
+                .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+            match v {
+                Value::Array(items) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| item(i, v, columns))
+                    .collect::<Result<Vec<_>, _>>()?,
+                Value::Object(mut m) if m.len() == 1 && m.contains_key("instances") => {
+                    match m.remove("instances") {
+                        Some(Value::Array(items)) => items
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, v)| item(i, v, columns))
+                            .collect::<Result<Vec<_>, _>>()?,
+                        _ => return Err(bad("`instances` must be an array".into())),
+                    }
+                }
+                Value::Object(m) => {
+                    check(0, &m)?;
+                    vec![m]
+                }
+                other => {
+                    return Err(bad(format!(
+                        "expected a JSON object, an array of objects or {{\"instances\": [...]}}, \
+                         got {}",
+                        kind(&other)
+                    )));
+                }
+            }
+        }
+        Format::JsonLines => {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| bad(format!("the body is not UTF-8: {e}")))?;
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .enumerate()
+                .map(|(i, line)| {
+                    let v: Value = serde_json::from_str(line)
+                        .map_err(|e| bad(format!("record {i}: not valid JSON: {e}")))?;
+                    item(i, v, columns)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        Format::Csv => {
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(body);
+            let mut out = Vec::new();
+            for (i, row) in r.records().enumerate() {
+                let row = row.map_err(|e| bad(format!("record {i}: not valid CSV: {e}")))?;
+                if row.len() == 1 && row.get(0) == Some("") {
+                    continue;
+                }
+                let values = row
+                    .iter()
+                    .map(|f| {
+                        if f.is_empty() {
+                            Value::Null
+                        } else {
+                            Value::String(f.to_owned())
+                        }
+                    })
+                    .collect();
+                out.push(from_values(i, values, columns)?);
+            }
+            out
+        }
+    };
+    if records.is_empty() {
+        return Err(bad("no records in the body".into()));
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    #[test]
+    fn every_shape_becomes_records() {
+        let one = parse(Format::Json, br#"{"a": "1", "b": 2}"#, &cols()).unwrap();
+        assert_eq!(one.len(), 1);
+        let many = parse(Format::Json, br#"[{"a": "1"}, {"b": 2}]"#, &cols()).unwrap();
+        assert_eq!(many.len(), 2);
+        let inst = parse(
+            Format::Json,
+            br#"{"instances": [["1", 2], {"a": 3}]}"#,
+            &cols(),
+        )
+        .unwrap();
+        assert_eq!(inst[0]["b"], 2);
+        let lines = parse(Format::JsonLines, b"{\"a\": 1}\n\n{\"a\": 2}\n", &cols()).unwrap();
+        assert_eq!(lines.len(), 2);
+        let csv = parse(Format::Csv, b"1,x\n2,\"y,z\"\n", &cols()).unwrap();
+        assert_eq!(csv[1]["b"], "y,z");
+    }
+
+    #[test]
+    fn errors_name_the_record_and_field() {
+        let e = parse(Format::Json, br#"[{"a": 1}, 5]"#, &cols()).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(
+            e.message.contains("record 1: expected a JSON object"),
+            "{}",
+            e.message
+        );
+        let e = parse(Format::Json, br#"[{"a": {"x": 1}}]"#, &cols()).unwrap_err();
+        assert!(
+            e.message.contains("record 0: field `a` is an object"),
+            "{}",
+            e.message
+        );
+        let e = parse(Format::Csv, b"1,2\n1,2,3\n", &cols()).unwrap_err();
+        assert!(
+            e.message.contains("record 1: 3 values, the model takes 2"),
+            "{}",
+            e.message
+        );
+        let e = parse(Format::JsonLines, b"{\"a\": 1}\n{oops\n", &cols()).unwrap_err();
+        assert!(
+            e.message.contains("record 1: not valid JSON"),
+            "{}",
+            e.message
+        );
+        let e = parse(Format::Json, b"[]", &cols()).unwrap_err();
+        assert!(e.message.contains("no records"), "{}", e.message);
+        assert_eq!(format_of(Some("image/png")).unwrap_err().status, 415);
+        assert_eq!(
+            format_of(Some("text/csv; charset=utf-8")).unwrap(),
+            Format::Csv
+        );
+    }
+}

@@ -1,0 +1,425 @@
+//! The registry on real folders in a temporary data dir: stages, atomic promotion, rollback
+//! walking back, which version a spec resolves to, loading a real trained artifact, clear
+//! errors, stale and held locks, and concurrent promotions that never corrupt or lose a change.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use millrace_automl::train::{self, Options, Trained};
+use millrace_serve::registry::{Registry, Stage};
+use millrace_wrangle::{Column, Frame};
+use serde_json::Value;
+
+/// A tiny regression model, trained once per test binary.
+fn trained() -> &'static Trained {
+    static T: OnceLock<Trained> = OnceLock::new();
+    T.get_or_init(|| {
+        let n = 120;
+        let x: Vec<f64> = (0..n).map(|i| i as f64 / 10.0).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 2.0 * v + 1.0 + ((i * 7 % 5) as f64 - 2.0) * 0.1)
+            .collect();
+        let mut f = Frame::new(n);
+        f.set("x".into(), Column::Num(x));
+        f.set("y".into(), Column::Num(y));
+        let opts = Options {
+            folds: 2,
+            threads: 1,
+            ..Options::new("y")
+        };
+        train::train(&f, &opts, &|_| {}).expect("training the tiny model")
+    })
+}
+
+/// `NAME/vN/` with a model.json: the real artifact (named and versioned as train saves it)
+/// and its metrics.json when `real`, else a placeholder (enough for everything but `load`).
+fn add_version(reg: &Registry, name: &str, v: u32, real: bool) {
+    let dir = reg.root().join(name).join(format!("v{v}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    if real {
+        let t = trained();
+        let mut model = t.model.clone();
+        model.name = name.to_owned();
+        model.version = v;
+        let mut report = t.report.clone();
+        report.name = name.to_owned();
+        report.version = v;
+        std::fs::write(
+            dir.join("metrics.json"),
+            serde_json::to_vec_pretty(&report).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.join("model.json"), model.to_json()).unwrap();
+    } else {
+        std::fs::write(
+            dir.join("model.json"),
+            format!(r#"{{"name": "{name}", "version": {v}}}"#),
+        )
+        .unwrap();
+    }
+}
+
+fn setup(name: &str, versions: u32) -> (tempfile::TempDir, Registry) {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    for v in 1..=versions {
+        add_version(&reg, name, v, false);
+    }
+    (tmp, reg)
+}
+
+fn stages(reg: &Registry, name: &str) -> Vec<(u32, Stage)> {
+    reg.info(name)
+        .unwrap()
+        .versions
+        .iter()
+        .map(|v| (v.version, v.stage))
+        .collect()
+}
+
+fn state(reg: &Registry, name: &str) -> Value {
+    let text = std::fs::read_to_string(reg.root().join(name).join("_registry.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn err<T: std::fmt::Debug>(r: Result<T, millrace_serve::ServeError>) -> String {
+    r.unwrap_err().to_string()
+}
+
+#[test]
+fn list_and_info_show_stages_and_metrics() {
+    let (tmp, reg) = setup("churn", 2);
+    add_version(&reg, "churn", 3, true);
+    add_version(&reg, "alpha", 1, false);
+    // Not versions or models: a version being written, a stray file, a hidden folder.
+    std::fs::create_dir_all(reg.root().join("churn").join("v4")).unwrap();
+    std::fs::write(reg.root().join("README"), "x").unwrap();
+    std::fs::create_dir_all(reg.root().join(".trash")).unwrap();
+
+    assert_eq!(reg.root(), tmp.path().join("lake").join("models"));
+    assert_eq!(reg.versions("churn"), vec![1, 2, 3]);
+    assert!(reg.versions("nope").is_empty());
+
+    let all = reg.list().unwrap();
+    let names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "churn"]);
+    let churn = &all[1];
+    assert_eq!(churn.production, None);
+    assert!(churn.history.is_empty());
+    assert!(churn.versions.iter().all(|v| v.stage == Stage::Candidate));
+    assert!(churn.versions.iter().all(|v| v.created_ms > 0));
+    // Placeholders have no metrics; the real version has the report's headline.
+    assert!(churn.versions[0].headline.is_empty());
+    assert_eq!(churn.versions[0].objective, None);
+    let v3 = &churn.versions[2];
+    let keys: Vec<&str> = v3.headline.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["rmse", "mae", "r2"]);
+    assert_eq!(v3.objective.as_deref(), Some("rmse"));
+
+    reg.promote("churn", 1).unwrap();
+    reg.promote("churn", 2).unwrap();
+    assert_eq!(
+        stages(&reg, "churn"),
+        [
+            (1, Stage::Archived),
+            (2, Stage::Production),
+            (3, Stage::Candidate)
+        ]
+    );
+    assert_eq!(reg.info("churn").unwrap().production, Some(2));
+
+    // No models folder yet: an empty list, not an error.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(Registry::new(empty.path()).list().unwrap().is_empty());
+}
+
+#[test]
+fn promote_writes_state_atomically_and_archives_the_previous() {
+    let (_tmp, reg) = setup("churn", 3);
+    assert_eq!(reg.promote("churn", 2).unwrap(), None);
+    let dir = reg.root().join("churn");
+    let s = state(&reg, "churn");
+    assert_eq!(s["production"], 2);
+    assert_eq!(s["history"].as_array().unwrap().len(), 1);
+    assert_eq!(s["history"][0]["version"], 2);
+    assert!(s["history"][0]["promoted_at_ms"].as_i64().unwrap() > 0);
+    // Nothing left behind: no temporary file, no lock.
+    assert!(!dir.join("_registry.json.tmp").exists());
+    assert!(!dir.join("_registry.lock").exists());
+
+    assert_eq!(reg.promote("churn", 3).unwrap(), Some(2));
+    assert_eq!(
+        stages(&reg, "churn"),
+        [
+            (1, Stage::Candidate),
+            (2, Stage::Archived),
+            (3, Stage::Production)
+        ]
+    );
+    // Promoting what is in production changes nothing.
+    assert_eq!(reg.promote("churn", 3).unwrap(), Some(3));
+    assert_eq!(state(&reg, "churn")["history"].as_array().unwrap().len(), 2);
+    // `_registry.json` is not mistaken for a model or a version.
+    assert_eq!(reg.list().unwrap().len(), 1);
+    assert_eq!(reg.versions("churn"), vec![1, 2, 3]);
+}
+
+#[test]
+fn rollback_walks_back_through_production_versions() {
+    let (_tmp, reg) = setup("churn", 4);
+    assert_eq!(
+        err(reg.rollback("churn")),
+        "model churn has no production version to roll back from (promote one with millrace \
+         models promote churn:vN)"
+    );
+    for v in [1, 2, 3] {
+        reg.promote("churn", v).unwrap();
+    }
+    assert_eq!(reg.rollback("churn").unwrap(), 2);
+    assert_eq!(reg.current("churn").unwrap(), 2);
+    // A second rollback goes further back, not forth to v3.
+    assert_eq!(reg.rollback("churn").unwrap(), 1);
+    assert_eq!(
+        err(reg.rollback("churn")),
+        "model churn has no earlier production version to roll back to (v1 is in production)"
+    );
+    let s = state(&reg, "churn");
+    let hist: Vec<(u64, bool)> = s["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["version"].as_u64().unwrap(),
+                p["rollback"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hist,
+        [(1, false), (2, false), (3, false), (2, true), (1, true)]
+    );
+    assert_eq!(
+        stages(&reg, "churn"),
+        [
+            (1, Stage::Production),
+            (2, Stage::Archived),
+            (3, Stage::Archived),
+            (4, Stage::Candidate)
+        ]
+    );
+
+    // A promotion after rollbacks stacks on the current one: rolling back returns to v1.
+    reg.promote("churn", 4).unwrap();
+    assert_eq!(reg.rollback("churn").unwrap(), 1);
+}
+
+#[test]
+fn rollback_skips_versions_whose_folder_is_gone() {
+    let (_tmp, reg) = setup("churn", 3);
+    for v in [1, 2, 3] {
+        reg.promote("churn", v).unwrap();
+    }
+    std::fs::remove_dir_all(reg.root().join("churn").join("v2")).unwrap();
+    assert_eq!(reg.rollback("churn").unwrap(), 1);
+}
+
+#[test]
+fn resolve_prefers_production_then_latest_and_takes_versions_and_paths() {
+    let (_tmp, reg) = setup("churn", 3);
+    let file = |v: u32| {
+        reg.root()
+            .join("churn")
+            .join(format!("v{v}"))
+            .join("model.json")
+    };
+    // None promoted: the latest.
+    assert_eq!(
+        reg.resolve("churn").unwrap(),
+        (file(3), "churn".to_owned(), 3)
+    );
+    assert_eq!(reg.current("churn").unwrap(), 3);
+    // Production wins over a newer version.
+    reg.promote("churn", 2).unwrap();
+    assert_eq!(reg.resolve("churn").unwrap().2, 2);
+    assert_eq!(reg.current("churn").unwrap(), 2);
+    add_version(&reg, "churn", 4, false);
+    assert_eq!(reg.current("churn").unwrap(), 2);
+    // Pinned versions.
+    assert_eq!(reg.resolve("churn:v1").unwrap().2, 1);
+    assert_eq!(reg.resolve("churn:4").unwrap().2, 4);
+    // Paths: a version folder, or its model.json (name and version from the file).
+    let dir = reg.root().join("churn").join("v3");
+    let (f, name, v) = reg.resolve(dir.to_str().unwrap()).unwrap();
+    assert_eq!((f, name.as_str(), v), (file(3), "churn", 3));
+    let (f, name, v) = reg.resolve(file(1).to_str().unwrap()).unwrap();
+    assert_eq!((f, name.as_str(), v), (file(1), "churn", 1));
+}
+
+#[test]
+fn errors_name_the_model_the_versions_and_the_folder() {
+    let (_tmp, reg) = setup("churn", 2);
+    let root = reg.root().display().to_string();
+    assert_eq!(
+        err(reg.promote("churn", 9)),
+        "model churn has no version v9 (versions: v1, v2)"
+    );
+    assert_eq!(
+        err(reg.resolve("churn:v9")),
+        "model churn has no version v9 (versions: v1, v2)"
+    );
+    let missing = format!("no model named x under {root} (train one with millrace train --name x)");
+    assert_eq!(err(reg.info("x")), missing);
+    assert_eq!(err(reg.resolve("x")), missing);
+    assert_eq!(err(reg.current("x")), missing);
+    assert_eq!(err(reg.promote("x", 1)), missing);
+    assert_eq!(err(reg.rollback("x")), missing);
+    assert_eq!(err(reg.load("x:v1")), missing);
+    assert!(err(reg.resolve("churn:latest")).contains("after ':' comes a version such as v3"));
+    assert!(err(reg.info("../etc")).contains("use 1 to 128 letters"));
+    assert!(Registry::check_name(".hidden").is_err());
+    assert!(Registry::check_name("").is_err());
+    assert!(Registry::check_name("churn-v2_final.1").is_ok());
+
+    // A model folder with no version yet.
+    std::fs::create_dir_all(reg.root().join("empty")).unwrap();
+    assert!(reg.info("empty").unwrap().versions.is_empty());
+    assert!(err(reg.resolve("empty")).starts_with("no model named empty under"));
+
+    // A production version whose folder was deleted is not silently replaced.
+    reg.promote("churn", 2).unwrap();
+    std::fs::remove_dir_all(reg.root().join("churn").join("v2")).unwrap();
+    let e = err(reg.current("churn"));
+    assert!(e.contains("production version v2 has no model.json"), "{e}");
+
+    // A placeholder is not a model.
+    assert!(err(reg.load("churn:v1")).contains("not a millrace model"));
+}
+
+#[test]
+fn a_corrupt_state_file_is_an_error_naming_it() {
+    let (_tmp, reg) = setup("churn", 2);
+    let path = reg.root().join("churn").join("_registry.json");
+    std::fs::write(&path, "{\"production\": 1, \"hist").unwrap();
+    for e in [
+        err(reg.info("churn")),
+        err(reg.current("churn")),
+        err(reg.promote("churn", 2)),
+        err(reg.rollback("churn")),
+        err(reg.list()),
+    ] {
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        assert!(e.contains("not a registry state file"), "{e}");
+    }
+    // The failed promotion left the file as it was, and released its lock.
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\"production\": 1, \"hist"
+    );
+    assert!(!reg.root().join("churn").join("_registry.lock").exists());
+}
+
+#[test]
+fn load_reads_the_resolved_artifact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    add_version(&reg, "house", 1, true);
+    add_version(&reg, "house", 2, true);
+    let (m, v) = reg.load("house").unwrap();
+    assert_eq!((m.name.as_str(), m.version, v), ("house", 2, 2));
+    reg.promote("house", 1).unwrap();
+    let (m, v) = reg.load("house").unwrap();
+    assert_eq!((m.version, v), (1, 1));
+    assert_eq!(reg.load("house:v2").unwrap().1, 2);
+    let dir = reg.root().join("house").join("v2");
+    assert_eq!(reg.load(dir.to_str().unwrap()).unwrap().1, 2);
+    // Loaded artifacts predict.
+    let mut f = Frame::new(2);
+    f.set("x".into(), Column::Num(vec![1.0, 5.0]));
+    let p = m.predict(&f).unwrap();
+    assert_eq!(p.rows, 2);
+    assert!(p.values[1] > p.values[0]);
+}
+
+#[test]
+fn a_stale_lock_is_taken_over_and_a_held_one_waited_for() {
+    let (_tmp, reg) = setup("churn", 2);
+    let lock = reg.root().join("churn").join("_registry.lock");
+    // Left by a process that died a minute ago.
+    let f = std::fs::File::create(&lock).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    drop(f);
+    assert_eq!(reg.promote("churn", 1).unwrap(), None);
+    assert!(!lock.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(reg.root().join("churn"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("_registry.lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Held by a live change: promotion waits for it.
+    std::fs::write(&lock, "pid 1 seq 0 at 0\n").unwrap();
+    let release = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::remove_file(lock).unwrap();
+        })
+    };
+    let started = Instant::now();
+    assert_eq!(reg.promote("churn", 2).unwrap(), Some(1));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    release.join().unwrap();
+    assert_eq!(reg.current("churn").unwrap(), 2);
+}
+
+#[test]
+fn concurrent_promotions_never_corrupt_or_lose_a_change() {
+    let (_tmp, reg) = setup("churn", 4);
+    let rounds = 40;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Each writer alternates its own two versions, so every promotion changes production
+        // and is recorded.
+        let writers: Vec<_> = [(1, 2), (3, 4)]
+            .into_iter()
+            .map(|(a, b)| {
+                let reg = reg.clone();
+                s.spawn(move || {
+                    for i in 0..rounds {
+                        reg.promote("churn", if i % 2 == 0 { a } else { b })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        // Readers never see a torn file.
+        let reader = s.spawn(|| {
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let info = reg.info("churn").unwrap();
+                assert!(info.versions.len() == 4);
+                reg.current("churn").unwrap();
+                reads += 1;
+            }
+            reads
+        });
+        for w in writers {
+            w.join().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+    });
+    let s = state(&reg, "churn");
+    let hist = s["history"].as_array().unwrap();
+    assert_eq!(hist.len(), 2 * rounds);
+    assert_eq!(s["production"], hist.last().unwrap()["version"]);
+    let dir = reg.root().join("churn");
+    assert!(!dir.join("_registry.lock").exists());
+    assert!(!dir.join("_registry.json.tmp").exists());
+}

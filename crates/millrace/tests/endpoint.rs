@@ -1,0 +1,352 @@
+//! The real-time endpoint as a client meets it: the real binary on a port, a model trained by
+//! `millrace train`, requests over HTTP. Responses must equal `millrace predict` on the same
+//! records; bad input gets the right status and a message naming the record; a new version is
+//! swapped in under load without a failed request.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn millrace() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_millrace"))
+}
+
+fn shared(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name)
+}
+
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the endpoint on a free port; returns it and its base URL.
+fn start(data: &Path, extra: &[&str]) -> (Running, String) {
+    let mut child = millrace()
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "endpoint",
+            "--model",
+            "churn",
+            "--addr",
+            "127.0.0.1:0",
+            "--reload-interval",
+            "200ms",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (Running(child), url)
+}
+
+fn train(data: &Path, csv: &Path) {
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["train", "--target", "Churn", "--name", "churn", "--data"])
+        .arg(csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_scores_like_predict_rejects_bad_input_and_swaps_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (header, rows) = read_csv(&shared("telco-customer-churn.csv"));
+    let churn = header.iter().position(|h| h == "Churn").unwrap();
+    let (train_rows, new_rows) = rows.split_at(rows.len() - 200);
+    let train_csv = dir.path().join("train.csv");
+    let mut w = csv::Writer::from_path(&train_csv).unwrap();
+    w.write_record(&header).unwrap();
+    for r in train_rows {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+    let strip = |r: &[String]| -> Vec<String> {
+        r.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != churn)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let cols = strip(&header);
+    let new: Vec<Vec<String>> = new_rows.iter().map(|r| strip(r)).collect();
+    let new_csv = dir.path().join("new.csv");
+    let mut w = csv::Writer::from_path(&new_csv).unwrap();
+    w.write_record(&cols).unwrap();
+    for r in &new {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+    train(&data, &train_csv);
+
+    // What batch prediction says.
+    let scored = dir.path().join("scored.csv");
+    let st = millrace()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["predict", "--model", "churn", "--input"])
+        .arg(&new_csv)
+        .arg("--output")
+        .arg(&scored)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (_, batch) = read_csv(&scored);
+    let want: Vec<(String, f64)> = batch
+        .iter()
+        .map(|r| (r[1].clone(), r[2].parse().unwrap()))
+        .collect();
+
+    let (_ep, url) = start(&data, &["--max-payload-mb", "1"]);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = client.get(format!("{url}/ping")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "endpoint never answered /ping");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The same records as raw JSON objects of strings (as on the stream), as JSON lines, and
+    // as CSV rows without a header.
+    let objects: Vec<serde_json::Value> = new
+        .iter()
+        .map(|r| {
+            serde_json::Value::Object(
+                cols.iter()
+                    .cloned()
+                    .zip(r.iter().map(|v| serde_json::Value::String(v.clone())))
+                    .collect(),
+            )
+        })
+        .collect();
+    let jsonl: String = objects.iter().map(|o| format!("{o}\n")).collect();
+    let csv_body: String = new
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| {
+                    if v.contains(',') {
+                        format!("\"{v}\"")
+                    } else {
+                        v.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    for (ct, body) in [
+        ("application/json", serde_json::to_string(&objects).unwrap()),
+        ("application/jsonlines", jsonl),
+        ("text/csv", csv_body.clone()),
+    ] {
+        let r = client
+            .post(format!("{url}/invocations"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{ct}");
+        let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        let preds = v["predictions"].as_array().unwrap();
+        assert_eq!(preds.len(), want.len(), "{ct}");
+        for (p, (label, prob)) in preds.iter().zip(&want) {
+            assert_eq!(p["predicted_label"], label.as_str(), "{ct}");
+            assert_eq!(
+                p["probability"].as_f64().unwrap().to_bits(),
+                prob.to_bits(),
+                "{ct}"
+            );
+            assert_eq!(p["labels"], serde_json::json!(["No", "Yes"]));
+        }
+    }
+    // One record, and CSV out.
+    let r = client
+        .post(format!("{url}/models/churn/invocations"))
+        .header("content-type", "application/json")
+        .header("accept", "text/csv")
+        .body(objects[0].to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("{},{}\n", want[0].0, want[0].1)
+    );
+
+    // Bad input: status and a message naming what is wrong; the endpoint keeps serving.
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("application/json", "{oops".into(), 400, "not valid JSON"),
+        (
+            "application/json",
+            format!("[{}, 7]", objects[0]),
+            400,
+            "record 1: expected a JSON object",
+        ),
+        (
+            "application/json",
+            r#"[{"tenure": {"x": 1}}]"#.into(),
+            400,
+            "record 0: field `tenure` is an object",
+        ),
+        (
+            "text/csv",
+            "1,2,3\n".into(),
+            400,
+            "record 0: 3 values, the model takes 20",
+        ),
+        ("application/json", "[]".into(), 400, "no records"),
+        ("image/png", "x".into(), 415, "not supported"),
+        ("text/csv", csv_body.repeat(100), 413, ""),
+    ];
+    for (ct, body, status, msg) in cases {
+        let r = client
+            .post(format!("{url}/invocations"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{ct} {msg}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(msg), "{status}: {text}");
+    }
+    let r = client
+        .post(format!("{url}/models/nope/invocations"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Hot swap under load: a client keeps scoring while v2 is trained and then v1 promoted.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, url, body, stop) = (
+            client.clone(),
+            url.clone(),
+            objects[0].to_string(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut ok, mut failed, mut versions) = (0, 0, std::collections::BTreeSet::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client
+                    .post(format!("{url}/invocations"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        ok += 1;
+                        if let Some(v) = r.headers().get("x-millrace-model") {
+                            versions.insert(v.to_str().unwrap().to_owned());
+                        }
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed, versions)
+        })
+    };
+    let (d, t) = (data.clone(), train_csv.clone());
+    tokio::task::spawn_blocking(move || train(&d, &t))
+        .await
+        .unwrap();
+    let wait_for = |want: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let r = client.get(format!("{url}/ping")).send().await.unwrap();
+                if r.text().await.unwrap().contains(want) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "never swapped to {want}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for("churn:v2").await;
+    let st = millrace()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["models", "promote", "churn:v1"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_for("churn:v1").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed, versions) = load.await.unwrap();
+    assert_eq!(failed, 0, "{ok} ok, {failed} failed");
+    assert!(ok > 10, "{ok}");
+    assert!(
+        versions.contains("churn:v1") && versions.contains("churn:v2"),
+        "{versions:?}"
+    );
+
+    let m = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("millrace_endpoint_requests_total{model=\"churn\",status=\"4xx\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("millrace_endpoint_model_version{model=\"churn\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("millrace_endpoint_latency_seconds_bucket"),
+        "{m}"
+    );
+}
