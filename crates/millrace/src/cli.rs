@@ -570,6 +570,39 @@ pub enum BenchCommand {
     /// (median, p99) with the churn recipe or another; bench/wrangle.sh runs it beside pandas +
     /// scikit-learn.
     Wrangle(BenchWrangleArgs),
+    /// Open-loop load on an HTTP scoring endpoint (millrace's or a peer's): single-record JSON
+    /// requests sent on a fixed schedule at each --rates value, latency measured from the
+    /// scheduled time (p50, p99, p99.9) and errors counted. bench/endpoint.sh runs it against
+    /// `millrace endpoint` and a FastAPI + scikit-learn peer.
+    Endpoint(BenchEndpointArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEndpointArgs {
+    /// The scoring URL, e.g. http://127.0.0.1:8080/invocations.
+    #[arg(long)]
+    pub url: String,
+    /// Rows to send (one JSON record of strings per request, cycled).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Columns left out of the records (e.g. the target).
+    #[arg(long)]
+    pub drop_column: Vec<String>,
+    /// Request rates to try, in order (requests per second).
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,5000")]
+    pub rates: Vec<f64>,
+    /// How long each rate runs.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Idle keep-alive connections kept by the client.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// A request not answered in this time counts as an error.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Also print the results as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -38,5 +38,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(BenchCommand::Deliver(args)) => bench::deliver(args).await,
         Command::Bench(BenchCommand::Wrangle(args)) => bench::wrangle(&cli.data_dir, args).await,
+        Command::Bench(BenchCommand::Endpoint(args)) => bench::endpoint(args).await,
     }
 }

@@ -1,10 +1,12 @@
 //! `millrace bench …`: end-to-end benchmarks against real servers, opt-in (not in tests).
 
 mod deliver;
+mod endpoint;
 mod ingest;
 mod wrangle;
 
 pub use deliver::deliver;
+pub use endpoint::endpoint;
 pub use ingest::ingest;
 pub use wrangle::wrangle;
 

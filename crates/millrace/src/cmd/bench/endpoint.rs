@@ -1,0 +1,173 @@
+//! `millrace bench endpoint`: an open-loop load generator for any HTTP scoring endpoint
+//! (millrace's or a peer's). Requests leave on a fixed schedule — request i at start + i/rate —
+//! whatever the server's pace, and latency is measured from that scheduled time, so a server
+//! that falls behind shows it in the tail instead of slowing the load (no coordinated omission).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use serde_json::{Map, Value, json};
+
+use crate::cli::BenchEndpointArgs;
+
+/// One raw record per CSV row, every value a string (as the stream carries them).
+fn records(path: &std::path::Path, drop: &[String], limit: usize) -> anyhow::Result<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).with_context(|| format!("{}", path.display()))?;
+    let header: Vec<String> = r.headers()?.iter().map(str::to_owned).collect();
+    let mut out = Vec::new();
+    for rec in r.records().take(limit) {
+        let rec = rec?;
+        let m: Map<String, Value> = header
+            .iter()
+            .zip(rec.iter())
+            .filter(|(h, _)| !drop.contains(h))
+            .map(|(h, v)| (h.clone(), Value::String(v.to_owned())))
+            .collect();
+        out.push(Value::Object(m).to_string());
+    }
+    if out.is_empty() {
+        bail!("{}: no rows to send", path.display());
+    }
+    Ok(out)
+}
+
+struct RateResult {
+    rate: f64,
+    sent: usize,
+    ok: usize,
+    errors: usize,
+    achieved: f64,
+    hist: Histogram<u64>,
+}
+
+async fn run_rate(
+    client: &reqwest::Client,
+    url: &str,
+    bodies: &Arc<Vec<String>>,
+    rate: f64,
+    duration: Duration,
+    timeout: Duration,
+) -> RateResult {
+    let n = (rate * duration.as_secs_f64()).round() as usize;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<u64>>();
+    let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let began = Instant::now();
+    for i in 0..n {
+        let at = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(at).await;
+        let (client, url, body, tx) = (
+            client.clone(),
+            url.to_owned(),
+            bodies[i % bodies.len()].clone(),
+            tx.clone(),
+        );
+        tokio::spawn(async move {
+            let r = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .timeout(timeout)
+                .body(body)
+                .send()
+                .await;
+            let ok = match r {
+                Ok(resp) if resp.status().is_success() => resp.bytes().await.is_ok(),
+                _ => false,
+            };
+            // From the scheduled send time, not the actual one.
+            let us = at.elapsed().as_micros() as u64;
+            let _ = tx.send(ok.then_some(us));
+        });
+    }
+    drop(tx);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let (mut ok, mut errors) = (0, 0);
+    while let Some(r) = rx.recv().await {
+        match r {
+            Some(us) => {
+                ok += 1;
+                let _ = hist.record(us.max(1));
+            }
+            None => errors += 1,
+        }
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    RateResult {
+        rate,
+        sent: n,
+        ok,
+        errors,
+        achieved: ok as f64 / elapsed.max(1e-9),
+        hist,
+    }
+}
+
+pub async fn endpoint(args: BenchEndpointArgs) -> anyhow::Result<()> {
+    let bodies = Arc::new(records(&args.csv, &args.drop_column, 1000)?);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .tcp_nodelay(true)
+        .build()?;
+    // Warm up: connections, caches, the server's first requests.
+    for b in bodies.iter().take(200) {
+        let r = client
+            .post(&args.url)
+            .header("content-type", "application/json")
+            .body(b.clone())
+            .send()
+            .await
+            .with_context(|| format!("warm-up request to {}", args.url))?;
+        if !r.status().is_success() {
+            bail!(
+                "warm-up request to {} answered {}: {}",
+                args.url,
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+        }
+    }
+    let mut out = Vec::new();
+    eprintln!(
+        "{:>8} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "rate/s", "achieved", "errors", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+    );
+    for &rate in &args.rates {
+        let r = run_rate(
+            &client,
+            &args.url,
+            &bodies,
+            rate,
+            args.duration,
+            args.timeout,
+        )
+        .await;
+        let q = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
+        eprintln!(
+            "{:>8} {:>9.0} {:>7} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            r.rate,
+            r.achieved,
+            r.errors,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            r.hist.max() as f64 / 1000.0
+        );
+        out.push(json!({
+            "rate": r.rate, "sent": r.sent, "ok": r.ok, "errors": r.errors,
+            "achieved": r.achieved, "p50_ms": q(0.5), "p99_ms": q(0.99),
+            "p999_ms": q(0.999), "max_ms": r.hist.max() as f64 / 1000.0,
+        }));
+        // Past saturation there is nothing more to learn, and the backlog takes long to drain.
+        if r.errors > 0 && q(0.99) > 1000.0 {
+            break;
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            json!({ "url": args.url, "duration_s": args.duration.as_secs_f64(), "connections": args.connections, "results": out })
+        );
+    }
+    Ok(())
+}
