@@ -1,7 +1,9 @@
 //! `millrace bench endpoint`: an open-loop load generator for any HTTP scoring endpoint
 //! (millrace's or a peer's). Requests leave on a fixed schedule — request i at start + i/rate —
-//! whatever the server's pace, and latency is measured from that scheduled time, so a server
-//! that falls behind shows it in the tail instead of slowing the load (no coordinated omission).
+//! whatever the server's pace, so a server that falls behind shows it in the tail instead of
+//! slowing the load (no coordinated omission). Latency runs from the moment a request is
+//! handed to the client; the generator's lag behind its schedule (tokio's timer ticks in
+//! milliseconds) is reported beside it, so a late generator cannot hide.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +42,8 @@ struct RateResult {
     errors: usize,
     achieved: f64,
     hist: Histogram<u64>,
+    /// How late each request left against its schedule.
+    lags: Histogram<u64>,
 }
 
 async fn run_rate(
@@ -51,7 +55,7 @@ async fn run_rate(
     timeout: Duration,
 ) -> RateResult {
     let n = (rate * duration.as_secs_f64()).round() as usize;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<u64>>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Option<u64>, u64)>();
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let began = Instant::now();
     for i in 0..n {
@@ -64,6 +68,8 @@ async fn run_rate(
             tx.clone(),
         );
         tokio::spawn(async move {
+            let sent = tokio::time::Instant::now();
+            let lag = sent.saturating_duration_since(at).as_micros() as u64;
             let r = client
                 .post(&url)
                 .header("content-type", "application/json")
@@ -75,15 +81,16 @@ async fn run_rate(
                 Ok(resp) if resp.status().is_success() => resp.bytes().await.is_ok(),
                 _ => false,
             };
-            // From the scheduled send time, not the actual one.
-            let us = at.elapsed().as_micros() as u64;
-            let _ = tx.send(ok.then_some(us));
+            let us = sent.elapsed().as_micros() as u64;
+            let _ = tx.send((ok.then_some(us), lag));
         });
     }
     drop(tx);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut lags = hist.clone();
     let (mut ok, mut errors) = (0, 0);
-    while let Some(r) = rx.recv().await {
+    while let Some((r, lag)) = rx.recv().await {
+        let _ = lags.record(lag.max(1));
         match r {
             Some(us) => {
                 ok += 1;
@@ -100,6 +107,7 @@ async fn run_rate(
         errors,
         achieved: ok as f64 / elapsed.max(1e-9),
         hist,
+        lags,
     }
 }
 
@@ -129,8 +137,8 @@ pub async fn endpoint(args: BenchEndpointArgs) -> anyhow::Result<()> {
     }
     let mut out = Vec::new();
     eprintln!(
-        "{:>8} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
-        "rate/s", "achieved", "errors", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+        "{:>8} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9} {:>12}",
+        "rate/s", "achieved", "errors", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lag p99 ms"
     );
     for &rate in &args.rates {
         let r = run_rate(
@@ -143,20 +151,23 @@ pub async fn endpoint(args: BenchEndpointArgs) -> anyhow::Result<()> {
         )
         .await;
         let q = |p: f64| r.hist.value_at_quantile(p) as f64 / 1000.0;
+        let lag99 = r.lags.value_at_quantile(0.99) as f64 / 1000.0;
         eprintln!(
-            "{:>8} {:>9.0} {:>7} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+            "{:>8} {:>9.0} {:>7} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>12.3}",
             r.rate,
             r.achieved,
             r.errors,
             q(0.5),
             q(0.99),
             q(0.999),
-            r.hist.max() as f64 / 1000.0
+            r.hist.max() as f64 / 1000.0,
+            lag99
         );
         out.push(json!({
             "rate": r.rate, "sent": r.sent, "ok": r.ok, "errors": r.errors,
             "achieved": r.achieved, "p50_ms": q(0.5), "p99_ms": q(0.99),
             "p999_ms": q(0.999), "max_ms": r.hist.max() as f64 / 1000.0,
+            "lag_p99_ms": lag99,
         }));
         // Past saturation there is nothing more to learn, and the backlog takes long to drain.
         if r.errors > 0 && q(0.99) > 1000.0 {
