@@ -170,6 +170,13 @@ pub struct UpArgs {
     /// Address of the admin API (/metrics, /status); overrides [server].admin_addr.
     #[arg(long)]
     pub admin_addr: Option<SocketAddr>,
+    /// Also serve these models on the real-time endpoint (as `millrace endpoint` does):
+    /// NAME follows the registry, NAME:vN is pinned. Repeat for several.
+    #[arg(long)]
+    pub endpoint_model: Vec<String>,
+    /// Address of the real-time endpoint (with --endpoint-model).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub endpoint_addr: SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -350,3 +350,69 @@ async fn endpoint_scores_like_predict_rejects_bad_input_and_swaps_under_load() {
         "{m}"
     );
 }
+
+#[test]
+fn up_serves_the_endpoint_beside_the_stream_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv = dir.path().join("gen.csv");
+    let st = millrace()
+        .args(["generate", "churn", "--rows", "600", "--seed", "4", "--out"])
+        .arg(&csv)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    train(&data, &csv);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = millrace()
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "up",
+            "--kinesis-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--endpoint-model", "churn", "--endpoint-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("endpoint=") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "up exited: {seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("serving churn:v1"), "{seen}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/invocations"))
+            .body(r#"{"tenure": "3", "Contract": "Month-to-month", "MonthlyCharges": "80.1"}"#)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(body.contains("\"predicted_label\""), "{body}");
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("stopped cleanly"), "{err}");
+}

@@ -138,12 +138,54 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
     });
     let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin).await });
 
+    // The real-time endpoint, when asked for: the models must exist (train them first).
+    let endpoint = if args.endpoint_model.is_empty() {
+        None
+    } else {
+        let registry = millrace_serve::registry::Registry::new(data_dir);
+        let specs = args.endpoint_model.clone();
+        let ep = tokio::task::spawn_blocking(move || {
+            millrace_serve::endpoint::Endpoint::load(registry, &specs)
+        })
+        .await?
+        .context("--endpoint-model")?;
+        let ep = Arc::new(ep);
+        let listener = TcpListener::bind(args.endpoint_addr)
+            .await
+            .with_context(|| format!("binding the endpoint to {}", args.endpoint_addr))?;
+        let serving: Vec<String> = ep
+            .serving()
+            .into_iter()
+            .map(|(n, v)| format!("{n}:v{v}"))
+            .collect();
+        println!(
+            "millrace up: endpoint=http://{} serving {}",
+            listener.local_addr()?,
+            serving.join(", ")
+        );
+        let reloader = ep.spawn_reloader(std::time::Duration::from_secs(1));
+        let mut rx = stop_rx.clone();
+        let stopped = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let task = tokio::spawn(Arc::clone(&ep).serve(
+            listener,
+            millrace_serve::endpoint::DEFAULT_MAX_BODY,
+            stopped,
+        ));
+        Some((task, reloader))
+    };
+
     let gateway = Gateway::new(store.clone(), key);
     millrace_gateway::serve(listener, gateway, shutdown_signal())
         .await
         .context("serving the Kinesis API")?;
     // Flush delivery buffers and checkpoints before the store closes.
     let _ = stop_tx.send(true);
+    if let Some((task, reloader)) = endpoint {
+        reloader.abort();
+        let _ = task.await;
+    }
     while deliveries.join_next().await.is_some() {}
     admin_task.abort();
     retention.abort();
