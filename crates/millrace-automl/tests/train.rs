@@ -367,3 +367,73 @@ fn best_mode_searches_past_the_defaults_within_its_limits() {
     let (auc, _) = binary_test(&t);
     assert!(auc > 0.75, "{auc}");
 }
+
+#[test]
+fn a_user_recipe_is_fitted_on_the_training_part_and_saved_in_the_model() {
+    let f = binary_data(1000, 9);
+    let recipe = millrace_wrangle::Recipe::parse(
+        r#"
+        [[step]]
+        op = "cast"
+        columns = ["a", "b"]
+        to = "number"
+
+        [[step]]
+        op = "derive"
+        name = "ab"
+        expr = "a * b"
+
+        [[step]]
+        op = "filter"
+        where = "b IS NOT NULL"
+        "#,
+        "test.toml",
+    )
+    .unwrap();
+    let t = run(
+        &f,
+        &Options {
+            recipe: Some(recipe),
+            ..Options::new("Churn")
+        },
+    );
+    let fitted = t
+        .model
+        .recipe
+        .as_ref()
+        .expect("the recipe is part of the model");
+    // Fitted on the training rows only (800 of 1000), dropping the blank-`b` rows among them.
+    assert_eq!(fitted.rows_in, 800);
+    assert!(fitted.rows_out < 800);
+    assert!(
+        t.model.features[0].names.iter().any(|n| n == "ab"),
+        "{:?}",
+        t.model.features[0].names
+    );
+    // Raw rows, the blank-`b` ones included, are all scored (row-removing steps do not drop a
+    // row sent for scoring), and a reloaded model agrees to the bit.
+    let mut raw = f.clone();
+    raw.remove("Churn");
+    let p = t.model.predict(&raw).unwrap();
+    assert_eq!(p.rows, 1000);
+    let loaded = ModelArtifact::from_json(&t.model.to_json(), "test").unwrap();
+    let q = loaded.predict(&raw).unwrap();
+    assert!(
+        p.values
+            .iter()
+            .zip(&q.values)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    let (auc, _) = binary_test(&t);
+    assert!(auc > 0.8, "{auc}");
+    // A recipe aimed at another target is refused.
+    let other = millrace_wrangle::Recipe::parse("target = \"x\"\n", "t.toml").unwrap();
+    let e = err(
+        &f,
+        &Options {
+            recipe: Some(other),
+            ..Options::new("Churn")
+        },
+    );
+    assert!(e.contains("the recipe's target is `x`"), "{e}");
+}
