@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -131,6 +131,8 @@ struct Slot {
 pub struct Endpoint {
     registry: Registry,
     slots: Vec<Slot>,
+    /// Largest body accepted (set by `router`).
+    max_body: std::sync::atomic::AtomicUsize,
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response {
@@ -177,7 +179,11 @@ impl Endpoint {
         if slots.is_empty() {
             return Err(ServeError::Registry("no model to serve".into()));
         }
-        Ok(Endpoint { registry, slots })
+        Ok(Endpoint {
+            registry,
+            slots,
+            max_body: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_BODY),
+        })
     }
 
     /// (name, version) of every model served now.
@@ -231,12 +237,15 @@ impl Endpoint {
     }
 
     pub fn router(self: Arc<Self>, max_body: usize) -> Router {
+        self.max_body
+            .store(max_body, std::sync::atomic::Ordering::Relaxed);
         Router::new()
             .route("/ping", get(ping))
             .route("/invocations", post(invoke_default))
             .route("/models/{name}/invocations", post(invoke_named))
             .route("/metrics", get(metrics_text))
-            .layer(DefaultBodyLimit::max(max_body))
+            // The handler enforces the limit itself (see `read_body`).
+            .layer(DefaultBodyLimit::disable())
             .with_state(self)
     }
 
@@ -270,7 +279,7 @@ async fn metrics_text(State(ep): State<Arc<Endpoint>>) -> Response {
 async fn invoke_default(
     State(ep): State<Arc<Endpoint>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     invoke(ep, 0, headers, body).await
 }
@@ -279,7 +288,7 @@ async fn invoke_named(
     State(ep): State<Arc<Endpoint>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     match ep.slots.iter().position(|s| s.name == name) {
         Some(i) => invoke(ep, i, headers, body).await,
@@ -332,9 +341,39 @@ fn to_csv(predictions: &[Value]) -> String {
     out
 }
 
-async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Bytes) -> Response {
+/// The body, or a 413 answer: a declared Content-Length over the limit is refused before a
+/// byte is read (a client sending `Expect: 100-continue` never uploads it), and a body without
+/// one is cut off at the limit.
+async fn read_body(ep: &Endpoint, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let max = ep.max_body.load(std::sync::atomic::Ordering::Relaxed);
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over the {max}-byte limit (--max-payload-mb)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| too_large())
+}
+
+async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let s = &ep.slots[slot];
+    let body = match read_body(&ep, &headers, body).await {
+        Ok(b) => b,
+        Err(resp) => {
+            s.metrics.observe(413, 0, started.elapsed().as_secs_f64());
+            return resp;
+        }
+    };
     // This request keeps this version even if a new one is swapped in meanwhile.
     let loaded = s.current.load_full();
     let ct = headers
