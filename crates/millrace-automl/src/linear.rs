@@ -49,7 +49,8 @@ pub enum Loss {
 }
 
 impl Loss {
-    fn outputs(self) -> usize {
+    /// Scores per row: one, or one per class.
+    pub(crate) fn outputs(self) -> usize {
         match self {
             Loss::Softmax { classes } => classes,
             _ => 1,
@@ -99,7 +100,7 @@ fn scores(w: &[f64], cols: usize, outputs: usize, row: &[f64], out: &mut [f64]) 
     }
 }
 
-fn sigmoid(z: f64) -> f64 {
+pub(crate) fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
     } else {
@@ -109,7 +110,7 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 /// Numerically stable softmax in place.
-fn softmax(z: &mut [f64]) {
+pub(crate) fn softmax(z: &mut [f64]) {
     let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut s = 0.0;
     for v in z.iter_mut() {

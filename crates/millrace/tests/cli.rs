@@ -601,7 +601,7 @@ fn train_and_predict_errors_are_clear() {
     let e = run(&["train", "--data", csv, "--target", "churn", "--name", "m"]);
     assert!(e.contains("target `churn`: not in the data"), "{e}");
     let e = run(&["train", "--data", csv, "--target", "Churn", "--name", "a/b"]);
-    assert!(e.contains("--name \"a/b\""), "{e}");
+    assert!(e.contains("--name: model name \"a/b\""), "{e}");
     let e = run(&[
         "train",
         "--data",

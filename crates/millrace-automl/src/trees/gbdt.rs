@@ -351,23 +351,13 @@ impl<'a> Grower<'a> {
 
     /// Stable partition of a leaf's rows; returns how many went left.
     fn partition(&mut self, start: usize, len: usize, s: &Split) -> usize {
-        let col = self.data.column(s.feature);
-        self.scratch.clear();
-        let mut l = start;
-        for i in start..start + len {
-            let r = self.order[i];
-            if self
-                .data
-                .goes_left(s.feature, col[r as usize], s.bin, s.missing_left)
-            {
-                self.order[l] = r;
-                l += 1;
-            } else {
-                self.scratch.push(r);
-            }
-        }
-        self.order[l..start + len].copy_from_slice(&self.scratch);
-        l - start
+        super::partition(
+            self.data,
+            &mut self.order,
+            &mut self.scratch,
+            (start, len),
+            (s.feature, s.bin, s.missing_left),
+        )
     }
 
     /// The leaf of training row `r`, routed on its bins.

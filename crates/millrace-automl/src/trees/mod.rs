@@ -18,35 +18,38 @@ pub use forest::{Forest, ForestParams};
 pub use gbdt::{Gbdt, GbdtParams};
 
 use crate::linear::Loss;
+// The link functions are the linear models' own, so both families map scores the same way.
+pub(crate) use crate::linear::{sigmoid, softmax};
 
 /// Scores per row: one, or one per class.
 fn outputs(loss: Loss) -> usize {
-    match loss {
-        Loss::Softmax { classes } => classes,
-        _ => 1,
-    }
+    loss.outputs()
 }
 
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
+/// A stable partition of `order[start..start + len]` by a split (values going left first,
+/// each side in its original order, so fits stay deterministic); `scratch` is reused memory.
+/// Returns how many went left.
+pub(crate) fn partition(
+    data: &bins::Binned,
+    order: &mut [u32],
+    scratch: &mut Vec<u32>,
+    (start, len): (usize, usize),
+    (feature, bin, missing_left): (usize, usize, bool),
+) -> usize {
+    let col = data.column(feature);
+    scratch.clear();
+    let mut l = start;
+    for i in start..start + len {
+        let r = order[i];
+        if data.goes_left(feature, col[r as usize], bin, missing_left) {
+            order[l] = r;
+            l += 1;
+        } else {
+            scratch.push(r);
+        }
     }
-}
-
-/// Numerically stable softmax in place.
-fn softmax(z: &mut [f64]) {
-    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut s = 0.0;
-    for v in z.iter_mut() {
-        *v = (*v - m).exp();
-        s += *v;
-    }
-    for v in z.iter_mut() {
-        *v /= s;
-    }
+    order[l..start + len].copy_from_slice(scratch);
+    l - start
 }
 
 /// The class index a softmax target encodes (`None` when it names no class).

@@ -6,7 +6,6 @@ mod deliver;
 mod demo;
 mod endpoint;
 mod generate;
-mod model_store;
 pub mod models;
 mod predict;
 pub mod prep;

@@ -228,20 +228,7 @@ fn describe(reg: &Registry, spec: &str) -> anyhow::Result<()> {
             if !top.is_empty() {
                 row("most impact", top.join(", "));
             }
-            println!(
-                "\n{:<28} {:>9} {:>9} {:>7} {:>8}",
-                "candidate",
-                format!("cv {}", r.objective.name()),
-                "test",
-                "weight",
-                "fit s"
-            );
-            for e in &r.leaderboard {
-                println!(
-                    "{:<28} {:>9.4} {:>9.4} {:>7.2} {:>8.2}",
-                    e.name, e.cv, e.test, e.weight, e.fit_seconds
-                );
-            }
+            crate::cmd::train::print_leaderboard(r);
         }
     }
     if let Some(info) = info {

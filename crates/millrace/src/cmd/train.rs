@@ -12,7 +12,9 @@ use millrace_automl::train::{self, Event, Options};
 use millrace_wrangle::Recipe;
 
 use crate::cli::{ProblemType, TrainArgs, TrainMode};
-use crate::cmd::{data_io, model_store};
+use millrace_serve::registry::Registry;
+
+use crate::cmd::data_io;
 
 /// A short digest of a local file's bytes (FNV-1a, 64 bits): enough to tell which file a
 /// model was trained on, with no extra dependency.
@@ -28,7 +30,7 @@ fn digest(path: &Path) -> Option<String> {
 
 pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    model_store::check_name(&args.name)?;
+    Registry::check_name(&args.name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
         anyhow::bail!(
             "--test-fraction {}: must be between 0 and 1 (exclusive)",
@@ -104,20 +106,7 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
 
     let (version, dir) = save(data_dir, &args.name, &args.data, &mut trained, &s3).await?;
     let r = &trained.report;
-    println!(
-        "\n{:<28} {:>9} {:>9} {:>7} {:>8}",
-        "candidate",
-        format!("cv {}", r.objective.name()),
-        "test",
-        "weight",
-        "fit s"
-    );
-    for e in &r.leaderboard {
-        println!(
-            "{:<28} {:>9.4} {:>9.4} {:>7.2} {:>8.2}",
-            e.name, e.cv, e.test, e.weight, e.fit_seconds
-        );
-    }
+    print_leaderboard(r);
     let head: Vec<String> = r
         .headline()
         .iter()
@@ -147,6 +136,24 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The leaderboard as an aligned table (train prints it; `models describe` too).
+pub(crate) fn print_leaderboard(r: &millrace_automl::report::Report) {
+    println!(
+        "\n{:<28} {:>9} {:>9} {:>7} {:>8}",
+        "candidate",
+        format!("cv {}", r.objective.name()),
+        "test",
+        "weight",
+        "fit s"
+    );
+    for e in &r.leaderboard {
+        println!(
+            "{:<28} {:>9.4} {:>9.4} {:>7.2} {:>8.2}",
+            e.name, e.cv, e.test, e.weight, e.fit_seconds
+        );
+    }
+}
+
 /// Saves a trained model as the next version of `name`: metrics.json and report.html first,
 /// model.json last (a version exists once its model.json does). Returns the version and folder.
 pub(crate) async fn save(
@@ -156,12 +163,9 @@ pub(crate) async fn save(
     trained: &mut millrace_automl::train::Trained,
     s3: &millrace_lake::S3Options,
 ) -> anyhow::Result<(u32, std::path::PathBuf)> {
-    let version = model_store::versions(data_dir, name)
-        .last()
-        .map_or(1, |v| v + 1);
-    let dir = model_store::models_dir(data_dir)
-        .join(name)
-        .join(format!("v{version}"));
+    let registry = Registry::new(data_dir);
+    let version = registry.versions(name).last().map_or(1, |v| v + 1);
+    let dir = registry.root().join(name).join(format!("v{version}"));
     let m = &mut trained.model;
     m.name = name.to_owned();
     m.version = version;
