@@ -6,8 +6,10 @@
 //! forests (`trees`) —, the candidate list and random search (`search`), cross-validation and
 //! refit (`train`), ensemble selection (`ensemble`), objectives and thresholds (`objective`,
 //! `metrics`), the saved artifact (`model`) and the report (`report`, `report_html`). `quick`
-//! is the linear-only baseline kept for comparison.
+//! is the linear-only baseline kept for comparison. `baseline` describes the training data's
+//! feature distributions, saved with the model for drift monitoring.
 
+pub mod baseline;
 pub mod ensemble;
 pub mod error;
 pub mod features;

@@ -90,6 +90,10 @@ pub struct ModelArtifact {
     pub features: Vec<FeatureSet>,
     pub members: Vec<Member>,
     pub lineage: Lineage,
+    /// The training part's feature distributions, for drift monitoring (absent in models
+    /// trained before baselines existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::Baseline>,
 }
 
 /// Scores for a batch of rows.

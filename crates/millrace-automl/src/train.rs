@@ -17,6 +17,7 @@ use millrace_wrangle::fitted::FieldSpec;
 use millrace_wrangle::frame::{coerce_str, format_num};
 use millrace_wrangle::{Column, Frame, Recipe, Rows};
 
+use crate::baseline::Baseline;
 use crate::ensemble;
 use crate::error::AutoMlError;
 use crate::features::{self, Columns, Family};
@@ -484,6 +485,9 @@ pub fn train(
         })
         .collect();
     let raw_train = labelled.take_rows(&train_idx);
+    // Drift monitoring compares scored records with the raw training part (never the test
+    // part), column by column as the model receives them.
+    let mut baseline = Baseline::fit(&raw_train, &[target_name]);
     let raw_test = labelled.take_rows(&test_idx);
     let (train, test, user_recipe) = match &opts.recipe {
         None => (
@@ -534,6 +538,7 @@ pub fn train(
         .filter(|(c, why)| why.starts_with("ID-like") && frame.index(c).is_some())
         .map(|(c, _)| c.clone())
         .collect();
+    baseline.features.retain(|f| !id_columns.contains(&f.name));
 
     let k = fold_count(&task, &train.y, opts.folds)?;
     let fold_class: Option<Vec<usize>> =
@@ -707,6 +712,7 @@ pub fn train(
             test_rows: test.y.len(),
             ..Lineage::default()
         },
+        baseline: Some(baseline),
     };
     // The ensemble's test predictions through the artifact's own path, so a saved model
     // scoring the same rows reproduces them exactly.

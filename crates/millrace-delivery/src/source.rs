@@ -110,6 +110,7 @@ pub struct KinesisSource {
     stream: String,
     /// shard → (position the iterator continues after, iterator)
     iterators: Mutex<HashMap<String, (Option<String>, String)>>,
+    poll: Duration,
 }
 
 impl KinesisSource {
@@ -118,7 +119,15 @@ impl KinesisSource {
             client,
             stream: stream.to_owned(),
             iterators: Mutex::new(HashMap::new()),
+            poll: POLL,
         }
+    }
+
+    /// Polls a caught-up shard every `poll` instead of every 200 ms (Amazon Kinesis allows 5
+    /// reads per second per shard; a local millrace server allows more).
+    pub fn with_poll(mut self, poll: Duration) -> Self {
+        self.poll = poll.max(Duration::from_millis(1));
+        self
     }
 
     async fn iterator(&self, shard: &str, after: Option<&str>) -> Result<String> {
@@ -227,7 +236,7 @@ impl RecordSource for KinesisSource {
             if !records.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(SourceBatch { records, caught_up });
             }
-            tokio::time::sleep(POLL.min(deadline - tokio::time::Instant::now())).await;
+            tokio::time::sleep(self.poll.min(deadline - tokio::time::Instant::now())).await;
         }
     }
 }

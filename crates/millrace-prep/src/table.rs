@@ -25,6 +25,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use millrace_lake::{Lake, ObjectInfo};
 use parking_lot::Mutex;
@@ -367,7 +368,6 @@ impl PartitionStream for ObjectsPartition {
             })
             // Fetch the next object while this one decodes.
             .buffered(2)
-            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
             .try_flatten();
         Box::pin(RecordBatchStreamAdapter::new(
             self.shared.out_schema.clone(),
@@ -376,26 +376,29 @@ impl PartitionStream for ObjectsPartition {
     }
 }
 
+type ObjectBatches = BoxStream<'static, datafusion::error::Result<RecordBatch>>;
+
+/// The batches of one object. JSON and CSV objects are decoded whole (objects are bounded by
+/// their writer); Parquet is decoded a batch at a time as the consumer pulls, so a large file
+/// costs its compressed bytes plus one batch, not its decoded size.
 async fn read_object(
     shared: Arc<ScanShared>,
     planned: Planned,
-) -> datafusion::error::Result<Vec<RecordBatch>> {
+) -> datafusion::error::Result<ObjectBatches> {
+    if shared.format == InputFormat::Parquet {
+        return read_parquet(shared, planned).await;
+    }
     let object = &planned.info;
-    let batches = match shared.format {
-        InputFormat::Parquet => read_parquet(&shared, object).await?,
-        _ => {
-            let raw = shared
-                .lake
-                .get(&object.key)
-                .await
-                .map_err(PrepError::from)?;
-            let s = shared.clone();
-            let o = object.clone();
-            tokio::task::spawn_blocking(move || decode_bytes(&s, &o, raw))
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))??
-        }
-    };
+    let raw = shared
+        .lake
+        .get(&object.key)
+        .await
+        .map_err(PrepError::from)?;
+    let s = shared.clone();
+    let o = object.clone();
+    let batches = tokio::task::spawn_blocking(move || decode_bytes(&s, &o, raw))
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))??;
     let p = &shared.progress;
     p.objects_read.fetch_add(1, Ordering::Relaxed);
     p.bytes_read.fetch_add(object.size, Ordering::Relaxed);
@@ -403,7 +406,8 @@ async fn read_object(
         batches.iter().map(|b| b.num_rows() as u64).sum(),
         Ordering::Relaxed,
     );
-    finish(&shared, &planned, batches)
+    let out = finish(&shared, &planned, batches)?;
+    Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
 }
 
 /// Decodes a JSON or CSV object into batches of the decode schema.
@@ -467,22 +471,32 @@ fn csv_delimiter(key: &str) -> u8 {
     }
 }
 
-/// Parquet objects are read whole, like the other formats (lake objects are bounded by the
-/// writer's file size), and decoded on a blocking thread with the projection applied.
+/// A Parquet object: fetched whole (compressed), then decoded with the projection applied, one
+/// batch per pull on a blocking thread. Errors name the object.
 async fn read_parquet(
-    shared: &Arc<ScanShared>,
-    object: &ObjectInfo,
-) -> datafusion::error::Result<Vec<RecordBatch>> {
+    shared: Arc<ScanShared>,
+    planned: Planned,
+) -> datafusion::error::Result<ObjectBatches> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+    let name = format!("{}/{}", shared.lake.url(), planned.info.key);
+    let named = |name: &str, e: &dyn std::fmt::Display| -> DataFusionError {
+        PrepError::Decode {
+            object: name.to_owned(),
+            offset: 0,
+            message: e.to_string(),
+        }
+        .into()
+    };
     let raw = shared
         .lake
-        .get(&object.key)
+        .get(&planned.info.key)
         .await
         .map_err(PrepError::from)?;
     let s = shared.clone();
-    tokio::task::spawn_blocking(move || -> datafusion::error::Result<Vec<RecordBatch>> {
-        use parquet::arrow::ProjectionMask;
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(raw).map_err(PrepError::from)?;
+    let n = name.clone();
+    let reader = tokio::task::spawn_blocking(move || -> datafusion::error::Result<_> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(raw).map_err(|e| named(&n, &e))?;
         let file_schema = builder.schema().clone();
         let roots: Vec<usize> = s
             .decode_schema
@@ -491,19 +505,52 @@ async fn read_parquet(
             .filter_map(|f| file_schema.index_of(f.name()).ok())
             .collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader = builder
+        builder
             .with_projection(mask)
             .with_batch_size(s.batch_size)
             .build()
-            .map_err(PrepError::from)?;
-        let mut out = Vec::new();
-        for b in reader {
-            out.push(align(&b?, &s.decode_schema)?);
-        }
-        Ok(out)
+            .map_err(|e| named(&n, &e))
     })
     .await
-    .map_err(|e| DataFusionError::External(Box::new(e)))?
+    .map_err(|e| DataFusionError::External(Box::new(e)))??;
+    struct State {
+        reader: ParquetRecordBatchReader,
+        shared: Arc<ScanShared>,
+        planned: Planned,
+        name: String,
+        row: i64,
+    }
+    let state = State {
+        reader,
+        shared,
+        planned,
+        name,
+        row: 0,
+    };
+    let stream = futures::stream::try_unfold(state, move |st| async move {
+        let (next, mut st) = tokio::task::spawn_blocking(move || {
+            let mut st = st;
+            let next = st.reader.next();
+            (next, st)
+        })
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let p = &st.shared.progress;
+        let Some(batch) = next else {
+            p.objects_read.fetch_add(1, Ordering::Relaxed);
+            p.bytes_read
+                .fetch_add(st.planned.info.size, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let batch = batch.map_err(|e| named(&st.name, &e))?;
+        let batch = align(&batch, &st.shared.decode_schema).map_err(|e| named(&st.name, &e))?;
+        let rows = batch.num_rows();
+        p.rows_read.fetch_add(rows as u64, Ordering::Relaxed);
+        let out = finish_batch(&st.shared, &st.planned, batch, st.row)?;
+        st.row += rows as i64;
+        Ok(Some((out, st)))
+    });
+    Ok(stream.boxed())
 }
 
 /// Reorders, casts and fills (with NULLs) a batch's columns to `schema`, by name.
@@ -530,48 +577,59 @@ fn finish(
     planned: &Planned,
     batches: Vec<RecordBatch>,
 ) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let mut row = 0i64;
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let n = b.num_rows();
+        out.push(finish_batch(shared, planned, b, row)?);
+        row += n as i64;
+    }
+    Ok(out)
+}
+
+/// `finish` for one batch whose first row is row `row` of its object.
+fn finish_batch(
+    shared: &ScanShared,
+    planned: &Planned,
+    b: RecordBatch,
+    row: i64,
+) -> datafusion::error::Result<RecordBatch> {
     let object = &planned.info;
     let relative = object
         .key
         .strip_prefix(&shared.folder)
         .unwrap_or(&object.key);
     let parts = hive_partitions(relative);
-    let mut row = 0i64;
-    let mut out = Vec::with_capacity(batches.len());
-    for b in batches {
-        let n = b.num_rows();
-        let cols = shared
-            .columns
-            .iter()
-            .map(|c| -> ArrayRef {
-                match c {
-                    OutColumn::File(i) => b.column(*i).clone(),
-                    OutColumn::Partition(name) => {
-                        let v = parts
-                            .iter()
-                            .find(|(k, _)| k == name)
-                            .and_then(|(_, v)| v.clone());
-                        Arc::new(StringArray::from(vec![v; n]))
-                    }
-                    OutColumn::Object => Arc::new(StringArray::from(vec![object.key.as_str(); n])),
-                    OutColumn::Row => Arc::new(Int64Array::from_iter_values(row..row + n as i64)),
-                    OutColumn::Seq => {
-                        let base = (planned.ordinal as i64) << 32;
-                        Arc::new(Int64Array::from_iter_values(
-                            base + row..base + row + n as i64,
-                        ))
-                    }
+    let n = b.num_rows();
+    let cols = shared
+        .columns
+        .iter()
+        .map(|c| -> ArrayRef {
+            match c {
+                OutColumn::File(i) => b.column(*i).clone(),
+                OutColumn::Partition(name) => {
+                    let v = parts
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .and_then(|(_, v)| v.clone());
+                    Arc::new(StringArray::from(vec![v; n]))
                 }
-            })
-            .collect();
-        row += n as i64;
-        out.push(RecordBatch::try_new_with_options(
-            shared.out_schema.clone(),
-            cols,
-            &RecordBatchOptions::new().with_row_count(Some(n)),
-        )?);
-    }
-    Ok(out)
+                OutColumn::Object => Arc::new(StringArray::from(vec![object.key.as_str(); n])),
+                OutColumn::Row => Arc::new(Int64Array::from_iter_values(row..row + n as i64)),
+                OutColumn::Seq => {
+                    let base = (planned.ordinal as i64) << 32;
+                    Arc::new(Int64Array::from_iter_values(
+                        base + row..base + row + n as i64,
+                    ))
+                }
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new_with_options(
+        shared.out_schema.clone(),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
 }
 
 /// Reads a sample (first object, and the last for columns added later) to infer the schema.
@@ -584,7 +642,12 @@ async fn infer_schema(lake: &Lake, format: InputFormat, objects: &[ObjectInfo]) 
         InputFormat::Parquet => {
             let o = sample[0];
             let raw = lake.get(&o.key).await?;
-            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(raw)?;
+            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(raw)
+                .map_err(|e| PrepError::Decode {
+                    object: format!("{}/{}", lake.url(), o.key),
+                    offset: 0,
+                    message: e.to_string(),
+                })?;
             Ok(b.schema().as_ref().clone())
         }
         InputFormat::Csv => {

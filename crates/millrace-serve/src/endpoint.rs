@@ -2,7 +2,9 @@
 //! `POST /invocations`) for the first model, `POST /models/NAME/invocations` for each, and
 //! `GET /metrics`. A model named without a version follows the registry: a poller swaps in the
 //! newly promoted (or newly trained, when none is promoted) version; requests in flight keep the
-//! version they started with, so a swap fails nothing.
+//! version they started with, so a swap fails nothing. Each loaded version with a training
+//! baseline keeps a drift window over the records it scored (`monitor`): on `/metrics`, and
+//! saved to `<data-dir>/state/monitor/NAME.json` every few seconds while records arrive.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use tokio::net::TcpListener;
 use crate::error::ServeError;
 use crate::input::{self, Format, InputError, Record};
 use crate::metrics::{self, ModelMetrics};
+use crate::monitor::{DriftOptions, DriftReport, DriftWindow};
 use crate::registry::Registry;
 
 /// SageMaker's real-time payload limit.
@@ -39,10 +42,23 @@ pub struct Loaded {
     fields: Vec<(Name, Kind)>,
     /// The order of CSV rows and value arrays: the training columns without the target.
     pub columns: Vec<String>,
+    /// The records this version scored, against its training baseline (`None` for a model
+    /// trained before baselines existed).
+    pub drift: Option<DriftWindow>,
 }
 
 impl Loaded {
     pub fn new(name: &str, version: u32, model: ModelArtifact) -> Loaded {
+        Loaded::with_drift(name, version, model, DriftOptions::default())
+    }
+
+    /// A loaded model whose drift window judges by `drift`.
+    pub fn with_drift(
+        name: &str,
+        version: u32,
+        model: ModelArtifact,
+        drift: DriftOptions,
+    ) -> Loaded {
         let fields = model
             .input
             .iter()
@@ -57,10 +73,20 @@ impl Loaded {
         Loaded {
             name: name.to_owned(),
             version,
+            drift: DriftWindow::for_model(name, version, &model, drift),
             model,
             fields,
             columns,
         }
+    }
+
+    /// Scores like [`Loaded::score`], then adds the records to the drift window.
+    pub fn score_observed(&self, records: &[Record]) -> Result<Vec<Value>, ServeError> {
+        let out = self.score(records)?;
+        if let Some(w) = &self.drift {
+            w.observe(records);
+        }
+        Ok(out)
     }
 
     /// The records as one frame of the model's input columns.
@@ -128,9 +154,28 @@ struct Slot {
     metrics: ModelMetrics,
 }
 
+/// Settings of an endpoint beyond the models it serves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndpointOptions {
+    /// How each model's drift window judges drift.
+    pub drift: DriftOptions,
+    /// How often drift reports with new records are saved to `state/monitor/NAME.json`.
+    pub drift_save_every: Duration,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        EndpointOptions {
+            drift: DriftOptions::default(),
+            drift_save_every: Duration::from_secs(5),
+        }
+    }
+}
+
 pub struct Endpoint {
     registry: Registry,
     slots: Vec<Slot>,
+    options: EndpointOptions,
     /// Largest body accepted (set by `router`).
     max_body: std::sync::atomic::AtomicUsize,
 }
@@ -151,6 +196,15 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 impl Endpoint {
     /// Loads each model spec (`NAME` or `NAME:vN`) from the registry.
     pub fn load(registry: Registry, specs: &[String]) -> Result<Endpoint, ServeError> {
+        Endpoint::load_with(registry, specs, EndpointOptions::default())
+    }
+
+    /// [`Endpoint::load`] with settings.
+    pub fn load_with(
+        registry: Registry,
+        specs: &[String],
+        options: EndpointOptions,
+    ) -> Result<Endpoint, ServeError> {
         let mut slots: Vec<Slot> = Vec::new();
         for spec in specs {
             let (model, version) = registry.load(spec)?;
@@ -171,7 +225,12 @@ impl Endpoint {
                 .store(u64::from(version), std::sync::atomic::Ordering::Relaxed);
             slots.push(Slot {
                 follow: !spec.contains(':') && !std::path::Path::new(spec).exists(),
-                current: ArcSwap::from_pointee(Loaded::new(&name, version, model)),
+                current: ArcSwap::from_pointee(Loaded::with_drift(
+                    &name,
+                    version,
+                    model,
+                    options.drift,
+                )),
                 name,
                 metrics,
             });
@@ -182,6 +241,7 @@ impl Endpoint {
         Ok(Endpoint {
             registry,
             slots,
+            options,
             max_body: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_BODY),
         })
     }
@@ -206,8 +266,13 @@ impl Endpoint {
             }
             match self.registry.load(&format!("{}:v{v}", s.name)) {
                 Ok((model, version)) => {
-                    s.current
-                        .store(Arc::new(Loaded::new(&s.name, version, model)));
+                    // A new version starts a fresh drift window.
+                    s.current.store(Arc::new(Loaded::with_drift(
+                        &s.name,
+                        version,
+                        model,
+                        self.options.drift,
+                    )));
                     s.metrics
                         .version
                         .store(u64::from(version), std::sync::atomic::Ordering::Relaxed);
@@ -222,16 +287,78 @@ impl Endpoint {
         swapped
     }
 
-    /// Polls the registry every `every` on a blocking thread (model loads read files).
+    /// The drift report of every served model that has a baseline, as of now.
+    pub fn drift_reports(&self) -> Vec<DriftReport> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.current.load().drift.as_ref().map(|w| w.report()))
+            .collect()
+    }
+
+    /// Saves the drift report of every model whose window got records since the last save to
+    /// `<data-dir>/state/monitor/NAME.json`; returns how many were saved. Failures are logged:
+    /// monitoring never stops serving.
+    pub fn save_drift_reports(&self) -> usize {
+        // The registry lives at `<data-dir>/lake/models`.
+        let Some(data_dir) = self
+            .registry
+            .root()
+            .parent()
+            .and_then(std::path::Path::parent)
+        else {
+            return 0;
+        };
+        let mut saved = 0;
+        for s in &self.slots {
+            let loaded = s.current.load();
+            let Some(w) = loaded.drift.as_ref().filter(|w| w.take_changed()) else {
+                continue;
+            };
+            let report = w.report();
+            match report.save(data_dir, &s.name) {
+                Ok(_) => {
+                    saved += 1;
+                    if report.drifting {
+                        tracing::warn!(model = %s.name, "{}", report.summary());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(model = %s.name, error = %e, "cannot save the drift report")
+                }
+            }
+        }
+        saved
+    }
+
+    /// Polls the registry every `every`, and saves drift reports every
+    /// `EndpointOptions::drift_save_every`, on a blocking thread (both touch files).
     pub fn spawn_reloader(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let ep = Arc::clone(self);
+        let save_every = self.options.drift_save_every;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(every.min(save_every));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let (mut reloaded, mut saved) = (Instant::now(), Instant::now());
             loop {
                 tick.tick().await;
+                let reload = reloaded.elapsed() >= every;
+                let save = saved.elapsed() >= save_every;
+                if reload {
+                    reloaded = Instant::now();
+                }
+                if save {
+                    saved = Instant::now();
+                }
                 let ep = Arc::clone(&ep);
-                let _ = tokio::task::spawn_blocking(move || ep.reload()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    if reload {
+                        ep.reload();
+                    }
+                    if save {
+                        ep.save_drift_reports();
+                    }
+                })
+                .await;
             }
         })
     }
@@ -272,7 +399,17 @@ async fn ping(State(ep): State<Arc<Endpoint>>) -> Response {
 }
 
 async fn metrics_text(State(ep): State<Arc<Endpoint>>) -> Response {
-    let text = metrics::render(ep.slots.iter().map(|s| (s.name.as_str(), &s.metrics)));
+    let mut text = metrics::render(ep.slots.iter().map(|s| (s.name.as_str(), &s.metrics)));
+    let drift: Vec<(&str, DriftReport)> = ep
+        .slots
+        .iter()
+        .filter_map(|s| {
+            let loaded = s.current.load();
+            let report = loaded.drift.as_ref()?.report();
+            Some((s.name.as_str(), report))
+        })
+        .collect();
+    text.push_str(&metrics::render_drift(drift.iter().map(|(n, r)| (*n, r))));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -388,10 +525,10 @@ async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) 
         Ok(records) => {
             let n = records.len();
             let result = if n <= INLINE_RECORDS {
-                loaded.score(&records)
+                loaded.score_observed(&records)
             } else {
                 let l = Arc::clone(&loaded);
-                tokio::task::spawn_blocking(move || l.score(&records))
+                tokio::task::spawn_blocking(move || l.score_observed(&records))
                     .await
                     .unwrap_or_else(|e| Err(ServeError::Registry(format!("scoring failed: {e}"))))
             };

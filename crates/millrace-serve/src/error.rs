@@ -14,6 +14,13 @@ pub enum ServeError {
         source: std::io::Error,
     },
 
+    /// Reading or writing a stream (the scorer).
+    #[error("{0}")]
+    Stream(String),
+
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: String, message: String },
+
     #[error(transparent)]
     Model(#[from] millrace_automl::AutoMlError),
 }

@@ -1,6 +1,7 @@
 //! Endpoint metrics in the Prometheus text format: requests and records by model and status,
 //! a latency histogram, and the model version being served. Plain atomics: the request path
-//! takes no lock to count.
+//! takes no lock to count. `render_drift` adds the drift monitor's gauges (PSI per feature,
+//! the drifting flag), computed when scraped.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,6 +107,67 @@ pub fn render<'a>(models: impl Iterator<Item = (&'a str, &'a ModelMetrics)>) -> 
             "millrace_endpoint_model_version{{model=\"{name}\"}} {}",
             m.version.load(Ordering::Relaxed)
         );
+    }
+    o
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders the drift of every model that has a baseline (see `monitor`): PSI per feature,
+/// whether the model is drifting, the records in the window and the threshold.
+pub fn render_drift<'a>(
+    reports: impl Iterator<Item = (&'a str, &'a crate::monitor::DriftReport)>,
+) -> String {
+    let reports: Vec<_> = reports.collect();
+    let mut o = String::new();
+    if reports.is_empty() {
+        return o;
+    }
+    o.push_str(
+        "# HELP millrace_feature_psi Population stability index of a feature over the drift \
+         window against the training baseline.\n\
+         # TYPE millrace_feature_psi gauge\n",
+    );
+    for (name, r) in &reports {
+        for f in &r.features {
+            let _ = writeln!(
+                o,
+                "millrace_feature_psi{{model=\"{}\",feature=\"{}\"}} {}",
+                label(name),
+                label(&f.feature),
+                f.psi
+            );
+        }
+    }
+    type Gauge = fn(&crate::monitor::DriftReport) -> f64;
+    let gauges: [(&str, &str, Gauge); 3] = [
+        (
+            "millrace_model_drifting",
+            "1 when the window holds enough records and a feature's PSI is at or above the \
+             threshold.",
+            |r| f64::from(u8::from(r.drifting)),
+        ),
+        (
+            "millrace_drift_window_records",
+            "Scored records in the drift window.",
+            |r| r.window_records as f64,
+        ),
+        (
+            "millrace_drift_threshold",
+            "PSI at or above which a feature counts as drifted.",
+            |r| r.threshold,
+        ),
+    ];
+    for (metric, help, value) in gauges {
+        let _ = writeln!(o, "# HELP {metric} {help}\n# TYPE {metric} gauge");
+        for (name, r) in &reports {
+            let _ = writeln!(o, "{metric}{{model=\"{}\"}} {}", label(name), value(r));
+        }
     }
     o
 }

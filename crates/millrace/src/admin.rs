@@ -13,10 +13,18 @@ use millrace_stream::Store;
 /// Deliveries register their metrics once their stream exists.
 pub type Registry = Arc<std::sync::Mutex<Vec<Arc<DeliveryMetrics>>>>;
 
+/// Scorers register once their stream and model exist.
+pub type Scorers = Arc<std::sync::Mutex<Vec<Arc<millrace_serve::score::Scorer>>>>;
+
 #[derive(Clone)]
 pub struct Admin {
     pub store: Arc<Store>,
     pub deliveries: Registry,
+    pub scorers: Scorers,
+    /// Prep and train components of the pipeline.
+    pub pipeline: crate::pipeline::Board,
+    /// The endpoint, once it serves.
+    pub endpoint: Arc<std::sync::OnceLock<Arc<millrace_serve::endpoint::Endpoint>>>,
 }
 
 impl Admin {
@@ -56,12 +64,78 @@ async fn metrics(State(a): State<Arc<Admin>>) -> impl IntoResponse {
 async fn status(State(a): State<Arc<Admin>>) -> impl IntoResponse {
     let now = millrace_stream::now_ms();
     let deliveries: Vec<_> = a.deliveries().iter().map(|d| d.snapshot(now)).collect();
+    let streams: Vec<_> = a
+        .store
+        .list()
+        .iter()
+        .map(|s| {
+            let records: u64 = a
+                .store
+                .stream(&s.name)
+                .map(|h| h.shards().iter().map(|sh| sh.tip()).sum())
+                .unwrap_or(0);
+            serde_json::json!({ "name": s.name, "records": records })
+        })
+        .collect();
+    let scorers: Vec<_> = a
+        .scorers
+        .lock()
+        .expect("scorers")
+        .iter()
+        .map(|s| {
+            let m = s.metrics();
+            let (model, version) = s.serving();
+            let last = m.last_arrival_ms.load(std::sync::atomic::Ordering::Relaxed);
+            let scored_at = m.last_scored_ms.load(std::sync::atomic::Ordering::Relaxed);
+            serde_json::json!({
+                "name": s.name(),
+                "stream": s.config().stream,
+                "to_stream": s.config().to_stream,
+                "model": format!("{model}:v{version}"),
+                "records": m.records.load(std::sync::atomic::Ordering::Relaxed),
+                "errors": m.errors.load(std::sync::atomic::Ordering::Relaxed),
+                // Arrival → acknowledged output of the newest record scored.
+                "last_latency_ms": if last > 0 { scored_at - last } else { 0 },
+                "backlog": scorer_backlog(&a.store, s),
+            })
+        })
+        .collect();
+    let endpoint = a.endpoint.get().map(|ep| {
+        serde_json::json!({
+            "serving": ep.serving().iter().map(|(n, v)| format!("{n}:v{v}")).collect::<Vec<_>>(),
+        })
+    });
+    let pipeline = a.pipeline.lock().expect("status board").clone();
     let body = serde_json::json!({
-        "streams": a.store.list().iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        "streams": streams,
         "deliveries": deliveries,
+        "pipeline": pipeline,
+        "scoring": scorers,
+        "endpoint": endpoint,
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
+}
+
+/// Records on the scorer's input stream not yet scored (from its checkpoints, so up to 250 ms
+/// stale).
+fn scorer_backlog(store: &Store, s: &millrace_serve::score::Scorer) -> u64 {
+    let Ok(h) = store.stream(&s.config().stream) else {
+        return 0;
+    };
+    let cps = s.checkpoints().all();
+    h.shards()
+        .iter()
+        .map(|sh| {
+            let done = cps
+                .iter()
+                .find(|(id, _)| *id == sh.id())
+                .and_then(|(_, cp)| cp.scored.as_deref())
+                .and_then(millrace_stream::SequenceNumber::parse)
+                .map_or(0, |q| q.counter + 1);
+            sh.tip().saturating_sub(done)
+        })
+        .sum()
 }

@@ -111,12 +111,20 @@ pub enum Command {
     /// metrics.json, report.html) and prints the leaderboard. Example:
     ///   millrace train --data telco.csv --target Churn --name churn
     Train(TrainArgs),
-    /// Score a file with a trained model: one output row per input row, in order.
+    /// Batch transform: score a file, folder, lake prefix or s3:// URL with a trained model,
+    /// one output row per input row, in input order.
     ///
     /// Writes the input's ID columns, then `predicted_label` and `probability` (binary:
     /// probability of the positive class), `predicted_label` and `probability_<class>` per
     /// class (multiclass), or `prediction` (regression). The target column may be absent.
-    /// Example: millrace predict --model churn --input new.csv --output scored.csv
+    /// The input streams through in chunks (memory holds a few, whatever its size). --output
+    /// is one file (.csv, .parquet, .ndjson; local or s3://), or a folder (ending in /, an
+    /// existing folder, or a name without an extension) that gets part files and a
+    /// _manifest.json committed last (model, input objects, rows, time); a relative folder
+    /// that does not exist here is a prefix of the data dir's lake, readable by
+    /// `millrace query --table p=PREFIX`. On failure nothing is left behind.
+    /// Examples: millrace predict --model churn --input new.csv --output scored.csv
+    ///           millrace predict --model churn --input curated/churn --output scored/churn/
     Predict(PredictArgs),
     /// Real-time endpoint: the SageMaker inference container contract over HTTP.
     ///
@@ -128,12 +136,46 @@ pub enum Command {
     /// Accept: text/csv answers in CSV. Bad input: 400 naming the record and field; bodies over
     /// --max-payload-mb: 413. A model named without a version follows the registry: promoting
     /// (or training, when none is promoted) a new version swaps it in without failing a
-    /// request. GET /metrics: Prometheus text (requests, latency histogram, model version).
+    /// request. GET /metrics: Prometheus text (requests, latency histogram, model version,
+    /// and the drift monitor's PSI per feature and drifting flag; see `millrace monitor`).
     /// Example: millrace endpoint --model churn --addr 127.0.0.1:8080
     Endpoint(EndpointArgs),
+    /// Streaming inference: score each record of a stream on arrival onto an output stream.
+    ///
+    /// Reads every shard through any Kinesis API (millrace's `up`, Amazon Kinesis) from the
+    /// oldest record on first start and from durable checkpoints after, scores each record with
+    /// the model's recipes (raw all-string records are fine), and puts {id fields,
+    /// predicted_label, probability, model, model_version, scored_at, source_stream,
+    /// source_shard, source_sequence} on --to-stream, keyed by the input's partition key.
+    /// Records that cannot be scored go to --error-stream with the reason. Exactly one output
+    /// per input, even across crashes and restarts. A bare model name follows promotions.
+    /// Example: millrace score --source-endpoint-url http://127.0.0.1:4567 --stream churn
+    ///   --model churn --to-stream churn-predictions
+    Score(crate::cmd::score::ScoreArgs),
+    /// Each component of a running `millrace up` (streams, deliveries, prep jobs, training,
+    /// scoring, the endpoint): its state, what it did last, and its lag.
+    Status(crate::cmd::status::StatusArgs),
     /// The model registry: versions, stages (candidate / production / archived), promotion.
     #[command(subcommand)]
     Models(crate::cmd::models::ModelsCommand),
+    /// Drift monitor: are the records a model scores still like the data it was trained on?
+    ///
+    /// Training saves a baseline with the model: per input column, the share of training
+    /// rows in each of ~10 quantile bins (numbers, including numbers sent as text) or in each
+    /// of the top 20 categories plus "other", and a missing bucket. The population stability
+    /// index (PSI = Σ (now − training) · ln(now / training) over the buckets) measures how far
+    /// the latest records have moved per feature: under 0.1 stable, 0.1–0.2 moderate, 0.2 and
+    /// above a significant shift. The model is drifting when the window holds at least
+    /// --min-records records and any feature's PSI reaches --threshold.
+    ///
+    /// Without --data, shows the report a running `millrace endpoint` saves every few seconds
+    /// (its last 1,000 scored records; also on its /metrics as millrace_feature_psi and
+    /// millrace_model_drifting). With --data, compares the last --window rows of a file with
+    /// the baseline. Prints per feature the PSI, a bar (the threshold at its middle), a flag and
+    /// the bucket that moved most, then `drifting: yes|no (...)`. --fail-on-drift exits with
+    /// status 3 when drifting (1 on errors, 0 otherwise).
+    /// Example: millrace monitor churn --data last-week.csv --fail-on-drift
+    Monitor(crate::cmd::monitor::MonitorArgs),
     /// Write synthetic data sets.
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -466,6 +508,24 @@ pub struct EndpointArgs {
     /// How often the registry is checked for a newly promoted version.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub reload_interval: std::time::Duration,
+    /// Drift monitor: the latest scored records compared with each model's training baseline.
+    #[arg(long, default_value_t = 1000)]
+    pub drift_window: usize,
+    /// Drift monitor: PSI at or above which a feature (and so the model) is drifting.
+    #[arg(long, default_value_t = 0.2)]
+    pub drift_threshold: f64,
+    /// How often drift reports with new records are saved to <data-dir>/state/monitor/NAME.json
+    /// (for `millrace monitor NAME`); also saved when the endpoint stops.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drift_save_interval: std::time::Duration,
+}
+
+/// The format of a folder output's part files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PartFormat {
+    Parquet,
+    Csv,
+    Ndjson,
 }
 
 #[derive(Debug, Args)]
@@ -476,9 +536,22 @@ pub struct PredictArgs {
     /// Rows to score: CSV, Parquet or JSON, a folder, a lake prefix or an s3:// URL.
     #[arg(long, value_name = "FILE_OR_URL")]
     pub input: String,
-    /// Where to write: .csv, .parquet or .ndjson, local or s3://.
-    #[arg(long, value_name = "FILE_OR_URL")]
+    /// Where to write: a .csv, .parquet or .ndjson file, or a folder / lake prefix / s3://
+    /// prefix (ending in /) for part files and a manifest.
+    #[arg(long, value_name = "FILE_OR_FOLDER")]
     pub output: String,
+    /// Format of the part files of a folder output (a file's name gives its own).
+    #[arg(long, value_enum)]
+    pub format: Option<PartFormat>,
+    /// Rows read and scored at a time.
+    #[arg(long, default_value_t = 16_384)]
+    pub chunk_rows: usize,
+    /// Rows per part file of a folder output.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub part_rows: usize,
+    /// Scoring threads (0: one per core).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub threads: usize,
     /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
     #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
     pub s3_endpoint_url: Option<String>,
@@ -582,6 +655,42 @@ pub enum BenchCommand {
     /// scheduled time (p50, p99, p99.9) and errors counted. bench/endpoint.sh runs it against
     /// `millrace endpoint` and a FastAPI + scikit-learn peer.
     Endpoint(BenchEndpointArgs),
+    /// Streaming-inference latency: one PutRecord per record on a fixed schedule into a stream
+    /// a scorer (`up` with [[scoring]], or `millrace score`) reads, and the time from each
+    /// acknowledgement to its prediction being readable on the output stream (p50, p99,
+    /// p99.9). bench/score.sh sets it all up.
+    Score(BenchScoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchScoreArgs {
+    /// The Kinesis API of the running `up`.
+    #[arg(long)]
+    pub endpoint_url: String,
+    /// The stream the scorer reads.
+    #[arg(long)]
+    pub stream: String,
+    /// The stream the scorer writes predictions to.
+    #[arg(long)]
+    pub out_stream: String,
+    /// Rows to send (one JSON record of strings each, cycled).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Columns left out of the records (e.g. the target).
+    #[arg(long)]
+    pub drop_column: Vec<String>,
+    /// Record rates to try, in order (records per second).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub rates: Vec<f64>,
+    /// How long each rate runs.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// How long to wait for the last predictions after the load stops.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Also print the results as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

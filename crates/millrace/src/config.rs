@@ -23,6 +23,18 @@ pub struct Config {
     /// Stream-to-lake deliveries run inside `up`.
     #[serde(default, rename = "delivery")]
     pub deliveries: Vec<millrace_delivery::DeliveryConfig>,
+    /// Streaming inference run inside `up`: stream → model → output stream.
+    #[serde(default, rename = "scoring")]
+    pub scorings: Vec<millrace_serve::score::ScoringConfig>,
+    /// Prep jobs run when new objects land under their inputs.
+    #[serde(default, rename = "prep")]
+    pub preps: Vec<crate::pipeline::PrepTrigger>,
+    /// Models retrained when their dataset grows, promoted through the gate.
+    #[serde(default, rename = "train")]
+    pub trains: Vec<crate::pipeline::TrainTrigger>,
+    /// The real-time endpoint.
+    #[serde(default)]
+    pub endpoint: Option<crate::pipeline::EndpointSection>,
 }
 
 /// How to reach an S3 lake (credentials come from the AWS environment).
@@ -123,7 +135,23 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in config {}", path.display()))
+        let mut config =
+            Self::parse(&text).with_context(|| format!("in config {}", path.display()))?;
+        // Job files are named relative to the config file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for (i, p) in config.preps.iter_mut().enumerate() {
+            if p.job.is_relative() {
+                p.job = base.join(&p.job);
+            }
+            if !p.job.is_file() {
+                bail!(
+                    "in config {}: prep[{i}].job = {:?}: no such file",
+                    path.display(),
+                    p.job.display()
+                );
+            }
+        }
+        Ok(config)
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
@@ -170,6 +198,37 @@ impl Config {
                 );
             }
         }
+        for (i, p) in self.preps.iter().enumerate() {
+            p.validate(&format!("prep[{i}]"))
+                .map_err(|e| anyhow::anyhow!(e))?;
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, t) in self.trains.iter().enumerate() {
+            t.validate(&format!("train[{i}]"))
+                .map_err(|e| anyhow::anyhow!(e))?;
+            if !names.insert(t.name.clone()) {
+                bail!(
+                    "train[{i}].name = {:?}: another [[train]] has this name",
+                    t.name
+                );
+            }
+        }
+        if let Some(e) = &self.endpoint
+            && e.models.is_empty()
+        {
+            bail!("endpoint.models must name at least one model");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, sc) in self.scorings.iter().enumerate() {
+            sc.validate(&format!("scoring[{i}]"))
+                .map_err(|e| anyhow::anyhow!(e))?;
+            if !names.insert(sc.name()) {
+                bail!(
+                    "scoring[{i}].name = {:?}: another scoring has this name",
+                    sc.name()
+                );
+            }
+        }
         Ok(())
     }
 
@@ -210,6 +269,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
+        let e = Config::parse(
+            "[[scoring]]\nstream = \"churn\"\nmodel = \"churn\"\nto_stream = \"churn\"\n",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("scoring[0].to_stream"), "{e:#}");
+        let e = Config::parse("[[scoring]]\nstream = \"churn\"\nmodel = \"churn\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("to_stream"), "{e:#}");
         let e = Config::parse("[storage]\nfsync = \"sometimes\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("storage.fsync"), "{e:#}");
         let e = Config::parse("[server]\nkinesis_adr = \"x\"\n").unwrap_err();

@@ -7,6 +7,7 @@ mod cmd;
 mod config;
 mod generate;
 mod kinesis;
+mod pipeline;
 
 use std::process::ExitCode;
 

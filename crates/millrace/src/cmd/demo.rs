@@ -4,8 +4,9 @@
 //! it with the AWS SDK (as a producer would), consumes them back and checks every record
 //! arrived once and intact, delivers the stream into the local lake, runs the shipped churn
 //! prep job on DataFusion over it, fits the churn feature recipe on the result, and trains a
-//! churn model on the curated data (the AutoML quick build), scoring one raw record with it.
-//! Serving extends this command when it lands.
+//! churn model on the curated data (the AutoML quick build), promotes it in the registry,
+//! serves it on the real-time endpoint (latency of single-record requests), and scores fresh
+//! records live from a stream onto an output stream, showing predictions as they arrive.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -45,7 +46,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     };
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     println!(
-        "[1/7] source   {} records, {:.2} MB of JSON, from {source}",
+        "[1/10] source   {} records, {:.2} MB of JSON, from {source}",
         records.len(),
         bytes as f64 / 1e6
     );
@@ -107,7 +108,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     send_all(&client, STREAM, &records, true, None).await?;
     let produce_s = t.elapsed().as_secs_f64();
     println!(
-        "[2/7] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
+        "[2/10] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
          ({:.0} records/s, fsync before every acknowledgement)",
         records.len(),
         records.len() as f64 / produce_s
@@ -143,7 +144,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .count();
     let read: usize = seen.values().sum();
     println!(
-        "[3/7] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
+        "[3/10] consume  {read} records read back with GetRecords in {read_s:.2}s; per shard {}",
         per_shard.join(", ")
     );
     if missing > 0 || read != records.len() {
@@ -175,7 +176,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         .context("delivering the demo stream into the lake")?;
     let m = metrics.snapshot(millrace_stream::now_ms());
     println!(
-        "[4/7] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
+        "[4/10] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
         m.records,
         m.objects,
         lake_dir.join("raw").join(STREAM).display(),
@@ -183,26 +184,313 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         m.error_records
     );
 
-    let _ = stop_tx.send(());
-    server.await??;
-    tokio::task::spawn_blocking(move || store.shutdown()).await?;
-
     let curated = prep_stage(data_dir, &lake_dir).await?;
     let sample = records.first().map(|r| r.data.clone());
     wrangle_stage(data_dir, &lake_dir, &curated, sample.as_deref()).await?;
-    automl_stage(data_dir, &curated, sample.as_deref()).await?;
+    let version = automl_stage(data_dir, &curated, sample.as_deref()).await?;
+    let model_dir = serve_stage(data_dir, version, &records).await?;
+    let fresh = match &args.csv {
+        // The real file has no more customers: re-send a sample as fresh arrivals.
+        Some(_) => records.iter().take(LIVE_RECORDS).cloned().collect(),
+        None => generated(LIVE_RECORDS.min(records.len()), args.seed + 1)?,
+    };
+    live_stage(data_dir, &store, &client, &fresh).await?;
+
+    let _ = stop_tx.send(());
+    server.await??;
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
     println!(
-        "done in {:.1}s: every record arrived exactly once, byte-identical. Stream data is in {}.",
-        t0.elapsed().as_secs_f64(),
-        data_dir.join("streams").join(STREAM).display()
+        "done in {:.1}s: every record arrived exactly once, byte-identical.",
+        t0.elapsed().as_secs_f64()
     );
     println!(
-        "Serving (the real-time endpoint) is not built yet. Query the curated data: millrace \
-         query --table churn={}/curated/churn \"SELECT ...\"; profile it: millrace profile \
-         --data {}/curated/churn --target Churn --out report; score a file: millrace predict \
-         --model churn --input FILE.csv --output scored.csv",
+        "  model    {} (model.json; report.html and metrics.json beside it)\n  \
+         lake     {}/raw (NDJSON), {}/curated/churn (Parquet + manifest), {}/features/churn\n  \
+         streams  {}\n\
+         Next: millrace up -c examples/millrace.toml (the pipeline, continuously); millrace \
+         endpoint --model churn; millrace score --stream S --model churn --to-stream OUT; \
+         millrace query --table churn={}/curated/churn \"SELECT ...\"",
+        model_dir.display(),
         lake_dir.display(),
+        lake_dir.display(),
+        lake_dir.display(),
+        data_dir.join("streams").display(),
         lake_dir.display()
+    );
+    Ok(())
+}
+
+/// The reference AWS build's published test figures (Telco churn, SageMaker Autopilot).
+const REF_ACCURACY: f64 = 0.7626;
+const REF_F1: f64 = 0.642;
+
+/// Fresh records streamed through the live scorer at the end.
+const LIVE_RECORDS: usize = 300;
+/// Their pace (records per second), one PutRecord each, as devices would send them.
+const LIVE_RATE: f64 = 200.0;
+/// Single-record requests sent to the endpoint.
+const ENDPOINT_REQUESTS: usize = 1000;
+
+/// Promotes the new version to production, serves it on the real-time endpoint (in this
+/// process, on a free port) and times single-record JSON requests of raw records.
+async fn serve_stage(
+    data_dir: &Path,
+    version: u32,
+    records: &[Outgoing],
+) -> anyhow::Result<std::path::PathBuf> {
+    let registry = millrace_serve::registry::Registry::new(data_dir);
+    let r = registry.clone();
+    tokio::task::spawn_blocking(move || r.promote("churn", version))
+        .await?
+        .context("promoting the demo model")?;
+    let r = registry.clone();
+    let ep = tokio::task::spawn_blocking(move || {
+        millrace_serve::endpoint::Endpoint::load(r, &["churn".to_owned()])
+    })
+    .await??;
+    let ep = Arc::new(ep);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/invocations", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ep.serve(
+        listener,
+        millrace_serve::endpoint::DEFAULT_MAX_BODY,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let n = ENDPOINT_REQUESTS.min(records.len()).max(1);
+    let mut micros = Vec::with_capacity(n);
+    let mut first = None;
+    for rec in records.iter().cycle().take(n) {
+        let t = Instant::now();
+        let resp = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(rec.data.clone())
+            .send()
+            .await
+            .context("calling the endpoint")?;
+        let status = resp.status();
+        let body = resp.text().await?;
+        micros.push(t.elapsed().as_micros() as u64);
+        if !status.is_success() {
+            bail!("the endpoint answered {status}: {body}");
+        }
+        first.get_or_insert(body);
+    }
+    let _ = stop_tx.send(());
+    server.await??;
+    micros.sort_unstable();
+    let q = |p: f64| micros[((micros.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    let dir = registry.root().join("churn").join(format!("v{version}"));
+    println!(
+        "[8/10] registry churn:v{version} promoted to production (atomic; rollback: millrace \
+         models rollback churn)"
+    );
+    println!(
+        "[9/10] endpoint {url} (SageMaker contract): {n} single-record JSON requests, one at a \
+         time: p50 {:.2} ms, p99 {:.2} ms; first answer {}",
+        q(0.5),
+        q(0.99),
+        first.unwrap_or_default().trim()
+    );
+    Ok(dir)
+}
+
+/// Streams fresh records one PutRecord at a time into a new stream that a scorer reads (the
+/// same code `up` runs for a [[scoring]] section), and reads predictions off the output
+/// stream as they arrive.
+async fn live_stage(
+    data_dir: &Path,
+    store: &Arc<Store>,
+    client: &aws_sdk_kinesis::Client,
+    fresh: &[Outgoing],
+) -> anyhow::Result<()> {
+    use aws_sdk_kinesis::primitives::Blob;
+    const LIVE_IN: &str = "churn-demo-live";
+    const LIVE_OUT: &str = "churn-demo-scored";
+    match store.create(
+        LIVE_IN,
+        StreamMode::Provisioned,
+        Some(2),
+        24,
+        Default::default(),
+    ) {
+        Ok(_) | Err(StreamError::StreamExists(_)) => {}
+        Err(e) => return Err(e).context("creating the live stream"),
+    }
+    let streams = millrace_serve::score::streams::Streams::Embedded(store.clone());
+    streams.ensure(LIVE_OUT).await?;
+    let config = millrace_serve::score::ScoringConfig {
+        name: Some("demo-live".into()),
+        stream: LIVE_IN.into(),
+        model: "churn".into(),
+        to_stream: LIVE_OUT.into(),
+        error_stream: None,
+        id_fields: None,
+    };
+    let registry = millrace_serve::registry::Registry::new(data_dir);
+    let state = data_dir.join("state");
+    let scorer = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            millrace_serve::score::Scorer::new(config, registry, streams, &state)
+        })
+        .await??,
+    );
+    // Read the output from its end now, so a re-run shows only its own predictions.
+    let out_shards: Vec<String> = client
+        .list_shards()
+        .stream_name(LIVE_OUT)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?
+        .shards()
+        .iter()
+        .map(|s| s.shard_id().to_owned())
+        .collect();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scoring = tokio::spawn(
+        scorer
+            .clone()
+            .run(millrace_serve::score::RunMode::Forever, stop_rx.clone()),
+    );
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value, Instant)>();
+    let mut tails = Vec::new();
+    for shard in out_shards {
+        let it = client
+            .get_shard_iterator()
+            .stream_name(LIVE_OUT)
+            .shard_id(&shard)
+            .shard_iterator_type(ShardIteratorType::Latest)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?;
+        let (client, tx, stop) = (client.clone(), seen_tx.clone(), stop_rx.clone());
+        let mut it = it.shard_iterator().unwrap_or_default().to_owned();
+        tails.push(tokio::spawn(async move {
+            while !*stop.borrow() {
+                let Ok(r) = client.get_records().shard_iterator(&it).send().await else {
+                    break;
+                };
+                let now = Instant::now();
+                for rec in r.records() {
+                    if let Ok(v) = serde_json::from_slice::<Value>(rec.data().as_ref()) {
+                        let seq = v
+                            .get("source_sequence")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
+                        let _ = tx.send((seq, v, now));
+                    }
+                }
+                it = r.next_shard_iterator().unwrap_or_default().to_owned();
+                if r.records().is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+        }));
+    }
+    drop(seen_tx);
+    // Let the scorer reach the stream's end and the readers take their positions.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let t = Instant::now();
+    let start = tokio::time::Instant::now();
+    let mut acked: HashMap<String, Instant> = HashMap::new();
+    let mut arrived: HashMap<String, (Value, Instant)> = HashMap::new();
+    let mut latencies = Vec::new();
+    let mut shown = 0;
+    let mut show = |v: &Value, ms: f64| {
+        if shown < 5 {
+            println!(
+                "         live   {} → {} (churn probability {:.3}, model v{}) {ms:.1} ms after \
+                 its PutRecord was acknowledged",
+                v.get("customerID").and_then(Value::as_str).unwrap_or("?"),
+                v.get("predicted_label")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+                v.get("probability")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(f64::NAN),
+                v.get("model_version").and_then(Value::as_u64).unwrap_or(0)
+            );
+            shown += 1;
+        }
+    };
+    for (i, rec) in fresh.iter().enumerate() {
+        tokio::time::sleep_until(start + std::time::Duration::from_secs_f64(i as f64 / LIVE_RATE))
+            .await;
+        let out = client
+            .put_record()
+            .stream_name(LIVE_IN)
+            .partition_key(&rec.key)
+            .data(Blob::new(rec.data.clone()))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?;
+        let now = Instant::now();
+        let seq = out.sequence_number().to_owned();
+        match arrived.remove(&seq) {
+            Some((v, _)) => {
+                latencies.push(0.0);
+                show(&v, 0.0);
+            }
+            None => {
+                acked.insert(seq, now);
+            }
+        }
+        while let Ok((seq, v, at)) = seen_rx.try_recv() {
+            match acked.remove(&seq) {
+                Some(a) => {
+                    let ms = at.saturating_duration_since(a).as_secs_f64() * 1000.0;
+                    latencies.push(ms);
+                    show(&v, ms);
+                }
+                None => {
+                    arrived.insert(seq, (v, at));
+                }
+            }
+        }
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !acked.is_empty() && Instant::now() < deadline {
+        match tokio::time::timeout(std::time::Duration::from_millis(200), seen_rx.recv()).await {
+            Ok(Some((seq, v, at))) => {
+                if let Some(a) = acked.remove(&seq) {
+                    let ms = at.saturating_duration_since(a).as_secs_f64() * 1000.0;
+                    latencies.push(ms);
+                    show(&v, ms);
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    scoring.await?.context("live scoring")?;
+    for t in tails {
+        let _ = t.await;
+    }
+    if !acked.is_empty() {
+        bail!(
+            "{} of {} fresh records got no prediction on {LIVE_OUT} within 10 s",
+            acked.len(),
+            fresh.len()
+        );
+    }
+    latencies.sort_by(f64::total_cmp);
+    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "[10/10] live    {} fresh records put one at a time ({LIVE_RATE:.0}/s) on {LIVE_IN}, \
+         scored on arrival onto {LIVE_OUT}: {} predictions, PutRecord ack → prediction readable \
+         p50 {:.1} ms, p99 {:.1} ms, in {:.2}s",
+        fresh.len(),
+        latencies.len(),
+        q(0.5),
+        q(0.99),
+        t.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -226,7 +514,7 @@ async fn prep_stage(data_dir: &Path, lake_dir: &Path) -> anyhow::Result<String> 
     let report = report.context("running the churn prep job")?;
     let (input, output) = (&report.inputs[0], &report.outputs[0]);
     println!(
-        "[5/7] prep     churn job (SQL on DataFusion): {} objects ({}) → {} customers, typed and \
+        "[5/10] prep     churn job (SQL on DataFusion): {} objects ({}) → {} customers, typed and \
          deduplicated, in {} (Parquet + manifest) in {:.2}s",
         input.objects,
         crate::cmd::prep::human_bytes(input.bytes),
@@ -288,7 +576,7 @@ async fn wrangle_stage(
     let state = dir.join("recipe.json");
     fitted.save(&state)?;
     println!(
-        "[6/7] wrangle  churn recipe (7 steps) fitted on {} rows: {} kept, {} feature columns + \
+        "[6/10] wrangle  churn recipe (7 steps) fitted on {} rows: {} kept, {} feature columns + \
          target, in {} in {:.2}s",
         fitted.rows_in,
         fitted.rows_out,
@@ -324,7 +612,11 @@ async fn wrangle_stage(
 
 /// Trains the churn model on the curated data (quick mode), saves it as the next version of
 /// `churn`, and scores one raw record as the producer sent it.
-async fn automl_stage(data_dir: &Path, curated: &str, sample: Option<&[u8]>) -> anyhow::Result<()> {
+async fn automl_stage(
+    data_dir: &Path,
+    curated: &str,
+    sample: Option<&[u8]>,
+) -> anyhow::Result<u32> {
     use millrace_automl::report::Metrics;
     let t = Instant::now();
     let frame = crate::cmd::data_io::read_frame(data_dir, curated, &Default::default()).await?;
@@ -355,7 +647,7 @@ async fn automl_stage(data_dir: &Path, curated: &str, sample: Option<&[u8]>) -> 
         _ => String::new(),
     };
     println!(
-        "[7/7] automl   {} candidates cross-validated on {} rows, ensemble of {members}: {test} \
+        "[7/10] automl   {} candidates cross-validated on {} rows, ensemble of {members}: {test} \
          ({} held-out rows) → {} in {:.2}s",
         r.leaderboard.len(),
         r.train_rows,
@@ -363,6 +655,14 @@ async fn automl_stage(data_dir: &Path, curated: &str, sample: Option<&[u8]>) -> 
         dir.display(),
         t.elapsed().as_secs_f64()
     );
+    if let Metrics::Binary(m) = &r.test {
+        println!(
+            "              test split: accuracy {:.4}, F1 {:.4}, AUC {:.4} — the reference build \
+             (SageMaker Autopilot, ~10 min on AWS) published accuracy {REF_ACCURACY}, F1 \
+             {REF_F1} on its own split",
+            m.accuracy, m.f1, m.auc
+        );
+    }
     if let Some(raw) = sample {
         let record: Map<String, Value> = serde_json::from_slice(raw)?;
         let model = &trained.model;
@@ -384,7 +684,7 @@ async fn automl_stage(data_dir: &Path, curated: &str, sample: Option<&[u8]>) -> 
             model.name
         );
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Generated churn rows as JSON records of strings, keyed by customerID, like the reference

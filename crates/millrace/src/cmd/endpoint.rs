@@ -2,9 +2,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use millrace_serve::endpoint::Endpoint;
+use millrace_serve::endpoint::{Endpoint, EndpointOptions};
+use millrace_serve::monitor::{DEFAULT_MIN_RECORDS, DriftOptions};
 use millrace_serve::registry::Registry;
 
 use crate::cli::EndpointArgs;
@@ -13,9 +15,26 @@ pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
     if args.max_payload_mb == 0 {
         anyhow::bail!("--max-payload-mb must be at least 1");
     }
+    if args.drift_window == 0 {
+        anyhow::bail!("--drift-window must be at least 1");
+    }
+    if !(args.drift_threshold.is_finite() && args.drift_threshold > 0.0) {
+        anyhow::bail!(
+            "--drift-threshold {}: must be a positive number",
+            args.drift_threshold
+        );
+    }
+    let options = EndpointOptions {
+        drift: DriftOptions {
+            window: args.drift_window,
+            min_records: DEFAULT_MIN_RECORDS.min(args.drift_window),
+            threshold: args.drift_threshold,
+        },
+        drift_save_every: args.drift_save_interval.max(Duration::from_millis(10)),
+    };
     let registry = Registry::new(data_dir);
     let specs = args.model.clone();
-    let ep = tokio::task::spawn_blocking(move || Endpoint::load(registry, &specs))
+    let ep = tokio::task::spawn_blocking(move || Endpoint::load_with(registry, &specs, options))
         .await?
         .context("loading the models")?;
     let ep = Arc::new(ep);
@@ -35,10 +54,14 @@ pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
     );
     let reloader = ep.spawn_reloader(args.reload_interval);
     let max = args.max_payload_mb * 1024 * 1024;
-    ep.serve(listener, max, crate::cmd::up::shutdown_signal())
+    Arc::clone(&ep)
+        .serve(listener, max, crate::cmd::up::shutdown_signal())
         .await
         .context("serving")?;
     reloader.abort();
+    // The last records scored since the previous save.
+    let saver = Arc::clone(&ep);
+    let _ = tokio::task::spawn_blocking(move || saver.save_drift_reports()).await;
     println!("endpoint stopped cleanly");
     Ok(())
 }

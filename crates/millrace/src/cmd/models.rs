@@ -54,7 +54,7 @@ pub async fn run(data_dir: &Path, cmd: ModelsCommand) -> anyhow::Result<()> {
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM` UTC (days to civil date: the proleptic
 /// Gregorian calendar in 400-year eras).
-fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     if ms <= 0 {
         return "-".to_owned();
     }

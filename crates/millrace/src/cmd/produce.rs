@@ -13,7 +13,7 @@ use crate::cli::{InputFormat, ProduceArgs};
 use crate::kinesis;
 
 /// One record ready to send.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outgoing {
     pub key: String,
     pub data: Vec<u8>,

@@ -127,6 +127,170 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
         tracing::info!(delivery = %d.name, stream = %d.stream, lake = %lake_url, "delivery running");
     }
 
+    let scorers: crate::admin::Scorers = Default::default();
+    let board: crate::pipeline::Board = Default::default();
+    for p in &config.preps {
+        deliveries.spawn(crate::pipeline::prep_loop(
+            p.clone(),
+            data_dir.to_owned(),
+            board.clone(),
+            stop_rx.clone(),
+        ));
+        tracing::info!(job = %p.job.display(), every_objects = p.every_objects, every_secs = p.every_secs, "prep job configured");
+    }
+    for t in &config.trains {
+        deliveries.spawn(crate::pipeline::train_loop(
+            t.clone(),
+            data_dir.to_owned(),
+            board.clone(),
+            stop_rx.clone(),
+        ));
+        tracing::info!(model = %t.name, data = %t.data, gate = t.gate, "training configured");
+    }
+    // Streaming scorers read the embedded store and wait for their stream and model to exist
+    // (the model may be trained after `up` starts).
+    for sc in &config.scorings {
+        let (store, cfg, data_dir, mut rx, registered) = (
+            store.clone(),
+            sc.clone(),
+            data_dir.to_owned(),
+            stop_rx.clone(),
+            scorers.clone(),
+        );
+        let name = sc.name();
+        tracing::info!(scoring = %name, stream = %sc.stream, model = %sc.model, to = %sc.to_stream, "scoring configured");
+        deliveries.spawn(async move {
+            if wait_for_stream(&store, &cfg.stream, &mut rx).await.is_none() {
+                return;
+            }
+            let registry = millrace_serve::registry::Registry::new(&data_dir);
+            let mut warned = false;
+            let scorer = loop {
+                let (c, r, s, st) = (
+                    cfg.clone(),
+                    registry.clone(),
+                    millrace_serve::score::streams::Streams::Embedded(store.clone()),
+                    data_dir.join("state"),
+                );
+                match tokio::task::spawn_blocking(move || {
+                    millrace_serve::score::Scorer::new(c, r, s, &st)
+                })
+                .await
+                {
+                    Ok(Ok(s)) => break Arc::new(s),
+                    Ok(Err(e)) => {
+                        if !warned {
+                            tracing::warn!(scoring = %name, error = %e, "scoring waits for its model");
+                            warned = true;
+                        }
+                    }
+                    Err(_) => return,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = rx.changed() => return,
+                }
+                if *rx.borrow() {
+                    return;
+                }
+            };
+            let (model, version) = scorer.serving();
+            registered.lock().expect("scorers").push(scorer.clone());
+            tracing::info!(scoring = %name, model = %model, version, "scoring running");
+            if let Err(e) = scorer.run(millrace_serve::score::RunMode::Forever, rx).await {
+                tracing::error!(scoring = %name, error = %e, "scoring stopped");
+            }
+        });
+    }
+
+    // The real-time endpoint (--endpoint-model or [endpoint]); it starts once its models
+    // exist, so a pipeline can train the first one after `up` starts.
+    let (models, endpoint_addr) = match (&config.endpoint, args.endpoint_model.is_empty()) {
+        (Some(e), true) => (e.models.clone(), e.addr),
+        _ => (args.endpoint_model.clone(), args.endpoint_addr),
+    };
+    let served: Arc<std::sync::OnceLock<Arc<millrace_serve::endpoint::Endpoint>>> =
+        Default::default();
+    let endpoint = if models.is_empty() {
+        None
+    } else {
+        let listener = TcpListener::bind(endpoint_addr)
+            .await
+            .with_context(|| format!("binding the endpoint to {endpoint_addr}"))?;
+        let local = listener.local_addr()?;
+        let registry = millrace_serve::registry::Registry::new(data_dir);
+        // Already trained: load now and say what is served in the ready line.
+        let specs = models.clone();
+        let r = registry.clone();
+        let now = tokio::task::spawn_blocking(move || {
+            millrace_serve::endpoint::Endpoint::load(r, &specs)
+        })
+        .await?;
+        match &now {
+            Ok(ep) => {
+                let serving: Vec<String> = ep
+                    .serving()
+                    .into_iter()
+                    .map(|(n, v)| format!("{n}:v{v}"))
+                    .collect();
+                println!(
+                    "millrace up: endpoint=http://{local} serving {}",
+                    serving.join(", ")
+                );
+            }
+            Err(_) => println!(
+                "millrace up: endpoint=http://{local} waiting for model {}",
+                models.join(", ")
+            ),
+        }
+        let mut rx = stop_rx.clone();
+        let served = served.clone();
+        Some(tokio::spawn(async move {
+            let mut now = Some(now);
+            let ep = loop {
+                let attempt = match now.take() {
+                    Some(r) => r,
+                    None => {
+                        let (r, specs) = (registry.clone(), models.clone());
+                        match tokio::task::spawn_blocking(move || {
+                            millrace_serve::endpoint::Endpoint::load(r, &specs)
+                        })
+                        .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => return,
+                        }
+                    }
+                };
+                match attempt {
+                    Ok(ep) => break Arc::new(ep),
+                    Err(e) => tracing::debug!(error = %e, "endpoint waits for its model"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = rx.changed() => return,
+                }
+                if *rx.borrow() {
+                    return;
+                }
+            };
+            let _ = served.set(ep.clone());
+            tracing::info!(addr = %local, serving = ?ep.serving(), "endpoint serving");
+            let reloader = ep.spawn_reloader(Duration::from_secs(1));
+            let stopped = async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            let _ = ep
+                .serve(
+                    listener,
+                    millrace_serve::endpoint::DEFAULT_MAX_BODY,
+                    stopped,
+                )
+                .await;
+            reloader.abort();
+        }))
+    };
+
     let admin_addr = args.admin_addr.unwrap_or(config.server.admin_addr);
     let admin_listener = TcpListener::bind(admin_addr)
         .await
@@ -135,46 +299,11 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
     let admin = crate::admin::router(crate::admin::Admin {
         store: store.clone(),
         deliveries: delivery_metrics,
+        scorers,
+        pipeline: board,
+        endpoint: served,
     });
     let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin).await });
-
-    // The real-time endpoint, when asked for: the models must exist (train them first).
-    let endpoint = if args.endpoint_model.is_empty() {
-        None
-    } else {
-        let registry = millrace_serve::registry::Registry::new(data_dir);
-        let specs = args.endpoint_model.clone();
-        let ep = tokio::task::spawn_blocking(move || {
-            millrace_serve::endpoint::Endpoint::load(registry, &specs)
-        })
-        .await?
-        .context("--endpoint-model")?;
-        let ep = Arc::new(ep);
-        let listener = TcpListener::bind(args.endpoint_addr)
-            .await
-            .with_context(|| format!("binding the endpoint to {}", args.endpoint_addr))?;
-        let serving: Vec<String> = ep
-            .serving()
-            .into_iter()
-            .map(|(n, v)| format!("{n}:v{v}"))
-            .collect();
-        println!(
-            "millrace up: endpoint=http://{} serving {}",
-            listener.local_addr()?,
-            serving.join(", ")
-        );
-        let reloader = ep.spawn_reloader(std::time::Duration::from_secs(1));
-        let mut rx = stop_rx.clone();
-        let stopped = async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let task = tokio::spawn(Arc::clone(&ep).serve(
-            listener,
-            millrace_serve::endpoint::DEFAULT_MAX_BODY,
-            stopped,
-        ));
-        Some((task, reloader))
-    };
 
     let gateway = Gateway::new(store.clone(), key);
     millrace_gateway::serve(listener, gateway, shutdown_signal())
@@ -182,8 +311,7 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
         .context("serving the Kinesis API")?;
     // Flush delivery buffers and checkpoints before the store closes.
     let _ = stop_tx.send(true);
-    if let Some((task, reloader)) = endpoint {
-        reloader.abort();
+    if let Some(task) = endpoint {
         let _ = task.await;
     }
     while deliveries.join_next().await.is_some() {}

@@ -15,7 +15,11 @@ use serde_json::{Map, Value, json};
 use crate::cli::BenchEndpointArgs;
 
 /// One raw record per CSV row, every value a string (as the stream carries them).
-fn records(path: &std::path::Path, drop: &[String], limit: usize) -> anyhow::Result<Vec<String>> {
+pub(super) fn records(
+    path: &std::path::Path,
+    drop: &[String],
+    limit: usize,
+) -> anyhow::Result<Vec<String>> {
     let mut r = csv::Reader::from_path(path).with_context(|| format!("{}", path.display()))?;
     let header: Vec<String> = r.headers()?.iter().map(str::to_owned).collect();
     let mut out = Vec::new();

@@ -3,11 +3,13 @@
 mod deliver;
 mod endpoint;
 mod ingest;
+mod score;
 mod wrangle;
 
 pub use deliver::deliver;
 pub use endpoint::endpoint;
 pub use ingest::ingest;
+pub use score::score;
 pub use wrangle::wrangle;
 
 use std::io::BufRead;

@@ -1,0 +1,726 @@
+//! Streaming inference: read a stream, score each record on arrival with a registry model, and
+//! put `{id fields, predicted_label, probability, model, model_version, scored_at, source_*}`
+//! on an output stream; records that cannot be scored go to an error stream with the reason.
+//!
+//! Exactly one output per input, across crashes: the shard's checkpoint records the last input
+//! whose output is acknowledged and, per output shard, the last sequence number put (the
+//! marks). Outputs put after the checkpoint (a crash, or the up to 250 ms between checkpoints)
+//! are found on restart by reading the output streams from the marks: the inputs they answer
+//! (`source_shard`, `source_sequence`) are skipped, the rest scored.
+
+pub mod checkpoint;
+pub mod streams;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use millrace_automl::Task;
+use millrace_delivery::checkpoint::seq_cmp;
+use millrace_delivery::source::SourceRecord;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+
+use crate::endpoint::Loaded;
+use crate::error::ServeError;
+use crate::input::{self, Format, Record};
+use crate::registry::Registry;
+use checkpoint::{CheckpointDir, ScoreCheckpoint};
+use streams::{OutRecord, Placed, Streams};
+
+/// One `[[scoring]]` table of `millrace.toml` (or the `millrace score` flags).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// Names the checkpoints (`state/scoring/NAME/`); defaults to `STREAM-to-TO_STREAM`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The input stream.
+    pub stream: String,
+    /// `NAME` follows the registry (promotions swap in); `NAME:vN` pins a version.
+    pub model: String,
+    /// Where predictions go (created on demand if missing).
+    pub to_stream: String,
+    /// Where unscorable records go; defaults to `TO_STREAM-errors`.
+    #[serde(default)]
+    pub error_stream: Option<String>,
+    /// Input fields copied into each prediction; defaults to the model's ID columns.
+    #[serde(default)]
+    pub id_fields: Option<Vec<String>>,
+}
+
+impl ScoringConfig {
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}-to-{}", self.stream, self.to_stream))
+    }
+
+    pub fn error_stream(&self) -> String {
+        self.error_stream
+            .clone()
+            .unwrap_or_else(|| format!("{}-errors", self.to_stream))
+    }
+
+    /// Checks the names; `key` prefixes messages (`scoring[0]`).
+    pub fn validate(&self, key: &str) -> Result<(), String> {
+        for (field, value) in [
+            ("stream", &self.stream),
+            ("model", &self.model),
+            ("to_stream", &self.to_stream),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("{key}.{field} must not be empty"));
+            }
+        }
+        if self.stream == self.to_stream || self.stream == self.error_stream() {
+            return Err(format!(
+                "{key}.to_stream: writing predictions to the input stream `{}` would score them again",
+                self.stream
+            ));
+        }
+        if self.to_stream == self.error_stream() {
+            return Err(format!(
+                "{key}.error_stream must differ from to_stream `{}`",
+                self.to_stream
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Until the shutdown signal.
+    Forever,
+    /// Until every shard has been read to its end once and every output is acknowledged.
+    UntilCaughtUp,
+}
+
+/// Counters for status and `/metrics`.
+#[derive(Debug, Default)]
+pub struct ScoreMetrics {
+    pub records: AtomicU64,
+    pub errors: AtomicU64,
+    pub model_version: AtomicU64,
+    /// Arrival time (ms) of the newest input scored.
+    pub last_arrival_ms: AtomicI64,
+    /// When (ms) the newest output was acknowledged.
+    pub last_scored_ms: AtomicI64,
+}
+
+/// A configured scorer, ready to run.
+pub struct Scorer {
+    config: ScoringConfig,
+    name: String,
+    error_stream: String,
+    registry: Registry,
+    streams: Streams,
+    checkpoints: CheckpointDir,
+    model: ArcSwap<Loaded>,
+    follow: bool,
+    metrics: Arc<ScoreMetrics>,
+    /// Where drift reports go (`DATA_DIR/state/monitor/MODEL.json`).
+    data_dir: std::path::PathBuf,
+    drift_saved: std::sync::Mutex<std::time::Instant>,
+}
+
+/// How often the drift report of the records scored is saved (when new ones arrived).
+const DRIFT_SAVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Records scored together: one put per output stream and one checkpoint per chunk.
+const CHUNK: usize = 500;
+/// Longest time between checkpoints while records flow.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How long an idle read waits before checking for shutdown again.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// Chunks above this many records are scored on a blocking thread.
+const INLINE_RECORDS: usize = 64;
+
+impl Scorer {
+    /// Loads the model and checks the configuration (the streams are checked by `run`).
+    pub fn new(
+        config: ScoringConfig,
+        registry: Registry,
+        streams: Streams,
+        state_dir: &Path,
+    ) -> Result<Scorer, ServeError> {
+        config.validate("scoring").map_err(ServeError::Registry)?;
+        let (model, version) = registry.load(&config.model)?;
+        let bare = config.model.split(':').next().unwrap_or(&config.model);
+        let model_name = if model.name.is_empty() {
+            bare.to_owned()
+        } else {
+            model.name.clone()
+        };
+        let name = config.name();
+        let metrics = Arc::new(ScoreMetrics::default());
+        metrics
+            .model_version
+            .store(u64::from(version), Ordering::Relaxed);
+        Ok(Scorer {
+            follow: !config.model.contains(':') && !Path::new(&config.model).exists(),
+            model: ArcSwap::from_pointee(Loaded::new(&model_name, version, model)),
+            error_stream: config.error_stream(),
+            checkpoints: CheckpointDir::new(state_dir, &name),
+            name,
+            config,
+            registry,
+            streams,
+            metrics,
+            data_dir: state_dir.parent().unwrap_or(state_dir).to_owned(),
+            drift_saved: std::sync::Mutex::new(std::time::Instant::now()),
+        })
+    }
+
+    /// Saves the drift report of the current version's window when it has new records and
+    /// the last save is older than `DRIFT_SAVE_EVERY` (or `force`).
+    async fn save_drift(&self, force: bool) {
+        {
+            let mut last = self.drift_saved.lock().expect("drift clock");
+            if !force && last.elapsed() < DRIFT_SAVE_EVERY {
+                return;
+            }
+            *last = std::time::Instant::now();
+        }
+        let loaded = self.model.load_full();
+        let data_dir = self.data_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(w) = &loaded.drift
+                && w.take_changed()
+                && let Err(e) = w.report().save(&data_dir, &loaded.name)
+            {
+                tracing::warn!(error = %e, "cannot save the drift report");
+            }
+        })
+        .await;
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &ScoringConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> Arc<ScoreMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The model served now: (name, version).
+    pub fn serving(&self) -> (String, u32) {
+        let m = self.model.load();
+        (m.name.clone(), m.version)
+    }
+
+    pub fn checkpoints(&self) -> &CheckpointDir {
+        &self.checkpoints
+    }
+
+    /// Swaps in the registry's current version when it changed (a bare model name only).
+    pub fn reload(&self) {
+        if !self.follow {
+            return;
+        }
+        let name = self.model.load().name.clone();
+        let Ok(v) = self.registry.current(&name) else {
+            return;
+        };
+        if v == self.model.load().version {
+            return;
+        }
+        match self.registry.load(&format!("{name}:v{v}")) {
+            Ok((model, version)) => {
+                self.model
+                    .store(Arc::new(Loaded::new(&name, version, model)));
+                self.metrics
+                    .model_version
+                    .store(u64::from(version), Ordering::Relaxed);
+                tracing::info!(scorer = %self.name, model = %name, version, "scoring with the new version");
+            }
+            Err(e) => {
+                tracing::warn!(scorer = %self.name, error = %e, "cannot load the new version; still scoring with the old one")
+            }
+        }
+    }
+
+    /// Scores every shard until `mode` says stop. The first shard error stops the scorer.
+    pub async fn run(
+        self: Arc<Self>,
+        mode: RunMode,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ServeError> {
+        if !self.streams.exists(&self.config.stream).await? {
+            return Err(ServeError::Stream(format!(
+                "input stream {} does not exist",
+                self.config.stream
+            )));
+        }
+        self.streams.ensure(&self.config.to_stream).await?;
+        self.streams.ensure(&self.error_stream).await?;
+        let source = self.streams.source(&self.config.stream)?;
+        let shards = source
+            .shards()
+            .await
+            .map_err(|e| ServeError::Stream(e.to_string()))?;
+        let reloader = {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let me = me.clone();
+                    let _ = tokio::task::spawn_blocking(move || me.reload()).await;
+                }
+            })
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in shards {
+            let me = self.clone();
+            let shutdown = shutdown.clone();
+            let source = source.clone();
+            tasks.spawn(async move { me.shard_loop(&shard, &*source, mode, shutdown).await });
+        }
+        let mut first_err = None;
+        while let Some(res) = tasks.join_next().await {
+            let res = res.map_err(|e| ServeError::Stream(format!("shard task failed: {e}")))?;
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+                tasks.abort_all();
+            }
+        }
+        reloader.abort();
+        first_err.map_or(Ok(()), Err)
+    }
+
+    async fn shard_loop(
+        &self,
+        shard: &str,
+        source: &dyn millrace_delivery::source::RecordSource,
+        mode: RunMode,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ServeError> {
+        let checkpoints = self.checkpoints.clone();
+        let sh = shard.to_owned();
+        let mut cp = tokio::task::spawn_blocking(move || checkpoints.load(&sh))
+            .await
+            .map_err(|e| ServeError::Stream(e.to_string()))??;
+        // Outputs put after the checkpoint (a crash between put and checkpoint).
+        let mut answered = self.answered_since(shard, &cp).await?;
+        if !answered.is_empty() {
+            tracing::info!(scorer = %self.name, shard, outputs = answered.len(), "found outputs put after the last checkpoint; they will not be put again");
+        }
+        self.metrics
+            .records
+            .fetch_add(cp.records, Ordering::Relaxed);
+        self.metrics.errors.fetch_add(cp.errors, Ordering::Relaxed);
+        // The checkpoint only bounds what a restart rereads and scans (correctness comes from
+        // the scan), so it is written at most every CHECKPOINT_EVERY, and on the way out.
+        let mut stored = cp.clone();
+        let mut stored_at = std::time::Instant::now();
+        let result = loop {
+            let wait = match mode {
+                RunMode::UntilCaughtUp => Duration::ZERO,
+                RunMode::Forever if cp != stored => CHECKPOINT_EVERY,
+                RunMode::Forever => IDLE_WAIT,
+            };
+            let batch = tokio::select! {
+                b = source.read(shard, cp.scored.as_deref(), wait) => {
+                    match b {
+                        Ok(b) => b,
+                        Err(e) => break Err(ServeError::Stream(e.to_string())),
+                    }
+                }
+                _ = shutdown.changed() => break Ok(()),
+            };
+            for chunk in batch.records.chunks(CHUNK) {
+                self.score_chunk(shard, chunk, &mut cp, &mut answered)
+                    .await?;
+            }
+            if cp != stored && stored_at.elapsed() >= CHECKPOINT_EVERY {
+                self.store(shard, &cp).await?;
+                stored = cp.clone();
+                stored_at = std::time::Instant::now();
+                self.save_drift(false).await;
+            }
+            if (mode == RunMode::UntilCaughtUp && batch.caught_up) || *shutdown.borrow() {
+                break Ok(());
+            }
+        };
+        if cp != stored {
+            self.store(shard, &cp).await?;
+        }
+        self.save_drift(true).await;
+        result
+    }
+
+    /// Writes the checkpoint durably (on a blocking thread: it fsyncs).
+    async fn store(&self, shard: &str, cp: &ScoreCheckpoint) -> Result<(), ServeError> {
+        let (checkpoints, sh, snapshot) = (self.checkpoints.clone(), shard.to_owned(), cp.clone());
+        tokio::task::spawn_blocking(move || checkpoints.store(&sh, &snapshot))
+            .await
+            .map_err(|e| ServeError::Stream(e.to_string()))?
+    }
+
+    /// Inputs of `shard` whose output is on the output streams after the checkpoint's marks.
+    async fn answered_since(
+        &self,
+        shard: &str,
+        cp: &ScoreCheckpoint,
+    ) -> Result<HashSet<String>, ServeError> {
+        let mut answered = HashSet::new();
+        for out in [&self.config.to_stream, &self.error_stream] {
+            let src = self.streams.source(out)?;
+            let out_shards = src
+                .shards()
+                .await
+                .map_err(|e| ServeError::Stream(e.to_string()))?;
+            for os in out_shards {
+                let mut after = cp.marks.get(&format!("{out}/{os}")).cloned();
+                loop {
+                    let b = src
+                        .read(&os, after.as_deref(), Duration::ZERO)
+                        .await
+                        .map_err(|e| ServeError::Stream(e.to_string()))?;
+                    for r in &b.records {
+                        if let Ok(v) = serde_json::from_slice::<Value>(&r.data)
+                            && v.get("source_stream").and_then(Value::as_str)
+                                == Some(self.config.stream.as_str())
+                            && v.get("source_shard").and_then(Value::as_str) == Some(shard)
+                            && let Some(seq) = v.get("source_sequence").and_then(Value::as_str)
+                            && cp.scored.as_deref().is_none_or(|s| seq_cmp(seq, s).is_gt())
+                        {
+                            answered.insert(seq.to_owned());
+                        }
+                    }
+                    if let Some(last) = b.records.last() {
+                        after = Some(last.sequence.clone());
+                    }
+                    if b.caught_up || b.records.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(answered)
+    }
+
+    async fn score_chunk(
+        &self,
+        shard: &str,
+        chunk: &[SourceRecord],
+        cp: &mut ScoreCheckpoint,
+        answered: &mut HashSet<String>,
+    ) -> Result<(), ServeError> {
+        let todo: Vec<SourceRecord> = chunk
+            .iter()
+            .filter(|r| !answered.remove(&r.sequence))
+            .cloned()
+            .collect();
+        let todo_len = todo.len();
+        let loaded = self.model.load_full();
+        let (outs, errs) = if todo.len() > INLINE_RECORDS {
+            let (stream, shard, ids) = (
+                self.config.stream.clone(),
+                shard.to_owned(),
+                self.config.id_fields.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                score_records(&loaded, &stream, &shard, ids.as_deref(), &todo)
+            })
+            .await
+            .map_err(|e| ServeError::Stream(e.to_string()))?
+        } else {
+            score_records(
+                &loaded,
+                &self.config.stream,
+                shard,
+                self.config.id_fields.as_deref(),
+                &todo,
+            )
+        };
+        // Inputs answered before a crash count once, as what they were put as: predictions.
+        let recovered = (chunk.len() - todo_len) as u64;
+        let (n_out, n_err) = (outs.len() as u64 + recovered, errs.len() as u64);
+        let (placed_out, placed_err) = tokio::try_join!(
+            self.streams.put(&self.config.to_stream, outs),
+            self.streams.put(&self.error_stream, errs)
+        )?;
+        crash_point();
+        mark(&mut cp.marks, &self.config.to_stream, &placed_out);
+        mark(&mut cp.marks, &self.error_stream, &placed_err);
+        let last = chunk.last().expect("chunks are not empty");
+        cp.scored = Some(last.sequence.clone());
+        cp.records += n_out;
+        cp.errors += n_err;
+        self.metrics.records.fetch_add(n_out, Ordering::Relaxed);
+        self.metrics.errors.fetch_add(n_err, Ordering::Relaxed);
+        self.metrics
+            .last_arrival_ms
+            .fetch_max(last.arrival_ms, Ordering::Relaxed);
+        self.metrics
+            .last_scored_ms
+            .store(now_ms(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Crash tests: `MILLRACE_FAILPOINT=score-after-put:N` aborts the process after the N-th
+/// chunk's outputs are acknowledged and before its checkpoint is written — the window the
+/// restart scan exists for. Unset (always, outside tests) it costs one relaxed load.
+fn crash_point() {
+    static AFTER: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let after = AFTER.get_or_init(|| {
+        std::env::var("MILLRACE_FAILPOINT")
+            .ok()
+            .and_then(|v| v.strip_prefix("score-after-put:")?.parse().ok())
+    });
+    if let Some(n) = after
+        && SEEN.fetch_add(1, Ordering::Relaxed) + 1 >= *n
+    {
+        eprintln!("MILLRACE_FAILPOINT: aborting after a put, before its checkpoint");
+        std::process::abort();
+    }
+}
+
+/// Advances each `STREAM/SHARD` mark to the newest sequence number put there.
+fn mark(marks: &mut std::collections::BTreeMap<String, String>, stream: &str, placed: &[Placed]) {
+    let mut newest: HashMap<&str, &str> = HashMap::new();
+    for (shard, seq) in placed {
+        let e = newest.entry(shard.as_str()).or_insert(seq.as_str());
+        if seq_cmp(seq, e).is_gt() {
+            *e = seq.as_str();
+        }
+    }
+    for (shard, seq) in newest {
+        let key = format!("{stream}/{shard}");
+        match marks.get(&key) {
+            Some(old) if seq_cmp(old, seq).is_ge() => {}
+            _ => {
+                marks.insert(key, seq.to_owned());
+            }
+        }
+    }
+}
+
+/// Scores `records`: (predictions, errors), each ready to put, keyed like its input.
+pub fn score_records(
+    loaded: &Loaded,
+    stream: &str,
+    shard: &str,
+    id_fields: Option<&[String]>,
+    records: &[SourceRecord],
+) -> (Vec<OutRecord>, Vec<OutRecord>) {
+    let mut errs = Vec::new();
+    let mut good: Vec<(&SourceRecord, Record)> = Vec::with_capacity(records.len());
+    for r in records {
+        match parse_one(&r.data, &loaded.columns) {
+            Ok(rec) => good.push((r, rec)),
+            Err(reason) => errs.push(error_record(stream, shard, r, &reason, loaded)),
+        }
+    }
+    let inputs: Vec<Record> = good.iter().map(|(_, rec)| rec.clone()).collect();
+    let predictions: Vec<Result<Value, String>> = match loaded.score_observed(&inputs) {
+        Ok(p) => p.into_iter().map(Ok).collect(),
+        // Find the record that fails; the others still get scored.
+        Err(_) => inputs
+            .iter()
+            .map(|rec| {
+                loaded
+                    .score_observed(std::slice::from_ref(rec))
+                    .map(|mut p| p.remove(0))
+                    .map_err(|e| e.to_string())
+            })
+            .collect(),
+    };
+    let ids: Vec<String> = match id_fields {
+        Some(f) => f.to_vec(),
+        None => loaded.model.id_columns.clone(),
+    };
+    let scored_at = rfc3339(now_ms());
+    let mut outs = Vec::with_capacity(good.len());
+    for ((src, rec), pred) in good.iter().zip(predictions) {
+        let pred = match pred {
+            Ok(p) => p,
+            Err(reason) => {
+                errs.push(error_record(stream, shard, src, &reason, loaded));
+                continue;
+            }
+        };
+        let mut m = Map::new();
+        for id in &ids {
+            if let Some(v) = rec.get(id) {
+                m.insert(id.clone(), v.clone());
+            }
+        }
+        if let Value::Object(p) = pred {
+            for (k, v) in p {
+                // Binary outputs stay lean: the label and the positive class's probability.
+                if matches!(loaded.model.task, Task::Binary { .. })
+                    && (k == "probabilities" || k == "labels")
+                {
+                    continue;
+                }
+                m.insert(k, v);
+            }
+        }
+        m.insert("model".into(), Value::from(loaded.name.clone()));
+        m.insert("model_version".into(), Value::from(loaded.version));
+        m.insert("scored_at".into(), Value::from(scored_at.clone()));
+        source_fields(&mut m, stream, shard, src);
+        outs.push(OutRecord {
+            partition_key: src.partition_key.clone(),
+            data: Bytes::from(Value::Object(m).to_string()),
+        });
+    }
+    (outs, errs)
+}
+
+fn source_fields(m: &mut Map<String, Value>, stream: &str, shard: &str, src: &SourceRecord) {
+    m.insert("source_stream".into(), Value::from(stream));
+    m.insert("source_shard".into(), Value::from(shard));
+    m.insert("source_sequence".into(), Value::from(src.sequence.clone()));
+    m.insert("arrival_ms".into(), Value::from(src.arrival_ms));
+}
+
+/// One stream record as one JSON object of field values.
+fn parse_one(data: &[u8], columns: &[String]) -> Result<Record, String> {
+    let v: Value =
+        serde_json::from_slice(data).map_err(|e| format!("the record is not valid JSON: {e}"))?;
+    let what = match &v {
+        Value::Object(_) => None,
+        Value::Array(_) => Some("an array"),
+        Value::String(_) => Some("a string"),
+        Value::Number(_) => Some("a number"),
+        Value::Bool(_) => Some("a boolean"),
+        Value::Null => Some("null"),
+    };
+    if let Some(what) = what {
+        return Err(format!(
+            "the record is {what}, not a JSON object of field values"
+        ));
+    }
+    // The endpoint's checks (nested values), worded for one record.
+    let mut records = input::parse(Format::Json, data, columns).map_err(|e| {
+        e.message
+            .strip_prefix("record 0: ")
+            .map(str::to_owned)
+            .unwrap_or(e.message)
+    })?;
+    Ok(records.remove(0))
+}
+
+fn error_record(
+    stream: &str,
+    shard: &str,
+    src: &SourceRecord,
+    reason: &str,
+    loaded: &Loaded,
+) -> OutRecord {
+    let mut m = Map::new();
+    m.insert("error".into(), Value::from(reason));
+    m.insert("model".into(), Value::from(loaded.name.clone()));
+    m.insert("model_version".into(), Value::from(loaded.version));
+    m.insert("scored_at".into(), Value::from(rfc3339(now_ms())));
+    source_fields(&mut m, stream, shard, src);
+    m.insert(
+        "partition_key".into(),
+        Value::from(src.partition_key.clone()),
+    );
+    // The input as it was: text when it is UTF-8, base64 otherwise.
+    match std::str::from_utf8(&src.data) {
+        Ok(s) => m.insert("data".into(), Value::from(s)),
+        Err(_) => {
+            use base64::Engine;
+            m.insert(
+                "data_base64".into(),
+                Value::from(base64::engine::general_purpose::STANDARD.encode(&src.data)),
+            )
+        }
+    };
+    OutRecord {
+        partition_key: src.partition_key.clone(),
+        data: Bytes::from(Value::Object(m).to_string()),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC (`2026-11-26T01:02:03.456Z`).
+pub fn rfc3339(ms: i64) -> String {
+    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian, era arithmetic).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_764_079_200_123), "2025-11-25T14:00:00.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn marks_keep_the_newest() {
+        let mut marks = std::collections::BTreeMap::new();
+        mark(
+            &mut marks,
+            "out",
+            &[("s0".into(), "9".into()), ("s0".into(), "12".into())],
+        );
+        mark(&mut marks, "out", &[("s0".into(), "10".into())]);
+        assert_eq!(marks["out/s0"], "12");
+    }
+
+    #[test]
+    fn config_rules() {
+        let c = ScoringConfig {
+            name: None,
+            stream: "churn".into(),
+            model: "churn".into(),
+            to_stream: "churn".into(),
+            error_stream: None,
+            id_fields: None,
+        };
+        assert!(c.validate("scoring[0]").unwrap_err().contains("to_stream"));
+        let ok = ScoringConfig {
+            to_stream: "preds".into(),
+            ..c
+        };
+        ok.validate("scoring[0]").unwrap();
+        assert_eq!(ok.name(), "churn-to-preds");
+        assert_eq!(ok.error_stream(), "preds-errors");
+    }
+}

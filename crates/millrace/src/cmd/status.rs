@@ -1,0 +1,109 @@
+//! `millrace status`: each component of a running `millrace up`, its state and its lag.
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::Value;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The admin API of the running `up` (its `admin=` ready line; [server].admin_addr).
+    #[arg(long, default_value = "http://127.0.0.1:4580")]
+    pub admin_url: String,
+    /// Read the admin address from this config file instead.
+    #[arg(short, long, value_name = "FILE.toml")]
+    pub config: Option<std::path::PathBuf>,
+    /// Print the raw JSON of GET /status.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let base = match &args.config {
+        Some(path) => format!(
+            "http://{}",
+            crate::config::Config::load(path)?.server.admin_addr
+        ),
+        None => args.admin_url.trim_end_matches('/').to_owned(),
+    };
+    let url = format!("{base}/status");
+    let body = reqwest::get(&url)
+        .await
+        .with_context(|| format!("is millrace up running? could not reach {url}"))?
+        .bytes()
+        .await?;
+    let v: Value =
+        serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let rows = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let s = |x: &Value| x.as_str().unwrap_or("").to_owned();
+    println!("{:<10} {:<26} {:<9} detail", "component", "name", "state");
+    for st in rows("streams") {
+        println!(
+            "{:<10} {:<26} {:<9} {} records",
+            "stream",
+            s(&st["name"]),
+            "running",
+            st["records"]
+        );
+    }
+    for d in rows("deliveries") {
+        let fresh = d["freshness_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        println!(
+            "{:<10} {:<26} {:<9} {} records in {} objects from {}, {} errors; lag (oldest \
+             record not in the lake) {fresh:.1} s",
+            "delivery",
+            s(&d["name"]),
+            "running",
+            d["records"],
+            d["objects"],
+            s(&d["stream"]),
+            d["error_records"]
+        );
+    }
+    for c in rows("pipeline") {
+        let err = c["last_error"]
+            .as_str()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
+        println!(
+            "{:<10} {:<26} {:<9} {} ({} runs){err}",
+            s(&c["kind"]),
+            s(&c["name"]),
+            s(&c["state"]),
+            s(&c["detail"]),
+            c["runs"]
+        );
+    }
+    for sc in rows("scoring") {
+        println!(
+            "{:<10} {:<26} {:<9} {} → {} with {}: {} scored, {} errors; lag {} records \
+             behind, last record {} ms from arrival to prediction",
+            "scoring",
+            s(&sc["name"]),
+            "running",
+            s(&sc["stream"]),
+            s(&sc["to_stream"]),
+            s(&sc["model"]),
+            sc["records"],
+            sc["errors"],
+            sc["backlog"],
+            sc["last_latency_ms"]
+        );
+    }
+    if let Some(e) = v["endpoint"].as_object() {
+        println!(
+            "{:<10} {:<26} {:<9} serving {}",
+            "endpoint",
+            "",
+            "running",
+            e.get("serving")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}

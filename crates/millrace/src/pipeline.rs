@@ -1,0 +1,525 @@
+//! The continuous part of `millrace up`: prep jobs triggered by new lake objects, retraining
+//! triggered by new curated rows with a champion/challenger gate, and the status of each for
+//! `/status` and `millrace status`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// `[[prep]]`: run a job file when new objects land under its inputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrepTrigger {
+    /// The job file (relative paths are relative to the config file's folder).
+    pub job: PathBuf,
+    /// Run once this many new objects are under the job's inputs...
+    #[serde(default = "default_every_objects")]
+    pub every_objects: usize,
+    /// ...or once the oldest unprocessed object has waited this long.
+    #[serde(default = "default_prep_secs")]
+    pub every_secs: u64,
+}
+
+fn default_every_objects() -> usize {
+    10
+}
+fn default_prep_secs() -> u64 {
+    30
+}
+
+/// `[[train]]`: retrain a model when its dataset has grown, and promote it through the gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainTrigger {
+    /// The model's registry name.
+    pub name: String,
+    /// The dataset: a lake prefix written by a prep job (`curated/churn`), or a path.
+    pub data: String,
+    pub target: String,
+    /// Retrain once the dataset has this many more rows than the last training saw (the first
+    /// model is trained as soon as the dataset exists).
+    #[serde(default = "default_min_new_rows")]
+    pub min_new_rows: u64,
+    /// The metric the gate compares (default: the task's, F1 for binary).
+    #[serde(default)]
+    pub objective: Option<String>,
+    /// Champion/challenger: promote a new version only if its metric on its own fresh test
+    /// part is at least the production model's on the same rows. `false` promotes every one.
+    #[serde(default = "default_true")]
+    pub gate: bool,
+    /// How often the dataset is checked.
+    #[serde(default = "default_check_secs")]
+    pub check_secs: u64,
+}
+
+fn default_min_new_rows() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_check_secs() -> u64 {
+    5
+}
+
+/// `[endpoint]`: the real-time endpoint inside `up`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSection {
+    pub models: Vec<String>,
+    #[serde(default = "default_endpoint_addr")]
+    pub addr: std::net::SocketAddr,
+}
+
+fn default_endpoint_addr() -> std::net::SocketAddr {
+    "127.0.0.1:8080".parse().expect("valid address")
+}
+
+impl PrepTrigger {
+    pub fn validate(&self, key: &str) -> Result<(), String> {
+        if self.every_objects == 0 {
+            return Err(format!("{key}.every_objects must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl TrainTrigger {
+    pub fn validate(&self, key: &str) -> Result<(), String> {
+        millrace_serve::registry::Registry::check_name(&self.name)
+            .map_err(|e| format!("{key}.name = {:?}: {e}", self.name))?;
+        if self.target.trim().is_empty() {
+            return Err(format!("{key}.target must not be empty"));
+        }
+        if self.check_secs == 0 {
+            return Err(format!("{key}.check_secs must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// One component's state, as `/status` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Component {
+    pub kind: String,
+    pub name: String,
+    /// `waiting`, `running`, `idle`, `failed`.
+    pub state: String,
+    pub detail: String,
+    pub runs: u64,
+    pub last_run_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub type Board = Arc<Mutex<Vec<Component>>>;
+
+fn set(board: &Board, kind: &str, name: &str, f: impl FnOnce(&mut Component)) {
+    let mut b = board.lock().expect("status board");
+    let i = match b.iter().position(|c| c.kind == kind && c.name == name) {
+        Some(i) => i,
+        None => {
+            b.push(Component {
+                kind: kind.into(),
+                name: name.into(),
+                state: "waiting".into(),
+                ..Default::default()
+            });
+            b.len() - 1
+        }
+    };
+    f(&mut b[i]);
+}
+
+/// Objects under `prefix` (names starting with `_` or `.` are not data).
+async fn count_objects(lake: &millrace_lake::Lake, prefix: &str) -> usize {
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    match lake.list(&prefix).await {
+        Ok(objs) => objs
+            .iter()
+            .filter(|(k, _)| {
+                !k.split('/')
+                    .any(|seg| seg.starts_with('_') || seg.starts_with('.'))
+            })
+            .count(),
+        Err(_) => 0,
+    }
+}
+
+pub async fn prep_loop(
+    trigger: PrepTrigger,
+    data_dir: PathBuf,
+    board: Board,
+    mut stop: watch::Receiver<bool>,
+) {
+    let lake_dir = data_dir.join("lake");
+    let job = match millrace_prep::Job::load(&trigger.job) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(job = %trigger.job.display(), error = %e, "prep job not started");
+            return;
+        }
+    };
+    let name = job.name.clone().unwrap_or_else(|| {
+        trigger
+            .job
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "prep".into())
+    });
+    set(&board, "prep", &name, |c| {
+        c.detail = format!("waiting for objects under {}", job.inputs[0].path)
+    });
+    let lake = match millrace_lake::Lake::open(&lake_dir.display().to_string(), &Default::default())
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(job = %name, error = %e, "prep job not started");
+            return;
+        }
+    };
+    // What the last run read: the output manifest's inputs (survives restarts).
+    let mut done = 0usize;
+    if let Some(out) = job.outputs.first()
+        && let Ok(m) = millrace_prep::manifest::Manifest::read(
+            &lake,
+            &format!("{}/_manifest.json", out.path.trim_end_matches('/')),
+        )
+        .await
+    {
+        done = m.inputs.values().map(Vec::len).sum();
+    }
+    let mut first_new: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let mut now_objects = 0;
+        for input in &job.inputs {
+            now_objects += count_objects(&lake, &input.path).await;
+        }
+        if now_objects <= done {
+            first_new = None;
+            continue;
+        }
+        let waited = first_new.get_or_insert_with(Instant::now).elapsed();
+        if now_objects - done < trigger.every_objects
+            && waited < Duration::from_secs(trigger.every_secs)
+        {
+            continue;
+        }
+        set(&board, "prep", &name, |c| {
+            c.state = "running".into();
+            c.detail = format!("{} new objects", now_objects - done);
+        });
+        let t = Instant::now();
+        let opts = millrace_prep::RunOptions {
+            default_lake: Some(lake_dir.display().to_string()),
+            ..Default::default()
+        };
+        let origin = trigger.job.display().to_string();
+        let result = async {
+            let run = millrace_prep::JobRun::prepare(job.clone(), &origin, &opts).await?;
+            run.execute().await
+        }
+        .await;
+        match result {
+            Ok(report) => {
+                let rows = report.outputs.first().map_or(0, |o| o.dataset_rows);
+                let read: usize = report
+                    .inputs
+                    .iter()
+                    .map(|i| i.objects + i.already_read)
+                    .sum();
+                done = read.max(now_objects);
+                first_new = None;
+                tracing::info!(job = %name, rows, objects = read, secs = t.elapsed().as_secs_f64(), "prep job ran");
+                set(&board, "prep", &name, |c| {
+                    c.state = "idle".into();
+                    c.runs += 1;
+                    c.last_run_ms = Some(millrace_stream::now_ms());
+                    c.last_error = None;
+                    c.detail = format!(
+                        "{rows} rows from {read} objects in {:.2}s",
+                        t.elapsed().as_secs_f64()
+                    );
+                });
+            }
+            Err(e) => {
+                tracing::warn!(job = %name, error = %e, "prep job failed; retrying on the next trigger");
+                first_new = None;
+                set(&board, "prep", &name, |c| {
+                    c.state = "failed".into();
+                    c.last_error = Some(e.to_string());
+                });
+            }
+        }
+    }
+}
+
+/// What the last training of a `[[train]]` saw, kept in `state/pipeline/`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TrainState {
+    rows: u64,
+    run_id: Option<String>,
+    /// Every gate decision, newest last.
+    #[serde(default)]
+    decisions: Vec<String>,
+}
+
+fn state_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir
+        .join("state")
+        .join("pipeline")
+        .join(format!("train-{name}.json"))
+}
+
+fn save_state(path: &Path, state: &TrainState) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().expect("state file has a folder");
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(state)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+pub async fn train_loop(
+    trigger: TrainTrigger,
+    data_dir: PathBuf,
+    board: Board,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = trigger.name.clone();
+    let path = state_path(&data_dir, &name);
+    let mut state: TrainState = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    set(&board, "train", &name, |c| {
+        c.detail = format!("waiting for {}", trigger.data)
+    });
+    let lake_dir = data_dir.join("lake");
+    let dataset = if Path::new(&trigger.data).is_absolute() || trigger.data.contains("://") {
+        PathBuf::from(&trigger.data)
+    } else {
+        lake_dir.join(&trigger.data)
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(trigger.check_secs)) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let Some((rows, run_id)) = manifest_rows(&dataset) else {
+            continue;
+        };
+        let registry = millrace_serve::registry::Registry::new(&data_dir);
+        let first = registry.versions(&name).is_empty();
+        if state.run_id.as_deref() == Some(run_id.as_str())
+            || (!first && rows < state.rows + trigger.min_new_rows)
+        {
+            continue;
+        }
+        set(&board, "train", &name, |c| {
+            c.state = "running".into();
+            c.detail = format!("training on {rows} rows");
+        });
+        let t = Instant::now();
+        match train_and_gate(&trigger, &data_dir, &dataset).await {
+            Ok(decision) => {
+                tracing::info!(model = %name, %decision, secs = t.elapsed().as_secs_f64(), "trained");
+                state.rows = rows;
+                state.run_id = Some(run_id);
+                state.decisions.push(format!(
+                    "{} {decision}",
+                    millrace_prep::manifest::rfc3339(millrace_stream::now_ms())
+                ));
+                if let Err(e) = save_state(&path, &state) {
+                    tracing::warn!(error = %e, "cannot save the training state");
+                }
+                set(&board, "train", &name, |c| {
+                    c.state = "idle".into();
+                    c.runs += 1;
+                    c.last_run_ms = Some(millrace_stream::now_ms());
+                    c.last_error = None;
+                    c.detail = decision;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(model = %name, error = %format!("{e:#}"), "training failed; retrying when the data changes");
+                state.run_id = Some(run_id);
+                set(&board, "train", &name, |c| {
+                    c.state = "failed".into();
+                    c.last_error = Some(format!("{e:#}"));
+                });
+            }
+        }
+    }
+}
+
+/// Rows and run id of a prep dataset's manifest.
+fn manifest_rows(dataset: &Path) -> Option<(u64, String)> {
+    let bytes = std::fs::read(dataset.join("_manifest.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    Some((
+        v.get("rows")?.as_u64()?,
+        v.get("run_id")?.as_str()?.to_owned(),
+    ))
+}
+
+/// Fewer fresh test rows than this and the gate compares on the whole test part.
+const MIN_FRESH_ROWS: usize = 200;
+
+/// IDs of the rows a version was trained on (the gate's notion of "seen").
+fn trained_ids_path(data_dir: &Path, name: &str, version: u32) -> PathBuf {
+    data_dir
+        .join("state")
+        .join("pipeline")
+        .join(format!("train-{name}-v{version}.ids"))
+}
+
+/// Trains a challenger, saves it, and promotes it when it passes the gate. Returns the
+/// decision in words.
+async fn train_and_gate(
+    trigger: &TrainTrigger,
+    data_dir: &Path,
+    dataset: &Path,
+) -> anyhow::Result<String> {
+    let spec = dataset.display().to_string();
+    let frame = crate::cmd::data_io::read_frame(data_dir, &spec, &Default::default())
+        .await
+        .with_context(|| format!("reading {spec}"))?;
+    let mut opts = millrace_automl::train::Options::new(&trigger.target);
+    opts.objective = trigger.objective.clone();
+    let (mut trained, full) = tokio::task::spawn_blocking(move || {
+        millrace_automl::train::train(&frame, &opts, &|_| {}).map(|t| (t, frame))
+    })
+    .await??;
+    let (version, _) = crate::cmd::train::save(
+        data_dir,
+        &trigger.name,
+        &spec,
+        &mut trained,
+        &Default::default(),
+    )
+    .await?;
+    let registry = millrace_serve::registry::Registry::new(data_dir);
+    let name = trigger.name.clone();
+    let model = &trained.model;
+    let metric = model.objective.name();
+    // Rows each version trained on, by ID, so the gate can compare on rows neither has seen.
+    let id_col = model.id_columns.first().cloned();
+    let ids = |f: &millrace_wrangle::Frame| -> Vec<Option<String>> {
+        match id_col.as_deref().and_then(|c| f.column(c)) {
+            Some(millrace_wrangle::Column::Str(v)) => v.clone(),
+            Some(millrace_wrangle::Column::Num(v)) => v
+                .iter()
+                .map(|x| millrace_wrangle::frame::format_num(*x))
+                .collect(),
+            None => Vec::new(),
+        }
+    };
+    let test_ids = ids(&trained.test_frame);
+    if id_col.is_some() {
+        let test: std::collections::HashSet<&str> =
+            test_ids.iter().flatten().map(String::as_str).collect();
+        let seen: Vec<String> = ids(&full)
+            .into_iter()
+            .flatten()
+            .filter(|id| !test.contains(id.as_str()))
+            .collect();
+        let path = trained_ids_path(data_dir, &name, version);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, seen.join("\n"))?;
+    }
+    // The champion: the production version (none yet → the challenger wins by default).
+    let champion = registry
+        .info(&name)
+        .ok()
+        .and_then(|i| i.production)
+        .filter(|&v| v != version);
+    let verdict = match champion {
+        None => {
+            let s = model.objective.score(
+                &model.task,
+                &trained.test_y,
+                &trained.test_values,
+                model.threshold,
+            );
+            format!("{name}:v{version} promoted (first production model; test {metric} {s:.4})")
+        }
+        Some(_) if !trigger.gate => {
+            format!("{name}:v{version} promoted (gate off)")
+        }
+        Some(v) => {
+            let (champ, _) = registry.load(&format!("{name}:v{v}"))?;
+            // The fresh holdout: the challenger's test rows the champion did not train on
+            // (all of them when IDs are unknown or too few are fresh).
+            let champion_seen: std::collections::HashSet<String> =
+                std::fs::read_to_string(trained_ids_path(data_dir, &name, v))
+                    .map(|t| t.lines().map(str::to_owned).collect())
+                    .unwrap_or_default();
+            let fresh: Vec<usize> = (0..trained.test_y.len())
+                .filter(|&i| {
+                    test_ids
+                        .get(i)
+                        .and_then(|x| x.as_deref())
+                        .is_none_or(|id| !champion_seen.contains(id))
+                })
+                .collect();
+            let rows: Vec<usize> = if fresh.len() >= MIN_FRESH_ROWS {
+                fresh
+            } else {
+                (0..trained.test_y.len()).collect()
+            };
+            let frame = trained.test_frame.take_rows(&rows);
+            let y: Vec<f64> = rows.iter().map(|&i| trained.test_y[i]).collect();
+            let width = trained.test_values.len() / trained.test_y.len().max(1);
+            let mine: Vec<f64> = rows
+                .iter()
+                .flat_map(|&i| {
+                    trained.test_values[i * width..(i + 1) * width]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            let challenger = model
+                .objective
+                .score(&model.task, &y, &mine, model.threshold);
+            let p = champ.predict(&frame)?;
+            let champion_score = model
+                .objective
+                .score(&model.task, &y, &p.values, champ.threshold);
+            let same_task = champ.task == model.task;
+            if same_task && model.objective.better(champion_score, challenger) {
+                return Ok(format!(
+                    "{name}:v{version} kept as candidate: {metric} {challenger:.4} < production \
+                     v{v}'s {champion_score:.4} on the same {} fresh test rows",
+                    rows.len()
+                ));
+            }
+            format!(
+                "{name}:v{version} promoted: {metric} {challenger:.4} ≥ production v{v}'s \
+                 {champion_score:.4} on the same {} fresh test rows",
+                rows.len()
+            )
+        }
+    };
+    let r = registry.clone();
+    tokio::task::spawn_blocking(move || r.promote(&name, version)).await??;
+    Ok(verdict)
+}
