@@ -97,13 +97,13 @@ if [[ "$peer" == 1 ]]; then
   "$venv/bin/python" bench/peers/batch_sklearn.py train "$telco" "$work/lr.joblib" lr
 fi
 
-predict() { "$bin" --data-dir "$dd" predict --model churn "$@"; }
+predict=("$bin" --data-dir "$dd" predict --model churn)
 : >"$runs_file"
 for i in $(seq 1 "$runs"); do
   echo "run $i" >&2
-  measure "csv-to-csv" predict --input "$csv" --output "$work/scored.csv"
-  measure "csv-to-lake" predict --input "$csv" --output scored/csv/
-  measure "parquet-lake-to-lake" predict --input bench/churn --output scored/parquet/
+  measure "csv-to-csv" "${predict[@]}" --input "$csv" --output "$work/scored.csv"
+  measure "csv-to-lake" "${predict[@]}" --input "$csv" --output scored/csv/
+  measure "parquet-lake-to-lake" "${predict[@]}" --input bench/churn --output scored/parquet/
   if [[ "$peer" == 1 ]]; then
     measure "sklearn-hgb" "$venv/bin/python" bench/peers/batch_sklearn.py score "$work/hgb.joblib" "$csv" "$work/peer.csv"
     measure "sklearn-lr" "$venv/bin/python" bench/peers/batch_sklearn.py score "$work/lr.joblib" "$csv" "$work/peer.csv"

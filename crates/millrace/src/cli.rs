@@ -32,15 +32,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole pipeline once on this machine: stream churn records through the
-    /// Kinesis API and read them back (later stages join as they are built).
+    /// Run the whole pipeline once on this machine, offline, in about 10 seconds.
     ///
-    /// Uses generated Telco-like data unless --csv names the real file.
+    /// Streams churn records through the Kinesis API (in-process, on a free port) and reads
+    /// them back, delivers them into the lake, runs the churn prep job, fits the churn recipe,
+    /// trains a model (quick build) and prints its test accuracy, F1 and AUC, promotes it,
+    /// serves it on the real-time endpoint (latency of 1,000 requests), and scores fresh
+    /// records live from a stream onto an output stream. Uses generated Telco-like data
+    /// unless --csv names the real file.
     Demo(DemoArgs),
-    /// Run the services (the Kinesis-compatible stream API) until SIGINT or SIGTERM.
+    /// Run the pipeline continuously, as configured, until SIGINT or SIGTERM.
     ///
-    /// Streams declared in the config file are created if missing. Every acknowledged record
-    /// is on disk (fsync before the reply, by default) and survives kill -9.
+    /// One process runs every component the config names: [[stream]]s (the Kinesis API),
+    /// [[delivery]]s into the lake, [[prep]] jobs run when new objects land, [[train]]
+    /// retraining when a dataset grows (promoted only through the champion/challenger gate),
+    /// the [endpoint] (hot-swapping promoted versions) and [[scoring]] onto output streams.
+    /// Every acknowledged record is on disk (fsync before the reply, by default) and survives
+    /// kill -9; SIGTERM flushes buffers and checkpoints. `millrace status` shows each
+    /// component. Example: millrace up -c examples/millrace.toml
     Up(UpArgs),
     /// Send a CSV, NDJSON or JSON file (or a folder of them) to a stream as JSON records.
     ///
@@ -543,8 +552,9 @@ pub struct PredictArgs {
     /// Format of the part files of a folder output (a file's name gives its own).
     #[arg(long, value_enum)]
     pub format: Option<PartFormat>,
-    /// Rows read and scored at a time.
-    #[arg(long, default_value_t = 16_384)]
+    /// Rows read and scored at a time (memory holds a few chunks per core; larger chunks
+    /// are not faster).
+    #[arg(long, default_value_t = 4096)]
     pub chunk_rows: usize,
     /// Rows per part file of a folder output.
     #[arg(long, default_value_t = 1_000_000)]

@@ -18,32 +18,32 @@ fn telco() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/telco-customer-churn.csv")
 }
 
-/// A churn model trained once for every test here (quick mode, 2 folds: the fastest build).
+/// A churn model trained once for every test here (quick mode, 2 folds: the fastest build),
+/// in Cargo's scratch folder for integration tests.
 fn model() -> &'static Path {
-    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &MODEL
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let out = millrace()
-                .arg("--data-dir")
-                .arg(dir.path())
-                .args([
-                    "train", "--target", "Churn", "--name", "churn", "--folds", "2",
-                ])
-                .arg("--data")
-                .arg(telco())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let file = dir.path().join("lake/models/churn/v1/model.json");
-            assert!(file.is_file());
-            (dir, file)
-        })
-        .1
+    static MODEL: OnceLock<PathBuf> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("batch-model");
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = millrace()
+            .arg("--data-dir")
+            .arg(&dir)
+            .args([
+                "train", "--target", "Churn", "--name", "churn", "--folds", "2",
+            ])
+            .arg("--data")
+            .arg(telco())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let file = dir.join("lake/models/churn/v1/model.json");
+        assert!(file.is_file());
+        file
+    })
 }
 
 /// `millrace --data-dir DATA predict --model MODEL --input IN --output OUT EXTRA...`.

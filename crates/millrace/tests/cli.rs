@@ -26,6 +26,10 @@ fn every_subcommand_explains_itself() {
         vec!["endpoint", "--help"],
         vec!["models", "list", "--help"],
         vec!["models", "promote", "--help"],
+        vec!["score", "--help"],
+        vec!["status", "--help"],
+        vec!["monitor", "--help"],
+        vec!["bench", "score", "--help"],
     ] {
         let out = millrace().args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -79,8 +83,20 @@ fn demo_streams_generated_records_end_to_end() {
     assert!(stdout.contains("1500 records into"), "{stdout}");
     assert!(stdout.contains("→ 1500 customers"), "{stdout}");
     assert!(stdout.contains("Month-to-month"), "{stdout}");
-    assert!(stdout.contains("[6/7] wrangle"), "{stdout}");
-    assert!(stdout.contains("[7/7] automl"), "{stdout}");
+    assert!(stdout.contains("[6/10] wrangle"), "{stdout}");
+    assert!(stdout.contains("[7/10] automl"), "{stdout}");
+    assert!(
+        stdout.contains("[8/10] registry churn:v1 promoted"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[9/10] endpoint"), "{stdout}");
+    assert!(
+        stdout.contains("1000 single-record JSON requests"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[10/10] live"), "{stdout}");
+    assert!(stdout.contains("300 predictions"), "{stdout}");
+    assert!(stdout.contains("         live   "), "{stdout}");
     assert!(
         stdout.contains("one raw record → churn probability"),
         "{stdout}"
@@ -99,6 +115,125 @@ fn demo_streams_generated_records_end_to_end() {
     assert!(stdout.contains("200 records read back"));
     // The same seed sends the first 200 customers again: updates, not new customers.
     assert!(stdout.contains("→ 1500 customers"), "{stdout}");
+}
+
+/// The figure after `label ` in `text` (e.g. "accuracy 0.7906,").
+fn figure(text: &str, label: &str) -> f64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        + label.len();
+    text[at..]
+        .split(|c: char| c != '.' && !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn demo_on_the_shared_csv_prints_figures_that_predict_reproduces() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("demo")
+        .arg("--csv")
+        .arg(shared("telco-customer-churn.csv"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("[10/10] live"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("test split: accuracy"))
+        .unwrap_or_else(|| panic!("no test split line in {stdout}"));
+    let (acc, f1, auc) = (
+        figure(line, "accuracy "),
+        figure(line, "F1 "),
+        figure(line, "AUC "),
+    );
+    // Score the held-out rows outside the demo, with the saved model.
+    let holdout = dir.path().join("lake/models/churn/v1/holdout.csv");
+    let scored = dir.path().join("scored.csv");
+    let st = millrace()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["predict", "--model", "churn", "--input"])
+        .arg(&holdout)
+        .arg("--output")
+        .arg(&scored)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let truth: Vec<bool> = csv::Reader::from_path(&holdout)
+        .unwrap()
+        .deserialize::<std::collections::HashMap<String, String>>()
+        .map(|r| r.unwrap()["Churn"] == "Yes")
+        .collect();
+    let preds: Vec<(bool, f64)> = csv::Reader::from_path(&scored)
+        .unwrap()
+        .deserialize::<std::collections::HashMap<String, String>>()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r["predicted_label"] == "Yes",
+                r["probability"].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(truth.len(), preds.len());
+    assert!(truth.len() > 1000, "{} held-out rows", truth.len());
+    let (mut tp, mut fp, mut fn_, mut right) = (0.0, 0.0, 0.0, 0.0);
+    for (y, (p, _)) in truth.iter().zip(&preds) {
+        match (y, p) {
+            (true, true) => tp += 1.0,
+            (false, true) => fp += 1.0,
+            (true, false) => fn_ += 1.0,
+            _ => {}
+        }
+        if y == p {
+            right += 1.0;
+        }
+    }
+    let my_acc = right / truth.len() as f64;
+    let my_f1 = 2.0 * tp / (2.0 * tp + fp + fn_);
+    // AUC: the chance a positive outranks a negative (ties count half).
+    let (mut pairs, mut wins) = (0.0, 0.0);
+    for (y1, (_, p1)) in truth.iter().zip(&preds) {
+        if !y1 {
+            continue;
+        }
+        for (y0, (_, p0)) in truth.iter().zip(&preds) {
+            if *y0 {
+                continue;
+            }
+            pairs += 1.0;
+            wins += if p1 > p0 {
+                1.0
+            } else if p1 == p0 {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    let my_auc = wins / pairs;
+    for (name, printed, mine) in [
+        ("accuracy", acc, my_acc),
+        ("F1", f1, my_f1),
+        ("AUC", auc, my_auc),
+    ] {
+        assert!(
+            (printed - mine).abs() < 6e-5,
+            "{name}: the demo printed {printed}, predict gives {mine}"
+        );
+    }
 }
 
 fn shared(name: &str) -> std::path::PathBuf {

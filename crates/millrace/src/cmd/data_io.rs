@@ -433,8 +433,10 @@ impl<W: Write + Send> Encoder<W> {
     pub fn new(format: FileFormat, schema: SchemaRef, out: W) -> anyhow::Result<Self> {
         Ok(match format {
             FileFormat::Parquet => {
+                // Row groups of 128Ki rows (DuckDB's size, about): the writer buffers one.
                 let props = parquet::file::properties::WriterProperties::builder()
                     .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                    .set_max_row_group_row_count(Some(128 * 1024))
                     .build();
                 Self::Parquet(parquet::arrow::ArrowWriter::try_new(
                     out,

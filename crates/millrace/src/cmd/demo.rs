@@ -637,6 +637,11 @@ async fn automl_stage(
         &Default::default(),
     )
     .await?;
+    // The held-out rows the test figures come from, beside the model, so anyone can score
+    // them with `millrace predict` and check the figures.
+    let holdout = dir.join("holdout.csv").display().to_string();
+    let bytes = crate::cmd::data_io::encode(&holdout, &trained.test_frame.to_batch()?)?;
+    crate::cmd::data_io::write_bytes(&holdout, bytes, &Default::default()).await?;
     let r = &trained.report;
     let members = trained.model.members.len();
     let test = match &r.test {
@@ -659,8 +664,8 @@ async fn automl_stage(
         println!(
             "              test split: accuracy {:.4}, F1 {:.4}, AUC {:.4} — the reference build \
              (SageMaker Autopilot, ~10 min on AWS) published accuracy {REF_ACCURACY}, F1 \
-             {REF_F1} on its own split",
-            m.accuracy, m.f1, m.auc
+             {REF_F1} on its own split; the {} held-out rows: {holdout}",
+            m.accuracy, m.f1, m.auc, r.test_rows
         );
     }
     if let Some(raw) = sample {

@@ -265,7 +265,8 @@ impl Sink {
         }
     }
 
-    /// Blocking: makes the output visible. Returns the part files of a dataset.
+    /// Blocking: makes the output visible (renames the file, completes the upload, or commits
+    /// the dataset's manifest and removes the parts it replaces).
     pub fn finish(self, info: &TransformInfo, inputs: &[InputObject]) -> anyhow::Result<()> {
         match self {
             Self::File(f) => f.finish(),
