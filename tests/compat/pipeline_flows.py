@@ -19,6 +19,8 @@ ports) and buffer intervals (1 s) are changed. Then, with no command but the pro
  3. SIGTERM: `up` exits 0 and says it stopped cleanly; restarted, a third batch goes in and
     every input of all three batches has exactly one prediction, the curated dataset one
     row per customer.
+ 4. kill -9 right after a fourth batch is acknowledged; restarted, every input of the four
+    batches has exactly one prediction and the curated dataset every customer.
 
 Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 "pipeline flows: N passed, M failed"; exit status 1 when M > 0.
@@ -186,6 +188,30 @@ def flow(ck, args, data, tmp, procs, env):
     ck.check(f"after the restart: curated/churn has one row per customer ({len(ids)})",
              [] if rows == len(ids) else [f"{manifest_rows(d)} rows"] + log_tail(log2))
     ck.check("SIGTERM again: up stops cleanly", stop_up(procs, p, log2))
+
+    # 4. kill -9 right after a batch is acknowledged, restart: nothing acknowledged is lost.
+    p, url = start_up(procs, args.millrace, d, os.path.join(tmp, "up2b.log"), env, config=cfg)
+    k = client("kinesis", url)
+    gen4 = generated_rows(args, env, tmp, 1500, 13)
+    sent4 = put_rows(ck, k, "churn", gen4, "batch 4 (then kill -9)")
+    time.sleep(0.3)
+    procs.kill(p)
+    note("up killed with SIGKILL right after batch 4 was acknowledged")
+    log3 = os.path.join(tmp, "up3.log")
+    p, url = start_up(procs, args.millrace, d, log3, env, config=cfg)
+    k = client("kinesis", url)
+    everything += sent4
+    by_src, secs = wait_for("all4", lambda: (lambda b: b if not exactly_once(everything, b)
+                                             else None)(predictions(k, "churn-scored")[0]))
+    ck.check(f"after kill -9 and restart: exactly one prediction per input of all four "
+             f"batches ({len(everything)} inputs)",
+             exactly_once(everything, by_src or predictions(k, "churn-scored")[0]))
+    ids |= {r["customerID"] for r in gen4}
+    rows, secs = wait_for("curated4", lambda: manifest_rows(d) if manifest_rows(d) == len(ids)
+                          else None)
+    ck.check(f"after kill -9 and restart: curated/churn has every customer ({len(ids)})",
+             [] if rows == len(ids) else [f"{manifest_rows(d)} rows"] + log_tail(log3))
+    ck.check("SIGTERM: up stops cleanly after the crash recovery", stop_up(procs, p, log3))
 
 
 def main(argv):
