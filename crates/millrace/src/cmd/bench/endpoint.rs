@@ -2,8 +2,9 @@
 //! (millrace's or a peer's). Requests leave on a fixed schedule — request i at start + i/rate —
 //! whatever the server's pace, so a server that falls behind shows it in the tail instead of
 //! slowing the load (no coordinated omission). Latency runs from the moment a request is
-//! handed to the client; the generator's lag behind its schedule (tokio's timer ticks in
-//! milliseconds) is reported beside it, so a late generator cannot hide.
+//! handed to the client; the generator's lag behind its schedule is reported beside it, so a
+//! late generator cannot hide. The schedule is kept by a thread sleeping to each send time
+//! (tokio's millisecond timer would release requests in bursts).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,36 +61,46 @@ async fn run_rate(
 ) -> RateResult {
     let n = (rate * duration.as_secs_f64()).round() as usize;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Option<u64>, u64)>();
-    let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let began = Instant::now();
-    for i in 0..n {
-        let at = start + Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(at).await;
-        let (client, url, body, tx) = (
-            client.clone(),
-            url.to_owned(),
-            bodies[i % bodies.len()].clone(),
-            tx.clone(),
-        );
-        tokio::spawn(async move {
-            let sent = tokio::time::Instant::now();
-            let lag = sent.saturating_duration_since(at).as_micros() as u64;
-            let r = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .timeout(timeout)
-                .body(body)
-                .send()
-                .await;
-            let ok = match r {
-                Ok(resp) if resp.status().is_success() => resp.bytes().await.is_ok(),
-                _ => false,
-            };
-            let us = sent.elapsed().as_micros() as u64;
-            let _ = tx.send((ok.then_some(us), lag));
-        });
-    }
-    drop(tx);
+    // The schedule is kept by a plain thread sleeping to each send time: tokio's timer ticks
+    // in whole milliseconds, which would release 5 requests at once at 5,000/s and measure
+    // the burst, not the server. nanosleep is accurate to tens of microseconds.
+    let handle = tokio::runtime::Handle::current();
+    let (client, url, bodies) = (client.clone(), url.to_owned(), bodies.clone());
+    let pacer = std::thread::spawn(move || {
+        let start = Instant::now() + Duration::from_millis(50);
+        for i in 0..n {
+            let at = start + Duration::from_secs_f64(i as f64 / rate);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            let (client, url, body, tx) = (
+                client.clone(),
+                url.clone(),
+                bodies[i % bodies.len()].clone(),
+                tx.clone(),
+            );
+            handle.spawn(async move {
+                let sent = Instant::now();
+                let lag = sent.saturating_duration_since(at).as_micros() as u64;
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .timeout(timeout)
+                    .body(body)
+                    .send()
+                    .await;
+                let ok = match r {
+                    Ok(resp) if resp.status().is_success() => resp.bytes().await.is_ok(),
+                    _ => false,
+                };
+                let us = sent.elapsed().as_micros() as u64;
+                let _ = tx.send((ok.then_some(us), lag));
+            });
+        }
+    });
+    let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut lags = hist.clone();
     let (mut ok, mut errors) = (0, 0);
