@@ -58,18 +58,8 @@ impl CheckpointDir {
 
     /// Replaces the checkpoint atomically and durably.
     pub fn store(&self, shard: &str, cp: &Checkpoint) -> Result<()> {
-        use std::io::Write;
-        std::fs::create_dir_all(&self.dir).map_err(|e| self.err(shard, e))?;
-        let path = self.path(shard);
-        let tmp = self.dir.join(format!(".{shard}.json.tmp"));
         let bytes = serde_json::to_vec(cp).expect("checkpoint serialises");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| self.err(shard, e))?;
-        f.write_all(&bytes).map_err(|e| self.err(shard, e))?;
-        f.sync_all().map_err(|e| self.err(shard, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| self.err(shard, e))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.err(shard, e))
+        millrace_lake::write_durably(&self.path(shard), &bytes).map_err(|e| self.err(shard, e))
     }
 
     /// Every shard's checkpoint, for status.

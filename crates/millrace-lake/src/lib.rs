@@ -297,6 +297,36 @@ impl Lake {
     }
 }
 
+/// Replaces the local file `path` with `bytes` so that a reader sees the old content or the
+/// new, never a mix, and the new content survives a crash once this returns: a temporary file
+/// beside it, fsync, rename, fsync of the folder (created if missing). For state files
+/// (checkpoints, registries, reports). Each call stages in its own temporary file, so two
+/// writers of one path in a process cannot interleave; the last rename wins.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
 /// temp file → write → fsync → rename → fsync(dir).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;

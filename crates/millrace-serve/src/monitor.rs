@@ -8,8 +8,7 @@
 //! [`DriftReport`] is computed on demand (`/metrics`, the periodic save) and saved atomically
 //! to `<data-dir>/state/monitor/NAME.json`, where `millrace monitor NAME` reads it.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -118,22 +117,10 @@ impl DriftReport {
     /// rename, fsync of the folder): a reader sees the old report or the new one.
     pub fn save(&self, data_dir: &Path, name: &str) -> Result<PathBuf, ServeError> {
         let path = report_path(data_dir, name);
-        let dir = path.parent().unwrap_or(data_dir);
-        fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        // A writer of its own per process, so an endpoint and a scorer never share a temp file.
-        let tmp = dir.join(format!(".{name}.json.{}.tmp", std::process::id()));
         let mut bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| ServeError::Registry(format!("{}: {e}", path.display())))?;
         bytes.push(b'\n');
-        let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-        #[cfg(unix)]
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io(dir, e))?;
+        millrace_lake::write_durably(&path, &bytes).map_err(|e| io(&path, e))?;
         Ok(path)
     }
 

@@ -23,7 +23,7 @@
 //! back if it turns out another process had just taken it over. Even if two changes ever did
 //! overlap, the state file could not be torn; at worst one of the two changes would be lost.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -499,29 +499,10 @@ impl Registry {
 /// Replaces `dir/_registry.json` atomically and durably (the caller holds the lock).
 fn write_state(dir: &Path, state: &State) -> Result<(), ServeError> {
     let path = dir.join(STATE_FILE);
-    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
     let mut bytes = serde_json::to_vec_pretty(state)
         .map_err(|e| ServeError::Registry(format!("{}: {e}", path.display())))?;
     bytes.push(b'\n');
-    let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-    f.write_all(&bytes).map_err(|e| io(&tmp, e))?;
-    f.sync_all().map_err(|e| io(&tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-    sync_dir(dir)
-}
-
-/// Makes the rename itself durable. Folders cannot be opened for fsync on Windows.
-fn sync_dir(dir: &Path) -> Result<(), ServeError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io(dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    millrace_lake::write_durably(&path, &bytes).map_err(|e| io(&path, e))
 }
 
 /// The per-model change lock: the file exists while one change runs. Removed on drop, but only

@@ -282,14 +282,7 @@ fn state_path(data_dir: &Path, name: &str) -> PathBuf {
 }
 
 fn save_state(path: &Path, state: &TrainState) -> anyhow::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().expect("state file has a folder");
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(state)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    millrace_lake::write_durably(path, &serde_json::to_vec_pretty(state)?)?;
     Ok(())
 }
 
@@ -441,10 +434,7 @@ async fn train_and_gate(
             .filter(|id| !test.contains(id.as_str()))
             .collect();
         let path = trained_ids_path(data_dir, &name, version);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&path, seen.join("\n"))?;
+        millrace_lake::write_durably(&path, seen.join("\n").as_bytes())?;
     }
     // The champion: the production version (none yet → the challenger wins by default).
     let champion = registry
