@@ -24,17 +24,35 @@ pub fn seq_cmp(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
-/// Where one delivery keeps its checkpoints.
+/// One JSON checkpoint per shard in a folder, replaced durably. `T` is what a shard's
+/// checkpoint holds: [`Checkpoint`] for deliveries; the scorer keeps its own type here too.
 #[derive(Debug, Clone)]
-pub struct CheckpointDir {
+pub struct CheckpointDir<T = Checkpoint> {
     dir: PathBuf,
+    kind: std::marker::PhantomData<fn() -> T>,
 }
 
-impl CheckpointDir {
+impl CheckpointDir<Checkpoint> {
+    /// `STATE/delivery/NAME/`.
     pub fn new(state_dir: &Path, delivery: &str) -> Self {
+        Self::at(state_dir.join("delivery").join(delivery))
+    }
+}
+
+impl<T> CheckpointDir<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + Default,
+{
+    /// Checkpoints in `dir` (created on the first store).
+    pub fn at(dir: PathBuf) -> Self {
         Self {
-            dir: state_dir.join("delivery").join(delivery),
+            dir,
+            kind: std::marker::PhantomData,
         }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn path(&self, shard: &str) -> PathBuf {
@@ -48,22 +66,23 @@ impl CheckpointDir {
         }
     }
 
-    pub fn load(&self, shard: &str) -> Result<Checkpoint> {
+    /// The shard's checkpoint; the default when it has none yet.
+    pub fn load(&self, shard: &str) -> Result<T> {
         match std::fs::read(self.path(shard)) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.err(shard, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Checkpoint::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
             Err(e) => Err(self.err(shard, e)),
         }
     }
 
     /// Replaces the checkpoint atomically and durably.
-    pub fn store(&self, shard: &str, cp: &Checkpoint) -> Result<()> {
+    pub fn store(&self, shard: &str, cp: &T) -> Result<()> {
         let bytes = serde_json::to_vec(cp).expect("checkpoint serialises");
         millrace_lake::write_durably(&self.path(shard), &bytes).map_err(|e| self.err(shard, e))
     }
 
     /// Every shard's checkpoint, for status.
-    pub fn all(&self) -> Vec<(String, Checkpoint)> {
+    pub fn all(&self) -> Vec<(String, T)> {
         let mut out = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             for e in entries.flatten() {

@@ -18,8 +18,9 @@ pub enum ServeError {
     #[error("{0}")]
     Stream(String),
 
-    #[error("checkpoint {path}: {message}")]
-    Checkpoint { path: String, message: String },
+    /// A scoring checkpoint that cannot be read or written (its path is in the message).
+    #[error(transparent)]
+    Checkpoint(#[from] millrace_delivery::DeliveryError),
 
     #[error(transparent)]
     Model(#[from] millrace_automl::AutoMlError),

@@ -30,7 +30,7 @@ use crate::endpoint::Loaded;
 use crate::error::ServeError;
 use crate::input::{self, Format, Record};
 use crate::registry::Registry;
-use checkpoint::{CheckpointDir, ScoreCheckpoint};
+use checkpoint::{CheckpointDir, ScoreCheckpoint, checkpoint_dir};
 use streams::{OutRecord, Placed, Streams};
 
 /// One `[[scoring]]` table of `millrace.toml` (or the `millrace score` flags).
@@ -167,7 +167,7 @@ impl Scorer {
             follow: !config.model.contains(':') && !Path::new(&config.model).exists(),
             model: ArcSwap::from_pointee(Loaded::new(&model_name, version, model)),
             error_stream: config.error_stream(),
-            checkpoints: CheckpointDir::new(state_dir, &name),
+            checkpoints: checkpoint_dir(state_dir, &name),
             name,
             config,
             registry,
@@ -366,7 +366,8 @@ impl Scorer {
         let (checkpoints, sh, snapshot) = (self.checkpoints.clone(), shard.to_owned(), cp.clone());
         tokio::task::spawn_blocking(move || checkpoints.store(&sh, &snapshot))
             .await
-            .map_err(|e| ServeError::Stream(e.to_string()))?
+            .map_err(|e| ServeError::Stream(e.to_string()))??;
+        Ok(())
     }
 
     /// Inputs of `shard` whose output is on the output streams after the checkpoint's marks.
