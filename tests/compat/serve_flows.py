@@ -28,6 +28,11 @@ Flows:
  3. `millrace up -c` with a [[scoring]] section: rows put with boto3 while `up` runs appear
     as predictions on the output stream without any other command; SIGTERM, restart, more
     rows: still exactly one prediction per input.
+ 4. Batch transform on a real S3 API (moto's server mode): the CSV is uploaded with boto3,
+    `millrace predict --input s3://B/in/churn.csv --output s3://B/scored/ --s3-endpoint-url`
+    writes parts and a `_manifest.json`, and `--output s3://B/one.csv` one object. Checks,
+    reading back with boto3: the manifest's rows and parts are the objects there; every row
+    equals `millrace predict` on the local file, in order.
 
 Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 "serve flows: N passed, M failed"; exit status 1 when M > 0.
@@ -283,11 +288,92 @@ def flow_up(ck, args, data, tmp, procs, env, model_dir):
     ck.check("flow 3: up stops cleanly again", stop_up(procs, p, log2))
 
 
+def flow_s3_batch(ck, args, tmp, procs, env, train_dir, batch):
+    import io
+    import sys as _sys
+    from flowkit import free_port, wait_http
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = os.path.join(tmp, "moto.log")
+    moto = procs.start("moto", [_sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                "-p", str(port)], log, env)
+    problem = wait_http(endpoint + "/", 30)
+    if problem is None and moto.poll() is not None:
+        problem = f"moto exited with status {moto.returncode}"
+    if not ck.check(f"flow 4: moto S3 server answers on {endpoint}",
+                    [problem] + log_tail(log) if problem else []):
+        raise Abort("no S3 server")
+    s3 = client("s3", endpoint)
+    bucket = f"millrace-serve-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    with open(args.csv, "rb") as f:
+        s3.put_object(Bucket=bucket, Key="in/churn.csv", Body=f.read())
+
+    def predict(output, name):
+        plog = os.path.join(tmp, f"{name}.log")
+        rc, secs = procs.run("millrace predict", [
+            args.millrace, "--data-dir", train_dir, "predict", "--model", "churn",
+            "--input", f"s3://{bucket}/in/churn.csv", "--output", output,
+            "--s3-endpoint-url", endpoint], plog, env, 300)
+        return [] if rc == 0 else [f"exit {rc}"] + log_tail(plog)
+
+    def rows_equal(label, text):
+        got = list(csv.DictReader(io.StringIO(text)))
+        problems = []
+        if len(got) != len(batch):
+            problems.append(f"{len(got)} rows, want {len(batch)}")
+        for r in got:
+            want = batch.get(r.get("customerID"))
+            if want is None or r["predicted_label"] != want[0] or \
+                    abs(float(r["probability"]) - want[1]) > 1e-12:
+                problems.append(f"{r.get('customerID')}: {r.get('predicted_label')} "
+                                f"{r.get('probability')}, local predict says {want}")
+        return problems
+
+    problems = predict(f"s3://{bucket}/one.csv", "predict-s3-file")
+    if not problems:
+        body = s3.get_object(Bucket=bucket, Key="one.csv")["Body"].read().decode()
+        problems = rows_equal("file", body)
+    ck.check("flow 4: predict s3:// CSV → one s3:// object: every row equals predict on the "
+             "local file", problems)
+
+    problems = predict(f"s3://{bucket}/scored/", "predict-s3-folder")
+    if not problems:
+        keys = {o["Key"]: o["Size"] for o in
+                s3.list_objects_v2(Bucket=bucket, Prefix="scored/").get("Contents", [])}
+        if "scored/_manifest.json" not in keys:
+            problems.append(f"no scored/_manifest.json among {sorted(keys)}")
+        else:
+            m = json.loads(s3.get_object(Bucket=bucket, Key="scored/_manifest.json")["Body"]
+                           .read())
+            parts = [k for k in keys if k.startswith("scored/part-")]
+            listed = {f.get("key") for f in m["files"]}
+            if m.get("rows") != len(batch):
+                problems.append(f"manifest rows {m.get('rows')}, want {len(batch)}")
+            if listed != {k.split("/", 1)[1] for k in parts}:
+                problems.append(f"parts {sorted(parts)} vs manifest files {listed}")
+            if not problems and parts:
+                import pyarrow.parquet as pq
+                text = io.StringIO()
+                w = None
+                for k in sorted(parts):
+                    t = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=k)["Body"]
+                                                 .read()))
+                    for row in t.to_pylist():
+                        if w is None:
+                            w = csv.DictWriter(text, fieldnames=list(row))
+                            w.writeheader()
+                        w.writerow(row)
+                problems = rows_equal("folder", text.getvalue())
+    ck.check("flow 4: predict s3:// CSV → s3:// folder: Parquet parts and a _manifest.json "
+             "naming them, every row equal to predict on the local file", problems)
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--millrace", required=True)
     ap.add_argument("--csv", required=True)
-    ap.add_argument("--flows", default="1,2,3")
+    ap.add_argument("--flows", default="1,2,3,4")
     ap.add_argument("--keep-tmp", action="store_true")
     args = ap.parse_args(argv)
     args.millrace = os.path.abspath(args.millrace)
@@ -320,7 +406,9 @@ def main(argv):
         for key, flow in [("1", lambda: flow_cli(ck, args, data, tmp, procs, env, model_dir,
                                                   batch)),
                           ("2", lambda: flow_crash(ck, args, data, tmp, procs, env, model_dir)),
-                          ("3", lambda: flow_up(ck, args, data, tmp, procs, env, model_dir))]:
+                          ("3", lambda: flow_up(ck, args, data, tmp, procs, env, model_dir)),
+                          ("4", lambda: flow_s3_batch(ck, args, tmp, procs, env, train_dir,
+                                                      batch))]:
             if key not in flows_wanted:
                 continue
             t0 = time.monotonic()
