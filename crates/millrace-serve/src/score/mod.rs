@@ -521,14 +521,18 @@ pub fn score_records(
     records: &[SourceRecord],
 ) -> (Vec<OutRecord>, Vec<OutRecord>) {
     let mut errs = Vec::new();
-    let mut good: Vec<(&SourceRecord, Record)> = Vec::with_capacity(records.len());
+    // The parsed records and, beside them, where each came from (no copy of the records).
+    let mut srcs: Vec<&SourceRecord> = Vec::with_capacity(records.len());
+    let mut inputs: Vec<Record> = Vec::with_capacity(records.len());
     for r in records {
         match parse_one(&r.data, &loaded.columns) {
-            Ok(rec) => good.push((r, rec)),
+            Ok(rec) => {
+                srcs.push(r);
+                inputs.push(rec);
+            }
             Err(reason) => errs.push(error_record(stream, shard, r, &reason, loaded)),
         }
     }
-    let inputs: Vec<Record> = good.iter().map(|(_, rec)| rec.clone()).collect();
     let predictions: Vec<Result<Value, String>> = match loaded.score_observed(&inputs) {
         Ok(p) => p.into_iter().map(Ok).collect(),
         // Find the record that fails; the others still get scored.
@@ -547,8 +551,8 @@ pub fn score_records(
         None => loaded.model.id_columns.clone(),
     };
     let scored_at = rfc3339(now_ms());
-    let mut outs = Vec::with_capacity(good.len());
-    for ((src, rec), pred) in good.iter().zip(predictions) {
+    let mut outs = Vec::with_capacity(inputs.len());
+    for ((src, rec), pred) in srcs.iter().zip(&inputs).zip(predictions) {
         let pred = match pred {
             Ok(p) => p,
             Err(reason) => {
