@@ -11,7 +11,6 @@ use bytes::Bytes;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use millrace_lake::Lake;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
@@ -20,13 +19,16 @@ use crate::job::OutputFormat;
 use crate::location::{NULL_PARTITION, escape};
 use crate::manifest::DataFile;
 
+mod parquet_file;
+use parquet_file::ParallelParquet;
+
 /// A file is closed and committed once its encoded size passes this.
 const TARGET_FILE_BYTES: usize = 128 << 20;
 
 enum Encoder {
-    Parquet(ArrowWriter<Vec<u8>>),
+    Parquet(Box<ParallelParquet>),
     /// CSV writers hide their buffer; the size is estimated from the batches written.
-    Csv(arrow_csv::Writer<Vec<u8>>, usize),
+    Csv(Box<arrow_csv::Writer<Vec<u8>>>, usize),
 }
 
 impl Encoder {
@@ -36,16 +38,14 @@ impl Encoder {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
                     .build();
-                Self::Parquet(ArrowWriter::try_new(
-                    Vec::new(),
-                    schema.clone(),
-                    Some(props),
-                )?)
+                Self::Parquet(Box::new(ParallelParquet::try_new(schema, props)?))
             }
             OutputFormat::Csv => Self::Csv(
-                arrow_csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(Vec::new()),
+                Box::new(
+                    arrow_csv::WriterBuilder::new()
+                        .with_header(true)
+                        .build(Vec::new()),
+                ),
                 0,
             ),
         })
@@ -64,14 +64,14 @@ impl Encoder {
 
     fn size(&self) -> usize {
         match self {
-            Self::Parquet(w) => w.bytes_written() + w.in_progress_size(),
+            Self::Parquet(w) => w.size(),
             Self::Csv(_, size) => *size,
         }
     }
 
     fn finish(self) -> Result<Vec<u8>> {
         Ok(match self {
-            Self::Parquet(w) => w.into_inner()?,
+            Self::Parquet(w) => w.finish()?,
             Self::Csv(w, _) => w.into_inner(),
         })
     }
@@ -118,9 +118,16 @@ impl DatasetWriter {
             .filter(|i| !part_idx.contains(i))
             .collect();
         let data_schema: SchemaRef = Arc::new(schema.project(&data_idx)?);
-        let mut stream = df
-            .execute_stream()
+        let task = Arc::new(df.task_ctx());
+        let plan = df
+            .create_physical_plan()
             .await
+            .map_err(PrepError::df("planning the output query"))?;
+        tracing::debug!(
+            "physical plan:\n{}",
+            datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
+        );
+        let mut stream = datafusion::physical_plan::execute_stream(plan, task)
             .map_err(PrepError::df("running the output query"))?;
         let mut open: BTreeMap<String, OpenFile> = BTreeMap::new();
         let mut done = Vec::new();

@@ -1,11 +1,12 @@
 //! JSON objects into Arrow: newline-delimited JSON and Firehose's concatenated objects
-//! (`{…}{…}` with no separator) through arrow-json's tape decoder.
+//! (`{…}{…}` with no separator).
 //!
-//! The fast path hands a whole object to the decoder, which accepts both layouts. Only when that
-//! fails does the object go through the careful path: split into top-level values (by line for
-//! NDJSON, by a brace/string scanner for concatenated JSON), decode them in groups, and isolate
-//! each bad value so the good rows of the object survive and every bad one is reported by byte
-//! offset.
+//! Flat objects (the usual stream record) go through [`flat`], a single-pass decoder. Anything
+//! it declines goes to arrow-json's tape decoder, first with the whole object (it accepts both
+//! layouts). Only when that fails does the object go through the careful path: split into
+//! top-level values (by line for NDJSON, by a brace/string scanner for concatenated JSON),
+//! decode them in groups, and isolate each bad value so the good rows of the object survive and
+//! every bad one is reported by byte offset.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
@@ -14,6 +15,8 @@ use arrow::json::reader::infer_json_schema_from_iterator;
 
 use crate::error::PrepError;
 use crate::format::JsonLayout;
+
+pub mod flat;
 
 /// A value that could not be read, located by its byte offset in the (decompressed) object.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +52,12 @@ pub fn decode(
     schema: &SchemaRef,
     batch_size: usize,
 ) -> Result<Decoded, PrepError> {
+    if let Some(batches) = flat::decode(bytes, schema, batch_size) {
+        return Ok(Decoded {
+            batches,
+            bad: Vec::new(),
+        });
+    }
     match decode_fast(bytes, schema, batch_size) {
         Ok(batches) => Ok(Decoded {
             batches,
