@@ -8,6 +8,7 @@ use millrace_wrangle::fitted::FieldSpec;
 use millrace_wrangle::{FittedRecipe, Frame, Rows};
 use serde::{Deserialize, Serialize};
 
+use crate::ensemble::{self, Blend};
 use crate::error::AutoMlError;
 use crate::features::{self, Family};
 use crate::linear::{Linear, Matrix};
@@ -89,6 +90,9 @@ pub struct ModelArtifact {
     pub recipe: Option<FittedRecipe>,
     pub features: Vec<FeatureSet>,
     pub members: Vec<Member>,
+    /// How the members' outputs are averaged (models saved before it existed: the mean).
+    #[serde(default)]
+    pub blend: Blend,
     pub lineage: Lineage,
     /// The training part's feature distributions, for drift monitoring (absent in models
     /// trained before baselines existed).
@@ -168,14 +172,20 @@ impl ModelArtifact {
             .map(|s| family_matrix(s, frame))
             .collect::<Result<Vec<_>, _>>()?;
         let width = self.width();
-        let mut values = vec![0.0; frame.rows() * width];
         let total: f64 = self.members.iter().map(|m| m.weight).sum();
-        for m in &self.members {
-            let p = m.model.predict(&matrices[m.features]);
-            for (v, p) in values.iter_mut().zip(p) {
-                *v += m.weight / total * p;
-            }
-        }
+        let outputs: Vec<Vec<f64>> = self
+            .members
+            .iter()
+            .map(|m| m.model.predict(&matrices[m.features]))
+            .collect();
+        let weighted: Vec<(f64, &[f64])> = self
+            .members
+            .iter()
+            .zip(&outputs)
+            .map(|(m, p)| (m.weight / total, p.as_slice()))
+            .collect();
+        let mut values = ensemble::combine(&self.task, self.blend, &weighted);
+        values.resize(frame.rows() * width, 0.0);
         Ok(Predictions {
             rows: frame.rows(),
             width,

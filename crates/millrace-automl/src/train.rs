@@ -627,19 +627,21 @@ pub fn train(
 
     // Ensemble selection on out-of-fold predictions.
     let oofs: Vec<&[f64]> = done.iter().map(|e| e.oof.as_slice()).collect();
-    let weights = ensemble::select(&task, &cv.y, &oofs, ensemble::ROUNDS);
+    let blend = ensemble::Blend::for_task(&task);
+    let weights = ensemble::select(&task, blend, &cv.y, &oofs, ensemble::ROUNDS);
     if pruned > 0 {
         on(Event::Info(format!(
             "{} candidate(s) cross-validated, {pruned} pruned early",
             done.len()
         )));
     }
-    let mut ens_oof = vec![0.0; cv.y.len() * width];
-    for (e, w) in done.iter().zip(&weights) {
-        for (a, b) in ens_oof.iter_mut().zip(&e.oof) {
-            *a += w * b;
-        }
-    }
+    let picked: Vec<(f64, &[f64])> = done
+        .iter()
+        .zip(&weights)
+        .filter(|(_, w)| **w > 0.0)
+        .map(|(e, w)| (*w, e.oof.as_slice()))
+        .collect();
+    let ens_oof = ensemble::combine(&task, blend, &picked);
     let threshold = threshold_for(&task, objective, &cv.y, &ens_oof);
     let ens_cv = objective.score(&task, &cv.y, &ens_oof, threshold);
     on(Event::Info(format!(
@@ -706,6 +708,7 @@ pub fn train(
         recipe: user_recipe,
         features: sets.into_iter().map(|(s, _)| s).collect(),
         members,
+        blend,
         lineage: Lineage {
             rows: frame.rows(),
             train_rows: train.y.len(),
