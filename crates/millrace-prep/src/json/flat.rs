@@ -18,7 +18,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+};
 use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, SchemaRef};
 
@@ -44,7 +46,7 @@ pub fn decode(bytes: &[u8], schema: &SchemaRef, batch_size: usize) -> Option<Vec
     std::str::from_utf8(bytes).ok()?;
     let mut d = Decoder::new(schema, batch_size.max(1))?;
     d.run(bytes)?;
-    d.flush();
+    d.flush()?;
     Some(d.out)
 }
 
@@ -183,7 +185,7 @@ impl Decoder {
         }
         self.rows += 1;
         if self.rows == self.batch_size {
-            self.flush();
+            self.flush()?;
         }
         Some(i)
     }
@@ -298,18 +300,23 @@ impl Decoder {
         }
     }
 
-    fn flush(&mut self) {
+    /// Closes the batch in progress. `None` if Arrow refuses it (it cannot: every column got
+    /// one value per row of the schema's type), so the caller falls back rather than panics.
+    fn flush(&mut self) -> Option<()> {
         if self.rows == 0 {
-            return;
+            return Some(());
         }
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .expect("every column has one value per row and the schema's type");
+        // A query that needs no column (`count(*)`) still needs the row count.
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        let batch =
+            RecordBatch::try_new_with_options(self.schema.clone(), columns, &options).ok()?;
         self.out.push(batch);
         self.rows = 0;
         for b in &mut self.builders {
             b.set_in = usize::MAX;
         }
+        Some(())
     }
 }
 
@@ -700,6 +707,13 @@ mod tests {
             DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
         )]);
         assert!(decode(b"{}", &list, 8).is_none());
+    }
+
+    #[test]
+    fn no_columns_still_counts_rows() {
+        let s = schema(&[]);
+        let out = decode(b"{\"a\":1}\n{\"b\":\"x\"}\n{}\n", &s, 2).unwrap();
+        assert_eq!(out.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), [2, 1]);
     }
 
     #[test]
