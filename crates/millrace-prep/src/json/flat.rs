@@ -573,27 +573,7 @@ mod tests {
     use arrow::datatypes::{Field, Schema};
 
     fn arrow_json(bytes: &[u8], schema: &SchemaRef, batch_size: usize) -> Option<RecordBatch> {
-        let mut d = arrow::json::ReaderBuilder::new(schema.clone())
-            .with_batch_size(batch_size)
-            .with_coerce_primitive(true)
-            .with_strict_mode(false)
-            .build_decoder()
-            .ok()?;
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < bytes.len() {
-            let n = d.decode(&bytes[pos..]).ok()?;
-            pos += n;
-            if let Some(b) = d.flush().ok()? {
-                out.push(b);
-            }
-            if n == 0 {
-                break;
-            }
-        }
-        if let Some(b) = d.flush().ok()? {
-            out.push(b);
-        }
+        let out = super::super::decode_fast(bytes, schema, batch_size).ok()?;
         arrow::compute::concat_batches(schema, &out).ok()
     }
 

@@ -52,13 +52,11 @@ pub fn decode(
     schema: &SchemaRef,
     batch_size: usize,
 ) -> Result<Decoded, PrepError> {
-    if let Some(batches) = flat::decode(bytes, schema, batch_size) {
-        return Ok(Decoded {
-            batches,
-            bad: Vec::new(),
-        });
-    }
-    match decode_fast(bytes, schema, batch_size) {
+    let whole = match flat::decode(bytes, schema, batch_size) {
+        Some(batches) => Ok(batches),
+        None => decode_fast(bytes, schema, batch_size),
+    };
+    match whole {
         Ok(batches) => Ok(Decoded {
             batches,
             bad: Vec::new(),
