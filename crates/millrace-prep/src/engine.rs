@@ -81,7 +81,9 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
         .with_default_features()
         .with_physical_optimizer_rules(rules)
         .build();
-    Ok(SessionContext::new_with_state(state))
+    let ctx = SessionContext::new_with_state(state);
+    ctx.register_udf(crate::trim::spare_btrim());
+    Ok(ctx)
 }
 
 /// Runs every statement of `sql` in order and returns the result of the last one (DDL such as

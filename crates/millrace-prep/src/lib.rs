@@ -10,7 +10,7 @@
 //!   input objects (size, etag), the SQL, rows and time. Incremental jobs read only objects no
 //!   earlier manifest lists.
 //! - [`engine`] builds the session: bounded memory pool with spilling, statement-numbered
-//!   errors.
+//!   errors; [`trim`] is its `TRIM` that skips the copy when nothing needs trimming.
 
 pub mod engine;
 pub mod error;
@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod output;
 pub mod run;
 pub mod table;
+pub mod trim;
 
 pub use engine::{EngineOptions, context, run_statements};
 pub use error::{PrepError, Result};
