@@ -207,10 +207,10 @@ impl Lake {
 
     pub async fn get(&self, key: &str) -> Result<Bytes> {
         let location = self.key(key);
-        // Missing, a folder, unreadable: the store's own read below says so as it always has.
+        // Small, missing, a folder, unreadable: the store's own read below, as it always was.
         if let Some(fs) = &self.local
             && let Ok(path) = fs.path_to_filesystem(&location)
-            && let Ok(Ok(bytes)) = tokio::task::spawn_blocking(move || map_file(&path)).await
+            && let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || map_file(&path)).await
         {
             return Ok(bytes);
         }
@@ -241,24 +241,23 @@ impl Lake {
 
 /// A local object's bytes, mapped rather than read: no copy out of the page cache and no
 /// fresh pages to zero, which was a fifth of a lake scan's time (prep reads every byte of the
-/// lake, often twice). Small files are read.
-fn map_file(path: &Path) -> std::io::Result<Bytes> {
+/// lake, often twice). `None` for small files and anything not a plain file: the store reads
+/// those as it always has.
+fn map_file(path: &Path) -> std::io::Result<Option<Bytes>> {
     let file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    if len < MAP_AT_LEAST {
-        let mut buf = Vec::with_capacity(len as usize);
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut buf)?;
-        return Ok(Bytes::from(buf));
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() < MAP_AT_LEAST {
+        return Ok(None);
     }
     // SAFETY: a mapping is undefined behaviour if the file changes under it (a shrink is a
     // SIGBUS). Lake objects never change once written: delivery and prep write a temporary
     // file and rename it into place, and a replaced object is a new file (the old mapping
     // keeps the old bytes).
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&file)? };
-    Ok(Bytes::from_owner(map))
+    Ok(Some(Bytes::from_owner(map)))
 }
 
-/// Files smaller than this are read rather than mapped.
+/// Files smaller than this are read by the store rather than mapped.
 const MAP_AT_LEAST: u64 = 256 * 1024;
 
 impl Lake {
@@ -402,6 +401,13 @@ mod tests {
             .collect();
         lake.put("raw/big", Bytes::from(big.clone())).await.unwrap();
         assert_eq!(lake.get("raw/big").await.unwrap(), big);
+        // That read was a mapping (not the store's fallback); small files and folders are
+        // left to the store.
+        let file = dir.path().join("raw/big");
+        assert_eq!(map_file(&file).unwrap().unwrap(), big);
+        std::fs::write(dir.path().join("small"), b"tiny").unwrap();
+        assert!(map_file(&dir.path().join("small")).unwrap().is_none());
+        assert!(map_file(&dir.path().join("raw")).unwrap().is_none());
         // Replacing an object leaves an earlier mapping with the bytes it had.
         let before = lake.get("raw/big").await.unwrap();
         lake.put("raw/big", Bytes::from_static(b"small now"))
