@@ -121,6 +121,23 @@ pub async fn run_statements(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::execution::FunctionRegistry;
+
+    /// `TRIM(x)` and `btrim(x)` in SQL reach prep's copy-sparing trim, and still trim.
+    #[tokio::test]
+    async fn sql_trim_is_the_copy_sparing_one() {
+        let ctx = context(&EngineOptions::default()).unwrap();
+        for name in ["btrim", "trim"] {
+            assert!(crate::trim::is_spare(&ctx.udf(name).unwrap()), "{name}");
+        }
+        let sql = "SELECT TRIM(s) AS t FROM (VALUES ('a'), (' b '), ('c')) v(s) ORDER BY t";
+        let (df, _) = run_statements(&ctx, sql, "test", 1).await.unwrap();
+        let text =
+            arrow::util::pretty::pretty_format_batches(&df.unwrap().collect().await.unwrap())
+                .unwrap()
+                .to_string();
+        assert!(text.contains("| a |") && text.contains("| b |"), "{text}");
+    }
 
     /// The latest row per key, written as an outer join with a filter over same-named columns:
     /// DataFusion 55's physical filter pushdown moved the filter onto one side of the join

@@ -21,6 +21,12 @@ pub fn spare_btrim() -> ScalarUDF {
     })
 }
 
+/// Whether `udf` is this module's `btrim` (for the engine's test that it replaced DataFusion's).
+pub fn is_spare(udf: &ScalarUDF) -> bool {
+    let inner: &dyn std::any::Any = udf.inner().as_ref();
+    inner.is::<SpareTrim>()
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct SpareTrim {
     inner: Arc<ScalarUDF>,
