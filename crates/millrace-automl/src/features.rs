@@ -4,7 +4,8 @@
 //! Per column (the target aside): text that is numbers (≥ 95% of non-blank values parse) is
 //! cast to numbers; ID-like text (almost every value distinct) and constant columns are dropped.
 //! Then per model family: linear models get numbers imputed with the median and standardised,
-//! and categoricals one-hot encoded (20 most frequent, the rest in `_other`); tree models get
+//! with a cubic spline basis beside each number of more than ten distinct values, and
+//! categoricals one-hot encoded (20 most frequent, the rest in `_other`); tree models get
 //! numbers as they are (missing stays missing) and categoricals as ordinal codes.
 
 use millrace_wrangle::frame::coerce_str;
@@ -20,12 +21,10 @@ pub const NUMERIC_SHARE: f64 = 0.95;
 pub const ID_SHARE: f64 = 0.95;
 /// One-hot keeps this many categories per column.
 pub const MAX_ONE_HOT: usize = 20;
-/// Numbers with more distinct values than this get quantile bins for linear models.
+/// Numbers with more distinct values than this get a spline basis for linear models.
 pub const MIN_BINNED_DISTINCT: usize = 10;
-/// Quantile bins per binned number.
-pub const LINEAR_BINS: usize = 8;
-/// Suffix of a number's binned copy.
-pub const BIN_SUFFIX: &str = "__bin";
+/// Quantile knots of that basis (cubic: knots + 1 columns per number).
+pub const SPLINE_KNOTS: usize = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,8 +41,8 @@ pub struct Columns {
     pub numeric_text: Vec<String>,
     pub categorical: Vec<String>,
     pub dropped: Vec<(String, String)>,
-    /// Numeric columns with enough distinct values that linear models also get their
-    /// quantile bins (a step function beside the straight line).
+    /// Numeric columns with enough distinct values that linear models also get their spline
+    /// basis (smooth bends beside the straight line). The name is older than the splines.
     #[serde(default)]
     pub binned: Vec<String>,
 }
@@ -148,52 +147,30 @@ pub fn recipe(columns: &Columns, target: &str, family: Family) -> Recipe {
     }
     match family {
         Family::Linear => {
-            let mut categorical = columns.categorical.clone();
+            let categorical = columns.categorical.clone();
             if !numbers.is_empty() {
                 steps.push(Step::Impute {
                     columns: numbers.clone(),
                     strategy: Impute::Median,
                     value: None,
                 });
-                // Quantile bins one-hot encoded beside the scaled number let a linear model
-                // bend (churn falls steeply over the first months of tenure, then flattens).
-                let binned: Vec<String> = columns
+                // A cubic spline basis beside each scaled number lets a linear model bend
+                // smoothly (churn falls steeply over the first months of tenure, then
+                // flattens). It replaced one-hot quantile bins, a step function: on the Telco
+                // training parts' out-of-fold predictions the blend's AUC rose by about 0.0005
+                // and the linear model's own by about 0.001. The basis stays unscaled (0 to 1).
+                let curved: Vec<String> = columns
                     .binned
                     .iter()
                     .filter(|c| numbers.contains(c))
                     .cloned()
                     .collect();
-                let copies: Vec<String> =
-                    binned.iter().map(|c| format!("{c}{BIN_SUFFIX}")).collect();
-                for (c, copy) in binned.iter().zip(&copies) {
-                    let text = format!("\"{}\"", c.replace('"', "\"\""));
-                    if let Ok(expr) = millrace_wrangle::expr::Expr::parse(&text) {
-                        steps.push(Step::Derive {
-                            name: copy.clone(),
-                            expr,
-                            text,
-                        });
-                    }
-                }
-                let copies: Vec<String> = copies
-                    .into_iter()
-                    .filter(|c| {
-                        steps
-                            .iter()
-                            .any(|s| matches!(s, Step::Derive { name, .. } if name == c))
-                    })
-                    .collect();
-                if !copies.is_empty() {
-                    steps.push(Step::Bin {
-                        columns: copies.clone(),
-                        method: millrace_wrangle::recipe::Bin::Quantile,
-                        bins: LINEAR_BINS,
+                if !curved.is_empty() {
+                    steps.push(Step::Spline {
+                        columns: curved,
+                        knots: SPLINE_KNOTS,
+                        degree: 3,
                     });
-                    steps.push(Step::Cast {
-                        columns: copies.clone(),
-                        to: Kind::String,
-                    });
-                    categorical.extend(copies);
                 }
                 steps.push(Step::Scale {
                     columns: numbers,

@@ -16,6 +16,7 @@ pub mod frame;
 pub mod profile;
 pub mod recipe;
 pub mod rng;
+pub mod spline;
 pub mod steps;
 
 pub use error::WrangleError;

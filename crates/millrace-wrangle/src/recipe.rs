@@ -137,6 +137,15 @@ pub enum Step {
         method: Bin,
         bins: usize,
     },
+    /// Adds a cubic (by default) B-spline basis of each column beside it, `{column}_spline0`
+    /// … `{column}_spline{knots + degree - 3}`, on knots at the training data's quantiles:
+    /// smooth bends a linear model can weight, where `bin` gives it steps. A column with fewer
+    /// than two distinct values gets no spline columns.
+    Spline {
+        columns: Vec<String>,
+        knots: usize,
+        degree: usize,
+    },
     /// A new (or replaced) column from an expression.
     Derive {
         name: String,
@@ -170,6 +179,7 @@ impl Step {
             Step::Power { .. } => "power",
             Step::Clip { .. } => "clip",
             Step::Bin { .. } => "bin",
+            Step::Spline { .. } => "spline",
             Step::Derive { .. } => "derive",
             Step::Text { .. } => "text",
             Step::Dedupe { .. } => "dedupe",
@@ -199,6 +209,7 @@ pub const OPS: &[&str] = &[
     "power",
     "clip",
     "bin",
+    "spline",
     "derive",
     "text",
     "dedupe",
@@ -595,6 +606,19 @@ fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
             )?,
             bins: p.count("bins", 10, 2)?,
         },
+        "spline" => {
+            let s = Step::Spline {
+                columns: p.columns()?,
+                knots: p.count("knots", 10, 2)?,
+                degree: p.count("degree", 3, 1)?,
+            };
+            if let Step::Spline { degree, .. } = &s
+                && *degree > 5
+            {
+                return Err(format!("{}: degree must be 1 to 5, got {degree}", p.at));
+            }
+            s
+        }
         "derive" => {
             let name = p.string("name")?;
             let (expr, text) = p.expr("expr")?;

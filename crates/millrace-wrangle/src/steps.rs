@@ -10,7 +10,7 @@
 //! | `encode` ordinal | missing | missing |
 //! | `encode` target | the training mean | the training mean |
 //! | `encode` frequency | missing | 0 |
-//! | `scale`, `log`, `power`, `clip`, `bin`, `derive` | missing | — |
+//! | `scale`, `log`, `power`, `clip`, `bin`, `spline`, `derive` | missing | — |
 //! | `impute` | filled | — |
 //!
 //! Numbers use NaN as "missing"; a model sees NaN (trees route it, linear models need `impute`).
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::expr::Expr;
 use crate::frame::{Column, Frame, Kind, Name, format_num};
 use crate::recipe::{Bin, Clip, Encode, Impute, Scalar, Scale, Step};
+use crate::spline::Basis;
 
 /// Whether row-removing steps (`filter`, `drop_missing`, `dedupe`) remove rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +124,10 @@ pub enum Fitted {
     /// Inner bin edges: value → how many edges are ≤ it.
     Bin {
         columns: Vec<(String, Vec<f64>)>,
+    },
+    /// B-spline bases added beside their columns.
+    Spline {
+        columns: Vec<Basis>,
     },
     Derive {
         name: String,
@@ -608,6 +613,28 @@ pub fn fit(step: &Step, frame: &mut Frame, target: Option<&str>) -> Result<Fitte
             }
             Fitted::Bin { columns: out }
         }
+        Step::Spline {
+            columns,
+            knots,
+            degree,
+        } => {
+            let mut out = Vec::new();
+            for c in columns {
+                let s = sorted(need_num(frame, c)?);
+                // One value (or none) has no shape to bend: no columns, rather than an error
+                // that would fail a cross-validation fold that happens to see a single value.
+                let Some(basis) = Basis::fit(c, &s, *knots, *degree) else {
+                    continue;
+                };
+                if let Some(taken) = basis.names.iter().find(|n| frame.column(n).is_some()) {
+                    return Err(format!(
+                        "spline of `{c}` would write column `{taken}`, which already exists"
+                    ));
+                }
+                out.push(basis);
+            }
+            Fitted::Spline { columns: out }
+        }
         Step::Derive { name, expr, .. } => {
             for c in expr.columns() {
                 need(frame, &c)?;
@@ -726,6 +753,7 @@ impl Fitted {
             Fitted::Power { .. } => "power",
             Fitted::Clip { .. } => "clip",
             Fitted::Bin { .. } => "bin",
+            Fitted::Spline { .. } => "spline",
             Fitted::Derive { .. } => "derive",
             Fitted::Text { .. } => "text",
             Fitted::Dedupe { .. } => "dedupe",
@@ -903,6 +931,35 @@ impl Fitted {
                     for x in num_mut(frame, c)? {
                         if !x.is_nan() {
                             *x = edges.partition_point(|e| *e <= *x) as f64;
+                        }
+                    }
+                }
+            }
+            Fitted::Spline { columns } => {
+                for basis in columns {
+                    let Some(at) = frame.index(&basis.column) else {
+                        return Err(format!("column `{}` not found", basis.column));
+                    };
+                    let v = num_mut(frame, &basis.column)?.clone();
+                    let mut outs: Vec<Vec<f64>> = vec![vec![0.0; v.len()]; basis.names.len()];
+                    let mut row = vec![0.0; basis.names.len()];
+                    for (i, x) in v.iter().enumerate() {
+                        basis.eval(*x, &mut row);
+                        for (o, r) in outs.iter_mut().zip(&row) {
+                            o[i] = *r;
+                        }
+                    }
+                    for (j, (name, col)) in basis.names.iter().zip(outs).enumerate() {
+                        // A record that already carries such a column gets it replaced, never
+                        // a second column of one name.
+                        if frame.column(name).is_some() {
+                            frame.set(Name::from(name.as_str()), Column::Num(col));
+                        } else {
+                            frame.insert_at(
+                                at + 1 + j,
+                                Name::from(name.as_str()),
+                                Column::Num(col),
+                            );
                         }
                     }
                 }

@@ -639,6 +639,97 @@ bins = 4
     assert!(matches!(&fitted.steps[6], Fitted::Bin { columns } if columns[0].1.len() == 3));
 }
 
+/// B-spline N_{i,p}(x) by its recursive definition, written independently of the crate's
+/// de Boor evaluation.
+fn bspline(t: &[f64], i: usize, p: usize, x: f64) -> f64 {
+    if p == 0 {
+        return if t[i] <= x && x < t[i + 1] { 1.0 } else { 0.0 };
+    }
+    let a = (x - t[i]) / (t[i + p] - t[i]) * bspline(t, i, p - 1, x);
+    let b = (t[i + p + 1] - x) / (t[i + p + 1] - t[i + 1]) * bspline(t, i + 1, p - 1, x);
+    a + b
+}
+
+#[test]
+fn splines_sit_beside_their_column() {
+    let (fitted, out) = fit_and_compare(
+        r#"
+[[step]]
+op = "spline"
+columns = ["tenure"]
+knots = 5
+"#,
+    );
+    // Cubic on 5 quantile knots: 5 + 3 - 2 = 6 columns (the last function is left out),
+    // right after tenure, which stays as it was.
+    let names: Vec<String> = out.names().iter().map(|n| n.to_string()).collect();
+    let at = names.iter().position(|n| n == "tenure").unwrap();
+    let want: Vec<String> = (0..6).map(|j| format!("tenure_spline{j}")).collect();
+    assert_eq!(&names[at + 1..at + 7], &want[..]);
+    let t = tenures();
+    assert_eq!(nums(&out, "tenure").len(), t.len());
+    let base: Vec<f64> = (0..5).map(|i| q(&t, i as f64 / 4.0)).collect();
+    let (d0, d1) = (base[1] - base[0], base[4] - base[3]);
+    let mut knots: Vec<f64> = (0..3).map(|i| base[0] - (3 - i) as f64 * d0).collect();
+    knots.extend(&base);
+    knots.extend((1..=3).map(|i| base[4] + i as f64 * d1));
+    assert!(
+        matches!(&fitted.steps[0], Fitted::Spline { columns } if columns[0].knots.iter().zip(&knots).all(|(a, b)| close(*a, *b)))
+    );
+    let cols: Vec<Vec<f64>> = want.iter().map(|n| nums(&out, n)).collect();
+    for (i, x) in t.iter().enumerate() {
+        for (j, col) in cols.iter().enumerate() {
+            if x.is_nan() {
+                assert!(
+                    col[i].is_nan(),
+                    "row {i}: missing tenure, spline{j} {}",
+                    col[i]
+                );
+                continue;
+            }
+            // The top of the range belongs to the last piece; the basis is continuous there.
+            let at = x.min(base[4] - 1e-9);
+            let want = bspline(&knots, j, 3, at);
+            assert!(
+                (col[i] - want).abs() < 1e-6,
+                "row {i} tenure {x} spline{j}: {} against {want}",
+                col[i]
+            );
+        }
+    }
+    // A value past the training range takes the edge's values; a constant column gets none.
+    let f = fitted
+        .transform_record(&serde_json::from_value(json!({"tenure": 500})).unwrap())
+        .unwrap();
+    let edge = fitted
+        .transform_record(&serde_json::from_value(json!({"tenure": base[4]})).unwrap())
+        .unwrap();
+    for n in &want {
+        assert_eq!(nums(&f, n), nums(&edge, n), "{n}");
+    }
+    let recipe =
+        Recipe::parse("[[step]]\nop = \"spline\"\ncolumns = [\"k\"]\n", "constant").unwrap();
+    let frame = Frame::from_batches(
+        &Schema::new(vec![Field::new("k", DataType::Float64, true)]),
+        &[RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Float64, true)])),
+            vec![Arc::new(Float64Array::from(vec![3.0; 20])) as ArrayRef],
+        )
+        .unwrap()],
+    )
+    .unwrap();
+    let (_, constant) = recipe.fit(frame).unwrap();
+    assert_eq!(constant.names().len(), 1);
+    // Bad settings name the key.
+    let err = Recipe::parse(
+        "[[step]]\nop = \"spline\"\ncolumns = [\"k\"]\nknots = 1\n",
+        "r",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("knots"), "{err}");
+}
+
 #[test]
 fn derive_and_text() {
     let (_, out) = fit_and_compare(
