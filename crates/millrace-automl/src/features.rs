@@ -256,3 +256,72 @@ pub fn matrix_named(frame: &Frame, names: &[String]) -> Matrix {
     }
     Matrix::new(n, cols.len(), data)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame of `rows` rows: a many-valued number, a number with three values, numbers held
+    /// as text, a category and the target.
+    fn frame(rows: usize) -> Frame {
+        let mut f = Frame::new(rows);
+        let n = |g: &dyn Fn(usize) -> f64| Column::Num((0..rows).map(g).collect());
+        let t = |g: &dyn Fn(usize) -> String| Column::Str((0..rows).map(|i| Some(g(i))).collect());
+        f.set("wide".into(), n(&|i| (i * 7 % 101) as f64));
+        f.set("few".into(), n(&|i| (i % 3) as f64));
+        f.set("charges".into(), t(&|i| format!("{}.5", i * 13 % 97)));
+        f.set("plan".into(), t(&|i| ["a", "b", "c"][i % 3].to_string()));
+        f.set(
+            "y".into(),
+            t(&|i| if i % 2 == 0 { "Yes" } else { "No" }.to_string()),
+        );
+        f
+    }
+
+    #[test]
+    fn linear_models_get_a_spline_of_each_many_valued_number_and_trees_do_not() {
+        let f = frame(400);
+        let columns = inspect(&f, "y");
+        let linear = recipe(&columns, "y", Family::Linear);
+        let splines: Vec<&Step> = linear
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Spline { .. }))
+            .collect();
+        assert_eq!(splines.len(), 1, "{:?}", linear.steps);
+        let Step::Spline {
+            columns: curved,
+            knots,
+            degree,
+        } = splines[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!(curved, &["wide".to_string(), "charges".to_string()]);
+        assert_eq!((*knots, *degree), (SPLINE_KNOTS, 3));
+        // After impute (no missing reaches the basis) and before scaling (which skips the
+        // basis columns).
+        let at = |op: &str| linear.steps.iter().position(|s| s.op() == op).unwrap();
+        assert!(at("impute") < at("spline") && at("spline") < at("scale"));
+        // Fitted, the basis columns reach the linear model's matrix, each in [0, 1].
+        let (_, out) = linear.fit(f.clone()).unwrap();
+        let (m, names) = matrix(&out, "y", &(0..400).collect::<Vec<_>>());
+        let basis: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.starts_with("wide_spline"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(basis.len(), SPLINE_KNOTS + 1);
+        assert!(names.iter().any(|n| n.starts_with("charges_spline")));
+        assert!(!names.iter().any(|n| n.starts_with("few_spline")));
+        for r in 0..400 {
+            for &c in &basis {
+                let v = m.row(r)[c];
+                assert!((0.0..=1.0).contains(&v), "row {r} {}: {v}", names[c]);
+            }
+        }
+        let trees = recipe(&columns, "y", Family::Trees);
+        assert!(!trees.steps.iter().any(|s| matches!(s, Step::Spline { .. })));
+    }
+}

@@ -613,9 +613,13 @@ fn parse_step(t: &toml::Table, n: usize) -> Result<Step, String> {
                 degree: p.count("degree", 3, 1)?,
             };
             if let Step::Spline { degree, .. } = &s
-                && *degree > 5
+                && *degree > crate::spline::MAX_DEGREE
             {
-                return Err(format!("{}: degree must be 1 to 5, got {degree}", p.at));
+                return Err(format!(
+                    "{}: degree must be 1 to {}, got {degree}",
+                    p.at,
+                    crate::spline::MAX_DEGREE
+                ));
             }
             s
         }

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::steps::quantile;
 
+/// The highest degree (the recipe step refuses more): the evaluation works in fixed arrays.
+pub const MAX_DEGREE: usize = 5;
+
 /// A fitted basis for one column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Basis {
@@ -26,6 +29,9 @@ impl Basis {
     /// Fits the basis on sorted, non-missing values with `n_knots` quantile knots; `None` when
     /// fewer than two distinct knots remain (a near-constant column has no shape to bend).
     pub fn fit(column: &str, sorted: &[f64], n_knots: usize, degree: usize) -> Option<Basis> {
+        if n_knots < 2 || degree > MAX_DEGREE {
+            return None;
+        }
         let mut base: Vec<f64> = (0..n_knots)
             .map(|i| quantile(sorted, i as f64 / (n_knots - 1) as f64))
             .collect();
@@ -59,7 +65,8 @@ impl Basis {
     pub fn eval(&self, x: f64, out: &mut [f64]) {
         let p = self.degree;
         let t = &self.knots;
-        if x.is_nan() {
+        // A state file edited to a degree `fit` never makes has no defined basis here.
+        if x.is_nan() || p > MAX_DEGREE || t.len() < 2 * p + 2 {
             out.fill(f64::NAN);
             return;
         }
@@ -72,9 +79,9 @@ impl Basis {
         let last_span = t.len() - p - 2;
         let k = (t.partition_point(|&v| v <= x).saturating_sub(1)).clamp(p, last_span);
         // Cox–de Boor, the p + 1 functions that are not zero on span k (N_{k-p} … N_k).
-        let mut n = [0.0f64; 6];
-        let mut left = [0.0f64; 6];
-        let mut right = [0.0f64; 6];
+        let mut n = [0.0f64; MAX_DEGREE + 1];
+        let mut left = [0.0f64; MAX_DEGREE + 1];
+        let mut right = [0.0f64; MAX_DEGREE + 1];
         n[0] = 1.0;
         for j in 1..=p {
             left[j] = x - t[k + 1 - j];
@@ -169,5 +176,16 @@ mod tests {
         b.eval(f64::NAN, &mut out);
         assert!(out.iter().all(|v| v.is_nan()));
         assert!(Basis::fit("x", &[5.0; 10], 10, 3).is_none());
+    }
+
+    #[test]
+    fn a_degree_beyond_the_limit_gives_no_basis_and_no_panic() {
+        assert!(Basis::fit("x", &[1.0, 2.0, 3.0], 3, MAX_DEGREE + 1).is_none());
+        // A damaged state file: missing values instead of an out-of-bounds index.
+        let mut b = Basis::fit("x", &[1.0, 2.0, 3.0], 3, 3).unwrap();
+        b.degree = 9;
+        let mut out = vec![0.0; b.names.len()];
+        b.eval(2.0, &mut out);
+        assert!(out.iter().all(|v| v.is_nan()));
     }
 }

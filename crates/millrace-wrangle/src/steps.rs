@@ -940,7 +940,7 @@ impl Fitted {
                     let Some(at) = frame.index(&basis.column) else {
                         return Err(format!("column `{}` not found", basis.column));
                     };
-                    let v = num_mut(frame, &basis.column)?.clone();
+                    let v = need_num(frame, &basis.column)?;
                     let mut outs: Vec<Vec<f64>> = vec![vec![0.0; v.len()]; basis.names.len()];
                     let mut row = vec![0.0; basis.names.len()];
                     for (i, x) in v.iter().enumerate() {
