@@ -8,7 +8,8 @@
 //! table = "raw_churn"
 //! path = "raw/churn"        # a lake prefix, a local path or an s3:// URL
 //! format = "json"           # json | ndjson | concat | csv | parquet (default: from names)
-//! source_columns = true     # adds _object and _row
+//! source_columns = true     # adds _object, _row and _seq
+//! latest_by = "customerID"  # keep each customer's latest record only (by arrival)
 //!
 //! [[output]]
 //! path = "curated/churn"
@@ -56,6 +57,8 @@ pub struct JobInput {
     pub source_columns: bool,
     #[serde(default)]
     pub on_bad_record: OnBadRecord,
+    /// Keep only the latest record (by arrival) of each value of this column.
+    pub latest_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
@@ -133,6 +136,13 @@ impl Job {
             if input.path.trim().is_empty() {
                 return Err(format!("input[{i}].path is empty"));
             }
+            if input
+                .latest_by
+                .as_deref()
+                .is_some_and(|c| c.trim().is_empty())
+            {
+                return Err(format!("input[{i}].latest_by is empty"));
+            }
         }
         for (i, s) in self.sql.iter().enumerate() {
             if s.trim().is_empty() {
@@ -202,5 +212,9 @@ table = "v"
         assert!(e.contains("output[0]"), "{e}");
         let e = parse(&OK.replace("path = \"raw/churn\"", "path = \"raw\"\npaht = 1")).unwrap_err();
         assert!(e.contains("paht"), "{e}");
+        let j = parse(&OK.replace("format = \"concat\"", "latest_by = \"id\"")).unwrap();
+        assert_eq!(j.inputs[0].latest_by.as_deref(), Some("id"));
+        let e = parse(&OK.replace("format = \"concat\"", "latest_by = \" \"")).unwrap_err();
+        assert!(e.contains("input[0].latest_by"), "{e}");
     }
 }

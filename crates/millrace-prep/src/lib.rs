@@ -17,6 +17,7 @@ pub mod error;
 pub mod format;
 pub mod job;
 pub mod json;
+pub mod latest;
 pub mod location;
 pub mod manifest;
 pub mod output;

@@ -329,6 +329,7 @@ fn table_options(input: &crate::job::JobInput) -> TableOptions {
     TableOptions {
         source_columns: input.source_columns,
         on_bad_record: input.on_bad_record,
+        latest_by: input.latest_by.clone(),
     }
 }
 

@@ -33,6 +33,7 @@ use parking_lot::Mutex;
 use crate::error::{PrepError, Result};
 use crate::format::{InputFormat, decompress};
 use crate::json::{self, BadRecord};
+use crate::latest;
 use crate::location::{Location, hive_partitions};
 
 pub const OBJECT_COLUMN: &str = "_object";
@@ -57,6 +58,9 @@ pub struct TableOptions {
     /// Add `_object` and `_row`.
     pub source_columns: bool,
     pub on_bad_record: OnBadRecord,
+    /// Keep only the latest record (by arrival) of each value of this column; see
+    /// [`crate::latest`].
+    pub latest_by: Option<String>,
 }
 
 /// Counters a progress bar reads while a query runs, and the bad records it met.
@@ -105,6 +109,8 @@ pub struct LakeTable {
     file_schema: SchemaRef,
     partition_cols: Vec<String>,
     on_bad_record: OnBadRecord,
+    /// Index of the `latest_by` column in `file_schema`.
+    latest_by: Option<usize>,
     schema: SchemaRef,
     progress: Arc<ScanProgress>,
 }
@@ -143,6 +149,20 @@ impl LakeTable {
                 .map(|(k, _)| k)
                 .filter(|k| file_schema.field_with_name(k).is_err())
                 .collect();
+        let latest_by = match &options.latest_by {
+            None => None,
+            Some(col) => Some(file_schema.index_of(col).map_err(|_| {
+                let names: Vec<&str> = file_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
+                input_err(format!(
+                    "latest_by: no column {col:?} in the objects (columns: {})",
+                    names.join(", ")
+                ))
+            })?),
+        };
         let mut fields: Vec<Field> = file_schema
             .fields()
             .iter()
@@ -180,6 +200,7 @@ impl LakeTable {
             )),
             partition_cols,
             on_bad_record: options.on_bad_record,
+            latest_by,
             schema: Arc::new(Schema::new(fields)),
             progress,
         })
@@ -234,7 +255,14 @@ impl TableProvider for LakeTable {
         let projection = projection.unwrap_or(&all).clone();
         let projected = Arc::new(self.schema.project(&projection)?);
         let nfile = self.file_schema.fields().len();
-        let file_cols: Vec<usize> = projection.iter().copied().filter(|i| *i < nfile).collect();
+        let mut file_cols: Vec<usize> = projection.iter().copied().filter(|i| *i < nfile).collect();
+        // The key is decoded even when the query does not ask for it.
+        let key_pos = self.latest_by.map(|k| {
+            file_cols.iter().position(|c| *c == k).unwrap_or_else(|| {
+                file_cols.push(k);
+                file_cols.len() - 1
+            })
+        });
         let decode_schema = Arc::new(self.file_schema.project(&file_cols)?);
         let columns: Vec<OutColumn> = projection
             .iter()
@@ -254,7 +282,6 @@ impl TableProvider for LakeTable {
             .collect();
         let target = state.config().target_partitions().max(1);
         let batch_size = state.config().batch_size();
-        let groups = spread(&self.objects, target);
         let shared = Arc::new(ScanShared {
             lake: self.lake.clone(),
             folder: self.folder.clone(),
@@ -268,15 +295,26 @@ impl TableProvider for LakeTable {
             progress: self.progress.clone(),
             batch_size,
         });
-        let partitions: Vec<Arc<dyn PartitionStream>> = groups
-            .into_iter()
-            .map(|objects| {
-                Arc::new(ObjectsPartition {
-                    shared: shared.clone(),
-                    objects,
-                }) as Arc<dyn PartitionStream>
-            })
-            .collect();
+        let partitions: Vec<Arc<dyn PartitionStream>> = if let Some(key_pos) = key_pos {
+            // One stream, newest object first; it decodes `target` objects at a time itself,
+            // and DataFusion spreads its batches over threads for what comes after.
+            vec![Arc::new(LatestPartition {
+                shared,
+                objects: self.objects.clone(),
+                key_pos,
+                parallel: target,
+            })]
+        } else {
+            spread(&self.objects, target)
+                .into_iter()
+                .map(|objects| {
+                    Arc::new(ObjectsPartition {
+                        shared: shared.clone(),
+                        objects,
+                    }) as Arc<dyn PartitionStream>
+                })
+                .collect()
+        };
         Ok(Arc::new(StreamingTableExec::try_new(
             projected,
             partitions,
@@ -376,7 +414,140 @@ impl PartitionStream for ObjectsPartition {
     }
 }
 
+/// The `latest_by` scan: objects newest first, each decoded whole on a blocking thread
+/// (`parallel` at a time, results taken in order), then its stale rows marked against the
+/// keys of every newer object, one object after another, and dropped. The marking is the only
+/// sequential step (about a microsecond per row); the filtering runs beside it.
+#[derive(Debug)]
+struct LatestPartition {
+    shared: Arc<ScanShared>,
+    objects: Arc<Vec<ObjectInfo>>,
+    key_pos: usize,
+    parallel: usize,
+}
+
+impl PartitionStream for LatestPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.shared.out_schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let shared = self.shared.clone();
+        let seen: latest::SharedKeySet = Default::default();
+        let key_pos = self.key_pos;
+        let newest_first: Vec<Planned> = self
+            .objects
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(ordinal, info)| Planned {
+                ordinal,
+                info: info.clone(),
+            })
+            .collect();
+        let decode = shared.clone();
+        let finish_shared = shared.clone();
+        let total_bytes: u64 = self.objects.iter().map(|o| o.size).sum();
+        let stream = futures::stream::iter(newest_first)
+            .map(move |planned| {
+                let shared = decode.clone();
+                async move {
+                    let batches = decode_object(&shared, &planned).await?;
+                    Ok::<_, DataFusionError>((planned, batches))
+                }
+            })
+            .buffered(self.parallel.max(1) + 1)
+            .and_then(move |(planned, batches)| {
+                let seen = seen.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let mut seen = seen.lock();
+                        let empty = seen.is_empty();
+                        let masks = latest::mark_latest(&mut seen, &batches, key_pos)?;
+                        if empty && !seen.is_empty() {
+                            // Size the set once for the whole scan, from the first object's
+                            // keys per byte, so it never rebuilds itself on the way.
+                            let per_byte = seen.len() as f64 / planned.info.size.max(1) as f64;
+                            let keys = (per_byte * total_bytes as f64 * 1.05) as usize;
+                            let key_len = seen.arena_len() / seen.len();
+                            seen.reserve(keys.min(1 << 30), key_len);
+                        }
+                        Ok::<_, DataFusionError>((planned, batches, masks))
+                    })
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                }
+            })
+            .map_ok(move |(planned, batches, masks)| {
+                let shared = finish_shared.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let mut out = Vec::with_capacity(batches.len());
+                        let mut row = 0i64;
+                        for (b, mask) in batches.into_iter().zip(masks) {
+                            let n = b.num_rows() as i64;
+                            let b = finish_batch(&shared, &planned, b, row)?;
+                            row += n;
+                            let b = latest::apply(b, mask.as_ref())?;
+                            if b.num_rows() > 0 {
+                                out.push(Ok(b));
+                            }
+                        }
+                        Ok::<_, DataFusionError>(futures::stream::iter(out))
+                    })
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                }
+            })
+            .try_buffer_unordered(self.parallel.max(1))
+            .try_flatten();
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.shared.out_schema.clone(),
+            stream,
+        ))
+    }
+}
+
 type ObjectBatches = BoxStream<'static, datafusion::error::Result<RecordBatch>>;
+
+/// All batches of one object, decoded (before partition and source columns are added), with
+/// the progress counters moved on.
+async fn decode_object(
+    shared: &Arc<ScanShared>,
+    planned: &Planned,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let object = &planned.info;
+    let raw = shared
+        .lake
+        .get(&object.key)
+        .await
+        .map_err(PrepError::from)?;
+    let s = shared.clone();
+    let o = object.clone();
+    let batches = tokio::task::spawn_blocking(move || {
+        if s.format == InputFormat::Parquet {
+            let name = format!("{}/{}", s.lake.url(), o.key);
+            parquet_reader(&s, &name, raw)?
+                .map(|b| {
+                    let b = b.map_err(|e| decode_error(&name, &e))?;
+                    align(&b, &s.decode_schema).map_err(|e| decode_error(&name, &e))
+                })
+                .collect()
+        } else {
+            decode_bytes(&s, &o, raw)
+        }
+    })
+    .await
+    .map_err(|e| DataFusionError::External(Box::new(e)))??;
+    let p = &shared.progress;
+    p.objects_read.fetch_add(1, Ordering::Relaxed);
+    p.bytes_read.fetch_add(object.size, Ordering::Relaxed);
+    p.rows_read.fetch_add(
+        batches.iter().map(|b| b.num_rows() as u64).sum(),
+        Ordering::Relaxed,
+    );
+    Ok(batches)
+}
 
 /// The batches of one object. JSON and CSV objects are decoded whole (objects are bounded by
 /// their writer); Parquet is decoded a batch at a time as the consumer pulls, so a large file
@@ -388,24 +559,7 @@ async fn read_object(
     if shared.format == InputFormat::Parquet {
         return read_parquet(shared, planned).await;
     }
-    let object = &planned.info;
-    let raw = shared
-        .lake
-        .get(&object.key)
-        .await
-        .map_err(PrepError::from)?;
-    let s = shared.clone();
-    let o = object.clone();
-    let batches = tokio::task::spawn_blocking(move || decode_bytes(&s, &o, raw))
-        .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))??;
-    let p = &shared.progress;
-    p.objects_read.fetch_add(1, Ordering::Relaxed);
-    p.bytes_read.fetch_add(object.size, Ordering::Relaxed);
-    p.rows_read.fetch_add(
-        batches.iter().map(|b| b.num_rows() as u64).sum(),
-        Ordering::Relaxed,
-    );
+    let batches = decode_object(&shared, &planned).await?;
     let out = finish(&shared, &planned, batches)?;
     Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
 }
@@ -477,17 +631,9 @@ async fn read_parquet(
     shared: Arc<ScanShared>,
     planned: Planned,
 ) -> datafusion::error::Result<ObjectBatches> {
-    use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
     let name = format!("{}/{}", shared.lake.url(), planned.info.key);
-    let named = |name: &str, e: &dyn std::fmt::Display| -> DataFusionError {
-        PrepError::Decode {
-            object: name.to_owned(),
-            offset: 0,
-            message: e.to_string(),
-        }
-        .into()
-    };
+    let named = decode_error;
     let raw = shared
         .lake
         .get(&planned.info.key)
@@ -495,24 +641,9 @@ async fn read_parquet(
         .map_err(PrepError::from)?;
     let s = shared.clone();
     let n = name.clone();
-    let reader = tokio::task::spawn_blocking(move || -> datafusion::error::Result<_> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(raw).map_err(|e| named(&n, &e))?;
-        let file_schema = builder.schema().clone();
-        let roots: Vec<usize> = s
-            .decode_schema
-            .fields()
-            .iter()
-            .filter_map(|f| file_schema.index_of(f.name()).ok())
-            .collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        builder
-            .with_projection(mask)
-            .with_batch_size(s.batch_size)
-            .build()
-            .map_err(|e| named(&n, &e))
-    })
-    .await
-    .map_err(|e| DataFusionError::External(Box::new(e)))??;
+    let reader = tokio::task::spawn_blocking(move || parquet_reader(&s, &n, raw))
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))??;
     struct State {
         reader: ParquetRecordBatchReader,
         shared: Arc<ScanShared>,
@@ -551,6 +682,40 @@ async fn read_parquet(
         Ok(Some((out, st)))
     });
     Ok(stream.boxed())
+}
+
+fn decode_error(name: &str, e: &dyn std::fmt::Display) -> DataFusionError {
+    PrepError::Decode {
+        object: name.to_owned(),
+        offset: 0,
+        message: e.to_string(),
+    }
+    .into()
+}
+
+/// A Parquet object's reader with the scan's projection and batch size.
+fn parquet_reader(
+    shared: &ScanShared,
+    name: &str,
+    raw: bytes::Bytes,
+) -> datafusion::error::Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(raw).map_err(|e| decode_error(name, &e))?;
+    let file_schema = builder.schema().clone();
+    let roots: Vec<usize> = shared
+        .decode_schema
+        .fields()
+        .iter()
+        .filter_map(|f| file_schema.index_of(f.name()).ok())
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    builder
+        .with_projection(mask)
+        .with_batch_size(shared.batch_size)
+        .build()
+        .map_err(|e| decode_error(name, &e))
 }
 
 /// Reorders, casts and fills (with NULLs) a batch's columns to `schema`, by name.

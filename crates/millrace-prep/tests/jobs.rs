@@ -199,7 +199,7 @@ async fn churn_job_casts_trims_and_keeps_the_latest_record() {
             .ends_with("raw/churn/2026/11/25/10/churn-a")
     );
     assert!(inputs.iter().all(|o| o.etag.is_some()));
-    assert_eq!(m.statements.len(), 3);
+    assert_eq!(m.statements.len(), 1);
     assert!(m.job.as_deref().unwrap().ends_with("churn.toml"));
 
     // A second full run replaces the first; the old files are gone.

@@ -407,6 +407,12 @@ pub struct QueryArgs {
     /// order in the scan: object key order, then row) to every table.
     #[arg(long)]
     pub source_columns: bool,
+    /// TABLE=COLUMN: read TABLE as current state, keeping only the record that arrived last
+    /// (object key order, then position in the object) for each value of COLUMN. Values are
+    /// compared after trimming spaces; rows with a NULL or blank COLUMN are all kept.
+    /// Repeatable.
+    #[arg(long = "latest-by", value_name = "TABLE=COLUMN")]
+    pub latest_by: Vec<String>,
     /// Fail on the first unreadable JSON value instead of skipping and reporting it.
     #[arg(long)]
     pub strict: bool,

@@ -303,6 +303,51 @@ fn query_errors_name_the_table_or_the_statement() {
 }
 
 #[test]
+fn query_latest_by_keeps_each_keys_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    std::fs::write(
+        raw.join("a.json"),
+        "{\"id\":\"1\",\"v\":1}\n{\"id\":\"2\",\"v\":2}\n{\"id\":\" 1\",\"v\":3}\n",
+    )
+    .unwrap();
+    std::fs::write(raw.join("b.json"), "{\"id\":\"2\",\"v\":4}\n{\"v\":5}\n").unwrap();
+    let table = format!("r={}", raw.display());
+    let query = |extra: &[&str]| {
+        millrace()
+            .args(["query", "--table", &table, "--format", "csv"])
+            .args(extra)
+            .arg("SELECT TRIM(id) AS id, v FROM r ORDER BY v")
+            .output()
+            .unwrap()
+    };
+    let out = query(&["--latest-by", "r=id"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "id,v\n1,3\n2,4\n,5\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = query(&[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    let out = query(&["--latest-by", "s=id"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--latest-by s=id") && err.contains("no table"),
+        "{err}"
+    );
+    let out = query(&["--latest-by", "r=ident"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("latest_by") && err.contains("\"ident\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn prep_runs_the_shipped_churn_job() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("lake/raw/churn/2021/01/01/00");

@@ -283,6 +283,7 @@ pub async fn open_chunks(
     let options = TableOptions {
         source_columns: false,
         on_bad_record: OnBadRecord::Fail,
+        latest_by: None,
     };
     let table = open_table(data_dir, spec, s3, &options, "--input").await?;
     let objects = table

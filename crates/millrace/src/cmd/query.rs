@@ -75,16 +75,28 @@ pub async fn run(data_dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
             .unwrap_or_else(millrace_prep::engine::default_memory_limit_mib),
         target_partitions: None,
     })?;
-    let options = TableOptions {
-        source_columns: args.source_columns,
-        on_bad_record: if args.strict {
-            OnBadRecord::Fail
-        } else {
-            OnBadRecord::Skip
-        },
-    };
+    let mut latest_by = std::collections::HashMap::new();
+    for spec in &args.latest_by {
+        let (table, column) = spec
+            .split_once('=')
+            .filter(|(t, c)| !t.is_empty() && !c.is_empty())
+            .with_context(|| format!("--latest-by {spec}: expected TABLE=COLUMN"))?;
+        if !specs.iter().any(|(n, _, _)| n == table) {
+            bail!("--latest-by {spec}: no table named {table:?} (name it with --table)");
+        }
+        latest_by.insert(table.to_owned(), column.to_owned());
+    }
     let mut tables = Vec::new();
     for (name, path, format) in specs {
+        let options = TableOptions {
+            source_columns: args.source_columns,
+            on_bad_record: if args.strict {
+                OnBadRecord::Fail
+            } else {
+                OnBadRecord::Skip
+            },
+            latest_by: latest_by.get(&name).cloned(),
+        };
         let loc = Location::resolve(&path, default_lake.as_ref(), &s3)
             .with_context(|| format!("--table {name}={path}"))?;
         let table = LakeTable::open(&name, &loc, format, None, &options)
