@@ -6,8 +6,10 @@
 //! manifest and incremental runs), so the table is built from a list of objects and reads them
 //! itself: objects are spread over partitions by size, fetched one ahead of decoding, and
 //! decoded on blocking threads. It also offers Hive partition columns and, on request, the
-//! source columns `_object` and `_row` (an object's key and a row's index in it), which give
-//! arrival order for "latest record wins" deduplication.
+//! source columns `_object`, `_row` and `_seq` (an object's key, a row's index in it, and
+//! arrival order), and `latest_by`, which keeps each key's last record in the scan itself
+//! (objects read newest first; see [`crate::latest`]). A `latest_by` Parquet object is
+//! decoded whole, like JSON and CSV, since its rows are marked last to first.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -417,7 +419,8 @@ impl PartitionStream for ObjectsPartition {
 /// The `latest_by` scan: objects newest first, each decoded whole on a blocking thread
 /// (`parallel` at a time, results taken in order), then its stale rows marked against the
 /// keys of every newer object, one object after another, and dropped. The marking is the only
-/// sequential step (about a microsecond per row); the filtering runs beside it.
+/// sequential step (under 0.1 µs per row: 0.4 s of CPU for 5M rows in the churn job's
+/// profile); the filtering runs beside it.
 #[derive(Debug)]
 struct LatestPartition {
     shared: Arc<ScanShared>,
