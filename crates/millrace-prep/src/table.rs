@@ -435,7 +435,6 @@ impl PartitionStream for LatestPartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let shared = self.shared.clone();
         let seen: latest::SharedKeySet = Default::default();
         let key_pos = self.key_pos;
         let newest_first: Vec<Planned> = self
@@ -448,8 +447,8 @@ impl PartitionStream for LatestPartition {
                 info: info.clone(),
             })
             .collect();
-        let decode = shared.clone();
-        let finish_shared = shared.clone();
+        let decode = self.shared.clone();
+        let finish_shared = self.shared.clone();
         let total_bytes: u64 = self.objects.iter().map(|o| o.size).sum();
         let stream = futures::stream::iter(newest_first)
             .map(move |planned| {
@@ -465,15 +464,10 @@ impl PartitionStream for LatestPartition {
                 async move {
                     tokio::task::spawn_blocking(move || {
                         let mut seen = seen.lock();
-                        let empty = seen.is_empty();
+                        let first = seen.is_empty();
                         let masks = latest::mark_latest(&mut seen, &batches, key_pos)?;
-                        if empty && !seen.is_empty() {
-                            // Size the set once for the whole scan, from the first object's
-                            // keys per byte, so it never rebuilds itself on the way.
-                            let per_byte = seen.len() as f64 / planned.info.size.max(1) as f64;
-                            let keys = (per_byte * total_bytes as f64 * 1.05) as usize;
-                            let key_len = seen.arena_len() / seen.len();
-                            seen.reserve(keys.min(1 << 30), key_len);
+                        if first {
+                            seen.size_for_scan(planned.info.size, total_bytes);
                         }
                         Ok::<_, DataFusionError>((planned, batches, masks))
                     })

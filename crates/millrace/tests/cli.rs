@@ -331,20 +331,15 @@ fn query_latest_by_keeps_each_keys_last_record() {
     );
     let out = query(&[]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
-    let out = query(&["--latest-by", "s=id"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--latest-by s=id") && err.contains("no table"),
-        "{err}"
-    );
-    let out = query(&["--latest-by", "r=ident"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("latest_by") && err.contains("\"ident\""),
-        "{err}"
-    );
+    for (spec, says) in [("s=id", "no table"), ("r=ident", "\"ident\"")] {
+        let out = query(&["--latest-by", spec]);
+        assert!(!out.status.success(), "{spec}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("latest") && err.contains(says),
+            "{spec}: {err}"
+        );
+    }
 }
 
 #[test]
