@@ -5,9 +5,9 @@
 //! (`features`), model families — L-BFGS linear models (`linear`), histogram boosted trees and
 //! forests (`trees`) —, the candidate list and random search (`search`), cross-validation and
 //! refit (`train`), ensemble selection (`ensemble`), objectives and thresholds (`objective`,
-//! `metrics`), the saved artifact (`model`) and the report (`report`, `report_html`). `quick`
-//! is the linear-only baseline kept for comparison. `baseline` describes the training data's
-//! feature distributions, saved with the model for drift monitoring.
+//! `metrics`), the saved artifact (`model`) and the report (`report`, `report_html`).
+//! `baseline` describes the training data's feature distributions, saved with the model for
+//! drift monitoring.
 
 pub mod baseline;
 pub mod ensemble;
@@ -18,7 +18,6 @@ pub mod metrics;
 pub mod model;
 pub mod objective;
 pub mod problem;
-pub mod quick;
 pub mod report;
 pub mod report_html;
 pub mod search;

@@ -1,32 +1,43 @@
 //! Metrics, curves and the F1 threshold, computed the way scikit-learn does (so figures can be
-//! checked against it): AUC from ranks with ties averaged, F1 of the positive class, log loss
-//! with probabilities clipped to [1e-15, 1 - 1e-15].
+//! checked against it): AUC from ranks with ties averaged (`millrace_wrangle::stats::auc`, the
+//! one the data-quality report uses too), F1 of the positive class, log loss with
+//! probabilities clipped to [1e-15, 1 - 1e-15].
 
+use millrace_wrangle::stats;
 use serde::{Deserialize, Serialize};
 
 /// ROC AUC of scores for labels (`true` = positive); NaN when a class is absent.
 pub fn auc(y: &[bool], score: &[f64]) -> f64 {
-    let n = y.len();
-    let pos = y.iter().filter(|b| **b).count();
-    let neg = n - pos;
-    if pos == 0 || neg == 0 {
-        return f64::NAN;
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|a, b| score[*a].total_cmp(&score[*b]));
-    // Mann-Whitney U with average ranks over ties.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < n {
-        let mut j = i;
-        while j + 1 < n && score[order[j + 1]] == score[order[i]] {
-            j += 1;
+    stats::auc(y, score).unwrap_or(f64::NAN)
+}
+
+/// Binary metrics at a threshold (and AUC, which needs none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BinaryMetrics {
+    pub auc: f64,
+    pub f1: f64,
+    pub accuracy: f64,
+    pub balanced_accuracy: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub log_loss: f64,
+    pub confusion: Confusion,
+}
+
+impl BinaryMetrics {
+    pub fn of(y: &[bool], p: &[f64], threshold: f64) -> Self {
+        let c = Confusion::of(y, &at(p, threshold));
+        Self {
+            auc: auc(y, p),
+            f1: c.f1(),
+            accuracy: c.accuracy(),
+            balanced_accuracy: c.balanced_accuracy(),
+            precision: c.precision(),
+            recall: c.recall(),
+            log_loss: log_loss(y, p),
+            confusion: c,
         }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += (i..=j).filter(|k| y[order[*k]]).count() as f64 * avg;
-        i = j + 1;
     }
-    (rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -229,14 +240,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auc_matches_hand_computed_values_with_ties() {
-        // scikit-learn: roc_auc_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.75
-        assert_eq!(
-            auc(&[false, false, true, true], &[0.1, 0.4, 0.35, 0.8]),
-            0.75
-        );
-        // A tie between a positive and a negative counts a half.
-        assert_eq!(auc(&[false, true], &[0.5, 0.5]), 0.5);
+    fn auc_is_nan_without_both_classes() {
+        // The values themselves are `millrace_wrangle::stats::auc`'s, tested there.
         assert_eq!(auc(&[false, true, true], &[0.2, 0.2, 0.9]), 0.75);
         assert!(auc(&[true, true], &[0.1, 0.2]).is_nan());
     }

@@ -21,19 +21,19 @@ pub const FORMAT: &str = "millrace.model.v1";
 /// A fitted model of any family.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "algorithm", rename_all = "snake_case")]
-pub enum Fitted {
+pub enum FittedModel {
     Linear(Linear),
     Gbdt(Gbdt),
     Forest(Forest),
 }
 
-impl Fitted {
+impl FittedModel {
     /// Same layout for every family: one value per row, or `classes` probabilities per row.
     pub fn predict(&self, x: &Matrix) -> Vec<f64> {
         match self {
-            Fitted::Linear(m) => m.predict(x),
-            Fitted::Gbdt(m) => m.predict(x),
-            Fitted::Forest(m) => m.predict(x),
+            FittedModel::Linear(m) => m.predict(x),
+            FittedModel::Gbdt(m) => m.predict(x),
+            FittedModel::Forest(m) => m.predict(x),
         }
     }
 }
@@ -54,7 +54,7 @@ pub struct Member {
     /// Index into `ModelArtifact::features`.
     pub features: usize,
     pub weight: f64,
-    pub model: Fitted,
+    pub model: FittedModel,
 }
 
 /// Where the training data came from.

@@ -2,7 +2,9 @@
 //!
 //! - Two distinct values → binary. The positive class is the one that reads as "yes" (`yes`,
 //!   `true`, `1`, `y`, `positive`, case and spaces ignored), else the rarer class (ties: the
-//!   later in sort order), and it is printed so a user can override it.
+//!   later in sort order) — `millrace_wrangle::stats::positive_class`, the rule the
+//!   data-quality report and target encoding use too — and it is printed so a user can
+//!   override it.
 //! - Text with 3 to `MAX_CLASSES` values → multiclass (classes sorted).
 //! - Numbers (or text that is numbers, as a CSV of strings gives them) with more than two
 //!   values → regression.
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use millrace_wrangle::Column;
 use millrace_wrangle::frame::{coerce_str, format_num};
+use millrace_wrangle::stats::positive_class;
 
 use crate::error::AutoMlError;
 
@@ -59,13 +62,6 @@ impl Task {
             Task::Regression => Vec::new(),
         }
     }
-}
-
-fn is_yes(s: &str) -> bool {
-    matches!(
-        s.trim().to_ascii_lowercase().as_str(),
-        "yes" | "true" | "1" | "y" | "positive" | "1.0"
-    )
 }
 
 /// Detects the task of `column` (named `name`) and labels its rows.
@@ -132,10 +128,7 @@ pub fn detect(name: &str, column: &Column, want: Want) -> Result<Target, AutoMlE
                     distinct.len()
                 )));
             }
-            let positive = distinct
-                .iter()
-                .position(|(v, _)| is_yes(v))
-                .unwrap_or(if distinct[1].1 <= distinct[0].1 { 1 } else { 0 });
+            let positive = positive_class(&distinct).unwrap_or(1);
             let task = Task::Binary {
                 positive: distinct[positive].0.clone(),
                 negative: distinct[1 - positive].0.clone(),

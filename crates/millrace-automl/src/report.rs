@@ -8,11 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AutoMlError;
 use crate::features::{Columns, Family};
-use crate::metrics::{self, Confusion};
+use crate::metrics::{self, BinaryMetrics, Confusion};
 use crate::model::ModelArtifact;
 use crate::objective::{Objective, argmax_rows};
 use crate::problem::Task;
-use crate::quick::BinaryMetrics;
 use crate::rng::Rng;
 use crate::search::{Algo, Mode};
 

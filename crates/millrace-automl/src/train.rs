@@ -22,7 +22,7 @@ use crate::ensemble;
 use crate::error::AutoMlError;
 use crate::features::{self, Columns, Family};
 use crate::linear::{Linear, Loss, Matrix};
-use crate::model::{FeatureSet, Fitted, Lineage, Member, ModelArtifact};
+use crate::model::{FeatureSet, FittedModel, Lineage, Member, ModelArtifact};
 use crate::objective::Objective;
 use crate::problem::{self, Task, Want};
 use crate::report::{self, Entry, Report};
@@ -211,14 +211,14 @@ fn fit_algo(
     y: &[f64],
     loss: Loss,
     valid: Option<(&Matrix, &[f64])>,
-) -> (Fitted, Vec<f64>) {
+) -> (FittedModel, Vec<f64>) {
     match algo {
-        Algo::Linear(p) => (Fitted::Linear(Linear::fit(x, y, loss, p)), Vec::new()),
+        Algo::Linear(p) => (FittedModel::Linear(Linear::fit(x, y, loss, p)), Vec::new()),
         Algo::Gbdt(p) => {
             let (m, curve) = Gbdt::fit(x, y, loss, p, valid);
-            (Fitted::Gbdt(m), curve)
+            (FittedModel::Gbdt(m), curve)
         }
-        Algo::Forest(p) => (Fitted::Forest(Forest::fit(x, y, loss, p)), Vec::new()),
+        Algo::Forest(p) => (FittedModel::Forest(Forest::fit(x, y, loss, p)), Vec::new()),
     }
 }
 
@@ -364,9 +364,9 @@ fn evaluate(
     let mut oof = vec![0.0; cv.y.len() * width];
     for (&f, (model, _)) in folds.iter().zip(fits) {
         let model = match (model, rounds) {
-            (Fitted::Gbdt(mut m), Some(r)) => {
+            (FittedModel::Gbdt(mut m), Some(r)) => {
                 m.truncate(r);
-                Fitted::Gbdt(m)
+                FittedModel::Gbdt(m)
             }
             (m, _) => m,
         };

@@ -12,6 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use base64::Engine;
 use bytes::Bytes;
+use millrace_io::SourceRecord;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -19,7 +20,6 @@ use serde_json::Value;
 
 use crate::config::{ColumnType, Compression, DeliveryConfig, Format};
 use crate::prefix::{Template, sanitize};
-use crate::source::SourceRecord;
 use crate::{DeliveryError, Result};
 
 /// Firehose refuses records over 1,000 KiB; so do we (they go to the error prefix).
@@ -240,7 +240,7 @@ impl Encoder {
         groups
             .into_iter()
             .map(|(prefix, mut list)| {
-                list.sort_by(|a, b| crate::checkpoint::seq_cmp(&a.rec.sequence, &b.rec.sequence));
+                list.sort_by(|a, b| millrace_io::seq_cmp(&a.rec.sequence, &b.rec.sequence));
                 let mut buf = Vec::new();
                 for f in &list {
                     let line = serde_json::json!({

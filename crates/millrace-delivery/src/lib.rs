@@ -8,8 +8,8 @@
 //! the objects are committed the checkpoint advances. A crash at any point replays exactly the
 //! intended range and rewrites the same objects.
 //!
-//! Sources: the embedded store (read directly, woken on append) or any Kinesis API through
-//! aws-sdk-kinesis ([`source`]). Bad records never stop a delivery: they go to the error prefix
+//! Sources: any `millrace_io::RecordSource` — the embedded store (read directly, woken on
+//! append) or any Kinesis API. Bad records never stop a delivery: they go to the error prefix
 //! with their reason.
 
 pub mod checkpoint;
@@ -17,7 +17,6 @@ pub mod config;
 mod encode;
 pub mod metrics;
 pub mod prefix;
-pub mod source;
 mod worker;
 
 pub use config::{Compression, DeliveryConfig, Format};
@@ -25,18 +24,97 @@ pub use metrics::DeliveryMetrics;
 pub use worker::{Delivery, RunMode};
 
 /// Everything that can stop a delivery (bad records never do: they go to the error prefix).
+/// [`DeliveryError::retryable`] says whether running the delivery again may get past it.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
+    /// A setting that cannot work (the message names the key).
     #[error("delivery config: {0}")]
     Config(String),
+    /// Reading the source stream failed: not found, throttled, unreachable, a bad position…
     #[error("reading the source stream: {0}")]
-    Source(String),
+    Source(#[source] millrace_io::IoError),
+    /// Writing an object to the lake failed.
     #[error(transparent)]
     Lake(#[from] millrace_lake::LakeError),
-    #[error("checkpoint {path}: {message}")]
-    Checkpoint { path: String, message: String },
+    /// A shard's checkpoint file cannot be read or replaced (the message names it).
+    #[error(transparent)]
+    Checkpoint(millrace_io::IoError),
+    /// An object cannot be encoded (compression, Parquet).
     #[error("encoding an object: {0}")]
     Encode(String),
+    /// A shard's task, or the blocking work it handed off, panicked or was cancelled.
+    #[error("{what} failed: {source}")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl DeliveryError {
+    /// Whether running the delivery again, unchanged, may succeed: the source was throttled or
+    /// unreachable, or the object store failed in a way its own retries did not get past (an
+    /// outage). Replaying is always safe: the checkpoint's intent rewrites the same objects.
+    pub fn retryable(&self) -> bool {
+        match self {
+            DeliveryError::Source(e) => e.is_transient(),
+            DeliveryError::Lake(millrace_lake::LakeError::Store { source, .. }) => {
+                matches!(source, object_store::Error::Generic { .. })
+            }
+            DeliveryError::Lake(_)
+            | DeliveryError::Config(_)
+            | DeliveryError::Checkpoint(_)
+            | DeliveryError::Encode(_)
+            | DeliveryError::Task { .. } => false,
+        }
+    }
+}
+
+/// A checkpoint file's failure is a checkpoint error; anything else is the source's.
+impl From<millrace_io::IoError> for DeliveryError {
+    fn from(e: millrace_io::IoError) -> Self {
+        match e {
+            e @ millrace_io::IoError::Checkpoint { .. } => DeliveryError::Checkpoint(e),
+            e => DeliveryError::Source(e),
+        }
+    }
 }
 
 pub type Result<T, E = DeliveryError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millrace_io::IoError;
+
+    #[test]
+    fn errors_say_whether_a_retry_helps() {
+        let throttled = DeliveryError::from(IoError::Throttled {
+            op: "GetRecords on shardId-000000000000".into(),
+            message: "ProvisionedThroughputExceededException: Rate exceeded".into(),
+        });
+        assert!(matches!(throttled, DeliveryError::Source(_)));
+        assert!(throttled.retryable());
+        assert_eq!(
+            throttled.to_string(),
+            "reading the source stream: GetRecords on shardId-000000000000: \
+             ProvisionedThroughputExceededException: Rate exceeded"
+        );
+        let gone = DeliveryError::from(IoError::StreamNotFound {
+            op: "ListShards of churn".into(),
+            message: "ResourceNotFoundException".into(),
+        });
+        assert!(!gone.retryable());
+        let cp = DeliveryError::from(IoError::Checkpoint {
+            path: "/state/delivery/d/shardId-000000000000.json".into(),
+            source: std::io::Error::other("disk full"),
+        });
+        assert!(matches!(cp, DeliveryError::Checkpoint(_)));
+        assert!(!cp.retryable());
+        assert_eq!(
+            cp.to_string(),
+            "checkpoint /state/delivery/d/shardId-000000000000.json: disk full"
+        );
+        assert!(!DeliveryError::Config("buffer_size_mib".into()).retryable());
+    }
+}

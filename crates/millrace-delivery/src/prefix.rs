@@ -81,7 +81,7 @@ impl Template {
     }
 }
 
-/// A UTC calendar time.
+/// A UTC calendar time, split into the fields Firehose's `!{timestamp:…}` letters name.
 struct Civil {
     y: i64,
     mo: i64,
@@ -93,26 +93,15 @@ struct Civil {
 
 impl Civil {
     fn from_ms(ms: i64) -> Self {
-        let secs = ms.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        // Civil from days (Howard Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(mo <= 2);
+        use chrono::{Datelike, Timelike};
+        let t = millrace_common::time::utc(ms).unwrap_or_default();
         Self {
-            y,
-            mo,
-            d,
-            h: sod / 3600,
-            mi: sod % 3600 / 60,
-            s: sod % 60,
+            y: i64::from(t.year()),
+            mo: i64::from(t.month()),
+            d: i64::from(t.day()),
+            h: i64::from(t.hour()),
+            mi: i64::from(t.minute()),
+            s: i64::from(t.second()),
         }
     }
 

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use millrace_io::{RecordSource, SourceRecord, seq_cmp};
 use millrace_lake::Lake;
 use tokio::sync::watch;
 
-use crate::checkpoint::{Checkpoint, CheckpointDir, seq_cmp};
+use crate::checkpoint::{Checkpoint, CheckpointDir, checkpoint_dir};
 use crate::config::DeliveryConfig;
 use crate::encode::Encoder;
 use crate::metrics::DeliveryMetrics;
-use crate::source::{RecordSource, SourceRecord};
 use crate::{DeliveryError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ impl Delivery {
         config.validate("delivery").map_err(DeliveryError::Config)?;
         Ok(Self {
             encoder: Encoder::new(&config)?,
-            checkpoints: CheckpointDir::new(state_dir, &config.name),
+            checkpoints: checkpoint_dir(state_dir, &config.name),
             metrics: Arc::new(DeliveryMetrics::new(&config.name, &config.stream)),
             config,
             lake,
@@ -77,7 +77,10 @@ impl Delivery {
         }
         let mut first_err = None;
         while let Some(res) = tasks.join_next().await {
-            let res = res.map_err(|e| DeliveryError::Source(format!("shard task failed: {e}")))?;
+            let res = res.map_err(|source| DeliveryError::Task {
+                what: "a shard task",
+                source,
+            })?;
             if let Err(e) = res {
                 first_err.get_or_insert(e);
                 tasks.abort_all();
@@ -206,7 +209,10 @@ impl Delivery {
         // Encoding (Parquet, compression) is CPU work: keep it off the async threads.
         let objects = tokio::task::spawn_blocking(move || encoder.encode(&shard_id, &records))
             .await
-            .map_err(|e| DeliveryError::Encode(e.to_string()))??;
+            .map_err(|source| DeliveryError::Task {
+                what: "encoding objects",
+                source,
+            })??;
         for o in objects {
             self.lake.put(&o.key, o.bytes).await?;
             if o.is_error {
@@ -228,17 +234,23 @@ impl Delivery {
     async fn load(&self, shard: &str) -> Result<Checkpoint> {
         let c = self.checkpoints.clone();
         let s = shard.to_owned();
-        tokio::task::spawn_blocking(move || c.load(&s))
+        Ok(tokio::task::spawn_blocking(move || c.load(&s))
             .await
-            .map_err(|e| DeliveryError::Source(e.to_string()))?
+            .map_err(|source| DeliveryError::Task {
+                what: "loading a checkpoint",
+                source,
+            })??)
     }
 
     async fn store(&self, shard: &str, cp: &Checkpoint) -> Result<()> {
         let c = self.checkpoints.clone();
         let s = shard.to_owned();
         let cp = cp.clone();
-        tokio::task::spawn_blocking(move || c.store(&s, &cp))
+        Ok(tokio::task::spawn_blocking(move || c.store(&s, &cp))
             .await
-            .map_err(|e| DeliveryError::Source(e.to_string()))?
+            .map_err(|source| DeliveryError::Task {
+                what: "storing a checkpoint",
+                source,
+            })??)
     }
 }

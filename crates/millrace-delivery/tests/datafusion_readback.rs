@@ -9,8 +9,8 @@ use arrow::datatypes::{Float64Type, Int64Type};
 use bytes::Bytes;
 use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext};
 use millrace_delivery::config::{Column, ColumnType};
-use millrace_delivery::source::EmbeddedSource;
 use millrace_delivery::{Compression, Delivery, DeliveryConfig, Format, RunMode};
+use millrace_io::EmbeddedSource;
 use millrace_lake::{Lake, S3Options};
 use millrace_stream::{PutInput, Store, StoreOptions, StreamMode};
 

@@ -7,10 +7,10 @@ use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use millrace_delivery::checkpoint::{Checkpoint, CheckpointDir};
+use millrace_delivery::checkpoint::{Checkpoint, checkpoint_dir};
 use millrace_delivery::config::{Column, ColumnType, Layout};
-use millrace_delivery::source::EmbeddedSource;
 use millrace_delivery::{Compression, Delivery, DeliveryConfig, Format, RunMode};
+use millrace_io::EmbeddedSource;
 use millrace_lake::{Lake, S3Options};
 use millrace_stream::{PutInput, Store, StoreOptions, StreamHandle, StreamMode};
 
@@ -180,7 +180,7 @@ async fn ndjson_lake_holds_every_record_once_in_shard_order() {
         assert_eq!(lines, expected, "{shard}");
     }
     // Checkpoints point at each shard's last record.
-    let cps = CheckpointDir::new(&f.state, "churn-lake").all();
+    let cps = checkpoint_dir(&f.state, "churn-lake").all();
     assert_eq!(cps.len(), 4);
     for (shard, cp) in cps {
         let last = acks
@@ -441,7 +441,7 @@ async fn an_interrupted_flush_is_rewritten_not_duplicated() {
     // Simulate a crash after the intent was recorded and one object was (partly) written: the
     // checkpoint says records 0..=59 are pending; the lake has a stale object for 0..=59.
     let shard = "shardId-000000000000";
-    let cps = CheckpointDir::new(&f.state, "churn-lake");
+    let cps = checkpoint_dir(&f.state, "churn-lake");
     cps.store(
         shard,
         &Checkpoint {

@@ -173,6 +173,13 @@ async fn expect_error(s: &TestServer, what: &str, op: &str, body: Value, ty: &st
     assert_error(&format!("{op}: {what}"), &r, 400, ty, phrase);
 }
 
+/// [`expect_error`] for each `(what, operation, body, phrase)` of `cases`, all of type `ty`.
+async fn expect_errors(s: &TestServer, ty: &str, cases: Vec<(&str, &str, Value, &str)>) {
+    for (what, op, body, phrase) in cases {
+        expect_error(s, what, op, body, ty, phrase).await;
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -238,6 +245,13 @@ async fn seed(s: &TestServer, stream: &str, shards: u32) -> Seeded {
         stream: stream.to_owned(),
         records,
     }
+}
+
+/// A fresh server with one seeded stream (see [`seed`]).
+async fn seeded_server(stream: &str, shards: u32) -> (TestServer, Seeded) {
+    let s = TestServer::start().await;
+    let seeded = seed(&s, stream, shards).await;
+    (s, seeded)
 }
 
 async fn shard_ids(s: &TestServer, stream: &str) -> Vec<String> {
@@ -392,8 +406,7 @@ fn text(s: &str) -> Cbor {
 
 #[tokio::test]
 async fn malformed_json_is_a_serialization_exception() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "framing", 1).await;
+    let (s, seeded) = seeded_server("framing", 1).await;
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
@@ -449,35 +462,27 @@ async fn malformed_json_is_a_serialization_exception() {
 
 #[tokio::test]
 async fn bad_targets_and_methods_are_unknown_operations() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "targets", 1).await;
+    let (s, seeded) = seeded_server("targets", 1).await;
     let body = serde_json::to_vec(&json!({"StreamName": "targets"})).unwrap();
 
-    let r = send(&s, Method::POST, None, Some(JSON), body.clone()).await;
-    assert_error(
-        "no X-Amz-Target",
-        &r,
-        400,
-        UNKNOWN_OPERATION,
-        "X-Amz-Target",
-    );
-
-    let r = send(
-        &s,
-        Method::POST,
-        Some("Kinesis_20131202.Frobnicate"),
-        Some(JSON),
-        body.clone(),
-    )
-    .await;
-    assert_error(
-        "unknown operation",
-        &r,
-        400,
-        UNKNOWN_OPERATION,
-        "Frobnicate",
-    );
-
+    // (what, method, X-Amz-Target, Content-Type, body, phrase): each is refused as an unknown
+    // operation.
+    let frobnicate = Some("Kinesis_20131202.Frobnicate");
+    let post_json = |what: &str, target: Option<&'static str>, phrase| {
+        let json = Some(JSON);
+        (
+            what.to_owned(),
+            Method::POST,
+            target,
+            json,
+            body.clone(),
+            phrase,
+        )
+    };
+    let mut cases = vec![
+        post_json("no X-Amz-Target", None, "X-Amz-Target"),
+        post_json("unknown operation", frobnicate, "Frobnicate"),
+    ];
     for target in [
         "Kinesis_20131203.DescribeStream",
         "kinesis_20131202.DescribeStream",
@@ -486,65 +491,30 @@ async fn bad_targets_and_methods_are_unknown_operations() {
         "Kinesis_20131202.",
         "",
     ] {
-        let r = send(&s, Method::POST, Some(target), Some(JSON), body.clone()).await;
-        assert_error(
-            &format!("target {target:?}"),
-            &r,
-            400,
-            UNKNOWN_OPERATION,
-            "X-Amz-Target",
-        );
+        let what = format!("target {target:?}");
+        cases.push(post_json(&what, Some(target), "X-Amz-Target"));
     }
-
     // The operation name is case sensitive, as in Kinesis.
-    let r = send(
-        &s,
-        Method::POST,
-        Some("Kinesis_20131202.describestream"),
-        Some(JSON),
-        body.clone(),
-    )
-    .await;
-    assert_error(
-        "lower-case operation",
-        &r,
-        400,
-        UNKNOWN_OPERATION,
-        "describestream",
-    );
-
+    let lower = Some("Kinesis_20131202.describestream");
+    cases.push(post_json("lower-case operation", lower, "describestream"));
+    let describe = Some("Kinesis_20131202.DescribeStream");
     for method in [Method::GET, Method::PUT, Method::DELETE] {
-        let r = send(
-            &s,
-            method.clone(),
-            Some("Kinesis_20131202.DescribeStream"),
-            Some(JSON),
-            Vec::new(),
-        )
-        .await;
-        assert_error(
-            &format!("{method} request"),
-            &r,
-            400,
-            UNKNOWN_OPERATION,
-            "POST",
-        );
+        let what = format!("{method} request");
+        cases.push((what, method, describe, Some(JSON), Vec::new(), "POST"));
     }
-    let r = send(&s, Method::GET, None, None, Vec::new()).await;
-    assert_error(
-        "bare GET without target",
-        &r,
-        400,
-        UNKNOWN_OPERATION,
-        "POST",
-    );
+    let bare = "bare GET without target".to_owned();
+    cases.push((bare, Method::GET, None, None, Vec::new(), "POST"));
+    for (what, method, target, content_type, body, phrase) in cases {
+        let r = send(&s, method, target, content_type, body).await;
+        assert_error(&what, &r, 400, UNKNOWN_OPERATION, phrase);
+    }
 
     // A target is checked before the body: an unknown operation with a broken body is still
     // an unknown operation, not a crash.
     let r = send(
         &s,
         Method::POST,
-        Some("Kinesis_20131202.Frobnicate"),
+        frobnicate,
         Some(JSON),
         b"{not json".to_vec(),
     )
@@ -560,8 +530,7 @@ async fn bad_targets_and_methods_are_unknown_operations() {
 
 #[tokio::test]
 async fn wrong_member_types_are_serialization_exceptions() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "types", 2).await;
+    let (s, seeded) = seeded_server("types", 2).await;
     let it = iterator(&s, "types", &seeded.records[0].shard, "TRIM_HORIZON", None).await;
 
     let cases: Vec<(&str, &str, Value, &str)> = vec![
@@ -669,9 +638,7 @@ async fn wrong_member_types_are_serialization_exceptions() {
             "Timestamp is not a timestamp",
         ),
     ];
-    for (what, op, body, phrase) in cases {
-        expect_error(&s, what, op, body, SERIALIZATION, phrase).await;
-    }
+    expect_errors(&s, SERIALIZATION, cases).await;
 
     // None of the rejected CreateStream calls created a stream.
     expect_error(
@@ -688,8 +655,7 @@ async fn wrong_member_types_are_serialization_exceptions() {
 
 #[tokio::test]
 async fn missing_required_members_are_validation_exceptions_naming_the_member() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "required", 1).await;
+    let (s, seeded) = seeded_server("required", 1).await;
     let shard = seeded.records[0].shard.clone();
 
     let cases: Vec<(&str, &str, Value, &str)> = vec![
@@ -760,27 +726,26 @@ async fn missing_required_members_are_validation_exceptions_naming_the_member() 
             "Value null at 'retentionPeriodHours'",
         ),
     ];
-    for (what, op, body, phrase) in cases {
-        expect_error(&s, what, op, body, VALIDATION, phrase).await;
-    }
+    expect_errors(&s, VALIDATION, cases).await;
 
     // Without StreamName or StreamARN, operations that accept either say so.
-    expect_error(
+    expect_errors(
         &s,
-        "neither StreamName nor StreamARN",
-        "PutRecord",
-        json!({"PartitionKey": "k", "Data": "aGk="}),
         INVALID_ARGUMENT,
-        "Either StreamName or StreamARN should be provided",
-    )
-    .await;
-    expect_error(
-        &s,
-        "empty body",
-        "DescribeStream",
-        json!({}),
-        INVALID_ARGUMENT,
-        "StreamName or StreamARN",
+        vec![
+            (
+                "neither StreamName nor StreamARN",
+                "PutRecord",
+                json!({"PartitionKey": "k", "Data": "aGk="}),
+                "Either StreamName or StreamARN should be provided",
+            ),
+            (
+                "empty body",
+                "DescribeStream",
+                json!({}),
+                "StreamName or StreamARN",
+            ),
+        ],
     )
     .await;
     // An empty (zero-byte) body is an empty request, not a crash.
@@ -801,8 +766,7 @@ async fn missing_required_members_are_validation_exceptions_naming_the_member() 
 
 #[tokio::test]
 async fn stream_names_are_validated_and_existence_is_checked() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "names", 1).await;
+    let (s, seeded) = seeded_server("names", 1).await;
 
     for bad in [
         "has space",
@@ -958,8 +922,7 @@ async fn stream_names_are_validated_and_existence_is_checked() {
 
 #[tokio::test]
 async fn record_size_and_partition_key_limits() {
-    let s = TestServer::start().await;
-    let mut seeded = seed(&s, "limits", 1).await;
+    let (s, mut seeded) = seeded_server("limits", 1).await;
     let put_body = |pk: &str, data: &[u8]| json!({"StreamName": "limits", "PartitionKey": pk, "Data": B64.encode(data)});
 
     // Exactly 1 MiB of data is accepted and reads back byte for byte.
@@ -1046,8 +1009,7 @@ async fn record_size_and_partition_key_limits() {
 
 #[tokio::test]
 async fn explicit_hash_keys_are_validated_and_route_to_the_owning_shard() {
-    let s = TestServer::start().await;
-    let mut seeded = seed(&s, "routed", 3).await;
+    let (s, mut seeded) = seeded_server("routed", 3).await;
     let body = |ehk: &str| json!({"StreamName": "routed", "PartitionKey": "k", "Data": "aGk=", "ExplicitHashKey": ehk});
 
     for bad in [
@@ -1149,8 +1111,7 @@ async fn explicit_hash_keys_are_validated_and_route_to_the_owning_shard() {
 
 #[tokio::test]
 async fn put_records_count_and_size_limits() {
-    let s = TestServer::start().await;
-    let mut seeded = seed(&s, "batches", 2).await;
+    let (s, mut seeded) = seeded_server("batches", 2).await;
     let rec = |pk: &str, data: &[u8]| json!({"PartitionKey": pk, "Data": B64.encode(data)});
 
     expect_error(
@@ -1261,8 +1222,7 @@ async fn put_records_count_and_size_limits() {
 async fn put_records_validation_names_the_record_member_like_kinesis() {
     // Kinesis names a member inside a list by its path: the second record's partition key is
     // 'records.2.member.partitionKey' (the server already does this for a missing Data).
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "paths", 1).await;
+    let (s, seeded) = seeded_server("paths", 1).await;
     let good = json!({"PartitionKey": "k", "Data": "aGk="});
     let cases = [
         (
@@ -1302,8 +1262,7 @@ async fn put_records_validation_names_the_record_member_like_kinesis() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_request_entity_too_large() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "huge", 1).await;
+    let (s, seeded) = seeded_server("huge", 1).await;
 
     // Six 1 MiB records: over the 5 MiB PutRecords limit, and their base64 (~8.4 MiB) over
     // the server's 8 MiB body limit, which answers first.
@@ -1350,8 +1309,7 @@ async fn bodies_over_the_limit_are_413_request_entity_too_large() {
 
 #[tokio::test]
 async fn iterator_errors() {
-    let s = TestServer::start().await;
-    let mut seeded = seed(&s, "iters", 2).await;
+    let (s, mut seeded) = seeded_server("iters", 2).await;
     let r0 = put(&s, "iters", "k", b"on shard 0", Some("0")).await;
     let r1 = put(&s, "iters", "k", b"on shard 1", Some(MAX_HASH_KEY)).await;
     assert_eq!(r0.shard, "shardId-000000000000");
@@ -1571,25 +1529,19 @@ async fn iterator_errors() {
     create_stream(&s, "doomed", 1).await;
     let doomed = iterator(&s, "doomed", "shardId-000000000000", "TRIM_HORIZON", None).await;
     ok(&s, "DeleteStream", json!({"StreamName": "doomed"})).await;
-    expect_error(
-        &s,
-        "iterator of a deleted stream",
-        "GetRecords",
-        json!({"ShardIterator": doomed}),
-        NOT_FOUND,
-        "doomed",
-    )
-    .await;
+    let read_doomed = |what: &'static str| {
+        expect_error(
+            &s,
+            what,
+            "GetRecords",
+            json!({"ShardIterator": doomed}),
+            NOT_FOUND,
+            "doomed",
+        )
+    };
+    read_doomed("iterator of a deleted stream").await;
     create_stream(&s, "doomed", 1).await;
-    expect_error(
-        &s,
-        "iterator of a deleted and recreated stream",
-        "GetRecords",
-        json!({"ShardIterator": doomed}),
-        NOT_FOUND,
-        "doomed",
-    )
-    .await;
+    read_doomed("iterator of a deleted and recreated stream").await;
 
     assert_intact(&s, &seeded).await;
     assert_intact(&s, &other).await;
@@ -1600,8 +1552,7 @@ async fn starting_sequence_number_must_match_the_kinesis_pattern() {
     // Kinesis models StartingSequenceNumber as `0|([1-9]\d{0,128})`: a value that does not
     // match is a ValidationException naming 'startingSequenceNumber', checked before the
     // stream or shard is looked at.
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "seqpat", 1).await;
+    let (s, seeded) = seeded_server("seqpat", 1).await;
     for bad in ["", "abc", "-1", "007", "1.5"] {
         expect_error(
             &s,
@@ -1621,8 +1572,7 @@ async fn starting_sequence_number_must_match_the_kinesis_pattern() {
 async fn starting_sequence_number_is_refused_with_trim_horizon_and_latest() {
     // Kinesis: "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and
     // StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber."
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "seqkind", 1).await;
+    let (s, seeded) = seeded_server("seqkind", 1).await;
     let seq = seeded.records[0].seq.clone();
     for kind in ["TRIM_HORIZON", "LATEST"] {
         expect_error(
@@ -1652,8 +1602,7 @@ async fn retention(s: &TestServer, stream: &str) -> i64 {
 
 #[tokio::test]
 async fn retention_changes_are_bounded() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "kept", 1).await;
+    let (s, seeded) = seeded_server("kept", 1).await;
     let hours = |h: i64| json!({"StreamName": "kept", "RetentionPeriodHours": h});
     assert_eq!(retention(&s, "kept").await, 24);
 
@@ -1710,8 +1659,7 @@ async fn retention_changes_are_bounded() {
 
 #[tokio::test]
 async fn list_shards_refuses_next_token_with_stream_name() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "paged", 3).await;
+    let (s, seeded) = seeded_server("paged", 3).await;
     let v = ok(
         &s,
         "ListShards",
@@ -1897,8 +1845,7 @@ async fn cbor_round_trip_keeps_blobs_and_timestamps_typed() {
 
 #[tokio::test]
 async fn cbor_errors_are_cbor_encoded() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "cborerr", 1).await;
+    let (s, seeded) = seeded_server("cborerr", 1).await;
 
     let valid = cbor_map(vec![
         ("StreamName", text("cborerr")),
@@ -2040,8 +1987,7 @@ fn bad_json(what: &'static str, target: &'static str, body: Value, ty: &'static 
 
 #[tokio::test]
 async fn concurrent_barrage_leaves_the_server_up_and_data_intact() {
-    let s = TestServer::start().await;
-    let seeded = seed(&s, "barrage", 2).await;
+    let (s, seeded) = seeded_server("barrage", 2).await;
     let it = iterator(&s, "barrage", "shardId-000000000000", "TRIM_HORIZON", None).await;
     let tampered: String = {
         let mut c: Vec<char> = it.chars().collect();

@@ -331,39 +331,8 @@ impl Lake {
     }
 }
 
-/// Replaces the local file `path` with `bytes` so that a reader sees the old content or the
-/// new, never a mix, and the new content survives a crash once this returns: a temporary file
-/// beside it, fsync, rename, fsync of the folder (created if missing). For state files
-/// (checkpoints, registries, reports). Each call stages in its own temporary file, so two
-/// writers of one path in a process cannot interleave; the last rename wins.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all())
-}
-
-/// temp file → write → fsync → rename → fsync(dir).
+/// temp file → write → fsync → rename → fsync(dir), staged under the `.tmp-` name `list` hides.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| LakeError::Io { path, source }
@@ -377,15 +346,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // A fixed staging name per key: a writer that replays the same key after a crash reuses
     // (truncates) the file a killed process left, instead of orphaning it.
     let tmp = dir.join(format!(".tmp-{name}"));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    millrace_common::durable::write_file_staged(path, &tmp, bytes, None).map_err(io(path))
 }
 
 #[cfg(test)]

@@ -9,9 +9,13 @@
 //!   outputs as Parquet or CSV and commits each with a [`manifest::Manifest`] recording the
 //!   input objects (size, etag), the SQL, rows and time. Incremental jobs read only objects no
 //!   earlier manifest lists.
+//! - [`dataset::DatasetWriter`] is the one way a dataset changes, for prep jobs and for
+//!   `millrace predict` alike: parts under new names, then the manifest (history copy first),
+//!   then the `part-*` files the new manifest does not list are deleted.
 //! - [`engine`] builds the session: bounded memory pool with spilling, statement-numbered
 //!   errors; [`trim`] is its `TRIM` that skips the copy when nothing needs trimming.
 
+pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod format;
@@ -25,6 +29,7 @@ pub mod run;
 pub mod table;
 pub mod trim;
 
+pub use dataset::DatasetWriter;
 pub use engine::{EngineOptions, context, run_statements};
 pub use error::{PrepError, Result};
 pub use format::InputFormat;

@@ -3,11 +3,10 @@
 //! Data files are written first under their final names; the dataset changes only when
 //! `_manifest.json` is replaced (an atomic object write), so readers that go through the
 //! manifest see the old version or the new one, never a mix. Each run's manifest is also kept
-//! under `_manifests/<run>.json` as history.
+//! under `_manifests/<run>.json` as history. [`crate::dataset::DatasetWriter`] does the writing.
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use millrace_lake::{Lake, ObjectInfo};
 use serde::{Deserialize, Serialize};
 
@@ -94,43 +93,5 @@ impl Manifest {
             Some(_) => Ok(Some(Self::read(lake, &key).await?)),
             None => Ok(None),
         }
-    }
-
-    /// Commits: history copy first, then the manifest itself (the switch readers see).
-    pub async fn commit(&self, lake: &Lake, folder: &str) -> Result<()> {
-        let body = Bytes::from(serde_json::to_vec_pretty(self).expect("manifest serialises"));
-        lake.put(
-            &format!("{folder}{HISTORY}/{}.json", self.run_id),
-            body.clone(),
-        )
-        .await?;
-        lake.put(&format!("{folder}{MANIFEST}"), body).await?;
-        Ok(())
-    }
-}
-
-/// Milliseconds since the epoch as RFC 3339 UTC.
-pub fn rfc3339(ms: i64) -> String {
-    arrow::temporal_conversions::timestamp_ms_to_datetime(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default()
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            super::rfc3339(1_764_079_200_123),
-            "2025-11-25T14:00:00.123Z"
-        );
     }
 }

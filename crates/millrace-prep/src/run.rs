@@ -1,6 +1,7 @@
 //! Running a job: resolve inputs (all objects, or only new ones for an incremental job),
 //! register them as tables, run the statements, write each output and commit it with its
-//! manifest, then remove files no manifest refers to.
+//! manifest through the one dataset writer ([`crate::dataset`]), which then removes the parts
+//! the manifest does not list.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -8,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use millrace_lake::{Lake, ObjectInfo, S3Options};
 
+use crate::dataset::{self, DatasetWriter};
 use crate::engine::{self, EngineOptions};
 use crate::error::{PrepError, Result};
 use crate::job::Job;
 use crate::location::Location;
-use crate::manifest::{self, InputObject, MANIFEST, Manifest};
-use crate::output::DatasetWriter;
+use crate::manifest::{InputObject, MANIFEST, Manifest};
+use crate::output::ResultWriter;
 use crate::table::{LakeTable, ScanProgress, TableOptions};
 
 /// Where a job's relative paths resolve and how S3 is reached.
@@ -180,7 +182,7 @@ impl JobRun {
     }
 
     pub async fn execute(self) -> Result<JobReport> {
-        let run_id = run_id();
+        let run_id = dataset::run_id();
         let job_name = self.job.name.clone().unwrap_or_default();
         if self.up_to_date {
             return Ok(JobReport {
@@ -216,18 +218,16 @@ impl JobRun {
                 path: self.origin.clone(),
                 message: format!("output {} has no query", i + 1),
             })?;
-            let writer = DatasetWriter {
-                lake: loc.lake.clone(),
-                folder: loc.folder(),
-                run_id: run_id.clone(),
+            let mut dataset = DatasetWriter::new(loc.lake.clone(), loc.folder(), run_id.clone());
+            let writer = ResultWriter {
                 format: o.format,
                 partition_by: o.partition_by.clone(),
             };
-            let files = writer.write(df).await.map_err(|e| match e {
+            writer.write(df, &mut dataset).await.map_err(|e| match e {
                 PrepError::DataFusion { source, .. } => PrepError::DataFusion { context, source },
                 other => other,
             })?;
-            written.push(files);
+            written.push(dataset);
         }
         // Every output is written; now commit them, each with its manifest.
         let bad: Vec<_> = self
@@ -254,10 +254,13 @@ impl JobRun {
                     .collect(),
             );
         }
-        let created_ms = manifest::now_ms();
+        let created_ms = millrace_common::time::now_ms();
         let mut outputs = Vec::new();
-        for ((o, (loc, prev)), files) in self.job.outputs.iter().zip(&self.outputs).zip(written) {
+        for ((o, (loc, prev)), mut dataset) in
+            self.job.outputs.iter().zip(&self.outputs).zip(written)
+        {
             let folder = loc.folder();
+            let files = dataset.files().to_vec();
             let append = self.job.incremental;
             let mut all_files = if append {
                 prev.as_ref().map(|m| m.files.clone()).unwrap_or_default()
@@ -286,7 +289,7 @@ impl JobRun {
                 previous_run_id: prev.as_ref().map(|m| m.run_id.clone()),
                 job: Some(self.origin.trim_start_matches("job ").to_owned()),
                 mode: if append { "append" } else { "overwrite" }.into(),
-                created_at: manifest::rfc3339(created_ms),
+                created_at: millrace_common::time::rfc3339(created_ms),
                 created_at_ms: created_ms,
                 statements: self.job.sql.clone(),
                 query: o.sql(),
@@ -302,8 +305,7 @@ impl JobRun {
                 bad_records: bad.clone(),
                 bad_record_count: bad_count,
             };
-            m.commit(&loc.lake, &folder).await?;
-            collect_garbage(&loc.lake, &folder, &m).await?;
+            dataset.commit(&m).await?;
             outputs.push(OutputReport {
                 location: loc.display(),
                 rows: run_rows,
@@ -331,36 +333,4 @@ fn table_options(input: &crate::job::JobInput) -> TableOptions {
         on_bad_record: input.on_bad_record,
         latest_by: input.latest_by.clone(),
     }
-}
-
-/// Deletes data files in the dataset folder that the committed manifest does not list: the
-/// previous version after an overwrite, and files of runs that died before their commit.
-async fn collect_garbage(lake: &Lake, folder: &str, m: &Manifest) -> Result<()> {
-    let keep: HashSet<&str> = m.files.iter().map(|f| f.key.as_str()).collect();
-    for o in lake.list_objects(folder).await? {
-        let rel = o.key.strip_prefix(folder).unwrap_or(&o.key);
-        let hidden = rel
-            .split('/')
-            .any(|s| s.starts_with('_') || s.starts_with('.'));
-        if !hidden && !keep.contains(rel) && is_data_file(rel) {
-            lake.delete(&o.key).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Only files prep names (`part-…`) are ever deleted; anything else a user put there stays.
-fn is_data_file(rel: &str) -> bool {
-    rel.rsplit('/')
-        .next()
-        .is_some_and(|n| n.starts_with("part-"))
-}
-
-/// Sortable and unique enough for one writer: UTC time plus a random suffix.
-fn run_id() -> String {
-    let ms = manifest::now_ms();
-    let t = manifest::rfc3339(ms)
-        .replace(['-', ':'], "")
-        .replace('.', "");
-    format!("{}-{:04x}", t.trim_end_matches('Z'), rand::random::<u16>())
 }

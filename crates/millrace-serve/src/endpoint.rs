@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::error::ServeError;
-use crate::input::{self, Format, InputError, Record};
+use crate::input::{self, Format, Record};
 use crate::metrics::{self, ModelMetrics};
 use crate::monitor::{DriftOptions, DriftReport, DriftWindow};
 use crate::registry::Registry;
@@ -189,10 +189,6 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    json_response(status, &json!({ "error": message.into() }))
-}
-
 impl Endpoint {
     /// Loads each model spec (`NAME` or `NAME:vN`) from the registry.
     pub fn load(registry: Registry, specs: &[String]) -> Result<Endpoint, ServeError> {
@@ -215,7 +211,7 @@ impl Endpoint {
                 model.name.clone()
             };
             if slots.iter().any(|s| s.name == name) {
-                return Err(ServeError::Registry(format!(
+                return Err(ServeError::Invalid(format!(
                     "model {name} is named twice; serve one version of each model"
                 )));
             }
@@ -236,7 +232,7 @@ impl Endpoint {
             });
         }
         if slots.is_empty() {
-            return Err(ServeError::Registry("no model to serve".into()));
+            return Err(ServeError::Invalid("no model to serve".into()));
         }
         Ok(Endpoint {
             registry,
@@ -429,17 +425,11 @@ async fn invoke_named(
 ) -> Response {
     match ep.slots.iter().position(|s| s.name == name) {
         Some(i) => invoke(ep, i, headers, body).await,
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no model named {name} is served here (serving: {})",
-                ep.slots
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ),
+        None => ServeError::NotServed {
+            serving: ep.slots.iter().map(|s| s.name.clone()).collect(),
+            name,
+        }
+        .into_response(),
     }
 }
 
@@ -478,17 +468,12 @@ fn to_csv(predictions: &[Value]) -> String {
     out
 }
 
-/// The body, or a 413 answer: a declared Content-Length over the limit is refused before a
-/// byte is read (a client sending `Expect: 100-continue` never uploads it), and a body without
-/// one is cut off at the limit.
-async fn read_body(ep: &Endpoint, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+/// The body, or `PayloadTooLarge`: a declared Content-Length over the limit is refused before
+/// a byte is read (a client sending `Expect: 100-continue` never uploads it), and a body
+/// without one is cut off at the limit.
+async fn read_body(ep: &Endpoint, headers: &HeaderMap, body: Body) -> Result<Bytes, ServeError> {
     let max = ep.max_body.load(std::sync::atomic::Ordering::Relaxed);
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is over the {max}-byte limit (--max-payload-mb)"),
-        )
-    };
+    let too_large = || ServeError::PayloadTooLarge { limit: max };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -506,9 +491,10 @@ async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) 
     let s = &ep.slots[slot];
     let body = match read_body(&ep, &headers, body).await {
         Ok(b) => b,
-        Err(resp) => {
-            s.metrics.observe(413, 0, started.elapsed().as_secs_f64());
-            return resp;
+        Err(e) => {
+            s.metrics
+                .observe(e.status().as_u16(), 0, started.elapsed().as_secs_f64());
+            return e.into_response();
         }
     };
     // This request keeps this version even if a new one is swapped in meanwhile.
@@ -516,37 +502,18 @@ async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) 
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let parsed = input::format_of(ct).and_then(|f: Format| input::parse(f, &body, &loaded.columns));
-    let (response, status, n) = match parsed {
-        Err(InputError { status, message }) => {
-            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-            (error(code, message), status, 0)
-        }
-        Ok(records) => {
-            let n = records.len();
-            let result = if n <= INLINE_RECORDS {
-                loaded.score_observed(&records)
+    let (response, status, n) = match score_body(&loaded, ct, &body).await {
+        Ok((predictions, n)) => {
+            let resp = if wants_csv(&headers) {
+                ([(header::CONTENT_TYPE, "text/csv")], to_csv(&predictions)).into_response()
             } else {
-                let l = Arc::clone(&loaded);
-                tokio::task::spawn_blocking(move || l.score_observed(&records))
-                    .await
-                    .unwrap_or_else(|e| Err(ServeError::Registry(format!("scoring failed: {e}"))))
+                json_response(StatusCode::OK, &json!({ "predictions": predictions }))
             };
-            match result {
-                Ok(predictions) => {
-                    let resp = if wants_csv(&headers) {
-                        ([(header::CONTENT_TYPE, "text/csv")], to_csv(&predictions)).into_response()
-                    } else {
-                        json_response(StatusCode::OK, &json!({ "predictions": predictions }))
-                    };
-                    (resp, 200, n)
-                }
-                Err(e) => (
-                    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                    500,
-                    n,
-                ),
-            }
+            (resp, 200, n)
+        }
+        Err((e, n)) => {
+            let status = e.status().as_u16();
+            (e.into_response(), status, n)
         }
     };
     s.metrics
@@ -556,4 +523,45 @@ async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) 
         response.headers_mut().insert("x-millrace-model", v);
     }
     response
+}
+
+/// Parses and scores a body: the predictions and the number of records, or the error and the
+/// records it got to. A panic while scoring is an internal error, never a registry one.
+async fn score_body(
+    loaded: &Arc<Loaded>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(Vec<Value>, usize), (ServeError, usize)> {
+    let records = input::format_of(content_type)
+        .and_then(|f: Format| Ok(input::parse(f, body, &loaded.columns)?))
+        .map_err(|e| (e, 0))?;
+    let n = records.len();
+    let result = if n <= INLINE_RECORDS {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            loaded.score_observed(&records)
+        }))
+        .unwrap_or_else(|panic| Err(scoring_panicked(panic_text(panic.as_ref()))))
+    } else {
+        let l = Arc::clone(loaded);
+        tokio::task::spawn_blocking(move || l.score_observed(&records))
+            .await
+            .unwrap_or_else(|e| Err(scoring_panicked(e.to_string())))
+    };
+    result.map(|p| (p, n)).map_err(|e| (e, n))
+}
+
+fn scoring_panicked(what: String) -> ServeError {
+    ServeError::Internal(format!("scoring failed: {what}"))
+}
+
+/// The message a panic carried, worded as a failed task's.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned());
+    match message {
+        Some(m) => format!("panicked with message {m:?}"),
+        None => "panicked".to_owned(),
+    }
 }

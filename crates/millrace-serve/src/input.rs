@@ -6,17 +6,34 @@
 
 use serde_json::{Map, Value};
 
-/// A body that cannot be scored: the HTTP status and what is wrong.
-#[derive(Debug, Clone, PartialEq)]
+use crate::error::ServeError;
+
+/// A body that cannot be scored (HTTP 400 through [`ServeError::BadInput`]): which record and
+/// field, when the problem is in one, and the whole message (`record 1: field `a` is …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct InputError {
-    pub status: u16,
+    /// 0-based, in the body's order.
+    pub record: Option<usize>,
+    pub field: Option<String>,
     pub message: String,
 }
 
+/// A problem with the body as a whole.
 fn bad(message: String) -> InputError {
     InputError {
-        status: 400,
+        record: None,
+        field: None,
         message,
+    }
+}
+
+/// A problem with record `i`.
+fn bad_record(i: usize, problem: String) -> InputError {
+    InputError {
+        record: Some(i),
+        field: None,
+        message: format!("record {i}: {problem}"),
     }
 }
 
@@ -30,7 +47,7 @@ pub enum Format {
 }
 
 /// The format a `Content-Type` names; no header means JSON (what most clients send).
-pub fn format_of(content_type: Option<&str>) -> Result<Format, InputError> {
+pub fn format_of(content_type: Option<&str>) -> Result<Format, ServeError> {
     let Some(ct) = content_type else {
         return Ok(Format::Json);
     };
@@ -48,12 +65,8 @@ pub fn format_of(content_type: Option<&str>) -> Result<Format, InputError> {
         | "application/x-ndjson"
         | "application/x-jsonlines" => Ok(Format::JsonLines),
         "text/csv" | "application/csv" => Ok(Format::Csv),
-        other => Err(InputError {
-            status: 415,
-            message: format!(
-                "content type `{other}` is not supported; send application/json, \
-                 application/jsonlines or text/csv"
-            ),
+        other => Err(ServeError::UnsupportedMediaType {
+            content_type: other.to_owned(),
         }),
     }
 }
@@ -66,21 +79,29 @@ fn check(i: usize, r: &Record) -> Result<(), InputError> {
             Value::Array(_) => "an array",
             _ => continue,
         };
-        return Err(bad(format!(
-            "record {i}: field `{k}` is {what}; values must be strings, numbers, booleans or null"
-        )));
+        return Err(InputError {
+            record: Some(i),
+            field: Some(k.clone()),
+            message: format!(
+                "record {i}: field `{k}` is {what}; values must be strings, numbers, booleans or \
+                 null"
+            ),
+        });
     }
     Ok(())
 }
 
 fn from_values(i: usize, values: Vec<Value>, columns: &[String]) -> Result<Record, InputError> {
     if values.len() != columns.len() {
-        return Err(bad(format!(
-            "record {i}: {} values, the model takes {} in this order: {}",
+        return Err(bad_record(
+            i,
+            format!(
+                "{} values, the model takes {} in this order: {}",
             values.len(),
             columns.len(),
-            columns.join(", ")
-        )));
+                columns.join(", ")
+            ),
+        ));
     }
     Ok(columns.iter().cloned().zip(values).collect())
 }
@@ -90,10 +111,13 @@ fn item(i: usize, v: Value, columns: &[String]) -> Result<Record, InputError> {
         Value::Object(m) => m,
         Value::Array(values) => from_values(i, values, columns)?,
         other => {
-            return Err(bad(format!(
-                "record {i}: expected a JSON object of field values, got {}",
-                kind(&other)
-            )));
+            return Err(bad_record(
+                i,
+                format!(
+                    "expected a JSON object of field values, got {}",
+                    kind(&other)
+                ),
+            ));
         }
     };
     check(i, &r)?;
@@ -154,7 +178,7 @@ pub fn parse(format: Format, body: &[u8], columns: &[String]) -> Result<Vec<Reco
                 .enumerate()
                 .map(|(i, line)| {
                     let v: Value = serde_json::from_str(line)
-                        .map_err(|e| bad(format!("record {i}: not valid JSON: {e}")))?;
+                        .map_err(|e| bad_record(i, format!("not valid JSON: {e}")))?;
                     item(i, v, columns)
                 })
                 .collect::<Result<Vec<_>, _>>()?
@@ -166,7 +190,7 @@ pub fn parse(format: Format, body: &[u8], columns: &[String]) -> Result<Vec<Reco
                 .from_reader(body);
             let mut out = Vec::new();
             for (i, row) in r.records().enumerate() {
-                let row = row.map_err(|e| bad(format!("record {i}: not valid CSV: {e}")))?;
+                let row = row.map_err(|e| bad_record(i, format!("not valid CSV: {e}")))?;
                 if row.len() == 1 && row.get(0) == Some("") {
                     continue;
                 }
@@ -221,13 +245,14 @@ mod tests {
     #[test]
     fn errors_name_the_record_and_field() {
         let e = parse(Format::Json, br#"[{"a": 1}, 5]"#, &cols()).unwrap_err();
-        assert_eq!(e.status, 400);
+        assert_eq!(e.record, Some(1));
         assert!(
             e.message.contains("record 1: expected a JSON object"),
             "{}",
             e.message
         );
         let e = parse(Format::Json, br#"[{"a": {"x": 1}}]"#, &cols()).unwrap_err();
+        assert_eq!((e.record, e.field.as_deref()), (Some(0), Some("a")));
         assert!(
             e.message.contains("record 0: field `a` is an object"),
             "{}",
@@ -247,7 +272,8 @@ mod tests {
         );
         let e = parse(Format::Json, b"[]", &cols()).unwrap_err();
         assert!(e.message.contains("no records"), "{}", e.message);
-        assert_eq!(format_of(Some("image/png")).unwrap_err().status, 415);
+        assert_eq!(e.record, None);
+        assert_eq!(format_of(Some("image/png")).unwrap_err().status().as_u16(), 415);
         assert_eq!(
             format_of(Some("text/csv; charset=utf-8")).unwrap(),
             Format::Csv

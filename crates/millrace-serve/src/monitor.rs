@@ -8,10 +8,10 @@
 //! [`DriftReport`] is computed on demand (`/metrics`, the periodic save) and saved atomically
 //! to `<data-dir>/state/monitor/NAME.json`, where `millrace monitor NAME` reads it.
 
+use millrace_common::time::now_ms;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use millrace_automl::baseline::{Baseline, psi};
 use millrace_automl::model::ModelArtifact;
@@ -118,9 +118,9 @@ impl DriftReport {
     pub fn save(&self, data_dir: &Path, name: &str) -> Result<PathBuf, ServeError> {
         let path = report_path(data_dir, name);
         let mut bytes = serde_json::to_vec_pretty(self)
-            .map_err(|e| ServeError::Registry(format!("{}: {e}", path.display())))?;
+            .map_err(|e| ServeError::Internal(format!("{}: {e}", path.display())))?;
         bytes.push(b'\n');
-        millrace_lake::write_durably(&path, &bytes).map_err(|e| io(&path, e))?;
+        millrace_common::durable::write_file(&path, &bytes).map_err(|e| io(&path, e))?;
         Ok(path)
     }
 
@@ -132,9 +132,12 @@ impl DriftReport {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&path, e)),
         };
-        serde_json::from_str(&text).map(Some).map_err(|e| {
-            ServeError::Registry(format!("{}: not a drift report: {e}", path.display()))
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ServeError::Corrupt {
+                path: path.display().to_string(),
+                problem: format!("not a drift report: {e}"),
+            })
     }
 }
 
@@ -151,12 +154,6 @@ fn io(path: &Path, source: std::io::Error) -> ServeError {
         path: path.display().to_string(),
         source,
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 struct State {

@@ -1,5 +1,6 @@
-//! The model registry: `<data-dir>/lake/models/NAME/vN/` folders (written by `millrace train`;
-//! a version exists once its `model.json` does) plus, per model, `NAME/_registry.json`:
+//! The model registry: `<data-dir>/lake/models/NAME/vN/` folders (created by
+//! [`Registry::new_version`]; a version exists once its `model.json` does) plus, per model,
+//! `NAME/_registry.json`:
 //!
 //! ```json
 //! { "production": 2, "history": [ {"version": 1, "promoted_at_ms": 1, "rollback": false},
@@ -22,21 +23,31 @@
 //! mid-change (a change takes milliseconds) and is taken over: renamed aside (atomic), and put
 //! back if it turns out another process had just taken it over. Even if two changes ever did
 //! overlap, the state file could not be torn; at worst one of the two changes would be lost.
+//!
+//! New versions are numbered under the same lock: [`Registry::new_version`] takes it, picks one
+//! more than the highest `vN` folder (with or without a model.json, so a version being written
+//! counts), creates that folder and releases the lock. The folder is the reservation: the next
+//! creator, in this process or another (`millrace up` retraining while `millrace train` runs),
+//! sees it and takes the next number. [`NewVersion::commit`] then writes the files durably,
+//! model.json last; a reservation dropped before that removes its folder.
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use millrace_automl::model::ModelArtifact;
 use millrace_automl::report::Report;
+use millrace_common::time::now_ms;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServeError;
 
 /// Per-model state file.
 pub const STATE_FILE: &str = "_registry.json";
+/// A version's artifact, written last: the version exists once it does.
+pub const MODEL_FILE: &str = "model.json";
 const LOCK_FILE: &str = "_registry.lock";
 /// A lock this old belongs to a process that died mid-change.
 pub const STALE_LOCK: Duration = Duration::from_secs(30);
@@ -149,22 +160,6 @@ fn io(path: &Path, source: std::io::Error) -> ServeError {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn list_versions(all: &[u32]) -> String {
-    if all.is_empty() {
-        "none".to_owned()
-    } else {
-        all.iter()
-            .map(|v| format!("v{v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 /// Just what `resolve` needs from a model.json given as a path.
 #[derive(Deserialize)]
@@ -199,10 +194,9 @@ impl Registry {
         if ok {
             Ok(())
         } else {
-            Err(ServeError::Registry(format!(
-                "model name {name:?}: use 1 to 128 letters, digits, '-', '_' or '.' (not starting \
-                 with '.')"
-            )))
+            Err(ServeError::InvalidName {
+                name: name.to_owned(),
+            })
         }
     }
 
@@ -219,7 +213,7 @@ impl Registry {
             .flatten()
             .filter_map(|e| {
                 let v: u32 = e.file_name().to_str()?.strip_prefix('v')?.parse().ok()?;
-                e.path().join("model.json").is_file().then_some(v)
+                e.path().join(MODEL_FILE).is_file().then_some(v)
             })
             .collect();
         out.sort_unstable();
@@ -248,10 +242,44 @@ impl Registry {
     }
 
     fn missing(&self, name: &str) -> ServeError {
-        ServeError::Registry(format!(
-            "no model named {name} under {} (train one with millrace train --name {name})",
-            self.root.display()
-        ))
+        ServeError::ModelNotFound {
+            name: name.to_owned(),
+            registry: self.root.clone(),
+        }
+    }
+
+    /// Reserves the next version of `name` (creating the model's folder if needed): under the
+    /// registry lock, one more than the highest `vN` folder there is, whose folder is created
+    /// before the lock is released so that no other creator can take the same number. Write
+    /// the version with [`NewVersion::commit`].
+    pub fn new_version(&self, name: &str) -> Result<NewVersion, ServeError> {
+        Self::check_name(name)?;
+        let dir = self.root.join(name);
+        fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let _lock = Lock::take(&dir)?;
+        let entries = fs::read_dir(&dir).map_err(|e| io(&dir, e))?;
+        let highest = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix('v')?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
+        let mut version = highest + 1;
+        loop {
+            let folder = dir.join(format!("v{version}"));
+            match fs::create_dir(&folder) {
+                Ok(()) => break,
+                // Made by a writer that does not take the lock: skip past it.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => version += 1,
+                Err(e) => return Err(io(&folder, e)),
+            }
+        }
+        millrace_common::durable::sync_dir(&dir).map_err(|e| io(&dir, e))?;
+        Ok(NewVersion {
+            name: name.to_owned(),
+            version,
+            dir: dir.join(format!("v{version}")),
+            committed: false,
+        })
     }
 
     fn model_dir(&self, name: &str) -> Result<PathBuf, ServeError> {
@@ -267,12 +295,12 @@ impl Registry {
     fn read_state(&self, name: &str) -> Result<State, ServeError> {
         let path = self.root.join(name).join(STATE_FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                ServeError::Registry(format!(
-                    "{}: not a registry state file ({e}); fix or delete it (that forgets which \
-                     version is in production)",
-                    path.display()
-                ))
+            Ok(text) => serde_json::from_str(&text).map_err(|e| ServeError::Corrupt {
+                path: path.display().to_string(),
+                problem: format!(
+                    "not a registry state file ({e}); fix or delete it (that forgets which \
+                     version is in production)"
+                ),
             }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(io(&path, e)),
@@ -281,7 +309,7 @@ impl Registry {
 
     fn version_info(&self, name: &str, version: u32, state: &State) -> VersionInfo {
         let dir = self.version_dir(name, version);
-        let created_ms = fs::metadata(dir.join("model.json"))
+        let created_ms = fs::metadata(dir.join(MODEL_FILE))
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -333,10 +361,11 @@ impl Registry {
         let dir = self.model_dir(name)?;
         let all = self.versions(name);
         if !all.contains(&version) {
-            return Err(ServeError::Registry(format!(
-                "model {name} has no version v{version} (versions: {})",
-                list_versions(&all)
-            )));
+            return Err(ServeError::VersionNotFound {
+                name: name.to_owned(),
+                version,
+                versions: all,
+            });
         }
         let _lock = Lock::take(&dir)?;
         let mut state = self.read_state(name)?;
@@ -362,10 +391,10 @@ impl Registry {
         let _lock = Lock::take(&dir)?;
         let mut state = self.read_state(name)?;
         let Some(current) = state.production else {
-            return Err(ServeError::Registry(format!(
-                "model {name} has no production version to roll back from (promote one with \
-                 millrace models promote {name}:vN)"
-            )));
+            return Err(ServeError::NoRollback {
+                name: name.to_owned(),
+                production: None,
+            });
         };
         let all = self.versions(name);
         let mut stack = state.stack();
@@ -374,11 +403,9 @@ impl Registry {
             .into_iter()
             .rev()
             .find(|v| *v != current && all.contains(v))
-            .ok_or_else(|| {
-                ServeError::Registry(format!(
-                    "model {name} has no earlier production version to roll back to (v{current} \
-                     is in production)"
-                ))
+            .ok_or_else(|| ServeError::NoRollback {
+                name: name.to_owned(),
+                production: Some(current),
             })?;
         state.production = Some(target);
         state.history.push(Promotion {
@@ -395,9 +422,9 @@ impl Registry {
         match spec.rsplit_once(':') {
             Some((name, v)) => {
                 let version = v.strip_prefix('v').unwrap_or(v).parse().map_err(|_| {
-                    ServeError::Registry(format!(
-                        "model {spec:?}: after ':' comes a version such as v3 (NAME:v3)"
-                    ))
+                    ServeError::InvalidSpec {
+                        spec: spec.to_owned(),
+                    }
                 })?;
                 Self::check_name(name)?;
                 Ok((name, Some(version)))
@@ -414,12 +441,12 @@ impl Registry {
         let state = self.read_state(name)?;
         match state.production {
             Some(v) if all.contains(&v) => Ok(v),
-            Some(v) => Err(ServeError::Registry(format!(
-                "model {name}: production version v{v} has no model.json under {} (versions: \
-                 {}); promote another one",
-                self.version_dir(name, v).display(),
-                list_versions(all)
-            ))),
+            Some(v) => Err(ServeError::ProductionMissing {
+                name: name.to_owned(),
+                version: v,
+                dir: self.version_dir(name, v),
+                versions: all.to_vec(),
+            }),
             None => all.last().copied().ok_or_else(|| self.missing(name)),
         }
     }
@@ -435,15 +462,16 @@ impl Registry {
             let as_path = Path::new(spec);
             let file = if as_path.is_file() {
                 Some(as_path.to_path_buf())
-            } else if as_path.join("model.json").is_file() {
-                Some(as_path.join("model.json"))
+            } else if as_path.join(MODEL_FILE).is_file() {
+                Some(as_path.join(MODEL_FILE))
             } else {
                 None
             };
             if let Some(file) = file {
                 let text = fs::read_to_string(&file).map_err(|e| io(&file, e))?;
-                let h: Header = serde_json::from_str(&text).map_err(|e| {
-                    ServeError::Registry(format!("{}: not a millrace model: {e}", file.display()))
+                let h: Header = serde_json::from_str(&text).map_err(|e| ServeError::Corrupt {
+                    path: file.display().to_string(),
+                    problem: format!("not a millrace model: {e}"),
                 })?;
                 let name = if h.name.is_empty() {
                     // Fall back to the folder layout NAME/vN/model.json.
@@ -465,15 +493,16 @@ impl Registry {
         let v = match version {
             Some(v) if all.contains(&v) => v,
             Some(v) => {
-                return Err(ServeError::Registry(format!(
-                    "model {name} has no version v{v} (versions: {})",
-                    list_versions(&all)
-                )));
+                return Err(ServeError::VersionNotFound {
+                    name: name.to_owned(),
+                    version: v,
+                    versions: all,
+                });
             }
             None => self.pick(name, &all)?,
         };
         Ok((
-            self.version_dir(name, v).join("model.json"),
+            self.version_dir(name, v).join(MODEL_FILE),
             name.to_owned(),
             v,
         ))
@@ -496,13 +525,59 @@ impl Registry {
     }
 }
 
+/// A version number reserved by [`Registry::new_version`]: its folder exists, and it becomes a
+/// version when [`NewVersion::commit`] has written its model.json. Dropped before that, the
+/// folder (and whatever was written into it) is removed.
+#[derive(Debug)]
+pub struct NewVersion {
+    name: String,
+    version: u32,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl NewVersion {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// `NAME/vN/`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `files` (name, bytes) in order and then `model_json` as model.json, each through
+    /// a temporary file, fsync and rename: once this returns the version exists, whole. Returns
+    /// the version's folder.
+    pub fn commit(mut self, files: &[(&str, &[u8])], model_json: &[u8]) -> Result<PathBuf, ServeError> {
+        for (file, bytes) in files.iter().chain([&(MODEL_FILE, model_json)]) {
+            let path = self.dir.join(file);
+            millrace_common::durable::write_file(&path, bytes).map_err(|e| io(&path, e))?;
+        }
+        self.committed = true;
+        Ok(self.dir.clone())
+    }
+}
+
+impl Drop for NewVersion {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 /// Replaces `dir/_registry.json` atomically and durably (the caller holds the lock).
 fn write_state(dir: &Path, state: &State) -> Result<(), ServeError> {
     let path = dir.join(STATE_FILE);
     let mut bytes = serde_json::to_vec_pretty(state)
-        .map_err(|e| ServeError::Registry(format!("{}: {e}", path.display())))?;
+        .map_err(|e| ServeError::Internal(format!("{}: {e}", path.display())))?;
     bytes.push(b'\n');
-    millrace_lake::write_durably(&path, &bytes).map_err(|e| io(&path, e))
+    millrace_common::durable::write_file(&path, &bytes).map_err(|e| io(&path, e))
 }
 
 /// The per-model change lock: the file exists while one change runs. Removed on drop, but only
@@ -542,13 +617,11 @@ impl Lock {
             }
             if started.elapsed() >= LOCK_WAIT {
                 let holder = fs::read_to_string(&path).unwrap_or_default();
-                return Err(ServeError::Registry(format!(
-                    "{} is held by another change ({}); try again (a lock older than {} s is \
-                     taken over)",
-                    path.display(),
-                    holder.trim(),
-                    STALE_LOCK.as_secs()
-                )));
+                return Err(ServeError::RegistryBusy {
+                    lock: path,
+                    holder: holder.trim().to_owned(),
+                    stale_secs: STALE_LOCK.as_secs(),
+                });
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));

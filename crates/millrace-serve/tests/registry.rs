@@ -423,3 +423,103 @@ fn concurrent_promotions_never_corrupt_or_lose_a_change() {
     assert!(!dir.join("_registry.lock").exists());
     assert!(!dir.join("_registry.json.tmp").exists());
 }
+
+/// Which writer wrote a file of a version made by `concurrent_creators_*` (`writer N`).
+fn writer_of(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let at = text.find("writer ").unwrap_or_else(|| panic!("{}: {text}", path.display()));
+    text[at..]
+        .split(|c: char| c == '"' || c == '\n')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn concurrent_creators_get_distinct_versions_and_none_is_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    let writers = 8;
+    let start = std::sync::Barrier::new(writers);
+    let got: Vec<u32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|i| {
+                let (reg, start) = (reg.clone(), &start);
+                s.spawn(move || {
+                    start.wait();
+                    let new = reg.new_version("churn").unwrap();
+                    let v = new.version();
+                    let tag = format!("writer {i}");
+                    // The slow part of a real save: the writer's files go in one by one.
+                    let model = format!(r#"{{"name": "churn", "version": {v}, "by": "{tag}"}}"#);
+                    new.commit(
+                        &[
+                            ("metrics.json", tag.as_bytes()),
+                            ("report.html", tag.as_bytes()),
+                        ],
+                        model.as_bytes(),
+                    )
+                    .unwrap();
+                    v
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), writers, "two writers claimed one version: {got:?}");
+    assert_eq!(reg.versions("churn"), (1..=writers as u32).collect::<Vec<_>>());
+    // Each version's files all come from one writer, and each writer has one version.
+    let mut owners = Vec::new();
+    for v in reg.versions("churn") {
+        let dir = reg.root().join("churn").join(format!("v{v}"));
+        let owner = writer_of(&dir.join("model.json"));
+        for f in ["metrics.json", "report.html"] {
+            assert_eq!(writer_of(&dir.join(f)), owner, "v{v}/{f}");
+        }
+        let model: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+        assert_eq!(model["version"], v);
+        owners.push(owner);
+    }
+    owners.sort();
+    owners.dedup();
+    assert_eq!(owners.len(), writers);
+    assert!(!reg.root().join("churn").join("_registry.lock").exists());
+}
+
+#[test]
+fn a_reservation_counts_until_dropped_and_a_version_exists_once_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    assert!(err(reg.new_version("a/b")).contains("use 1 to 128 letters"));
+    let first = reg.new_version("churn").unwrap();
+    assert_eq!(first.version(), 1);
+    assert!(first.dir().is_dir());
+    // Reserved but not written: not a version yet, yet the next creator skips its number.
+    assert!(reg.versions("churn").is_empty());
+    let second = reg.new_version("churn").unwrap();
+    assert_eq!(second.version(), 2);
+    let dir = second.commit(&[("metrics.json", b"{}")], b"{}").unwrap();
+    assert!(dir.join("model.json").is_file() && dir.join("metrics.json").is_file());
+    assert_eq!(reg.versions("churn"), vec![2]);
+    // A failed save (dropped reservation) leaves nothing behind.
+    let first_dir = first.dir().to_path_buf();
+    drop(first);
+    assert!(!first_dir.exists());
+    assert_eq!(reg.new_version("churn").unwrap().version(), 3);
+    // A held lock makes creation wait, as promotion does.
+    let lock = reg.root().join("churn").join("_registry.lock");
+    std::fs::write(&lock, "pid 1 seq 0 at 0\n").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::remove_file(lock).unwrap();
+    });
+    let started = Instant::now();
+    let next = reg.new_version("churn").unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert_eq!(next.version(), 3);
+    release.join().unwrap();
+}

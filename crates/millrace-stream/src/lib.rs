@@ -14,6 +14,7 @@
 
 mod error;
 mod hash;
+pub mod limits;
 mod meta;
 mod options;
 mod segment;
@@ -31,9 +32,4 @@ pub use shard::{ReadBatch, Record, Shard};
 pub use store::{PutInput, PutOutput, Store, StreamHandle, StreamSummary};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp in this crate.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use millrace_common::time::now_ms;

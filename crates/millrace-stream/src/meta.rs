@@ -6,7 +6,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result, StreamError};
-use crate::segment::sync_dir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -55,12 +54,6 @@ impl StreamMeta {
         let tmp = dir.join("meta.json.tmp");
         let path = dir.join(META_FILE);
         let bytes = serde_json::to_vec_pretty(self).expect("meta serialises");
-        {
-            let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-            std::io::Write::write_all(&mut f, &bytes).at(&tmp)?;
-            f.sync_all().at(&tmp)?;
-        }
-        std::fs::rename(&tmp, &path).at(&path)?;
-        sync_dir(dir)
+        millrace_common::durable::write_file_staged(&path, &tmp, &bytes, None).at(&path)
     }
 }

@@ -149,7 +149,7 @@ pub(crate) fn create(path: &Path) -> Result<File> {
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    millrace_common::durable::sync_dir(dir).at(dir)
 }
 
 /// Reads a whole segment, verifies every entry, and truncates the file after the last good

@@ -399,5 +399,11 @@ fn move_to_trash(root: &Path, dir: &Path) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let to = trash.join(format!("{name}-{}", crate::now_ms()));
-    std::fs::rename(dir, &to).at(dir)
+    std::fs::rename(dir, &to).at(dir)?;
+    // Both folders changed: the stream is gone from `streams/` once both are on disk.
+    crate::segment::sync_dir(&trash)?;
+    match dir.parent() {
+        Some(parent) => crate::segment::sync_dir(parent),
+        None => Ok(()),
+    }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::WrangleError;
 use crate::frame::{Frame, Kind, Name};
 use crate::recipe::Recipe;
-use crate::steps::{self, Fitted, Rows};
+use crate::steps::{self, FittedStep, Rows};
 
 pub const FORMAT: &str = "millrace.fitted-recipe.v1";
 
@@ -27,7 +27,7 @@ pub struct FittedRecipe {
     /// Columns the recipe was fitted on; data to transform is read as these (absent columns
     /// are missing values, others are ignored).
     pub input: Vec<FieldSpec>,
-    pub steps: Vec<Fitted>,
+    pub steps: Vec<FittedStep>,
     /// Columns it produces, in order (the target included when it was present).
     pub output: Vec<FieldSpec>,
     pub rows_in: usize,
@@ -73,11 +73,11 @@ impl Recipe {
         }
         let mut fitted = Vec::with_capacity(self.steps.len());
         for (i, step) in self.steps.iter().enumerate() {
-            let f = steps::fit(step, &mut frame, self.target.as_deref()).map_err(|message| {
+            let f = steps::fit(step, &mut frame, self.target.as_deref()).map_err(|error| {
                 WrangleError::Step {
                     step: i + 1,
                     op: step.op(),
-                    message,
+                    error,
                 }
             })?;
             fitted.push(f);
@@ -155,10 +155,10 @@ impl FittedRecipe {
     fn run(&self, mut frame: Frame, rows: Rows) -> Result<Frame, WrangleError> {
         for (i, s) in self.steps.iter().enumerate() {
             s.apply(&mut frame, rows)
-                .map_err(|message| WrangleError::Step {
+                .map_err(|error| WrangleError::Step {
                     step: i + 1,
                     op: s.op(),
-                    message,
+                    error,
                 })?;
         }
         Ok(frame.select(&self.output_names))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use millrace_wrangle::steps::{Fitted, Rows};
+use millrace_wrangle::steps::{FittedStep, Rows};
 use millrace_wrangle::{Column, FittedRecipe, Frame, Recipe};
 use serde_json::{Map, Value, json};
 
@@ -323,7 +323,7 @@ value = -1
         c.iter().filter(|x| x.is_nan()).count() >= 10,
         "blank charges exist"
     );
-    assert!(matches!(&fitted.steps[0], Fitted::Cast { .. }));
+    assert!(matches!(&fitted.steps[0], FittedStep::Cast { .. }));
 }
 
 #[test]
@@ -337,7 +337,7 @@ method = "one_hot"
 max_categories = 3
 "#,
     );
-    let Fitted::OneHot { columns } = &fitted.steps[0] else {
+    let FittedStep::OneHot { columns } = &fitted.steps[0] else {
         panic!()
     };
     assert_eq!(
@@ -440,7 +440,7 @@ seed = 7
         assert!(close(got, want), "{c}: {got} vs {want}");
     }
     // An ID column: every category is seen once, so new data gets prior-shrunk values.
-    let Fitted::Lookup { columns } = &fitted.steps[0] else {
+    let FittedStep::Lookup { columns } = &fitted.steps[0] else {
         panic!()
     };
     assert!(close(columns[1].unknown, prior));
@@ -636,7 +636,7 @@ bins = 4
         let want_q = [q1, q2, q3].iter().filter(|e| **e <= t[i]).count();
         assert_eq!(bq[i], want_q as f64);
     }
-    assert!(matches!(&fitted.steps[6], Fitted::Bin { columns } if columns[0].1.len() == 3));
+    assert!(matches!(&fitted.steps[6], FittedStep::Bin { columns } if columns[0].1.len() == 3));
 }
 
 /// B-spline N_{i,p}(x) by its recursive definition, written independently of the crate's
@@ -674,7 +674,7 @@ knots = 5
     knots.extend(&base);
     knots.extend((1..=3).map(|i| base[4] + i as f64 * d1));
     assert!(
-        matches!(&fitted.steps[0], Fitted::Spline { columns } if columns[0].knots.iter().zip(&knots).all(|(a, b)| close(*a, *b)))
+        matches!(&fitted.steps[0], FittedStep::Spline { columns } if columns[0].knots.iter().zip(&knots).all(|(a, b)| close(*a, *b)))
     );
     let cols: Vec<Vec<f64>> = want.iter().map(|n| nums(&out, n)).collect();
     for (i, x) in t.iter().enumerate() {

@@ -1,7 +1,8 @@
-//! Command-line definitions. `--help` on each subcommand is the user's manual, so the doc
-//! comments here are written for users.
+//! Command-line definitions: the top level ([`Cli`], [`Command`]) and the argument groups that
+//! several subcommands share ([`S3Args`]); each subcommand's own arguments live beside its
+//! `run` in `cmd/`. `--help` on each subcommand is the user's manual, so the doc comments are
+//! written for users.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -50,7 +51,7 @@ pub enum Command {
     /// Every acknowledged record is on disk (fsync before the reply, by default) and survives
     /// kill -9; SIGTERM flushes buffers and checkpoints. `millrace status` shows each
     /// component. Example: millrace up -c examples/millrace.toml
-    Up(UpArgs),
+    Up(crate::cmd::up::UpArgs),
     /// Send a CSV, NDJSON or JSON file (or a folder of them) to a stream as JSON records.
     ///
     /// Uses the official AWS SDK, so it works against millrace and real Amazon Kinesis alike
@@ -78,14 +79,14 @@ pub enum Command {
     ///
     /// Example: millrace query --table raw=millrace-data/lake/raw/churn:json
     ///   "SELECT Contract, count(*) FROM raw GROUP BY Contract"
-    Query(QueryArgs),
+    Query(crate::cmd::query::QueryArgs),
     /// Run a SQL job file: read inputs, run statements, write outputs with a manifest.
     ///
     /// Outputs (Parquet or CSV, optionally Hive-partitioned) are committed atomically with a
     /// `_manifest.json` that records every input object (size, etag), the SQL, the row count
     /// and the time. With `incremental = true` only objects absent from the last manifest are
     /// read and the output is appended to. See examples/jobs/churn.toml.
-    Prep(PrepArgs),
+    Prep(crate::cmd::prep::PrepArgs),
     /// Fit a feature recipe on data and write the features (or apply a fitted recipe).
     ///
     /// A recipe is a TOML file of ordered [[step]] tables: drop, keep, rename, filter,
@@ -94,7 +95,7 @@ pub enum Command {
     /// categories, quantiles); the fitted recipe (JSON, from --fit-only or --save-state)
     /// transforms new data, or one record at the endpoint, exactly the same way. Passing a
     /// fitted .json as --recipe applies it without refitting. See examples/recipes/churn.toml.
-    Wrangle(WrangleArgs),
+    Wrangle(crate::cmd::wrangle::WrangleArgs),
     /// Data-quality and insights report: report.html (self-contained, inline SVG charts) and
     /// report.json.
     ///
@@ -104,7 +105,7 @@ pub enum Command {
     /// power (single-feature AUC, mutual information), a quick model's column impact
     /// (permutation importance on a holdout), and warnings: ID-like and constant columns,
     /// target leakage, class imbalance, heavy skew, outliers, high missing rates.
-    Profile(ProfileArgs),
+    Profile(crate::cmd::profile::ProfileArgs),
     /// AutoML quick build: from a table and a target column to a model, in seconds.
     ///
     /// Detects the problem (binary, multiclass, regression; prints the positive class), holds
@@ -187,10 +188,36 @@ pub enum Command {
     Monitor(crate::cmd::monitor::MonitorArgs),
     /// Write synthetic data sets.
     #[command(subcommand)]
-    Generate(GenerateCommand),
+    Generate(crate::cmd::generate::GenerateCommand),
     /// Measure performance end to end.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(crate::cmd::bench::BenchCommand),
+}
+
+/// `--s3-endpoint-url`: how to reach s3:// paths, declared once for every subcommand that
+/// reads or writes them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct S3Args {
+    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub s3_endpoint_url: Option<String>,
+}
+
+impl S3Args {
+    /// The lake's S3 options for these flags.
+    pub fn options(&self) -> millrace_lake::S3Options {
+        s3_options(self.s3_endpoint_url.clone(), false)
+    }
+}
+
+/// The one path-style rule, for flags and `[lake]` alike: path-style addressing
+/// (`endpoint/bucket/key`, which MinIO, moto and LocalStack need) whenever an endpoint URL is
+/// given, and otherwise only when asked for (`[lake] s3_path_style = true`).
+pub fn s3_options(endpoint_url: Option<String>, path_style: bool) -> millrace_lake::S3Options {
+    millrace_lake::S3Options {
+        path_style: path_style || endpoint_url.is_some(),
+        endpoint_url,
+    }
 }
 
 #[derive(Debug, Args)]
@@ -204,30 +231,6 @@ pub struct DemoArgs {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct UpArgs {
-    /// Config file (TOML). Without one, defaults apply and no stream is pre-created.
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
-    /// Address of the Kinesis API (overrides [server].kinesis_addr). Port 0 picks a free port.
-    #[arg(long)]
-    pub kinesis_addr: Option<SocketAddr>,
-    /// When to fsync before acknowledging: always, group[:MS] or never (overrides
-    /// [storage].fsync).
-    #[arg(long)]
-    pub fsync: Option<String>,
-    /// Address of the admin API (/metrics, /status); overrides [server].admin_addr.
-    #[arg(long)]
-    pub admin_addr: Option<SocketAddr>,
-    /// Also serve these models on the real-time endpoint (as `millrace endpoint` does):
-    /// NAME follows the registry, NAME:vN is pinned. Repeat for several.
-    #[arg(long)]
-    pub endpoint_model: Vec<String>,
-    /// Address of the real-time endpoint (with --endpoint-model).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub endpoint_addr: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -333,120 +336,19 @@ pub struct ProduceArgs {
     pub create_shards: Option<u32>,
     /// Format of --file when its extension does not tell.
     #[arg(long, value_enum)]
-    pub format: Option<InputFormat>,
+    pub format: Option<RecordFileFormat>,
 }
 
+/// The format of a file of records sent to a stream (`produce --format`).
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum InputFormat {
+pub enum RecordFileFormat {
     Csv,
     /// One JSON value per line, or JSON values one after another (Firehose style).
     Json,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum GenerateCommand {
-    /// Telco-like customer churn rows with the 21 columns of the public Telco churn CSV.
-    Churn(GenerateChurnArgs),
-    /// A lake of churn records as delivery writes it: ~5 MB objects under date-hour folders,
-    /// NDJSON or concatenated JSON, with a share of customers sent again later (an update).
-    ChurnLake(GenerateChurnLakeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct GenerateChurnLakeArgs {
-    /// Folder to write into (objects go under raw/churn/YYYY/MM/DD/HH/).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Number of records, updates included.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub records: usize,
-    /// Share of records that repeat an earlier customerID with changed values.
-    #[arg(long, default_value_t = 0.02)]
-    pub duplicate_share: f64,
-    /// Object size to aim for, in MiB.
-    #[arg(long, default_value_t = 5.0)]
-    pub object_mib: f64,
-    /// ndjson or concat.
-    #[arg(long, default_value = "ndjson")]
-    pub format: String,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum QueryFormat {
-    /// Aligned text table.
-    Table,
-    Csv,
-    /// One JSON object per line.
-    Json,
-    /// Parquet file (needs --out).
-    Parquet,
-}
-
-#[derive(Debug, Args)]
-pub struct QueryArgs {
-    /// SQL text; several statements separated by `;` run in order and the last one's result
-    /// is printed.
-    pub sql: String,
-    /// NAME=PATH_OR_URL[:FORMAT]: a local file or folder, s3://bucket/prefix, or a prefix of
-    /// the data dir's lake. FORMAT is json, ndjson, concat, csv or parquet (default: from the
-    /// object names, JSON when they say nothing). Repeatable.
-    #[arg(long = "table", value_name = "NAME=PATH[:FORMAT]")]
-    pub tables: Vec<String>,
-    /// Also register every delivery of this millrace.toml as a table named after it.
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: QueryFormat,
-    /// Write the result to this file instead of stdout.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Add `_object` (the object's key), `_row` (the row's index in it) and `_seq` (arrival
-    /// order in the scan: object key order, then row) to every table.
-    #[arg(long)]
-    pub source_columns: bool,
-    /// TABLE=COLUMN: read TABLE as current state, keeping only the record that arrived last
-    /// (object key order, then position in the object) for each value of COLUMN. Values are
-    /// compared after trimming spaces; rows with a NULL or blank COLUMN are all kept.
-    /// Repeatable.
-    #[arg(long = "latest-by", value_name = "TABLE=COLUMN")]
-    pub latest_by: Vec<String>,
-    /// Fail on the first unreadable JSON value instead of skipping and reporting it.
-    #[arg(long)]
-    pub strict: bool,
-    /// Query engine memory pool in MiB; sorts, aggregations and joins spill to disk beyond it
-    /// (default: half the machine's memory, 1 to 16 GiB).
-    #[arg(long)]
-    pub memory_limit_mib: Option<u64>,
-    /// S3-compatible endpoint for s3:// tables (MinIO, moto, ...).
-    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
-    pub s3_endpoint_url: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ProfileArgs {
-    /// Data: a CSV, Parquet or JSON file, a folder, a lake prefix or an s3:// URL.
-    #[arg(long, value_name = "FILE_OR_URL")]
-    pub data: String,
-    /// The column to predict (enables feature power, leakage and imbalance checks, and the
-    /// quick model).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Folder for report.html and report.json.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Rows sampled (seeded) for correlations, feature power and the quick model; counts,
-    /// missing values and min/max/mean use every row.
-    #[arg(long, default_value_t = 200_000)]
-    pub sample_rows: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
-    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
-    pub s3_endpoint_url: Option<String>,
-}
+/// The old name, kept while `produce` and `demo` still import it.
+pub use self::RecordFileFormat as InputFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TrainMode {
@@ -597,202 +499,36 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
-#[derive(Debug, Args)]
-pub struct WrangleArgs {
-    /// Recipe to fit (.toml), or a fitted recipe to apply (.json).
-    #[arg(long)]
-    pub recipe: PathBuf,
-    /// Data: a CSV, Parquet or JSON file, a folder, a lake prefix or an s3:// URL
-    /// (optionally :FORMAT as in `millrace query`).
-    #[arg(long, value_name = "FILE_OR_URL")]
-    pub data: String,
-    /// Where to write the features: .parquet, .csv or .ndjson, local or s3://.
-    #[arg(long, value_name = "FILE_OR_URL")]
-    pub out: Option<String>,
-    /// Fit the recipe and write its fitted state (JSON) here; no features are written unless
-    /// --out is also given.
-    #[arg(long, value_name = "STATE")]
-    pub fit_only: Option<PathBuf>,
-    /// Also write the fitted state here when writing features.
-    #[arg(long, value_name = "STATE")]
-    pub save_state: Option<PathBuf>,
-    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
-    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
-    pub s3_endpoint_url: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
 
-#[derive(Debug, Args)]
-pub struct PrepArgs {
-    /// The job file (TOML).
-    #[arg(long)]
-    pub job: PathBuf,
-    /// Lake for the job's relative paths when the job names none (default: <data-dir>/lake).
-    #[arg(long)]
-    pub lake: Option<String>,
-    /// Query engine memory pool in MiB (overrides the job's memory_limit_mib).
-    #[arg(long)]
-    pub memory_limit_mib: Option<u64>,
-    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
-    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
-    pub s3_endpoint_url: Option<String>,
-}
+    use super::*;
 
-#[derive(Debug, Args)]
-pub struct GenerateChurnArgs {
-    /// Number of rows.
-    #[arg(long, default_value_t = 7043)]
-    pub rows: usize,
-    /// Random seed; the same seed gives the same file.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Output CSV file ("-" for standard output).
-    #[arg(long)]
-    pub out: PathBuf,
-}
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// PutRecords load from concurrent clients, then GetRecords of everything written.
-    ///
-    /// Without --endpoint-url it starts `millrace up` on a free loopback port with a fresh
-    /// data directory (default fsync policy) and measures that. Each --peer is measured with
-    /// the same load in the same run, and the table shows the ratio.
-    Ingest(BenchIngestArgs),
-    /// Delivery throughput (NDJSON, Parquet+zstd) under ingest load, and freshness (time from
-    /// PutRecord acknowledgement to the record being readable in the lake) at buffer
-    /// intervals 0 and 1 s. Runs `millrace up` child processes with local lakes.
-    Deliver(BenchDeliverArgs),
-    /// Recipe fit and transform over a CSV (rows/s, peak RSS) and one-record transform latency
-    /// (median, p99) with the churn recipe or another; bench/wrangle.sh runs it beside pandas +
-    /// scikit-learn.
-    Wrangle(BenchWrangleArgs),
-    /// Open-loop load on an HTTP scoring endpoint (millrace's or a peer's): single-record JSON
-    /// requests sent on a fixed schedule at each --rates value, latency measured from the
-    /// scheduled time (p50, p99, p99.9) and errors counted. bench/endpoint.sh runs it against
-    /// `millrace endpoint` and a FastAPI + scikit-learn peer.
-    Endpoint(BenchEndpointArgs),
-    /// Streaming-inference latency: one PutRecord per record on a fixed schedule into a stream
-    /// a scorer (`up` with [[scoring]], or `millrace score`) reads, and the time from each
-    /// acknowledgement to its prediction being readable on the output stream (p50, p99,
-    /// p99.9). bench/score.sh sets it all up.
-    Score(BenchScoreArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct BenchScoreArgs {
-    /// The Kinesis API of the running `up`.
-    #[arg(long)]
-    pub endpoint_url: String,
-    /// The stream the scorer reads.
-    #[arg(long)]
-    pub stream: String,
-    /// The stream the scorer writes predictions to.
-    #[arg(long)]
-    pub out_stream: String,
-    /// Rows to send (one JSON record of strings each, cycled).
-    #[arg(long)]
-    pub csv: PathBuf,
-    /// Columns left out of the records (e.g. the target).
-    #[arg(long)]
-    pub drop_column: Vec<String>,
-    /// Record rates to try, in order (records per second).
-    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
-    pub rates: Vec<f64>,
-    /// How long each rate runs.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub duration: std::time::Duration,
-    /// How long to wait for the last predictions after the load stops.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
-    /// Also print the results as one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchEndpointArgs {
-    /// The scoring URL, e.g. http://127.0.0.1:8080/invocations.
-    #[arg(long)]
-    pub url: String,
-    /// Rows to send (one JSON record of strings per request, cycled).
-    #[arg(long)]
-    pub csv: PathBuf,
-    /// Columns left out of the records (e.g. the target).
-    #[arg(long)]
-    pub drop_column: Vec<String>,
-    /// Request rates to try, in order (requests per second).
-    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,5000")]
-    pub rates: Vec<f64>,
-    /// How long each rate runs.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub duration: std::time::Duration,
-    /// Idle keep-alive connections kept by the client.
-    #[arg(long, default_value_t = 64)]
-    pub connections: usize,
-    /// A request not answered in this time counts as an error.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
-    /// Also print the results as one JSON document on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchWrangleArgs {
-    /// The data (CSV, Parquet, NDJSON), e.g. from `millrace generate churn --rows 1000000`.
-    #[arg(long)]
-    pub data: String,
-    /// Recipe to fit (default: examples/recipes/churn.toml, built in).
-    #[arg(long)]
-    pub recipe: Option<PathBuf>,
-    /// Records (the data's first rows, as JSON objects of strings) timed one at a time.
-    #[arg(long, default_value_t = 20000)]
-    pub records: usize,
-    /// Write the results as JSON to this file too.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchDeliverArgs {
-    /// Seconds of write load for each throughput run.
-    #[arg(long, default_value_t = 20.0)]
-    pub seconds: f64,
-    /// Seconds of steady load for each freshness run.
-    #[arg(long, default_value_t = 10.0)]
-    pub freshness_seconds: f64,
-    /// Records per second during freshness runs.
-    #[arg(long, default_value_t = 1000)]
-    pub rate: u64,
-    /// Write the results as JSON to this file too.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchIngestArgs {
-    /// Measure this endpoint instead of a fresh local server.
-    #[arg(long)]
-    pub endpoint_url: Option<String>,
-    /// Another Kinesis API to measure with the same load, as NAME=URL (repeatable).
-    #[arg(long = "peer")]
-    pub peers: Vec<String>,
-    /// Shards of the benchmark stream.
-    #[arg(long, default_value_t = 4)]
-    pub shards: u32,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 4)]
-    pub clients: usize,
-    /// Seconds of write load.
-    #[arg(long, default_value_t = 20.0)]
-    pub seconds: f64,
-    /// Records per PutRecords call.
-    #[arg(long, default_value_t = 500)]
-    pub batch: usize,
-    /// Approximate size of each JSON record in bytes.
-    #[arg(long, default_value_t = 600)]
-    pub record_bytes: usize,
-    /// Write the results as JSON to this file too.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[test]
+    fn an_endpoint_url_means_path_style() {
+        assert!(!s3_options(None, false).path_style);
+        assert!(s3_options(None, true).path_style);
+        let o = s3_options(Some("http://127.0.0.1:9000".into()), false);
+        assert!(o.path_style);
+        assert_eq!(o.endpoint_url.as_deref(), Some("http://127.0.0.1:9000"));
+        let cli = Cli::try_parse_from([
+            "millrace",
+            "prep",
+            "--job",
+            "j.toml",
+            "--s3-endpoint-url",
+            "http://127.0.0.1:9000",
+        ])
+        .unwrap();
+        let Command::Prep(args) = cli.command else {
+            panic!("parsed as prep")
+        };
+        assert!(args.s3.options().path_style);
+    }
 }

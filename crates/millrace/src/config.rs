@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use millrace_common::layout::DataDir;
 use millrace_stream::{FsyncPolicy, StoreOptions};
 use serde::Deserialize;
 
@@ -44,6 +45,23 @@ pub struct LakeConfig {
     pub s3_endpoint_url: Option<String>,
     #[serde(default)]
     pub s3_path_style: bool,
+}
+
+impl LakeConfig {
+    /// The lake's S3 options, under the same path-style rule as `--s3-endpoint-url`.
+    pub fn s3_options(&self) -> millrace_lake::S3Options {
+        crate::cli::s3_options(self.s3_endpoint_url.clone(), self.s3_path_style)
+    }
+}
+
+/// A `[[delivery]]`'s `lake` as a URL: a URL or an absolute path as written, a relative path
+/// under the data dir.
+pub fn lake_url(data_dir: &DataDir, lake: &str) -> String {
+    if lake.contains("://") || Path::new(lake).is_absolute() {
+        lake.to_owned()
+    } else {
+        data_dir.root().join(lake).display().to_string()
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,7 @@
 //! Building an aws-sdk-kinesis client the way a user expects: the standard AWS configuration
 //! chain (env, profile, SSO…), an optional endpoint override, and dummy credentials when
 //! talking to a loopback endpoint with none configured (millrace does not check them yet).
+//! Reading and writing through the client is `millrace-io`'s ([`streams`]).
 
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
@@ -46,21 +47,10 @@ fn is_loopback(url: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || url.contains("[::1]")
 }
 
-/// The error text of an SDK failure: the AWS error type and message for service errors, the
-/// whole cause chain otherwise.
-pub fn describe<E, R>(e: &aws_sdk_kinesis::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match e.as_service_error() {
-        Some(se) => format!(
-            "{}: {}",
-            se.code().unwrap_or("ServiceError"),
-            se.message().unwrap_or("(no message)")
-        ),
-        None => aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
-    }
+/// The streams behind a Kinesis API (`endpoint_url`, or Amazon Kinesis when `None`), read and
+/// written through `millrace-io`.
+pub async fn streams(endpoint_url: Option<&str>) -> millrace_io::Streams {
+    millrace_io::Streams::kinesis(client(endpoint_url).await)
 }
 
 #[cfg(test)]

@@ -35,17 +35,58 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every crate of ours logs at the chosen level; dependencies only warn (or more with `-vv`).
+const OUR_CRATES: [&str; 11] = [
+    "millrace",
+    "millrace_common",
+    "millrace_stream",
+    "millrace_gateway",
+    "millrace_io",
+    "millrace_lake",
+    "millrace_delivery",
+    "millrace_prep",
+    "millrace_wrangle",
+    "millrace_automl",
+    "millrace_serve",
+];
+
+/// The default log filter for `-v` repeated `verbose` times; `MILLRACE_LOG` replaces it.
+fn default_filter(verbose: u8) -> String {
+    let (others, ours) = match verbose {
+        0 => ("warn", "info"),
+        1 => ("info", "debug"),
+        _ => ("debug", "trace"),
+    };
+    std::iter::once(others.to_owned())
+        .chain(OUR_CRATES.iter().map(|c| format!("{c}={ours}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn,millrace=info,millrace_gateway=info,millrace_stream=info",
-        1 => "info,millrace=debug,millrace_gateway=debug,millrace_stream=debug",
-        _ => "debug,millrace=trace,millrace_gateway=trace,millrace_stream=trace",
-    };
-    let filter =
-        EnvFilter::try_from_env("MILLRACE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env("MILLRACE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(verbose)));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_filter_names_every_crate_of_the_workspace() {
+        let filter = super::default_filter(0);
+        let crates = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().replace('-', "_"))
+            .filter(|n| n.starts_with("millrace"));
+        for krate in crates {
+            assert!(
+                filter.contains(&format!("{krate}=info")),
+                "{krate} missing from {filter}"
+            );
+        }
+    }
 }

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use millrace_serve::promotion::{self, Production, row_ids};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// `[[prep]]`: run a job file when new objects land under its inputs.
 #[derive(Debug, Clone, Deserialize)]
@@ -153,7 +154,7 @@ pub async fn prep_loop(
     trigger: PrepTrigger,
     data_dir: PathBuf,
     board: Board,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let lake_dir = data_dir.join("lake");
     let job = match millrace_prep::Job::load(&trigger.job) {
@@ -196,9 +197,9 @@ pub async fn prep_loop(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return;
         }
         let mut now_objects = 0;
@@ -282,7 +283,7 @@ fn state_path(data_dir: &Path, name: &str) -> PathBuf {
 }
 
 fn save_state(path: &Path, state: &TrainState) -> anyhow::Result<()> {
-    millrace_lake::write_durably(path, &serde_json::to_vec_pretty(state)?)?;
+    millrace_common::durable::write_file(path, &serde_json::to_vec_pretty(state)?)?;
     Ok(())
 }
 
@@ -290,7 +291,7 @@ pub async fn train_loop(
     trigger: TrainTrigger,
     data_dir: PathBuf,
     board: Board,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let name = trigger.name.clone();
     let path = state_path(&data_dir, &name);
@@ -310,9 +311,9 @@ pub async fn train_loop(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(trigger.check_secs)) => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return;
         }
         let Some((rows, run_id)) = manifest_rows(&dataset) else {
@@ -337,7 +338,7 @@ pub async fn train_loop(
                 state.run_id = Some(run_id);
                 state.decisions.push(format!(
                     "{} {decision}",
-                    millrace_prep::manifest::rfc3339(millrace_stream::now_ms())
+                    millrace_common::time::rfc3339(millrace_stream::now_ms())
                 ));
                 if let Err(e) = save_state(&path, &state) {
                     tracing::warn!(error = %e, "cannot save the training state");
@@ -371,9 +372,6 @@ fn manifest_rows(dataset: &Path) -> Option<(u64, String)> {
         v.get("run_id")?.as_str()?.to_owned(),
     ))
 }
-
-/// Fewer fresh test rows than this and the gate compares on the whole test part.
-const MIN_FRESH_ROWS: usize = 200;
 
 /// IDs of the rows a version was trained on (the gate's notion of "seen").
 fn trained_ids_path(data_dir: &Path, name: &str, version: u32) -> PathBuf {
@@ -410,31 +408,18 @@ async fn train_and_gate(
     .await?;
     let registry = millrace_serve::registry::Registry::new(data_dir);
     let name = trigger.name.clone();
-    let model = &trained.model;
-    let metric = model.objective.name();
     // Rows each version trained on, by ID, so the gate can compare on rows neither has seen.
-    let id_col = model.id_columns.first().cloned();
-    let ids = |f: &millrace_wrangle::Frame| -> Vec<Option<String>> {
-        match id_col.as_deref().and_then(|c| f.column(c)) {
-            Some(millrace_wrangle::Column::Str(v)) => v.clone(),
-            Some(millrace_wrangle::Column::Num(v)) => v
-                .iter()
-                .map(|x| millrace_wrangle::frame::format_num(*x))
-                .collect(),
-            None => Vec::new(),
-        }
-    };
-    let test_ids = ids(&trained.test_frame);
-    if id_col.is_some() {
+    if !trained.model.id_columns.is_empty() {
+        let test_ids = row_ids(&trained.model, &trained.test_frame);
         let test: std::collections::HashSet<&str> =
             test_ids.iter().flatten().map(String::as_str).collect();
-        let seen: Vec<String> = ids(&full)
+        let seen: Vec<String> = row_ids(&trained.model, &full)
             .into_iter()
             .flatten()
             .filter(|id| !test.contains(id.as_str()))
             .collect();
         let path = trained_ids_path(data_dir, &name, version);
-        millrace_lake::write_durably(&path, seen.join("\n").as_bytes())?;
+        millrace_common::durable::write_file(&path, seen.join("\n").as_bytes())?;
     }
     // The champion: the production version (none yet → the challenger wins by default).
     let champion = registry
@@ -443,73 +428,30 @@ async fn train_and_gate(
         .and_then(|i| i.production)
         .filter(|&v| v != version);
     let verdict = match champion {
-        None => {
-            let s = model.objective.score(
-                &model.task,
-                &trained.test_y,
-                &trained.test_values,
-                model.threshold,
-            );
-            format!("{name}:v{version} promoted (first production model; test {metric} {s:.4})")
-        }
-        Some(_) if !trigger.gate => {
-            format!("{name}:v{version} promoted (gate off)")
+        None => promotion::judge(&trained, None)?,
+        Some(v) if !trigger.gate => {
+            promotion::judge(&trained, Some(Production::Ungated { version: v }))?
         }
         Some(v) => {
             let (champ, _) = registry.load(&format!("{name}:v{v}"))?;
-            // The fresh holdout: the challenger's test rows the champion did not train on
-            // (all of them when IDs are unknown or too few are fresh).
-            let champion_seen: std::collections::HashSet<String> =
+            let trained_on: std::collections::HashSet<String> =
                 std::fs::read_to_string(trained_ids_path(data_dir, &name, v))
                     .map(|t| t.lines().map(str::to_owned).collect())
                     .unwrap_or_default();
-            let fresh: Vec<usize> = (0..trained.test_y.len())
-                .filter(|&i| {
-                    test_ids
-                        .get(i)
-                        .and_then(|x| x.as_deref())
-                        .is_none_or(|id| !champion_seen.contains(id))
-                })
-                .collect();
-            let rows: Vec<usize> = if fresh.len() >= MIN_FRESH_ROWS {
-                fresh
-            } else {
-                (0..trained.test_y.len()).collect()
-            };
-            let frame = trained.test_frame.take_rows(&rows);
-            let y: Vec<f64> = rows.iter().map(|&i| trained.test_y[i]).collect();
-            let width = trained.test_values.len() / trained.test_y.len().max(1);
-            let mine: Vec<f64> = rows
-                .iter()
-                .flat_map(|&i| {
-                    trained.test_values[i * width..(i + 1) * width]
-                        .iter()
-                        .copied()
-                })
-                .collect();
-            let challenger = model
-                .objective
-                .score(&model.task, &y, &mine, model.threshold);
-            let p = champ.predict(&frame)?;
-            let champion_score = model
-                .objective
-                .score(&model.task, &y, &p.values, champ.threshold);
-            let same_task = champ.task == model.task;
-            if same_task && model.objective.better(champion_score, challenger) {
-                return Ok(format!(
-                    "{name}:v{version} kept as candidate: {metric} {challenger:.4} < production \
-                     v{v}'s {champion_score:.4} on the same {} fresh test rows",
-                    rows.len()
-                ));
-            }
-            format!(
-                "{name}:v{version} promoted: {metric} {challenger:.4} ≥ production v{v}'s \
-                 {champion_score:.4} on the same {} fresh test rows",
-                rows.len()
-            )
+            promotion::judge(
+                &trained,
+                Some(Production::Gated {
+                    version: v,
+                    model: &champ,
+                    trained_on: &trained_on,
+                }),
+            )?
         }
     };
-    let r = registry.clone();
-    tokio::task::spawn_blocking(move || r.promote(&name, version)).await??;
-    Ok(verdict)
+    let decision = verdict.describe(&name, version);
+    if verdict.promotes() {
+        let r = registry.clone();
+        tokio::task::spawn_blocking(move || r.promote(&name, version)).await??;
+    }
+    Ok(decision)
 }

@@ -809,3 +809,82 @@ fn train_and_predict_errors_are_clear() {
     ]);
     assert!(e.contains("no model named nothing"), "{e}");
 }
+
+#[test]
+fn concurrent_trains_save_distinct_versions_and_overwrite_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv = dir.path().join("churn.csv");
+    let st = millrace()
+        .args(["generate", "churn", "--rows", "300", "--seed", "5", "--out"])
+        .arg(&csv)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Several trainers at once against one data dir (as `up` retraining beside a `train`),
+    // each on its own copy of the data and its own seed, so every file names its writer.
+    let writers = 4u64;
+    let children: Vec<_> = (0..writers)
+        .map(|i| {
+            let input = dir.path().join(format!("churn-{i}.csv"));
+            std::fs::copy(&csv, &input).unwrap();
+            millrace()
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["train", "--target", "Churn", "--name", "churn", "--folds", "2"])
+                .args(["--max-candidates", "2", "--seed", &i.to_string(), "--data"])
+                .arg(&input)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut saved = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: u32 = stdout
+            .split("saved churn:v")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{stdout}"));
+        saved.push(v);
+    }
+    saved.sort_unstable();
+    assert_eq!(saved, [1, 2, 3, 4], "two trainers claimed one version");
+    let models = data.join("lake/models/churn");
+    let mut seeds = Vec::new();
+    for v in 1..=writers {
+        let dir = models.join(format!("v{v}"));
+        let read = |f: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap()).unwrap()
+        };
+        let (model, metrics) = (read("model.json"), read("metrics.json"));
+        assert_eq!(model["version"], v);
+        assert_eq!(metrics["version"], v);
+        // model.json and metrics.json come from the same writer.
+        let seed = metrics["seed"].as_u64().unwrap();
+        let trained_on = model["lineage"]["data"].as_str().unwrap();
+        assert!(
+            trained_on.ends_with(&format!("churn-{seed}.csv")),
+            "v{v}: model.json from {trained_on}, metrics.json from seed {seed}"
+        );
+        seeds.push(seed);
+    }
+    seeds.sort_unstable();
+    assert_eq!(seeds, (0..writers).collect::<Vec<_>>());
+    // No reservation or lock is left behind.
+    let left: Vec<String> = std::fs::read_dir(&models)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "_registry.json")
+        .collect();
+    assert_eq!(left.len(), writers as usize, "{left:?}");
+}

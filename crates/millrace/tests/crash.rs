@@ -8,22 +8,22 @@
 //! acknowledgement order; and the stream must keep accepting writes. The kill/restart cycle
 //! runs several times so that the recovered log itself goes through later crashes.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::Credentials;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use common::kinesis::{
+    ProducerReport, Producers, Stored, client, iterator, join_producers, read_all, read_from,
+    seq_num, shards, wait_active,
+};
+use common::{Server, ServerLogs};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -44,120 +44,6 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(240);
 /// Producer name used for the records written after each restart.
 const POST: &str = "post";
 
-/// A running `millrace up`. Dropping it kills the process (SIGKILL) and reaps it, so a failed
-/// assertion never leaves a server behind; when dropped during a panic it also prints the tail
-/// of the server's log.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts the server on `data_dir` and waits for its ready line (no fixed sleeps).
-    fn start(data_dir: &Path, log: PathBuf) -> Server {
-        let stderr = File::create(&log).expect("creating the server log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["up", "--kinesis-addr", "127.0.0.1:0"])
-            // Default log filter, so recovery's warnings land in the log.
-            .env_remove("MILLRACE_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawning millrace up");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut server = Server {
-            child,
-            url: String::new(),
-            log,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let read = reader.read_line(&mut line).map(|_| line);
-            let _ = tx.send(read);
-            // Keep draining so the server never blocks on (or dies of) a full or closed pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = match rx.recv_timeout(PATIENCE) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => panic!("reading the server's ready line: {e}"),
-            Err(e) => panic!("no ready line from the server within {PATIENCE:?}: {e}"),
-        };
-        let url = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("kinesis="))
-            .unwrap_or_else(|| panic!("unexpected ready line: {line:?}"));
-        assert!(url.starts_with("http://127.0.0.1:"), "ready line: {line:?}");
-        server.url = url.to_owned();
-        server
-    }
-
-    /// SIGKILL, then reap, so the next incarnation never overlaps with this one.
-    fn kill9(&mut self) {
-        self.child.kill().expect("sending SIGKILL to the server");
-        let status = self.child.wait().expect("reaping the killed server");
-        assert!(!status.success(), "the server exited cleanly: {status}");
-    }
-
-    /// How many segments this incarnation's recovery cut a torn tail off (from its log).
-    fn torn_tails(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("torn or corrupt tail"))
-            .count()
-    }
-
-    fn log_tail(&self) -> String {
-        let Ok(mut f) = File::open(&self.log) else {
-            return String::new();
-        };
-        let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
-        let mut s = String::new();
-        let _ = f.read_to_string(&mut s);
-        s
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- tail of server log {} ---\n{}",
-                self.log.display(),
-                self.log_tail()
-            );
-        }
-    }
-}
-
-async fn client(url: &str) -> Client {
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("t", "t", None, None, "t"))
-        // One attempt: a retried request whose first attempt was stored would legitimately
-        // show up twice, and this test must attribute every duplicate to the server.
-        .retry_config(RetryConfig::standard().with_max_attempts(1))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(20))
-                .build(),
-        )
-        .load()
-        .await;
-    Client::new(&conf)
-}
-
 /// Everything the producers sent and everything the server acknowledged, across all cycles.
 #[derive(Default)]
 struct Ledger {
@@ -175,37 +61,10 @@ struct Ack {
     seq: String,
 }
 
-/// A record as read back after a restart.
-#[derive(Debug, Clone)]
-struct Stored {
-    seq: String,
-    key: String,
-    data: Vec<u8>,
-}
-
 /// The id at the front of a record's data, up to the first `|`.
 fn record_id(data: &[u8]) -> Option<&str> {
     let end = data.iter().position(|&b| b == b'|')?;
     std::str::from_utf8(&data[..end]).ok()
-}
-
-/// A sequence number as a key that orders like the integer it spells. Kinesis sequence numbers
-/// are decimal strings too big for a u128 (ours have 40 digits), so compare them by length,
-/// then lexicographically, after dropping leading zeros.
-fn seq_num(seq: &str) -> (usize, &str) {
-    assert!(
-        !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()),
-        "sequence number {seq:?} is not a decimal integer"
-    );
-    let trimmed = seq.trim_start_matches('0');
-    (trimmed.len(), trimmed)
-}
-
-#[derive(Debug, Default)]
-struct ProducerReport {
-    acked: usize,
-    failed_in_batch: usize,
-    error: Option<String>,
 }
 
 /// Writes until a request fails (the server was killed) or `stop` is set: a PutRecords of
@@ -256,40 +115,25 @@ async fn produce(
                     .expect("a complete entry"),
             );
         }
-        match client
+        let answer = client
             .put_records()
             .stream_name(STREAM)
             .set_records(Some(entries))
             .send()
-            .await
-        {
-            Ok(out) => {
-                assert_eq!(
-                    out.records().len(),
-                    ids.len(),
-                    "PutRecords must answer every record"
-                );
-                let mut l = ledger.lock().unwrap();
-                for (id, r) in ids.into_iter().zip(out.records()) {
-                    match (r.error_code(), r.shard_id(), r.sequence_number()) {
-                        (None, Some(shard), Some(seq)) => {
-                            l.acked.push(Ack {
-                                producer: producer.clone(),
-                                id,
-                                shard: shard.to_owned(),
-                                seq: seq.to_owned(),
-                            });
-                            report.acked += 1;
-                            acked_now.fetch_add(1, Ordering::SeqCst);
-                        }
-                        _ => report.failed_in_batch += 1,
-                    }
-                }
-            }
-            Err(e) => {
-                report.error = Some(aws_sdk_kinesis::error::DisplayErrorContext(e).to_string());
-                break;
-            }
+            .await;
+        let sent = {
+            let mut l = ledger.lock().unwrap();
+            report.put_records_answer(ids, answer, &acked_now, |id, shard, seq| {
+                l.acked.push(Ack {
+                    producer: producer.clone(),
+                    id,
+                    shard: shard.to_owned(),
+                    seq: seq.to_owned(),
+                })
+            })
+        };
+        if !sent {
+            break;
         }
         if stop.load(Ordering::SeqCst) {
             break;
@@ -320,126 +164,6 @@ async fn produce(
         }
     }
     report
-}
-
-async fn wait_active(client: &Client) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let out = client
-            .describe_stream_summary()
-            .stream_name(STREAM)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
-        let summary = out
-            .stream_description_summary()
-            .expect("a stream description");
-        if summary.stream_status() == &StreamStatus::Active {
-            assert_eq!(summary.open_shard_count(), SHARDS as i32);
-            return;
-        }
-        assert!(Instant::now() < deadline, "stream never became ACTIVE");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The stream's shards: (shard id, starting hash key), in shard order.
-async fn shards(client: &Client) -> Vec<(String, String)> {
-    let out = client
-        .list_shards()
-        .stream_name(STREAM)
-        .send()
-        .await
-        .expect("ListShards");
-    let shards: Vec<(String, String)> = out
-        .shards()
-        .iter()
-        .map(|s| {
-            let range = s.hash_key_range().expect("a hash key range");
-            (
-                s.shard_id().to_owned(),
-                range.starting_hash_key().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(shards.len(), SHARDS, "shards: {shards:?}");
-    assert!(out.next_token().is_none(), "all shards fit one page");
-    shards
-}
-
-/// Reads one shard from `iterator` until caught up: an empty page with MillisBehindLatest 0.
-async fn read_from(client: &Client, shard: &str, mut iterator: String) -> Vec<Stored> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut records = Vec::new();
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "reading {shard} did not catch up within {PATIENCE:?}"
-        );
-        let out = client
-            .get_records()
-            .shard_iterator(&iterator)
-            .limit(10_000)
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "GetRecords on {shard}: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(e)
-                )
-            });
-        let page = out.records();
-        let behind = out.millis_behind_latest();
-        for r in page {
-            records.push(Stored {
-                seq: r.sequence_number().to_owned(),
-                key: r.partition_key().unwrap_or_default().to_owned(),
-                data: r.data().as_ref().to_vec(),
-            });
-        }
-        if page.is_empty() && behind == Some(0) {
-            return records;
-        }
-        iterator = out
-            .next_shard_iterator()
-            .unwrap_or_else(|| panic!("{shard}: an open shard always has a next iterator"))
-            .to_owned();
-    }
-}
-
-async fn iterator(
-    client: &Client,
-    shard: &str,
-    kind: ShardIteratorType,
-    seq: Option<&str>,
-) -> String {
-    client
-        .get_shard_iterator()
-        .stream_name(STREAM)
-        .shard_id(shard)
-        .shard_iterator_type(kind)
-        .set_starting_sequence_number(seq.map(str::to_owned))
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "GetShardIterator on {shard}: {}",
-                aws_sdk_kinesis::error::DisplayErrorContext(e)
-            )
-        })
-        .shard_iterator()
-        .expect("an iterator")
-        .to_owned()
-}
-
-/// Every shard's full content, from TRIM_HORIZON.
-async fn read_all(client: &Client, shards: &[(String, String)]) -> BTreeMap<String, Vec<Stored>> {
-    let mut out = BTreeMap::new();
-    for (shard, _) in shards {
-        let it = iterator(client, shard, ShardIteratorType::TrimHorizon, None).await;
-        out.insert(shard.clone(), read_from(client, shard, it).await);
-    }
-    out
 }
 
 /// Checks the recovered log against the ledger. Returns the problems found (empty when the
@@ -600,15 +324,16 @@ async fn write_after_restart(
                 );
                 iterator(
                     client,
+                    STREAM,
                     shard,
                     ShardIteratorType::AfterSequenceNumber,
                     Some(&last.seq),
                 )
                 .await
             }
-            None => iterator(client, shard, ShardIteratorType::TrimHorizon, None).await,
+            None => iterator(client, STREAM, shard, ShardIteratorType::TrimHorizon, None).await,
         };
-        let after = read_from(client, shard, it).await;
+        let after = read_from(client, shard, it, PATIENCE).await;
         let got: Vec<(&str, &[u8])> = after
             .iter()
             .map(|r| (r.seq.as_str(), r.data.as_slice()))
@@ -653,19 +378,26 @@ fn tear_tail(data_dir: &Path, index: usize) -> (PathBuf, u64) {
 async fn run() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data_dir = tmp.path().join("data");
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let mut logs = ServerLogs::new(tmp.path().join("logs"));
     let started = Instant::now();
 
-    let mut incarnation = 0usize;
     let mut start = |data_dir: &Path| {
-        incarnation += 1;
-        let log = logs.join(format!("server-{incarnation}.log"));
-        tokio::task::block_in_place(|| Server::start(data_dir, log))
+        let log = logs.next();
+        tokio::task::block_in_place(|| {
+            Server::start(
+                data_dir,
+                ["--kinesis-addr", "127.0.0.1:0"],
+                // Default log filter, so recovery's warnings land in the log.
+                None,
+                &["kinesis"],
+                PATIENCE,
+                log,
+            )
+        })
     };
 
     let mut server = start(&data_dir);
-    let mut kinesis = client(&server.url).await;
+    let mut kinesis = client(server.url("kinesis")).await;
     kinesis
         .create_stream()
         .stream_name(STREAM)
@@ -673,54 +405,35 @@ async fn run() {
         .send()
         .await
         .expect("CreateStream");
-    wait_active(&kinesis).await;
+    wait_active(&kinesis, STREAM, SHARDS, PATIENCE).await;
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     for cycle in 0..CYCLES {
         // Load, then kill -9 while requests are in flight.
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked_now = Arc::new(AtomicUsize::new(0));
-        let producers: Vec<_> = (0..PRODUCERS)
-            .map(|p| {
-                tokio::spawn(produce(
-                    p,
-                    cycle,
-                    kinesis.clone(),
-                    ledger.clone(),
-                    acked_now.clone(),
-                    stop.clone(),
-                ))
-            })
-            .collect();
+        let producers = Producers::spawn(PRODUCERS, |p, acked_now, stop| {
+            produce(p, cycle, kinesis.clone(), ledger.clone(), acked_now, stop)
+        });
         let load_started = Instant::now();
         tokio::time::sleep(LOAD).await;
-        while acked_now.load(Ordering::SeqCst) < MIN_ACKED_PER_CYCLE
-            && producers.iter().any(|h| !h.is_finished())
+        while producers.acked_now.load(Ordering::SeqCst) < MIN_ACKED_PER_CYCLE
+            && producers.still_running() > 0
         {
             assert!(
                 load_started.elapsed() < PATIENCE,
                 "cycle {cycle}: only {} records acknowledged in {PATIENCE:?}",
-                acked_now.load(Ordering::SeqCst)
+                producers.acked_now.load(Ordering::SeqCst)
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let still_running = producers.iter().filter(|h| !h.is_finished()).count();
+        let still_running = producers.still_running();
         tokio::task::block_in_place(|| server.kill9());
-        stop.store(true, Ordering::SeqCst);
-        let mut reports = Vec::new();
-        for (p, h) in producers.into_iter().enumerate() {
-            let report = tokio::time::timeout(PATIENCE, h)
-                .await
-                .unwrap_or_else(|_| panic!("cycle {cycle}: producer {p} did not stop"))
-                .unwrap_or_else(|e| panic!("cycle {cycle}: producer {p} panicked: {e}"));
-            reports.push(report);
-        }
-        let acked_this_cycle: usize = reports.iter().map(|r| r.acked).sum();
-        let failed_in_flight = reports.iter().filter(|r| r.error.is_some()).count();
-        let failed_in_batch: usize = reports.iter().map(|r| r.failed_in_batch).sum();
+        producers.stop.store(true, Ordering::SeqCst);
+        let totals = join_producers(producers.handles, cycle, PATIENCE).await;
+        let acked_this_cycle = totals.acked;
         assert_eq!(
             still_running, PRODUCERS,
-            "cycle {cycle}: producers stopped before the kill: {reports:?}"
+            "cycle {cycle}: producers stopped before the kill: {:?}",
+            totals.reports
         );
         assert!(
             acked_this_cycle >= MIN_ACKED_PER_CYCLE,
@@ -739,20 +452,22 @@ async fn run() {
              before it was appended, {len_after} after the restart)",
             torn.display()
         );
-        kinesis = client(&server.url).await;
-        wait_active(&kinesis).await;
-        let shards = shards(&kinesis).await;
-        let log = read_all(&kinesis, &shards).await;
+        kinesis = client(server.url("kinesis")).await;
+        wait_active(&kinesis, STREAM, SHARDS, PATIENCE).await;
+        let shards = shards(&kinesis, STREAM, SHARDS).await;
+        let log = read_all(&kinesis, STREAM, &shards, PATIENCE).await;
         let (problems, unacked_present) = verify(&ledger.lock().unwrap(), &log);
         assert_no_problems(cycle, &problems);
         let stored: usize = log.values().map(Vec::len).sum();
         eprintln!(
             "cycle {cycle}: {acked_this_cycle} acknowledged this cycle, {} in total; {stored} \
-             stored ({unacked_present} sent but unacknowledged); {failed_in_flight} producer(s) \
-             saw the kill as a failed request; {failed_in_batch} record(s) rejected inside \
-             PutRecords; recovery cut {} torn tail(s)",
+             stored ({unacked_present} sent but unacknowledged); {} producer(s) saw the kill as a \
+             failed request; {} record(s) rejected inside PutRecords; recovery cut {} torn \
+             tail(s)",
             ledger.lock().unwrap().acked.len(),
-            server.torn_tails()
+            totals.failed_in_flight,
+            totals.failed_in_batch,
+            server.log_count("torn or corrupt tail")
         );
 
         // The recovered stream keeps accepting writes, right after the recovered tail.
@@ -760,8 +475,8 @@ async fn run() {
     }
 
     // The acknowledgements of the last post-restart writes are checked by one more read.
-    let shards = shards(&kinesis).await;
-    let log = read_all(&kinesis, &shards).await;
+    let shards = shards(&kinesis, STREAM, SHARDS).await;
+    let log = read_all(&kinesis, STREAM, &shards, PATIENCE).await;
     let (problems, _) = verify(&ledger.lock().unwrap(), &log);
     assert_no_problems(CYCLES, &problems);
 

@@ -11,22 +11,23 @@
 //! may be left in the lake. The kill/restart cycle runs several times on the same data
 //! directory, so recovery itself goes through later crashes.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::Credentials;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use common::kinesis::{
+    ProducerReport, Producers, Stored, client, join_producers, read_all, seq_num, shards,
+    wait_active,
+};
+use common::{Server, ServerLogs};
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -76,155 +77,6 @@ enum Aim {
     Intent,
 }
 
-/// A running `millrace up`. Dropping it kills the process (SIGKILL) and reaps it, so a failed
-/// assertion never leaves a server behind; when dropped during a panic it also prints the tail
-/// of the server's log.
-struct Server {
-    child: Child,
-    kinesis: String,
-    admin: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts the server on `data_dir` and waits for both ready lines (no fixed sleeps).
-    fn start(data_dir: &Path, config: &Path, log: PathBuf) -> Server {
-        let stderr = File::create(&log).expect("creating the server log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("up")
-            .arg("-c")
-            .arg(config)
-            .args([
-                "--kinesis-addr",
-                "127.0.0.1:0",
-                "--admin-addr",
-                "127.0.0.1:0",
-            ])
-            // Delivery's info lines too, so replays of interrupted flushes land in the log.
-            .env(
-                "MILLRACE_LOG",
-                "warn,millrace=info,millrace_stream=info,millrace_delivery=info",
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawning millrace up");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut server = Server {
-            child,
-            kinesis: String::new(),
-            admin: String::new(),
-            log,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            for _ in 0..2 {
-                let mut line = String::new();
-                let read = reader.read_line(&mut line).map(|n| (n, line));
-                let failed = !matches!(read, Ok((n, _)) if n > 0);
-                let _ = tx.send(read.map(|(_, line)| line));
-                if failed {
-                    return;
-                }
-            }
-            // Keep draining so the server never blocks on (or dies of) a full or closed pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let deadline = Instant::now() + PATIENCE;
-        while server.kinesis.is_empty() || server.admin.is_empty() {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(wait) {
-                Ok(Ok(line)) if !line.is_empty() => line,
-                Ok(Ok(_)) => panic!(
-                    "the server closed stdout before its ready lines; log:\n{}",
-                    server.log_tail()
-                ),
-                Ok(Err(e)) => panic!("reading the server's ready lines: {e}"),
-                Err(e) => panic!("no ready lines from the server within {PATIENCE:?}: {e}"),
-            };
-            for word in line.split_whitespace() {
-                if let Some(url) = word.strip_prefix("kinesis=") {
-                    server.kinesis = url.to_owned();
-                } else if let Some(url) = word.strip_prefix("admin=") {
-                    server.admin = url.to_owned();
-                }
-            }
-        }
-        for url in [&server.kinesis, &server.admin] {
-            assert!(url.starts_with("http://127.0.0.1:"), "ready URL {url:?}");
-        }
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL, then reap, so the next incarnation never overlaps with this one.
-    fn kill9(&mut self) {
-        self.child.kill().expect("sending SIGKILL to the server");
-        let status = self.child.wait().expect("reaping the killed server");
-        assert!(!status.success(), "the server exited cleanly: {status}");
-    }
-
-    /// How many interrupted flushes this incarnation replayed (from its log).
-    fn replays(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("replaying an interrupted flush"))
-            .count()
-    }
-
-    fn log_tail(&self) -> String {
-        let Ok(mut f) = File::open(&self.log) else {
-            return String::new();
-        };
-        let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
-        let mut s = String::new();
-        let _ = f.read_to_string(&mut s);
-        s
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- tail of server log {} ---\n{}",
-                self.log.display(),
-                self.log_tail()
-            );
-        }
-    }
-}
-
-async fn client(url: &str) -> Client {
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("t", "t", None, None, "t"))
-        // One attempt: a retried request whose first attempt was stored would legitimately
-        // show up twice, and this test must attribute every duplicate to the server.
-        .retry_config(RetryConfig::standard().with_max_attempts(1))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(20))
-                .build(),
-        )
-        .load()
-        .await;
-    Client::new(&conf)
-}
-
 /// Everything the producers sent and everything the server acknowledged, across all cycles.
 #[derive(Default)]
 struct Ledger {
@@ -232,25 +84,6 @@ struct Ledger {
     sent: HashMap<String, Vec<u8>>,
     /// Record id -> (shard, sequence number) it was acknowledged with.
     acked: HashMap<String, (String, String)>,
-}
-
-/// A record as GetRecords reads it back.
-#[derive(Debug, Clone)]
-struct Stored {
-    seq: String,
-    data: Vec<u8>,
-}
-
-/// A sequence number as a key that orders like the integer it spells. Kinesis sequence numbers
-/// are decimal strings too big for a u128 (ours have 40 digits), so compare them by length,
-/// then lexicographically, after dropping leading zeros.
-fn seq_num(seq: &str) -> (usize, &str) {
-    assert!(
-        !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()),
-        "sequence number {seq:?} is not a decimal integer"
-    );
-    let trimmed = seq.trim_start_matches('0');
-    (trimmed.len(), trimmed)
 }
 
 /// The `id` field of a JSON record (any other fields are skipped).
@@ -280,13 +113,6 @@ fn make_record(rng: &mut StdRng, id: &str) -> Vec<u8> {
     serde_json::json!({ "id": id, "pad": pad })
         .to_string()
         .into_bytes()
-}
-
-#[derive(Debug, Default)]
-struct ProducerReport {
-    acked: usize,
-    failed_in_batch: usize,
-    error: Option<String>,
 }
 
 /// Sends PutRecords batches of `BATCH` records (paced by `PACE`) until a request fails (the
@@ -322,150 +148,23 @@ async fn produce(
             );
             ids.push(id);
         }
-        match client
+        let answer = client
             .put_records()
             .stream_name(STREAM)
             .set_records(Some(entries))
             .send()
-            .await
-        {
-            Ok(out) => {
-                assert_eq!(
-                    out.records().len(),
-                    ids.len(),
-                    "PutRecords must answer every record"
-                );
-                let mut l = ledger.lock().unwrap();
-                for (id, r) in ids.into_iter().zip(out.records()) {
-                    match (r.error_code(), r.shard_id(), r.sequence_number()) {
-                        (None, Some(shard), Some(seq)) => {
-                            l.acked.insert(id, (shard.to_owned(), seq.to_owned()));
-                            report.acked += 1;
-                            acked_now.fetch_add(1, Ordering::SeqCst);
-                        }
-                        _ => report.failed_in_batch += 1,
-                    }
-                }
-            }
-            Err(e) => {
-                report.error = Some(aws_sdk_kinesis::error::DisplayErrorContext(e).to_string());
-                break;
-            }
+            .await;
+        let sent = {
+            let mut l = ledger.lock().unwrap();
+            report.put_records_answer(ids, answer, &acked_now, |id, shard, seq| {
+                l.acked.insert(id, (shard.to_owned(), seq.to_owned()));
+            })
+        };
+        if !sent {
+            break;
         }
     }
     report
-}
-
-async fn wait_active(client: &Client) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let out = client
-            .describe_stream_summary()
-            .stream_name(STREAM)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
-        let summary = out
-            .stream_description_summary()
-            .expect("a stream description");
-        if summary.stream_status() == &StreamStatus::Active {
-            assert_eq!(summary.open_shard_count(), SHARDS as i32);
-            return;
-        }
-        assert!(Instant::now() < deadline, "stream never became ACTIVE");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The stream's shards: (shard id, starting hash key), in shard order.
-async fn shards(client: &Client) -> Vec<(String, String)> {
-    let out = client
-        .list_shards()
-        .stream_name(STREAM)
-        .send()
-        .await
-        .expect("ListShards");
-    let shards: Vec<(String, String)> = out
-        .shards()
-        .iter()
-        .map(|s| {
-            let range = s.hash_key_range().expect("a hash key range");
-            (
-                s.shard_id().to_owned(),
-                range.starting_hash_key().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(shards.len(), SHARDS, "shards: {shards:?}");
-    assert!(out.next_token().is_none(), "all shards fit one page");
-    shards
-}
-
-/// Reads one shard from TRIM_HORIZON until caught up: an empty page with MillisBehindLatest 0.
-async fn read_shard(client: &Client, shard: &str) -> Vec<Stored> {
-    let mut iterator = client
-        .get_shard_iterator()
-        .stream_name(STREAM)
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "GetShardIterator on {shard}: {}",
-                aws_sdk_kinesis::error::DisplayErrorContext(e)
-            )
-        })
-        .shard_iterator()
-        .expect("an iterator")
-        .to_owned();
-    let deadline = Instant::now() + PATIENCE;
-    let mut records = Vec::new();
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "reading {shard} did not catch up within {PATIENCE:?}"
-        );
-        let out = client
-            .get_records()
-            .shard_iterator(&iterator)
-            .limit(10_000)
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "GetRecords on {shard}: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(e)
-                )
-            });
-        let page = out.records();
-        let behind = out.millis_behind_latest();
-        for r in page {
-            records.push(Stored {
-                seq: r.sequence_number().to_owned(),
-                data: r.data().as_ref().to_vec(),
-            });
-        }
-        if page.is_empty() && behind == Some(0) {
-            return records;
-        }
-        iterator = out
-            .next_shard_iterator()
-            .unwrap_or_else(|| panic!("{shard}: an open shard always has a next iterator"))
-            .to_owned();
-    }
-}
-
-/// Every shard's full content, from TRIM_HORIZON.
-async fn read_stream(
-    client: &Client,
-    shards: &[(String, String)],
-) -> BTreeMap<String, Vec<Stored>> {
-    let mut out = BTreeMap::new();
-    for (shard, _) in shards {
-        out.insert(shard.clone(), read_shard(client, shard).await);
-    }
-    out
 }
 
 /// Every file under `dir` (recursively), skipping entries that vanish while we look.
@@ -736,7 +435,7 @@ async fn wait_delivered(lake: &Path, ledger: &Mutex<Ledger>, cycle: usize, serve
             return;
         }
         if Instant::now() >= deadline {
-            let status = admin_status(&server.admin).await;
+            let status = admin_status(server.url("admin")).await;
             panic!(
                 "cycle {cycle}: {} acknowledged record(s) not in the lake after {PATIENCE:?}, \
                  e.g. {:?}; /status: {status}",
@@ -1015,22 +714,37 @@ async fn run() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data_dir = tmp.path().join("data");
     let lake = data_dir.join("lake");
-    let logs = tmp.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let mut logs = ServerLogs::new(tmp.path().join("logs"));
     let config = tmp.path().join("millrace.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let started = Instant::now();
 
-    let mut incarnation = 0usize;
     let mut start = |data_dir: &Path| {
-        incarnation += 1;
-        let log = logs.join(format!("server-{incarnation}.log"));
-        tokio::task::block_in_place(|| Server::start(data_dir, &config, log))
+        let log = logs.next();
+        let args = [
+            OsStr::new("-c"),
+            config.as_os_str(),
+            OsStr::new("--kinesis-addr"),
+            OsStr::new("127.0.0.1:0"),
+            OsStr::new("--admin-addr"),
+            OsStr::new("127.0.0.1:0"),
+        ];
+        tokio::task::block_in_place(|| {
+            Server::start(
+                data_dir,
+                args,
+                // Delivery's info lines too, so replays of interrupted flushes land in the log.
+                Some("warn,millrace=info,millrace_stream=info,millrace_delivery=info"),
+                &["kinesis", "admin"],
+                PATIENCE,
+                log,
+            )
+        })
     };
 
     let mut server = start(&data_dir);
-    let mut kinesis = client(&server.kinesis).await;
-    wait_active(&kinesis).await;
+    let mut kinesis = client(server.url("kinesis")).await;
+    wait_active(&kinesis, STREAM, SHARDS, PATIENCE).await;
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut killed_pids = Vec::new();
@@ -1045,24 +759,13 @@ async fn run() {
         let (objects_before, old_staging) = look_at_lake(&lake);
 
         // Load, then kill -9 while delivery is flushing.
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked_now = Arc::new(AtomicUsize::new(0));
-        let producers: Vec<_> = (0..PRODUCERS)
-            .map(|p| {
-                tokio::spawn(produce(
-                    p,
-                    cycle,
-                    kinesis.clone(),
-                    ledger.clone(),
-                    acked_now.clone(),
-                    stop.clone(),
-                ))
-            })
-            .collect();
+        let producers = Producers::spawn(PRODUCERS, |p, acked_now, stop| {
+            produce(p, cycle, kinesis.clone(), ledger.clone(), acked_now, stop)
+        });
         tokio::time::sleep(LOAD).await;
         let caught = tokio::task::block_in_place(|| {
             let caught = wait_for_flush(&data_dir, aim, objects_before, &old_staging, cycle);
-            let still_running = producers.iter().filter(|h| !h.is_finished()).count();
+            let still_running = producers.still_running();
             killed_pids.push(server.pid());
             server.kill9();
             assert_eq!(
@@ -1071,22 +774,14 @@ async fn run() {
             );
             caught
         });
-        stop.store(true, Ordering::SeqCst);
+        producers.stop.store(true, Ordering::SeqCst);
         let killed_after = cycle_started.elapsed();
-        let mut reports = Vec::new();
-        for (p, h) in producers.into_iter().enumerate() {
-            let report = tokio::time::timeout(PATIENCE, h)
-                .await
-                .unwrap_or_else(|_| panic!("cycle {cycle}: producer {p} did not stop"))
-                .unwrap_or_else(|e| panic!("cycle {cycle}: producer {p} panicked: {e}"));
-            reports.push(report);
-        }
-        let acked_this_cycle: usize = reports.iter().map(|r| r.acked).sum();
-        let failed_in_flight = reports.iter().filter(|r| r.error.is_some()).count();
-        let failed_in_batch: usize = reports.iter().map(|r| r.failed_in_batch).sum();
+        let totals = join_producers(producers.handles, cycle, PATIENCE).await;
+        let acked_this_cycle = totals.acked;
         assert!(
             acked_this_cycle > 0,
-            "cycle {cycle}: nothing acknowledged: {reports:?}"
+            "cycle {cycle}: nothing acknowledged: {:?}",
+            totals.reports
         );
         // What the kill interrupted, as left on disk.
         let (objects_at_kill, staging) = look_at_lake(&lake);
@@ -1100,17 +795,17 @@ async fn run() {
         // Restart on the same data dir, write once more, and wait for the lake to catch up.
         let restarted = Instant::now();
         server = start(&data_dir);
-        kinesis = client(&server.kinesis).await;
-        wait_active(&kinesis).await;
-        let shards = shards(&kinesis).await;
+        kinesis = client(server.url("kinesis")).await;
+        wait_active(&kinesis, STREAM, SHARDS, PATIENCE).await;
+        let shards = shards(&kinesis, STREAM, SHARDS).await;
         write_after_restart(&kinesis, cycle, &shards, &ledger).await;
         wait_delivered(&lake, &ledger, cycle, &server).await;
         let delivered_after = restarted.elapsed();
         tokio::time::sleep(SETTLE).await;
         let checked = Instant::now();
 
-        let stream = read_stream(&kinesis, &shards).await;
-        let status = admin_status(&server.admin).await;
+        let stream = read_all(&kinesis, STREAM, &shards, PATIENCE).await;
+        let status = admin_status(server.url("admin")).await;
         let scan = tokio::task::block_in_place(|| scan_lake(&lake));
         let cps = checkpoints(&data_dir);
         let problems = verify(
@@ -1125,8 +820,8 @@ async fn run() {
         let lines: usize = scan.objects.iter().map(|o| o.lines.len()).sum();
         eprintln!(
             "cycle {cycle}: aimed at {aim:?} ({}); {acked_this_cycle} acknowledged this cycle, \
-             {} in total; {failed_in_flight} producer(s) saw the kill as a failed request, \
-             {failed_in_batch} record(s) rejected inside PutRecords; at the kill: \
+             {} in total; {} producer(s) saw the kill as a failed request, {} record(s) \
+             rejected inside PutRecords; at the kill: \
              {objects_at_kill} objects, {staging_at_kill} new staging file(s), {intents_at_kill} \
              intent(s); the restart replayed {} flush(es); now {stored} records in the \
              stream, {lines} lines in {} objects; killed after {killed_after:.1?}, all \
@@ -1134,7 +829,9 @@ async fn run() {
              checked in {:.1?}",
             if caught { "caught" } else { "missed" },
             ledger.lock().unwrap().acked.len(),
-            server.replays(),
+            totals.failed_in_flight,
+            totals.failed_in_batch,
+            server.log_count("replaying an interrupted flush"),
             scan.objects.len(),
             checked.elapsed()
         );

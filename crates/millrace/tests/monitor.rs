@@ -3,43 +3,19 @@
 //! exit 3 with --fail-on-drift); and a running endpoint fed shifted records, whose /metrics
 //! raise the flag and whose saved report `millrace monitor NAME` prints.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-fn millrace() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_millrace"))
-}
-
-fn shared(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(name)
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{TELCO_CSV, millrace, read_csv, start_endpoint, write_csv};
 
 fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) {
-    let mut w = csv::Writer::from_path(path).unwrap();
-    w.write_record(header).unwrap();
-    for r in rows {
-        w.write_record(r).unwrap();
-    }
-    w.flush().unwrap();
 }
 
 /// Charges ×1.6 + 20, tenure + 24 months, four in five customers on two-year contracts.
@@ -78,12 +54,7 @@ fn monitor(data: &Path, args: &[&str]) -> Output {
 async fn monitor_flags_a_shifted_copy_and_not_the_data_itself() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut r = csv::Reader::from_path(shared("telco-customer-churn.csv")).unwrap();
-    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
-    let rows: Vec<Vec<String>> = r
-        .records()
-        .map(|x| x.unwrap().iter().map(str::to_owned).collect())
-        .collect();
+    let (header, rows) = read_csv(TELCO_CSV);
     let (train_rows, new_rows) = rows.split_at(rows.len() - 1500);
     let train_csv = dir.path().join("train.csv");
     write_csv(&train_csv, &header, train_rows);
@@ -173,32 +144,17 @@ async fn monitor_flags_a_shifted_copy_and_not_the_data_itself() {
     std::fs::remove_dir_all(&v2).unwrap();
 
     // A running endpoint fed shifted records.
-    let mut child = millrace()
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "endpoint",
+    let (_running, url) = start_endpoint(
+        &data,
+        &[
             "--model",
             "churn",
             "--addr",
             "127.0.0.1:0",
             "--drift-save-interval",
             "100ms",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _running = Running(child);
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+        ],
+    );
     let client = reqwest::Client::new();
     let churn = header.iter().position(|h| h == "Churn").unwrap();
     let records: Vec<serde_json::Value> = moved_rows[..400]

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bins::Binned;
-use super::tree::{Node, Parent, Tree, link};
+use super::tree::{Node, Parent, Tree, importance, link};
 use super::{class_of, outputs};
 use crate::linear::{Loss, Matrix};
 use crate::rng::Rng;
@@ -620,11 +620,7 @@ impl Forest {
 
     /// Total impurity decrease per feature (one entry per training column).
     pub fn importance(&self) -> Vec<f64> {
-        let mut imp = vec![0.0; self.cols];
-        for t in &self.trees {
-            t.add_importance(&mut imp);
-        }
-        imp
+        importance(&self.trees, self.cols)
     }
 }
 

@@ -13,7 +13,7 @@ use std::ops::{Add, Sub};
 use serde::{Deserialize, Serialize};
 
 use super::bins::Binned;
-use super::tree::{Node, Parent, Tree, link};
+use super::tree::{Node, Parent, Tree, importance, link};
 use super::{class_of, outputs, sigmoid, softmax};
 use crate::linear::{Loss, Matrix};
 use crate::rng::Rng;
@@ -809,11 +809,7 @@ impl Gbdt {
 
     /// Total split gain per feature (one entry per training column).
     pub fn importance(&self) -> Vec<f64> {
-        let mut imp = vec![0.0; self.cols];
-        for t in &self.trees {
-            t.add_importance(&mut imp);
-        }
-        imp
+        importance(&self.trees, self.cols)
     }
 }
 

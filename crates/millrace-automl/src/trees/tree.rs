@@ -53,6 +53,16 @@ impl Tree {
     }
 }
 
+/// The summed split gain per feature of `trees` (one entry per training column): the
+/// importance boosting and forests both report.
+pub(crate) fn importance(trees: &[Tree], cols: usize) -> Vec<f64> {
+    let mut imp = vec![0.0; cols];
+    for t in trees {
+        t.add_importance(&mut imp);
+    }
+    imp
+}
+
 /// Where a pending leaf hangs: its parent node and whether it is the left child.
 pub(crate) type Parent = Option<(usize, bool)>;
 

@@ -3,10 +3,10 @@ use crate::iterator::Position;
 use crate::protocol::Out;
 use crate::request::Request;
 use crate::server::Gateway;
+use millrace_stream::limits::{GET_RECORDS_MAX_BYTES, GET_RECORDS_MAX_RECORDS};
 
 /// Kinesis caps one GetRecords response at 10,000 records and 10 MiB.
-const MAX_RECORDS: i64 = 10_000;
-const MAX_BYTES: usize = 10 * 1024 * 1024;
+const MAX_RECORDS: i64 = GET_RECORDS_MAX_RECORDS as i64;
 
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let token = req.str("ShardIterator")?;
@@ -26,7 +26,11 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         .ok_or_else(|| ApiError::invalid("Invalid ShardIterator: unknown shard"))?;
     let from = pos.counter;
     let batch = gw
-        .blocking(move |_| shard.read(from, limit, MAX_BYTES).map_err(ApiError::from))
+        .blocking(move |_| {
+            shard
+                .read(from, limit, GET_RECORDS_MAX_BYTES)
+                .map_err(ApiError::from)
+        })
         .await?;
     let behind = if batch.next >= batch.tip {
         0

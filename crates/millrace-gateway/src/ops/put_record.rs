@@ -1,5 +1,6 @@
 use bytes::Bytes;
-use millrace_stream::{MAX_RECORD_BYTES, PutInput};
+use millrace_stream::PutInput;
+use millrace_stream::limits::RECORD_MAX_DATA_BYTES;
 use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
@@ -38,11 +39,11 @@ pub(crate) fn record_input(
     explicit_hash_key: Option<&str>,
     data: Vec<u8>,
 ) -> Result<PutInput, ApiError> {
-    if data.len() > MAX_RECORD_BYTES {
+    if data.len() > RECORD_MAX_DATA_BYTES {
         return Err(ApiError::validation(
             "data",
             &format!("<{} bytes>", data.len()),
-            &format!("Member must have length less than or equal to {MAX_RECORD_BYTES}"),
+            &format!("Member must have length less than or equal to {RECORD_MAX_DATA_BYTES}"),
         ));
     }
     let key = match partition_key {

@@ -1,3 +1,4 @@
+use millrace_stream::limits::{PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -7,10 +8,6 @@ use crate::server::Gateway;
 
 use super::put_record::record_input;
 
-/// Kinesis limits for one PutRecords call.
-const MAX_RECORDS: usize = 500;
-const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
-
 /// PutRecords: validates the whole request (any invalid record rejects the call, as Kinesis
 /// does), then appends; a record that fails to be stored is reported in its own slot.
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
@@ -18,11 +15,11 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let records = req
         .opt_list("Records")?
         .ok_or_else(|| Request::missing("Records"))?;
-    if records.is_empty() || records.len() > MAX_RECORDS {
+    if records.is_empty() || records.len() > PUT_RECORDS_MAX_RECORDS {
         let constraint = if records.is_empty() {
             "Member must have length greater than or equal to 1".to_owned()
         } else {
-            format!("Member must have length less than or equal to {MAX_RECORDS}")
+            format!("Member must have length less than or equal to {PUT_RECORDS_MAX_RECORDS}")
         };
         return Err(ApiError::validation(
             "records",
@@ -71,7 +68,7 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         total += input.data.len() + input.partition_key.len();
         inputs.push(input);
     }
-    if total > MAX_REQUEST_BYTES {
+    if total > PUT_RECORDS_MAX_BYTES {
         return Err(ApiError::invalid(format!(
             "Records size exceeds 5 MB limit: the request carries {total} bytes of data and \
              partition keys"

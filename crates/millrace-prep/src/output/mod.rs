@@ -1,23 +1,22 @@
 //! Writing a query result into a lake folder as Parquet (zstd) or CSV files, optionally split
-//! into Hive partition folders. Files are encoded on blocking threads and each is committed as
-//! one atomic object; the dataset itself changes only when the caller commits the manifest.
+//! into Hive partition folders. Files are encoded on blocking threads and each is put as one
+//! atomic object through the dataset's [`DatasetWriter`]; the dataset itself changes only when
+//! the caller commits the manifest.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
-use bytes::Bytes;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
-use millrace_lake::Lake;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::dataset::DatasetWriter;
 use crate::error::{PrepError, Result};
 use crate::job::OutputFormat;
 use crate::location::{NULL_PARTITION, escape};
-use crate::manifest::DataFile;
 
 mod parquet_file;
 use parquet_file::ParallelParquet;
@@ -82,21 +81,19 @@ struct OpenFile {
     rows: u64,
 }
 
-/// Where files go and what they are called.
-pub struct DatasetWriter {
-    pub lake: Lake,
-    /// `prefix/` of the dataset.
-    pub folder: String,
-    pub run_id: String,
+/// How a query result is laid out in files.
+pub struct ResultWriter {
     pub format: OutputFormat,
     pub partition_by: Vec<String>,
 }
 
-impl DatasetWriter {
-    /// Streams `df` into files and returns them (not yet part of the dataset).
-    pub async fn write(&self, df: DataFrame) -> Result<Vec<DataFile>> {
+impl ResultWriter {
+    /// Streams `df` into parts of `dataset` (listed by `dataset.files()`, not yet part of the
+    /// dataset).
+    pub async fn write(&self, df: DataFrame, dataset: &mut DatasetWriter) -> Result<()> {
+        let path = format!("{}/{}", dataset.lake().url(), dataset.folder());
         let out_err = |message: String| PrepError::Output {
-            path: format!("{}/{}", self.lake.url(), self.folder),
+            path: path.clone(),
             message,
         };
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -130,8 +127,6 @@ impl DatasetWriter {
         let mut stream = datafusion::physical_plan::execute_stream(plan, task)
             .map_err(PrepError::df("running the output query"))?;
         let mut open: BTreeMap<String, OpenFile> = BTreeMap::new();
-        let mut done = Vec::new();
-        let mut seq = 0usize;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(PrepError::df("running the output query"))?;
             for (dir, rows) in split(&batch, &part_idx)? {
@@ -156,14 +151,13 @@ impl DatasetWriter {
                 .await
                 .map_err(|e| out_err(e.to_string()))??;
                 if file.encoder.size() >= TARGET_FILE_BYTES {
-                    done.push(self.commit_file(&dir, seq, file).await?);
-                    seq += 1;
+                    self.put_file(dataset, &dir, file).await?;
                 } else {
                     open.insert(dir, file);
                 }
             }
         }
-        if open.is_empty() && done.is_empty() && part_idx.is_empty() {
+        if open.is_empty() && dataset.files().is_empty() && part_idx.is_empty() {
             // An empty result is still a dataset with a schema.
             open.insert(
                 String::new(),
@@ -174,35 +168,25 @@ impl DatasetWriter {
             );
         }
         for (dir, file) in open {
-            done.push(self.commit_file(&dir, seq, file).await?);
-            seq += 1;
+            self.put_file(dataset, &dir, file).await?;
         }
-        Ok(done)
+        Ok(())
     }
 
-    async fn commit_file(&self, dir: &str, seq: usize, file: OpenFile) -> Result<DataFile> {
+    async fn put_file(&self, dataset: &mut DatasetWriter, dir: &str, file: OpenFile) -> Result<()> {
         let rows = file.rows;
         let bytes = tokio::task::spawn_blocking(move || file.encoder.finish())
             .await
             .map_err(|e| PrepError::Output {
-                path: self.folder.clone(),
+                path: dataset.folder().to_owned(),
                 message: e.to_string(),
             })??;
         let ext = match self.format {
             OutputFormat::Parquet => "parquet",
             OutputFormat::Csv => "csv",
         };
-        let key = format!("{dir}part-{}-{seq:05}.{ext}", self.run_id);
-        let size = bytes.len() as u64;
-        self.lake
-            .put(&format!("{}{key}", self.folder), Bytes::from(bytes))
-            .await?;
-        Ok(DataFile {
-            key,
-            rows,
-            bytes: size,
-            run_id: self.run_id.clone(),
-        })
+        dataset.put_part(dir, ext, bytes, rows).await?;
+        Ok(())
     }
 }
 

@@ -21,8 +21,8 @@ pub struct ScoreCheckpoint {
     pub errors: u64,
 }
 
-/// The scorer's checkpoints: delivery's per-shard checkpoint folder holding [`ScoreCheckpoint`]s.
-pub type CheckpointDir = millrace_delivery::checkpoint::CheckpointDir<ScoreCheckpoint>;
+/// The scorer's checkpoints: one [`ScoreCheckpoint`] per input shard.
+pub type CheckpointDir = millrace_io::CheckpointDir<ScoreCheckpoint>;
 
 /// `STATE/scoring/NAME/`.
 pub fn checkpoint_dir(state_dir: &Path, scorer: &str) -> CheckpointDir {

@@ -9,7 +9,6 @@
 //! (`source_shard`, `source_sequence`) are skipped, the rest scored.
 
 pub mod checkpoint;
-pub mod streams;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -20,8 +19,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use millrace_automl::Task;
-use millrace_delivery::checkpoint::seq_cmp;
-use millrace_delivery::source::SourceRecord;
+use millrace_common::time::{now_ms, rfc3339};
+use millrace_io::sink::{Retry, put_all};
+use millrace_io::{Placed, RecordSink, RecordSource, SinkRecord, SourceRecord, Streams, seq_cmp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
@@ -31,7 +31,6 @@ use crate::error::ServeError;
 use crate::input::{self, Format, Record};
 use crate::registry::Registry;
 use checkpoint::{CheckpointDir, ScoreCheckpoint, checkpoint_dir};
-use streams::{OutRecord, Placed, Streams};
 
 /// One `[[scoring]]` table of `millrace.toml` (or the `millrace score` flags).
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +111,13 @@ pub struct ScoreMetrics {
     pub last_arrival_ms: AtomicI64,
     /// When (ms) the newest output was acknowledged.
     pub last_scored_ms: AtomicI64,
+}
+
+/// Where a scorer puts its outputs: predictions and unscorable records.
+#[derive(Clone)]
+struct Sinks {
+    out: Arc<dyn RecordSink>,
+    errors: Arc<dyn RecordSink>,
 }
 
 /// A configured scorer, ready to run.
@@ -262,13 +268,17 @@ impl Scorer {
                 self.config.stream
             )));
         }
-        self.streams.ensure(&self.config.to_stream).await?;
-        self.streams.ensure(&self.error_stream).await?;
+        for out in [&self.config.to_stream, &self.error_stream] {
+            if self.streams.ensure(out, None).await? {
+                tracing::debug!(stream = %out, "created output stream");
+            }
+        }
         let source = self.streams.source(&self.config.stream)?;
-        let shards = source
-            .shards()
-            .await
-            .map_err(|e| ServeError::Stream(e.to_string()))?;
+        let sinks = Sinks {
+            out: self.streams.sink(&self.config.to_stream)?,
+            errors: self.streams.sink(&self.error_stream)?,
+        };
+        let shards = source.shards().await?;
         let reloader = {
             let me = self.clone();
             tokio::spawn(async move {
@@ -285,8 +295,11 @@ impl Scorer {
         for shard in shards {
             let me = self.clone();
             let shutdown = shutdown.clone();
-            let source = source.clone();
-            tasks.spawn(async move { me.shard_loop(&shard, &*source, mode, shutdown).await });
+            let (source, sinks) = (source.clone(), sinks.clone());
+            tasks.spawn(async move {
+                me.shard_loop(&shard, &*source, &sinks, mode, shutdown)
+                    .await
+            });
         }
         let mut first_err = None;
         while let Some(res) = tasks.join_next().await {
@@ -303,7 +316,8 @@ impl Scorer {
     async fn shard_loop(
         &self,
         shard: &str,
-        source: &dyn millrace_delivery::source::RecordSource,
+        source: &dyn RecordSource,
+        sinks: &Sinks,
         mode: RunMode,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), ServeError> {
@@ -311,7 +325,8 @@ impl Scorer {
         let sh = shard.to_owned();
         let mut cp = tokio::task::spawn_blocking(move || checkpoints.load(&sh))
             .await
-            .map_err(|e| ServeError::Stream(e.to_string()))??;
+            .map_err(|e| ServeError::Stream(e.to_string()))?
+            .map_err(ServeError::Checkpoint)?;
         // Outputs put after the checkpoint (a crash between put and checkpoint).
         let mut answered = self.answered_since(shard, &cp).await?;
         if !answered.is_empty() {
@@ -335,13 +350,13 @@ impl Scorer {
                 b = source.read(shard, cp.scored.as_deref(), wait) => {
                     match b {
                         Ok(b) => b,
-                        Err(e) => break Err(ServeError::Stream(e.to_string())),
+                        Err(e) => break Err(ServeError::StreamIo(e)),
                     }
                 }
                 _ = shutdown.changed() => break Ok(()),
             };
             for chunk in batch.records.chunks(CHUNK) {
-                self.score_chunk(shard, chunk, &mut cp, &mut answered)
+                self.score_chunk(shard, chunk, sinks, &mut cp, &mut answered)
                     .await?;
             }
             if cp != stored && stored_at.elapsed() >= CHECKPOINT_EVERY {
@@ -366,7 +381,8 @@ impl Scorer {
         let (checkpoints, sh, snapshot) = (self.checkpoints.clone(), shard.to_owned(), cp.clone());
         tokio::task::spawn_blocking(move || checkpoints.store(&sh, &snapshot))
             .await
-            .map_err(|e| ServeError::Stream(e.to_string()))??;
+            .map_err(|e| ServeError::Stream(e.to_string()))?
+            .map_err(ServeError::Checkpoint)?;
         Ok(())
     }
 
@@ -379,17 +395,11 @@ impl Scorer {
         let mut answered = HashSet::new();
         for out in [&self.config.to_stream, &self.error_stream] {
             let src = self.streams.source(out)?;
-            let out_shards = src
-                .shards()
-                .await
-                .map_err(|e| ServeError::Stream(e.to_string()))?;
+            let out_shards = src.shards().await?;
             for os in out_shards {
                 let mut after = cp.marks.get(&format!("{out}/{os}")).cloned();
                 loop {
-                    let b = src
-                        .read(&os, after.as_deref(), Duration::ZERO)
-                        .await
-                        .map_err(|e| ServeError::Stream(e.to_string()))?;
+                    let b = src.read(&os, after.as_deref(), Duration::ZERO).await?;
                     for r in &b.records {
                         if let Ok(v) = serde_json::from_slice::<Value>(&r.data)
                             && v.get("source_stream").and_then(Value::as_str)
@@ -417,6 +427,7 @@ impl Scorer {
         &self,
         shard: &str,
         chunk: &[SourceRecord],
+        sinks: &Sinks,
         cp: &mut ScoreCheckpoint,
         answered: &mut HashSet<String>,
     ) -> Result<(), ServeError> {
@@ -451,8 +462,8 @@ impl Scorer {
         let recovered = (chunk.len() - todo_len) as u64;
         let (n_out, n_err) = (outs.len() as u64 + recovered, errs.len() as u64);
         let (placed_out, placed_err) = tokio::try_join!(
-            self.streams.put(&self.config.to_stream, outs),
-            self.streams.put(&self.error_stream, errs)
+            put_all(&*sinks.out, &outs, Retry::default()),
+            put_all(&*sinks.errors, &errs, Retry::default())
         )?;
         crash_point();
         mark(&mut cp.marks, &self.config.to_stream, &placed_out);
@@ -495,10 +506,10 @@ fn crash_point() {
 /// Advances each `STREAM/SHARD` mark to the newest sequence number put there.
 fn mark(marks: &mut std::collections::BTreeMap<String, String>, stream: &str, placed: &[Placed]) {
     let mut newest: HashMap<&str, &str> = HashMap::new();
-    for (shard, seq) in placed {
-        let e = newest.entry(shard.as_str()).or_insert(seq.as_str());
-        if seq_cmp(seq, e).is_gt() {
-            *e = seq.as_str();
+    for Placed { shard, sequence } in placed {
+        let e = newest.entry(shard.as_str()).or_insert(sequence.as_str());
+        if seq_cmp(sequence, e).is_gt() {
+            *e = sequence.as_str();
         }
     }
     for (shard, seq) in newest {
@@ -519,7 +530,7 @@ pub fn score_records(
     shard: &str,
     id_fields: Option<&[String]>,
     records: &[SourceRecord],
-) -> (Vec<OutRecord>, Vec<OutRecord>) {
+) -> (Vec<SinkRecord>, Vec<SinkRecord>) {
     let mut errs = Vec::new();
     // The parsed records and, beside them, where each came from (no copy of the records).
     let mut srcs: Vec<&SourceRecord> = Vec::with_capacity(records.len());
@@ -581,7 +592,7 @@ pub fn score_records(
         m.insert("model_version".into(), Value::from(loaded.version));
         m.insert("scored_at".into(), Value::from(scored_at.clone()));
         source_fields(&mut m, stream, shard, src);
-        outs.push(OutRecord {
+        outs.push(SinkRecord {
             partition_key: src.partition_key.clone(),
             data: Bytes::from(Value::Object(m).to_string()),
         });
@@ -629,7 +640,7 @@ fn error_record(
     src: &SourceRecord,
     reason: &str,
     loaded: &Loaded,
-) -> OutRecord {
+) -> SinkRecord {
     let mut m = Map::new();
     m.insert("error".into(), Value::from(reason));
     m.insert("model".into(), Value::from(loaded.name.clone()));
@@ -651,39 +662,10 @@ fn error_record(
             )
         }
     };
-    OutRecord {
+    SinkRecord {
         partition_key: src.partition_key.clone(),
         data: Bytes::from(Value::Object(m).to_string()),
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Milliseconds since the epoch as RFC 3339 UTC (`2026-11-26T01:02:03.456Z`).
-pub fn rfc3339(ms: i64) -> String {
-    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (proleptic Gregorian, era arithmetic).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
@@ -691,21 +673,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_764_079_200_123), "2025-11-25T14:00:00.123Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
-
-    #[test]
     fn marks_keep_the_newest() {
         let mut marks = std::collections::BTreeMap::new();
-        mark(
-            &mut marks,
-            "out",
-            &[("s0".into(), "9".into()), ("s0".into(), "12".into())],
-        );
-        mark(&mut marks, "out", &[("s0".into(), "10".into())]);
+        let at = |seq: &str| Placed {
+            shard: "s0".into(),
+            sequence: seq.into(),
+        };
+        mark(&mut marks, "out", &[at("9"), at("12")]);
+        mark(&mut marks, "out", &[at("10")]);
         assert_eq!(marks["out/s0"], "12");
     }
 

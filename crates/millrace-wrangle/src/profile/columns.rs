@@ -5,13 +5,14 @@
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 
-use super::stats::{FxHashMap, quantile_sorted};
+use super::stats::FxHashMap;
 use super::{
     CategoryCounts, ColumnKind, ColumnProfile, Histogram, NumericStats, ProfileError, Quantiles,
     ValueCount,
 };
+use crate::stats::quantile;
 
-/// Code for a missing value in `Column::cat` and `Column::raw_codes`.
+/// Code for a missing value in `DecodedColumn::cat` and `DecodedColumn::raw_codes`.
 pub const MISSING: u32 = u32::MAX;
 /// A string column is numeric when at least this share of its non-blank values parse.
 pub const NUMERIC_PARSE_SHARE: f64 = 0.95;
@@ -21,7 +22,7 @@ pub const TOP_K_CATEGORIES: usize = 20;
 pub const HISTOGRAM_BINS: usize = 20;
 
 /// One decoded column (all rows).
-pub struct Column {
+pub struct DecodedColumn {
     pub name: String,
     pub arrow_type: String,
     pub kind: ColumnKind,
@@ -41,7 +42,7 @@ pub struct Column {
     pub mismatched_examples: Vec<String>,
 }
 
-impl Column {
+impl DecodedColumn {
     /// Whether row `i` has a value in the column's view.
     pub fn present(&self, i: usize) -> bool {
         match self.kind {
@@ -66,12 +67,12 @@ pub fn decode(
     data_type: &DataType,
     arrays: &[ArrayRef],
     rows: usize,
-) -> Result<Column, ProfileError> {
+) -> Result<DecodedColumn, ProfileError> {
     let arrow_err = |source| ProfileError::Arrow {
         column: name.to_string(),
         source,
     };
-    let mut col = Column {
+    let mut col = DecodedColumn {
         name: name.to_string(),
         arrow_type: data_type.to_string(),
         kind: ColumnKind::Categorical,
@@ -140,7 +141,7 @@ pub fn decode(
     Ok(col)
 }
 
-fn decode_strings(col: &mut Column, arrays: &[ArrayRef], rows: usize) {
+fn decode_strings(col: &mut DecodedColumn, arrays: &[ArrayRef], rows: usize) {
     let mut dict: FxHashMap<&str, u32> = FxHashMap::default();
     let mut labels: Vec<&str> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
@@ -245,7 +246,7 @@ pub fn fmt_num(v: f64) -> String {
 }
 
 /// The column's statistics (all rows).
-pub fn column_profile(col: &Column) -> ColumnProfile {
+pub fn column_profile(col: &DecodedColumn) -> ColumnProfile {
     let rows = match col.kind {
         ColumnKind::Numeric => col.num.len(),
         ColumnKind::Categorical => col.cat.len(),
@@ -369,7 +370,7 @@ fn numeric_stats(v: &[f64]) -> Option<NumericStats> {
     } else {
         None
     };
-    let q = |p| quantile_sorted(v, p);
+    let q = |p| quantile(v, p);
     let quantiles = Quantiles {
         p1: q(0.01),
         p5: q(0.05),
@@ -430,7 +431,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Rows that repeat an earlier row exactly, by a 128-bit hash of each row's raw values.
-pub fn count_duplicate_rows(cols: &[Column], rows: usize) -> usize {
+pub fn count_duplicate_rows(cols: &[DecodedColumn], rows: usize) -> usize {
     let mut h1 = vec![0x243F_6A88_85A3_08D3u64; rows];
     let mut h2 = vec![0x1319_8A2E_0370_7344u64; rows];
     for (ci, col) in cols.iter().enumerate() {

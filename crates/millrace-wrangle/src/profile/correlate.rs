@@ -1,7 +1,7 @@
 //! Correlation matrices on the row sample: Pearson and Spearman among numeric columns, Cramér's
 //! V among categorical columns with few enough categories.
 
-use super::columns::{Column, MISSING};
+use super::columns::{DecodedColumn, MISSING};
 use super::stats::{average_ranks, par_map, pearson};
 use super::{ColumnKind, ColumnProfile, Correlations};
 
@@ -30,7 +30,7 @@ fn symmetric<T: Sync>(items: &[T], f: impl Fn(&T, &T) -> Option<f64> + Sync) -> 
 }
 
 pub fn correlations(
-    cols: &[Column],
+    cols: &[DecodedColumn],
     profiles: &[ColumnProfile],
     id_like: &[bool],
     sample: &[usize],

@@ -2,13 +2,14 @@
 //! Newton's method on standardized numerics + one-hot categoricals, scored on a seeded 80/20
 //! holdout, with permutation importance per original column.
 
-use super::columns::{Column, MISSING};
+use super::columns::{DecodedColumn, MISSING};
 use super::power::TargetEnc;
-use super::stats::{Rng, auc};
+use super::stats::Rng;
 use super::{
     ColumnImpact, ColumnKind, ColumnProfile, ExcludedColumn, ProblemType, QuickModel,
     TargetAnalysis,
 };
+use crate::stats::auc;
 
 /// Share of rows held out for scoring.
 const HOLDOUT_SHARE: f64 = 0.2;
@@ -218,7 +219,7 @@ fn r2(pred: &[f64], y: &[f64]) -> f64 {
 
 #[allow(clippy::too_many_arguments)]
 pub fn quick_model(
-    cols: &[Column],
+    cols: &[DecodedColumn],
     profiles: &[ColumnProfile],
     id_like: &[bool],
     target_index: usize,
@@ -366,7 +367,7 @@ pub fn quick_model(
     let hlabels: Vec<bool> = hy.iter().map(|&v| v == 1.0).collect();
     let score = |eta: &[f64]| -> f64 {
         if logistic {
-            auc(eta, &hlabels).unwrap_or(f64::NAN)
+            auc(&hlabels, eta).unwrap_or(f64::NAN)
         } else {
             r2(eta, &hy)
         }

@@ -1,11 +1,12 @@
 //! Target analysis (problem type, classes, positive class, imbalance) and each feature's
 //! single-column power for the target: AUC, mutual information, |Spearman|.
 
-use super::columns::{Column, MISSING, fmt_num};
+use super::columns::{DecodedColumn, MISSING, fmt_num};
 use super::stats::{
-    FxHashMap, Rng, auc, mutual_information_bits, par_map, quantile_bin_codes, spearman,
+    FxHashMap, Rng, mutual_information_bits, par_map, quantile_bin_codes, spearman,
 };
 use super::{ClassCount, ColumnKind, ColumnProfile, FeaturePower, ProblemType, TargetAnalysis};
+use crate::stats::{auc, positive_class};
 
 /// Folds for the out-of-fold category target rates.
 pub const OOF_FOLDS: usize = 5;
@@ -16,10 +17,8 @@ pub const MI_TOP_CATEGORIES: usize = 20;
 /// Classes kept apart in mutual information; rarer ones share one code, so a target with very
 /// many classes cannot blow up the contingency tables.
 pub const MI_MAX_CLASSES: usize = 50;
-/// Labels taken as the positive class of a binary target when present (case-insensitive).
-const POSITIVE_LABELS: [&str; 6] = ["yes", "1", "true", "y", "positive", "1.0"];
 
-pub fn analyse_target(col: &Column, profile: &ColumnProfile) -> Option<TargetAnalysis> {
+pub fn analyse_target(col: &DecodedColumn, profile: &ColumnProfile) -> Option<TargetAnalysis> {
     if profile.count == 0 {
         return None;
     }
@@ -78,10 +77,7 @@ pub fn analyse_target(col: &Column, profile: &ColumnProfile) -> Option<TargetAna
     t.minority_share = Some(min as f64 / rows as f64);
     t.imbalance_ratio = Some(max as f64 / min as f64);
     if t.problem_type == ProblemType::Binary {
-        let pos = classes
-            .iter()
-            .find(|(v, _)| POSITIVE_LABELS.contains(&v.trim().to_ascii_lowercase().as_str()))
-            .unwrap_or(&classes[classes.len() - 1]);
+        let pos = &classes[positive_class(&classes).unwrap_or(classes.len() - 1)];
         t.positive_class = Some(pos.0.clone());
         t.positive_rate = Some(pos.1 as f64 / rows as f64);
     }
@@ -107,7 +103,12 @@ impl TargetEnc {
     }
 }
 
-pub fn encode_target(col: &Column, t: &TargetAnalysis, sample: &[usize], seed: u64) -> TargetEnc {
+pub fn encode_target(
+    col: &DecodedColumn,
+    t: &TargetAnalysis,
+    sample: &[usize],
+    seed: u64,
+) -> TargetEnc {
     let rows: Vec<usize> = sample.iter().copied().filter(|&r| col.present(r)).collect();
     let index: FxHashMap<&str, u32> = t
         .classes
@@ -254,7 +255,7 @@ fn capped_codes(codes: &[u32], n_labels: usize) -> (Vec<u32>, usize) {
 }
 
 pub fn feature_power(
-    cols: &[Column],
+    cols: &[DecodedColumn],
     target_index: usize,
     t: &TargetAnalysis,
     enc: &TargetEnc,
@@ -268,7 +269,7 @@ pub fn feature_power(
             ColumnKind::Numeric => {
                 let x: Vec<f64> = enc.rows.iter().map(|&r| col.num[r]).collect();
                 match t.problem_type {
-                    ProblemType::Binary => auc_v = auc(&x, &labels).map(|a| a.max(1.0 - a)),
+                    ProblemType::Binary => auc_v = auc(&labels, &x).map(|a| a.max(1.0 - a)),
                     ProblemType::Regression => rho = spearman(&x, &enc.y).map(f64::abs),
                     ProblemType::Multiclass => {}
                 }
@@ -279,7 +280,7 @@ pub fn feature_power(
                 let codes: Vec<u32> = enc.rows.iter().map(|&r| col.cat[r]).collect();
                 match t.problem_type {
                     ProblemType::Binary => {
-                        auc_v = auc(&out_of_fold_means(&codes, col.labels.len(), enc), &labels);
+                        auc_v = auc(&labels, &out_of_fold_means(&codes, col.labels.len(), enc));
                     }
                     ProblemType::Regression => {
                         rho = spearman(&out_of_fold_means(&codes, col.labels.len(), enc), &enc.y)

@@ -1,5 +1,6 @@
-//! Numeric building blocks shared by the report: a seeded RNG and row sample, a parallel map over
-//! columns, a fast hasher, quantiles, average ranks, Pearson, AUC and mutual information.
+//! Numeric building blocks of the report: a seeded row sample, a parallel map over columns, a
+//! fast hasher, average ranks, Pearson, Spearman and mutual information. Quantiles, AUC and the
+//! positive class are the crate's shared ones, in `crate::stats`.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +46,7 @@ pub type FxBuild = BuildHasherDefault<FxHasher>;
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
 
 pub use crate::rng::Rng;
+use crate::stats::quantile;
 
 /// Sorted row indices of a seeded sample without replacement (all rows when `rows <= max`).
 pub fn sample_indices(rows: usize, max: usize, seed: u64) -> Vec<usize> {
@@ -97,19 +99,6 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
     });
     out.sort_unstable_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Quantile of sorted values by linear interpolation (numpy's default): position q * (n - 1).
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let pos = q * (n - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
-    let frac = pos - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
 }
 
 /// 1-based average ranks (ties share the mean of their ranks); NaN stays NaN.
@@ -176,33 +165,6 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
     pearson(&average_ranks(&a), &average_ranks(&b))
 }
 
-/// ROC AUC of `scores` for `labels` (Mann-Whitney with average ranks for ties); NaN scores are
-/// skipped. None when a class is absent.
-pub fn auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
-    let mut s = Vec::with_capacity(scores.len());
-    let mut l = Vec::with_capacity(scores.len());
-    for (&v, &y) in scores.iter().zip(labels) {
-        if !v.is_nan() {
-            s.push(v);
-            l.push(y);
-        }
-    }
-    let ranks = average_ranks(&s);
-    let (mut npos, mut rank_sum) = (0usize, 0.0);
-    for (r, &y) in ranks.iter().zip(&l) {
-        if y {
-            npos += 1;
-            rank_sum += r;
-        }
-    }
-    let nneg = l.len() - npos;
-    if npos == 0 || nneg == 0 {
-        return None;
-    }
-    let u = rank_sum - (npos * (npos + 1)) as f64 / 2.0;
-    Some(u / (npos as f64 * nneg as f64))
-}
-
 /// Mutual information in bits between two discrete codes (0..nx, 0..ny).
 pub fn mutual_information_bits(x: &[u32], nx: usize, y: &[u32], ny: usize) -> f64 {
     let n = x.len();
@@ -237,7 +199,7 @@ pub fn quantile_bin_codes(values: &[f64], bins: usize) -> (Vec<u32>, usize) {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     sorted.sort_unstable_by(f64::total_cmp);
     let mut cuts: Vec<f64> = (1..bins)
-        .map(|i| quantile_sorted(&sorted, i as f64 / bins as f64))
+        .map(|i| quantile(&sorted, i as f64 / bins as f64))
         .collect();
     cuts.dedup();
     cuts.retain(|c| !c.is_nan());
@@ -260,27 +222,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_match_numpy_linear() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(quantile_sorted(&v, 0.5), 2.5);
-        assert!((quantile_sorted(&v, 0.25) - 1.75).abs() < 1e-12);
-    }
-
-    #[test]
     fn ranks_average_ties() {
         assert_eq!(
             average_ranks(&[10.0, 20.0, 10.0, 30.0]),
             vec![1.5, 3.0, 1.5, 4.0]
         );
-    }
-
-    #[test]
-    fn auc_perfect_and_ties() {
-        assert_eq!(
-            auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
-            Some(1.0)
-        );
-        assert_eq!(auc(&[0.5, 0.5], &[false, true]), Some(0.5));
     }
 
     #[test]

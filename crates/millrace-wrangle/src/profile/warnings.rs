@@ -1,6 +1,6 @@
 //! Data-quality warnings and their thresholds.
 
-use super::columns::Column;
+use super::columns::DecodedColumn;
 use super::{
     ColumnKind, ColumnProfile, FeaturePower, ProblemType, TargetAnalysis, Warning, WarningKind,
 };
@@ -22,7 +22,7 @@ pub const HIGH_CARDINALITY: usize = 100;
 
 /// ID-like: a categorical column of (nearly) all-distinct values, or an integer column with
 /// every row distinct that counts like a row index (consecutive values or strictly increasing).
-pub fn is_id_like(col: &Column, p: &ColumnProfile) -> bool {
+pub fn is_id_like(col: &DecodedColumn, p: &ColumnProfile) -> bool {
     let rows = p.count + p.missing;
     if rows < 2 || p.count == 0 {
         return false;
@@ -46,7 +46,7 @@ fn pct(v: f64) -> String {
 }
 
 pub fn warnings(
-    cols: &[Column],
+    cols: &[DecodedColumn],
     profiles: &[ColumnProfile],
     id_like: &[bool],
     target: Option<&TargetAnalysis>,

@@ -484,7 +484,8 @@ pub fn encode(dest: &str, batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
     e.finish()
 }
 
-/// Writes bytes to a local path (temporary file, fsync, rename) or an s3:// URL.
+/// Writes bytes to a local path (temporary file, fsync, rename, fsync of the folder) or an
+/// s3:// URL.
 pub async fn write_bytes(dest: &str, bytes: Vec<u8>, s3: &S3Options) -> anyhow::Result<()> {
     if let Some(rest) = dest.strip_prefix("s3://") {
         let Some((bucket, key)) = rest.split_once('/') else {
@@ -498,16 +499,8 @@ pub async fn write_bytes(dest: &str, bytes: Vec<u8>, s3: &S3Options) -> anyhow::
     }
     let path = Path::new(dest.strip_prefix("file://").unwrap_or(dest)).to_path_buf();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let tmp = temp_path(&path);
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        millrace_common::durable::write_file_staged(&path, &temp_path(&path), &bytes, None)
+            .with_context(|| format!("writing {}", path.display()))
     })
     .await?
 }

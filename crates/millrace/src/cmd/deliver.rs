@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use millrace_delivery::config::{Column, ColumnType, Layout};
-use millrace_delivery::source::KinesisSource;
 use millrace_delivery::{Compression, Delivery, DeliveryConfig, Format, RunMode};
 use millrace_lake::{Lake, S3Options};
 
@@ -29,8 +28,9 @@ pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
             path_style: args.s3_endpoint_url.is_some(),
         },
     )?;
-    let client = kinesis::client(args.source_endpoint_url.as_deref()).await;
-    let source = Arc::new(KinesisSource::new(client, &stream));
+    let source = kinesis::streams(args.source_endpoint_url.as_deref())
+        .await
+        .source(&stream)?;
     let delivery = Arc::new(Delivery::new(
         config,
         lake,

@@ -11,16 +11,17 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aws_sdk_kinesis::types::ShardIteratorType;
+use bytes::Bytes;
 use millrace_gateway::Gateway;
+use millrace_io::{RecordSource, SinkRecord, Streams};
 use millrace_stream::{Store, StoreOptions, StreamError, StreamMode};
 use serde_json::{Map, Value};
 
 use crate::cli::{DemoArgs, InputFormat};
-use crate::cmd::produce::{Outgoing, partition_key, read_records, send_all};
+use crate::cmd::produce::{partition_key, read_records, send_all};
 use crate::generate::churn;
 use crate::kinesis;
 
@@ -81,31 +82,17 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     let client = kinesis::client(Some(&url)).await;
+    let api = Streams::kinesis(client.clone());
     // Start reading where the stream ends now, so a re-run checks only its own records.
-    let shards = client
-        .list_shards()
-        .stream_name(STREAM)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?;
-    let mut iterators = Vec::new();
-    for shard in shards.shards() {
-        let it = client
-            .get_shard_iterator()
-            .stream_name(STREAM)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::Latest)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?;
-        iterators.push((
-            shard.shard_id().to_owned(),
-            it.shard_iterator().unwrap_or_default().to_owned(),
-        ));
+    let reader = api.source(STREAM)?;
+    let mut starts = Vec::new();
+    for shard in reader.shards().await? {
+        let newest = reader.newest(&shard).await?;
+        starts.push((shard, newest));
     }
 
     let t = Instant::now();
-    send_all(&client, STREAM, &records, true, None).await?;
+    send_all(&*api.sink(STREAM)?, &records, true, None).await?;
     let produce_s = t.elapsed().as_secs_f64();
     println!(
         "[2/10] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
@@ -115,24 +102,21 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut seen: HashMap<Bytes, usize> = HashMap::new();
     let mut per_shard = Vec::new();
-    for (shard, mut it) in iterators {
+    for (shard, mut after) in starts {
         let mut n = 0;
         loop {
-            let r = client
-                .get_records()
-                .shard_iterator(&it)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?;
-            for rec in r.records() {
-                *seen.entry(rec.data().as_ref().to_vec()).or_default() += 1;
-            }
-            n += r.records().len();
-            it = r.next_shard_iterator().unwrap_or_default().to_owned();
-            if r.records().is_empty() && r.millis_behind_latest() == Some(0) {
+            let b = reader
+                .read(&shard, after.as_deref(), Duration::ZERO)
+                .await?;
+            let Some(last) = b.records.last() else {
                 break;
+            };
+            after = Some(last.sequence.clone());
+            n += b.records.len();
+            for rec in b.records {
+                *seen.entry(rec.data).or_default() += 1;
             }
         }
         per_shard.push(format!("{shard}: {n}"));
@@ -163,9 +147,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let delivery = Arc::new(millrace_delivery::Delivery::new(
         config,
         lake,
-        Arc::new(millrace_delivery::source::EmbeddedSource::new(
-            store.stream(STREAM)?,
-        )),
+        Streams::Embedded(store.clone()).source(STREAM)?,
         &data_dir.join("state"),
     )?);
     let metrics = delivery.metrics();
@@ -236,7 +218,7 @@ const ENDPOINT_REQUESTS: usize = 1000;
 async fn serve_stage(
     data_dir: &Path,
     version: u32,
-    records: &[Outgoing],
+    records: &[SinkRecord],
 ) -> anyhow::Result<std::path::PathBuf> {
     let registry = millrace_serve::registry::Registry::new(data_dir);
     let r = registry.clone();
@@ -306,9 +288,8 @@ async fn live_stage(
     data_dir: &Path,
     store: &Arc<Store>,
     client: &aws_sdk_kinesis::Client,
-    fresh: &[Outgoing],
+    fresh: &[SinkRecord],
 ) -> anyhow::Result<()> {
-    use aws_sdk_kinesis::primitives::Blob;
     const LIVE_IN: &str = "churn-demo-live";
     const LIVE_OUT: &str = "churn-demo-scored";
     match store.create(
@@ -321,8 +302,8 @@ async fn live_stage(
         Ok(_) | Err(StreamError::StreamExists(_)) => {}
         Err(e) => return Err(e).context("creating the live stream"),
     }
-    let streams = millrace_serve::score::streams::Streams::Embedded(store.clone());
-    streams.ensure(LIVE_OUT).await?;
+    let streams = Streams::Embedded(store.clone());
+    streams.ensure(LIVE_OUT, None).await?;
     let config = millrace_serve::score::ScoringConfig {
         name: Some("demo-live".into()),
         stream: LIVE_IN.into(),
@@ -339,17 +320,20 @@ async fn live_stage(
         })
         .await??,
     );
-    // Read the output from its end now, so a re-run shows only its own predictions.
-    let out_shards: Vec<String> = client
-        .list_shards()
-        .stream_name(LIVE_OUT)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?
-        .shards()
-        .iter()
-        .map(|s| s.shard_id().to_owned())
-        .collect();
+    // Through the Kinesis API, polled every 2 ms when caught up: records go in one PutRecord
+    // each, and predictions are read off the output from its end now, so a re-run shows only
+    // its own.
+    let api = Streams::Kinesis {
+        client: client.clone(),
+        poll: Duration::from_millis(2),
+    };
+    let live_in = api.sink(LIVE_IN)?;
+    let out = api.source(LIVE_OUT)?;
+    let mut starts = Vec::new();
+    for shard in out.shards().await? {
+        let newest = out.newest(&shard).await?;
+        starts.push((shard, newest));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let scoring = tokio::spawn(
         scorer
@@ -358,25 +342,22 @@ async fn live_stage(
     );
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value, Instant)>();
     let mut tails = Vec::new();
-    for shard in out_shards {
-        let it = client
-            .get_shard_iterator()
-            .stream_name(LIVE_OUT)
-            .shard_id(&shard)
-            .shard_iterator_type(ShardIteratorType::Latest)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?;
-        let (client, tx, stop) = (client.clone(), seen_tx.clone(), stop_rx.clone());
-        let mut it = it.shard_iterator().unwrap_or_default().to_owned();
+    for (shard, mut after) in starts {
+        let (out, tx, stop) = (out.clone(), seen_tx.clone(), stop_rx.clone());
         tails.push(tokio::spawn(async move {
             while !*stop.borrow() {
-                let Ok(r) = client.get_records().shard_iterator(&it).send().await else {
+                let Ok(b) = out
+                    .read(&shard, after.as_deref(), Duration::from_millis(100))
+                    .await
+                else {
                     break;
                 };
                 let now = Instant::now();
-                for rec in r.records() {
-                    if let Ok(v) = serde_json::from_slice::<Value>(rec.data().as_ref()) {
+                if let Some(last) = b.records.last() {
+                    after = Some(last.sequence.clone());
+                }
+                for rec in &b.records {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&rec.data) {
                         let seq = v
                             .get("source_sequence")
                             .and_then(Value::as_str)
@@ -384,10 +365,6 @@ async fn live_stage(
                             .to_owned();
                         let _ = tx.send((seq, v, now));
                     }
-                }
-                it = r.next_shard_iterator().unwrap_or_default().to_owned();
-                if r.records().is_empty() {
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 }
             }
         }));
@@ -422,16 +399,8 @@ async fn live_stage(
     for (i, rec) in fresh.iter().enumerate() {
         tokio::time::sleep_until(start + std::time::Duration::from_secs_f64(i as f64 / LIVE_RATE))
             .await;
-        let out = client
-            .put_record()
-            .stream_name(LIVE_IN)
-            .partition_key(&rec.key)
-            .data(Blob::new(rec.data.clone()))
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?;
+        let seq = live_in.put_record(rec).await?.sequence;
         let now = Instant::now();
-        let seq = out.sequence_number().to_owned();
         match arrived.remove(&seq) {
             Some((v, _)) => {
                 latencies.push(0.0);
@@ -694,7 +663,7 @@ async fn automl_stage(
 
 /// Generated churn rows as JSON records of strings, keyed by customerID, like the reference
 /// producer sent them.
-fn generated(rows: usize, seed: u64) -> anyhow::Result<Vec<Outgoing>> {
+fn generated(rows: usize, seed: u64) -> anyhow::Result<Vec<SinkRecord>> {
     churn::generate(rows, seed)
         .map(|row| {
             let obj: Map<String, Value> = churn::COLUMNS
@@ -703,10 +672,10 @@ fn generated(rows: usize, seed: u64) -> anyhow::Result<Vec<Outgoing>> {
                 .map(|(k, v)| ((*k).to_owned(), Value::String(v)))
                 .collect();
             let obj = Value::Object(obj);
-            Ok(Outgoing {
-                key: partition_key(&obj, "customerID")?,
-                data: serde_json::to_vec(&obj)?,
-            })
+            Ok(SinkRecord::new(
+                partition_key(&obj, "customerID")?,
+                serde_json::to_vec(&obj)?,
+            ))
         })
         .collect()
 }

@@ -1,7 +1,61 @@
-use anyhow::Context;
+//! `millrace generate`: synthetic data sets (a Telco-like churn CSV, a lake of churn records).
 
-use crate::cli::{GenerateChurnArgs, GenerateChurnLakeArgs};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
 use crate::generate::churn;
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Telco-like customer churn rows with the 21 columns of the public Telco churn CSV.
+    Churn(GenerateChurnArgs),
+    /// A lake of churn records as delivery writes it: ~5 MB objects under date-hour folders,
+    /// NDJSON or concatenated JSON, with a share of customers sent again later (an update).
+    ChurnLake(GenerateChurnLakeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateChurnArgs {
+    /// Number of rows.
+    #[arg(long, default_value_t = 7043)]
+    pub rows: usize,
+    /// Random seed; the same seed gives the same file.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output CSV file ("-" for standard output).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateChurnLakeArgs {
+    /// Folder to write into (objects go under raw/churn/YYYY/MM/DD/HH/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of records, updates included.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: usize,
+    /// Share of records that repeat an earlier customerID with changed values.
+    #[arg(long, default_value_t = 0.02)]
+    pub duplicate_share: f64,
+    /// Object size to aim for, in MiB.
+    #[arg(long, default_value_t = 5.0)]
+    pub object_mib: f64,
+    /// ndjson or concat.
+    #[arg(long, default_value = "ndjson")]
+    pub format: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+pub fn run(command: GenerateCommand) -> anyhow::Result<()> {
+    match command {
+        GenerateCommand::Churn(args) => churn(args),
+        GenerateCommand::ChurnLake(args) => churn_lake(args),
+    }
+}
 
 pub fn churn(args: GenerateChurnArgs) -> anyhow::Result<()> {
     let rows = if args.out.as_os_str() == "-" {

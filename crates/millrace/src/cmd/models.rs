@@ -1,6 +1,7 @@
 //! `millrace models`: the model registry from the command line — list versions and stages,
 //! describe one version, promote a version to production, roll back to the previous one.
 
+use millrace_common::time::utc_minutes;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -50,30 +51,6 @@ pub async fn run(data_dir: &Path, cmd: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::Promote { spec } => promote(&reg, &spec),
         ModelsCommand::Rollback { name } => rollback(&reg, &name),
     }
-}
-
-/// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM` UTC (days to civil date: the proleptic
-/// Gregorian calendar in 400-year eras).
-pub(crate) fn utc(ms: i64) -> String {
-    if ms <= 0 {
-        return "-".to_owned();
-    }
-    let secs = ms / 1000;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
 }
 
 fn metrics_text(pairs: &[(String, f64)]) -> String {
@@ -129,7 +106,7 @@ fn list(reg: &Registry) -> anyhow::Result<()> {
                 m.name,
                 format!("v{}", v.version),
                 v.stage.name(),
-                utc(v.created_ms),
+                utc_minutes(v.created_ms),
                 v.objective.as_deref().unwrap_or("-"),
                 short_metrics(v)
             );
@@ -180,7 +157,10 @@ fn describe(reg: &Registry, spec: &str) -> anyhow::Result<()> {
     if let Ok(t) = std::fs::metadata(&file).and_then(|m| m.modified())
         && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
     {
-        row("trained", format!("{} UTC", utc(d.as_millis() as i64)));
+        row(
+            "trained",
+            format!("{} UTC", utc_minutes(d.as_millis() as i64)),
+        );
     }
     row("task", task_text(&model.task));
     row("target", model.target.clone());
@@ -247,7 +227,7 @@ fn describe(reg: &Registry, spec: &str) -> anyhow::Result<()> {
                     } else {
                         "promoted"
                     },
-                    utc(p.promoted_at_ms)
+                    utc_minutes(p.promoted_at_ms)
                 );
             }
         }

@@ -3,15 +3,16 @@
 //! compared with the model's training baseline on the spot.
 
 use std::io::Write;
-use std::path::Path;
 
 use anyhow::{Context, bail};
+use millrace_common::layout::DataDir;
 use millrace_serve::monitor::{
     DEFAULT_MIN_RECORDS, DEFAULT_THRESHOLD, DEFAULT_WINDOW, DriftOptions, DriftReport, DriftWindow,
     report_path,
 };
 use millrace_serve::registry::Registry;
 
+use crate::cli::S3Args;
 use crate::cmd::data_io;
 
 /// Exit status of `--fail-on-drift` when the model is drifting.
@@ -43,19 +44,18 @@ pub struct MonitorArgs {
     /// Exit with status 3 when the model is drifting (for cron jobs and CI).
     #[arg(long)]
     pub fail_on_drift: bool,
-    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
-    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
-    pub s3_endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
-pub async fn run(data_dir: &Path, args: MonitorArgs) -> anyhow::Result<()> {
+pub async fn run(data_dir: &DataDir, args: MonitorArgs) -> anyhow::Result<()> {
     if let Some(t) = args.threshold.filter(|t| !(t.is_finite() && *t > 0.0)) {
         bail!("--threshold {t}: must be a positive number (0.2 is the usual cut)");
     }
     if args.window == 0 {
         bail!("--window must be at least 1");
     }
-    let registry = Registry::new(data_dir);
+    let registry = Registry::new(data_dir.root());
     let report = match &args.data {
         Some(data) => from_data(data_dir, &registry, &args, data).await?,
         None => saved(data_dir, &registry, &args)?,
@@ -95,17 +95,13 @@ fn load_model(
 }
 
 async fn from_data(
-    data_dir: &Path,
+    data_dir: &DataDir,
     registry: &Registry,
     args: &MonitorArgs,
     data: &str,
 ) -> anyhow::Result<DriftReport> {
     let (model, name, version) = load_model(registry, &args.model)?;
-    let s3 = millrace_lake::S3Options {
-        endpoint_url: args.s3_endpoint_url.clone(),
-        path_style: args.s3_endpoint_url.is_some(),
-    };
-    let frame = data_io::read_frame(data_dir, data, &s3)
+    let frame = data_io::read_frame(data_dir.root(), data, &args.s3.options())
         .await
         .with_context(|| format!("--data {data}"))?;
     let options = DriftOptions {
@@ -155,7 +151,11 @@ async fn from_data(
     Ok(window.report())
 }
 
-fn saved(data_dir: &Path, registry: &Registry, args: &MonitorArgs) -> anyhow::Result<DriftReport> {
+fn saved(
+    data_dir: &DataDir,
+    registry: &Registry,
+    args: &MonitorArgs,
+) -> anyhow::Result<DriftReport> {
     if args.window != DEFAULT_WINDOW {
         bail!(
             "--window applies with --data; an endpoint's window is set by `millrace endpoint \
@@ -169,14 +169,14 @@ fn saved(data_dir: &Path, registry: &Registry, args: &MonitorArgs) -> anyhow::Re
         Some((_, n, _)) => n.as_str(),
         None => args.model.split(':').next().unwrap_or(&args.model),
     };
-    let Some(mut report) = DriftReport::load(data_dir, name)? else {
+    let Some(mut report) = DriftReport::load(data_dir.root(), name)? else {
         // Say why: no such model, a model without a baseline, or nothing scored yet.
         let (_, name, _) = load_model(registry, &args.model)?;
         bail!(
             "no drift report for {name} yet ({} does not exist): a running `millrace endpoint \
              --model {name}` saves one every few seconds once it has scored records; or pass \
              --data FILE to compare a file with the model's baseline",
-            report_path(data_dir, &name).display()
+            report_path(data_dir.root(), &name).display()
         );
     };
     if let Some((_, _, v)) = resolved.filter(|(_, _, v)| *v != report.version) {
@@ -194,20 +194,14 @@ fn saved(data_dir: &Path, registry: &Registry, args: &MonitorArgs) -> anyhow::Re
     }
     report.drifting = report.window_records >= report.min_records
         && report.max().is_some_and(|f| f.psi >= report.threshold);
-    let age = (now_ms() - report.at_ms).max(0) / 1000;
+    let age = (millrace_common::time::now_ms() - report.at_ms).max(0) / 1000;
     eprintln!(
         "report saved at {} UTC ({age} s ago) by the process serving {}:v{}",
-        crate::cmd::models::utc(report.at_ms),
+        millrace_common::time::utc_minutes(report.at_ms),
         report.model,
         report.version
     );
     Ok(report)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The table a person reads: feature, PSI, a bar (the threshold at its middle), the flag and

@@ -19,7 +19,7 @@ use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use millrace_automl::Task;
 use millrace_automl::model::ModelArtifact;
-use millrace_prep::manifest::{now_ms, rfc3339};
+use millrace_common::time::{now_ms, rfc3339};
 use millrace_wrangle::{Column, Frame};
 use tokio::sync::mpsc;
 

@@ -1,34 +1,48 @@
 //! `millrace prep --job FILE`: run a SQL job file and report what it read and wrote.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Args;
+use millrace_common::layout::DataDir;
 use millrace_prep::{Job, JobReport, JobRun, RunOptions, ScanProgress};
 
-use crate::cli::PrepArgs;
+use crate::cli::S3Args;
 
-pub async fn run(data_dir: &Path, args: PrepArgs) -> anyhow::Result<()> {
+#[derive(Debug, Args)]
+pub struct PrepArgs {
+    /// The job file (TOML).
+    #[arg(long)]
+    pub job: PathBuf,
+    /// Lake for the job's relative paths when the job names none (default: <data-dir>/lake).
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// Query engine memory pool in MiB (overrides the job's memory_limit_mib).
+    #[arg(long)]
+    pub memory_limit_mib: Option<u64>,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+pub async fn run(data_dir: &DataDir, args: PrepArgs) -> anyhow::Result<()> {
     let report = run_job(data_dir, &args).await?;
     print_report(&report);
     Ok(())
 }
 
-/// Runs a job with a progress bar; shared with `demo`.
-pub async fn run_job(data_dir: &Path, args: &PrepArgs) -> anyhow::Result<JobReport> {
+/// Runs a job with a progress bar.
+pub async fn run_job(data_dir: &DataDir, args: &PrepArgs) -> anyhow::Result<JobReport> {
     let job = Job::load(&args.job)?;
     let opts = RunOptions {
         default_lake: Some(
             args.lake
                 .clone()
-                .unwrap_or_else(|| data_dir.join("lake").display().to_string()),
+                .unwrap_or_else(|| data_dir.lake().display().to_string()),
         ),
-        s3: millrace_lake::S3Options {
-            endpoint_url: args.s3_endpoint_url.clone(),
-            path_style: args.s3_endpoint_url.is_some(),
-        },
+        s3: args.s3.options(),
         memory_limit_mib: args.memory_limit_mib,
         target_partitions: None,
     };

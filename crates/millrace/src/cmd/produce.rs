@@ -4,37 +4,41 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, StreamStatus};
 use indicatif::{ProgressBar, ProgressStyle};
+use millrace_io::sink::{self, Retry};
+use millrace_io::{RecordSink, SinkRecord};
 use serde_json::{Map, Value};
 
 use crate::cli::{InputFormat, ProduceArgs};
 use crate::kinesis;
 
-/// One record ready to send.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub key: String,
-    pub data: Vec<u8>,
-}
-
-const MAX_BATCH_RECORDS: usize = 500;
-const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
-const MAX_ATTEMPTS: u32 = 8;
+/// Tries per PutRecords batch: failed (throttled) records are re-sent alone, after 50 ms
+/// doubling up to 3.2 s.
+const RETRY: Retry = Retry {
+    attempts: 8,
+    first_backoff: Duration::from_millis(50),
+    max_backoff: Duration::from_millis(3200),
+};
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let records = read_records(&args.file, args.format, args.partition_key.as_deref())?;
     if records.is_empty() {
         bail!("{} holds no records", args.file.display());
     }
-    let client = kinesis::client(args.endpoint_url.as_deref()).await;
+    let streams = kinesis::streams(args.endpoint_url.as_deref()).await;
     if let Some(shards) = args.create_shards {
-        ensure_stream(&client, &args.stream, shards).await?;
+        let created = streams
+            .ensure(&args.stream, Some(shards))
+            .await
+            .with_context(|| format!("creating stream {}", args.stream))?;
+        if created {
+            eprintln!("created stream {} with {shards} shards", args.stream);
+        }
     }
+    let sink = streams.sink(&args.stream)?;
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     let started = Instant::now();
-    send_all(&client, &args.stream, &records, args.batch, args.rate).await?;
+    send_all(&*sink, &records, args.batch, args.rate).await?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "produced {} records ({:.1} MB) to stream {} in {secs:.2}s ({:.0} records/s); every record acknowledged",
@@ -46,11 +50,12 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends every record, with a progress bar, and returns once all are acknowledged.
+/// Sends every record, with a progress bar, and returns once all are acknowledged: in
+/// PutRecords batches (split by the Kinesis limits, failed records retried) when `batch`,
+/// otherwise one PutRecord each.
 pub async fn send_all(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    records: &[Outgoing],
+    sink: &dyn RecordSink,
+    records: &[SinkRecord],
     batch: bool,
     rate: Option<f64>,
 ) -> anyhow::Result<()> {
@@ -61,155 +66,32 @@ pub async fn send_all(
         .expect("valid template")
         .progress_chars("=> "),
     );
-    bar.set_message(format!("producing to {stream}"));
+    bar.set_message(format!("producing to {}", sink.stream()));
     let pacer = Pacer::new(rate);
     if batch {
-        let mut i = 0;
-        while i < records.len() {
-            let mut end = i;
-            let mut size = 0;
-            while end < records.len() && end - i < MAX_BATCH_RECORDS {
-                let s = records[end].data.len() + records[end].key.len();
-                if end > i && size + s > MAX_BATCH_BYTES {
-                    break;
-                }
-                size += s;
-                end += 1;
-            }
+        for range in sink::batches(records) {
+            let (start, end) = (range.start, range.end);
             pacer.wait(end as u64).await;
-            put_batch(client, stream, &records[i..end], i).await?;
+            sink::put_with_retry(sink, &records[range], RETRY)
+                .await
+                .map_err(|e| sink::offset(e, start))
+                .with_context(|| format!("PutRecords of records {start}..{end}"))?;
             bar.set_position(end as u64);
-            i = end;
         }
     } else {
         for (i, r) in records.iter().enumerate() {
             pacer.wait(i as u64 + 1).await;
-            client
-                .put_record()
-                .stream_name(stream)
-                .partition_key(&r.key)
-                .data(Blob::new(r.data.clone()))
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))
-                .with_context(|| format!("PutRecord of record {i} (partition key {:?})", r.key))?;
+            sink.put_record(r).await.with_context(|| {
+                format!(
+                    "PutRecord of record {i} (partition key {:?})",
+                    r.partition_key
+                )
+            })?;
             bar.inc(1);
         }
     }
     bar.finish_and_clear();
     Ok(())
-}
-
-/// Sends one PutRecords call, retrying only the records that failed, with backoff.
-async fn put_batch(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    batch: &[Outgoing],
-    first_index: usize,
-) -> anyhow::Result<()> {
-    let mut pending: Vec<usize> = (0..batch.len()).collect();
-    for attempt in 0..MAX_ATTEMPTS {
-        let entries = pending
-            .iter()
-            .map(|&j| {
-                PutRecordsRequestEntry::builder()
-                    .partition_key(&batch[j].key)
-                    .data(Blob::new(batch[j].data.clone()))
-                    .build()
-                    .expect("partition key and data are set")
-            })
-            .collect::<Vec<_>>();
-        let out = client
-            .put_records()
-            .stream_name(stream)
-            .set_records(Some(entries))
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))
-            .with_context(|| {
-                format!(
-                    "PutRecords of records {}..{}",
-                    first_index,
-                    first_index + batch.len()
-                )
-            })?;
-        let mut failed = Vec::new();
-        let mut last_error = String::new();
-        for (slot, res) in pending.iter().zip(out.records()) {
-            if let Some(code) = res.error_code() {
-                last_error = format!("{code}: {}", res.error_message().unwrap_or(""));
-                failed.push(*slot);
-            }
-        }
-        if failed.is_empty() {
-            return Ok(());
-        }
-        if attempt + 1 == MAX_ATTEMPTS {
-            bail!(
-                "{} records (first: record {}) were not acknowledged after {MAX_ATTEMPTS} \
-                 attempts; last error {last_error}",
-                failed.len(),
-                first_index + failed[0]
-            );
-        }
-        tracing::warn!(failed = failed.len(), error = %last_error, "retrying failed records");
-        tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
-        pending = failed;
-    }
-    unreachable!("loop returns or bails")
-}
-
-pub async fn ensure_stream(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    shards: u32,
-) -> anyhow::Result<()> {
-    match client
-        .describe_stream_summary()
-        .stream_name(stream)
-        .send()
-        .await
-    {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            client
-                .create_stream()
-                .stream_name(stream)
-                .shard_count(shards as i32)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))
-                .with_context(|| format!("creating stream {stream}"))?;
-            eprintln!("created stream {stream} with {shards} shards");
-        }
-        Err(e) => {
-            return Err(anyhow::anyhow!(kinesis::describe(&e)))
-                .with_context(|| format!("describing stream {stream}"));
-        }
-    }
-    // Real Kinesis takes a while to make a new stream ACTIVE.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let s = client
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!(kinesis::describe(&e)))?;
-        let status = s
-            .stream_description_summary()
-            .map(|d| d.stream_status().clone());
-        if status == Some(StreamStatus::Active) || status == Some(StreamStatus::Updating) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("stream {stream} did not become ACTIVE within 5 minutes");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 /// Keeps the send rate at or under `rate` records per second.
@@ -239,7 +121,7 @@ pub fn read_records(
     path: &Path,
     format: Option<InputFormat>,
     key_field: Option<&str>,
-) -> anyhow::Result<Vec<Outgoing>> {
+) -> anyhow::Result<Vec<SinkRecord>> {
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("reading folder {}", path.display()))?
@@ -274,7 +156,7 @@ pub fn read_records(
                 None => format!("{:032x}", rand::random::<u128>()),
             };
             let data = serde_json::to_vec(&obj).expect("JSON values serialise");
-            out.push(Outgoing { key, data });
+            out.push(SinkRecord::new(key, data));
         }
     }
     Ok(out)
@@ -362,7 +244,7 @@ mod tests {
         let p = dir.path().join("x.csv");
         std::fs::write(&p, "id,tenure,z\nA-1,58,\n").unwrap();
         let recs = read_records(&p, None, Some("id")).unwrap();
-        assert_eq!(recs[0].key, "A-1");
+        assert_eq!(recs[0].partition_key, "A-1");
         assert_eq!(
             std::str::from_utf8(&recs[0].data).unwrap(),
             r#"{"id":"A-1","tenure":"58","z":""}"#

@@ -1,21 +1,42 @@
 //! `millrace profile`: the data-quality and insights report (report.json + report.html).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::Args;
+use millrace_common::layout::DataDir;
 use millrace_wrangle::profile::{self, ProfileOptions};
 
-use crate::cli::ProfileArgs;
+use crate::cli::S3Args;
 use crate::cmd::data_io;
 
-pub async fn run(data_dir: &Path, args: ProfileArgs) -> anyhow::Result<()> {
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Data: a CSV, Parquet or JSON file, a folder, a lake prefix or an s3:// URL.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub data: String,
+    /// The column to predict (enables feature power, leakage and imbalance checks, and the
+    /// quick model).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Folder for report.html and report.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Rows sampled (seeded) for correlations, feature power and the quick model; counts,
+    /// missing values and min/max/mean use every row.
+    #[arg(long, default_value_t = 200_000)]
+    pub sample_rows: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+pub async fn run(data_dir: &DataDir, args: ProfileArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let s3 = millrace_lake::S3Options {
-        endpoint_url: args.s3_endpoint_url.clone(),
-        path_style: args.s3_endpoint_url.is_some(),
-    };
-    let (_, batches) = data_io::read_table(data_dir, &args.data, &s3).await?;
+    let s3 = args.s3.options();
+    let (_, batches) = data_io::read_table(data_dir.root(), &args.data, &s3).await?;
     let options = ProfileOptions {
         target: args.target.clone(),
         seed: args.seed,

@@ -1,17 +1,74 @@
 //! `millrace query`: ad-hoc SQL over lake prefixes, files and s3:// URLs.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
 use datafusion::arrow::array::RecordBatch;
+use millrace_common::layout::DataDir;
 use millrace_prep::{InputFormat, LakeTable, Location, OnBadRecord, TableOptions};
 
-use crate::cli::{QueryArgs, QueryFormat};
+use crate::cli::S3Args;
 use crate::cmd::prep::ScanBar;
 
-pub async fn run(data_dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// Aligned text table.
+    Table,
+    Csv,
+    /// One JSON object per line.
+    Json,
+    /// Parquet file (needs --out).
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+// `--s3-endpoint-url` is the shared flag; only its help says "tables", as it always did.
+#[command(mut_arg("s3_endpoint_url", |a| {
+    a.help("S3-compatible endpoint for s3:// tables (MinIO, moto, ...)")
+}))]
+pub struct QueryArgs {
+    /// SQL text; several statements separated by `;` run in order and the last one's result
+    /// is printed.
+    pub sql: String,
+    /// NAME=PATH_OR_URL[:FORMAT]: a local file or folder, s3://bucket/prefix, or a prefix of
+    /// the data dir's lake. FORMAT is json, ndjson, concat, csv or parquet (default: from the
+    /// object names, JSON when they say nothing). Repeatable.
+    #[arg(long = "table", value_name = "NAME=PATH[:FORMAT]")]
+    pub tables: Vec<String>,
+    /// Also register every delivery of this millrace.toml as a table named after it.
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: QueryFormat,
+    /// Write the result to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Add `_object` (the object's key), `_row` (the row's index in it) and `_seq` (arrival
+    /// order in the scan: object key order, then row) to every table.
+    #[arg(long)]
+    pub source_columns: bool,
+    /// TABLE=COLUMN: read TABLE as current state, keeping only the record that arrived last
+    /// (object key order, then position in the object) for each value of COLUMN. Values are
+    /// compared after trimming spaces; rows with a NULL or blank COLUMN are all kept.
+    /// Repeatable.
+    #[arg(long = "latest-by", value_name = "TABLE=COLUMN")]
+    pub latest_by: Vec<String>,
+    /// Fail on the first unreadable JSON value instead of skipping and reporting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Query engine memory pool in MiB; sorts, aggregations and joins spill to disk beyond it
+    /// (default: half the machine's memory, 1 to 16 GiB).
+    #[arg(long)]
+    pub memory_limit_mib: Option<u64>,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+pub async fn run(data_dir: &DataDir, args: QueryArgs) -> anyhow::Result<()> {
     if args.format == QueryFormat::Parquet && args.out.is_none() {
         bail!("--format parquet writes a file: add --out FILE");
     }
@@ -20,18 +77,12 @@ pub async fn run(data_dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
         None => None,
     };
     // --s3-endpoint-url wins; otherwise the config's [lake] settings apply.
-    let s3 = match (&args.s3_endpoint_url, &config) {
-        (Some(url), _) => millrace_lake::S3Options {
-            endpoint_url: Some(url.clone()),
-            path_style: true,
-        },
-        (None, Some(c)) => millrace_lake::S3Options {
-            endpoint_url: c.lake.s3_endpoint_url.clone(),
-            path_style: c.lake.s3_path_style,
-        },
+    let s3 = match (&args.s3.s3_endpoint_url, &config) {
+        (Some(_), _) => args.s3.options(),
+        (None, Some(c)) => c.lake.s3_options(),
         (None, None) => millrace_lake::S3Options::default(),
     };
-    let lake_dir = data_dir.join("lake");
+    let lake_dir = data_dir.lake();
     let default_lake = if lake_dir.is_dir() {
         Some(millrace_lake::Lake::open(
             &lake_dir.display().to_string(),
@@ -46,11 +97,7 @@ pub async fn run(data_dir: &Path, args: QueryArgs) -> anyhow::Result<()> {
     }
     if let Some(config) = &config {
         for d in &config.deliveries {
-            let lake = if d.lake.contains("://") || Path::new(&d.lake).is_absolute() {
-                d.lake.clone()
-            } else {
-                data_dir.join(&d.lake).display().to_string()
-            };
+            let lake = crate::config::lake_url(data_dir, &d.lake);
             let template = d.prefix_template();
             let fixed = template.split("!{").next().unwrap_or("");
             let fixed = &fixed[..fixed.rfind('/').map(|i| i + 1).unwrap_or(0)];

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use millrace_io::Streams;
 use millrace_serve::registry::Registry;
-use millrace_serve::score::streams::Streams;
 use millrace_serve::score::{RunMode, Scorer, ScoringConfig};
 
 use crate::kinesis;

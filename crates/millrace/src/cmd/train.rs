@@ -154,18 +154,22 @@ pub(crate) fn print_leaderboard(r: &millrace_automl::report::Report) {
     }
 }
 
-/// Saves a trained model as the next version of `name`: metrics.json and report.html first,
-/// model.json last (a version exists once its model.json does). Returns the version and folder.
+/// Saves a trained model as the next version of `name`, numbered by the registry under its
+/// lock (so a concurrent `millrace train` or `up` retraining never takes the same version):
+/// metrics.json and report.html first, model.json last (a version exists once its model.json
+/// does). Returns the version and folder. Model files are always local (`_s3` is unused).
 pub(crate) async fn save(
     data_dir: &Path,
     name: &str,
     data: &str,
     trained: &mut millrace_automl::train::Trained,
-    s3: &millrace_lake::S3Options,
+    _s3: &millrace_lake::S3Options,
 ) -> anyhow::Result<(u32, std::path::PathBuf)> {
     let registry = Registry::new(data_dir);
-    let version = registry.versions(name).last().map_or(1, |v| v + 1);
-    let dir = registry.root().join(name).join(format!("v{version}"));
+    let model_name = name.to_owned();
+    // Taking the lock may wait for another change: off the async threads.
+    let new = tokio::task::spawn_blocking(move || registry.new_version(&model_name)).await??;
+    let version = new.version();
     let m = &mut trained.model;
     m.name = name.to_owned();
     m.version = version;
@@ -180,16 +184,15 @@ pub(crate) async fn save(
     let r = &mut trained.report;
     r.name = name.to_owned();
     r.version = version;
-    let files = [
-        ("metrics.json", serde_json::to_vec_pretty(&trained.report)?),
-        (
-            "report.html",
-            report_html::render_html(&trained.report).into_bytes(),
-        ),
-        ("model.json", trained.model.to_json().into_bytes()),
-    ];
-    for (file, bytes) in files {
-        data_io::write_bytes(&dir.join(file).display().to_string(), bytes, s3).await?;
-    }
+    let metrics = serde_json::to_vec_pretty(&trained.report)?;
+    let report = report_html::render_html(&trained.report).into_bytes();
+    let model = trained.model.to_json().into_bytes();
+    let dir = tokio::task::spawn_blocking(move || {
+        new.commit(
+            &[("metrics.json", &metrics), ("report.html", &report)],
+            &model,
+        )
+    })
+    .await??;
     Ok((version, dir))
 }

@@ -1,18 +1,105 @@
-//! `millrace up`: every service in one process until SIGINT/SIGTERM.
+//! `millrace up`: every configured component in one process until SIGINT/SIGTERM.
+//!
+//! `run` opens the stream store, binds the Kinesis API and prints the ready line, then starts a
+//! list of named [`Component`]s, each built by its own function below: the gateway, retention,
+//! each `[[delivery]]`, each `[[prep]]` and `[[train]]` loop, each `[[scoring]]`, the endpoint
+//! and the admin API. They all watch one [`CancellationToken`]. On SIGINT/SIGTERM (or when the
+//! gateway fails) the gateway stops taking records first (its token is a child of that one),
+//! then the token is cancelled and every other component is awaited by name: deliveries flush
+//! their buffers and checkpoints, scorers checkpoint; then the store closes.
 
-use std::path::Path;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Args;
+use millrace_common::layout::DataDir;
 use millrace_gateway::Gateway;
 use millrace_stream::{Store, StreamError, StreamMode};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::cli::UpArgs;
+use crate::admin::Admin;
 use crate::config::Config;
 
-pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Config file (TOML). Without one, defaults apply and no stream is pre-created.
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Address of the Kinesis API (overrides [server].kinesis_addr). Port 0 picks a free port.
+    #[arg(long)]
+    pub kinesis_addr: Option<SocketAddr>,
+    /// When to fsync before acknowledging: always, group[:MS] or never (overrides
+    /// [storage].fsync).
+    #[arg(long)]
+    pub fsync: Option<String>,
+    /// Address of the admin API (/metrics, /status); overrides [server].admin_addr.
+    #[arg(long)]
+    pub admin_addr: Option<SocketAddr>,
+    /// Also serve these models on the real-time endpoint (as `millrace endpoint` does):
+    /// NAME follows the registry, NAME:vN is pinned. Repeat for several.
+    #[arg(long)]
+    pub endpoint_model: Vec<String>,
+    /// Address of the real-time endpoint (with --endpoint-model).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub endpoint_addr: SocketAddr,
+}
+
+/// One long-running part of `up`: its name (in every log line about it) and its task.
+struct Component {
+    name: String,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Component {
+    /// Starts `task`; an error it ends with is logged, with the component's name, when it
+    /// happens (a failing delivery or scorer does not stop the others).
+    fn spawn(
+        name: impl Into<String>,
+        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Self {
+        let name = name.into();
+        let component = name.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = task.await {
+                tracing::error!(component, error = %format!("{e:#}"), "component failed");
+            }
+            Ok(())
+        });
+        Self { name, task }
+    }
+
+    /// Waits for the component to finish; a panic comes back as an error with its name.
+    async fn join(self) -> anyhow::Result<()> {
+        let r = match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(anyhow::anyhow!("{}: {e}", self.name)),
+        };
+        tracing::debug!(component = %self.name, "stopped");
+        r
+    }
+}
+
+/// What every component of one `up` shares.
+#[derive(Clone)]
+struct Shared {
+    data_dir: DataDir,
+    store: Arc<Store>,
+    /// Cancelled once, when `up` stops.
+    stop: CancellationToken,
+    /// The same stop signal as a flag, for deliveries and scorers, which take a `watch`.
+    stop_flag: watch::Receiver<bool>,
+    /// What `/status` and `/metrics` show; components register themselves here.
+    admin: Admin,
+}
+
+pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -21,11 +108,80 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
     let addr = args.kinesis_addr.unwrap_or(config.server.kinesis_addr);
     let fsync = opts.fsync;
 
-    let root = data_dir.to_owned();
+    let root = data_dir.root().to_owned();
     let store = tokio::task::spawn_blocking(move || Store::open(&root, opts))
         .await?
-        .with_context(|| format!("opening the stream store in {}", data_dir.display()))?;
+        .with_context(|| format!("opening the stream store in {}", data_dir.root().display()))?;
     let store = Arc::new(store);
+    create_streams(&store, &config)?;
+
+    let key = iterator_key(data_dir)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the Kinesis API to {addr}"))?;
+    let local = listener.local_addr()?;
+    // The ready line: scripts and tests read the actual port from it.
+    println!(
+        "millrace up: kinesis=http://{local} data_dir={} fsync={fsync:?}",
+        data_dir.root().display()
+    );
+
+    let stop = CancellationToken::new();
+    let shared = Shared {
+        data_dir: data_dir.clone(),
+        store: store.clone(),
+        stop_flag: stop_flag(&stop),
+        stop: stop.clone(),
+        admin: Admin {
+            store: store.clone(),
+            deliveries: Default::default(),
+            scorers: Default::default(),
+            pipeline: Default::default(),
+            endpoint: Default::default(),
+        },
+    };
+    let intake = stop.child_token();
+    let gateway = gateway(&shared, listener, key, intake.clone());
+    let mut components = vec![retention(&shared)];
+    for d in &config.deliveries {
+        components.push(delivery(&shared, &config, d)?);
+    }
+    components.extend(config.preps.iter().map(|p| prep(&shared, p)));
+    components.extend(config.trains.iter().map(|t| train(&shared, t)));
+    components.extend(config.scorings.iter().map(|sc| scoring(&shared, sc)));
+    // --endpoint-model wins over [endpoint].
+    let (models, endpoint_addr) = match (&config.endpoint, args.endpoint_model.is_empty()) {
+        (Some(e), true) => (e.models.clone(), e.addr),
+        _ => (args.endpoint_model.clone(), args.endpoint_addr),
+    };
+    if !models.is_empty() {
+        components.push(endpoint(&shared, models, endpoint_addr).await?);
+    }
+    let admin_addr = args.admin_addr.unwrap_or(config.server.admin_addr);
+    components.push(admin(&shared, admin_addr).await?);
+
+    // Until a signal, or until the gateway fails and cancels the token itself.
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stop.cancelled() => {}
+    }
+    // No new records first; then the rest flush what they have read.
+    intake.cancel();
+    let serving = gateway.join().await;
+    stop.cancel();
+    for c in components {
+        if let Err(e) = c.join().await {
+            tracing::error!("{e:#}");
+        }
+    }
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    serving?;
+    eprintln!("millrace up: stopped cleanly");
+    Ok(())
+}
+
+/// The `[[stream]]`s of the config that do not exist yet.
+fn create_streams(store: &Store, config: &Config) -> anyhow::Result<()> {
     for s in &config.streams {
         let mode = if s.shards.is_some() {
             StreamMode::Provisioned
@@ -44,282 +200,279 @@ pub async fn run(data_dir: &Path, args: UpArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("creating stream {}", s.name)),
         }
     }
+    Ok(())
+}
 
-    let key = iterator_key(data_dir)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the Kinesis API to {addr}"))?;
-    let local = listener.local_addr()?;
-    // The ready line: scripts and tests read the actual port from it.
-    println!(
-        "millrace up: kinesis=http://{local} data_dir={} fsync={fsync:?}",
-        data_dir.display()
-    );
+/// The stop token as a `watch` flag that turns true when the token is cancelled.
+fn stop_flag(stop: &CancellationToken) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        let _ = tx.send(true);
+        // Keep the sender until every receiver is gone, so none sees a closed channel.
+        tx.closed().await;
+    });
+    rx
+}
 
-    let retention = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let s = store.clone();
-                let r = tokio::task::spawn_blocking(move || {
-                    s.enforce_retention(millrace_stream::now_ms())
-                })
-                .await;
-                match r {
-                    Ok(Ok(n)) if n > 0 => {
-                        tracing::info!(segments = n, "retention removed old segments")
-                    }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
-                    _ => {}
-                }
+/// The Kinesis API, until `intake` is cancelled. A failure to serve stops every component,
+/// and `up` exits with that error.
+fn gateway(
+    shared: &Shared,
+    listener: TcpListener,
+    key: [u8; 32],
+    intake: CancellationToken,
+) -> Component {
+    let gateway = Gateway::new(shared.store.clone(), key);
+    let stop = shared.stop.clone();
+    Component {
+        name: "gateway".into(),
+        task: tokio::spawn(async move {
+            let served = millrace_gateway::serve(listener, gateway, intake.cancelled_owned())
+                .await
+                .context("serving the Kinesis API");
+            stop.cancel();
+            served
+        }),
+    }
+}
+
+/// Removes segments past their stream's retention, once a minute.
+fn retention(shared: &Shared) -> Component {
+    let (store, stop) = (shared.store.clone(), shared.stop.clone());
+    Component::spawn("retention", async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return Ok(()),
             }
-        })
-    };
-
-    // Deliveries read the embedded store directly and are woken on append.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut deliveries = tokio::task::JoinSet::new();
-    let delivery_metrics: crate::admin::Registry = Default::default();
-    for d in &config.deliveries {
-        let lake_url = if d.lake.contains("://") || Path::new(&d.lake).is_absolute() {
-            d.lake.clone()
-        } else {
-            data_dir.join(&d.lake).display().to_string()
-        };
-        let lake = millrace_lake::Lake::open(
-            &lake_url,
-            &millrace_lake::S3Options {
-                endpoint_url: config.lake.s3_endpoint_url.clone(),
-                path_style: config.lake.s3_path_style,
-            },
-        )
-        .with_context(|| format!("delivery {}: opening lake {}", d.name, d.lake))?;
-        let name = d.name.clone();
-        let mut rx = stop_rx.clone();
-        let (store, cfg, state, registry) = (
-            store.clone(),
-            d.clone(),
-            data_dir.join("state"),
-            delivery_metrics.clone(),
-        );
-        deliveries.spawn(async move {
-            let Some(stream) = wait_for_stream(&store, &cfg.stream, &mut rx).await else {
-                return;
-            };
-            let source = Arc::new(millrace_delivery::source::EmbeddedSource::new(stream));
-            let delivery = match millrace_delivery::Delivery::new(cfg, lake, source, &state) {
-                Ok(d) => Arc::new(d),
-                Err(e) => {
-                    tracing::error!(delivery = %name, error = %e, "delivery not started");
-                    return;
+            let s = store.clone();
+            let r =
+                tokio::task::spawn_blocking(move || s.enforce_retention(millrace_stream::now_ms()))
+                    .await;
+            match r {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(segments = n, "retention removed old segments")
                 }
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
+                _ => {}
+            }
+        }
+    })
+}
+
+/// A `[[delivery]]`: reads the embedded store directly (woken on append) once its stream
+/// exists, and on stop flushes its buffers and checkpoints.
+fn delivery(
+    shared: &Shared,
+    config: &Config,
+    d: &millrace_delivery::DeliveryConfig,
+) -> anyhow::Result<Component> {
+    let lake_url = crate::config::lake_url(&shared.data_dir, &d.lake);
+    let lake = millrace_lake::Lake::open(&lake_url, &config.lake.s3_options())
+        .with_context(|| format!("delivery {}: opening lake {}", d.name, d.lake))?;
+    tracing::info!(delivery = %d.name, stream = %d.stream, lake = %lake_url, "delivery running");
+    let (shared, cfg) = (shared.clone(), d.clone());
+    Ok(Component::spawn(
+        format!("delivery {}", d.name),
+        async move {
+            let Some(stream) = wait_for_stream(&shared.store, &cfg.stream, &shared.stop).await
+            else {
+                return Ok(());
             };
-            registry
+            let source = Arc::new(millrace_io::EmbeddedSource::new(stream));
+            let delivery =
+                millrace_delivery::Delivery::new(cfg, lake, source, &shared.data_dir.state())
+                    .context("not started")?;
+            let delivery = Arc::new(delivery);
+            shared
+                .admin
+                .deliveries
                 .lock()
                 .expect("metrics registry")
                 .push(delivery.metrics());
-            if let Err(e) = delivery.run(millrace_delivery::RunMode::Forever, rx).await {
-                tracing::error!(delivery = %name, error = %e, "delivery stopped");
-            }
-        });
-        tracing::info!(delivery = %d.name, stream = %d.stream, lake = %lake_url, "delivery running");
-    }
-
-    let scorers: crate::admin::Scorers = Default::default();
-    let board: crate::pipeline::Board = Default::default();
-    for p in &config.preps {
-        deliveries.spawn(crate::pipeline::prep_loop(
-            p.clone(),
-            data_dir.to_owned(),
-            board.clone(),
-            stop_rx.clone(),
-        ));
-        tracing::info!(job = %p.job.display(), every_objects = p.every_objects, every_secs = p.every_secs, "prep job configured");
-    }
-    for t in &config.trains {
-        deliveries.spawn(crate::pipeline::train_loop(
-            t.clone(),
-            data_dir.to_owned(),
-            board.clone(),
-            stop_rx.clone(),
-        ));
-        tracing::info!(model = %t.name, data = %t.data, gate = t.gate, "training configured");
-    }
-    // Streaming scorers read the embedded store and wait for their stream and model to exist
-    // (the model may be trained after `up` starts).
-    for sc in &config.scorings {
-        let (store, cfg, data_dir, mut rx, registered) = (
-            store.clone(),
-            sc.clone(),
-            data_dir.to_owned(),
-            stop_rx.clone(),
-            scorers.clone(),
-        );
-        let name = sc.name();
-        tracing::info!(scoring = %name, stream = %sc.stream, model = %sc.model, to = %sc.to_stream, "scoring configured");
-        deliveries.spawn(async move {
-            if wait_for_stream(&store, &cfg.stream, &mut rx).await.is_none() {
-                return;
-            }
-            let registry = millrace_serve::registry::Registry::new(&data_dir);
-            let mut warned = false;
-            let scorer = loop {
-                let (c, r, s, st) = (
-                    cfg.clone(),
-                    registry.clone(),
-                    millrace_serve::score::streams::Streams::Embedded(store.clone()),
-                    data_dir.join("state"),
-                );
-                match tokio::task::spawn_blocking(move || {
-                    millrace_serve::score::Scorer::new(c, r, s, &st)
-                })
+            delivery
+                .run(millrace_delivery::RunMode::Forever, shared.stop_flag)
                 .await
-                {
-                    Ok(Ok(s)) => break Arc::new(s),
-                    Ok(Err(e)) => {
-                        if !warned {
-                            tracing::warn!(scoring = %name, error = %e, "scoring waits for its model");
-                            warned = true;
-                        }
-                    }
-                    Err(_) => return,
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = rx.changed() => return,
-                }
-                if *rx.borrow() {
-                    return;
-                }
-            };
-            let (model, version) = scorer.serving();
-            registered.lock().expect("scorers").push(scorer.clone());
-            tracing::info!(scoring = %name, model = %model, version, "scoring running");
-            if let Err(e) = scorer.run(millrace_serve::score::RunMode::Forever, rx).await {
-                tracing::error!(scoring = %name, error = %e, "scoring stopped");
-            }
-        });
-    }
+                .context("stopped")
+        },
+    ))
+}
 
-    // The real-time endpoint (--endpoint-model or [endpoint]); it starts once its models
-    // exist, so a pipeline can train the first one after `up` starts.
-    let (models, endpoint_addr) = match (&config.endpoint, args.endpoint_model.is_empty()) {
-        (Some(e), true) => (e.models.clone(), e.addr),
-        _ => (args.endpoint_model.clone(), args.endpoint_addr),
-    };
-    let served: Arc<std::sync::OnceLock<Arc<millrace_serve::endpoint::Endpoint>>> =
-        Default::default();
-    let endpoint = if models.is_empty() {
-        None
-    } else {
-        let listener = TcpListener::bind(endpoint_addr)
+/// A `[[prep]]` job, run when enough new objects land under its inputs.
+fn prep(shared: &Shared, p: &crate::pipeline::PrepTrigger) -> Component {
+    tracing::info!(job = %p.job.display(), every_objects = p.every_objects, every_secs = p.every_secs, "prep job configured");
+    let task = crate::pipeline::prep_loop(
+        p.clone(),
+        shared.data_dir.root().to_owned(),
+        shared.admin.pipeline.clone(),
+        shared.stop.clone(),
+    );
+    let name = p.job.file_stem().unwrap_or(p.job.as_os_str());
+    Component::spawn(format!("prep {}", name.to_string_lossy()), async move {
+        task.await;
+        Ok(())
+    })
+}
+
+/// A `[[train]]` model, retrained when its dataset grows and promoted through the gate.
+fn train(shared: &Shared, t: &crate::pipeline::TrainTrigger) -> Component {
+    tracing::info!(model = %t.name, data = %t.data, gate = t.gate, "training configured");
+    let task = crate::pipeline::train_loop(
+        t.clone(),
+        shared.data_dir.root().to_owned(),
+        shared.admin.pipeline.clone(),
+        shared.stop.clone(),
+    );
+    Component::spawn(format!("train {}", t.name), async move {
+        task.await;
+        Ok(())
+    })
+}
+
+/// A `[[scoring]]`: reads the embedded store and waits for its stream and its model to exist
+/// (the model may be trained after `up` starts).
+fn scoring(shared: &Shared, sc: &millrace_serve::score::ScoringConfig) -> Component {
+    let name = sc.name();
+    tracing::info!(scoring = %name, stream = %sc.stream, model = %sc.model, to = %sc.to_stream, "scoring configured");
+    let (shared, cfg) = (shared.clone(), sc.clone());
+    Component::spawn(format!("scoring {name}"), async move {
+        if wait_for_stream(&shared.store, &cfg.stream, &shared.stop)
             .await
-            .with_context(|| format!("binding the endpoint to {endpoint_addr}"))?;
-        let local = listener.local_addr()?;
-        let registry = millrace_serve::registry::Registry::new(data_dir);
-        // Already trained: load now and say what is served in the ready line.
-        let specs = models.clone();
-        let r = registry.clone();
-        let now = tokio::task::spawn_blocking(move || {
-            millrace_serve::endpoint::Endpoint::load(r, &specs)
-        })
-        .await?;
-        match &now {
-            Ok(ep) => {
-                let serving: Vec<String> = ep
-                    .serving()
-                    .into_iter()
-                    .map(|(n, v)| format!("{n}:v{v}"))
-                    .collect();
-                println!(
-                    "millrace up: endpoint=http://{local} serving {}",
-                    serving.join(", ")
-                );
-            }
-            Err(_) => println!(
-                "millrace up: endpoint=http://{local} waiting for model {}",
-                models.join(", ")
-            ),
+            .is_none()
+        {
+            return Ok(());
         }
-        let mut rx = stop_rx.clone();
-        let served = served.clone();
-        Some(tokio::spawn(async move {
-            let mut now = Some(now);
-            let ep = loop {
-                let attempt = match now.take() {
-                    Some(r) => r,
-                    None => {
-                        let (r, specs) = (registry.clone(), models.clone());
-                        match tokio::task::spawn_blocking(move || {
-                            millrace_serve::endpoint::Endpoint::load(r, &specs)
-                        })
-                        .await
-                        {
-                            Ok(r) => r,
-                            Err(_) => return,
-                        }
+        let registry = millrace_serve::registry::Registry::new(shared.data_dir.root());
+        let mut warned = false;
+        let scorer = loop {
+            let (c, r, s, st) = (
+                cfg.clone(),
+                registry.clone(),
+                millrace_io::Streams::Embedded(shared.store.clone()),
+                shared.data_dir.state(),
+            );
+            match tokio::task::spawn_blocking(move || {
+                millrace_serve::score::Scorer::new(c, r, s, &st)
+            })
+            .await
+            {
+                Ok(Ok(s)) => break Arc::new(s),
+                Ok(Err(e)) => {
+                    if !warned {
+                        tracing::warn!(scoring = %name, error = %e, "scoring waits for its model");
+                        warned = true;
                     }
-                };
-                match attempt {
-                    Ok(ep) => break Arc::new(ep),
-                    Err(e) => tracing::debug!(error = %e, "endpoint waits for its model"),
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = rx.changed() => return,
-                }
-                if *rx.borrow() {
-                    return;
-                }
-            };
-            let _ = served.set(ep.clone());
-            tracing::info!(addr = %local, serving = ?ep.serving(), "endpoint serving");
-            let reloader = ep.spawn_reloader(Duration::from_secs(1));
-            let stopped = async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            };
-            let _ = ep
-                .serve(
-                    listener,
-                    millrace_serve::endpoint::DEFAULT_MAX_BODY,
-                    stopped,
-                )
-                .await;
-            reloader.abort();
-        }))
-    };
+                Err(_) => return Ok(()),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shared.stop.cancelled() => return Ok(()),
+            }
+        };
+        let (model, version) = scorer.serving();
+        shared
+            .admin
+            .scorers
+            .lock()
+            .expect("scorers")
+            .push(scorer.clone());
+        tracing::info!(scoring = %name, model = %model, version, "scoring running");
+        scorer
+            .run(millrace_serve::score::RunMode::Forever, shared.stop_flag)
+            .await
+            .context("stopped")
+    })
+}
 
-    let admin_addr = args.admin_addr.unwrap_or(config.server.admin_addr);
-    let admin_listener = TcpListener::bind(admin_addr)
+/// The real-time endpoint (--endpoint-model or [endpoint]), bound now; it serves once its
+/// models exist, so a pipeline can train the first one after `up` starts.
+async fn endpoint(
+    shared: &Shared,
+    models: Vec<String>,
+    addr: SocketAddr,
+) -> anyhow::Result<Component> {
+    use millrace_serve::endpoint::Endpoint;
+    let listener = TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding the admin API to {admin_addr}"))?;
-    println!("millrace up: admin=http://{}", admin_listener.local_addr()?);
-    let admin = crate::admin::router(crate::admin::Admin {
-        store: store.clone(),
-        deliveries: delivery_metrics,
-        scorers,
-        pipeline: board,
-        endpoint: served,
-    });
-    let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin).await });
-
-    let gateway = Gateway::new(store.clone(), key);
-    millrace_gateway::serve(listener, gateway, shutdown_signal())
-        .await
-        .context("serving the Kinesis API")?;
-    // Flush delivery buffers and checkpoints before the store closes.
-    let _ = stop_tx.send(true);
-    if let Some(task) = endpoint {
-        let _ = task.await;
+        .with_context(|| format!("binding the endpoint to {addr}"))?;
+    let local = listener.local_addr()?;
+    let registry = millrace_serve::registry::Registry::new(shared.data_dir.root());
+    // Already trained: load now and say what is served in the ready line.
+    let (r, specs) = (registry.clone(), models.clone());
+    let now = tokio::task::spawn_blocking(move || Endpoint::load(r, &specs)).await?;
+    match &now {
+        Ok(ep) => {
+            let serving: Vec<String> = ep
+                .serving()
+                .into_iter()
+                .map(|(n, v)| format!("{n}:v{v}"))
+                .collect();
+            println!(
+                "millrace up: endpoint=http://{local} serving {}",
+                serving.join(", ")
+            );
+        }
+        Err(_) => println!(
+            "millrace up: endpoint=http://{local} waiting for model {}",
+            models.join(", ")
+        ),
     }
-    while deliveries.join_next().await.is_some() {}
-    admin_task.abort();
-    retention.abort();
-    tokio::task::spawn_blocking(move || store.shutdown()).await?;
-    eprintln!("millrace up: stopped cleanly");
-    Ok(())
+    let (stop, served) = (shared.stop.clone(), shared.admin.endpoint.clone());
+    Ok(Component::spawn("endpoint", async move {
+        let mut now = Some(now);
+        let ep = loop {
+            let attempt = match now.take() {
+                Some(r) => r,
+                None => {
+                    let (r, specs) = (registry.clone(), models.clone());
+                    match tokio::task::spawn_blocking(move || Endpoint::load(r, &specs)).await {
+                        Ok(r) => r,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            };
+            match attempt {
+                Ok(ep) => break Arc::new(ep),
+                Err(e) => tracing::debug!(error = %e, "endpoint waits for its model"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stop.cancelled() => return Ok(()),
+            }
+        };
+        let _ = served.set(ep.clone());
+        tracing::info!(addr = %local, serving = ?ep.serving(), "endpoint serving");
+        let reloader = ep.spawn_reloader(Duration::from_secs(1));
+        let served = ep
+            .serve(
+                listener,
+                millrace_serve::endpoint::DEFAULT_MAX_BODY,
+                stop.cancelled_owned(),
+            )
+            .await;
+        reloader.abort();
+        served.context("serving")
+    }))
+}
+
+/// The admin API (/metrics, /status) over what the other components registered.
+async fn admin(shared: &Shared, addr: SocketAddr) -> anyhow::Result<Component> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin API to {addr}"))?;
+    println!("millrace up: admin=http://{}", listener.local_addr()?);
+    let router = crate::admin::router(shared.admin.clone());
+    let stop = shared.stop.clone();
+    Ok(Component::spawn("admin", async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .context("serving")
+    }))
 }
 
 pub async fn shutdown_signal() {
@@ -331,19 +484,19 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// A delivery may be configured before a producer creates its stream: wait for it, or for
-/// shutdown (then `None`).
+/// A delivery or scorer may be configured before a producer creates its stream: wait for it,
+/// or for shutdown (then `None`).
 async fn wait_for_stream(
     store: &Store,
     name: &str,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
+    stop: &CancellationToken,
 ) -> Option<Arc<millrace_stream::StreamHandle>> {
     let mut warned = false;
     loop {
         if let Ok(s) = store.stream(name) {
             return Some(s);
         }
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return None;
         }
         if !warned {
@@ -352,18 +505,16 @@ async fn wait_for_stream(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stop.changed() => {}
+            _ = stop.cancelled() => {}
         }
     }
 }
 
 /// The key that signs shard iterators, kept in `state/` so iterators survive a restart.
-fn iterator_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = data_dir.join("state");
+fn iterator_key(data_dir: &DataDir) -> anyhow::Result<[u8; 32]> {
+    let dir = data_dir.state();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("iterator.key");
+    let path = data_dir.iterator_key();
     if let Ok(bytes) = std::fs::read(&path) {
         if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
             return Ok(key);
@@ -371,16 +522,7 @@ fn iterator_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
         tracing::warn!(path = %path.display(), "iterator key has the wrong size; making a new one");
     }
     let key: [u8; 32] = rand::random();
-    let tmp = dir.join("iterator.key.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(&key)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    millrace_common::durable::write_private_file(&path, &key)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(key)
 }

@@ -1,20 +1,42 @@
 //! `millrace wrangle`: fit a recipe on data and write the features, or apply a fitted recipe.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::Args;
+use millrace_common::layout::DataDir;
 use millrace_wrangle::{FittedRecipe, Frame, Recipe, Rows};
 
-use crate::cli::WrangleArgs;
+use crate::cli::S3Args;
 use crate::cmd::data_io;
 
-pub async fn run(data_dir: &Path, args: WrangleArgs) -> anyhow::Result<()> {
+#[derive(Debug, Args)]
+pub struct WrangleArgs {
+    /// Recipe to fit (.toml), or a fitted recipe to apply (.json).
+    #[arg(long)]
+    pub recipe: PathBuf,
+    /// Data: a CSV, Parquet or JSON file, a folder, a lake prefix or an s3:// URL
+    /// (optionally :FORMAT as in `millrace query`).
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub data: String,
+    /// Where to write the features: .parquet, .csv or .ndjson, local or s3://.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub out: Option<String>,
+    /// Fit the recipe and write its fitted state (JSON) here; no features are written unless
+    /// --out is also given.
+    #[arg(long, value_name = "STATE")]
+    pub fit_only: Option<PathBuf>,
+    /// Also write the fitted state here when writing features.
+    #[arg(long, value_name = "STATE")]
+    pub save_state: Option<PathBuf>,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+pub async fn run(data_dir: &DataDir, args: WrangleArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let s3 = millrace_lake::S3Options {
-        endpoint_url: args.s3_endpoint_url.clone(),
-        path_style: args.s3_endpoint_url.is_some(),
-    };
+    let s3 = args.s3.options();
     // A .json recipe is a fitted state (from --fit-only): applied as is, never refitted.
     let fitted_in = args
         .recipe
@@ -36,7 +58,7 @@ pub async fn run(data_dir: &Path, args: WrangleArgs) -> anyhow::Result<()> {
             args.recipe.display()
         );
     }
-    let (schema, batches) = data_io::read_table(data_dir, &args.data, &s3).await?;
+    let (schema, batches) = data_io::read_table(data_dir.root(), &args.data, &s3).await?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     eprintln!(
         "read {rows} rows × {} columns from {}",

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
 use super::{Load, LocalServer, call, write_load};
-use crate::cli::BenchDeliverArgs;
 
 #[derive(Debug, serde::Serialize)]
 struct Throughput {
@@ -33,6 +33,22 @@ struct Freshness {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDeliverArgs {
+    /// Seconds of write load for each throughput run.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Seconds of steady load for each freshness run.
+    #[arg(long, default_value_t = 10.0)]
+    pub freshness_seconds: f64,
+    /// Records per second during freshness runs.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 pub async fn deliver(args: BenchDeliverArgs) -> anyhow::Result<()> {

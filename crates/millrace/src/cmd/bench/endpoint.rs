@@ -6,14 +6,16 @@
 //! late generator cannot hide. The schedule is kept by a thread sleeping to each send time
 //! (tokio's millisecond timer would release requests in bursts).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
-use crate::cli::BenchEndpointArgs;
+use crate::cli::parse_duration;
 
 /// One raw record per CSV row, every value a string (as the stream carries them).
 pub(super) fn records(
@@ -124,6 +126,34 @@ async fn run_rate(
         hist,
         lags,
     }
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEndpointArgs {
+    /// The scoring URL, e.g. http://127.0.0.1:8080/invocations.
+    #[arg(long)]
+    pub url: String,
+    /// Rows to send (one JSON record of strings per request, cycled).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Columns left out of the records (e.g. the target).
+    #[arg(long)]
+    pub drop_column: Vec<String>,
+    /// Request rates to try, in order (requests per second).
+    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,5000")]
+    pub rates: Vec<f64>,
+    /// How long each rate runs.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Idle keep-alive connections kept by the client.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// A request not answered in this time counts as an error.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Also print the results as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn endpoint(args: BenchEndpointArgs) -> anyhow::Result<()> {

@@ -5,14 +5,14 @@
 
 use super::{Load, LocalServer, call, create_stream, write_load};
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use clap::Args;
 use serde_json::json;
-
-use crate::cli::BenchIngestArgs;
 
 #[derive(Debug, Clone, serde::Serialize)]
 struct Outcome {
@@ -29,6 +29,34 @@ struct Outcome {
     read_seconds: f64,
     read_records_per_s: f64,
     read_mb_per_s: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIngestArgs {
+    /// Measure this endpoint instead of a fresh local server.
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// Another Kinesis API to measure with the same load, as NAME=URL (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+    /// Shards of the benchmark stream.
+    #[arg(long, default_value_t = 4)]
+    pub shards: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Seconds of write load.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Records per PutRecords call.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Approximate size of each JSON record in bytes.
+    #[arg(long, default_value_t = 600)]
+    pub record_bytes: usize,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {

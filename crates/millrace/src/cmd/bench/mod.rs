@@ -6,12 +6,6 @@ mod ingest;
 mod score;
 mod wrangle;
 
-pub use deliver::deliver;
-pub use endpoint::endpoint;
-pub use ingest::ingest;
-pub use score::score;
-pub use wrangle::wrangle;
-
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,8 +15,54 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use clap::Subcommand;
 use hdrhistogram::Histogram;
+use millrace_common::layout::DataDir;
 use serde_json::{Value, json};
+
+use deliver::BenchDeliverArgs;
+use endpoint::BenchEndpointArgs;
+use ingest::BenchIngestArgs;
+use score::BenchScoreArgs;
+use wrangle::BenchWrangleArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// PutRecords load from concurrent clients, then GetRecords of everything written.
+    ///
+    /// Without --endpoint-url it starts `millrace up` on a free loopback port with a fresh
+    /// data directory (default fsync policy) and measures that. Each --peer is measured with
+    /// the same load in the same run, and the table shows the ratio.
+    Ingest(BenchIngestArgs),
+    /// Delivery throughput (NDJSON, Parquet+zstd) under ingest load, and freshness (time from
+    /// PutRecord acknowledgement to the record being readable in the lake) at buffer
+    /// intervals 0 and 1 s. Runs `millrace up` child processes with local lakes.
+    Deliver(BenchDeliverArgs),
+    /// Recipe fit and transform over a CSV (rows/s, peak RSS) and one-record transform latency
+    /// (median, p99) with the churn recipe or another; bench/wrangle.sh runs it beside pandas +
+    /// scikit-learn.
+    Wrangle(BenchWrangleArgs),
+    /// Open-loop load on an HTTP scoring endpoint (millrace's or a peer's): single-record JSON
+    /// requests sent on a fixed schedule at each --rates value, latency measured from the
+    /// scheduled time (p50, p99, p99.9) and errors counted. bench/endpoint.sh runs it against
+    /// `millrace endpoint` and a FastAPI + scikit-learn peer.
+    Endpoint(BenchEndpointArgs),
+    /// Streaming-inference latency: one PutRecord per record on a fixed schedule into a stream
+    /// a scorer (`up` with [[scoring]], or `millrace score`) reads, and the time from each
+    /// acknowledgement to its prediction being readable on the output stream (p50, p99,
+    /// p99.9). bench/score.sh sets it all up.
+    Score(BenchScoreArgs),
+}
+
+pub async fn run(data_dir: &DataDir, command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Ingest(args) => ingest::ingest(args).await,
+        BenchCommand::Deliver(args) => deliver::deliver(args).await,
+        BenchCommand::Wrangle(args) => wrangle::wrangle(data_dir, args).await,
+        BenchCommand::Endpoint(args) => endpoint::endpoint(args).await,
+        BenchCommand::Score(args) => score::score(args).await,
+    }
+}
 
 /// A `millrace up` child process on a free port with a throwaway data directory.
 struct LocalServer {

@@ -4,17 +4,19 @@
 //! match each prediction to its input by `source_shard` and `source_sequence`.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
+use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::sync::Mutex;
 
-use crate::cli::BenchScoreArgs;
+use crate::cli::parse_duration;
 
 /// (source shard, source sequence) → when its input was acknowledged or its output read.
 #[derive(Default)]
@@ -97,6 +99,37 @@ async fn tail_shard(
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct BenchScoreArgs {
+    /// The Kinesis API of the running `up`.
+    #[arg(long)]
+    pub endpoint_url: String,
+    /// The stream the scorer reads.
+    #[arg(long)]
+    pub stream: String,
+    /// The stream the scorer writes predictions to.
+    #[arg(long)]
+    pub out_stream: String,
+    /// Rows to send (one JSON record of strings each, cycled).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Columns left out of the records (e.g. the target).
+    #[arg(long)]
+    pub drop_column: Vec<String>,
+    /// Record rates to try, in order (records per second).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub rates: Vec<f64>,
+    /// How long each rate runs.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// How long to wait for the last predictions after the load stops.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Also print the results as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn score(args: BenchScoreArgs) -> anyhow::Result<()> {

@@ -1,27 +1,43 @@
 //! `millrace bench wrangle`: how fast a recipe fits and transforms, and how long one raw record
 //! takes through the fitted recipe (what the endpoint adds to every prediction).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
 use arrow::array::{Array, AsArray};
+use clap::Args;
 use hdrhistogram::Histogram;
+use millrace_common::layout::DataDir;
 use millrace_wrangle::{Frame, Recipe, Rows};
 use serde_json::{Map, Value, json};
 
-use crate::cli::BenchWrangleArgs;
-
 const CHURN_RECIPE: &str = include_str!("../../../../../examples/recipes/churn.toml");
 
-pub async fn wrangle(data_dir: &Path, args: BenchWrangleArgs) -> anyhow::Result<()> {
+#[derive(Debug, Args)]
+pub struct BenchWrangleArgs {
+    /// The data (CSV, Parquet, NDJSON), e.g. from `millrace generate churn --rows 1000000`.
+    #[arg(long)]
+    pub data: String,
+    /// Recipe to fit (default: examples/recipes/churn.toml, built in).
+    #[arg(long)]
+    pub recipe: Option<PathBuf>,
+    /// Records (the data's first rows, as JSON objects of strings) timed one at a time.
+    #[arg(long, default_value_t = 20000)]
+    pub records: usize,
+    /// Write the results as JSON to this file too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub async fn wrangle(data_dir: &DataDir, args: BenchWrangleArgs) -> anyhow::Result<()> {
     let recipe = match &args.recipe {
         Some(p) => Recipe::load(p)?,
         None => Recipe::parse(CHURN_RECIPE, "examples/recipes/churn.toml")?,
     };
     let t = Instant::now();
     let (schema, batches) =
-        crate::cmd::data_io::read_table(data_dir, &args.data, &Default::default()).await?;
+        crate::cmd::data_io::read_table(data_dir.root(), &args.data, &Default::default()).await?;
     let read_s = t.elapsed().as_secs_f64();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     // The records a producer would send: every value as a string, like the stream carries them.

@@ -1,6 +1,7 @@
 //! Where batch-scored rows go: one file (local, through a temporary file renamed into place,
-//! or an S3 multipart upload) or a lake folder of part files committed by a manifest in prep's
-//! shape. Nothing is visible at the target until `Sink::finish`; `Sink::abort` removes what a
+//! or an S3 multipart upload) or a lake folder of part files committed by prep's dataset writer
+//! (`millrace_prep::DatasetWriter`: parts, manifest, history, sweep), as prep jobs commit
+//! theirs. Nothing is visible at the target until `Sink::finish`; `Sink::abort` removes what a
 //! failed run wrote.
 
 use std::io::Write;
@@ -12,7 +13,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use millrace_lake::{Lake, S3Options};
-use millrace_prep::manifest::{DataFile, InputObject, Manifest};
+use millrace_prep::DatasetWriter;
+use millrace_prep::manifest::{InputObject, Manifest};
 
 use super::{Encoder, FileFormat, temp_path};
 
@@ -207,12 +209,10 @@ pub struct TransformInfo {
     pub rows_per_second: f64,
 }
 
-/// A batch-transform manifest: prep's (so prep's readers and `millrace query` read the folder
-/// through it) plus the model and timing.
+/// What a batch-transform manifest adds to prep's (so prep's readers and `millrace query` read
+/// the folder through it): the model and timing.
 #[derive(serde::Serialize)]
-struct TransformManifest<'a> {
-    #[serde(flatten)]
-    dataset: &'a Manifest,
+struct TransformExtension<'a> {
     transform: &'a TransformInfo,
 }
 
@@ -236,14 +236,15 @@ impl Sink {
                 folder,
                 format,
             } => Self::Dataset(DatasetSink {
-                lake: lake.clone(),
-                folder: folder.clone(),
+                dataset: DatasetWriter::new(
+                    lake.clone(),
+                    folder.clone(),
+                    millrace_prep::dataset::run_id(),
+                ),
                 format: *format,
-                run_id: run_id(),
                 part_rows: usize::MAX,
                 schema,
                 current: None,
-                files: Vec::new(),
                 handle,
             }),
         })
@@ -467,28 +468,19 @@ fn commit_local(
     path: &Path,
 ) -> anyhow::Result<()> {
     let f = w.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(tmp, path)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::File::open(dir).and_then(|d| d.sync_all())?;
-    Ok(())
+    millrace_common::durable::commit(f, tmp, path)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Scored batches cut into parts of `part_rows` rows, encoded here and put and committed by
+/// prep's dataset writer.
 pub struct DatasetSink {
-    lake: Lake,
-    folder: String,
+    dataset: DatasetWriter,
     format: FileFormat,
-    run_id: String,
     part_rows: usize,
     schema: SchemaRef,
     /// The part being encoded and its rows.
     current: Option<(Encoder<Vec<u8>>, usize)>,
-    /// Parts already put, with their rows.
-    files: Vec<DataFile>,
     handle: tokio::runtime::Handle,
 }
 
@@ -527,25 +519,13 @@ impl DatasetSink {
             return Ok(());
         };
         let bytes = enc.finish()?;
-        let key = format!(
-            "part-{}-{:05}.{}",
-            self.run_id,
-            self.files.len(),
-            self.format.extension()
-        );
-        let size = bytes.len() as u64;
+        let ext = self.format.extension();
+        let key = self.dataset.next_key("", ext);
+        let d = &mut self.dataset;
+        let place = format!("{}/{}{key}", d.lake().url(), d.folder());
         self.handle
-            .block_on(
-                self.lake
-                    .put(&format!("{}{key}", self.folder), Bytes::from(bytes)),
-            )
-            .with_context(|| format!("writing {}/{}{key}", self.lake.url(), self.folder))?;
-        self.files.push(DataFile {
-            key,
-            rows: rows as u64,
-            bytes: size,
-            run_id: self.run_id.clone(),
-        });
+            .block_on(d.put_part("", ext, bytes, rows as u64))
+            .with_context(|| format!("writing {place}"))?;
         Ok(())
     }
 
@@ -560,7 +540,7 @@ impl DatasetSink {
     fn commit(&mut self, info: &TransformInfo, inputs: &[InputObject]) -> anyhow::Result<()> {
         // The last part; an empty result is still a dataset with a schema.
         let open_rows = self.current.as_ref().map_or(0, |(_, r)| *r);
-        if open_rows > 0 || self.files.is_empty() {
+        if open_rows > 0 || self.dataset.files().is_empty() {
             if self.current.is_none() {
                 self.current = Some((
                     Encoder::new(self.format, self.schema.clone(), Vec::new())?,
@@ -569,17 +549,18 @@ impl DatasetSink {
             }
             self.put_part()?;
         }
-        let (lake, folder) = (&self.lake, &self.folder);
+        let d = &mut self.dataset;
         let previous = self
             .handle
-            .block_on(Manifest::latest(lake, folder))
+            .block_on(Manifest::latest(d.lake(), d.folder()))
             .ok()
             .flatten();
-        let rows = self.files.iter().map(|f| f.rows).sum();
+        let files = d.files().to_vec();
+        let rows = files.iter().map(|f| f.rows).sum();
         let m = Manifest {
             format_version: 1,
-            dataset: format!("{}/{}", lake.url(), folder.trim_end_matches('/')),
-            run_id: self.run_id.clone(),
+            dataset: format!("{}/{}", d.lake().url(), d.folder().trim_end_matches('/')),
+            run_id: d.run_id().to_owned(),
             previous_run_id: previous.map(|p| p.run_id),
             job: None,
             mode: "overwrite".into(),
@@ -589,62 +570,21 @@ impl DatasetSink {
             query: String::new(),
             inputs: [("input".to_owned(), inputs.to_vec())].into(),
             run_inputs: [("input".to_owned(), inputs.len())].into(),
-            files: self.files.clone(),
+            files,
             rows,
             run_rows: rows,
             partition_by: Vec::new(),
             bad_records: Vec::new(),
             bad_record_count: 0,
         };
-        let body = Bytes::from(serde_json::to_vec_pretty(&TransformManifest {
-            dataset: &m,
-            transform: info,
-        })?);
-        let history = format!(
-            "{folder}{}/{}.json",
-            millrace_prep::manifest::HISTORY,
-            self.run_id
-        );
-        let manifest = format!("{folder}{}", millrace_prep::manifest::MANIFEST);
-        self.handle.block_on(async {
-            lake.put(&history, body.clone()).await?;
-            lake.put(&manifest, body).await
-        })?;
-        // Committed: the previous version's parts (and any a crashed run left) go.
-        let keep: std::collections::HashSet<&str> =
-            self.files.iter().map(|f| f.key.as_str()).collect();
-        let stale: Vec<String> = self
-            .handle
-            .block_on(lake.list_objects(folder))?
-            .into_iter()
-            .map(|o| o.key)
-            .filter(|k| {
-                let rel = k.strip_prefix(folder.as_str()).unwrap_or(k);
-                !rel.contains('/') && rel.starts_with("part-") && !keep.contains(rel)
-            })
-            .collect();
-        for key in stale {
-            self.handle.block_on(lake.delete(&key))?;
-        }
-        self.files.clear();
+        self.handle
+            .block_on(d.commit_with(&m, &TransformExtension { transform: info }))?;
         Ok(())
     }
 
     fn abort(self) {
-        for f in &self.files {
-            let key = format!("{}{}", self.folder, f.key);
-            let _ = self.handle.block_on(self.lake.delete(&key));
-        }
+        self.handle.block_on(self.dataset.abort());
     }
-}
-
-/// Sortable and unique enough for one writer: UTC time plus a random suffix (prep's shape).
-fn run_id() -> String {
-    let ms = millrace_prep::manifest::now_ms();
-    let t = millrace_prep::manifest::rfc3339(ms)
-        .replace(['-', ':'], "")
-        .replace('.', "");
-    format!("{}-{:04x}", t.trim_end_matches('Z'), rand::random::<u16>())
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! B-spline bases for the `spline` step: smooth, local bends of a number that a linear model
+//! `spline`: B-spline bases, smooth, local bends of a number that a linear model
 //! can weight, the usual way to give a GAM-like shape to a logistic or ridge regression.
 //!
 //! The knots are quantiles of the training values, so every piece sees about as many rows;
@@ -9,7 +9,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::steps::quantile;
+use super::input::{absent, need_num};
+use super::params::Params;
+use super::{FittedStep, Step};
+use crate::error::{StepError, StepSpecError};
+use crate::frame::{Column, Frame, Name};
+use crate::stats::{quantile, sorted};
 
 /// The highest degree (the recipe step refuses more): the evaluation works in fixed arrays.
 pub const MAX_DEGREE: usize = 5;
@@ -101,6 +106,78 @@ impl Basis {
             }
         }
     }
+}
+
+pub fn parse(p: &mut Params) -> Result<Step, StepSpecError> {
+    let columns = p.columns()?;
+    let knots = p.count("knots", 10, 2)?;
+    let degree = p.count("degree", 3, 1)?;
+    if degree > MAX_DEGREE {
+        return Err(StepSpecError::SplineDegree {
+            at: p.at(),
+            degree,
+            max: MAX_DEGREE,
+        });
+    }
+    Ok(Step::Spline {
+        columns,
+        knots,
+        degree,
+    })
+}
+
+pub fn fit(
+    frame: &Frame,
+    columns: &[String],
+    knots: usize,
+    degree: usize,
+) -> Result<FittedStep, StepError> {
+    let mut out = Vec::new();
+    for c in columns {
+        let s = sorted(need_num(frame, c)?);
+        // One value (or none) has no shape to bend: no columns, rather than an error that
+        // would fail a cross-validation fold that happens to see a single value.
+        let Some(basis) = Basis::fit(c, &s, knots, degree) else {
+            continue;
+        };
+        if let Some(taken) = basis.names.iter().find(|n| frame.column(n).is_some()) {
+            return Err(StepError::ColumnExists {
+                step: "spline",
+                from: c.clone(),
+                column: taken.clone(),
+            });
+        }
+        out.push(basis);
+    }
+    Ok(FittedStep::Spline { columns: out })
+}
+
+/// Adds each basis's columns right after its column.
+pub fn apply(frame: &mut Frame, columns: &[Basis]) -> Result<(), StepError> {
+    for basis in columns {
+        let Some(at) = frame.index(&basis.column) else {
+            return Err(absent(&basis.column));
+        };
+        let v = need_num(frame, &basis.column)?;
+        let mut outs: Vec<Vec<f64>> = vec![vec![0.0; v.len()]; basis.names.len()];
+        let mut row = vec![0.0; basis.names.len()];
+        for (i, x) in v.iter().enumerate() {
+            basis.eval(*x, &mut row);
+            for (o, r) in outs.iter_mut().zip(&row) {
+                o[i] = *r;
+            }
+        }
+        for (j, (name, col)) in basis.names.iter().zip(outs).enumerate() {
+            // A record that already carries such a column gets it replaced, never a second
+            // column of one name.
+            if frame.column(name).is_some() {
+                frame.set(Name::from(name.as_str()), Column::Num(col));
+            } else {
+                frame.insert_at(at + 1 + j, Name::from(name.as_str()), Column::Num(col));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,101 @@
+//! The data directory's layout, in one place (`--data-dir`, default `./millrace-data`):
+//!
+//! ```text
+//! streams/<stream>/…          the durable log (millrace-stream)
+//! lake/                       the local lake: raw/, errors/, curated/ …
+//! lake/models/<name>/v<N>/    the model registry
+//! state/iterator.key          the key that signs shard iterators
+//! state/delivery/<name>/      delivery checkpoints, one file per shard
+//! state/scoring/<name>/       scorer checkpoints
+//! state/pipeline/             prep and train loop state of `millrace up`
+//! state/monitor/<model>.json  the latest drift report per model
+//! ```
+//!
+//! Components take the folder they own from a [`DataDir`] instead of joining strings, so the
+//! layout changes here or nowhere.
+
+use std::path::{Path, PathBuf};
+
+/// A millrace data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `streams/`: the stream store's root is the data dir itself; this is where its
+    /// streams live.
+    pub fn streams(&self) -> PathBuf {
+        self.root.join("streams")
+    }
+
+    /// `lake/`: the local lake.
+    pub fn lake(&self) -> PathBuf {
+        self.root.join("lake")
+    }
+
+    /// `lake/models/`: the model registry.
+    pub fn models(&self) -> PathBuf {
+        self.lake().join("models")
+    }
+
+    /// `state/`: checkpoints and other process state.
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// `state/iterator.key`.
+    pub fn iterator_key(&self) -> PathBuf {
+        self.state().join("iterator.key")
+    }
+
+    /// `state/delivery/<name>/`.
+    pub fn delivery_state(&self, name: &str) -> PathBuf {
+        self.state().join("delivery").join(name)
+    }
+
+    /// `state/scoring/<name>/`.
+    pub fn scoring_state(&self, name: &str) -> PathBuf {
+        self.state().join("scoring").join(name)
+    }
+
+    /// `state/pipeline/`.
+    pub fn pipeline_state(&self) -> PathBuf {
+        self.state().join("pipeline")
+    }
+
+    /// `state/monitor/`.
+    pub fn monitor_state(&self) -> PathBuf {
+        self.state().join("monitor")
+    }
+}
+
+impl AsRef<Path> for DataDir {
+    fn as_ref(&self) -> &Path {
+        &self.root
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_sit_where_the_docs_say() {
+        let d = DataDir::new("/d");
+        assert_eq!(d.lake(), Path::new("/d/lake"));
+        assert_eq!(d.models(), Path::new("/d/lake/models"));
+        assert_eq!(d.delivery_state("x"), Path::new("/d/state/delivery/x"));
+        assert_eq!(d.scoring_state("y"), Path::new("/d/state/scoring/y"));
+        assert_eq!(d.iterator_key(), Path::new("/d/state/iterator.key"));
+        assert_eq!(d.monitor_state(), Path::new("/d/state/monitor"));
+    }
+}

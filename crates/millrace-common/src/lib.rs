@@ -1,0 +1,11 @@
+//! The few kernels every millrace crate needs and none of them owns: replacing a local file
+//! durably (`durable`), reading and printing wall-clock time (`time`), and the data
+//! directory's layout (`layout`).
+//!
+//! Not for domain rules: anything that knows about streams, objects, datasets or models lives in
+//! the crate of that stage. This crate depends on nothing of millrace's, so the lowest crates
+//! (the log, the lake) can use it.
+
+pub mod durable;
+pub mod layout;
+pub mod time;

@@ -1,0 +1,179 @@
+//! The embedded log of this process (`millrace_stream::StreamHandle`), read and written
+//! directly: no HTTP, and a reader is woken by the shard's tip instead of polling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use millrace_stream::{PutInput, SequenceNumber, StreamError, StreamHandle};
+
+use crate::limits::GET_RECORDS_MAX_RECORDS;
+use crate::sink::{Placed, PutFailure, RecordSink, SinkRecord};
+use crate::source::{RecordSource, SourceBatch, SourceRecord};
+use crate::{IoError, Result};
+
+/// Most bytes one read returns (under GetRecords' 10 MiB: a read is one batch of work).
+const READ_BYTES: usize = 8 * 1024 * 1024;
+
+/// Classifies a store failure: `op` says what was being done.
+pub(crate) fn store_error(op: String, e: StreamError) -> IoError {
+    let message = e.to_string();
+    match e {
+        StreamError::StreamNotFound(_)
+        | StreamError::ShardNotFound { .. }
+        | StreamError::Deleting(_) => IoError::StreamNotFound { op, message },
+        StreamError::LimitExceeded(_) => IoError::Throttled { op, message },
+        StreamError::InvalidArgument(_) | StreamError::StreamExists(_) => {
+            IoError::Rejected { op, message }
+        }
+        StreamError::Io { .. } | StreamError::CorruptMeta { .. } | StreamError::WriterGone(_) => {
+            IoError::Failed {
+                op,
+                message,
+                transient: false,
+            }
+        }
+    }
+}
+
+/// Reads a stream of the embedded store.
+pub struct EmbeddedSource {
+    stream: Arc<StreamHandle>,
+}
+
+impl EmbeddedSource {
+    pub fn new(stream: Arc<StreamHandle>) -> Self {
+        Self { stream }
+    }
+
+    fn op(&self, what: &str, shard: &str) -> String {
+        format!("{what} {shard} of {}", self.stream.name())
+    }
+}
+
+#[async_trait]
+impl RecordSource for EmbeddedSource {
+    async fn shards(&self) -> Result<Vec<String>> {
+        Ok(self.stream.shards().iter().map(|s| s.id()).collect())
+    }
+
+    async fn read(&self, shard: &str, after: Option<&str>, wait: Duration) -> Result<SourceBatch> {
+        let shard_id = shard;
+        let shard = self
+            .stream
+            .shard_by_id(shard_id)
+            .map_err(|e| store_error(self.op("reading shard", shard_id), e))?
+            .clone();
+        let from = match after {
+            None => 0,
+            Some(s) => {
+                SequenceNumber::parse(s)
+                    .ok_or_else(|| IoError::BadPosition {
+                        op: self.op("reading shard", shard_id),
+                        message: format!("checkpoint {s} is not a millrace sequence number"),
+                    })?
+                    .counter
+                    + 1
+            }
+        };
+        let mut tip = shard.watch_tip();
+        if *tip.borrow_and_update() <= from && !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, tip.changed()).await;
+        }
+        let index = shard.index();
+        let s2 = shard.clone();
+        let batch =
+            tokio::task::spawn_blocking(move || s2.read(from, GET_RECORDS_MAX_RECORDS, READ_BYTES))
+                .await
+                .map_err(|e| IoError::task(self.op("reading shard", shard_id), e))?
+                .map_err(|e| store_error(self.op("reading shard", shard_id), e))?;
+        let caught_up = batch.next >= batch.tip;
+        let records = batch
+            .records
+            .into_iter()
+            .map(|r| SourceRecord {
+                sequence: self.stream.sequence(index, r.counter).to_string(),
+                arrival_ms: r.arrival_ms,
+                partition_key: r.partition_key,
+                data: r.data,
+            })
+            .collect();
+        Ok(SourceBatch { records, caught_up })
+    }
+
+    /// The record before the shard's tip: known without reading.
+    async fn newest(&self, shard: &str) -> Result<Option<String>> {
+        let s = self
+            .stream
+            .shard_by_id(shard)
+            .map_err(|e| store_error(self.op("reading shard", shard), e))?;
+        Ok(s.tip()
+            .checked_sub(1)
+            .map(|counter| self.stream.sequence(s.index(), counter).to_string()))
+    }
+}
+
+/// Appends to a stream of the embedded store (each shard's writer, group commit).
+pub struct EmbeddedSink {
+    stream: Arc<StreamHandle>,
+    name: String,
+}
+
+impl EmbeddedSink {
+    pub fn new(stream: Arc<StreamHandle>) -> Self {
+        Self {
+            name: stream.name(),
+            stream,
+        }
+    }
+}
+
+#[async_trait]
+impl RecordSink for EmbeddedSink {
+    fn stream(&self) -> &str {
+        &self.name
+    }
+
+    async fn put_records(
+        &self,
+        records: &[SinkRecord],
+    ) -> Result<Vec<std::result::Result<Placed, PutFailure>>> {
+        let inputs = records
+            .iter()
+            .map(|r| PutInput {
+                partition_key: r.partition_key.clone(),
+                explicit_hash_key: None,
+                data: r.data.clone(),
+            })
+            .collect();
+        Ok(self
+            .stream
+            .put(inputs)
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Ok(o) => Ok(Placed {
+                    shard: self
+                        .stream
+                        .shard(o.shard)
+                        .map(|s| s.id())
+                        .unwrap_or_default(),
+                    sequence: o.sequence.to_string(),
+                }),
+                Err(e) => {
+                    let e = store_error(format!("putting to {}", self.name), e);
+                    Err(PutFailure {
+                        code: match &e {
+                            IoError::StreamNotFound { .. } => "ResourceNotFoundException",
+                            IoError::Throttled { .. } => "ProvisionedThroughputExceededException",
+                            _ => "InternalFailure",
+                        }
+                        .to_owned(),
+                        retryable: e.is_transient(),
+                        message: e.to_string(),
+                    })
+                }
+            })
+            .collect())
+    }
+}

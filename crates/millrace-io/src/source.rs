@@ -1,0 +1,54 @@
+//! Reading a stream: [`RecordSource`] and what it returns. Positions are Kinesis sequence
+//! number strings for every backend, so a checkpoint means the same whichever one wrote it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// One record read from a shard.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    pub sequence: String,
+    pub arrival_ms: i64,
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+/// What one read returned.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    pub records: Vec<SourceRecord>,
+    /// True when nothing newer was in the shard when it was read.
+    pub caught_up: bool,
+}
+
+/// A readable stream.
+#[async_trait]
+pub trait RecordSource: Send + Sync {
+    /// The shard ids, in the stream's order.
+    async fn shards(&self) -> Result<Vec<String>>;
+
+    /// Records after `after` (from the oldest when `None`). When there are none yet, waits up
+    /// to `wait` for some to arrive.
+    async fn read(&self, shard: &str, after: Option<&str>, wait: Duration) -> Result<SourceBatch>;
+
+    /// The sequence number of the newest record in `shard` now (`None` when it has none):
+    /// reading after it returns only records put later. This default reads the shard to its
+    /// end; a backend that knows its tip answers directly.
+    async fn newest(&self, shard: &str) -> Result<Option<String>> {
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self.read(shard, after.as_deref(), Duration::ZERO).await?;
+            match batch.records.last() {
+                Some(r) => after = Some(r.sequence.clone()),
+                None => return Ok(after),
+            }
+            if batch.caught_up {
+                return Ok(after);
+            }
+        }
+    }
+}
