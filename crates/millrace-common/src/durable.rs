@@ -34,7 +34,12 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// callers whose readers know to skip that name, or that reuse one staging name per key so a
 /// replay after a crash truncates what a killed writer left. The temporary file is removed if
 /// any step before the rename fails.
-pub fn write_file_staged(path: &Path, tmp: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
+pub fn write_file_staged(
+    path: &Path,
+    tmp: &Path,
+    bytes: &[u8],
+    mode: Option<u32>,
+) -> io::Result<()> {
     if let Some(dir) = parent(path) {
         std::fs::create_dir_all(dir)?;
     }

@@ -28,7 +28,10 @@ pub enum ServeError {
     NotServed { name: String, serving: Vec<String> },
 
     /// The model exists; this version does not (it has no model.json).
-    #[error("model {name} has no version v{version} (versions: {})", list_versions(versions))]
+    #[error(
+        "model {name} has no version v{version} (versions: {})",
+        list_versions(versions)
+    )]
     VersionNotFound {
         name: String,
         version: u32,

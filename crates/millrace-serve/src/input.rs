@@ -97,8 +97,8 @@ fn from_values(i: usize, values: Vec<Value>, columns: &[String]) -> Result<Recor
             i,
             format!(
                 "{} values, the model takes {} in this order: {}",
-            values.len(),
-            columns.len(),
+                values.len(),
+                columns.len(),
                 columns.join(", ")
             ),
         ));
@@ -273,7 +273,10 @@ mod tests {
         let e = parse(Format::Json, b"[]", &cols()).unwrap_err();
         assert!(e.message.contains("no records"), "{}", e.message);
         assert_eq!(e.record, None);
-        assert_eq!(format_of(Some("image/png")).unwrap_err().status().as_u16(), 415);
+        assert_eq!(
+            format_of(Some("image/png")).unwrap_err().status().as_u16(),
+            415
+        );
         assert_eq!(
             format_of(Some("text/csv; charset=utf-8")).unwrap(),
             Format::Csv

@@ -100,7 +100,10 @@ pub fn row_ids(model: &ModelArtifact, frame: &Frame) -> Vec<Option<String>> {
 
 /// Judges `challenger` against `production` (see the module docs). Errors only when the
 /// champion cannot score the challenger's test rows.
-pub fn judge(challenger: &Trained, production: Option<Production<'_>>) -> Result<Verdict, ServeError> {
+pub fn judge(
+    challenger: &Trained,
+    production: Option<Production<'_>>,
+) -> Result<Verdict, ServeError> {
     let model = &challenger.model;
     let metric = model.objective.name().to_owned();
     let (champion, champion_model, trained_on) = match production {
@@ -144,9 +147,15 @@ pub fn judge(challenger: &Trained, production: Option<Production<'_>>) -> Result
     let width = challenger.test_values.len() / n.max(1);
     let mine: Vec<f64> = rows
         .iter()
-        .flat_map(|&i| challenger.test_values[i * width..(i + 1) * width].iter().copied())
+        .flat_map(|&i| {
+            challenger.test_values[i * width..(i + 1) * width]
+                .iter()
+                .copied()
+        })
         .collect();
-    let challenger_score = model.objective.score(&model.task, &y, &mine, model.threshold);
+    let challenger_score = model
+        .objective
+        .score(&model.task, &y, &mine, model.threshold);
     let p = champion_model.predict(&frame)?;
     let champion_score =
         model

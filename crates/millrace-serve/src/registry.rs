@@ -160,7 +160,6 @@ fn io(path: &Path, source: std::io::Error) -> ServeError {
     }
 }
 
-
 /// Just what `resolve` needs from a model.json given as a path.
 #[derive(Deserialize)]
 struct Header {
@@ -260,7 +259,13 @@ impl Registry {
         let entries = fs::read_dir(&dir).map_err(|e| io(&dir, e))?;
         let highest = entries
             .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_prefix('v')?.parse::<u32>().ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_prefix('v')?
+                    .parse::<u32>()
+                    .ok()
+            })
             .max()
             .unwrap_or(0);
         let mut version = highest + 1;
@@ -553,7 +558,11 @@ impl NewVersion {
     /// Writes `files` (name, bytes) in order and then `model_json` as model.json, each through
     /// a temporary file, fsync and rename: once this returns the version exists, whole. Returns
     /// the version's folder.
-    pub fn commit(mut self, files: &[(&str, &[u8])], model_json: &[u8]) -> Result<PathBuf, ServeError> {
+    pub fn commit(
+        mut self,
+        files: &[(&str, &[u8])],
+        model_json: &[u8],
+    ) -> Result<PathBuf, ServeError> {
         for (file, bytes) in files.iter().chain([&(MODEL_FILE, model_json)]) {
             let path = self.dir.join(file);
             millrace_common::durable::write_file(&path, bytes).map_err(|e| io(&path, e))?;

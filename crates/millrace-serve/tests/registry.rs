@@ -427,12 +427,10 @@ fn concurrent_promotions_never_corrupt_or_lose_a_change() {
 /// Which writer wrote a file of a version made by `concurrent_creators_*` (`writer N`).
 fn writer_of(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    let at = text.find("writer ").unwrap_or_else(|| panic!("{}: {text}", path.display()));
-    text[at..]
-        .split(|c: char| c == '"' || c == '\n')
-        .next()
-        .unwrap()
-        .to_owned()
+    let at = text
+        .find("writer ")
+        .unwrap_or_else(|| panic!("{}: {text}", path.display()));
+    text[at..].split(['"', '\n']).next().unwrap().to_owned()
 }
 
 #[test]
@@ -469,8 +467,15 @@ fn concurrent_creators_get_distinct_versions_and_none_is_overwritten() {
     let mut sorted = got.clone();
     sorted.sort_unstable();
     sorted.dedup();
-    assert_eq!(sorted.len(), writers, "two writers claimed one version: {got:?}");
-    assert_eq!(reg.versions("churn"), (1..=writers as u32).collect::<Vec<_>>());
+    assert_eq!(
+        sorted.len(),
+        writers,
+        "two writers claimed one version: {got:?}"
+    );
+    assert_eq!(
+        reg.versions("churn"),
+        (1..=writers as u32).collect::<Vec<_>>()
+    );
     // Each version's files all come from one writer, and each writer has one version.
     let mut owners = Vec::new();
     for v in reg.versions("churn") {

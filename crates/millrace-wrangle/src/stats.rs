@@ -99,15 +99,13 @@ pub fn positive_class<S: AsRef<str>>(classes: &[(S, usize)]) -> Option<usize> {
                 (1, 0)
             };
             let yes = |i: usize| is_positive_label(classes[i].0.as_ref());
-            Some(if yes(first) {
-                first
-            } else if yes(second) {
-                second
-            } else if classes[second].1 <= classes[first].1 {
-                second
-            } else {
-                first
-            })
+            Some(
+                if yes(first) || (!yes(second) && classes[second].1 > classes[first].1) {
+                    first
+                } else {
+                    second
+                },
+            )
         }
         _ => None,
     }

@@ -831,7 +831,9 @@ fn concurrent_trains_save_distinct_versions_and_overwrite_none() {
             millrace()
                 .arg("--data-dir")
                 .arg(&data)
-                .args(["train", "--target", "Churn", "--name", "churn", "--folds", "2"])
+                .args([
+                    "train", "--target", "Churn", "--name", "churn", "--folds", "2",
+                ])
                 .args(["--max-candidates", "2", "--seed", &i.to_string(), "--data"])
                 .arg(&input)
                 .stdout(std::process::Stdio::piped())

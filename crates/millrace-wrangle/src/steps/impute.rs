@@ -198,7 +198,7 @@ mod tests {
         assert!(matches!(e, StepError::NeedsNumbers { ref column, .. } if column == "t"));
         let s = one_step("[[step]]\nop = \"impute\"\ncolumns = \"t\"\nstrategy = \"mode\"\n");
         fit(&s, &mut f, None).unwrap();
-        assert_eq!(f.column("t").unwrap().is_missing(1), false);
+        assert!(!f.column("t").unwrap().is_missing(1));
         let mut g = numbers(&[("x", &[f64::NAN])]);
         let s = one_step(
             "[[step]]\nop = \"impute\"\ncolumns = \"x\"\nstrategy = \"constant\"\nvalue = \"z\"\n",

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use millrace_gateway::Gateway;
-use millrace_io::{RecordSource, SinkRecord, Streams};
+use millrace_io::{SinkRecord, Streams};
 use millrace_stream::{Store, StoreOptions, StreamError, StreamMode};
 use serde_json::{Map, Value};
 
