@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use millrace_gateway::Gateway;
-use millrace_io::{SinkRecord, Streams};
+use millrace_io::{RecordSource, SinkRecord, Streams};
 use millrace_stream::{Store, StoreOptions, StreamError, StreamMode};
 use serde_json::{Map, Value};
 
@@ -29,22 +29,7 @@ const STREAM: &str = "churn-demo";
 
 pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let (records, source) = match &args.csv {
-        Some(path) => {
-            let mut recs = read_records(path, Some(InputFormat::Csv), Some("customerID"))?;
-            if let Some(n) = args.rows {
-                recs.truncate(n);
-            }
-            (recs, format!("{}", path.display()))
-        }
-        None => {
-            let rows = args.rows.unwrap_or(7043);
-            (
-                generated(rows, args.seed)?,
-                format!("generated Telco-like churn data (seed {})", args.seed),
-            )
-        }
-    };
+    let (records, source) = demo_records(&args)?;
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     println!(
         "[1/10] source   {} records, {:.2} MB of JSON, from {source}",
@@ -101,6 +86,56 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         records.len() as f64 / produce_s
     );
 
+    consume_stage(&*reader, starts, &records).await?;
+    let lake_dir = data_dir.join("lake");
+    deliver_stage(data_dir, &store, &lake_dir).await?;
+
+    let curated = prep_stage(data_dir, &lake_dir).await?;
+    let sample = records.first().map(|r| r.data.clone());
+    wrangle_stage(data_dir, &lake_dir, &curated, sample.as_deref()).await?;
+    let version = automl_stage(data_dir, &curated, sample.as_deref()).await?;
+    let model_dir = serve_stage(data_dir, version, &records).await?;
+    let fresh = match &args.csv {
+        // The real file has no more customers: re-send a sample as fresh arrivals.
+        Some(_) => records.iter().take(LIVE_RECORDS).cloned().collect(),
+        None => generated(LIVE_RECORDS.min(records.len()), args.seed + 1)?,
+    };
+    live_stage(data_dir, &store, &client, &fresh).await?;
+
+    let _ = stop_tx.send(());
+    server.await??;
+    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    print_done(t0, data_dir, &lake_dir, &model_dir);
+    Ok(())
+}
+
+/// The demo's records: the CSV given (at most `--rows`), or generated churn data.
+fn demo_records(args: &DemoArgs) -> anyhow::Result<(Vec<SinkRecord>, String)> {
+    Ok(match &args.csv {
+        Some(path) => {
+            let mut recs = read_records(path, Some(InputFormat::Csv), Some("customerID"))?;
+            if let Some(n) = args.rows {
+                recs.truncate(n);
+            }
+            (recs, format!("{}", path.display()))
+        }
+        None => {
+            let rows = args.rows.unwrap_or(7043);
+            (
+                generated(rows, args.seed)?,
+                format!("generated Telco-like churn data (seed {})", args.seed),
+            )
+        }
+    })
+}
+
+/// Reads every shard from `starts` to its end with GetRecords and checks that each sent
+/// record came back exactly once.
+async fn consume_stage(
+    reader: &dyn RecordSource,
+    starts: Vec<(String, Option<String>)>,
+    records: &[SinkRecord],
+) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut seen: HashMap<Bytes, usize> = HashMap::new();
     let mut per_shard = Vec::new();
@@ -137,10 +172,12 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
             records.len()
         );
     }
+    Ok(())
+}
 
-    // Delivery into the lake, from the embedded stream, continuing from its checkpoints.
+/// Delivery into the lake, from the embedded stream, continuing from its checkpoints.
+async fn deliver_stage(data_dir: &Path, store: &Arc<Store>, lake_dir: &Path) -> anyhow::Result<()> {
     let t = Instant::now();
-    let lake_dir = data_dir.join("lake");
     let lake = millrace_lake::Lake::open(&lake_dir.display().to_string(), &Default::default())?;
     let mut config = millrace_delivery::DeliveryConfig::new("churn-demo-raw", STREAM);
     config.buffer_interval_secs = 1;
@@ -165,22 +202,11 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64(),
         m.error_records
     );
+    Ok(())
+}
 
-    let curated = prep_stage(data_dir, &lake_dir).await?;
-    let sample = records.first().map(|r| r.data.clone());
-    wrangle_stage(data_dir, &lake_dir, &curated, sample.as_deref()).await?;
-    let version = automl_stage(data_dir, &curated, sample.as_deref()).await?;
-    let model_dir = serve_stage(data_dir, version, &records).await?;
-    let fresh = match &args.csv {
-        // The real file has no more customers: re-send a sample as fresh arrivals.
-        Some(_) => records.iter().take(LIVE_RECORDS).cloned().collect(),
-        None => generated(LIVE_RECORDS.min(records.len()), args.seed + 1)?,
-    };
-    live_stage(data_dir, &store, &client, &fresh).await?;
-
-    let _ = stop_tx.send(());
-    server.await??;
-    tokio::task::spawn_blocking(move || store.shutdown()).await?;
+/// The closing lines: where everything went, and what to run next.
+fn print_done(t0: Instant, data_dir: &Path, lake_dir: &Path, model_dir: &Path) {
     println!(
         "done in {:.1}s: every record arrived exactly once, byte-identical.",
         t0.elapsed().as_secs_f64()
@@ -199,7 +225,6 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         data_dir.join("streams").display(),
         lake_dir.display()
     );
-    Ok(())
 }
 
 /// The reference AWS build's published test figures (Telco churn, SageMaker Autopilot).
@@ -290,8 +315,82 @@ async fn live_stage(
     client: &aws_sdk_kinesis::Client,
     fresh: &[SinkRecord],
 ) -> anyhow::Result<()> {
-    const LIVE_IN: &str = "churn-demo-live";
-    const LIVE_OUT: &str = "churn-demo-scored";
+    let scorer = live_scorer(data_dir, store).await?;
+    // Through the Kinesis API, polled every 2 ms when caught up: records go in one PutRecord
+    // each, and predictions are read off the output from its end now, so a re-run shows only
+    // its own.
+    let api = Streams::Kinesis {
+        client: client.clone(),
+        poll: Duration::from_millis(2),
+    };
+    let live_in = api.sink(LIVE_IN)?;
+    let out = api.source(LIVE_OUT)?;
+    let mut starts = Vec::new();
+    for shard in out.shards().await? {
+        let newest = out.newest(&shard).await?;
+        starts.push((shard, newest));
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scoring = tokio::spawn(
+        scorer
+            .clone()
+            .run(millrace_serve::score::RunMode::Forever, stop_rx.clone()),
+    );
+    let (tails, mut seen_rx) = tail_predictions(&out, starts, &stop_rx);
+    // Let the scorer reach the stream's end and the readers take their positions.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let t = Instant::now();
+    let start = tokio::time::Instant::now();
+    let mut meter = LiveLatency::default();
+    for (i, rec) in fresh.iter().enumerate() {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / LIVE_RATE)).await;
+        let seq = live_in.put_record(rec).await?.sequence;
+        meter.acknowledged(seq, Instant::now());
+        while let Ok((seq, v, at)) = seen_rx.try_recv() {
+            meter.predicted(seq, v, at);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while meter.waiting() > 0 && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(200), seen_rx.recv()).await {
+            Ok(Some((seq, v, at))) => meter.predicted(seq, v, at),
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    scoring.await?.context("live scoring")?;
+    for t in tails {
+        let _ = t.await;
+    }
+    if meter.waiting() > 0 {
+        bail!(
+            "{} of {} fresh records got no prediction on {LIVE_OUT} within 10 s",
+            meter.waiting(),
+            fresh.len()
+        );
+    }
+    let (p50, p99) = meter.quantiles();
+    println!(
+        "[10/10] live    {} fresh records put one at a time ({LIVE_RATE:.0}/s) on {LIVE_IN}, \
+         scored on arrival onto {LIVE_OUT}: {} predictions, PutRecord ack → prediction readable \
+         p50 {p50:.1} ms, p99 {p99:.1} ms, in {:.2}s",
+        fresh.len(),
+        meter.latencies.len(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+const LIVE_IN: &str = "churn-demo-live";
+const LIVE_OUT: &str = "churn-demo-scored";
+
+/// The live stage's input and output streams in the embedded store, and a scorer between them.
+async fn live_scorer(
+    data_dir: &Path,
+    store: &Arc<Store>,
+) -> anyhow::Result<Arc<millrace_serve::score::Scorer>> {
     match store.create(
         LIVE_IN,
         StreamMode::Provisioned,
@@ -314,36 +413,30 @@ async fn live_stage(
     };
     let registry = millrace_serve::registry::Registry::new(data_dir);
     let state = data_dir.join("state");
-    let scorer = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            millrace_serve::score::Scorer::new(config, registry, streams, &state)
-        })
-        .await??,
-    );
-    // Through the Kinesis API, polled every 2 ms when caught up: records go in one PutRecord
-    // each, and predictions are read off the output from its end now, so a re-run shows only
-    // its own.
-    let api = Streams::Kinesis {
-        client: client.clone(),
-        poll: Duration::from_millis(2),
-    };
-    let live_in = api.sink(LIVE_IN)?;
-    let out = api.source(LIVE_OUT)?;
-    let mut starts = Vec::new();
-    for shard in out.shards().await? {
-        let newest = out.newest(&shard).await?;
-        starts.push((shard, newest));
-    }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let scoring = tokio::spawn(
-        scorer
-            .clone()
-            .run(millrace_serve::score::RunMode::Forever, stop_rx.clone()),
-    );
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value, Instant)>();
+    let scorer = tokio::task::spawn_blocking(move || {
+        millrace_serve::score::Scorer::new(config, registry, streams, &state)
+    })
+    .await??;
+    Ok(Arc::new(scorer))
+}
+
+/// A prediction read off the output stream: its input's sequence number, the prediction, and
+/// when it was read.
+type Seen = (String, Value, Instant);
+
+/// One reader per output shard, from `starts`, sending every prediction until `stop` is set.
+fn tail_predictions(
+    out: &Arc<dyn RecordSource>,
+    starts: Vec<(String, Option<String>)>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    tokio::sync::mpsc::UnboundedReceiver<Seen>,
+) {
+    let (seen_tx, seen_rx) = tokio::sync::mpsc::unbounded_channel::<Seen>();
     let mut tails = Vec::new();
     for (shard, mut after) in starts {
-        let (out, tx, stop) = (out.clone(), seen_tx.clone(), stop_rx.clone());
+        let (out, tx, stop) = (out.clone(), seen_tx.clone(), stop.clone());
         tails.push(tokio::spawn(async move {
             while !*stop.borrow() {
                 let Ok(b) = out
@@ -369,18 +462,49 @@ async fn live_stage(
             }
         }));
     }
-    drop(seen_tx);
-    // Let the scorer reach the stream's end and the readers take their positions.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    (tails, seen_rx)
+}
 
-    let t = Instant::now();
-    let start = tokio::time::Instant::now();
-    let mut acked: HashMap<String, Instant> = HashMap::new();
-    let mut arrived: HashMap<String, (Value, Instant)> = HashMap::new();
-    let mut latencies = Vec::new();
-    let mut shown = 0;
-    let mut show = |v: &Value, ms: f64| {
-        if shown < 5 {
+/// Pairs each acknowledged put with its prediction (either may be seen first) and keeps the
+/// latency from the acknowledgement to the prediction being readable; prints the first few.
+#[derive(Default)]
+struct LiveLatency {
+    acked: HashMap<String, Instant>,
+    arrived: HashMap<String, (Value, Instant)>,
+    latencies: Vec<f64>,
+    shown: usize,
+}
+
+impl LiveLatency {
+    fn acknowledged(&mut self, seq: String, at: Instant) {
+        match self.arrived.remove(&seq) {
+            Some((v, _)) => self.record(&v, 0.0),
+            None => {
+                self.acked.insert(seq, at);
+            }
+        }
+    }
+
+    fn predicted(&mut self, seq: String, v: Value, at: Instant) {
+        match self.acked.remove(&seq) {
+            Some(a) => {
+                let ms = at.saturating_duration_since(a).as_secs_f64() * 1000.0;
+                self.record(&v, ms);
+            }
+            None => {
+                self.arrived.insert(seq, (v, at));
+            }
+        }
+    }
+
+    /// Acknowledged records without a prediction yet.
+    fn waiting(&self) -> usize {
+        self.acked.len()
+    }
+
+    fn record(&mut self, v: &Value, ms: f64) {
+        self.latencies.push(ms);
+        if self.shown < 5 {
             println!(
                 "         live   {} → {} (churn probability {:.3}, model v{}) {ms:.1} ms after \
                  its PutRecord was acknowledged",
@@ -393,75 +517,19 @@ async fn live_stage(
                     .unwrap_or(f64::NAN),
                 v.get("model_version").and_then(Value::as_u64).unwrap_or(0)
             );
-            shown += 1;
-        }
-    };
-    for (i, rec) in fresh.iter().enumerate() {
-        tokio::time::sleep_until(start + std::time::Duration::from_secs_f64(i as f64 / LIVE_RATE))
-            .await;
-        let seq = live_in.put_record(rec).await?.sequence;
-        let now = Instant::now();
-        match arrived.remove(&seq) {
-            Some((v, _)) => {
-                latencies.push(0.0);
-                show(&v, 0.0);
-            }
-            None => {
-                acked.insert(seq, now);
-            }
-        }
-        while let Ok((seq, v, at)) = seen_rx.try_recv() {
-            match acked.remove(&seq) {
-                Some(a) => {
-                    let ms = at.saturating_duration_since(a).as_secs_f64() * 1000.0;
-                    latencies.push(ms);
-                    show(&v, ms);
-                }
-                None => {
-                    arrived.insert(seq, (v, at));
-                }
-            }
+            self.shown += 1;
         }
     }
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while !acked.is_empty() && Instant::now() < deadline {
-        match tokio::time::timeout(std::time::Duration::from_millis(200), seen_rx.recv()).await {
-            Ok(Some((seq, v, at))) => {
-                if let Some(a) = acked.remove(&seq) {
-                    let ms = at.saturating_duration_since(a).as_secs_f64() * 1000.0;
-                    latencies.push(ms);
-                    show(&v, ms);
-                }
-            }
-            Ok(None) => break,
-            Err(_) => {}
+
+    /// p50 and p99 in milliseconds (NaN with no latencies).
+    fn quantiles(&mut self) -> (f64, f64) {
+        if self.latencies.is_empty() {
+            return (f64::NAN, f64::NAN);
         }
+        self.latencies.sort_by(f64::total_cmp);
+        let q = |p: f64| self.latencies[((self.latencies.len() - 1) as f64 * p).round() as usize];
+        (q(0.5), q(0.99))
     }
-    let _ = stop_tx.send(true);
-    scoring.await?.context("live scoring")?;
-    for t in tails {
-        let _ = t.await;
-    }
-    if !acked.is_empty() {
-        bail!(
-            "{} of {} fresh records got no prediction on {LIVE_OUT} within 10 s",
-            acked.len(),
-            fresh.len()
-        );
-    }
-    latencies.sort_by(f64::total_cmp);
-    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    println!(
-        "[10/10] live    {} fresh records put one at a time ({LIVE_RATE:.0}/s) on {LIVE_IN}, \
-         scored on arrival onto {LIVE_OUT}: {} predictions, PutRecord ack → prediction readable \
-         p50 {:.1} ms, p99 {:.1} ms, in {:.2}s",
-        fresh.len(),
-        latencies.len(),
-        q(0.5),
-        q(0.99),
-        t.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 /// The shipped churn job (examples/jobs/churn.toml) pointed at the demo's stream prefix.
