@@ -48,9 +48,10 @@ pub enum ColumnType {
     Boolean,
 }
 
+/// One column of a declared Parquet schema (`schema = [{ name, type }]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Column {
+pub struct SchemaColumn {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: ColumnType,
@@ -85,7 +86,7 @@ pub struct DeliveryConfig {
     pub partitioning: BTreeMap<String, String>,
     /// Declared Parquet schema; without it, columns are inferred per object.
     #[serde(default)]
-    pub schema: Vec<Column>,
+    pub schema: Vec<SchemaColumn>,
 }
 
 fn default_lake() -> String {

@@ -8,7 +8,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type};
 use bytes::Bytes;
 use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext};
-use millrace_delivery::config::{Column, ColumnType};
+use millrace_delivery::config::{ColumnType, SchemaColumn};
 use millrace_delivery::{Compression, Delivery, DeliveryConfig, Format, RunMode};
 use millrace_io::EmbeddedSource;
 use millrace_lake::{Lake, S3Options};
@@ -74,7 +74,7 @@ async fn datafusion_reads_what_delivery_wrote() {
         ("Churn", ColumnType::String),
     ]
     .into_iter()
-    .map(|(n, k)| Column {
+    .map(|(n, k)| SchemaColumn {
         name: n.into(),
         kind: k,
     })

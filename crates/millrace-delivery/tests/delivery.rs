@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use millrace_delivery::checkpoint::{Checkpoint, checkpoint_dir};
-use millrace_delivery::config::{Column, ColumnType, Layout};
+use millrace_delivery::config::{ColumnType, Layout, SchemaColumn};
 use millrace_delivery::{Compression, Delivery, DeliveryConfig, Format, RunMode};
 use millrace_io::EmbeddedSource;
 use millrace_lake::{Lake, S3Options};
@@ -245,19 +245,19 @@ async fn parquet_with_declared_schema_reads_back_typed() {
     cfg.format = Format::Parquet;
     cfg.compression = Compression::Zstd;
     cfg.schema = vec![
-        Column {
+        SchemaColumn {
             name: "customerID".into(),
             kind: ColumnType::String,
         },
-        Column {
+        SchemaColumn {
             name: "tenure".into(),
             kind: ColumnType::Int64,
         },
-        Column {
+        SchemaColumn {
             name: "TotalCharges".into(),
             kind: ColumnType::Float64,
         },
-        Column {
+        SchemaColumn {
             name: "Churn".into(),
             kind: ColumnType::String,
         },
@@ -343,11 +343,11 @@ async fn bad_records_go_to_the_error_prefix_with_their_reason() {
     let mut cfg = config(0);
     cfg.format = Format::Parquet;
     cfg.schema = vec![
-        Column {
+        SchemaColumn {
             name: "customerID".into(),
             kind: ColumnType::String,
         },
-        Column {
+        SchemaColumn {
             name: "tenure".into(),
             kind: ColumnType::Int64,
         },

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::error::ServeError;
-use crate::input::{self, Format, Record};
+use crate::input::{self, BodyFormat, Record};
 use crate::metrics::{self, ModelMetrics};
 use crate::monitor::{DriftOptions, DriftReport, DriftWindow};
 use crate::registry::Registry;
@@ -533,7 +533,7 @@ async fn score_body(
     body: &[u8],
 ) -> Result<(Vec<Value>, usize), (ServeError, usize)> {
     let records = input::format_of(content_type)
-        .and_then(|f: Format| Ok(input::parse(f, body, &loaded.columns)?))
+        .and_then(|f: BodyFormat| Ok(input::parse(f, body, &loaded.columns)?))
         .map_err(|e| (e, 0))?;
     let n = records.len();
     let result = if n <= INLINE_RECORDS {

@@ -39,17 +39,19 @@ fn bad_record(i: usize, problem: String) -> InputError {
 
 pub type Record = Map<String, Value>;
 
+/// The format of a request body (or a stream record): one JSON object or an array of them,
+/// JSON lines, or CSV rows in the model's column order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum BodyFormat {
     Json,
     JsonLines,
     Csv,
 }
 
 /// The format a `Content-Type` names; no header means JSON (what most clients send).
-pub fn format_of(content_type: Option<&str>) -> Result<Format, ServeError> {
+pub fn format_of(content_type: Option<&str>) -> Result<BodyFormat, ServeError> {
     let Some(ct) = content_type else {
-        return Ok(Format::Json);
+        return Ok(BodyFormat::Json);
     };
     let mime = ct
         .split(';')
@@ -58,13 +60,13 @@ pub fn format_of(content_type: Option<&str>) -> Result<Format, ServeError> {
         .trim()
         .to_ascii_lowercase();
     match mime.as_str() {
-        "" | "application/json" => Ok(Format::Json),
+        "" | "application/json" => Ok(BodyFormat::Json),
         "application/jsonlines"
         | "application/json-lines"
         | "application/jsonl"
         | "application/x-ndjson"
-        | "application/x-jsonlines" => Ok(Format::JsonLines),
-        "text/csv" | "application/csv" => Ok(Format::Csv),
+        | "application/x-jsonlines" => Ok(BodyFormat::JsonLines),
+        "text/csv" | "application/csv" => Ok(BodyFormat::Csv),
         other => Err(ServeError::UnsupportedMediaType {
             content_type: other.to_owned(),
         }),
@@ -136,9 +138,13 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// The records of `body`; `columns` is the model's input order (CSV rows and value arrays).
-pub fn parse(format: Format, body: &[u8], columns: &[String]) -> Result<Vec<Record>, InputError> {
+pub fn parse(
+    format: BodyFormat,
+    body: &[u8],
+    columns: &[String],
+) -> Result<Vec<Record>, InputError> {
     let records = match format {
-        Format::Json => {
+        BodyFormat::Json => {
             let v: Value = serde_json::from_slice(body)
                 .map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
             match v {
@@ -170,7 +176,7 @@ pub fn parse(format: Format, body: &[u8], columns: &[String]) -> Result<Vec<Reco
                 }
             }
         }
-        Format::JsonLines => {
+        BodyFormat::JsonLines => {
             let text = std::str::from_utf8(body)
                 .map_err(|e| bad(format!("the body is not UTF-8: {e}")))?;
             text.lines()
@@ -183,7 +189,7 @@ pub fn parse(format: Format, body: &[u8], columns: &[String]) -> Result<Vec<Reco
                 })
                 .collect::<Result<Vec<_>, _>>()?
         }
-        Format::Csv => {
+        BodyFormat::Csv => {
             let mut r = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)
@@ -225,52 +231,57 @@ mod tests {
 
     #[test]
     fn every_shape_becomes_records() {
-        let one = parse(Format::Json, br#"{"a": "1", "b": 2}"#, &cols()).unwrap();
+        let one = parse(BodyFormat::Json, br#"{"a": "1", "b": 2}"#, &cols()).unwrap();
         assert_eq!(one.len(), 1);
-        let many = parse(Format::Json, br#"[{"a": "1"}, {"b": 2}]"#, &cols()).unwrap();
+        let many = parse(BodyFormat::Json, br#"[{"a": "1"}, {"b": 2}]"#, &cols()).unwrap();
         assert_eq!(many.len(), 2);
         let inst = parse(
-            Format::Json,
+            BodyFormat::Json,
             br#"{"instances": [["1", 2], {"a": 3}]}"#,
             &cols(),
         )
         .unwrap();
         assert_eq!(inst[0]["b"], 2);
-        let lines = parse(Format::JsonLines, b"{\"a\": 1}\n\n{\"a\": 2}\n", &cols()).unwrap();
+        let lines = parse(
+            BodyFormat::JsonLines,
+            b"{\"a\": 1}\n\n{\"a\": 2}\n",
+            &cols(),
+        )
+        .unwrap();
         assert_eq!(lines.len(), 2);
-        let csv = parse(Format::Csv, b"1,x\n2,\"y,z\"\n", &cols()).unwrap();
+        let csv = parse(BodyFormat::Csv, b"1,x\n2,\"y,z\"\n", &cols()).unwrap();
         assert_eq!(csv[1]["b"], "y,z");
     }
 
     #[test]
     fn errors_name_the_record_and_field() {
-        let e = parse(Format::Json, br#"[{"a": 1}, 5]"#, &cols()).unwrap_err();
+        let e = parse(BodyFormat::Json, br#"[{"a": 1}, 5]"#, &cols()).unwrap_err();
         assert_eq!(e.record, Some(1));
         assert!(
             e.message.contains("record 1: expected a JSON object"),
             "{}",
             e.message
         );
-        let e = parse(Format::Json, br#"[{"a": {"x": 1}}]"#, &cols()).unwrap_err();
+        let e = parse(BodyFormat::Json, br#"[{"a": {"x": 1}}]"#, &cols()).unwrap_err();
         assert_eq!((e.record, e.field.as_deref()), (Some(0), Some("a")));
         assert!(
             e.message.contains("record 0: field `a` is an object"),
             "{}",
             e.message
         );
-        let e = parse(Format::Csv, b"1,2\n1,2,3\n", &cols()).unwrap_err();
+        let e = parse(BodyFormat::Csv, b"1,2\n1,2,3\n", &cols()).unwrap_err();
         assert!(
             e.message.contains("record 1: 3 values, the model takes 2"),
             "{}",
             e.message
         );
-        let e = parse(Format::JsonLines, b"{\"a\": 1}\n{oops\n", &cols()).unwrap_err();
+        let e = parse(BodyFormat::JsonLines, b"{\"a\": 1}\n{oops\n", &cols()).unwrap_err();
         assert!(
             e.message.contains("record 1: not valid JSON"),
             "{}",
             e.message
         );
-        let e = parse(Format::Json, b"[]", &cols()).unwrap_err();
+        let e = parse(BodyFormat::Json, b"[]", &cols()).unwrap_err();
         assert!(e.message.contains("no records"), "{}", e.message);
         assert_eq!(e.record, None);
         assert_eq!(
@@ -279,7 +290,7 @@ mod tests {
         );
         assert_eq!(
             format_of(Some("text/csv; charset=utf-8")).unwrap(),
-            Format::Csv
+            BodyFormat::Csv
         );
     }
 }

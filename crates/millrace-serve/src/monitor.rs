@@ -8,6 +8,7 @@
 //! [`DriftReport`] is computed on demand (`/metrics`, the periodic save) and saved atomically
 //! to `<data-dir>/state/monitor/NAME.json`, where `millrace monitor NAME` reads it.
 
+use millrace_common::layout::DataDir;
 use millrace_common::time::now_ms;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -143,9 +144,8 @@ impl DriftReport {
 
 /// `<data-dir>/state/monitor/NAME.json`.
 pub fn report_path(data_dir: &Path, name: &str) -> PathBuf {
-    data_dir
-        .join("state")
-        .join("monitor")
+    DataDir::new(data_dir)
+        .monitor_state()
         .join(format!("{name}.json"))
 }
 

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use millrace_automl::model::ModelArtifact;
 use millrace_automl::report::Report;
+use millrace_common::layout::DataDir;
 use millrace_common::time::now_ms;
 use serde::{Deserialize, Serialize};
 
@@ -172,7 +173,7 @@ struct Header {
 impl Registry {
     pub fn new(data_dir: &Path) -> Registry {
         Registry {
-            root: data_dir.join("lake").join("models"),
+            root: DataDir::new(data_dir).models(),
         }
     }
 

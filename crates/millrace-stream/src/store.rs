@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use millrace_common::layout::DataDir;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{IoContext, Result, StreamError};
@@ -209,7 +210,7 @@ impl Store {
     /// Opens the store at `root`, recovering every stream found there.
     pub fn open(root: impl Into<PathBuf>, opts: StoreOptions) -> Result<Self> {
         let root = root.into();
-        let streams_dir = root.join("streams");
+        let streams_dir = DataDir::new(&root).streams();
         std::fs::create_dir_all(&streams_dir).at(&streams_dir)?;
         let trash = root.join("trash");
         if trash.exists() {
@@ -315,7 +316,7 @@ impl Store {
                 self.opts.max_shards
             )));
         }
-        let dir = self.root.join("streams").join(name);
+        let dir = DataDir::new(&self.root).streams().join(name);
         if dir.exists() {
             // Left over from a crash between removal from the map and the rename.
             move_to_trash(&self.root, &dir)?;

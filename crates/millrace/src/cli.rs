@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// millrace: from a live stream of records to a deployed model, in one binary.
 ///
@@ -41,7 +41,7 @@ pub enum Command {
     /// serves it on the real-time endpoint (latency of 1,000 requests), and scores fresh
     /// records live from a stream onto an output stream. Uses generated Telco-like data
     /// unless --csv names the real file.
-    Demo(DemoArgs),
+    Demo(crate::cmd::demo::DemoArgs),
     /// Run the pipeline continuously, as configured, until SIGINT or SIGTERM.
     ///
     /// One process runs every component the config names: [[stream]]s (the Kinesis API),
@@ -59,7 +59,7 @@ pub enum Command {
     /// dummy credentials are used when none are set). Each CSV row becomes a JSON object whose
     /// values are all strings, as the reference producer did. Exits 0 only when every record
     /// was acknowledged.
-    Produce(ProduceArgs),
+    Produce(crate::cmd::produce::ProduceArgs),
     /// Deliver a stream into the lake, Firehose style (or `deliver status` of a running `up`).
     ///
     /// Reads every shard of a stream through any Kinesis API (millrace, kinesalite, Amazon
@@ -67,7 +67,7 @@ pub enum Command {
     /// writes objects under time (and optional dynamic-partition) prefixes. Every record lands
     /// exactly once, even across crashes; records that cannot be delivered go to the error
     /// prefix with their reason.
-    Deliver(DeliverArgs),
+    Deliver(crate::cmd::deliver::DeliverArgs),
     /// Ad-hoc SQL over lake prefixes, local folders, files or s3:// URLs (like Athena).
     ///
     /// Each --table registers NAME over every object below PATH (names starting with `_` or
@@ -120,7 +120,7 @@ pub enum Command {
     /// Saves the model as the next version under <data-dir>/lake/models/NAME/vN/ (model.json,
     /// metrics.json, report.html) and prints the leaderboard. Example:
     ///   millrace train --data telco.csv --target Churn --name churn
-    Train(TrainArgs),
+    Train(crate::cmd::train::TrainArgs),
     /// Batch transform: score a file, folder, lake prefix or s3:// URL with a trained model,
     /// one output row per input row, in input order.
     ///
@@ -135,7 +135,7 @@ pub enum Command {
     /// `millrace query --table p=PREFIX`. On failure nothing is left behind.
     /// Examples: millrace predict --model churn --input new.csv --output scored.csv
     ///           millrace predict --model churn --input curated/churn --output scored/churn/
-    Predict(PredictArgs),
+    Predict(crate::cmd::predict::PredictArgs),
     /// Real-time endpoint: the SageMaker inference container contract over HTTP.
     ///
     /// GET /ping answers 200 once a model is loaded; POST /invocations scores with the first
@@ -149,7 +149,7 @@ pub enum Command {
     /// request. GET /metrics: Prometheus text (requests, latency histogram, model version,
     /// and the drift monitor's PSI per feature and drifting flag; see `millrace monitor`).
     /// Example: millrace endpoint --model churn --addr 127.0.0.1:8080
-    Endpoint(EndpointArgs),
+    Endpoint(crate::cmd::endpoint::EndpointArgs),
     /// Streaming inference: score each record of a stream on arrival onto an output stream.
     ///
     /// Reads every shard through any Kinesis API (millrace's `up`, Amazon Kinesis) from the
@@ -218,261 +218,6 @@ pub fn s3_options(endpoint_url: Option<String>, path_style: bool) -> millrace_la
         path_style: path_style || endpoint_url.is_some(),
         endpoint_url,
     }
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Use this churn CSV (e.g. the public Telco file) instead of generated data.
-    #[arg(long)]
-    pub csv: Option<PathBuf>,
-    /// Number of records (default: 7,043 generated, or every row of --csv).
-    #[arg(long)]
-    pub rows: Option<usize>,
-    /// Seed of the generated data.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-}
-
-#[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct DeliverArgs {
-    #[command(subcommand)]
-    pub command: Option<DeliverCommand>,
-    /// Kinesis API to read from, e.g. http://127.0.0.1:4567. Omit for Amazon Kinesis.
-    #[arg(long)]
-    pub source_endpoint_url: Option<String>,
-    /// Stream to deliver.
-    #[arg(long)]
-    pub stream: Option<String>,
-    /// Lake: a directory, or s3://bucket/prefix.
-    #[arg(long)]
-    pub lake: Option<String>,
-    /// Name of the delivery (checkpoints, object names, error prefix). Default: <stream>-lake.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Key prefix template, e.g. 'raw/churn/!{timestamp:yyyy}/!{partitionKeyFromQuery:c}/'.
-    #[arg(long)]
-    pub prefix: Option<String>,
-    /// Close an object after this many seconds (0-900; 0 writes as soon as records arrive).
-    #[arg(long, default_value_t = 60)]
-    pub buffer_interval: u64,
-    /// Close an object at this many MiB of records (1-128).
-    #[arg(long, default_value_t = 5)]
-    pub buffer_size: u64,
-    #[arg(long, value_enum, default_value = "ndjson")]
-    pub format: FormatArg,
-    #[arg(long, value_enum, default_value = "none")]
-    pub compression: CompressionArg,
-    /// Time folders as YYYY/MM/DD/HH (firehose) or year=/month=/day=/hour= (hive).
-    #[arg(long, value_enum, default_value = "firehose")]
-    pub layout: LayoutArg,
-    /// Dynamic partitioning key as NAME=.field.path (repeatable), e.g. contract=.Contract.
-    #[arg(long = "partition")]
-    pub partitions: Vec<String>,
-    /// Declared Parquet schema as name:type,... (types: string, int64, float64, boolean).
-    #[arg(long)]
-    pub schema: Option<String>,
-    /// S3-compatible endpoint for an s3:// lake (MinIO, moto, ...).
-    #[arg(long)]
-    pub s3_endpoint_url: Option<String>,
-    /// Exit once everything in the stream at start is in the lake and checkpointed.
-    #[arg(long)]
-    pub until_caught_up: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DeliverCommand {
-    /// Show the deliveries of a running `millrace up`: records, objects, errors, freshness.
-    Status {
-        /// Admin address of `millrace up`.
-        #[arg(long, default_value = "http://127.0.0.1:4580")]
-        admin_url: String,
-    },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    Ndjson,
-    Concat,
-    Parquet,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum CompressionArg {
-    None,
-    Gzip,
-    Zstd,
-    Snappy,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LayoutArg {
-    Firehose,
-    Hive,
-}
-
-#[derive(Debug, Args)]
-pub struct ProduceArgs {
-    /// Kinesis API endpoint, e.g. http://127.0.0.1:4567. Omit for real Amazon Kinesis.
-    #[arg(long)]
-    pub endpoint_url: Option<String>,
-    /// Stream to write to.
-    #[arg(long)]
-    pub stream: String,
-    /// Input: a .csv file (header row), an NDJSON/JSON file, or a folder of such files.
-    #[arg(long)]
-    pub file: PathBuf,
-    /// Field whose value is each record's partition key (default: a random key per record).
-    #[arg(long)]
-    pub partition_key: Option<String>,
-    /// Most records per second (default: as fast as the stream acknowledges).
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Send with PutRecords (up to 500 records / 5 MiB per call) instead of one PutRecord each.
-    #[arg(long)]
-    pub batch: bool,
-    /// Create the stream with this many shards if it does not exist, and wait until active.
-    #[arg(long)]
-    pub create_shards: Option<u32>,
-    /// Format of --file when its extension does not tell.
-    #[arg(long, value_enum)]
-    pub format: Option<RecordFileFormat>,
-}
-
-/// The format of a file of records sent to a stream (`produce --format`).
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum RecordFileFormat {
-    Csv,
-    /// One JSON value per line, or JSON values one after another (Firehose style).
-    Json,
-}
-
-/// The old name, kept while `produce` and `demo` still import it.
-pub use self::RecordFileFormat as InputFormat;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TrainMode {
-    /// A fixed list of eight well-tried candidates: deterministic, seconds on small tables.
-    Quick,
-    /// The quick list, then random configurations until --time-budget is spent.
-    Best,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProblemType {
-    Binary,
-    Multiclass,
-    Regression,
-}
-
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// Training data: CSV (every column read as text, as it is in the file), Parquet or JSON,
-    /// a folder, a lake prefix (e.g. a prep output) or an s3:// URL.
-    #[arg(long, value_name = "FILE_OR_URL")]
-    pub data: String,
-    /// The column to predict.
-    #[arg(long)]
-    pub target: String,
-    /// Model name; each run saves the next version (v1, v2, ...).
-    #[arg(long)]
-    pub name: String,
-    /// Metric to optimise. Binary: f1 (default), accuracy, balanced_accuracy, auc, log_loss.
-    /// Multiclass: accuracy (default), macro_f1, log_loss. Regression: rmse (default), mae, r2.
-    #[arg(long)]
-    pub objective: Option<String>,
-    /// Override the detected problem type.
-    #[arg(long, value_enum)]
-    pub problem: Option<ProblemType>,
-    /// A wrangle recipe (.toml) fitted on the training part and applied before the
-    /// automatic features; it becomes part of the model.
-    #[arg(long, value_name = "R.toml")]
-    pub recipe: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "quick")]
-    pub mode: TrainMode,
-    /// Time for the search in best mode (e.g. 30s, 2m).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub time_budget: std::time::Duration,
-    /// Best mode: try at most this many candidates (makes a run reproducible).
-    #[arg(long)]
-    pub max_candidates: Option<usize>,
-    /// Share of labelled rows held out (stratified, seeded) to report on.
-    #[arg(long, default_value_t = 0.2)]
-    pub test_fraction: f64,
-    /// Cross-validation folds on the training part.
-    #[arg(long, default_value_t = 5)]
-    pub folds: usize,
-    /// Seed of the split, the folds and every model: same seed and data, same model.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
-    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
-    pub s3_endpoint_url: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct EndpointArgs {
-    /// Model to serve: NAME (the production version, or the latest when none is promoted;
-    /// follows promotions) or NAME:vN (pinned). Repeat for several models.
-    #[arg(long, required = true)]
-    pub model: Vec<String>,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub addr: std::net::SocketAddr,
-    /// Largest request body, in MiB (SageMaker's limit is 6).
-    #[arg(long, default_value_t = 6)]
-    pub max_payload_mb: usize,
-    /// How often the registry is checked for a newly promoted version.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub reload_interval: std::time::Duration,
-    /// Drift monitor: the latest scored records compared with each model's training baseline.
-    #[arg(long, default_value_t = 1000)]
-    pub drift_window: usize,
-    /// Drift monitor: PSI at or above which a feature (and so the model) is drifting.
-    #[arg(long, default_value_t = 0.2)]
-    pub drift_threshold: f64,
-    /// How often drift reports with new records are saved to <data-dir>/state/monitor/NAME.json
-    /// (for `millrace monitor NAME`); also saved when the endpoint stops.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub drift_save_interval: std::time::Duration,
-}
-
-/// The format of a folder output's part files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PartFormat {
-    Parquet,
-    Csv,
-    Ndjson,
-}
-
-#[derive(Debug, Args)]
-pub struct PredictArgs {
-    /// NAME (latest version), NAME:vN, or a model folder / model.json path.
-    #[arg(long)]
-    pub model: String,
-    /// Rows to score: CSV, Parquet or JSON, a folder, a lake prefix or an s3:// URL.
-    #[arg(long, value_name = "FILE_OR_URL")]
-    pub input: String,
-    /// Where to write: a .csv, .parquet or .ndjson file, or a folder / lake prefix / s3://
-    /// prefix (ending in /) for part files and a manifest.
-    #[arg(long, value_name = "FILE_OR_FOLDER")]
-    pub output: String,
-    /// Format of the part files of a folder output (a file's name gives its own).
-    #[arg(long, value_enum)]
-    pub format: Option<PartFormat>,
-    /// Rows read and scored at a time (memory holds a few chunks per core; larger chunks
-    /// are not faster).
-    #[arg(long, default_value_t = 4096)]
-    pub chunk_rows: usize,
-    /// Rows per part file of a folder output.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub part_rows: usize,
-    /// Scoring threads (0: one per core).
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub threads: usize,
-    /// S3-compatible endpoint for s3:// paths (MinIO, moto, ...).
-    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
-    pub s3_endpoint_url: Option<String>,
 }
 
 /// `90s`, `2m`, `1h`, `1.5m` or plain seconds.

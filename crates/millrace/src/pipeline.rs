@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use millrace_common::layout::DataDir;
 use millrace_serve::promotion::{self, Production, row_ids};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -156,7 +157,7 @@ pub async fn prep_loop(
     board: Board,
     stop: CancellationToken,
 ) {
-    let lake_dir = data_dir.join("lake");
+    let lake_dir = DataDir::new(data_dir).lake();
     let job = match millrace_prep::Job::load(&trigger.job) {
         Ok(j) => j,
         Err(e) => {
@@ -276,9 +277,8 @@ struct TrainState {
 }
 
 fn state_path(data_dir: &Path, name: &str) -> PathBuf {
-    data_dir
-        .join("state")
-        .join("pipeline")
+    DataDir::new(data_dir)
+        .pipeline_state()
         .join(format!("train-{name}.json"))
 }
 
@@ -302,7 +302,7 @@ pub async fn train_loop(
     set(&board, "train", &name, |c| {
         c.detail = format!("waiting for {}", trigger.data)
     });
-    let lake_dir = data_dir.join("lake");
+    let lake_dir = DataDir::new(&data_dir).lake();
     let dataset = if Path::new(&trigger.data).is_absolute() || trigger.data.contains("://") {
         PathBuf::from(&trigger.data)
     } else {
@@ -375,9 +375,8 @@ fn manifest_rows(dataset: &Path) -> Option<(u64, String)> {
 
 /// IDs of the rows a version was trained on (the gate's notion of "seen").
 fn trained_ids_path(data_dir: &Path, name: &str, version: u32) -> PathBuf {
-    data_dir
-        .join("state")
-        .join("pipeline")
+    DataDir::new(data_dir)
+        .pipeline_state()
         .join(format!("train-{name}-v{version}.ids"))
 }
 

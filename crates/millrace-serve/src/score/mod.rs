@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::endpoint::Loaded;
 use crate::error::ServeError;
-use crate::input::{self, Format, Record};
+use crate::input::{self, BodyFormat, Record};
 use crate::registry::Registry;
 use checkpoint::{CheckpointDir, ScoreCheckpoint, checkpoint_dir};
 
@@ -625,7 +625,7 @@ fn parse_one(data: &[u8], columns: &[String]) -> Result<Record, String> {
         ));
     }
     // The endpoint's checks (nested values), worded for one record.
-    let mut records = input::parse(Format::Json, data, columns).map_err(|e| {
+    let mut records = input::parse(BodyFormat::Json, data, columns).map_err(|e| {
         e.message
             .strip_prefix("record 0: ")
             .map(str::to_owned)

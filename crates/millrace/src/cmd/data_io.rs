@@ -5,7 +5,7 @@
 //! Two ways to read: whole (`read_table`, `read_frame`, for training and profiling) or a chunk
 //! at a time (`open_chunks`, for batch scoring with bounded memory). A local CSV file is read
 //! the same way by both, every column as text, so a chunked read equals a whole read row for
-//! row. Writing goes through one `Encoder` per format, fed batch by batch; `output` puts the
+//! row. Writing goes through one `OutputEncoder` per format, fed batch by batch; `output` puts the
 //! encoded rows in a file or a lake folder with a manifest.
 
 use std::io::Write;
@@ -18,6 +18,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::StreamExt;
+use millrace_common::layout::DataDir;
 use millrace_lake::{Lake, S3Options};
 use millrace_prep::manifest::InputObject;
 use millrace_prep::{InputFormat, LakeTable, Location, OnBadRecord, ScanProgress, TableOptions};
@@ -47,7 +48,7 @@ async fn open_table(
     flag: &str,
 ) -> anyhow::Result<Arc<LakeTable>> {
     let (path, format) = split_spec(spec);
-    let lake_dir = data_dir.join("lake");
+    let lake_dir = DataDir::new(data_dir).lake();
     let default_lake = if lake_dir.is_dir() {
         Some(Lake::open(&lake_dir.display().to_string(), s3)?)
     } else {
@@ -424,13 +425,13 @@ impl FileFormat {
 }
 
 /// One output file being encoded, batch by batch, into `W`.
-pub enum Encoder<W: Write + Send> {
+pub enum OutputEncoder<W: Write + Send> {
     Parquet(parquet::arrow::ArrowWriter<W>),
     Csv(arrow_csv::Writer<W>),
     Ndjson(arrow::json::LineDelimitedWriter<W>),
 }
 
-impl<W: Write + Send> Encoder<W> {
+impl<W: Write + Send> OutputEncoder<W> {
     pub fn new(format: FileFormat, schema: SchemaRef, out: W) -> anyhow::Result<Self> {
         Ok(match format {
             FileFormat::Parquet => {
@@ -479,7 +480,7 @@ pub fn encode(dest: &str, batch: &RecordBatch) -> anyhow::Result<Vec<u8>> {
     let Some(format) = FileFormat::from_name(dest) else {
         bail!("{dest}: name the output .parquet, .csv or .ndjson so the format is clear");
     };
-    let mut e = Encoder::new(format, batch.schema(), Vec::new())?;
+    let mut e = OutputEncoder::new(format, batch.schema(), Vec::new())?;
     e.write(batch)?;
     e.finish()
 }

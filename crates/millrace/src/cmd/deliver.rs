@@ -4,12 +4,92 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use millrace_delivery::config::{Column, ColumnType, Layout};
+use millrace_common::layout::DataDir;
+use millrace_delivery::config::{ColumnType, Layout, SchemaColumn};
 use millrace_delivery::{Compression, Delivery, DeliveryConfig, Format, RunMode};
-use millrace_lake::{Lake, S3Options};
+use millrace_lake::Lake;
 
-use crate::cli::{CompressionArg, DeliverArgs, DeliverCommand, FormatArg, LayoutArg};
 use crate::kinesis;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DeliverArgs {
+    #[command(subcommand)]
+    pub command: Option<DeliverCommand>,
+    /// Kinesis API to read from, e.g. http://127.0.0.1:4567. Omit for Amazon Kinesis.
+    #[arg(long)]
+    pub source_endpoint_url: Option<String>,
+    /// Stream to deliver.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Lake: a directory, or s3://bucket/prefix.
+    #[arg(long)]
+    pub lake: Option<String>,
+    /// Name of the delivery (checkpoints, object names, error prefix). Default: <stream>-lake.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Key prefix template, e.g. 'raw/churn/!{timestamp:yyyy}/!{partitionKeyFromQuery:c}/'.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Close an object after this many seconds (0-900; 0 writes as soon as records arrive).
+    #[arg(long, default_value_t = 60)]
+    pub buffer_interval: u64,
+    /// Close an object at this many MiB of records (1-128).
+    #[arg(long, default_value_t = 5)]
+    pub buffer_size: u64,
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub format: FormatArg,
+    #[arg(long, value_enum, default_value = "none")]
+    pub compression: CompressionArg,
+    /// Time folders as YYYY/MM/DD/HH (firehose) or year=/month=/day=/hour= (hive).
+    #[arg(long, value_enum, default_value = "firehose")]
+    pub layout: LayoutArg,
+    /// Dynamic partitioning key as NAME=.field.path (repeatable), e.g. contract=.Contract.
+    #[arg(long = "partition")]
+    pub partitions: Vec<String>,
+    /// Declared Parquet schema as name:type,... (types: string, int64, float64, boolean).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// S3-compatible endpoint for an s3:// lake (MinIO, moto, ...).
+    #[arg(long)]
+    pub s3_endpoint_url: Option<String>,
+    /// Exit once everything in the stream at start is in the lake and checkpointed.
+    #[arg(long)]
+    pub until_caught_up: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliverCommand {
+    /// Show the deliveries of a running `millrace up`: records, objects, errors, freshness.
+    Status {
+        /// Admin address of `millrace up`.
+        #[arg(long, default_value = "http://127.0.0.1:4580")]
+        admin_url: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Ndjson,
+    Concat,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompressionArg {
+    None,
+    Gzip,
+    Zstd,
+    Snappy,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LayoutArg {
+    Firehose,
+    Hive,
+}
 
 pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
     if let Some(DeliverCommand::Status { admin_url }) = &args.command {
@@ -23,10 +103,7 @@ pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(flag_names(&e)))?;
     let lake = Lake::open(
         &lake_url,
-        &S3Options {
-            endpoint_url: args.s3_endpoint_url.clone(),
-            path_style: args.s3_endpoint_url.is_some(),
-        },
+        &crate::cli::s3_options(args.s3_endpoint_url.clone(), false),
     )?;
     let source = kinesis::streams(args.source_endpoint_url.as_deref())
         .await
@@ -35,7 +112,7 @@ pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
         config,
         lake,
         source,
-        &data_dir.join("state"),
+        &DataDir::new(data_dir).state(),
     )?);
     let metrics = delivery.metrics();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -135,7 +212,7 @@ fn to_config(args: &DeliverArgs, stream: &str) -> anyhow::Result<DeliveryConfig>
                     bail!("--schema {name}:{other}: type must be string, int64, float64 or boolean")
                 }
             };
-            c.schema.push(Column {
+            c.schema.push(SchemaColumn {
                 name: name.to_owned(),
                 kind,
             });

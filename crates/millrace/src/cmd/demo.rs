@@ -15,15 +15,32 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use millrace_common::layout::DataDir;
 use millrace_gateway::Gateway;
 use millrace_io::{RecordSource, SinkRecord, Streams};
 use millrace_stream::{Store, StoreOptions, StreamError, StreamMode};
 use serde_json::{Map, Value};
 
-use crate::cli::{DemoArgs, InputFormat};
 use crate::cmd::produce::{partition_key, read_records, send_all};
 use crate::generate::churn;
 use crate::kinesis;
+
+use crate::cmd::produce::RecordFileFormat;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Use this churn CSV (e.g. the public Telco file) instead of generated data.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Number of records (default: 7,043 generated, or every row of --csv).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
 
 const STREAM: &str = "churn-demo";
 
@@ -87,7 +104,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     );
 
     consume_stage(&*reader, starts, &records).await?;
-    let lake_dir = data_dir.join("lake");
+    let lake_dir = DataDir::new(data_dir).lake();
     deliver_stage(data_dir, &store, &lake_dir).await?;
 
     let curated = prep_stage(data_dir, &lake_dir).await?;
@@ -113,7 +130,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
 fn demo_records(args: &DemoArgs) -> anyhow::Result<(Vec<SinkRecord>, String)> {
     Ok(match &args.csv {
         Some(path) => {
-            let mut recs = read_records(path, Some(InputFormat::Csv), Some("customerID"))?;
+            let mut recs = read_records(path, Some(RecordFileFormat::Csv), Some("customerID"))?;
             if let Some(n) = args.rows {
                 recs.truncate(n);
             }
@@ -185,7 +202,7 @@ async fn deliver_stage(data_dir: &Path, store: &Arc<Store>, lake_dir: &Path) -> 
         config,
         lake,
         Streams::Embedded(store.clone()).source(STREAM)?,
-        &data_dir.join("state"),
+        &DataDir::new(data_dir).state(),
     )?);
     let metrics = delivery.metrics();
     let (_keep, rx) = tokio::sync::watch::channel(false);
@@ -222,7 +239,7 @@ fn print_done(t0: Instant, data_dir: &Path, lake_dir: &Path, model_dir: &Path) {
         lake_dir.display(),
         lake_dir.display(),
         lake_dir.display(),
-        data_dir.join("streams").display(),
+        DataDir::new(data_dir).streams().display(),
         lake_dir.display()
     );
 }
@@ -412,7 +429,7 @@ async fn live_scorer(
         id_fields: None,
     };
     let registry = millrace_serve::registry::Registry::new(data_dir);
-    let state = data_dir.join("state");
+    let state = DataDir::new(data_dir).state();
     let scorer = tokio::task::spawn_blocking(move || {
         millrace_serve::score::Scorer::new(config, registry, streams, &state)
     })

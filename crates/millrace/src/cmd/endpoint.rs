@@ -9,7 +9,35 @@ use millrace_serve::endpoint::{Endpoint, EndpointOptions};
 use millrace_serve::monitor::{DEFAULT_MIN_RECORDS, DriftOptions};
 use millrace_serve::registry::Registry;
 
-use crate::cli::EndpointArgs;
+use crate::cli::parse_duration;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Model to serve: NAME (the production version, or the latest when none is promoted;
+    /// follows promotions) or NAME:vN (pinned). Repeat for several models.
+    #[arg(long, required = true)]
+    pub model: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Largest request body, in MiB (SageMaker's limit is 6).
+    #[arg(long, default_value_t = 6)]
+    pub max_payload_mb: usize,
+    /// How often the registry is checked for a newly promoted version.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub reload_interval: std::time::Duration,
+    /// Drift monitor: the latest scored records compared with each model's training baseline.
+    #[arg(long, default_value_t = 1000)]
+    pub drift_window: usize,
+    /// Drift monitor: PSI at or above which a feature (and so the model) is drifting.
+    #[arg(long, default_value_t = 0.2)]
+    pub drift_threshold: f64,
+    /// How often drift reports with new records are saved to <data-dir>/state/monitor/NAME.json
+    /// (for `millrace monitor NAME`); also saved when the endpoint stops.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drift_save_interval: std::time::Duration,
+}
 
 pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
     if args.max_payload_mb == 0 {

@@ -2,13 +2,13 @@
 
 pub(crate) mod bench;
 pub(crate) mod data_io;
-mod deliver;
-mod demo;
-mod endpoint;
+pub(crate) mod deliver;
+pub(crate) mod demo;
+pub(crate) mod endpoint;
 pub(crate) mod generate;
 pub mod models;
 pub mod monitor;
-mod predict;
+pub(crate) mod predict;
 pub mod prep;
 pub mod produce;
 pub(crate) mod profile;

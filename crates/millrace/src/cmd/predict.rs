@@ -23,8 +23,47 @@ use millrace_common::time::{now_ms, rfc3339};
 use millrace_wrangle::{Column, Frame};
 use tokio::sync::mpsc;
 
-use crate::cli::{PartFormat, PredictArgs};
 use crate::cmd::data_io::{self, FileFormat, OutputTarget, ReadProgress, Sink, TransformInfo};
+
+use crate::cli::S3Args;
+use clap::{Args, ValueEnum};
+
+/// The format of a folder output's part files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PartFormat {
+    Parquet,
+    Csv,
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// NAME (latest version), NAME:vN, or a model folder / model.json path.
+    #[arg(long)]
+    pub model: String,
+    /// Rows to score: CSV, Parquet or JSON, a folder, a lake prefix or an s3:// URL.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub input: String,
+    /// Where to write: a .csv, .parquet or .ndjson file, or a folder / lake prefix / s3://
+    /// prefix (ending in /) for part files and a manifest.
+    #[arg(long, value_name = "FILE_OR_FOLDER")]
+    pub output: String,
+    /// Format of the part files of a folder output (a file's name gives its own).
+    #[arg(long, value_enum)]
+    pub format: Option<PartFormat>,
+    /// Rows read and scored at a time (memory holds a few chunks per core; larger chunks
+    /// are not faster).
+    #[arg(long, default_value_t = 4096)]
+    pub chunk_rows: usize,
+    /// Rows per part file of a folder output.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub part_rows: usize,
+    /// Scoring threads (0: one per core).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
 
 pub async fn run(data_dir: &Path, args: PredictArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -36,10 +75,7 @@ pub async fn run(data_dir: &Path, args: PredictArgs) -> anyhow::Result<()> {
     let (file, name, version) = registry.resolve(&args.model)?;
     let (model, _) = registry.load(&args.model)?;
     let model = Arc::new(model);
-    let s3 = millrace_lake::S3Options {
-        endpoint_url: args.s3_endpoint_url.clone(),
-        path_style: args.s3_endpoint_url.is_some(),
-    };
+    let s3 = args.s3.options();
     let format = args.format.map(|f| match f {
         PartFormat::Parquet => FileFormat::Parquet,
         PartFormat::Csv => FileFormat::Csv,

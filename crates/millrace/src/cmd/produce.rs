@@ -9,8 +9,45 @@ use millrace_io::sink::{self, Retry};
 use millrace_io::{RecordSink, SinkRecord};
 use serde_json::{Map, Value};
 
-use crate::cli::{InputFormat, ProduceArgs};
 use crate::kinesis;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Kinesis API endpoint, e.g. http://127.0.0.1:4567. Omit for real Amazon Kinesis.
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// Stream to write to.
+    #[arg(long)]
+    pub stream: String,
+    /// Input: a .csv file (header row), an NDJSON/JSON file, or a folder of such files.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Field whose value is each record's partition key (default: a random key per record).
+    #[arg(long)]
+    pub partition_key: Option<String>,
+    /// Most records per second (default: as fast as the stream acknowledges).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Send with PutRecords (up to 500 records / 5 MiB per call) instead of one PutRecord each.
+    #[arg(long)]
+    pub batch: bool,
+    /// Create the stream with this many shards if it does not exist, and wait until active.
+    #[arg(long)]
+    pub create_shards: Option<u32>,
+    /// Format of --file when its extension does not tell.
+    #[arg(long, value_enum)]
+    pub format: Option<RecordFileFormat>,
+}
+
+/// The format of a file of records sent to a stream (`produce --format`).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RecordFileFormat {
+    Csv,
+    /// One JSON value per line, or JSON values one after another (Firehose style).
+    Json,
+}
 
 /// Tries per PutRecords batch: failed (throttled) records are re-sent alone, after 50 ms
 /// doubling up to 3.2 s.
@@ -119,7 +156,7 @@ impl Pacer {
 
 pub fn read_records(
     path: &Path,
-    format: Option<InputFormat>,
+    format: Option<RecordFileFormat>,
     key_field: Option<&str>,
 ) -> anyhow::Result<Vec<SinkRecord>> {
     let files = if path.is_dir() {
@@ -140,14 +177,14 @@ pub fn read_records(
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
             {
-                InputFormat::Csv
+                RecordFileFormat::Csv
             } else {
-                InputFormat::Json
+                RecordFileFormat::Json
             }
         });
         let objects = match fmt {
-            InputFormat::Csv => read_csv(&file)?,
-            InputFormat::Json => read_json(&file)?,
+            RecordFileFormat::Csv => read_csv(&file)?,
+            RecordFileFormat::Json => read_json(&file)?,
         };
         for (i, obj) in objects.into_iter().enumerate() {
             let key = match key_field {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use millrace_common::layout::DataDir;
 use millrace_io::Streams;
 use millrace_serve::registry::Registry;
 use millrace_serve::score::{RunMode, Scorer, ScoringConfig};
@@ -68,7 +69,7 @@ pub async fn run(data_dir: &Path, args: ScoreArgs) -> anyhow::Result<()> {
         poll: Duration::from_millis(args.poll_ms),
     };
     let registry = Registry::new(data_dir);
-    let state = data_dir.join("state");
+    let state = DataDir::new(data_dir).state();
     let scorer =
         tokio::task::spawn_blocking(move || Scorer::new(config, registry, streams, &state))
             .await?

@@ -11,10 +11,72 @@ use millrace_automl::search::Mode;
 use millrace_automl::train::{self, Event, Options};
 use millrace_wrangle::Recipe;
 
-use crate::cli::{ProblemType, TrainArgs, TrainMode};
 use millrace_serve::registry::Registry;
 
 use crate::cmd::data_io;
+
+use crate::cli::{S3Args, parse_duration};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainMode {
+    /// A fixed list of eight well-tried candidates: deterministic, seconds on small tables.
+    Quick,
+    /// The quick list, then random configurations until --time-budget is spent.
+    Best,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProblemType {
+    Binary,
+    Multiclass,
+    Regression,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data: CSV (every column read as text, as it is in the file), Parquet or JSON,
+    /// a folder, a lake prefix (e.g. a prep output) or an s3:// URL.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub data: String,
+    /// The column to predict.
+    #[arg(long)]
+    pub target: String,
+    /// Model name; each run saves the next version (v1, v2, ...).
+    #[arg(long)]
+    pub name: String,
+    /// Metric to optimise. Binary: f1 (default), accuracy, balanced_accuracy, auc, log_loss.
+    /// Multiclass: accuracy (default), macro_f1, log_loss. Regression: rmse (default), mae, r2.
+    #[arg(long)]
+    pub objective: Option<String>,
+    /// Override the detected problem type.
+    #[arg(long, value_enum)]
+    pub problem: Option<ProblemType>,
+    /// A wrangle recipe (.toml) fitted on the training part and applied before the
+    /// automatic features; it becomes part of the model.
+    #[arg(long, value_name = "R.toml")]
+    pub recipe: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "quick")]
+    pub mode: TrainMode,
+    /// Time for the search in best mode (e.g. 30s, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub time_budget: std::time::Duration,
+    /// Best mode: try at most this many candidates (makes a run reproducible).
+    #[arg(long)]
+    pub max_candidates: Option<usize>,
+    /// Share of labelled rows held out (stratified, seeded) to report on.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Cross-validation folds on the training part.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Seed of the split, the folds and every model: same seed and data, same model.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
 
 /// A short digest of a local file's bytes (FNV-1a, 64 bits): enough to tell which file a
 /// model was trained on, with no extra dependency.
@@ -44,10 +106,7 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
         Some(p) => Some(Recipe::load(p).with_context(|| format!("--recipe {}", p.display()))?),
         None => None,
     };
-    let s3 = millrace_lake::S3Options {
-        endpoint_url: args.s3_endpoint_url.clone(),
-        path_style: args.s3_endpoint_url.is_some(),
-    };
+    let s3 = args.s3.options();
     let frame = data_io::read_frame(data_dir, &args.data, &s3)
         .await
         .with_context(|| format!("--data {}", args.data))?;

@@ -12,11 +12,12 @@ use anyhow::{Context, bail};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
+use millrace_common::layout::DataDir;
 use millrace_lake::{Lake, S3Options};
 use millrace_prep::DatasetWriter;
 use millrace_prep::manifest::{InputObject, Manifest};
 
-use super::{Encoder, FileFormat, temp_path};
+use super::{FileFormat, OutputEncoder, temp_path};
 
 /// Where scored rows go, and the local folders this run creates for them (removed again if
 /// it fails).
@@ -180,7 +181,7 @@ impl Output {
                 format,
             });
         }
-        let lake_dir = data_dir.join("lake");
+        let lake_dir = DataDir::new(data_dir).lake();
         *fresh = missing(&lake_dir.join(local.trim_matches('/')));
         let lake = Lake::open(&lake_dir.display().to_string(), s3)?;
         Ok(Self::Dataset {
@@ -312,7 +313,7 @@ impl Write for FileBytes {
 }
 
 pub struct FileSink {
-    encoder: Option<Encoder<FileBytes>>,
+    encoder: Option<OutputEncoder<FileBytes>>,
     dest: FileDest,
     handle: tokio::runtime::Handle,
 }
@@ -379,7 +380,7 @@ impl FileSink {
             dest,
             handle,
         };
-        match Encoder::new(format, schema, bytes) {
+        match OutputEncoder::new(format, schema, bytes) {
             Ok(e) => sink.encoder = Some(e),
             Err(e) => {
                 sink.abort();
@@ -480,7 +481,7 @@ pub struct DatasetSink {
     part_rows: usize,
     schema: SchemaRef,
     /// The part being encoded and its rows.
-    current: Option<(Encoder<Vec<u8>>, usize)>,
+    current: Option<(OutputEncoder<Vec<u8>>, usize)>,
     handle: tokio::runtime::Handle,
 }
 
@@ -490,7 +491,7 @@ impl DatasetSink {
         loop {
             if self.current.is_none() {
                 self.current = Some((
-                    Encoder::new(self.format, self.schema.clone(), Vec::new())?,
+                    OutputEncoder::new(self.format, self.schema.clone(), Vec::new())?,
                     0,
                 ));
             }
@@ -543,7 +544,7 @@ impl DatasetSink {
         if open_rows > 0 || self.dataset.files().is_empty() {
             if self.current.is_none() {
                 self.current = Some((
-                    Encoder::new(self.format, self.schema.clone(), Vec::new())?,
+                    OutputEncoder::new(self.format, self.schema.clone(), Vec::new())?,
                     0,
                 ));
             }
