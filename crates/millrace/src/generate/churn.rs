@@ -154,7 +154,45 @@ struct Customer {
 }
 
 impl Customer {
+    /// One customer, drawn step by step in a fixed order (the order of the random draws is
+    /// what makes a seed reproduce the same data).
     fn draw(rng: &mut StdRng) -> Customer {
+        let (male, senior, partner, dependents) = Self::demographics(rng);
+        let contract = Self::contract(rng, senior, partner, dependents);
+        let tenure = Self::tenure(rng, contract, partner);
+        let t = f64::from(tenure);
+        let (internet, phone, multiple_lines) = Self::lines(rng, contract, senior, t);
+        let addons = Self::addons(rng, internet, contract);
+        let (paperless, payment) = Self::billing(rng, internet, contract, senior);
+        let (monthly, total) =
+            Self::charges(rng, phone, multiple_lines, internet, &addons, tenure, t);
+        let churn = tenure > 0 && {
+            let logit = Self::churn_logit(
+                contract, t, internet, monthly, payment, &addons, senior, paperless,
+            );
+            bernoulli_logit(rng, logit)
+        };
+        Customer {
+            male,
+            senior,
+            partner,
+            dependents,
+            tenure,
+            phone,
+            multiple_lines,
+            internet,
+            addons,
+            contract,
+            paperless,
+            payment,
+            monthly,
+            total,
+            churn,
+        }
+    }
+
+    /// Sex, senior citizen, partner, dependents.
+    fn demographics(rng: &mut StdRng) -> (bool, bool, bool, bool) {
         // 1. Demographics.
         let male = rng.random_bool(0.505);
         let senior = rng.random_bool(0.162);
@@ -165,21 +203,28 @@ impl Customer {
             (false, false) => 0.11,
             (false, true) => 0.03,
         });
+        (male, senior, partner, dependents)
+    }
 
+    /// Settled households commit to longer terms.
+    fn contract(rng: &mut StdRng, senior: bool, partner: bool, dependents: bool) -> Contract {
         // 2. Contract: settled households commit to longer terms.
         let household = f64::from(u8::from(partner)) + f64::from(u8::from(dependents));
         let m2m_weight = if senior { 1.3 } else { 0.85 };
-        let contract = match pick(
+        match pick(
             rng,
             &[m2m_weight, 0.29 + 0.09 * household, 0.25 + 0.17 * household],
         ) {
             0 => Contract::MonthToMonth,
             1 => Contract::OneYear,
             _ => Contract::TwoYear,
-        };
+        }
+    }
 
+    /// Tenure follows the contract length.
+    fn tenure(rng: &mut StdRng, contract: Contract, partner: bool) -> u32 {
         // 3. Tenure follows the contract length.
-        let tenure = match contract {
+        match contract {
             Contract::MonthToMonth => {
                 let mean = if partner { 20.0 } else { 15.5 };
                 (1.0 + exponential(rng, mean)).floor().min(72.0) as u32
@@ -188,9 +233,11 @@ impl Customer {
             _ if rng.random_bool(0.003) => 0,
             Contract::OneYear => (42.0 + 19.0 * normal(rng)).round().clamp(1.0, 72.0) as u32,
             Contract::TwoYear => (58.0 + 17.0 * normal(rng)).round().clamp(1.0, 72.0) as u32,
-        };
-        let t = f64::from(tenure);
+        }
+    }
 
+    /// Internet service, phone, multiple lines.
+    fn lines(rng: &mut StdRng, contract: Contract, senior: bool, t: f64) -> (Internet, bool, bool) {
         // 4. Internet and phone. Fiber skews month-to-month and senior; seniors
         // almost always have internet.
         let mut internet_w = match contract {
@@ -217,7 +264,11 @@ impl Customer {
             };
             bernoulli_logit(rng, base + 0.03 * (t - 32.0))
         };
+        (internet, phone, multiple_lines)
+    }
 
+    /// Add-ons: contract shift plus a shared engagement latent.
+    fn addons(rng: &mut StdRng, internet: Internet, contract: Contract) -> [bool; 6] {
         // 5. Add-ons: contract shift plus a shared engagement latent.
         let mut addons = [false; 6];
         if internet != Internet::Absent {
@@ -236,7 +287,16 @@ impl Customer {
                 *addon = bernoulli_logit(rng, b + shift + engagement);
             }
         }
+        addons
+    }
 
+    /// Paperless billing and payment method.
+    fn billing(
+        rng: &mut StdRng,
+        internet: Internet,
+        contract: Contract,
+        senior: bool,
+    ) -> (bool, usize) {
         // 6. Billing habits.
         let paperless = {
             let by_internet = match internet {
@@ -268,7 +328,20 @@ impl Customer {
             *w *= f;
         }
         let payment = pick(rng, &pay_w);
+        (paperless, payment)
+    }
 
+    /// Monthly and total charges, from the price list, so they carry service info.
+    #[allow(clippy::too_many_arguments)]
+    fn charges(
+        rng: &mut StdRng,
+        phone: bool,
+        multiple_lines: bool,
+        internet: Internet,
+        addons: &[bool; 6],
+        tenure: u32,
+        t: f64,
+    ) -> (f64, f64) {
         // 7. Charges come from the price list, so they carry service info.
         let mut monthly = 0.0;
         if phone {
@@ -299,57 +372,50 @@ impl Customer {
             let drift = (4.5 + 0.1 * monthly) * (t - 1.0).sqrt() * normal(rng);
             round_to_nickel((expected + drift).clamp((0.6 * expected).max(monthly), 1.6 * expected))
         };
+        (monthly, total)
+    }
 
-        // 9. Churn.
-        let churn = tenure > 0 && {
-            let mut logit = 0.05;
-            logit += match contract {
-                Contract::MonthToMonth => 0.9,
-                Contract::OneYear => 0.0,
-                Contract::TwoYear => -1.0,
-            };
-            logit -= 0.75 * (1.0 + t).ln();
-            logit += match internet {
-                Internet::Fiber => 0.6,
-                Internet::Dsl => 0.0,
-                Internet::Absent => -0.7,
-            };
-            logit += 0.25 * (monthly - 65.0) / 30.0;
-            if payment == ELECTRONIC_CHECK {
-                logit += 0.4;
-            }
-            if addons[SECURITY] {
-                logit -= 0.4;
-            }
-            if addons[TECH_SUPPORT] {
-                logit -= 0.35;
-            }
-            if senior {
-                logit += 0.3;
-            }
-            if paperless {
-                logit += 0.35;
-            }
-            bernoulli_logit(rng, logit)
+    /// The churn log-odds of a customer with tenure.
+    #[allow(clippy::too_many_arguments)]
+    fn churn_logit(
+        contract: Contract,
+        t: f64,
+        internet: Internet,
+        monthly: f64,
+        payment: usize,
+        addons: &[bool; 6],
+        senior: bool,
+        paperless: bool,
+    ) -> f64 {
+        let mut logit = 0.05;
+        logit += match contract {
+            Contract::MonthToMonth => 0.9,
+            Contract::OneYear => 0.0,
+            Contract::TwoYear => -1.0,
         };
-
-        Customer {
-            male,
-            senior,
-            partner,
-            dependents,
-            tenure,
-            phone,
-            multiple_lines,
-            internet,
-            addons,
-            contract,
-            paperless,
-            payment,
-            monthly,
-            total,
-            churn,
+        logit -= 0.75 * (1.0 + t).ln();
+        logit += match internet {
+            Internet::Fiber => 0.6,
+            Internet::Dsl => 0.0,
+            Internet::Absent => -0.7,
+        };
+        logit += 0.25 * (monthly - 65.0) / 30.0;
+        if payment == ELECTRONIC_CHECK {
+            logit += 0.4;
         }
+        if addons[SECURITY] {
+            logit -= 0.4;
+        }
+        if addons[TECH_SUPPORT] {
+            logit -= 0.35;
+        }
+        if senior {
+            logit += 0.3;
+        }
+        if paperless {
+            logit += 0.35;
+        }
+        logit
     }
 
     fn into_row(self, id: String) -> [String; 21] {
