@@ -3,58 +3,28 @@
 //! records; bad input gets the right status and a message naming the record; a new version is
 //! swapped in under load without a failed request.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn millrace() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_millrace"))
-}
+use common::{Running, TELCO_CSV, millrace, read_csv};
 
-fn shared(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(name)
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the endpoint on a free port; returns it and its base URL.
+/// Starts the endpoint serving `churn` on a free port (registry polled every 200 ms); returns
+/// it and its base URL.
 fn start(data: &Path, extra: &[&str]) -> (Running, String) {
-    let mut child = millrace()
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "endpoint",
-            "--model",
-            "churn",
-            "--addr",
-            "127.0.0.1:0",
-            "--reload-interval",
-            "200ms",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (Running(child), url)
+    let mut args = vec![
+        "--model",
+        "churn",
+        "--addr",
+        "127.0.0.1:0",
+        "--reload-interval",
+        "200ms",
+    ];
+    args.extend_from_slice(extra);
+    common::start_endpoint(data, &args)
 }
 
 fn train(data: &Path, csv: &Path) {
@@ -72,21 +42,11 @@ fn train(data: &Path, csv: &Path) {
     );
 }
 
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header = r.headers().unwrap().iter().map(str::to_owned).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(str::to_owned).collect())
-        .collect();
-    (header, rows)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_scores_like_predict_rejects_bad_input_and_swaps_under_load() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (header, rows) = read_csv(&shared("telco-customer-churn.csv"));
+    let (header, rows) = read_csv(TELCO_CSV);
     let churn = header.iter().position(|h| h == "Churn").unwrap();
     let (train_rows, new_rows) = rows.split_at(rows.len() - 200);
     let train_csv = dir.path().join("train.csv");
