@@ -162,18 +162,15 @@ impl Request {
             return Ok(name.to_owned());
         }
         if let Some(arn) = self.opt_str("StreamARN")? {
-            let name = arn
-                .split_once(":stream/")
-                .map(|(_, n)| n)
-                .filter(|_| arn.starts_with("arn:"))
-                .ok_or_else(|| {
-                    ApiError::validation(
-                        "streamARN",
-                        &format!("'{arn}'"),
-                        "Member must satisfy regular expression pattern: \
+            check_len("StreamARN", arn, 1, 2048)?;
+            let name = stream_of_arn(arn).ok_or_else(|| {
+                ApiError::validation(
+                    "streamARN",
+                    &format!("'{arn}'"),
+                    "Member must satisfy regular expression pattern: \
                          arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
-                    )
-                })?;
+                )
+            })?;
             validate_stream_name(name)?;
             return Ok(name.to_owned());
         }
@@ -235,39 +232,31 @@ pub fn decode_blob(field: &str, v: &Value) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-/// `2026-11-25T12:00:00Z`, `2026-11-25T12:00:00.123+00:00` → epoch ms (UTC offsets allowed).
+/// An ISO-8601 timestamp as AWS accepts it: `2026-11-25T12:00:00Z`, `2026-11-25T12:00:00.123+00:00`,
+/// or without an offset (UTC) → epoch ms. Impossible dates (`9999-99-99T99:99:99Z`) are `None`.
 fn parse_iso8601_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
-        return None;
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    let mut ms = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let padded = format!("{:0<3}", &digits[..digits.len().min(3)]);
-        ms = padded.parse().ok()?;
-        rest = &frac[digits.len()..];
-    }
-    let offset_min = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            let r = rest.get(1..)?.replace(':', "");
-            sign * (r.get(0..2)?.parse::<i64>().ok()? * 60 + r.get(2..4)?.parse::<i64>().ok()?)
-        }
-    };
-    // Days from civil date (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se) - offset_min * 60) * 1000 + ms)
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+/// The stream name inside a `StreamARN`, if the ARN has the shape AWS requires:
+/// `arn:aws<partition>:kinesis:<region>:<12-digit account>:stream/<name>`.
+fn stream_of_arn(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:aws")?;
+    let (_partition, rest) = rest.split_once(':')?;
+    let rest = rest.strip_prefix("kinesis:")?;
+    let (head, name) = rest.rsplit_once(":stream/")?;
+    let (_region, account) = head.rsplit_once(':')?;
+    let valid = account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && !name.chars().any(char::is_whitespace);
+    valid.then_some(name)
 }
 
 #[cfg(test)]
@@ -285,7 +274,32 @@ mod tests {
             parse_iso8601_ms("2023-11-15T00:13:20+02:00"),
             Some(1_700_000_000_000)
         );
+        assert_eq!(
+            parse_iso8601_ms("2023-11-14 22:13:20"),
+            Some(1_700_000_000_000)
+        );
         assert_eq!(parse_iso8601_ms("yesterday"), None);
+        assert_eq!(parse_iso8601_ms("9999-99-99T99:99:99Z"), None);
+        assert_eq!(parse_iso8601_ms("2023-02-30T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn stream_arns() {
+        let ok = "arn:aws:kinesis:us-east-1:123456789012:stream/s1";
+        assert_eq!(stream_of_arn(ok), Some("s1"));
+        assert_eq!(
+            stream_of_arn("arn:aws-cn:kinesis:cn-north-1:123456789012:stream/s1"),
+            Some("s1")
+        );
+        for bad in [
+            "arn:x:stream/s1",
+            "arn:aws:s3:us-east-1:123456789012:stream/s1",
+            "arn:aws:kinesis:us-east-1:1234:stream/s1",
+            "arn:aws:kinesis:us-east-1:123456789012:stream/",
+            "arn:aws:kinesis:us-east-1:123456789012:table/s1",
+        ] {
+            assert_eq!(stream_of_arn(bad), None, "{bad}");
+        }
     }
 
     #[test]
