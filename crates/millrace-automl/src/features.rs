@@ -8,7 +8,7 @@
 //! categoricals one-hot encoded (20 most frequent, the rest in `_other`); tree models get
 //! numbers as they are (missing stays missing) and categoricals as ordinal codes.
 
-use millrace_wrangle::frame::coerce_str;
+use millrace_wrangle::frame::{coerce_str, finite_or_missing};
 use millrace_wrangle::recipe::{Encode, Impute, Scale, Step};
 use millrace_wrangle::{Column, Frame, Kind, Recipe};
 use serde::{Deserialize, Serialize};
@@ -228,7 +228,7 @@ pub fn matrix(frame: &Frame, target: &str, rows: &[usize]) -> (Matrix, Vec<Strin
     let mut data = Vec::with_capacity(rows.len() * cols.len());
     for &i in rows {
         for (_, v) in &cols {
-            data.push(v[i]);
+            data.push(finite_or_missing(v[i]));
         }
     }
     (
@@ -251,7 +251,7 @@ pub fn matrix_named(frame: &Frame, names: &[String]) -> Matrix {
     let mut data = Vec::with_capacity(n * cols.len());
     for i in 0..n {
         for c in &cols {
-            data.push(c.map_or(f64::NAN, |v| v[i]));
+            data.push(c.map_or(f64::NAN, |v| finite_or_missing(v[i])));
         }
     }
     Matrix::new(n, cols.len(), data)

@@ -93,6 +93,13 @@ pub enum ServeError {
     )]
     UnsupportedMediaType { content_type: String },
 
+    /// A body without a `Content-Type`: the endpoint does not guess.
+    #[error(
+        "the request has no Content-Type header; send application/json, application/jsonlines \
+         or text/csv"
+    )]
+    MissingContentType,
+
     /// Another change holds the model's registry lock (and it is not stale yet): try again.
     #[error(
         "{} is held by another change ({holder}); try again (a lock older than {stale_secs} s is \
@@ -151,7 +158,9 @@ impl ServeError {
             | ServeError::BadInput(_) => StatusCode::BAD_REQUEST,
             ServeError::NoRollback { .. } => StatusCode::CONFLICT,
             ServeError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ServeError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ServeError::UnsupportedMediaType { .. } | ServeError::MissingContentType => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ServeError::RegistryBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::ProductionMissing { .. }
             | ServeError::Corrupt { .. }

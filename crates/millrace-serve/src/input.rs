@@ -48,10 +48,11 @@ pub enum BodyFormat {
     Csv,
 }
 
-/// The format a `Content-Type` names; no header means JSON (what most clients send).
+/// The format a `Content-Type` names. A missing (or blank) one is refused rather than guessed:
+/// a browser form or a stray tool must not have its body read as JSON.
 pub fn format_of(content_type: Option<&str>) -> Result<BodyFormat, ServeError> {
     let Some(ct) = content_type else {
-        return Ok(BodyFormat::Json);
+        return Err(ServeError::MissingContentType);
     };
     let mime = ct
         .split(';')
@@ -60,7 +61,8 @@ pub fn format_of(content_type: Option<&str>) -> Result<BodyFormat, ServeError> {
         .trim()
         .to_ascii_lowercase();
     match mime.as_str() {
-        "" | "application/json" => Ok(BodyFormat::Json),
+        "" => Err(ServeError::MissingContentType),
+        "application/json" => Ok(BodyFormat::Json),
         "application/jsonlines"
         | "application/json-lines"
         | "application/jsonl"
@@ -288,6 +290,8 @@ mod tests {
             format_of(Some("image/png")).unwrap_err().status().as_u16(),
             415
         );
+        assert_eq!(format_of(None).unwrap_err().status().as_u16(), 415);
+        assert_eq!(format_of(Some(" ")).unwrap_err().status().as_u16(), 415);
         assert_eq!(
             format_of(Some("text/csv; charset=utf-8")).unwrap(),
             BodyFormat::Csv

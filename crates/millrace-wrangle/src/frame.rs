@@ -110,11 +110,16 @@ impl Column {
     }
 }
 
-/// A string as a number: surrounding whitespace ignored; blank, unparsable or NaN text is
-/// missing (NaN).
+/// A string as a number: surrounding whitespace ignored; blank, unparsable or non-finite text
+/// (`inf`, `-Infinity`, `NaN`, `1e999`) is missing (NaN), so no model ever sees an infinity.
 pub fn coerce_str(s: Option<&str>) -> f64 {
     s.and_then(|s| s.trim().parse::<f64>().ok())
-        .unwrap_or(f64::NAN)
+        .map_or(f64::NAN, finite_or_missing)
+}
+
+/// `x` if finite, else missing (NaN): the one rule for infinities wherever numbers come in.
+pub fn finite_or_missing(x: f64) -> f64 {
+    if x.is_finite() { x } else { f64::NAN }
 }
 
 /// A number as a string: Rust's shortest round-trip form (`58`, `29.85`); NaN is missing.
@@ -406,7 +411,7 @@ fn append_numbers(out: &mut Vec<f64>, array: &ArrayRef, field: &Field) -> Result
         message: format!("column `{}` ({}): {e}", field.name(), field.data_type()),
     })?;
     let f = cast.as_primitive::<arrow::datatypes::Float64Type>();
-    out.extend(f.iter().map(|x| x.unwrap_or(f64::NAN)));
+    out.extend(f.iter().map(|x| x.map_or(f64::NAN, finite_or_missing)));
     Ok(())
 }
 
@@ -455,6 +460,9 @@ mod tests {
         assert_eq!(coerce_str(Some(" 58 ")), 58.0);
         assert!(coerce_str(Some(" ")).is_nan());
         assert!(coerce_str(Some("abc")).is_nan());
+        for s in ["inf", "-inf", "Infinity", "NaN", "1e999"] {
+            assert!(coerce_str(Some(s)).is_nan(), "{s}");
+        }
         assert!(coerce_str(None).is_nan());
         assert_eq!(format_num(58.0).as_deref(), Some("58"));
         assert_eq!(format_num(29.85).as_deref(), Some("29.85"));
