@@ -283,7 +283,8 @@ impl TableProvider for LakeTable {
             })
             .collect();
         let target = state.config().target_partitions().max(1);
-        let batch_size = state.config().batch_size();
+        let batch_size =
+            rows_per_batch(state.config().batch_size(), self.file_schema.fields().len());
         let shared = Arc::new(ScanShared {
             lake: self.lake.clone(),
             folder: self.folder.clone(),
@@ -559,6 +560,17 @@ async fn read_object(
     let batches = decode_object(&shared, &planned).await?;
     let out = finish(&shared, &planned, batches)?;
     Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
+}
+
+/// Cells (rows × columns) one decoded batch may hold. Decoders reserve every column's buffers
+/// for a whole batch up front, so a fixed row count would make memory grow with the column
+/// count (8,192 rows × 100,000 columns is gigabytes): wide files get proportionally fewer rows.
+const CELLS_PER_BATCH: usize = 1 << 20;
+
+/// The batch size for a file of `columns` columns: the configured one, or fewer rows (at least
+/// one) so that a batch stays within [`CELLS_PER_BATCH`].
+fn rows_per_batch(configured: usize, columns: usize) -> usize {
+    configured.min(CELLS_PER_BATCH / columns.max(1)).max(1)
 }
 
 /// Decodes a JSON or CSV object into batches of the decode schema.

@@ -5,6 +5,7 @@
 //! the same coercion rules ([`coerce_str`], [`format_num`]), so a record's `"58"` and a
 //! batch's `58` reach the steps as the same `58.0`, and the steps then run the very same code.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -131,12 +132,22 @@ pub fn format_num(x: f64) -> Option<String> {
     }
 }
 
-/// Named columns of equal length.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Named columns of equal length, with a name → position index so that looking a column up
+/// costs the same in a frame of 20 columns and of 100,000 (a linear search made whole-frame
+/// work quadratic in the column count).
+#[derive(Debug, Clone, Default)]
 pub struct Frame {
     names: Vec<Name>,
     cols: Vec<Column>,
     rows: usize,
+    /// The first position of each name.
+    positions: HashMap<Name, usize>,
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names && self.cols == other.cols && self.rows == other.rows
+    }
 }
 
 impl Frame {
@@ -145,6 +156,39 @@ impl Frame {
             names: Vec::new(),
             cols: Vec::new(),
             rows,
+            positions: HashMap::new(),
+        }
+    }
+
+    /// Appends a column (a duplicate name is kept, but lookups find the first).
+    fn push(&mut self, name: Name, col: Column) {
+        self.positions
+            .entry(name.clone())
+            .or_insert(self.names.len());
+        self.names.push(name);
+        self.cols.push(col);
+    }
+
+    /// Moves every indexed position at or after `from` by one (up for an insertion, down for a
+    /// removal): integer updates only, no hashing, so encoders that insert and remove columns
+    /// one at a time stay cheap on wide frames.
+    fn shift_positions(&mut self, from: usize, up: bool) {
+        for p in self.positions.values_mut() {
+            if *p >= from {
+                *p = if up { *p + 1 } else { *p - 1 };
+            }
+        }
+    }
+
+    /// Points `name` at its first position, when names repeat (rare: a linear search).
+    fn reindex_name(&mut self, name: &str) {
+        match self.names.iter().position(|n| &**n == name) {
+            Some(i) => {
+                self.positions.insert(self.names[i].clone(), i);
+            }
+            None => {
+                self.positions.remove(name);
+            }
         }
     }
 
@@ -161,7 +205,7 @@ impl Frame {
     }
 
     pub fn index(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| &**n == name)
+        self.positions.get(name).copied()
     }
 
     pub fn column(&self, name: &str) -> Option<&Column> {
@@ -181,10 +225,7 @@ impl Frame {
         debug_assert_eq!(col.len(), self.rows);
         match self.index(&name) {
             Some(i) => self.cols[i] = col,
-            None => {
-                self.names.push(name);
-                self.cols.push(col);
-            }
+            None => self.push(name, col),
         }
     }
 
@@ -193,6 +234,16 @@ impl Frame {
     pub fn insert_at(&mut self, at: usize, name: Name, col: Column) {
         debug_assert_eq!(col.len(), self.rows);
         let at = at.min(self.cols.len());
+        if at == self.names.len() {
+            return self.push(name, col);
+        }
+        self.shift_positions(at, true);
+        match self.positions.get(&name) {
+            Some(&first) if first < at => {}
+            _ => {
+                self.positions.insert(name.clone(), at);
+            }
+        }
         self.names.insert(at, name);
         self.cols.insert(at, col);
     }
@@ -200,17 +251,36 @@ impl Frame {
     pub fn remove(&mut self, name: &str) -> Option<Column> {
         let i = self.index(name)?;
         self.names.remove(i);
-        Some(self.cols.remove(i))
+        let col = self.cols.remove(i);
+        self.positions.remove(name);
+        self.shift_positions(i, false);
+        if self.positions.len() < self.names.len() {
+            self.reindex_name(name);
+        }
+        Some(col)
     }
 
     pub fn rename_at(&mut self, i: usize, to: Name) {
-        self.names[i] = to;
+        let repeats = self.positions.len() < self.names.len();
+        let from = std::mem::replace(&mut self.names[i], to.clone());
+        if self.positions.get(&from) == Some(&i) {
+            self.positions.remove(&from);
+            if repeats {
+                self.reindex_name(&from);
+            }
+        }
+        match self.positions.get(&to) {
+            Some(&first) if first < i => {}
+            _ => {
+                self.positions.insert(to, i);
+            }
+        }
     }
 
     pub fn rename(&mut self, from: &str, to: Name) -> bool {
         match self.index(from) {
             Some(i) => {
-                self.names[i] = to;
+                self.rename_at(i, to);
                 true
             }
             None => false,
@@ -241,6 +311,7 @@ impl Frame {
             names: self.names.clone(),
             cols,
             rows: idx.len(),
+            positions: self.positions.clone(),
         }
     }
 
@@ -252,8 +323,7 @@ impl Frame {
                 Some(i) => std::mem::replace(&mut self.cols[i], Column::Num(Vec::new())),
                 None => Column::missing(*kind, self.rows),
             };
-            out.names.push(name.clone());
-            out.cols.push(col.coerce(*kind));
+            out.push(name.clone(), col.coerce(*kind));
         }
         out
     }
@@ -280,8 +350,7 @@ impl Frame {
                     Column::Str(v)
                 }
             };
-            frame.names.push(Name::from(field.name().as_str()));
-            frame.cols.push(col);
+            frame.push(Name::from(field.name().as_str()), col);
         }
         Ok(frame)
     }
@@ -330,14 +399,14 @@ impl Frame {
         let mut frame = Frame::new(1);
         frame.names.reserve(fields.len());
         frame.cols.reserve(fields.len());
+        frame.positions.reserve(fields.len());
         for (name, kind) in fields {
             let v = record.get(&**name);
             let col = match kind {
                 Kind::Number => Column::Num(vec![json_number(v)]),
                 Kind::String => Column::Str(vec![json_string(v)]),
             };
-            frame.names.push(name.clone());
-            frame.cols.push(col);
+            frame.push(name.clone(), col);
         }
         frame
     }
@@ -453,6 +522,45 @@ fn append_strings(
 
 #[cfg(test)]
 mod tests {
+
+    /// The name index always agrees with a linear search, through insertions, removals and
+    /// renames that make names repeat.
+    #[test]
+    fn the_name_index_matches_a_linear_search() {
+        let pool: Vec<Name> = (0..6).map(|i| Name::from(format!("c{i}"))).collect();
+        let mut f = Frame::new(1);
+        let mut state = 7u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n.max(1)
+        };
+        for _ in 0..2000 {
+            let name = pool[next(pool.len())].clone();
+            match next(5) {
+                0 => f.set(name, Column::Num(vec![1.0])),
+                1 => {
+                    let at = next(f.names().len() + 1);
+                    f.insert_at(at, name, Column::Num(vec![2.0]));
+                }
+                2 => {
+                    f.remove(&name);
+                }
+                3 if !f.names().is_empty() => {
+                    let i = next(f.names().len());
+                    f.rename_at(i, name);
+                }
+                _ => {
+                    f.rename(&name, pool[next(pool.len())].clone());
+                }
+            }
+            for n in &pool {
+                let linear = f.names().iter().position(|x| x == n);
+                assert_eq!(f.index(n), linear, "{n} in {:?}", f.names());
+            }
+        }
+    }
     use super::*;
 
     #[test]

@@ -74,6 +74,10 @@ pub struct TrainArgs {
     /// Seed of the split, the folds and every model: same seed and data, same model.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Refuse tables with more columns than this (target included), before any work: very
+    /// wide data takes a long time to train; select the useful columns first.
+    #[arg(long, default_value_t = millrace_automl::train::DEFAULT_MAX_COLUMNS)]
+    pub max_columns: usize,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -135,6 +139,7 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
         time_budget: args.time_budget,
         max_candidates: args.max_candidates,
         recipe,
+        max_columns: args.max_columns,
         ..Options::new(&args.target)
     };
     let bar = ProgressBar::new(0);
