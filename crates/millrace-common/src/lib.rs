@@ -7,5 +7,6 @@
 //! (the log, the lake) can use it.
 
 pub mod durable;
+pub mod keys;
 pub mod layout;
 pub mod time;

@@ -150,17 +150,9 @@ impl DeliveryConfig {
 
     /// Checks every key; errors name the key as `<path>.<key>`.
     pub fn validate(&self, path: &str) -> Result<(), String> {
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        };
-        if !name_ok(&self.name) {
-            return Err(format!(
-                "{path}.name = {:?}: 1-128 characters of [a-zA-Z0-9_.-]",
-                self.name
-            ));
+        let name_ok = |s: &str| millrace_common::keys::check_name(s).is_ok();
+        if let Err(e) = millrace_common::keys::check_name(&self.name) {
+            return Err(format!("{path}.name = {e}"));
         }
         if !name_ok(&self.stream) {
             return Err(format!(

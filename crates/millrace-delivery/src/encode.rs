@@ -19,8 +19,9 @@ use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
 use crate::config::{ColumnType, Compression, DeliveryConfig, Format};
-use crate::prefix::{Template, sanitize};
+use crate::prefix::Template;
 use crate::{DeliveryError, Result};
+use millrace_common::keys::{MAX_SEGMENT_BYTES, escape_segment};
 
 /// Firehose refuses records over 1,000 KiB; so do we (they go to the error prefix).
 pub const MAX_DELIVERY_RECORD: usize = 1000 * 1024;
@@ -143,13 +144,9 @@ impl Encoder {
             let mut parts = BTreeMap::new();
             let mut missing = None;
             for (key, path) in &self.partitioning {
-                match value.as_ref().and_then(|v| lookup(v, path)) {
-                    Some(Value::String(s)) => {
-                        parts.insert(key.clone(), sanitize(s));
-                    }
-                    Some(v @ (Value::Number(_) | Value::Bool(_))) => {
-                        parts.insert(key.clone(), sanitize(&v.to_string()));
-                    }
+                let text = match value.as_ref().and_then(|v| lookup(v, path)) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
                     _ => {
                         missing = Some(format!(
                             "partition key {key}: field .{} is missing, null or not a scalar",
@@ -157,7 +154,18 @@ impl Encoder {
                         ));
                         break;
                     }
+                };
+                let segment = escape_segment(&text);
+                if segment.len() > MAX_SEGMENT_BYTES {
+                    missing = Some(format!(
+                        "partition key {key}: the value of field .{} is {} bytes escaped, over \
+                         the {MAX_SEGMENT_BYTES}-byte limit of one key segment",
+                        path.join("."),
+                        segment.len()
+                    ));
+                    break;
                 }
+                parts.insert(key.clone(), segment);
             }
             if let Some(message) = missing {
                 failed.push(Failed {

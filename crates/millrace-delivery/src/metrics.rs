@@ -23,6 +23,12 @@ pub struct DeliveryMetrics {
 pub struct ShardState {
     pub oldest_pending_ms: Option<i64>,
     pub delivered: Option<String>,
+    /// The error that keeps this shard from delivering, while it is retried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the shard first failed (cleared by the next delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stalled_since_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,6 +41,11 @@ pub struct Snapshot {
     pub error_records: u64,
     /// Age of the oldest record not yet in the lake (Firehose's DataFreshness), 0 when none.
     pub freshness_ms: i64,
+    /// `running`, or `stalled` while a shard fails and is retried.
+    pub status: &'static str,
+    /// The error of a stalled shard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     pub shards: BTreeMap<String, ShardState>,
 }
 
@@ -58,6 +69,19 @@ impl DeliveryMetrics {
         let e = s.entry(shard.to_owned()).or_default();
         e.oldest_pending_ms = None;
         e.delivered = Some(seq.to_owned());
+        e.error = None;
+        e.stalled_since_ms = None;
+    }
+
+    /// A shard failed with `error` and will be retried: shown as stalled until it delivers.
+    pub(crate) fn stalled(&self, shard: &str, error: &str, now_ms: i64) {
+        let mut s = self.shards.lock();
+        let e = s.entry(shard.to_owned()).or_default();
+        e.error = Some(error.to_owned());
+        e.stalled_since_ms.get_or_insert(now_ms);
+        // Lag counts from when the failure was first seen if no record was read yet (a
+        // replay that fails before reading): never 0 while nothing is delivered.
+        e.oldest_pending_ms.get_or_insert(now_ms);
     }
 
     pub fn snapshot(&self, now_ms: i64) -> Snapshot {
@@ -68,6 +92,7 @@ impl DeliveryMetrics {
             .map(|t| (now_ms - t).max(0))
             .max()
             .unwrap_or(0);
+        let last_error = shards.values().find_map(|s| s.error.clone());
         Snapshot {
             name: self.name.clone(),
             stream: self.stream.clone(),
@@ -76,6 +101,12 @@ impl DeliveryMetrics {
             objects: self.objects.load(Ordering::Relaxed),
             error_records: self.error_records.load(Ordering::Relaxed),
             freshness_ms,
+            status: if last_error.is_some() {
+                "stalled"
+            } else {
+                "running"
+            },
+            last_error,
             shards,
         }
     }
@@ -104,6 +135,11 @@ impl DeliveryMetrics {
                 "millrace_delivery_error_records_total",
                 "Records written to the error prefix.",
                 s.error_records as f64,
+            ),
+            (
+                "millrace_delivery_stalled",
+                "1 while a shard fails and is retried, else 0.",
+                f64::from(u8::from(s.last_error.is_some())),
             ),
             (
                 "millrace_delivery_freshness_seconds",

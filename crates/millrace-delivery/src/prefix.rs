@@ -131,23 +131,6 @@ impl Civil {
     }
 }
 
-/// Makes a partition value safe as one path segment.
-pub fn sanitize(value: &str) -> String {
-    if value.is_empty() {
-        return "empty".into();
-    }
-    value
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' ') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +168,5 @@ mod tests {
         assert_eq!((c.y, c.mo, c.d, c.h), (1970, 1, 1, 0));
         let c = Civil::from_ms(951_782_400_000); // 2000-02-29T00:00:00Z
         assert_eq!((c.y, c.mo, c.d), (2000, 2, 29));
-        assert_eq!(sanitize("a/b c%"), "a_b c_");
     }
 }

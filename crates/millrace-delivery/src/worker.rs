@@ -73,7 +73,7 @@ impl Delivery {
         for shard in shards {
             let me = self.clone();
             let shutdown = shutdown.clone();
-            tasks.spawn(async move { me.shard_loop(&shard, mode, shutdown).await });
+            tasks.spawn(async move { me.shard_task(&shard, mode, shutdown).await });
         }
         let mut first_err = None;
         while let Some(res) = tasks.join_next().await {
@@ -87,6 +87,46 @@ impl Delivery {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// A shard's loop; in [`RunMode::Forever`] a failure (a bad object store, a full disk, a
+    /// folder that cannot be made) does not end the delivery: the shard shows as stalled with
+    /// its error and real lag, and retries from its checkpoint with a growing pause (up to
+    /// 30 s) until it delivers again or is stopped. Nothing is skipped.
+    async fn shard_task(
+        &self,
+        shard: &str,
+        mode: RunMode,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let err = match self.shard_loop(shard, mode, shutdown.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if mode == RunMode::Forever && !*shutdown.borrow() => e,
+                Err(e) => return Err(e),
+            };
+            let mut message = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            self.metrics
+                .stalled(shard, &message, millrace_common::time::now_ms());
+            tracing::warn!(
+                delivery = %self.config.name,
+                shard,
+                error = %message,
+                retry_in_ms = pause.as_millis() as u64,
+                "delivery stalled; retrying from the checkpoint"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return Err(err),
+            }
+            pause = (pause * 2).min(Duration::from_secs(30));
+        }
     }
 
     async fn shard_loop(

@@ -27,6 +27,10 @@ pub enum LakeError {
         #[source]
         source: object_store::Error,
     },
+    /// A key that would leave its folder or that no file system can hold (`..`, a leading
+    /// `/`, NUL, a segment over 255 bytes): refused before anything is written.
+    #[error("object key {key:?} refused: {reason}")]
+    BadKey { key: String, reason: String },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -181,6 +185,12 @@ impl Lake {
     /// Writes an object so that it appears whole or not at all, replacing any object of the
     /// same key. Durable when it returns.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        if let Some(reason) = millrace_common::keys::key_problem(key) {
+            return Err(LakeError::BadKey {
+                key: key.chars().take(300).collect(),
+                reason,
+            });
+        }
         match &self.backend {
             Backend::Local(dir) => {
                 let path = dir.join(key);

@@ -140,51 +140,18 @@ pub fn hive_partitions(relative: &str) -> Vec<(String, Option<String>)> {
     segs.into_iter()
         .filter_map(|s| s.split_once('='))
         .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_owned(), (v != NULL_PARTITION).then(|| unescape(v))))
+        .map(|(k, v)| {
+            let value = (v != NULL_PARTITION).then(|| unescape(v));
+            (k.to_owned(), value)
+        })
         .collect()
 }
 
-/// Hive escapes `%XX` in partition values.
-fn unescape(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        // Bytes, not str slices: a `%` before a multi-byte character must not split it.
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(x) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(x);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Hive's folder name for a NULL or empty partition value.
-pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+pub const NULL_PARTITION: &str = millrace_common::keys::NULL_SEGMENT;
 
-/// The escaping `unescape` undoes, for writing partition folders.
-pub fn escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '/' | '\\' | '=' | '%' | ':' | '#' | '?' | '*' | '"' | '\'' | '\n' | '\r' | '\t' => {
-                for b in c.to_string().bytes() {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Partition folders are written and read with the one escaping of `millrace_common::keys`.
+pub use millrace_common::keys::{escape_segment as escape, unescape_segment as unescape};
 
 #[cfg(test)]
 mod tests {

@@ -51,12 +51,17 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     }
     for d in rows("deliveries") {
         let fresh = d["freshness_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        let state = d["status"].as_str().unwrap_or("running");
+        let err = d["last_error"]
+            .as_str()
+            .map(|e| format!("; retrying after error: {e}"))
+            .unwrap_or_default();
         println!(
             "{:<10} {:<26} {:<9} {} records in {} objects from {}, {} errors; lag (oldest \
-             record not in the lake) {fresh:.1} s",
+             record not in the lake) {fresh:.1} s{err}",
             "delivery",
             s(&d["name"]),
-            "running",
+            state,
             d["records"],
             d["objects"],
             s(&d["stream"]),
