@@ -125,11 +125,12 @@ impl Location {
     }
 }
 
-/// `_SUCCESS`, `_manifest.json`, `.crc` files and anything under `_`/`.` folders are not data.
+/// `_SUCCESS`, `_manifest.json`, `.crc` files and anything under `_`/`.` folders are not data;
+/// Hive's default partition (an empty value in a bare `!{partitionKeyFromQuery:…}/` folder) is.
 fn hidden(relative: &str) -> bool {
     relative
         .split('/')
-        .any(|seg| seg.starts_with('_') || seg.starts_with('.'))
+        .any(|seg| seg != NULL_PARTITION && (seg.starts_with('_') || seg.starts_with('.')))
 }
 
 /// `key=value` folder segments between the table root and an object, in order; Hive's default
@@ -186,5 +187,7 @@ mod tests {
         assert!(hidden("a/_tmp/x"));
         assert!(hidden(".x.crc"));
         assert!(!hidden("a/b_c/x.json"));
+        assert!(!hidden("raw/__HIVE_DEFAULT_PARTITION__/x.json"));
+        assert!(hidden("raw/__HIVE_DEFAULT_PARTITION__/_SUCCESS"));
     }
 }

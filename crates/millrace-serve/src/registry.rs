@@ -182,22 +182,13 @@ impl Registry {
         &self.root
     }
 
-    /// Model names become folder names: 1 to 128 letters, digits, `-`, `_` and `.`, not
-    /// starting with `.`.
+    /// Model names become folder names: the one rule of `millrace_common::keys::check_name`
+    /// (1 to 128 letters, digits, `-`, `_` and `.`, not starting with `.`), so `.`, `..`,
+    /// `a/b` and `/etc` are refused.
     pub fn check_name(name: &str) -> Result<(), ServeError> {
-        let ok = !name.is_empty()
-            && name.len() <= 128
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
-            Ok(())
-        } else {
-            Err(ServeError::InvalidName {
-                name: name.to_owned(),
-            })
-        }
+        millrace_common::keys::check_name(name).map_err(|_| ServeError::InvalidName {
+            name: name.to_owned(),
+        })
     }
 
     /// The folder of version `version` of `name` (it may not exist).

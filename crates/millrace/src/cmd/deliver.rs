@@ -231,20 +231,24 @@ async fn status(admin_url: &str) -> anyhow::Result<()> {
     let v: serde_json::Value =
         serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))?;
     println!(
-        "{:<20} {:<16} {:>10} {:>10} {:>8} {:>8} {:>12}",
-        "delivery", "stream", "records", "MB", "objects", "errors", "freshness s"
+        "{:<20} {:<16} {:<8} {:>10} {:>10} {:>8} {:>8} {:>12}",
+        "delivery", "stream", "state", "records", "MB", "objects", "errors", "freshness s"
     );
     for d in v["deliveries"].as_array().into_iter().flatten() {
         println!(
-            "{:<20} {:<16} {:>10} {:>10.2} {:>8} {:>8} {:>12.1}",
+            "{:<20} {:<16} {:<8} {:>10} {:>10.2} {:>8} {:>8} {:>12.1}",
             d["name"].as_str().unwrap_or(""),
             d["stream"].as_str().unwrap_or(""),
+            d["status"].as_str().unwrap_or("running"),
             d["records"],
             d["bytes"].as_f64().unwrap_or(0.0) / 1e6,
             d["objects"],
             d["error_records"],
             d["freshness_ms"].as_f64().unwrap_or(0.0) / 1000.0
         );
+        if let Some(e) = d["last_error"].as_str() {
+            println!("  last error: {e}");
+        }
     }
     Ok(())
 }
