@@ -18,4 +18,4 @@ mod server;
 
 pub use error::{ApiError, ErrorCode};
 pub use iterator::IteratorCodec;
-pub use server::{Gateway, MAX_BODY_BYTES, router, serve};
+pub use server::{Gateway, MAX_BODY_BYTES, router, serve, serve_with};

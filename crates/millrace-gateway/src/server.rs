@@ -1,5 +1,7 @@
 //! The HTTP front: one POST route for every operation (Kinesis dispatches on the
-//! `X-Amz-Target` header), body limits, protocol negotiation and error framing.
+//! `X-Amz-Target` header), body limits, protocol negotiation and error framing. Connections,
+//! timeouts, allowed hosts and request bytes in flight are bounded by `millrace-http`; its
+//! refusals are framed here as AWS errors.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,13 +12,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use millrace_http::{App, Refusal, RefusalKind, ServerLimits};
 use millrace_stream::Store;
 use tokio::net::TcpListener;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::iterator::IteratorCodec;
 use crate::ops;
-use crate::protocol::Protocol;
+use crate::protocol::{Out, Protocol};
 use crate::request::Request;
 
 /// Largest request body accepted: a full PutRecords (5 MiB of data) in base64 plus overhead.
@@ -64,15 +67,61 @@ pub fn router(gw: Gateway) -> Router {
     Router::new().fallback(handle).with_state(Arc::new(gw))
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves the API on `listener` under the default [`ServerLimits`] until `shutdown` resolves,
+/// then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     gw: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(gw))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, gw, ServerLimits::default(), shutdown).await
+}
+
+/// As [`serve`], under `limits`.
+pub async fn serve_with(
+    listener: TcpListener,
+    gw: Gateway,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = App {
+        name: "the Kinesis API",
+        router: router(gw),
+        body_limit: MAX_BODY_BYTES,
+        refusal_body: aws_refusal,
+    };
+    millrace_http::serve(listener, app, limits, shutdown).await
+}
+
+/// A refusal of the server itself (wrong host, over capacity, body too slow) as an AWS error,
+/// in the protocol the client spoke. Over capacity is `ServiceUnavailable` with status 503,
+/// which AWS SDKs retry with backoff.
+fn aws_refusal(refusal: &Refusal, request: &HeaderMap) -> Response {
+    let protocol = Protocol::from_content_type(
+        request
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let code = match refusal.kind() {
+        RefusalKind::Host => "AccessDeniedException",
+        RefusalKind::Unavailable => "ServiceUnavailable",
+        RefusalKind::Timeout => "RequestTimeout",
+    };
+    let body = protocol.encode(&Out::map([
+        ("__type", Out::str(code)),
+        ("message", Out::str(refusal.to_string())),
+    ]));
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(protocol.content_type()),
+    );
+    h.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
 }
 
 async fn handle(

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use millrace_automl::Task;
 use millrace_automl::model::ModelArtifact;
+use millrace_http::ServerLimits;
 use millrace_wrangle::frame::Name;
 use millrace_wrangle::{Column, Frame, Kind};
 use serde_json::{Value, json};
@@ -372,16 +373,34 @@ impl Endpoint {
             .with_state(self)
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    /// Serves under the default [`ServerLimits`] until `shutdown` resolves, then finishes the
+    /// requests in flight.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         max_body: usize,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router(max_body))
-            .with_graceful_shutdown(shutdown)
+        self.serve_with(listener, max_body, ServerLimits::default(), shutdown)
             .await
+    }
+
+    /// As [`Endpoint::serve`], under `limits` (connections, timeouts, allowed hosts, bytes in
+    /// flight); refusals are JSON (`{"error": …}`) like the endpoint's own errors.
+    pub async fn serve_with(
+        self: Arc<Self>,
+        listener: TcpListener,
+        max_body: usize,
+        limits: ServerLimits,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = millrace_http::App {
+            name: "the endpoint",
+            router: self.router(max_body),
+            body_limit: max_body,
+            refusal_body: millrace_http::json_refusal,
+        };
+        millrace_http::serve(listener, app, limits, shutdown).await
     }
 }
 

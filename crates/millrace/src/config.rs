@@ -3,9 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use millrace_common::layout::DataDir;
+use millrace_http::ServerLimits;
 use millrace_stream::{FsyncPolicy, StoreOptions};
 use serde::Deserialize;
 
@@ -64,6 +66,7 @@ pub fn lake_url(data_dir: &DataDir, lake: &str) -> String {
     }
 }
 
+/// The addresses of `up`'s servers and the limits all three keep (`millrace_http`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -72,6 +75,22 @@ pub struct ServerConfig {
     /// Prometheus `/metrics` and JSON `/status`.
     #[serde(default = "default_admin_addr")]
     pub admin_addr: SocketAddr,
+    /// Seconds a client has to send a request's headers, from connect and after each response
+    /// (so an idle keep-alive connection is closed after it too).
+    #[serde(default = "default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body; a slower one gets 408 and is closed.
+    #[serde(default = "default_body_timeout_secs")]
+    pub body_timeout_secs: u64,
+    /// Open connections per server; at the cap a new one closes the one idle the longest.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// MiB of request bodies each server holds at once; past it a request waits, then gets 503.
+    #[serde(default = "default_max_inflight_mb")]
+    pub max_inflight_mb: usize,
+    /// Host names served besides localhost, 127.0.0.1 and [::1] (any port).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -79,8 +98,40 @@ impl Default for ServerConfig {
         Self {
             kinesis_addr: default_kinesis_addr(),
             admin_addr: default_admin_addr(),
+            header_timeout_secs: default_header_timeout_secs(),
+            body_timeout_secs: default_body_timeout_secs(),
+            max_connections: default_max_connections(),
+            max_inflight_mb: default_max_inflight_mb(),
+            allowed_hosts: Vec::new(),
         }
     }
+}
+
+impl ServerConfig {
+    /// The limits of the Kinesis API, the endpoint and the admin API.
+    pub fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            max_connections: self.max_connections,
+            allowed_hosts: self.allowed_hosts.clone(),
+            ..ServerLimits::default()
+        }
+        .with_inflight_mib(self.max_inflight_mb)
+    }
+}
+
+fn default_header_timeout_secs() -> u64 {
+    millrace_http::DEFAULT_HEADER_TIMEOUT.as_secs()
+}
+fn default_body_timeout_secs() -> u64 {
+    millrace_http::DEFAULT_BODY_TIMEOUT.as_secs()
+}
+fn default_max_connections() -> usize {
+    millrace_http::DEFAULT_MAX_CONNECTIONS
+}
+fn default_max_inflight_mb() -> usize {
+    millrace_http::DEFAULT_MAX_INFLIGHT_MIB
 }
 
 fn default_admin_addr() -> SocketAddr {
@@ -179,6 +230,10 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.server
+            .limits()
+            .validate()
+            .map_err(|e| anyhow::anyhow!(e.in_config("server")))?;
         parse_fsync(&self.storage.fsync, "storage.fsync")?;
         if !(1..=4096).contains(&self.storage.segment_mb) {
             bail!(
@@ -281,6 +336,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.server.kinesis_addr.port(), 9999);
+        assert_eq!(c.server.limits(), millrace_http::ServerLimits::default());
         assert_eq!(c.streams[0].retention_hours, 24);
         assert_eq!(c.store_options(None).unwrap().fsync, FsyncPolicy::Always);
     }
@@ -296,6 +352,18 @@ mod tests {
         assert!(format!("{e:#}").contains("to_stream"), "{e:#}");
         let e = Config::parse("[storage]\nfsync = \"sometimes\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("storage.fsync"), "{e:#}");
+        let e = Config::parse("[server]\nmax_connections = 0\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("server.max_connections = 0"),
+            "{e:#}"
+        );
+        let e = Config::parse("[server]\nallowed_hosts = [\"evil example\"]\n").unwrap_err();
+        assert!(format!("{e:#}").contains("server.allowed_hosts"), "{e:#}");
+        let e = Config::parse("[server]\nheader_timeout_secs = 0\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("server.header_timeout_secs = 0"),
+            "{e:#}"
+        );
         let e = Config::parse("[server]\nkinesis_adr = \"x\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("kinesis_adr"), "{e:#}");
         let e = Config::parse("[[stream]]\nname = \"a/b\"\n").unwrap_err();

@@ -220,7 +220,7 @@ async fn endpoint_scores_like_predict_rejects_bad_input_and_swaps_under_load() {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.write_all(
-            b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: text/csv\r\n\
+            b"POST /invocations HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: text/csv\r\n\
               expect: 100-continue\r\ncontent-length: 2000000\r\n\r\n",
         )
         .unwrap();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use millrace_http::ServerLimits;
 use millrace_serve::endpoint::{Endpoint, EndpointOptions};
 use millrace_serve::monitor::{DEFAULT_MIN_RECORDS, DriftOptions};
 use millrace_serve::registry::Registry;
@@ -37,6 +38,44 @@ pub struct EndpointArgs {
     /// (for `millrace monitor NAME`); also saved when the endpoint stops.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drift_save_interval: std::time::Duration,
+    /// Time a client has to send a request's headers, from connect and after each response
+    /// (so an idle keep-alive connection is closed after it too).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's body; a slower one gets 408 and its connection
+    /// is closed.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Open connections at most. At the cap a new connection closes the one idle the longest;
+    /// when every one has a request in flight the new one gets 503.
+    #[arg(long, default_value_t = millrace_http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Request bodies held at once, in MiB, summed over all requests; a request waits up to
+    /// 2 s for room, then gets 503 (retry later).
+    #[arg(long, default_value_t = millrace_http::DEFAULT_MAX_INFLIGHT_MIB)]
+    pub max_inflight_mb: usize,
+    /// A Host name to serve besides localhost, 127.0.0.1 and [::1] (any port), e.g. the
+    /// machine's name when --addr is not loopback. Repeat for several.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl EndpointArgs {
+    /// The server limits the flags give, checked (errors name the flag).
+    fn limits(&self) -> anyhow::Result<ServerLimits> {
+        let limits = ServerLimits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+            allowed_hosts: self.allowed_hosts.clone(),
+            ..ServerLimits::default()
+        }
+        .with_inflight_mib(self.max_inflight_mb);
+        limits
+            .validate()
+            .map_err(|e| anyhow::anyhow!(e.as_flag()))?;
+        Ok(limits)
+    }
 }
 
 pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
@@ -46,6 +85,7 @@ pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
     if args.drift_window == 0 {
         anyhow::bail!("--drift-window must be at least 1");
     }
+    let limits = args.limits()?;
     if !(args.drift_threshold.is_finite() && args.drift_threshold > 0.0) {
         anyhow::bail!(
             "--drift-threshold {}: must be a positive number",
@@ -83,7 +123,7 @@ pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
     let reloader = ep.spawn_reloader(args.reload_interval);
     let max = args.max_payload_mb * 1024 * 1024;
     Arc::clone(&ep)
-        .serve(listener, max, crate::cmd::up::shutdown_signal())
+        .serve_with(listener, max, limits, crate::cmd::up::shutdown_signal())
         .await
         .context("serving")?;
     reloader.abort();

@@ -18,6 +18,7 @@ use anyhow::Context;
 use clap::Args;
 use millrace_common::layout::DataDir;
 use millrace_gateway::Gateway;
+use millrace_http::ServerLimits;
 use millrace_stream::{Store, StreamError, StreamMode};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -107,6 +108,8 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     let opts = config.store_options(args.fsync.as_deref())?;
     let addr = args.kinesis_addr.unwrap_or(config.server.kinesis_addr);
     let fsync = opts.fsync;
+    // The same bounds for the Kinesis API, the endpoint and the admin API (validated at load).
+    let limits = config.server.limits();
 
     let root = data_dir.root().to_owned();
     let store = tokio::task::spawn_blocking(move || Store::open(&root, opts))
@@ -141,7 +144,7 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
         },
     };
     let intake = stop.child_token();
-    let gateway = gateway(&shared, listener, key, intake.clone());
+    let gateway = gateway(&shared, listener, key, limits.clone(), intake.clone());
     let mut components = vec![retention(&shared)];
     for d in &config.deliveries {
         components.push(delivery(&shared, &config, d)?);
@@ -155,10 +158,10 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
         _ => (args.endpoint_model.clone(), args.endpoint_addr),
     };
     if !models.is_empty() {
-        components.push(endpoint(&shared, models, endpoint_addr).await?);
+        components.push(endpoint(&shared, models, endpoint_addr, limits.clone()).await?);
     }
     let admin_addr = args.admin_addr.unwrap_or(config.server.admin_addr);
-    components.push(admin(&shared, admin_addr).await?);
+    components.push(admin(&shared, admin_addr, limits).await?);
 
     // Until a signal, or until the gateway fails and cancels the token itself.
     tokio::select! {
@@ -222,6 +225,7 @@ fn gateway(
     shared: &Shared,
     listener: TcpListener,
     key: [u8; 32],
+    limits: ServerLimits,
     intake: CancellationToken,
 ) -> Component {
     let gateway = Gateway::new(shared.store.clone(), key);
@@ -229,9 +233,10 @@ fn gateway(
     Component {
         name: "gateway".into(),
         task: tokio::spawn(async move {
-            let served = millrace_gateway::serve(listener, gateway, intake.cancelled_owned())
-                .await
-                .context("serving the Kinesis API");
+            let served =
+                millrace_gateway::serve_with(listener, gateway, limits, intake.cancelled_owned())
+                    .await
+                    .context("serving the Kinesis API");
             stop.cancel();
             served
         }),
@@ -394,6 +399,7 @@ async fn endpoint(
     shared: &Shared,
     models: Vec<String>,
     addr: SocketAddr,
+    limits: ServerLimits,
 ) -> anyhow::Result<Component> {
     use millrace_serve::endpoint::Endpoint;
     let listener = TcpListener::bind(addr)
@@ -448,9 +454,10 @@ async fn endpoint(
         tracing::info!(addr = %local, serving = ?ep.serving(), "endpoint serving");
         let reloader = ep.spawn_reloader(Duration::from_secs(1));
         let served = ep
-            .serve(
+            .serve_with(
                 listener,
                 millrace_serve::endpoint::DEFAULT_MAX_BODY,
+                limits,
                 stop.cancelled_owned(),
             )
             .await;
@@ -459,21 +466,33 @@ async fn endpoint(
     }))
 }
 
-/// The admin API (/metrics, /status) over what the other components registered.
-async fn admin(shared: &Shared, addr: SocketAddr) -> anyhow::Result<Component> {
+/// The admin API (/metrics, /status) over what the other components registered, under the
+/// same limits as the other servers.
+async fn admin(
+    shared: &Shared,
+    addr: SocketAddr,
+    limits: ServerLimits,
+) -> anyhow::Result<Component> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the admin API to {addr}"))?;
     println!("millrace up: admin=http://{}", listener.local_addr()?);
-    let router = crate::admin::router(shared.admin.clone());
+    let app = millrace_http::App {
+        name: "the admin API",
+        router: crate::admin::router(shared.admin.clone()),
+        body_limit: ADMIN_BODY_LIMIT,
+        refusal_body: millrace_http::json_refusal,
+    };
     let stop = shared.stop.clone();
     Ok(Component::spawn("admin", async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
+        millrace_http::serve(listener, app, limits, stop.cancelled_owned())
             .await
             .context("serving")
     }))
 }
+
+/// The admin API takes GETs only; a body sent anyway reserves at most this much.
+const ADMIN_BODY_LIMIT: usize = 64 * 1024;
 
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
