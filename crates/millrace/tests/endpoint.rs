@@ -375,6 +375,7 @@ fn up_serves_the_endpoint_beside_the_stream_and_stops_cleanly() {
     let body = rt.block_on(async {
         reqwest::Client::new()
             .post(format!("http://127.0.0.1:{port}/invocations"))
+            .header("content-type", "application/json")
             .body(r#"{"tenure": "3", "Contract": "Month-to-month", "MonthlyCharges": "80.1"}"#)
             .send()
             .await
