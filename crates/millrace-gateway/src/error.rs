@@ -87,8 +87,16 @@ impl From<StreamError> for ApiError {
                 ErrorCode::ResourceNotFound
             }
             StreamError::StreamExists(_) | StreamError::Deleting(_) => ErrorCode::ResourceInUse,
-            StreamError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            StreamError::InvalidArgument(_)
+            | StreamError::RecordTooLarge { .. }
+            | StreamError::PartitionKeyLength { .. } => ErrorCode::InvalidArgument,
             StreamError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            // Out of file descriptors is a limit reached, not a failure: a 400 the client
+            // can act on (fewer shards, or a retry once descriptors are free).
+            StreamError::OutOfDescriptors { .. } => {
+                tracing::warn!(error = %e, "out of file descriptors");
+                ErrorCode::LimitExceeded
+            }
             StreamError::Io { .. }
             | StreamError::CorruptMeta { .. }
             | StreamError::WriterGone(_) => {

@@ -22,10 +22,13 @@ pub(crate) fn store_error(op: String, e: StreamError) -> IoError {
         StreamError::StreamNotFound(_)
         | StreamError::ShardNotFound { .. }
         | StreamError::Deleting(_) => IoError::StreamNotFound { op, message },
-        StreamError::LimitExceeded(_) => IoError::Throttled { op, message },
-        StreamError::InvalidArgument(_) | StreamError::StreamExists(_) => {
-            IoError::Rejected { op, message }
+        StreamError::LimitExceeded(_) | StreamError::OutOfDescriptors { .. } => {
+            IoError::Throttled { op, message }
         }
+        StreamError::InvalidArgument(_)
+        | StreamError::StreamExists(_)
+        | StreamError::RecordTooLarge { .. }
+        | StreamError::PartitionKeyLength { .. } => IoError::Rejected { op, message },
         StreamError::Io { .. } | StreamError::CorruptMeta { .. } | StreamError::WriterGone(_) => {
             IoError::Failed {
                 op,
@@ -166,6 +169,7 @@ impl RecordSink for EmbeddedSink {
                         code: match &e {
                             IoError::StreamNotFound { .. } => "ResourceNotFoundException",
                             IoError::Throttled { .. } => "ProvisionedThroughputExceededException",
+                            IoError::Rejected { .. } => "InvalidArgumentException",
                             _ => "InternalFailure",
                         }
                         .to_owned(),
@@ -175,5 +179,43 @@ impl RecordSink for EmbeddedSink {
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{Retry, put_all};
+
+    #[tokio::test]
+    async fn a_record_over_the_limit_is_refused_for_good_and_the_others_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = millrace_stream::Store::open(dir.path(), Default::default()).unwrap();
+        let stream = store
+            .create(
+                "s",
+                millrace_stream::StreamMode::Provisioned,
+                Some(1),
+                24,
+                Default::default(),
+            )
+            .unwrap();
+        let sink = EmbeddedSink::new(stream);
+        let big = vec![0u8; crate::limits::RECORD_MAX_DATA_BYTES + 1];
+        let records = [
+            SinkRecord::new("k", "a"),
+            SinkRecord::new("k", big),
+            SinkRecord::new("k", "b"),
+        ];
+        let results = sink.put_records(&records).await.unwrap();
+        assert!(results[0].is_ok() && results[2].is_ok());
+        let failure = results[1].as_ref().unwrap_err();
+        assert_eq!(failure.code, "InvalidArgumentException");
+        assert!(!failure.retryable, "{failure}");
+        assert!(failure.message.contains("over the limit"), "{failure}");
+        let e = put_all(&sink, &records[1..2], Retry::default())
+            .await
+            .unwrap_err();
+        assert!(!e.is_transient(), "{e}");
     }
 }

@@ -11,8 +11,13 @@
 //! streams/<stream>/meta.json                 # shard count, mode, retention, tags, creation time
 //! streams/<stream>/shard-<index>/<base>.log  # segments; <base> is the first counter they hold
 //! ```
+//!
+//! Shards hold no file open between uses: segments are opened through one bounded set per
+//! store (`files`), so the number of descriptors does not grow with the number of shards. Every
+//! append, whoever makes it, is checked against the API's per-record limits ([`limits`]).
 
 mod error;
+mod files;
 mod hash;
 pub mod limits;
 mod meta;

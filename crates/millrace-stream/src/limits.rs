@@ -1,6 +1,9 @@
 //! The Amazon Kinesis Data Streams service limits millrace keeps, in one place: the gateway
-//! enforces them on requests, and `millrace-io` splits its puts and sizes its reads by them, so
-//! a batch millrace builds is always one that Amazon Kinesis (and millrace's own API) accepts.
+//! enforces them on requests, the store on every append whoever the writer is
+//! ([`check_record`]), and `millrace-io` splits its puts and sizes its reads by them, so a batch
+//! millrace builds is always one that Amazon Kinesis (and millrace's own API) accepts.
+
+use crate::error::{Result, StreamError};
 
 /// Most records one PutRecords request may carry.
 pub const PUT_RECORDS_MAX_RECORDS: usize = 500;
@@ -12,8 +15,54 @@ pub const PUT_RECORDS_MAX_BYTES: usize = 5 * 1024 * 1024;
 /// the log stores records up to the same size.
 pub const RECORD_MAX_DATA_BYTES: usize = crate::segment::MAX_RECORD_BYTES;
 
+/// Characters (not bytes) a partition key has: 1 to this many.
+pub const PARTITION_KEY_MAX_CHARS: usize = 256;
+
 /// Most records one GetRecords response holds (and the largest `Limit` a request may ask).
 pub const GET_RECORDS_MAX_RECORDS: usize = 10_000;
 
 /// Most bytes of record data one GetRecords response holds.
 pub const GET_RECORDS_MAX_BYTES: usize = 10 * 1024 * 1024;
+
+/// Whether one record is within the per-record limits the API keeps: at most
+/// [`RECORD_MAX_DATA_BYTES`] of data and a partition key of 1 to [`PARTITION_KEY_MAX_CHARS`]
+/// characters. The store checks every append with it.
+pub fn check_record(partition_key: &str, data: &[u8]) -> Result<()> {
+    if data.len() > RECORD_MAX_DATA_BYTES {
+        return Err(StreamError::RecordTooLarge {
+            bytes: data.len(),
+            limit: RECORD_MAX_DATA_BYTES,
+        });
+    }
+    let chars = partition_key.chars().count();
+    if !(1..=PARTITION_KEY_MAX_CHARS).contains(&chars) {
+        return Err(StreamError::PartitionKeyLength {
+            chars,
+            max: PARTITION_KEY_MAX_CHARS,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_at_the_limits_pass_and_over_them_fail() {
+        check_record("k", &vec![0; RECORD_MAX_DATA_BYTES]).unwrap();
+        check_record(&"é".repeat(256), b"").unwrap();
+        assert!(matches!(
+            check_record("k", &vec![0; RECORD_MAX_DATA_BYTES + 1]),
+            Err(StreamError::RecordTooLarge { bytes, .. }) if bytes == RECORD_MAX_DATA_BYTES + 1
+        ));
+        assert!(matches!(
+            check_record("", b"x"),
+            Err(StreamError::PartitionKeyLength { chars: 0, .. })
+        ));
+        assert!(matches!(
+            check_record(&"k".repeat(257), b"x"),
+            Err(StreamError::PartitionKeyLength { chars: 257, .. })
+        ));
+    }
+}

@@ -6,7 +6,10 @@
 //! ```
 //!
 //! (little-endian). A reader trusts an entry only when its length fits the file and its CRC
-//! matches, so a write torn by a crash is detected and cut off on recovery.
+//! matches, so a write torn by a crash is detected and cut off on recovery. The length has no
+//! upper bound other than the file's end: whatever its size, an entry written whole and
+//! matching its CRC is a record, never a torn tail (the store refuses records over the API's
+//! limits before they are written, see `limits::check_record`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -24,8 +27,6 @@ const FRAME: usize = 4 + 4; // len, crc
 
 /// Largest data blob a record may carry (Kinesis: 1 MiB).
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
-/// Upper bound on `len`; anything bigger is garbage, not a record.
-const MAX_ENTRY: usize = FIXED + 256 * 4 + MAX_RECORD_BYTES;
 
 /// A decoded entry, borrowed from the buffer it was read from.
 #[derive(Debug)]
@@ -73,7 +74,9 @@ pub(crate) fn decode(buf: &[u8]) -> std::result::Result<Entry<'_>, Stop> {
         return Err(Stop::Short { need: FRAME });
     }
     let len = u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize;
-    if !(FIXED..=MAX_ENTRY).contains(&len) {
+    // No upper bound: a length past the end of the data is a torn tail (`Short`), and garbage
+    // that happens to fit is caught by the CRC.
+    if len < FIXED {
         return Err(Stop::Corrupt("entry length out of range"));
     }
     if buf.len() < FRAME + len {
@@ -132,20 +135,28 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     (stem.len() == 20).then(|| stem.parse().ok()).flatten()
 }
 
-/// Creates an empty segment (header only), fsyncs it and its directory.
-pub(crate) fn create(path: &Path) -> Result<File> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
+/// Creates an empty segment (header only), fsyncs it and its directory. Keeps no descriptor:
+/// the store's open files (`files`) open it when it is written or read.
+pub(crate) fn create(path: &Path) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
         .create_new(true)
         .open(path)
         .at(path)?;
-    std::io::Write::write_all(&mut file, MAGIC).at(path)?;
-    file.sync_all().at(path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+    let made = (|| {
+        file.write_all_at(MAGIC, 0).at(path)?;
+        file.sync_all().at(path)?;
+        drop(file);
+        match path.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
+    })();
+    if made.is_err() {
+        // Half made: gone, so that the next try can create it again.
+        let _ = std::fs::remove_file(path);
     }
-    Ok(file)
+    made
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {

@@ -9,6 +9,7 @@ use millrace_common::layout::DataDir;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{IoContext, Result, StreamError};
+use crate::files::OpenFiles;
 use crate::hash::{HashKeyRange, hash_key_for_partition_key, shard_for_key, shard_ranges};
 use crate::meta::{META_FILE, StreamMeta, StreamMode};
 use crate::options::StoreOptions;
@@ -97,11 +98,19 @@ impl StreamHandle {
 
     /// Routes each record to its shard and appends it; all shards write concurrently.
     /// Per-record results keep the input order. Records for one shard keep their order.
+    /// A record over the API's per-record limits ([`crate::limits::check_record`]) is refused
+    /// in its slot, whoever writes it, and the others are appended.
     pub async fn put(&self, inputs: Vec<PutInput>) -> Vec<Result<PutOutput>> {
         let n = self.shards.len() as u32;
+        let total = inputs.len();
+        let mut out: Vec<Option<Result<PutOutput>>> = (0..total).map(|_| None).collect();
         // Per shard: the input positions and the (key, data) to append, in input order.
         let mut groups: Vec<ShardGroup> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
         for (i, input) in inputs.into_iter().enumerate() {
+            if let Err(e) = crate::limits::check_record(&input.partition_key, &input.data) {
+                out[i] = Some(Err(e));
+                continue;
+            }
             let key = input
                 .explicit_hash_key
                 .unwrap_or_else(|| hash_key_for_partition_key(&input.partition_key));
@@ -109,7 +118,6 @@ impl StreamHandle {
             g.0.push(i);
             g.1.push((input.partition_key, input.data));
         }
-        let total: usize = groups.iter().map(|g| g.0.len()).sum();
         let mut pending = Vec::new();
         for (shard, (positions, records)) in groups.into_iter().enumerate() {
             if positions.is_empty() {
@@ -119,7 +127,6 @@ impl StreamHandle {
             pending.push((shard as u32, positions, rx));
         }
         let created = self.created_ms();
-        let mut out: Vec<Option<Result<PutOutput>>> = (0..total).map(|_| None).collect();
         for (shard, positions, rx) in pending {
             match rx.await {
                 Ok(assigned) => {
@@ -136,12 +143,8 @@ impl StreamHandle {
                     }
                 }
                 Err(e) => {
-                    let msg = e.to_string();
                     for pos in positions {
-                        out[pos] = Some(Err(StreamError::Io {
-                            path: self.dir.clone(),
-                            source: std::io::Error::other(msg.clone()),
-                        }));
+                        out[pos] = Some(Err(e.duplicate()));
                     }
                 }
             }
@@ -194,6 +197,12 @@ impl StreamHandle {
             shard.shutdown();
         }
     }
+
+    fn close_files(&self) {
+        for shard in &self.shards {
+            shard.close_files();
+        }
+    }
 }
 
 /// The embedded store: every stream under `<root>/streams/`.
@@ -201,6 +210,8 @@ impl StreamHandle {
 pub struct Store {
     root: PathBuf,
     opts: StoreOptions,
+    /// The segment files open now, bounded across every shard.
+    files: Arc<OpenFiles>,
     streams: RwLock<BTreeMap<String, Arc<StreamHandle>>>,
     /// Serialises create/delete so shard quotas and directory states stay consistent.
     admin: Mutex<()>,
@@ -216,6 +227,7 @@ impl Store {
         if trash.exists() {
             std::fs::remove_dir_all(&trash).at(&trash)?;
         }
+        let files = Arc::new(OpenFiles::for_this_process());
         let mut streams = BTreeMap::new();
         for entry in std::fs::read_dir(&streams_dir).at(&streams_dir)? {
             let entry = entry.at(&streams_dir)?;
@@ -230,12 +242,13 @@ impl Store {
                 continue;
             }
             let meta = StreamMeta::load(&dir)?;
-            let handle = open_stream(&dir, meta, &opts)?;
+            let handle = open_stream(&dir, meta, &opts, &files)?;
             streams.insert(handle.name(), Arc::new(handle));
         }
         Ok(Self {
             root,
             opts,
+            files,
             streams: RwLock::new(streams),
             admin: Mutex::new(()),
         })
@@ -330,7 +343,7 @@ impl Store {
             retention_hours,
             tags,
         };
-        let handle = open_stream(&dir, meta.clone(), &self.opts)?;
+        let handle = open_stream(&dir, meta.clone(), &self.opts, &self.files)?;
         meta.save(&dir)?;
         let handle = Arc::new(handle);
         self.streams.write().insert(name.to_owned(), handle.clone());
@@ -346,6 +359,7 @@ impl Store {
             .remove(name)
             .ok_or_else(|| StreamError::StreamNotFound(name.to_owned()))?;
         handle.shutdown();
+        handle.close_files();
         move_to_trash(&self.root, &handle.dir)?;
         let trash = self.root.join("trash");
         // Best effort: a failure here only leaves garbage that the next start removes.
@@ -380,9 +394,16 @@ impl Store {
     }
 }
 
-fn open_stream(dir: &Path, meta: StreamMeta, opts: &StoreOptions) -> Result<StreamHandle> {
+fn open_stream(
+    dir: &Path,
+    meta: StreamMeta,
+    opts: &StoreOptions,
+    files: &Arc<OpenFiles>,
+) -> Result<StreamHandle> {
     let shards = (0..meta.shard_count)
-        .map(|i| Shard::open(dir.join(format!("shard-{i:06}")), i, opts).map(Arc::new))
+        .map(|i| {
+            Shard::open(dir.join(format!("shard-{i:06}")), i, opts, files.clone()).map(Arc::new)
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(StreamHandle {
         dir: dir.to_owned(),

@@ -280,3 +280,52 @@ async fn create_delete_and_limits() {
         .unwrap();
     assert_eq!(store.list().len(), 1);
 }
+
+#[tokio::test]
+async fn records_over_the_api_limits_are_refused_from_any_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts(64 << 20)).unwrap();
+    let s = store
+        .create("one", StreamMode::Provisioned, Some(1), 24, BTreeMap::new())
+        .unwrap();
+    let max = millrace_stream::limits::RECORD_MAX_DATA_BYTES;
+    let mut big = input("k", "");
+    big.data = Bytes::from(vec![0x80; max + 1]);
+    let mut at_limit = input(&"é".repeat(256), "");
+    at_limit.data = Bytes::from(vec![0x80; max]);
+    let results = s
+        .put(vec![
+            input("k", "before"),
+            big,
+            input(&"k".repeat(257), "long key"),
+            at_limit,
+            input("k", "after"),
+        ])
+        .await;
+    assert!(matches!(
+        &results[1],
+        Err(millrace_stream::StreamError::RecordTooLarge { bytes, .. }) if *bytes == max + 1
+    ));
+    assert!(matches!(
+        &results[2],
+        Err(millrace_stream::StreamError::PartitionKeyLength { chars: 257, .. })
+    ));
+    let stored: Vec<u64> = [0, 3, 4]
+        .iter()
+        .map(|&i| results[i].as_ref().unwrap().sequence.counter)
+        .collect();
+    assert_eq!(stored, [0, 1, 2]);
+    drop(s);
+    store.shutdown();
+    // The record at the limit (1 MiB and a 512-byte key) reads back after a reopen.
+    let store = Store::open(dir.path(), opts(64 << 20)).unwrap();
+    let batch = store
+        .stream("one")
+        .unwrap()
+        .shard(0)
+        .unwrap()
+        .read(0, 10, usize::MAX)
+        .unwrap();
+    let sizes: Vec<usize> = batch.records.iter().map(|r| r.data.len()).collect();
+    assert_eq!(sizes, [6, max, 5]);
+}

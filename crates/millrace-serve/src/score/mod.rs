@@ -7,8 +7,13 @@
 //! marks). Outputs put after the checkpoint (a crash, or the up to 250 ms between checkpoints)
 //! are found on restart by reading the output streams from the marks: the inputs they answer
 //! (`source_shard`, `source_sequence`) are skipped, the rest scored.
+//!
+//! Every record put fits the stream's per-record limit (`fit`): an error record keeps as much
+//! of its input as fits, with the input's size and hash; a prediction too large to put (huge id
+//! fields) becomes an error record.
 
 pub mod checkpoint;
+mod fit;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -592,9 +597,20 @@ pub fn score_records(
         m.insert("model_version".into(), Value::from(loaded.version));
         m.insert("scored_at".into(), Value::from(scored_at.clone()));
         source_fields(&mut m, stream, shard, src);
+        let data = Value::Object(m).to_string();
+        let budget = fit::data_budget(&src.partition_key);
+        if data.len() > budget {
+            let reason = format!(
+                "the prediction takes {} bytes, over the {budget} a record may hold with its \
+                 partition key (the id fields copied into it are too large)",
+                data.len()
+            );
+            errs.push(error_record(stream, shard, src, &reason, loaded));
+            continue;
+        }
         outs.push(SinkRecord {
             partition_key: src.partition_key.clone(),
-            data: Bytes::from(Value::Object(m).to_string()),
+            data: Bytes::from(data),
         });
     }
     (outs, errs)
@@ -634,6 +650,8 @@ fn parse_one(data: &[u8], columns: &[String]) -> Result<Record, String> {
     Ok(records.remove(0))
 }
 
+/// The error record of an input that could not be scored: the reason, the model, where the
+/// input came from and the input itself, as much of it as fits the record limit (`fit`).
 fn error_record(
     stream: &str,
     shard: &str,
@@ -642,7 +660,7 @@ fn error_record(
     loaded: &Loaded,
 ) -> SinkRecord {
     let mut m = Map::new();
-    m.insert("error".into(), Value::from(reason));
+    m.insert("error".into(), Value::from(fit::short_reason(reason)));
     m.insert("model".into(), Value::from(loaded.name.clone()));
     m.insert("model_version".into(), Value::from(loaded.version));
     m.insert("scored_at".into(), Value::from(rfc3339(now_ms())));
@@ -652,19 +670,10 @@ fn error_record(
         Value::from(src.partition_key.clone()),
     );
     // The input as it was: text when it is UTF-8, base64 otherwise.
-    match std::str::from_utf8(&src.data) {
-        Ok(s) => m.insert("data".into(), Value::from(s)),
-        Err(_) => {
-            use base64::Engine;
-            m.insert(
-                "data_base64".into(),
-                Value::from(base64::engine::general_purpose::STANDARD.encode(&src.data)),
-            )
-        }
-    };
+    let data = fit::with_payload(m, &src.data, fit::data_budget(&src.partition_key));
     SinkRecord {
         partition_key: src.partition_key.clone(),
-        data: Bytes::from(Value::Object(m).to_string()),
+        data: Bytes::from(data),
     }
 }
 

@@ -133,8 +133,29 @@ impl Server {
         patience: Duration,
         log: PathBuf,
     ) -> Server {
+        Self::start_wrapped(&[], data_dir, args, log_filter, ready, patience, log)
+    }
+
+    /// As [`Server::start`], with the binary run by `wrapper`, a program that execs it (the
+    /// same process), e.g. `["prlimit", "--nofile=1024:1024"]`; none when empty.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        data_dir: &Path,
+        args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+        log_filter: Option<&str>,
+        ready: &[&str],
+        patience: Duration,
+        log: PathBuf,
+    ) -> Server {
         let stderr = File::create(&log).expect("creating the server log file");
-        let mut command = millrace();
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut c = Command::new(program);
+                c.args(wrapper_args).arg(BIN);
+                c
+            }
+            None => millrace(),
+        };
         command.arg("--data-dir").arg(data_dir).arg("up").args(args);
         match log_filter {
             Some(filter) => command.env("MILLRACE_LOG", filter),
