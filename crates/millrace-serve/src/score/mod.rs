@@ -82,6 +82,8 @@ impl ScoringConfig {
                 return Err(format!("{key}.{field} must not be empty"));
             }
         }
+        // The name becomes the folder state/scoring/<name>/: the one rule for such names.
+        millrace_common::keys::check_name(&self.name()).map_err(|e| format!("{key}.name = {e}"))?;
         if self.stream == self.to_stream || self.stream == self.error_stream() {
             return Err(format!(
                 "{key}.to_stream: writing predictions to the input stream `{}` would score them again",
