@@ -28,18 +28,7 @@ fn start(data: &Path, extra: &[&str]) -> (Running, String) {
 }
 
 fn train(data: &Path, csv: &Path) {
-    let out = millrace()
-        .arg("--data-dir")
-        .arg(data)
-        .args(["train", "--target", "Churn", "--name", "churn", "--data"])
-        .arg(csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::train_churn(data, csv, &[]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

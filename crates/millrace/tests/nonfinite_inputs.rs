@@ -14,20 +14,7 @@ const NON_FINITE: [&str; 6] = ["inf", "-inf", "Infinity", "-Infinity", "NaN", "1
 const NUMERIC: [&str; 3] = ["tenure", "MonthlyCharges", "TotalCharges"];
 
 fn train(data: &Path) {
-    let out = millrace()
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "train", "--target", "Churn", "--name", "churn", "--folds", "2", "--data",
-        ])
-        .arg(TELCO_CSV)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::train_churn(data, Path::new(TELCO_CSV), &["--folds", "2"]);
 }
 
 /// Telco rows without the target whose numeric fields take every non-finite spelling, alone

@@ -371,20 +371,7 @@ fn train_small_model(dir: &Path, data: &Path) {
     let (header, rows) = read_csv(TELCO_CSV);
     let csv = dir.join("small.csv");
     write_csv(&csv, &header, &rows[..600]);
-    let out = millrace()
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "train", "--target", "Churn", "--name", "churn", "--folds", "2", "--data",
-        ])
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::train_churn(data, &csv, &["--folds", "2"]);
 }
 
 #[test]

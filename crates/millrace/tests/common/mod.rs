@@ -52,6 +52,24 @@ pub fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) {
     w.flush().unwrap();
 }
 
+/// `millrace --data-dir DATA train --target Churn --name churn --data CSV EXTRA…`, which must
+/// succeed: the churn model the endpoint and scoring tests serve.
+pub fn train_churn(data: &Path, csv: &Path, extra: &[&str]) {
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["train", "--target", "Churn", "--name", "churn", "--data"])
+        .arg(csv)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A child process that is killed and reaped when dropped.
 pub struct Running(pub Child);
 
