@@ -86,7 +86,10 @@ impl From<StreamError> for ApiError {
             StreamError::StreamNotFound(_) | StreamError::ShardNotFound { .. } => {
                 ErrorCode::ResourceNotFound
             }
-            StreamError::StreamExists(_) | StreamError::Deleting(_) => ErrorCode::ResourceInUse,
+            StreamError::StreamExists(_)
+            | StreamError::Deleting(_)
+            | StreamError::ResourceInUse(_)
+            | StreamError::ShardClosed(_) => ErrorCode::ResourceInUse,
             StreamError::InvalidArgument(_)
             | StreamError::RecordTooLarge { .. }
             | StreamError::PartitionKeyLength { .. } => ErrorCode::InvalidArgument,

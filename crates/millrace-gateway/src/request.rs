@@ -125,17 +125,24 @@ impl Request {
     pub fn opt_timestamp_ms(&self, field: &str) -> Result<Option<i64>, ApiError> {
         match self.get(field) {
             None => Ok(None),
-            Some(Value::Number(n)) => {
+            Some(v) => self.timestamp_ms(field, v).map(Some),
+        }
+    }
+
+    /// A timestamp member's value (top-level or nested, like `ShardFilter.Timestamp`) in epoch
+    /// milliseconds.
+    pub fn timestamp_ms(&self, field: &str, v: &Value) -> Result<i64, ApiError> {
+        match v {
+            Value::Number(n) => {
                 let f = n.as_f64().unwrap_or(0.0);
-                Ok(Some(match self.protocol {
+                Ok(match self.protocol {
                     Protocol::Json => (f * 1000.0).round() as i64,
                     Protocol::Cbor => f as i64,
-                }))
+                })
             }
-            Some(Value::String(s)) => parse_iso8601_ms(s)
-                .map(Some)
+            Value::String(s) => parse_iso8601_ms(s)
                 .ok_or_else(|| ApiError::serialization(format!("{field} is not a timestamp: {s}"))),
-            Some(v) => Err(wrong_type(field, "a timestamp", v)),
+            v => Err(wrong_type(field, "a timestamp", v)),
         }
     }
 

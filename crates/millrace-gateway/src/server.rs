@@ -22,8 +22,9 @@ use crate::ops;
 use crate::protocol::{Out, Protocol};
 use crate::request::Request;
 
-/// Largest request body accepted: a full PutRecords (5 MiB of data) in base64 plus overhead.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Largest request body accepted: a 10 MiB record (UpdateMaxRecordSize's ceiling) in base64
+/// plus overhead.
+pub const MAX_BODY_BYTES: usize = 15 * 1024 * 1024;
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 
 /// Shared state of the API server.
@@ -31,8 +32,6 @@ const TARGET_PREFIX: &str = "Kinesis_20131202.";
 pub struct Gateway {
     pub store: Arc<Store>,
     pub iterators: IteratorCodec,
-    /// Region used in ARNs (clients sign for a region; we echo a fixed one).
-    pub region: String,
 }
 
 impl Gateway {
@@ -40,15 +39,27 @@ impl Gateway {
         Self {
             store,
             iterators: IteratorCodec::new(iterator_key),
-            region: "us-east-1".into(),
         }
     }
 
     pub fn arn(&self, stream: &str) -> String {
+        let o = self.store.options();
         format!(
-            "arn:aws:kinesis:{}:000000000000:stream/{stream}",
-            self.region
+            "arn:aws:kinesis:{}:{}:stream/{stream}",
+            o.region, o.account_id
         )
+    }
+
+    /// The stream a request names by `StreamName` or `StreamARN`; an ARN of another account or
+    /// region names a stream that is not here.
+    pub fn stream_name(&self, req: &Request) -> Result<String, ApiError> {
+        let name = req.stream_name()?;
+        if let Some(arn) = req.opt_str("StreamARN")?
+            && arn != self.arn(&name)
+        {
+            return Err(millrace_stream::StreamError::StreamNotFound(name).into());
+        }
+        Ok(name)
     }
 
     /// Runs blocking store work (file creation, fsync, reads) off the async threads.

@@ -925,20 +925,31 @@ async fn record_size_and_partition_key_limits() {
     let (s, mut seeded) = seeded_server("limits", 1).await;
     let put_body = |pk: &str, data: &[u8]| json!({"StreamName": "limits", "PartitionKey": pk, "Data": B64.encode(data)});
 
-    // Exactly 1 MiB of data is accepted and reads back byte for byte.
-    let big: Vec<u8> = (0..MIB).map(|i| (i * 31 % 251) as u8).collect();
+    // Exactly 1 MiB of data and key is accepted and reads back byte for byte.
+    let big: Vec<u8> = (0..MIB - 3).map(|i| (i * 31 % 251) as u8).collect();
     seeded
         .records
         .push(put(&s, "limits", "big", &big, None).await);
-    // One byte more is refused.
-    let over = vec![1u8; MIB + 1];
+    // One byte more is refused: the limit counts the partition key with the data.
+    let over = vec![1u8; MIB];
     expect_error(
         &s,
-        "1 MiB + 1 of data",
+        "1 MiB of data and a key",
         "PutRecord",
         put_body("k", &over),
+        INVALID_ARGUMENT,
+        "Record size of 1048577 bytes (data and partition key) exceeds the maximum record size of 1048576 bytes",
+    )
+    .await;
+    // Past the largest record any stream takes (10 MiB) the model's constraint answers.
+    let huge = vec![1u8; 10 * MIB + 1];
+    expect_error(
+        &s,
+        "10 MiB + 1 of data",
+        "PutRecord",
+        put_body("k", &huge),
         VALIDATION,
-        "at 'data' failed to satisfy constraint: Member must have length less than or equal to 1048576",
+        "at 'data' failed to satisfy constraint: Member must have length less than or equal to 10485760",
     )
     .await;
 
@@ -1157,8 +1168,7 @@ async fn put_records_count_and_size_limits() {
     }
 
     // Data plus partition keys of exactly 5 MiB is accepted ...
-    let mut sizes = vec![MIB; 4];
-    sizes.push(MIB - 5);
+    let sizes = vec![MIB - 1; 5];
     let exact: Vec<(String, Vec<u8>)> = sizes
         .iter()
         .enumerate()

@@ -22,9 +22,10 @@ pub(crate) fn store_error(op: String, e: StreamError) -> IoError {
         StreamError::StreamNotFound(_)
         | StreamError::ShardNotFound { .. }
         | StreamError::Deleting(_) => IoError::StreamNotFound { op, message },
-        StreamError::LimitExceeded(_) | StreamError::OutOfDescriptors { .. } => {
-            IoError::Throttled { op, message }
-        }
+        StreamError::LimitExceeded(_)
+        | StreamError::OutOfDescriptors { .. }
+        | StreamError::ResourceInUse(_)
+        | StreamError::ShardClosed(_) => IoError::Throttled { op, message },
         StreamError::InvalidArgument(_)
         | StreamError::StreamExists(_)
         | StreamError::RecordTooLarge { .. }

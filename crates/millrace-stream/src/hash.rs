@@ -48,6 +48,7 @@ pub fn shard_ranges(n: u32) -> Vec<HashKeyRange> {
 }
 
 /// Index of the shard (of `n` equal slices) that owns `key`.
+#[cfg(test)]
 pub(crate) fn shard_for_key(key: u128, n: u32) -> u32 {
     let idx = key / slice_width(n);
     (idx as u32).min(n - 1)

@@ -22,6 +22,7 @@ mod hash;
 pub mod limits;
 mod meta;
 mod options;
+mod reshard;
 mod segment;
 mod sequence;
 mod shard;
@@ -29,12 +30,13 @@ mod store;
 
 pub use error::{Result, StreamError};
 pub use hash::{HashKeyRange, hash_key_for_partition_key, shard_ranges};
-pub use meta::{StreamMeta, StreamMode};
+pub use meta::{ConsumerMeta, Encryption, ShardEnd, ShardMeta, StreamMeta, StreamMode};
 pub use options::{FsyncPolicy, StoreOptions};
+pub use reshard::MAX_TARGET_SHARDS;
 pub use segment::MAX_RECORD_BYTES;
 pub use sequence::SequenceNumber;
 pub use shard::{ReadBatch, Record, Shard};
-pub use store::{PutInput, PutOutput, Store, StreamHandle, StreamSummary};
+pub use store::{PutInput, PutOutput, Store, StreamHandle, StreamSummary, parse_shard_id};
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp in this crate.
 pub use millrace_common::time::now_ms;

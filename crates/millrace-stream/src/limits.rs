@@ -11,9 +11,16 @@ pub const PUT_RECORDS_MAX_RECORDS: usize = 500;
 /// Most bytes one PutRecords request may carry, counting each record's data and partition key.
 pub const PUT_RECORDS_MAX_BYTES: usize = 5 * 1024 * 1024;
 
-/// Most bytes of data in one record (before base64), for PutRecord and each PutRecords entry;
-/// the log stores records up to the same size.
-pub const RECORD_MAX_DATA_BYTES: usize = crate::segment::MAX_RECORD_BYTES;
+/// Most bytes of one record (data before base64 plus partition key) on a stream with the
+/// default maximum record size (1 MiB).
+pub const RECORD_MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// Most bytes of one record on a stream after UpdateMaxRecordSize (10 MiB); the log stores
+/// records up to this size.
+pub const RECORD_MAX_BYTES_CEILING: usize = crate::segment::MAX_RECORD_BYTES;
+
+/// The range UpdateMaxRecordSize accepts, in KiB.
+pub const MAX_RECORD_SIZE_KIB: std::ops::RangeInclusive<u32> = 1024..=10240;
 
 /// Characters (not bytes) a partition key has: 1 to this many.
 pub const PARTITION_KEY_MAX_CHARS: usize = 256;
@@ -24,14 +31,21 @@ pub const GET_RECORDS_MAX_RECORDS: usize = 10_000;
 /// Most bytes of record data one GetRecords response holds.
 pub const GET_RECORDS_MAX_BYTES: usize = 10 * 1024 * 1024;
 
-/// Whether one record is within the per-record limits the API keeps: at most
-/// [`RECORD_MAX_DATA_BYTES`] of data and a partition key of 1 to [`PARTITION_KEY_MAX_CHARS`]
-/// characters. The store checks every append with it.
+/// Whether one record is within the per-record limits of a stream with the default record
+/// size: see [`check_record_within`].
 pub fn check_record(partition_key: &str, data: &[u8]) -> Result<()> {
-    if data.len() > RECORD_MAX_DATA_BYTES {
+    check_record_within(partition_key, data, RECORD_MAX_DATA_BYTES)
+}
+
+/// Whether one record is within the per-record limits the API keeps: data plus partition key
+/// (UTF-8 bytes) at most `max_bytes` (the stream's maximum record size) and a partition key of
+/// 1 to [`PARTITION_KEY_MAX_CHARS`] characters. The store checks every append with it.
+pub fn check_record_within(partition_key: &str, data: &[u8], max_bytes: usize) -> Result<()> {
+    let bytes = data.len() + partition_key.len();
+    if bytes > max_bytes {
         return Err(StreamError::RecordTooLarge {
-            bytes: data.len(),
-            limit: RECORD_MAX_DATA_BYTES,
+            bytes,
+            limit: max_bytes,
         });
     }
     let chars = partition_key.chars().count();
@@ -50,11 +64,18 @@ mod tests {
 
     #[test]
     fn records_at_the_limits_pass_and_over_them_fail() {
-        check_record("k", &vec![0; RECORD_MAX_DATA_BYTES]).unwrap();
+        check_record("k", &vec![0; RECORD_MAX_DATA_BYTES - 1]).unwrap();
+        assert!(check_record("kk", &vec![0; RECORD_MAX_DATA_BYTES - 1]).is_err());
+        check_record_within(
+            "k",
+            &vec![0; RECORD_MAX_BYTES_CEILING - 1],
+            RECORD_MAX_BYTES_CEILING,
+        )
+        .unwrap();
         check_record(&"é".repeat(256), b"").unwrap();
         assert!(matches!(
             check_record("k", &vec![0; RECORD_MAX_DATA_BYTES + 1]),
-            Err(StreamError::RecordTooLarge { bytes, .. }) if bytes == RECORD_MAX_DATA_BYTES + 1
+            Err(StreamError::RecordTooLarge { bytes, .. }) if bytes == RECORD_MAX_DATA_BYTES + 2
         ));
         assert!(matches!(
             check_record("", b"x"),

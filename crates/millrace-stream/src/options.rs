@@ -50,6 +50,12 @@ pub struct StoreOptions {
     pub max_shards: u32,
     /// Shards of an ON_DEMAND stream.
     pub on_demand_shards: u32,
+    /// The account and region named in ARNs and messages.
+    pub account_id: String,
+    pub region: String,
+    /// Enforce Kinesis's per-shard throughput limits on every stream (a stream's own setting
+    /// overrides this).
+    pub enforce_limits: bool,
 }
 
 impl Default for StoreOptions {
@@ -59,6 +65,9 @@ impl Default for StoreOptions {
             segment_bytes: 64 * 1024 * 1024,
             max_shards: 512,
             on_demand_shards: 4,
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            enforce_limits: false,
         }
     }
 }

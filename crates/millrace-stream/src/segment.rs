@@ -25,8 +25,9 @@ pub(crate) const HEADER_LEN: u64 = MAGIC.len() as u64;
 const FIXED: usize = 8 + 8 + 2; // counter, arrival, key length
 const FRAME: usize = 4 + 4; // len, crc
 
-/// Largest data blob a record may carry (Kinesis: 1 MiB).
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Largest record (data plus key) the log takes: Kinesis's ceiling after UpdateMaxRecordSize,
+/// 10 MiB.
+pub const MAX_RECORD_BYTES: usize = 10 * 1024 * 1024;
 
 /// A decoded entry, borrowed from the buffer it was read from.
 #[derive(Debug)]

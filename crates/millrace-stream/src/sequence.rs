@@ -1,8 +1,12 @@
 //! Sequence numbers. Kinesis sequence numbers are decimal strings that only grow within a
-//! shard; clients compare them as big integers. Ours are 40 digits with fixed fields, so
-//! numeric and lexicographic order agree and the position is recoverable without a lookup:
+//! shard; clients compare them as big integers, and Amazon's have 56 digits. Ours have 56
+//! digits in fixed fields, so numeric and lexicographic order agree and the position is
+//! recoverable without a lookup:
 //!
-//! `4` · stream creation time in ms (13 digits) · shard index (6) · per-shard counter (20)
+//! `4` · stream creation time in ms (13 digits) · shard index (10) · per-shard counter (32)
+//!
+//! The 40-digit form of earlier versions (`4` · 13 · shard (6) · counter (20)) is still read,
+//! so checkpoints written before stay valid; it sorts below every 56-digit number.
 //!
 //! The creation time tells a sequence number of a deleted-and-recreated stream from one of the
 //! current stream; the counter is the record's position in the shard's log.
@@ -18,13 +22,18 @@ pub struct SequenceNumber {
 
 impl SequenceNumber {
     pub fn parse(s: &str) -> Option<Self> {
-        if s.len() != 40 || !s.starts_with('4') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        if !s.starts_with('4') || !s.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
+        let shard_end = match s.len() {
+            56 => 24,
+            40 => 20,
+            _ => return None,
+        };
         Some(Self {
             stream_created_ms: s[1..14].parse().ok()?,
-            shard: s[14..20].parse().ok()?,
-            counter: s[20..40].parse().ok()?,
+            shard: s[14..shard_end].parse().ok()?,
+            counter: s[shard_end..].parse().ok()?,
         })
     }
 }
@@ -33,7 +42,7 @@ impl fmt::Display for SequenceNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "4{:013}{:06}{:020}",
+            "4{:013}{:010}{:032}",
             self.stream_created_ms.rem_euclid(10_i64.pow(13)),
             self.shard,
             self.counter
@@ -55,7 +64,9 @@ mod tests {
         let b = SequenceNumber { counter: 10, ..a };
         assert_eq!(SequenceNumber::parse(&a.to_string()), Some(a));
         assert!(a.to_string() < b.to_string());
-        assert_eq!(a.to_string().len(), 40);
+        assert_eq!(a.to_string().len(), 56);
+        let legacy = "4176400000000000000300000000000000000009";
+        assert_eq!(SequenceNumber::parse(legacy), Some(a));
         assert!(SequenceNumber::parse("123").is_none());
         assert!(SequenceNumber::parse(&"5".repeat(40)).is_none());
     }

@@ -77,6 +77,8 @@ pub(crate) enum Command {
     Roll,
     /// Sync, stop, and say so.
     Shutdown(std::sync::mpsc::Sender<()>),
+    /// Refuse every later append (a reshard closed the shard) and answer the tip at closing.
+    Close(oneshot::Sender<Result<u64>>),
 }
 
 /// One shard of a stream.
@@ -87,6 +89,8 @@ pub struct Shard {
     visible: Arc<RwLock<Visible>>,
     tip: watch::Receiver<u64>,
     tx: mpsc::Sender<Command>,
+    /// Set once a reshard closed the shard; appends are refused from then on.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -101,10 +105,12 @@ pub(crate) fn shard_id(index: u32) -> String {
 
 impl Shard {
     /// Opens (recovering) or creates the shard log in `dir` and starts its writer thread. No
-    /// file stays open: segments are opened through `files` when used.
+    /// file stays open: segments are opened through `files` when used. A shard closed at
+    /// `closed_at` (one past its last counter) gets no writer: it is read-only.
     pub(crate) fn open(
         dir: PathBuf,
         index: u32,
+        closed_at: Option<u64>,
         opts: &StoreOptions,
         files: Arc<OpenFiles>,
     ) -> Result<Self> {
@@ -142,7 +148,8 @@ impl Shard {
             });
         }
         // Always append to a fresh segment after a restart: older segments stay immutable,
-        // which keeps recovery and retention simple.
+        // which keeps recovery and retention simple. A closed shard takes no appends, but it
+        // keeps one (empty) active segment like every shard.
         let path = segment::segment_path(&dir, next);
         let reused = segments
             .last()
@@ -166,7 +173,14 @@ impl Shard {
         let (tip_tx, tip) = watch::channel(next);
         let (tx, rx) = mpsc::channel(1024);
         let name = format!("{}/{}", dir.display(), shard_id(index));
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(closed_at.is_some()));
+        if let Some(end) = closed_at
+            && end != next
+        {
+            tracing::warn!(shard = %name, end, next, "a closed shard's log does not end where its metadata says");
+        }
         let writer = Writer {
+            closed: closed.clone(),
             dir: dir.clone(),
             visible: visible.clone(),
             tip: tip_tx,
@@ -184,6 +198,20 @@ impl Shard {
             policy: opts.fsync,
             segment_bytes: opts.segment_bytes,
         };
+        if closed_at.is_some() {
+            // No writer: the receiver drops, so only `Roll`/`Shutdown` (ignored) could be sent.
+            drop(rx);
+            drop(writer);
+            return Ok(Self {
+                index,
+                name,
+                files,
+                visible,
+                tip,
+                tx,
+                closed,
+            });
+        }
         // A thread the OS refuses (EAGAIN: a process or memory limit) is a limit reached.
         std::thread::Builder::new()
             .name(format!("shard-writer-{index}"))
@@ -201,7 +229,34 @@ impl Shard {
             visible,
             tip,
             tx,
+            closed,
         })
+    }
+
+    /// Whether a reshard closed this shard.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Closes the shard: appends queued before this are written, later ones are refused with
+    /// [`StreamError::ShardClosed`]. Returns one past the last counter the shard holds.
+    /// Blocking: call it off the async threads.
+    pub(crate) fn close_blocking(&self) -> Result<u64> {
+        if self.is_closed() {
+            return Ok(self.tip());
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.tx.blocking_send(Command::Close(reply)).is_err() {
+            return Err(StreamError::WriterGone(self.name.clone()));
+        }
+        rx.blocking_recv()
+            .map_err(|_| StreamError::WriterGone(self.name.clone()))?
+    }
+
+    /// Undoes [`Shard::close_blocking`] when the reshard that closed it failed to commit.
+    pub(crate) fn reopen(&self) {
+        self.closed
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 
     pub fn index(&self) -> u32 {
@@ -220,13 +275,18 @@ impl Shard {
         records: Vec<(String, Bytes)>,
     ) -> impl std::future::Future<Output = Result<Vec<(u64, i64)>>> + use<> {
         let (reply, rx) = oneshot::channel();
-        let sent = self
-            .tx
-            .send(Command::Append(Append { records, reply }))
-            .await
-            .is_ok();
+        let closed = self.is_closed();
+        let sent = !closed
+            && self
+                .tx
+                .send(Command::Append(Append { records, reply }))
+                .await
+                .is_ok();
         let name = self.name.clone();
         async move {
+            if closed {
+                return Err(StreamError::ShardClosed(name));
+            }
             if !sent {
                 return Err(StreamError::WriterGone(name));
             }
@@ -464,6 +524,8 @@ fn scan(
 /// The single writer of a shard. Runs on its own OS thread because every step (write,
 /// fdatasync) blocks.
 struct Writer {
+    /// Shared with the shard: set when a `Close` command is taken.
+    closed: Arc<std::sync::atomic::AtomicBool>,
     dir: PathBuf,
     visible: Arc<RwLock<Visible>>,
     tip: watch::Sender<u64>,
@@ -494,11 +556,16 @@ struct Gathered {
     bytes: usize,
     roll: bool,
     stop: Option<std::sync::mpsc::Sender<()>>,
+    close: Option<oneshot::Sender<Result<u64>>>,
+    /// Appends taken after a `Close` (or after the shard closed): refused.
+    refused: Vec<Append>,
 }
 
 impl Gathered {
-    fn push(&mut self, cmd: Command) {
+    fn push(&mut self, cmd: Command, closed: bool) {
         match cmd {
+            Command::Append(a) if closed || self.close.is_some() => self.refused.push(a),
+            Command::Close(reply) => self.close = Some(reply),
             Command::Append(a) => {
                 self.bytes += a
                     .records
@@ -521,11 +588,12 @@ impl Writer {
         let mut buf = Vec::with_capacity(1024 * 1024);
         while let Some(first) = rx.blocking_recv() {
             let mut gathered = Gathered::default();
-            gathered.push(first);
+            let closed = self.closed.load(std::sync::atomic::Ordering::Acquire);
+            gathered.push(first, closed);
             let deadline = self.policy.gather_window().map(|w| Instant::now() + w);
             while gathered.bytes < MAX_BATCH_BYTES && gathered.stop.is_none() {
                 match rx.try_recv() {
-                    Ok(cmd) => gathered.push(cmd),
+                    Ok(cmd) => gathered.push(cmd, closed),
                     Err(mpsc::error::TryRecvError::Empty) => match deadline {
                         Some(d) if Instant::now() < d => {
                             std::thread::sleep(std::time::Duration::from_micros(200))
@@ -536,7 +604,12 @@ impl Writer {
                 }
             }
             let Gathered {
-                batch, roll, stop, ..
+                batch,
+                roll,
+                stop,
+                close,
+                refused,
+                ..
             } = gathered;
             if roll
                 && self.len > segment::HEADER_LEN
@@ -547,6 +620,14 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch, &mut buf);
             }
+            if let Some(reply) = close {
+                let _ = reply.send(self.close());
+            }
+            for append in refused {
+                let _ = append.reply.send(Err(StreamError::ShardClosed(
+                    self.dir.display().to_string(),
+                )));
+            }
             if let Some(done) = stop {
                 self.sync_on_exit();
                 let _ = done.send(());
@@ -555,6 +636,16 @@ impl Writer {
         }
         // Channel closed: the stream is shutting down. Make everything durable.
         self.sync_on_exit();
+    }
+
+    /// Makes everything durable and refuses appends from now on; answers the tip.
+    fn close(&mut self) -> Result<u64> {
+        if self.unsynced {
+            self.sync()?;
+        }
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(self.next)
     }
 
     /// The active segment's file, opened if the store's open files closed it.
@@ -727,7 +818,8 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let shard = Shard::open(dir.to_owned(), 0, opts, Arc::new(OpenFiles::new(4))).unwrap();
+        let shard =
+            Shard::open(dir.to_owned(), 0, None, opts, Arc::new(OpenFiles::new(4))).unwrap();
         let data: Vec<Bytes> = sizes
             .iter()
             .enumerate()
@@ -762,7 +854,7 @@ mod tests {
             };
             let data = write(dir.path(), &opts, &sizes);
             let shard =
-                Shard::open(dir.path().to_owned(), 0, &opts, Arc::new(OpenFiles::new(4))).unwrap();
+                Shard::open(dir.path().to_owned(), 0, None, &opts, Arc::new(OpenFiles::new(4))).unwrap();
             prop_assert_eq!(shard.tip(), data.len() as u64);
             let got = shard.read(0, 10_000, usize::MAX).unwrap();
             let got: Vec<Bytes> = got.records.into_iter().map(|r| r.data).collect();

@@ -10,13 +10,13 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{IoContext, Result, StreamError};
 use crate::files::OpenFiles;
-use crate::hash::{HashKeyRange, hash_key_for_partition_key, shard_for_key, shard_ranges};
+use crate::hash::{HashKeyRange, hash_key_for_partition_key};
 use crate::meta::{META_FILE, StreamMeta, StreamMode};
 use crate::options::StoreOptions;
 use crate::sequence::SequenceNumber;
 use crate::shard::Shard;
 
-type ShardGroup = (Vec<usize>, Vec<(String, Bytes)>);
+type ShardGroup = (Vec<(usize, u128)>, Vec<(String, Bytes)>);
 
 /// One record to append.
 #[derive(Debug, Clone)]
@@ -42,13 +42,42 @@ pub struct StreamSummary {
     pub mode: StreamMode,
 }
 
+/// The shards of a stream at one moment: every shard it has had (by index) and the open ones
+/// that route new records, sorted by the start of their hash-key range.
+#[derive(Debug)]
+pub(crate) struct Topology {
+    pub(crate) shards: Vec<Arc<Shard>>,
+    pub(crate) open: Vec<(HashKeyRange, u32)>,
+}
+
+impl Topology {
+    pub(crate) fn new(meta: &StreamMeta, shards: Vec<Arc<Shard>>) -> Self {
+        let mut open: Vec<(HashKeyRange, u32)> =
+            meta.open_shards().map(|s| (s.range, s.index)).collect();
+        open.sort_by_key(|(r, _)| r.start);
+        Self { shards, open }
+    }
+
+    /// The open shard owning hash key `key` (open ranges always cover the whole key space).
+    fn route(&self, key: u128) -> u32 {
+        let i = self.open.partition_point(|(r, _)| r.start <= key);
+        self.open[i.saturating_sub(1)].1
+    }
+}
+
 /// An open stream: its metadata and shards.
 #[derive(Debug)]
 pub struct StreamHandle {
-    dir: PathBuf,
-    meta: RwLock<StreamMeta>,
-    shards: Vec<Arc<Shard>>,
-    ranges: Vec<HashKeyRange>,
+    pub(crate) dir: PathBuf,
+    pub(crate) meta: RwLock<StreamMeta>,
+    /// The shard map `put` routes by; a reshard sends the next one.
+    pub(crate) topology: tokio::sync::watch::Sender<Arc<Topology>>,
+    /// Serialises changes to the shard map (split, merge, scaling).
+    pub(crate) reshard: Mutex<()>,
+    /// True while a change runs (the API's UPDATING status).
+    pub(crate) updating: std::sync::atomic::AtomicBool,
+    pub(crate) opts: StoreOptions,
+    pub(crate) files: Arc<OpenFiles>,
 }
 
 impl StreamHandle {
@@ -64,23 +93,24 @@ impl StreamHandle {
         self.meta.read().created_ms
     }
 
-    pub fn shards(&self) -> &[Arc<Shard>] {
-        &self.shards
+    /// Every shard the stream has had, open and closed, by index.
+    pub fn shards(&self) -> Vec<Arc<Shard>> {
+        self.topology.borrow().shards.clone()
     }
 
-    pub fn ranges(&self) -> &[HashKeyRange] {
-        &self.ranges
+    /// The shards new records go to.
+    pub fn open_shard_count(&self) -> u32 {
+        self.topology.borrow().open.len() as u32
     }
 
-    pub fn shard(&self, index: u32) -> Option<&Arc<Shard>> {
-        self.shards.get(index as usize)
+    pub fn shard(&self, index: u32) -> Option<Arc<Shard>> {
+        self.topology.borrow().shards.get(index as usize).cloned()
     }
 
-    /// Finds a shard by its Kinesis id (`shardId-000000000003`).
-    pub fn shard_by_id(&self, id: &str) -> Result<&Arc<Shard>> {
-        id.strip_prefix("shardId-")
-            .filter(|n| n.len() == 12)
-            .and_then(|n| n.parse::<u32>().ok())
+    /// Finds a shard by its Kinesis id: `shardId-000000000003`, or the short forms Kinesis
+    /// also accepts (`shardId-3`, `3`).
+    pub fn shard_by_id(&self, id: &str) -> Result<Arc<Shard>> {
+        parse_shard_id(id)
             .and_then(|i| self.shard(i))
             .ok_or_else(|| StreamError::ShardNotFound {
                 stream: self.name(),
@@ -96,113 +126,168 @@ impl StreamHandle {
         }
     }
 
-    /// Routes each record to its shard and appends it; all shards write concurrently.
+    /// Replaces the metadata with `f`'s change to a copy, written durably before it is seen.
+    /// `f` may refuse the change.
+    pub fn update_meta(&self, f: impl FnOnce(&mut StreamMeta) -> Result<()>) -> Result<()> {
+        let mut meta = self.meta.write();
+        let mut next = meta.clone();
+        f(&mut next)?;
+        if next != *meta {
+            next.save(&self.dir)?;
+            *meta = next;
+        }
+        Ok(())
+    }
+
+    /// Routes each record to its open shard and appends it; all shards write concurrently.
     /// Per-record results keep the input order. Records for one shard keep their order.
     /// A record over the API's per-record limits ([`crate::limits::check_record`]) is refused
-    /// in its slot, whoever writes it, and the others are appended.
+    /// in its slot, whoever writes it, and the others are appended. Records that reach a shard
+    /// a reshard closed meanwhile are routed again to its children.
     pub async fn put(&self, inputs: Vec<PutInput>) -> Vec<Result<PutOutput>> {
-        let n = self.shards.len() as u32;
         let total = inputs.len();
+        let max_bytes = self.max_record_bytes();
         let mut out: Vec<Option<Result<PutOutput>>> = (0..total).map(|_| None).collect();
-        // Per shard: the input positions and the (key, data) to append, in input order.
-        let mut groups: Vec<ShardGroup> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
+        let mut todo: Vec<(usize, u128, String, Bytes)> = Vec::with_capacity(total);
         for (i, input) in inputs.into_iter().enumerate() {
-            if let Err(e) = crate::limits::check_record(&input.partition_key, &input.data) {
+            if let Err(e) =
+                crate::limits::check_record_within(&input.partition_key, &input.data, max_bytes)
+            {
                 out[i] = Some(Err(e));
                 continue;
             }
             let key = input
                 .explicit_hash_key
                 .unwrap_or_else(|| hash_key_for_partition_key(&input.partition_key));
-            let g = &mut groups[shard_for_key(key, n) as usize];
-            g.0.push(i);
-            g.1.push((input.partition_key, input.data));
-        }
-        let mut pending = Vec::new();
-        for (shard, (positions, records)) in groups.into_iter().enumerate() {
-            if positions.is_empty() {
-                continue;
-            }
-            let rx = self.shards[shard].submit(records).await;
-            pending.push((shard as u32, positions, rx));
+            todo.push((i, key, input.partition_key, input.data));
         }
         let created = self.created_ms();
-        for (shard, positions, rx) in pending {
-            match rx.await {
-                Ok(assigned) => {
-                    for (pos, (counter, arrival_ms)) in positions.into_iter().zip(assigned) {
-                        out[pos] = Some(Ok(PutOutput {
-                            shard,
-                            sequence: SequenceNumber {
-                                stream_created_ms: created,
+        // A reshard closes a shard at most once per attempt; a few rounds always settle.
+        for round in 0..8 {
+            if todo.is_empty() {
+                break;
+            }
+            let topology = self.topology.borrow().clone();
+            if round > 0 {
+                // Records met a shard that closed: wait for the reshard to publish its children.
+                let mut rx = self.topology.subscribe();
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    rx.wait_for(|t| !Arc::ptr_eq(t, &topology)),
+                )
+                .await;
+            }
+            let topology = self.topology.borrow().clone();
+            let mut groups: BTreeMap<u32, ShardGroup> = BTreeMap::new();
+            for (i, key, pk, data) in todo.drain(..) {
+                let g = groups.entry(topology.route(key)).or_default();
+                g.0.push((i, key));
+                g.1.push((pk, data));
+            }
+            let mut pending = Vec::new();
+            for (shard, (positions, records)) in groups {
+                let retry = records.clone();
+                let rx = topology.shards[shard as usize].submit(records).await;
+                pending.push((shard, positions, retry, rx));
+            }
+            for (shard, positions, retry, rx) in pending {
+                match rx.await {
+                    Ok(assigned) => {
+                        for ((pos, _), (counter, arrival_ms)) in positions.into_iter().zip(assigned)
+                        {
+                            out[pos] = Some(Ok(PutOutput {
                                 shard,
-                                counter,
-                            },
-                            arrival_ms,
-                        }));
+                                sequence: SequenceNumber {
+                                    stream_created_ms: created,
+                                    shard,
+                                    counter,
+                                },
+                                arrival_ms,
+                            }));
+                        }
                     }
-                }
-                Err(e) => {
-                    for pos in positions {
-                        out[pos] = Some(Err(e.duplicate()));
+                    Err(StreamError::ShardClosed(_)) => {
+                        for ((pos, key), (pk, data)) in positions.into_iter().zip(retry) {
+                            todo.push((pos, key, pk, data));
+                        }
+                    }
+                    Err(e) => {
+                        for (pos, _) in positions {
+                            out[pos] = Some(Err(e.duplicate()));
+                        }
                     }
                 }
             }
+            todo.sort_by_key(|t| t.0);
+        }
+        for (pos, ..) in todo {
+            out[pos] = Some(Err(StreamError::LimitExceeded(
+                "the stream's shards changed too often during this request; retry".into(),
+            )));
         }
         out.into_iter()
             .map(|r| r.expect("every record has a result"))
             .collect()
     }
 
+    /// Largest record data this stream accepts now (UpdateMaxRecordSize).
+    pub fn max_record_bytes(&self) -> usize {
+        self.meta.read().max_record_size_kib as usize * 1024
+    }
+
     pub fn set_retention_hours(&self, hours: u32) -> Result<()> {
-        let mut meta = self.meta.write();
-        let mut next = meta.clone();
-        next.retention_hours = hours;
-        next.save(&self.dir)?;
-        *meta = next;
-        Ok(())
+        self.update_meta(|m| {
+            m.retention_hours = hours;
+            Ok(())
+        })
     }
 
     /// Adds or overwrites tags, keeping at most `max_tags` on the stream.
     pub fn add_tags(&self, tags: BTreeMap<String, String>, max_tags: usize) -> Result<()> {
-        let mut meta = self.meta.write();
-        let mut next = meta.clone();
-        next.tags.extend(tags);
-        if next.tags.len() > max_tags {
-            return Err(StreamError::InvalidArgument(format!(
-                "Failed to add tags to stream {} under account 000000000000 because a given \
-                 request would cause the stream to exceed the maximum allowed number of tags \
-                 ({max_tags}).",
-                meta.name
-            )));
-        }
-        next.save(&self.dir)?;
-        *meta = next;
-        Ok(())
+        let account = self.opts.account_id.clone();
+        self.update_meta(|m| {
+            m.tags.extend(tags);
+            if m.tags.len() > max_tags {
+                return Err(StreamError::InvalidArgument(format!(
+                    "Failed to add tags to stream {} under account {account} because a given \
+                     request would cause the stream to exceed the maximum allowed number of tags \
+                     ({max_tags}).",
+                    m.name
+                )));
+            }
+            Ok(())
+        })
     }
 
     pub fn remove_tags(&self, keys: &[String]) -> Result<()> {
-        let mut meta = self.meta.write();
-        let mut next = meta.clone();
-        for k in keys {
-            next.tags.remove(k);
-        }
-        next.save(&self.dir)?;
-        *meta = next;
-        Ok(())
+        self.update_meta(|m| {
+            for k in keys {
+                m.tags.remove(k);
+            }
+            Ok(())
+        })
     }
 
     fn shutdown(&self) {
-        for shard in &self.shards {
+        for shard in self.shards() {
             shard.shutdown();
         }
     }
 
     fn close_files(&self) {
-        for shard in &self.shards {
+        for shard in self.shards() {
             shard.close_files();
         }
     }
+}
+
+/// The shard index in `shardId-000000000003`, `shardId-3` or `3`.
+pub fn parse_shard_id(id: &str) -> Option<u32> {
+    let n = id.strip_prefix("shardId-").unwrap_or(id);
+    if n.is_empty() || n.len() > 12 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// The embedded store: every stream under `<root>/streams/`.
@@ -285,11 +370,12 @@ impl Store {
             .collect()
     }
 
+    /// Open shards across every stream (the account's shard quota counts these).
     pub fn open_shard_count(&self) -> u32 {
         self.streams
             .read()
             .values()
-            .map(|s| s.shards.len() as u32)
+            .map(|s| s.open_shard_count())
             .sum()
     }
 
@@ -320,34 +406,40 @@ impl Store {
                 "ShardCount must be at least 1".into(),
             ));
         }
-        let open = self.open_shard_count();
-        if open + shard_count > self.opts.max_shards {
-            return Err(StreamError::LimitExceeded(format!(
-                "This request would exceed the shard limit for the account 000000000000 in \
-                 us-east-1. Current shard count for the account: {open}. Limit: {}. Number of \
-                 additional shards that would have resulted from this request: {shard_count}.",
-                self.opts.max_shards
-            )));
-        }
+        self.check_shard_quota(shard_count)?;
         let dir = DataDir::new(&self.root).streams().join(name);
         if dir.exists() {
             // Left over from a crash between removal from the map and the rename.
             move_to_trash(&self.root, &dir)?;
         }
         std::fs::create_dir_all(&dir).at(&dir)?;
-        let meta = StreamMeta {
-            name: name.to_owned(),
-            created_ms: crate::now_ms(),
+        let meta = StreamMeta::new(
+            name,
+            crate::now_ms(),
             mode,
             shard_count,
             retention_hours,
             tags,
-        };
+        );
         let handle = open_stream(&dir, meta.clone(), &self.opts, &self.files)?;
         meta.save(&dir)?;
         let handle = Arc::new(handle);
         self.streams.write().insert(name.to_owned(), handle.clone());
         Ok(handle)
+    }
+
+    /// Refuses a change that would open `more` shards beyond the account's quota.
+    pub(crate) fn check_shard_quota(&self, more: u32) -> Result<()> {
+        let open = self.open_shard_count();
+        if open + more > self.opts.max_shards {
+            return Err(StreamError::LimitExceeded(format!(
+                "This request would exceed the shard limit for the account {} in {}. Current \
+                 shard count for the account: {open}. Limit: {}. Number of additional shards \
+                 that would have resulted from this request: {more}.",
+                self.opts.account_id, self.opts.region, self.opts.max_shards
+            )));
+        }
+        Ok(())
     }
 
     /// Deletes a stream and all its records. Blocking.
@@ -376,7 +468,7 @@ impl Store {
         let mut removed = 0;
         for s in streams {
             let cutoff = now_ms - i64::from(s.meta.read().retention_hours) * 3_600_000;
-            for shard in &s.shards {
+            for shard in s.shards() {
                 removed += shard.enforce_retention(cutoff)?;
             }
         }
@@ -400,17 +492,33 @@ fn open_stream(
     opts: &StoreOptions,
     files: &Arc<OpenFiles>,
 ) -> Result<StreamHandle> {
-    let shards = (0..meta.shard_count)
-        .map(|i| {
-            Shard::open(dir.join(format!("shard-{i:06}")), i, opts, files.clone()).map(Arc::new)
+    let shards = meta
+        .shards
+        .iter()
+        .map(|m| {
+            Shard::open(
+                shard_dir(dir, m.index),
+                m.index,
+                m.closed.map(|c| c.next_counter),
+                opts,
+                files.clone(),
+            )
+            .map(Arc::new)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(StreamHandle {
         dir: dir.to_owned(),
-        ranges: shard_ranges(meta.shard_count),
+        topology: tokio::sync::watch::Sender::new(Arc::new(Topology::new(&meta, shards))),
         meta: RwLock::new(meta),
-        shards,
+        reshard: Mutex::new(()),
+        updating: std::sync::atomic::AtomicBool::new(false),
+        opts: opts.clone(),
+        files: files.clone(),
     })
+}
+
+pub(crate) fn shard_dir(stream_dir: &Path, index: u32) -> PathBuf {
+    stream_dir.join(format!("shard-{index:06}"))
 }
 
 fn move_to_trash(root: &Path, dir: &Path) -> Result<()> {

@@ -91,6 +91,19 @@ pub struct ServerConfig {
     /// Host names served besides localhost, 127.0.0.1 and [::1] (any port).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// The AWS account id in every ARN and message (12 digits).
+    #[serde(default = "default_account_id")]
+    pub account_id: String,
+    /// The region in every ARN.
+    #[serde(default = "default_region")]
+    pub region: String,
+}
+
+fn default_account_id() -> String {
+    "000000000000".into()
+}
+fn default_region() -> String {
+    "us-east-1".into()
 }
 
 impl Default for ServerConfig {
@@ -103,6 +116,8 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             max_inflight_mb: default_max_inflight_mb(),
             allowed_hosts: Vec::new(),
+            account_id: default_account_id(),
+            region: default_region(),
         }
     }
 }
@@ -154,6 +169,10 @@ pub struct StorageConfig {
     pub max_shards: u32,
     #[serde(default = "default_on_demand_shards")]
     pub on_demand_shards: u32,
+    /// Enforce Kinesis's per-shard throughput limits (write 1 MiB/s and 1,000 records/s, read
+    /// 2 MiB/s and 5 GetRecords/s), answering ProvisionedThroughputExceededException.
+    #[serde(default)]
+    pub enforce_limits: bool,
 }
 
 impl Default for StorageConfig {
@@ -163,6 +182,7 @@ impl Default for StorageConfig {
             segment_mb: default_segment_mb(),
             max_shards: default_max_shards(),
             on_demand_shards: default_on_demand_shards(),
+            enforce_limits: false,
         }
     }
 }
@@ -247,6 +267,27 @@ impl Config {
         if self.storage.on_demand_shards == 0 {
             bail!("storage.on_demand_shards must be at least 1");
         }
+        if self.server.account_id.len() != 12
+            || !self.server.account_id.bytes().all(|b| b.is_ascii_digit())
+        {
+            bail!(
+                "server.account_id = {:?}: must be 12 digits",
+                self.server.account_id
+            );
+        }
+        let region_ok = !self.server.region.is_empty()
+            && self.server.region.len() <= 32
+            && self
+                .server
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            bail!(
+                "server.region = {:?}: must be a region name like us-east-1 (a-z, 0-9, -)",
+                self.server.region
+            );
+        }
         for (i, s) in self.streams.iter().enumerate() {
             millrace_gateway::request::validate_stream_name(&s.name)
                 .map_err(|e| anyhow::anyhow!("stream[{i}].name = {:?}: {}", s.name, e.message))?;
@@ -315,6 +356,9 @@ impl Config {
             segment_bytes: self.storage.segment_mb * 1024 * 1024,
             max_shards: self.storage.max_shards,
             on_demand_shards: self.storage.on_demand_shards,
+            account_id: self.server.account_id.clone(),
+            region: self.server.region.clone(),
+            enforce_limits: self.storage.enforce_limits,
         })
     }
 }

@@ -4,7 +4,7 @@ use crate::request::Request;
 use crate::server::Gateway;
 
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = req.stream_name()?;
+    let name = gw.stream_name(&req)?;
     req.opt_bool("EnforceConsumerDeletion")?;
     let n = name.clone();
     gw.blocking(move |store| store.delete(&n).map_err(ApiError::from))

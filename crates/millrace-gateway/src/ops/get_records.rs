@@ -3,6 +3,8 @@ use crate::iterator::Position;
 use crate::protocol::Out;
 use crate::request::Request;
 use crate::server::Gateway;
+
+use super::shards::child_shards_out;
 use millrace_stream::limits::{GET_RECORDS_MAX_BYTES, GET_RECORDS_MAX_RECORDS};
 
 /// Kinesis caps one GetRecords response at 10,000 records and 10 MiB.
@@ -22,7 +24,6 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     }
     let shard = stream
         .shard(pos.shard)
-        .cloned()
         .ok_or_else(|| ApiError::invalid("Invalid ShardIterator: unknown shard"))?;
     let from = pos.counter;
     let batch = gw
@@ -56,14 +57,24 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
             ])
         })
         .collect();
-    let next = gw.iterators.encode(&Position {
-        counter: batch.next,
-        issued_ms: now,
-        ..pos
-    });
-    Ok(Out::map([
-        ("Records", Out::List(records)),
-        ("NextShardIterator", Out::str(next)),
-        ("MillisBehindLatest", Out::Int(behind)),
-    ]))
+    // A closed shard read to its end has no next iterator: the reader moves on to the
+    // children, which the reply names.
+    let meta = stream.meta();
+    let ended = meta.shards[pos.shard as usize]
+        .closed
+        .is_some_and(|end| batch.next >= end.next_counter);
+    let mut fields = vec![("Records", Out::List(records))];
+    if ended {
+        fields.push(("MillisBehindLatest", Out::Int(0)));
+        fields.push(("ChildShards", child_shards_out(&meta, pos.shard)));
+    } else {
+        let next = gw.iterators.encode(&Position {
+            counter: batch.next,
+            issued_ms: now,
+            ..pos
+        });
+        fields.push(("NextShardIterator", Out::str(next)));
+        fields.push(("MillisBehindLatest", Out::Int(behind)));
+    }
+    Ok(Out::Map(fields))
 }

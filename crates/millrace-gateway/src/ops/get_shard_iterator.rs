@@ -7,7 +7,7 @@ use crate::request::Request;
 use crate::server::Gateway;
 
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = req.stream_name()?;
+    let name = gw.stream_name(&req)?;
     let shard_id = req.str("ShardId")?.to_owned();
     crate::request::check_len("ShardId", &shard_id, 1, 128)?;
     let kind = req.str("ShardIteratorType")?.to_owned();

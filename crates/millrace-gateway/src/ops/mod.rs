@@ -11,9 +11,10 @@ mod list_streams;
 mod put_record;
 mod put_records;
 mod retention;
+pub(crate) mod shards;
 pub(crate) mod tags;
 
-use millrace_stream::{StreamHandle, StreamMeta};
+use millrace_stream::StreamMeta;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::protocol::Out;
@@ -47,27 +48,6 @@ pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiEr
 
 /// Kinesis's ShardCount/Limit style bounds, shared by several operations.
 pub(crate) const MAX_LIST_LIMIT: i64 = 10_000;
-
-pub(crate) fn shard_out(stream: &StreamHandle, index: u32) -> Out {
-    let range = stream.ranges()[index as usize];
-    Out::map([
-        ("ShardId", Out::str(format!("shardId-{index:012}"))),
-        (
-            "HashKeyRange",
-            Out::map([
-                ("StartingHashKey", Out::str(range.start.to_string())),
-                ("EndingHashKey", Out::str(range.end.to_string())),
-            ]),
-        ),
-        (
-            "SequenceNumberRange",
-            Out::map([(
-                "StartingSequenceNumber",
-                Out::str(stream.sequence(index, 0).to_string()),
-            )]),
-        ),
-    ])
-}
 
 pub(crate) fn mode_out(meta: &StreamMeta) -> Out {
     Out::map([("StreamMode", Out::str(meta.mode.as_str()))])

@@ -1,6 +1,6 @@
 use bytes::Bytes;
-use millrace_stream::PutInput;
-use millrace_stream::limits::RECORD_MAX_DATA_BYTES;
+use millrace_stream::limits::RECORD_MAX_BYTES_CEILING;
+use millrace_stream::{PutInput, StreamHandle};
 use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
@@ -9,7 +9,7 @@ use crate::request::{Request, check_len, decode_blob};
 use crate::server::Gateway;
 
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = req.stream_name()?;
+    let name = gw.stream_name(&req)?;
     let data = req
         .raw("Data")
         .map(|v| decode_blob("Data", v))
@@ -22,6 +22,7 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     )?;
     req.opt_str("SequenceNumberForOrdering")?;
     let stream = gw.store.stream(&name)?;
+    check_record_size(&stream, &input)?;
     let out = stream
         .put(vec![input])
         .await
@@ -33,17 +34,31 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     ]))
 }
 
+/// The stream's maximum record size (UpdateMaxRecordSize) counts data and partition key.
+pub(crate) fn check_record_size(stream: &StreamHandle, input: &PutInput) -> Result<(), ApiError> {
+    let bytes = input.data.len() + input.partition_key.len();
+    let max = stream.max_record_bytes();
+    if bytes > max {
+        return Err(ApiError::invalid(format!(
+            "Record size of {bytes} bytes (data and partition key) exceeds the maximum record \
+             size of {max} bytes of stream {} (see UpdateMaxRecordSize)",
+            stream.name()
+        )));
+    }
+    Ok(())
+}
+
 /// Validates one record's members the way Kinesis does (shared with PutRecords).
 pub(crate) fn record_input(
     partition_key: Option<&Value>,
     explicit_hash_key: Option<&str>,
     data: Vec<u8>,
 ) -> Result<PutInput, ApiError> {
-    if data.len() > RECORD_MAX_DATA_BYTES {
+    if data.len() > RECORD_MAX_BYTES_CEILING {
         return Err(ApiError::validation(
             "data",
             &format!("<{} bytes>", data.len()),
-            &format!("Member must have length less than or equal to {RECORD_MAX_DATA_BYTES}"),
+            &format!("Member must have length less than or equal to {RECORD_MAX_BYTES_CEILING}"),
         ));
     }
     let key = match partition_key {

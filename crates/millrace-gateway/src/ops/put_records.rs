@@ -6,12 +6,12 @@ use crate::protocol::Out;
 use crate::request::{Request, decode_blob};
 use crate::server::Gateway;
 
-use super::put_record::record_input;
+use super::put_record::{check_record_size, record_input};
 
 /// PutRecords: validates the whole request (any invalid record rejects the call, as Kinesis
 /// does), then appends; a record that fails to be stored is reported in its own slot.
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = req.stream_name()?;
+    let name = gw.stream_name(&req)?;
     let records = req
         .opt_list("Records")?
         .ok_or_else(|| Request::missing("Records"))?;
@@ -68,13 +68,22 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         total += input.data.len() + input.partition_key.len();
         inputs.push(input);
     }
-    if total > PUT_RECORDS_MAX_BYTES {
+    let stream = gw.store.stream(&name)?;
+    // A stream whose records may be larger than 5 MiB takes one such record per request.
+    let max_total = PUT_RECORDS_MAX_BYTES.max(stream.max_record_bytes());
+    if total > max_total {
         return Err(ApiError::invalid(format!(
-            "Records size exceeds 5 MB limit: the request carries {total} bytes of data and \
-             partition keys"
+            "Records size exceeds {} MB limit: the request carries {total} bytes of data and \
+             partition keys",
+            max_total / (1024 * 1024)
         )));
     }
-    let stream = gw.store.stream(&name)?;
+    for (i, input) in inputs.iter().enumerate() {
+        check_record_size(&stream, input).map_err(|mut e| {
+            e.message = format!("Records[{i}]: {}", e.message);
+            e
+        })?;
+    }
     let results = stream.put(inputs).await;
     let mut failed = 0;
     let out: Vec<Out> = results

@@ -7,8 +7,8 @@ const MIN_HOURS: i64 = 24;
 const MAX_HOURS: i64 = 8760;
 
 /// The stream and the requested hours, checked against Kinesis's bounds.
-fn requested(req: &Request) -> Result<(String, u32), ApiError> {
-    let name = req.stream_name()?;
+fn requested(gw: &Gateway, req: &Request) -> Result<(String, u32), ApiError> {
+    let name = gw.stream_name(req)?;
     let hours = req
         .opt_int_in("RetentionPeriodHours", 1, 100_000)?
         .ok_or_else(|| Request::missing("RetentionPeriodHours"))?;
@@ -43,7 +43,7 @@ enum Direction {
 
 /// Kinesis refuses an Increase that shortens retention and a Decrease that lengthens it.
 async fn change(gw: &Gateway, req: Request, dir: Direction) -> Result<Out, ApiError> {
-    let (name, hours) = requested(&req)?;
+    let (name, hours) = requested(gw, &req)?;
     let stream = gw.store.stream(&name)?;
     let current = stream.meta().retention_hours;
     let (wrong_way, longer_or_shorter, other_api) = match dir {

@@ -10,7 +10,7 @@ const MAX_TAGS: usize = 50;
 const MAX_TAGS_PER_CALL: usize = 10;
 
 pub async fn add(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = req.stream_name()?;
+    let name = gw.stream_name(&req)?;
     let map = req
         .opt_object("Tags")?
         .ok_or_else(|| Request::missing("Tags"))?;
@@ -53,7 +53,7 @@ pub(crate) fn parse_tag_map(
 }
 
 pub fn list(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = req.stream_name()?;
+    let name = gw.stream_name(&req)?;
     let limit = req
         .opt_int_in("Limit", 1, MAX_TAGS as i64)?
         .unwrap_or(MAX_TAGS as i64) as usize;
@@ -79,7 +79,7 @@ pub fn list(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
 }
 
 pub async fn remove(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = req.stream_name()?;
+    let name = gw.stream_name(&req)?;
     let keys = req
         .opt_list("TagKeys")?
         .ok_or_else(|| Request::missing("TagKeys"))?;
