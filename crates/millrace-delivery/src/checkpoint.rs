@@ -13,6 +13,10 @@ pub struct Checkpoint {
     /// Objects for records after `delivered` up to and including `pending` may be partly
     /// written: replay exactly that range before anything else.
     pub pending: Option<String>,
+    /// The shard was closed by a reshard and everything in it is delivered: its children
+    /// are read from now on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
 }
 
 /// A delivery's checkpoints: one [`Checkpoint`] per shard.
@@ -38,6 +42,7 @@ mod tests {
         let cp = Checkpoint {
             delivered: Some("49".into()),
             pending: Some("51".into()),
+            ended: true,
         };
         cps.store("shardId-000000000000", &cp).unwrap();
         assert_eq!(cps.load("shardId-000000000000").unwrap(), cp);

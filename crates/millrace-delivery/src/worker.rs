@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use millrace_io::{RecordSource, SourceRecord, seq_cmp};
+use millrace_io::{RecordSource, ShardExit, SourceRecord, seq_cmp};
 use millrace_lake::Lake;
 use tokio::sync::watch;
 
@@ -62,31 +62,27 @@ impl Delivery {
         &self.config
     }
 
-    /// Runs every shard until `mode` says stop. The first shard error stops the delivery.
+    /// Runs every shard until `mode` says stop, children of a reshard after their parents
+    /// (`millrace_io::for_each_shard`). The first shard error stops the delivery.
     pub async fn run(
         self: Arc<Self>,
         mode: RunMode,
         shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
-        let shards = self.source.shards().await?;
-        let mut tasks = tokio::task::JoinSet::new();
-        for shard in shards {
-            let me = self.clone();
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move { me.shard_task(&shard, mode, shutdown).await });
-        }
-        let mut first_err = None;
-        while let Some(res) = tasks.join_next().await {
-            let res = res.map_err(|source| DeliveryError::Task {
-                what: "a shard task",
-                source,
-            })?;
-            if let Err(e) = res {
-                first_err.get_or_insert(e);
-                tasks.abort_all();
-            }
-        }
-        first_err.map_or(Ok(()), Err)
+        let source = self.source.clone();
+        let checkpoints = self.checkpoints.clone();
+        millrace_io::for_each_shard(
+            &*source,
+            mode == RunMode::UntilCaughtUp,
+            shutdown.clone(),
+            |shard| checkpoints.load(shard).is_ok_and(|c| c.ended),
+            |shard| {
+                let me = self.clone();
+                let shutdown = shutdown.clone();
+                async move { me.shard_task(&shard, mode, shutdown).await }
+            },
+        )
+        .await
     }
 
     /// A shard's loop; in [`RunMode::Forever`] a failure (a bad object store, a full disk, a
@@ -98,11 +94,11 @@ impl Delivery {
         shard: &str,
         mode: RunMode,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<()> {
+    ) -> Result<ShardExit> {
         let mut pause = Duration::from_millis(200);
         loop {
             let err = match self.shard_loop(shard, mode, shutdown.clone()).await {
-                Ok(()) => return Ok(()),
+                Ok(exit) => return Ok(exit),
                 Err(e) if mode == RunMode::Forever && !*shutdown.borrow() => e,
                 Err(e) => return Err(e),
             };
@@ -134,8 +130,11 @@ impl Delivery {
         shard: &str,
         mode: RunMode,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<()> {
+    ) -> Result<ShardExit> {
         let mut cp = self.load(shard).await?;
+        if cp.ended {
+            return Ok(ShardExit::Ended);
+        }
         if let Some(pending) = cp.pending.clone() {
             self.replay(shard, &mut cp, &pending).await?;
         }
@@ -158,9 +157,10 @@ impl Delivery {
                 b = self.source.read(shard, after.as_deref(), wait) => b?,
                 _ = shutdown.changed() => {
                     self.flush(shard, &mut cp, &mut buffer).await?;
-                    return Ok(());
+                    return Ok(ShardExit::Stopped);
                 }
             };
+            let ended = batch.ended;
             for r in batch.records {
                 if opened.is_none() {
                     opened = Some(Instant::now());
@@ -176,13 +176,21 @@ impl Delivery {
                 buffered_bytes = 0;
                 opened = None;
             }
+            if ended {
+                // A reshard closed the shard and this was its last record: deliver the rest
+                // and record the end, so its children start (now and after a restart).
+                self.flush(shard, &mut cp, &mut buffer).await?;
+                cp.ended = true;
+                self.store(shard, &cp).await?;
+                return Ok(ShardExit::Ended);
+            }
             if mode == RunMode::UntilCaughtUp && batch.caught_up {
                 self.flush(shard, &mut cp, &mut buffer).await?;
-                return Ok(());
+                return Ok(ShardExit::Stopped);
             }
             if *shutdown.borrow() {
                 self.flush(shard, &mut cp, &mut buffer).await?;
-                return Ok(());
+                return Ok(ShardExit::Stopped);
             }
         }
     }

@@ -447,6 +447,7 @@ async fn an_interrupted_flush_is_rewritten_not_duplicated() {
         &Checkpoint {
             delivered: None,
             pending: Some(acks[59].1.clone()),
+            ended: false,
         },
     )
     .unwrap();

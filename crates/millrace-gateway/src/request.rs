@@ -15,7 +15,7 @@ pub struct Request {
 }
 
 /// AWS names members in validation messages in lowerCamelCase.
-fn member(field: &str) -> String {
+pub(crate) fn member(field: &str) -> String {
     let mut c = field.chars();
     match c.next() {
         Some(f) => f.to_lowercase().chain(c).collect(),

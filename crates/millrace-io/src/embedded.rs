@@ -9,7 +9,7 @@ use millrace_stream::{PutInput, SequenceNumber, StreamError, StreamHandle};
 
 use crate::limits::GET_RECORDS_MAX_RECORDS;
 use crate::sink::{Placed, PutFailure, RecordSink, SinkRecord};
-use crate::source::{RecordSource, SourceBatch, SourceRecord};
+use crate::source::{RecordSource, ShardInfo, SourceBatch, SourceRecord};
 use crate::{IoError, Result};
 
 /// Most bytes one read returns (under GetRecords' 10 MiB: a read is one batch of work).
@@ -57,8 +57,18 @@ impl EmbeddedSource {
 
 #[async_trait]
 impl RecordSource for EmbeddedSource {
-    async fn shards(&self) -> Result<Vec<String>> {
-        Ok(self.stream.shards().iter().map(|s| s.id()).collect())
+    async fn lineage(&self) -> Result<Vec<ShardInfo>> {
+        let id = |i: u32| format!("shardId-{i:012}");
+        Ok(self
+            .stream
+            .meta()
+            .shards
+            .iter()
+            .map(|s| ShardInfo {
+                id: id(s.index),
+                parents: s.parents().map(id).collect(),
+            })
+            .collect())
     }
 
     async fn read(&self, shard: &str, after: Option<&str>, wait: Duration) -> Result<SourceBatch> {
@@ -80,8 +90,9 @@ impl RecordSource for EmbeddedSource {
                     + 1
             }
         };
+        let end = self.stream.shard_end(shard.index());
         let mut tip = shard.watch_tip();
-        if *tip.borrow_and_update() <= from && !wait.is_zero() {
+        if *tip.borrow_and_update() <= from && !wait.is_zero() && end.is_none() {
             let _ = tokio::time::timeout(wait, tip.changed()).await;
         }
         let index = shard.index();
@@ -92,6 +103,7 @@ impl RecordSource for EmbeddedSource {
                 .map_err(|e| IoError::task(self.op("reading shard", shard_id), e))?
                 .map_err(|e| store_error(self.op("reading shard", shard_id), e))?;
         let caught_up = batch.next >= batch.tip;
+        let ended = end.is_some_and(|e| batch.next >= e);
         let records = batch
             .records
             .into_iter()
@@ -102,7 +114,11 @@ impl RecordSource for EmbeddedSource {
                 data: r.data,
             })
             .collect();
-        Ok(SourceBatch { records, caught_up })
+        Ok(SourceBatch {
+            records,
+            caught_up,
+            ended,
+        })
     }
 
     /// The record before the shard's tip: known without reading.

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::sink::{Placed, PutFailure, RecordSink, SinkRecord};
-use crate::source::{RecordSource, SourceBatch, SourceRecord};
+use crate::source::{RecordSource, ShardInfo, SourceBatch, SourceRecord};
 use crate::{IoError, Result};
 
 /// Kinesis allows 5 GetRecords per second per shard; poll a caught-up shard at that pace.
@@ -144,7 +144,7 @@ impl KinesisSource {
 
 #[async_trait]
 impl RecordSource for KinesisSource {
-    async fn shards(&self) -> Result<Vec<String>> {
+    async fn lineage(&self) -> Result<Vec<ShardInfo>> {
         let mut shards = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -156,7 +156,17 @@ impl RecordSource for KinesisSource {
                 .send()
                 .await
                 .map_err(|e| sdk_error(format!("ListShards of {}", self.stream), e))?;
-            shards.extend(out.shards().iter().map(|s| s.shard_id().to_owned()));
+            shards.extend(out.shards().iter().map(|s| {
+                ShardInfo {
+                    id: s.shard_id().to_owned(),
+                    parents: s
+                        .parent_shard_id()
+                        .into_iter()
+                        .chain(s.adjacent_parent_shard_id())
+                        .map(str::to_owned)
+                        .collect(),
+                }
+            }));
             match out.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
                 _ => break,
@@ -168,7 +178,16 @@ impl RecordSource for KinesisSource {
     async fn read(&self, shard: &str, after: Option<&str>, wait: Duration) -> Result<SourceBatch> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let it = self.iterator(shard, after).await?;
+            let it = match self.iterator(shard, after).await {
+                Err(IoError::ShardClosed { .. }) => {
+                    return Ok(SourceBatch {
+                        records: Vec::new(),
+                        caught_up: true,
+                        ended: true,
+                    });
+                }
+                r => r?,
+            };
             let out = match self.client.get_records().shard_iterator(&it).send().await {
                 Ok(out) => out,
                 Err(e)
@@ -200,13 +219,24 @@ impl RecordSource for KinesisSource {
                 .last()
                 .map(|r| Some(r.sequence.clone()))
                 .unwrap_or_else(|| after.map(str::to_owned));
-            if let Some(next) = out.next_shard_iterator() {
-                self.iterators
-                    .lock()
-                    .insert(shard.to_owned(), (pos, next.to_owned()));
-            }
+            // No next iterator: a reshard closed the shard and this page is its end.
+            let Some(next) = out.next_shard_iterator() else {
+                self.iterators.lock().remove(shard);
+                return Ok(SourceBatch {
+                    records,
+                    caught_up: true,
+                    ended: true,
+                });
+            };
+            self.iterators
+                .lock()
+                .insert(shard.to_owned(), (pos, next.to_owned()));
             if !records.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(SourceBatch { records, caught_up });
+                return Ok(SourceBatch {
+                    records,
+                    caught_up,
+                    ended: false,
+                });
             }
             tokio::time::sleep(self.poll.min(deadline - tokio::time::Instant::now())).await;
         }

@@ -28,6 +28,7 @@ pub mod checkpoint;
 pub mod embedded;
 pub mod error;
 pub mod kinesis;
+pub mod lineage;
 pub mod sink;
 pub mod source;
 pub mod streams;
@@ -36,11 +37,12 @@ pub use checkpoint::{CheckpointDir, seq_cmp};
 pub use embedded::{EmbeddedSink, EmbeddedSource};
 pub use error::IoError;
 pub use kinesis::{KinesisSink, KinesisSource};
+pub use lineage::{ShardExit, for_each_shard};
 /// The Kinesis service limits (PutRecords 500 records / 5 MiB, 1 MiB per record, GetRecords
 /// 10,000 records / 10 MiB), defined once in `millrace-stream` so the gateway enforces the same.
 pub use millrace_stream::limits;
 pub use sink::{Placed, PutFailure, RecordSink, Retry, SinkRecord};
-pub use source::{RecordSource, SourceBatch, SourceRecord};
+pub use source::{RecordSource, ShardInfo, SourceBatch, SourceRecord};
 pub use streams::{StreamTarget, Streams};
 
 pub type Result<T, E = IoError> = std::result::Result<T, E>;

@@ -23,13 +23,30 @@ pub struct SourceBatch {
     pub records: Vec<SourceRecord>,
     /// True when nothing newer was in the shard when it was read.
     pub caught_up: bool,
+    /// True when a reshard closed the shard and these records are its last: nothing will
+    /// follow, and its children may be read once they are done with.
+    pub ended: bool,
+}
+
+/// A shard and the shards it came from (a split has one parent, a merge two).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    pub id: String,
+    pub parents: Vec<String>,
 }
 
 /// A readable stream.
 #[async_trait]
 pub trait RecordSource: Send + Sync {
-    /// The shard ids, in the stream's order.
-    async fn shards(&self) -> Result<Vec<String>>;
+    /// The shard ids, in the stream's order: open shards and closed ones still retained.
+    async fn shards(&self) -> Result<Vec<String>> {
+        Ok(self.lineage().await?.into_iter().map(|s| s.id).collect())
+    }
+
+    /// The shards with their parents. A reader that finishes parents before it starts their
+    /// children reads every record once, in order per partition key, across any reshard
+    /// ([`crate::lineage::for_each_shard`] does this).
+    async fn lineage(&self) -> Result<Vec<ShardInfo>>;
 
     /// Records after `after` (from the oldest when `None`). When there are none yet, waits up
     /// to `wait` for some to arrive.

@@ -98,6 +98,16 @@ impl StreamHandle {
         self.topology.borrow().shards.clone()
     }
 
+    /// One past the last counter of shard `index` once a reshard closed it.
+    pub fn shard_end(&self, index: u32) -> Option<u64> {
+        self.meta
+            .read()
+            .shards
+            .get(index as usize)
+            .and_then(|s| s.closed)
+            .map(|e| e.next_counter)
+    }
+
     /// The shards new records go to.
     pub fn open_shard_count(&self) -> u32 {
         self.topology.borrow().open.len() as u32

@@ -10,6 +10,7 @@ mod list_shards;
 mod list_streams;
 mod put_record;
 mod put_records;
+mod reshard;
 mod retention;
 pub(crate) mod shards;
 pub(crate) mod tags;
@@ -39,6 +40,9 @@ pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiEr
         "AddTagsToStream" => tags::add(gw, req).await,
         "ListTagsForStream" => tags::list(gw, req),
         "RemoveTagsFromStream" => tags::remove(gw, req).await,
+        "SplitShard" => reshard::split(gw, req).await,
+        "MergeShards" => reshard::merge(gw, req).await,
+        "UpdateShardCount" => reshard::update_shard_count(gw, req).await,
         other => Err(ApiError::new(
             ErrorCode::UnknownOperation,
             format!("operation {other} is not supported by millrace"),

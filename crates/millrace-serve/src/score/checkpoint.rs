@@ -19,6 +19,10 @@ pub struct ScoreCheckpoint {
     pub records: u64,
     #[serde(default)]
     pub errors: u64,
+    /// The shard was closed by a reshard and every record in it is scored: its children
+    /// are read from now on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
 }
 
 /// The scorer's checkpoints: one [`ScoreCheckpoint`] per input shard.

@@ -26,7 +26,9 @@ use bytes::Bytes;
 use millrace_automl::Task;
 use millrace_common::time::{now_ms, rfc3339};
 use millrace_io::sink::{Retry, put_all};
-use millrace_io::{Placed, RecordSink, RecordSource, SinkRecord, SourceRecord, Streams, seq_cmp};
+use millrace_io::{
+    Placed, RecordSink, RecordSource, ShardExit, SinkRecord, SourceRecord, Streams, seq_cmp,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
@@ -285,7 +287,6 @@ impl Scorer {
             out: self.streams.sink(&self.config.to_stream)?,
             errors: self.streams.sink(&self.error_stream)?,
         };
-        let shards = source.shards().await?;
         let reloader = {
             let me = self.clone();
             tokio::spawn(async move {
@@ -298,26 +299,26 @@ impl Scorer {
                 }
             })
         };
-        let mut tasks = tokio::task::JoinSet::new();
-        for shard in shards {
-            let me = self.clone();
-            let shutdown = shutdown.clone();
-            let (source, sinks) = (source.clone(), sinks.clone());
-            tasks.spawn(async move {
-                me.shard_loop(&shard, &*source, &sinks, mode, shutdown)
-                    .await
-            });
-        }
-        let mut first_err = None;
-        while let Some(res) = tasks.join_next().await {
-            let res = res.map_err(|e| ServeError::Stream(format!("shard task failed: {e}")))?;
-            if let Err(e) = res {
-                first_err.get_or_insert(e);
-                tasks.abort_all();
-            }
-        }
+        // Children of a reshard are scored after their parents (millrace_io::for_each_shard).
+        let checkpoints = self.checkpoints.clone();
+        let result = millrace_io::for_each_shard(
+            &*source,
+            mode == RunMode::UntilCaughtUp,
+            shutdown.clone(),
+            |shard| checkpoints.load(shard).is_ok_and(|c| c.ended),
+            |shard| {
+                let me = self.clone();
+                let shutdown = shutdown.clone();
+                let (source, sinks) = (source.clone(), sinks.clone());
+                async move {
+                    me.shard_loop(&shard, &*source, &sinks, mode, shutdown)
+                        .await
+                }
+            },
+        )
+        .await;
         reloader.abort();
-        first_err.map_or(Ok(()), Err)
+        result
     }
 
     async fn shard_loop(
@@ -327,13 +328,16 @@ impl Scorer {
         sinks: &Sinks,
         mode: RunMode,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), ServeError> {
+    ) -> Result<ShardExit, ServeError> {
         let checkpoints = self.checkpoints.clone();
         let sh = shard.to_owned();
         let mut cp = tokio::task::spawn_blocking(move || checkpoints.load(&sh))
             .await
             .map_err(|e| ServeError::Stream(e.to_string()))?
             .map_err(ServeError::Checkpoint)?;
+        if cp.ended {
+            return Ok(ShardExit::Ended);
+        }
         // Outputs put after the checkpoint (a crash between put and checkpoint).
         let mut answered = self.answered_since(shard, &cp).await?;
         if !answered.is_empty() {
@@ -360,7 +364,7 @@ impl Scorer {
                         Err(e) => break Err(ServeError::StreamIo(e)),
                     }
                 }
-                _ = shutdown.changed() => break Ok(()),
+                _ = shutdown.changed() => break Ok(ShardExit::Stopped),
             };
             for chunk in batch.records.chunks(CHUNK) {
                 self.score_chunk(shard, chunk, sinks, &mut cp, &mut answered)
@@ -372,8 +376,13 @@ impl Scorer {
                 stored_at = std::time::Instant::now();
                 self.save_drift(false).await;
             }
+            if batch.ended {
+                // The shard's last record is scored: record the end so its children start.
+                cp.ended = true;
+                break Ok(ShardExit::Ended);
+            }
             if (mode == RunMode::UntilCaughtUp && batch.caught_up) || *shutdown.borrow() {
-                break Ok(());
+                break Ok(ShardExit::Stopped);
             }
         };
         if cp != stored {
