@@ -37,7 +37,7 @@ pub async fn client(url: &str) -> Client {
 }
 
 /// A sequence number as a key that orders like the integer it spells. Kinesis sequence numbers
-/// are decimal strings too big for a u128 (ours have 40 digits), so compare them by length,
+/// are decimal strings too big for a u128 (ours have 56 digits, like Amazon's), so compare them by length,
 /// then lexicographically, after dropping leading zeros.
 pub fn seq_num(seq: &str) -> (usize, &str) {
     assert!(
