@@ -382,6 +382,83 @@ else
   fail "list-tags-for-stream: $(errtext tag-list2)"
 fi
 
+# --- 6b. resharding and enhanced fan-out consumers ---------------------------------------------
+# Split shard 0 at the middle of its range, merge the two children back, then scale uniformly
+# to 4 shards; shard 0 is read to its end, where GetRecords names its children. A consumer is
+# registered, described, listed and deregistered.
+if call rs-shards list-shards --stream-name "$STREAM"; then
+  MID="$(jget "$WORK/rs-shards.json" "(int(d['Shards'][0]['HashKeyRange']['StartingHashKey']) + int(d['Shards'][0]['HashKeyRange']['EndingHashKey'])) // 2")"
+  if call split split-shard --stream-name "$STREAM" --shard-to-split shardId-000000000000 \
+       --new-starting-hash-key "$MID" && wait_active wait-split \
+     && call split-shards list-shards --stream-name "$STREAM"; then
+    check "split-shard: shard 0 closed, children 2 and 3 split its range at $MID" "$WORK/split-shards.json" \
+      "[s['ShardId'] for s in d['Shards']] == ['shardId-000000000000', 'shardId-000000000001', 'shardId-000000000002', 'shardId-000000000003'] and 'EndingSequenceNumber' in d['Shards'][0]['SequenceNumberRange'] and all(s.get('ParentShardId') == 'shardId-000000000000' for s in d['Shards'][2:]) and d['Shards'][3]['HashKeyRange']['StartingHashKey'] == '$MID'"
+  else
+    fail "split-shard: $(errtext split)"
+  fi
+else
+  fail "list-shards before split: $(errtext rs-shards)"
+fi
+if call merge merge-shards --stream-name "$STREAM" --shard-to-merge shardId-000000000002 \
+     --adjacent-shard-to-merge shardId-000000000003 && wait_active wait-merge \
+   && call merge-open list-shards --stream-name "$STREAM" --shard-filter Type=AT_LATEST; then
+  check "merge-shards: open shards are 1 and the merged 4 (parents 2 and 3)" "$WORK/merge-open.json" \
+    "[s['ShardId'] for s in d['Shards']] == ['shardId-000000000001', 'shardId-000000000004'] and d['Shards'][1]['ParentShardId'] == 'shardId-000000000002' and d['Shards'][1]['AdjacentParentShardId'] == 'shardId-000000000003'"
+else
+  fail "merge-shards: $(errtext merge)"
+fi
+if call end-it get-shard-iterator --stream-name "$STREAM" --shard-id shardId-000000000000 \
+     --shard-iterator-type TRIM_HORIZON; then
+  IT="$(jget "$WORK/end-it.json" "d['ShardIterator']")"
+  for _ in $(seq 1 50); do
+    call end-page get-records --shard-iterator "$IT" || break
+    IT="$(jget "$WORK/end-page.json" "d.get('NextShardIterator') or ''")"
+    [ -z "$IT" ] && break
+  done
+  check "get-records at a closed shard's end: no next iterator, ChildShards 2 and 3" "$WORK/end-page.json" \
+    "'NextShardIterator' not in d and sorted(c['ShardId'] for c in d['ChildShards']) == ['shardId-000000000002', 'shardId-000000000003']"
+else
+  fail "get-shard-iterator on a closed shard: $(errtext end-it)"
+fi
+if call scale update-shard-count --stream-name "$STREAM" --target-shard-count 4 \
+     --scaling-type UNIFORM_SCALING && wait_active wait-scale \
+   && call scale-summary describe-stream-summary --stream-name "$STREAM"; then
+  check "update-shard-count to 4: 4 open shards" "$WORK/scale-summary.json" \
+    "d['StreamDescriptionSummary']['OpenShardCount'] == 4"
+else
+  fail "update-shard-count: $(errtext scale)"
+fi
+if call arn describe-stream-summary --stream-name "$STREAM"; then
+  ARN="$(jget "$WORK/arn.json" "d['StreamDescriptionSummary']['StreamARN']")"
+  if call consumer register-stream-consumer --stream-arn "$ARN" --consumer-name cli-consumer; then
+    CARN="$(jget "$WORK/consumer.json" "d['Consumer']['ConsumerARN']")"
+    check "register-stream-consumer: ARN under the stream's" "$WORK/consumer.json" \
+      "d['Consumer']['ConsumerARN'].startswith('$ARN/consumer/cli-consumer:')"
+    if call consumer-desc describe-stream-consumer --consumer-arn "$CARN"; then
+      check "describe-stream-consumer: ACTIVE" "$WORK/consumer-desc.json" \
+        "d['ConsumerDescription']['ConsumerStatus'] == 'ACTIVE' and d['ConsumerDescription']['StreamARN'] == '$ARN'"
+    else
+      fail "describe-stream-consumer: $(errtext consumer-desc)"
+    fi
+    if call consumer-list list-stream-consumers --stream-arn "$ARN"; then
+      check "list-stream-consumers: the one consumer" "$WORK/consumer-list.json" \
+        "[c['ConsumerName'] for c in d['Consumers']] == ['cli-consumer']"
+    else
+      fail "list-stream-consumers: $(errtext consumer-list)"
+    fi
+    if call consumer-del deregister-stream-consumer --consumer-arn "$CARN" \
+       && call consumer-list2 list-stream-consumers --stream-arn "$ARN"; then
+      check "deregister-stream-consumer: none left" "$WORK/consumer-list2.json" "d['Consumers'] == []"
+    else
+      fail "deregister-stream-consumer: $(errtext consumer-del)"
+    fi
+  else
+    fail "register-stream-consumer: $(errtext consumer)"
+  fi
+else
+  fail "describe-stream-summary for the ARN: $(errtext arn)"
+fi
+
 # --- 7. error case ----------------------------------------------------------------------------
 MISSING="millrace-compat-missing-$$-${RANDOM}"
 if call missing describe-stream --stream-name "$MISSING"; then

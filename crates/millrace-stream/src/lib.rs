@@ -16,6 +16,7 @@
 //! store (`files`), so the number of descriptors does not grow with the number of shards. Every
 //! append, whoever makes it, is checked against the API's per-record limits ([`limits`]).
 
+mod autoscale;
 mod error;
 mod files;
 mod hash;
@@ -28,6 +29,7 @@ mod sequence;
 mod shard;
 mod store;
 
+pub use autoscale::{OnDemandScaler, SPLIT_ABOVE_RECORDS_PER_SEC};
 pub use error::{Result, StreamError};
 pub use hash::{HashKeyRange, hash_key_for_partition_key, shard_ranges};
 pub use meta::{ConsumerMeta, Encryption, ShardEnd, ShardMeta, StreamMeta, StreamMode};

@@ -145,7 +145,7 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     };
     let intake = stop.child_token();
     let gateway = gateway(&shared, listener, key, limits.clone(), intake.clone());
-    let mut components = vec![retention(&shared)];
+    let mut components = vec![retention(&shared), on_demand_scaling(&shared)];
     for d in &config.deliveries {
         components.push(delivery(&shared, &config, d)?);
     }
@@ -241,6 +241,31 @@ fn gateway(
             served
         }),
     }
+}
+
+/// Splits busy shards of ON_DEMAND streams (`millrace_stream::OnDemandScaler`), every 10 s.
+fn on_demand_scaling(shared: &Shared) -> Component {
+    let (store, stop) = (shared.store.clone(), shared.stop.clone());
+    Component::spawn("on-demand scaling", async move {
+        let scaler =
+            std::sync::Arc::new(std::sync::Mutex::new(millrace_stream::OnDemandScaler::new()));
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return Ok(()),
+            }
+            let (s, scaler) = (store.clone(), scaler.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                let mut scaler = scaler.lock().unwrap_or_else(|p| p.into_inner());
+                scaler.pass(&s, std::time::Instant::now())
+            })
+            .await;
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "on-demand scaling pass failed");
+            }
+        }
+    })
 }
 
 /// Removes segments past their stream's retention, once a minute.
