@@ -15,6 +15,7 @@ pub mod ops;
 pub mod protocol;
 pub mod request;
 mod server;
+pub mod shapes;
 
 pub use error::{ApiError, ErrorCode};
 pub use iterator::IteratorCodec;

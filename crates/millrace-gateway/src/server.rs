@@ -128,7 +128,7 @@ fn aws_refusal(refusal: &Refusal, request: &HeaderMap) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(protocol.content_type()),
     );
-    h.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    insert_error_type(h, code);
     if let Ok(v) = HeaderValue::from_str(&request_id()) {
         h.insert("x-amzn-requestid", v);
     }
@@ -177,17 +177,20 @@ async fn handle(
                 )
             })?;
         let fields = protocol.decode(&bytes)?;
+        // Member types first: a wrong type is a SerializationException before any other check.
+        crate::request::check_types(&op, &fields)?;
         ops::dispatch(&gw, &op, Request::new(fields, protocol)).await
     }
     .await;
     let request_id = request_id();
-    let (status, body) = match result {
-        Ok(out) => (StatusCode::OK, protocol.encode(&out)),
+    let (status, body, error_type) = match result {
+        Ok(out) => (StatusCode::OK, protocol.encode(&out), None),
         Err(e) => {
             tracing::debug!(op = %op, error = %e, "request failed");
             (
                 StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
                 protocol.encode_error(&e),
+                Some(e.code.as_str()),
             )
         }
     };
@@ -201,11 +204,29 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-requestid", v);
     }
+    if let Some(code) = error_type {
+        insert_error_type(h, code);
+    }
     resp
 }
 
+/// `x-amzn-ErrorType` as Kinesis sends it: the error type, a colon and the service's
+/// namespace. botocore and aws-sdk-rust take the type from this header when present (the part
+/// before the colon) and from `__type` otherwise.
+fn insert_error_type(h: &mut HeaderMap, code: &str) {
+    let value = format!("{code}:{ERROR_NAMESPACE}");
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert("x-amzn-errortype", v);
+    }
+}
+
+const ERROR_NAMESPACE: &str = "http://internal.amazon.com/coral/com.amazonaws.kinesis/";
+
+/// A random (version 4) UUID, the form of AWS's `x-amzn-RequestId`.
 fn request_id() -> String {
-    let r: u128 = rand::random();
+    let mut r: u128 = rand::random();
+    r = (r & !(0xf << 76)) | (0x4 << 76); // version 4
+    r = (r & !(0x3 << 62)) | (0x2 << 62); // RFC 4122 variant
     let h = format!("{r:032x}");
     format!(
         "{}-{}-{}-{}-{}",

@@ -1000,9 +1000,9 @@ async fn record_size_and_partition_key_limits() {
             "Member must have length greater than or equal to 1",
         ),
         (
-            "1 MiB + 1 of data",
-            rec("k", &over),
-            "Member must have length less than or equal to 1048576",
+            "10 MiB + 1 of data",
+            rec("k", &huge),
+            "at 'records.2.member.data' failed to satisfy constraint: Member must have length less than or equal to 10485760",
         ),
     ] {
         expect_error(
@@ -1015,6 +1015,16 @@ async fn record_size_and_partition_key_limits() {
         )
         .await;
     }
+    // A record over the stream's maximum (key + data) is the service's check, not the model's.
+    expect_error(
+        &s,
+        "PutRecords with 1 MiB of data and a key",
+        "PutRecords",
+        json!({"StreamName": "limits", "Records": [rec("good", b"good"), rec("k", &over), rec("good2", b"good")]}),
+        INVALID_ARGUMENT,
+        "Record size of 1048577 bytes (data and partition key) exceeds the maximum record size of 1048576 bytes",
+    )
+    .await;
     assert_intact(&s, &seeded).await;
 }
 
@@ -1168,7 +1178,7 @@ async fn put_records_count_and_size_limits() {
     }
 
     // Data plus partition keys of exactly 5 MiB is accepted ...
-    let sizes = vec![MIB - 1; 5];
+    let sizes = [MIB - 1; 5];
     let exact: Vec<(String, Vec<u8>)> = sizes
         .iter()
         .enumerate()
@@ -1196,7 +1206,7 @@ async fn put_records_count_and_size_limits() {
     }
 
     // ... one byte more is not: five records of 1 MiB each plus their keys exceed 5 MiB
-    // while the base64 body (~6.7 MiB) stays under the 8 MiB body limit.
+    // while the base64 body (~6.7 MiB) stays under the 15 MiB body limit.
     let over: Vec<Value> = (0..5)
         .map(|i| rec(&format!("{i}"), &vec![9u8; MIB]))
         .collect();
@@ -1274,23 +1284,25 @@ async fn put_records_validation_names_the_record_member_like_kinesis() {
 async fn bodies_over_the_limit_are_413_request_entity_too_large() {
     let (s, seeded) = seeded_server("huge", 1).await;
 
-    // Six 1 MiB records: over the 5 MiB PutRecords limit, and their base64 (~8.4 MiB) over
-    // the server's 8 MiB body limit, which answers first.
+    // Twelve 1 MiB records: over the 5 MiB PutRecords limit, and their base64 (~16.8 MiB) over
+    // the server's 15 MiB body limit, which answers first.
+    assert_eq!(millrace_gateway::MAX_BODY_BYTES, 15 * MIB);
     let rec = json!({"PartitionKey": "k", "Data": B64.encode(vec![7u8; MIB])});
-    let body = serde_json::to_vec(&json!({"StreamName": "huge", "Records": vec![rec; 6]})).unwrap();
+    let body =
+        serde_json::to_vec(&json!({"StreamName": "huge", "Records": vec![rec; 12]})).unwrap();
     assert!(body.len() > millrace_gateway::MAX_BODY_BYTES);
     let r = post(&s, "PutRecords", JSON, body).await;
     assert_error(
-        "PutRecords body over 8 MiB",
+        "PutRecords body over 15 MiB",
         &r,
         413,
         TOO_LARGE,
         "request body exceeds",
     );
 
-    // Far over the limit: the server stops reading at 8 MiB and still answers cleanly.
-    let r = post(&s, "PutRecord", JSON, vec![b' '; 16 * MIB]).await;
-    assert_error("16 MiB body", &r, 413, TOO_LARGE, "request body exceeds");
+    // Far over the limit: the server stops reading at 15 MiB and still answers cleanly.
+    let r = post(&s, "PutRecord", JSON, vec![b' '; 24 * MIB]).await;
+    assert_error("24 MiB body", &r, 413, TOO_LARGE, "request body exceeds");
 
     // The same for a CBOR body, answered in CBOR.
     let big = Cbor::Map(vec![
@@ -1299,12 +1311,12 @@ async fn bodies_over_the_limit_are_413_request_entity_too_large() {
     ]);
     let body = cbor_map(vec![
         ("StreamName", text("huge")),
-        ("Records", Cbor::Array(vec![big; 9])),
+        ("Records", Cbor::Array(vec![big; 16])),
     ]);
     assert!(body.len() > millrace_gateway::MAX_BODY_BYTES);
     let r = post(&s, "PutRecords", CBOR, body).await;
     assert_error(
-        "CBOR PutRecords body over 8 MiB",
+        "CBOR PutRecords body over 15 MiB",
         &r,
         413,
         TOO_LARGE,
@@ -1931,8 +1943,26 @@ async fn cbor_errors_are_cbor_encoded() {
         "CBOR Data of 1 MiB + 1",
         &r,
         400,
+        INVALID_ARGUMENT,
+        "Record size of 1048578 bytes (data and partition key) exceeds the maximum record size of 1048576 bytes",
+    );
+    let r = post(
+        &s,
+        "PutRecord",
+        CBOR,
+        cbor_map(vec![
+            ("StreamName", text("cborerr")),
+            ("PartitionKey", text("k")),
+            ("Data", Cbor::Bytes(vec![0; 10 * MIB + 1])),
+        ]),
+    )
+    .await;
+    assert_error(
+        "CBOR Data of 10 MiB + 1",
+        &r,
+        400,
         VALIDATION,
-        "Member must have length less than or equal to 1048576",
+        "at 'data' failed to satisfy constraint: Member must have length less than or equal to 10485760",
     );
     let r = post(
         &s,
@@ -2094,10 +2124,10 @@ async fn concurrent_barrage_leaves_the_server_up_and_data_intact() {
             VALIDATION,
         ),
         bad_json(
-            "1 MiB + 1",
+            "1 MiB + 1 (over the stream's maximum record size)",
             pr,
             json!({"StreamName": "barrage", "PartitionKey": "k", "Data": B64.encode(vec![0u8; MIB + 1])}),
-            VALIDATION,
+            INVALID_ARGUMENT,
         ),
         bad_json(
             "ExplicitHashKey 2^128",

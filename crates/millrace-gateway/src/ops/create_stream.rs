@@ -4,31 +4,48 @@ use millrace_stream::StreamMode;
 
 use crate::error::ApiError;
 use crate::protocol::Out;
-use crate::request::Request;
+use crate::request::{Checks, Request};
 use crate::server::Gateway;
 
 /// Kinesis's default retention.
 const DEFAULT_RETENTION_HOURS: u32 = 24;
 
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = req.str("StreamName")?.to_owned();
-    crate::request::validate_stream_name(&name)?;
-    let shards = req.opt_int_in("ShardCount", 1, 100_000)?.map(|n| n as u32);
+    let mut c = Checks::new();
+    let name = c.required("StreamName", req.opt_str("StreamName")?);
+    if let Some(name) = name {
+        c.stream_name("StreamName", name);
+    }
+    let shards = req.int_in(&mut c, "ShardCount", 1, 100_000)?;
     let mode = match req.opt_object("StreamModeDetails")? {
-        None => StreamMode::Provisioned,
-        Some(details) => match details.get("StreamMode").and_then(|v| v.as_str()) {
-            Some("PROVISIONED") => StreamMode::Provisioned,
-            Some("ON_DEMAND") => StreamMode::OnDemand,
-            other => {
-                return Err(ApiError::validation(
-                    "streamModeDetails.streamMode",
-                    &format!("'{}'", other.unwrap_or("null")),
-                    "Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]",
-                ));
+        None => Some(StreamMode::Provisioned),
+        Some(details) => {
+            let mode = details.get("StreamMode").and_then(|v| v.as_str());
+            match c.required("StreamModeDetails.StreamMode", mode) {
+                Some("PROVISIONED") => Some(StreamMode::Provisioned),
+                Some("ON_DEMAND") => Some(StreamMode::OnDemand),
+                Some(other) => {
+                    c.one_of(
+                        "StreamModeDetails.StreamMode",
+                        other,
+                        &["PROVISIONED", "ON_DEMAND"],
+                    );
+                    None
+                }
+                None => None,
             }
-        },
+        }
     };
-    let tags = parse_tags(&req)?;
+    let tags = match req.opt_object("Tags")? {
+        Some(map) => super::tags::parse_tag_map(&mut c, map, 50),
+        None => BTreeMap::new(),
+    };
+    c.finish()?;
+    let name = name.expect("checked").to_owned();
+    crate::request::validate_stream_name(&name)?;
+    super::tags::check_tag_characters(&tags)?;
+    let shards = shards.map(|n| n as u32);
+    let mode = mode.expect("checked");
     let created = gw
         .blocking(move |store| {
             store
@@ -38,11 +55,4 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         .await?;
     tracing::info!(stream = %created.name(), shards = created.shards().len(), "created stream");
     Ok(Out::map([]))
-}
-
-fn parse_tags(req: &Request) -> Result<BTreeMap<String, String>, ApiError> {
-    match req.opt_object("Tags")? {
-        Some(map) => super::tags::parse_tag_map(map, 50),
-        None => Ok(BTreeMap::new()),
-    }
 }

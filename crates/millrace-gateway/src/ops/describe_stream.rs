@@ -2,7 +2,7 @@ use millrace_stream::{StreamHandle, StreamMeta};
 
 use crate::error::ApiError;
 use crate::protocol::Out;
-use crate::request::Request;
+use crate::request::{Checks, Request};
 use crate::server::Gateway;
 
 use super::mode_out;
@@ -11,11 +11,16 @@ use super::shards::{listed, shard_out};
 /// DescribeStream: the stream and a page of its shards (`Limit`, `ExclusiveStartShardId`),
 /// closed ones included until retention passes over them.
 pub fn describe(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    let limit = req.int_in(&mut c, "Limit", 1, super::MAX_LIST_LIMIT)?;
+    let after = req.opt_str("ExclusiveStartShardId")?;
+    if let Some(id) = after {
+        super::get_shard_iterator::check_shard_id(&mut c, "ExclusiveStartShardId", id);
+    }
+    c.finish()?;
     let name = gw.stream_name(&req)?;
-    let limit = req
-        .opt_int_in("Limit", 1, super::MAX_LIST_LIMIT)?
-        .unwrap_or(100) as usize;
-    let after = req.opt_str_len("ExclusiveStartShardId", 1, 128)?;
+    let limit = limit.unwrap_or(100) as usize;
     let stream = gw.store.stream(&name)?;
     let meta = stream.meta();
     let start = after
@@ -36,6 +41,9 @@ pub fn describe(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
 
 /// DescribeStreamSummary: the stream without its shards.
 pub fn summary(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    c.finish()?;
     let name = gw.stream_name(&req)?;
     let stream = gw.store.stream(&name)?;
     let meta = stream.meta();

@@ -1,7 +1,7 @@
 use crate::error::ApiError;
 use crate::iterator::Position;
 use crate::protocol::Out;
-use crate::request::Request;
+use crate::request::{Checks, Request};
 use crate::server::Gateway;
 
 use super::shards::child_shards_out;
@@ -11,11 +11,15 @@ use millrace_stream::limits::{GET_RECORDS_MAX_BYTES, GET_RECORDS_MAX_RECORDS};
 const MAX_RECORDS: i64 = GET_RECORDS_MAX_RECORDS as i64;
 
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let token = req.str("ShardIterator")?;
-    crate::request::check_len("ShardIterator", token, 1, 512)?;
-    let limit = req
-        .opt_int_in("Limit", 1, MAX_RECORDS)?
-        .unwrap_or(MAX_RECORDS) as usize;
+    let mut c = Checks::new();
+    let token = c.required("ShardIterator", req.opt_str("ShardIterator")?);
+    if let Some(t) = token {
+        c.len("ShardIterator", t, 1, 512);
+    }
+    let limit = req.int_in(&mut c, "Limit", 1, MAX_RECORDS)?;
+    c.finish()?;
+    let token = token.expect("checked");
+    let limit = limit.unwrap_or(MAX_RECORDS) as usize;
     let now = millrace_stream::now_ms();
     let pos = gw.iterators.decode(token, now)?;
     let stream = gw.store.stream(&pos.stream)?;

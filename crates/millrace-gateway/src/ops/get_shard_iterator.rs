@@ -3,34 +3,47 @@ use millrace_stream::SequenceNumber;
 use crate::error::ApiError;
 use crate::iterator::Position;
 use crate::protocol::Out;
-use crate::request::Request;
+use crate::request::{Checks, Request};
 use crate::server::Gateway;
 
+/// The iterator types of the model's `ShardIteratorType` enum.
+const ITERATOR_TYPES: [&str; 5] = [
+    "AT_SEQUENCE_NUMBER",
+    "AFTER_SEQUENCE_NUMBER",
+    "TRIM_HORIZON",
+    "LATEST",
+    "AT_TIMESTAMP",
+];
+
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    if let Some(id) = c.required("ShardId", req.opt_str("ShardId")?) {
+        check_shard_id(&mut c, "ShardId", id);
+    }
+    let kind = c.required("ShardIteratorType", req.opt_str("ShardIteratorType")?);
+    if let Some(k) = kind {
+        c.one_of("ShardIteratorType", k, &ITERATOR_TYPES);
+    }
+    let seq = req.opt_str("StartingSequenceNumber")?.map(str::to_owned);
+    if let Some(s) = &seq {
+        c.sequence_number("StartingSequenceNumber", s);
+    }
+    let ts = req.opt_timestamp_ms("Timestamp")?;
+    c.finish()?;
     let name = gw.stream_name(&req)?;
     let shard_id = req.str("ShardId")?.to_owned();
-    crate::request::check_len("ShardId", &shard_id, 1, 128)?;
-    let kind = req.str("ShardIteratorType")?.to_owned();
-    let seq = req.opt_str("StartingSequenceNumber")?.map(str::to_owned);
-    let ts = req.opt_timestamp_ms("Timestamp")?;
-    if let Some(s) = &seq {
-        let well_formed = !s.is_empty()
-            && s.len() <= 129
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && (s == "0" || !s.starts_with('0'));
-        if !well_formed {
-            return Err(ApiError::validation(
-                "startingSequenceNumber",
-                &format!("'{s}'"),
-                "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
-            ));
-        }
-        if matches!(kind.as_str(), "TRIM_HORIZON" | "LATEST" | "AT_TIMESTAMP") {
-            return Err(ApiError::invalid(format!(
-                "Request specified {kind} and also a StartingSequenceNumber. Only one of these \
-                 may be specified."
-            )));
-        }
+    let kind = kind.expect("checked").to_owned();
+    if seq.is_some() && matches!(kind.as_str(), "TRIM_HORIZON" | "LATEST" | "AT_TIMESTAMP") {
+        return Err(ApiError::invalid(format!(
+            "Request specified {kind} and also a StartingSequenceNumber. Only one of these \
+             may be specified."
+        )));
+    }
+    if kind == "AT_TIMESTAMP"
+        && let Some(ms) = ts
+    {
+        not_in_the_future(ms)?;
     }
     let stream = gw.store.stream(&name)?;
     let shard = stream.shard_by_id(&shard_id)?.clone();
@@ -73,14 +86,7 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
             gw.blocking(move |_| sh.counter_at_time(ms).map_err(ApiError::from))
                 .await?
         }
-        other => {
-            return Err(ApiError::validation(
-                "shardIteratorType",
-                &format!("'{other}'"),
-                "Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, \
-                 AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]",
-            ));
-        }
+        other => unreachable!("iterator type {other} passed the enum check"),
     };
     let token = gw.iterators.encode(&Position {
         stream: name,
@@ -90,4 +96,29 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         issued_ms: millrace_stream::now_ms(),
     });
     Ok(Out::map([("ShardIterator", Out::str(token))]))
+}
+
+/// A `ShardId` member's model constraints: 1 to 128 of `[a-zA-Z0-9_.-]`.
+pub(crate) fn check_shard_id(c: &mut Checks, field: &str, id: &str) -> bool {
+    c.len(field, id, 1, 128)
+        && c.pattern(
+            field,
+            id,
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')),
+            "[a-zA-Z0-9_.-]+",
+        )
+}
+
+/// Kinesis refuses a position in time after now (GetShardIterator AT_TIMESTAMP, ListShards'
+/// timestamp filters), in its own words.
+pub(crate) fn not_in_the_future(ms: i64) -> Result<(), ApiError> {
+    let now = millrace_stream::now_ms();
+    if ms > now {
+        return Err(ApiError::invalid(format!(
+            "The timestampInMillis parameter cannot be greater than the \
+             currentTimestampInMillis. timestampInMillis: {ms}, currentTimestampInMillis: {now}"
+        )));
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::protocol::Out;
-use crate::request::Request;
+use crate::request::{Checks, Request};
 use crate::server::Gateway;
 
 use millrace_stream::ShardMeta;
@@ -16,9 +16,24 @@ const TOKEN_TTL_MS: i64 = 300_000;
 /// ListShards: pages of shards, continued by a NextToken that alone identifies the stream
 /// and the filter.
 pub fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let limit = req
-        .opt_int_in("MaxResults", 1, super::MAX_LIST_LIMIT)?
-        .unwrap_or(1000) as usize;
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    let limit = req.int_in(&mut c, "MaxResults", 1, super::MAX_LIST_LIMIT)?;
+    req.str_len(&mut c, "NextToken", 1, 1_048_576)?;
+    if let Some(id) = req.opt_str("ExclusiveStartShardId")? {
+        super::get_shard_iterator::check_shard_id(&mut c, "ExclusiveStartShardId", id);
+    }
+    if let Some(filter) = req.opt_object("ShardFilter")? {
+        let kind = filter.get("Type").and_then(|v| v.as_str());
+        if let Some(kind) = c.required("ShardFilter.Type", kind) {
+            c.one_of("ShardFilter.Type", kind, &FILTER_TYPES);
+        }
+        if let Some(id) = filter.get("ShardId").and_then(|v| v.as_str()) {
+            super::get_shard_iterator::check_shard_id(&mut c, "ShardFilter.ShardId", id);
+        }
+    }
+    c.finish()?;
+    let limit = limit.unwrap_or(1000) as usize;
     let (name, created, mut start, filter) = match req.opt_str("NextToken")? {
         Some(token) => {
             if req.has("StreamName")
@@ -47,7 +62,7 @@ pub fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
             "NextToken refers to an earlier stream named {name} that was deleted"
         )));
     }
-    if let Some(id) = req.opt_str_len("ExclusiveStartShardId", 1, 128)? {
+    if let Some(id) = req.opt_str("ExclusiveStartShardId")? {
         start = start.max(after_id(id));
     }
     if let Filter::AfterShardId(id) = &filter {
@@ -86,6 +101,16 @@ pub fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
 fn after_id(id: &str) -> u32 {
     millrace_stream::parse_shard_id(id).map_or(0, |i| i.saturating_add(1))
 }
+
+/// The model's `ShardFilterType` enum.
+const FILTER_TYPES: [&str; 6] = [
+    "AFTER_SHARD_ID",
+    "AT_TRIM_HORIZON",
+    "FROM_TRIM_HORIZON",
+    "AT_LATEST",
+    "AT_TIMESTAMP",
+    "FROM_TIMESTAMP",
+];
 
 /// ListShards' `ShardFilter`.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +163,11 @@ impl Filter {
             Some("AT_TRIM_HORIZON") => Self::AtTrimHorizon,
             Some("FROM_TRIM_HORIZON") => Self::FromTrimHorizon,
             Some("AT_LATEST") => Self::AtLatest,
-            Some("AT_TIMESTAMP") => Self::AtTimestamp(need_ts("AT_TIMESTAMP")?),
+            Some("AT_TIMESTAMP") => {
+                let t = need_ts("AT_TIMESTAMP")?;
+                super::get_shard_iterator::not_in_the_future(t)?;
+                Self::AtTimestamp(t)
+            }
             Some("FROM_TIMESTAMP") => Self::FromTimestamp(need_ts("FROM_TIMESTAMP")?),
             other => {
                 return Err(ApiError::validation(

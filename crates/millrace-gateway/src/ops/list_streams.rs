@@ -3,15 +3,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::protocol::Out;
-use crate::request::Request;
+use crate::request::{Checks, Request};
 use crate::server::Gateway;
 
 /// ListStreams: names in order, paged by `Limit` with `ExclusiveStartStreamName` or a
 /// `NextToken` (the last name returned, encoded).
 pub fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let limit = req
-        .opt_int_in("Limit", 1, super::MAX_LIST_LIMIT)?
-        .unwrap_or(100) as usize;
+    let mut c = Checks::new();
+    let limit = req.int_in(&mut c, "Limit", 1, super::MAX_LIST_LIMIT)?;
+    req.str_len(&mut c, "NextToken", 1, 1_048_576)?;
+    if let Some(start) = req.opt_str("ExclusiveStartStreamName")? {
+        c.stream_name("ExclusiveStartStreamName", start);
+    }
+    c.finish()?;
+    let limit = limit.unwrap_or(100) as usize;
     let start = match req.opt_str("NextToken")? {
         Some(token) => Some(
             URL_SAFE_NO_PAD

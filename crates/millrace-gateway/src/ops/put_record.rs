@@ -5,22 +5,31 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::protocol::Out;
-use crate::request::{Request, check_len, decode_blob};
+use crate::request::{Checks, Request, decode_blob};
 use crate::server::Gateway;
 
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = gw.stream_name(&req)?;
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
     let data = req
         .raw("Data")
         .map(|v| decode_blob("Data", v))
-        .transpose()?
-        .ok_or_else(|| Request::missing("Data"))?;
+        .transpose()?;
+    let data = c.required("Data", data);
     let input = record_input(
+        &mut c,
+        "",
         req.raw("PartitionKey"),
         req.opt_str("ExplicitHashKey")?,
         data,
     )?;
-    req.opt_str("SequenceNumberForOrdering")?;
+    if let Some(s) = req.opt_str("SequenceNumberForOrdering")? {
+        // Sequence numbers only grow within a shard, so the ordering it asks for holds.
+        c.sequence_number("SequenceNumberForOrdering", s);
+    }
+    c.finish()?;
+    let name = gw.stream_name(&req)?;
+    let input = input.expect("a record whose checks passed");
     let stream = gw.store.stream(&name)?;
     check_record_size(&stream, &input)?;
     let out = stream
@@ -48,22 +57,38 @@ pub(crate) fn check_record_size(stream: &StreamHandle, input: &PutInput) -> Resu
     Ok(())
 }
 
-/// Validates one record's members the way Kinesis does (shared with PutRecords).
+/// Feeds one record's model constraints to `c` the way Kinesis checks them (shared with
+/// PutRecords, where `path` is `records.N.member.`); the record is `None` when a member is
+/// missing. A hash key out of the key space is an `InvalidArgumentException`.
 pub(crate) fn record_input(
+    c: &mut Checks,
+    path: &str,
     partition_key: Option<&Value>,
     explicit_hash_key: Option<&str>,
-    data: Vec<u8>,
-) -> Result<PutInput, ApiError> {
-    if data.len() > RECORD_MAX_BYTES_CEILING {
-        return Err(ApiError::validation(
-            "data",
+    data: Option<Vec<u8>>,
+) -> Result<Option<PutInput>, ApiError> {
+    if let Some(data) = &data
+        && data.len() > RECORD_MAX_BYTES_CEILING
+    {
+        c.fail(
+            &format!("{path}data"),
             &format!("<{} bytes>", data.len()),
             &format!("Member must have length less than or equal to {RECORD_MAX_BYTES_CEILING}"),
-        ));
+        );
     }
     let key = match partition_key {
-        None => return Err(Request::missing("PartitionKey")),
-        Some(Value::String(s)) => s,
+        None => {
+            c.fail(
+                &format!("{path}partitionKey"),
+                "null",
+                "Member must not be null",
+            );
+            None
+        }
+        Some(Value::String(s)) => {
+            c.len(&format!("{path}partitionKey"), s, 1, 256);
+            Some(s)
+        }
         Some(other) => {
             return Err(ApiError::serialization(format!(
                 "PartitionKey must be a string, found {}",
@@ -71,26 +96,39 @@ pub(crate) fn record_input(
             )));
         }
     };
-    check_len("PartitionKey", key, 1, 256)?;
     let explicit = match explicit_hash_key {
         None => None,
-        Some(h) => Some(parse_hash_key(h)?),
+        Some(h) => match parse_hash_key(&format!("{path}explicitHashKey"), h) {
+            Ok(k) => Some(k),
+            // Out of the key space: reported once every model constraint held.
+            Err(e) if e.code == ErrorCode::InvalidArgument => {
+                c.later(e);
+                None
+            }
+            Err(e) => c.absorb(Err(e))?,
+        },
     };
-    Ok(PutInput {
+    let (Some(key), Some(data)) = (key, data) else {
+        return Ok(None);
+    };
+    if explicit_hash_key.is_some() && explicit.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(PutInput {
         partition_key: key.clone(),
         explicit_hash_key: explicit,
         data: Bytes::from(data),
-    })
+    }))
 }
 
-fn parse_hash_key(h: &str) -> Result<u128, ApiError> {
+fn parse_hash_key(member: &str, h: &str) -> Result<u128, ApiError> {
     let well_formed = !h.is_empty()
         && h.len() <= 39
         && h.bytes().all(|b| b.is_ascii_digit())
         && (h == "0" || !h.starts_with('0'));
     if !well_formed {
         return Err(ApiError::validation(
-            "explicitHashKey",
+            member,
             &format!("'{h}'"),
             "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
         ));

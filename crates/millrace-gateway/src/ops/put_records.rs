@@ -3,7 +3,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::protocol::Out;
-use crate::request::{Request, decode_blob};
+use crate::request::{Checks, Request, decode_blob};
 use crate::server::Gateway;
 
 use super::put_record::{check_record_size, record_input};
@@ -11,21 +11,22 @@ use super::put_record::{check_record_size, record_input};
 /// PutRecords: validates the whole request (any invalid record rejects the call, as Kinesis
 /// does), then appends; a record that fails to be stored is reported in its own slot.
 pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = gw.stream_name(&req)?;
-    let records = req
-        .opt_list("Records")?
-        .ok_or_else(|| Request::missing("Records"))?;
-    if records.is_empty() || records.len() > PUT_RECORDS_MAX_RECORDS {
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    let records = c
+        .required("Records", req.opt_list("Records")?)
+        .map_or(&[][..], Vec::as_slice);
+    if req.has("Records") && (records.is_empty() || records.len() > PUT_RECORDS_MAX_RECORDS) {
         let constraint = if records.is_empty() {
             "Member must have length greater than or equal to 1".to_owned()
         } else {
             format!("Member must have length less than or equal to {PUT_RECORDS_MAX_RECORDS}")
         };
-        return Err(ApiError::validation(
+        c.fail(
             "records",
             &format!("<{} records>", records.len()),
             &constraint,
-        ));
+        );
     }
     let mut inputs = Vec::with_capacity(records.len());
     let mut total = 0usize;
@@ -35,14 +36,13 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
                 "Records[{i}] must be a structure"
             )));
         };
+        // Kinesis names a member inside the list by its path in the request.
+        let path = format!("records.{}.member.", i + 1);
         let data = match rec.get("Data").filter(|v| !v.is_null()) {
-            Some(v) => decode_blob(&format!("Records[{i}].Data"), v)?,
+            Some(v) => Some(decode_blob(&format!("Records[{i}].Data"), v)?),
             None => {
-                return Err(ApiError::validation(
-                    &format!("records.{}.member.data", i + 1),
-                    "null",
-                    "Member must not be null",
-                ));
+                c.fail(&format!("{path}data"), "null", "Member must not be null");
+                None
             }
         };
         let ehk = match rec.get("ExplicitHashKey").filter(|v| !v.is_null()) {
@@ -54,20 +54,14 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
                 )));
             }
         };
-        let input = record_input(rec.get("PartitionKey").filter(|v| !v.is_null()), ehk, data)
-            .map_err(|mut e| {
-                // Kinesis names the member by its path in the request.
-                e.message = if e.code == crate::error::ErrorCode::Validation {
-                    e.message
-                        .replacen(" at '", &format!(" at 'records.{}.member.", i + 1), 1)
-                } else {
-                    format!("Records[{i}]: {}", e.message)
-                };
-                e
-            })?;
-        total += input.data.len() + input.partition_key.len();
-        inputs.push(input);
+        let pk = rec.get("PartitionKey").filter(|v| !v.is_null());
+        if let Some(input) = record_input(&mut c, &path, pk, ehk, data)? {
+            total += input.data.len() + input.partition_key.len();
+            inputs.push(input);
+        }
     }
+    c.finish()?;
+    let name = gw.stream_name(&req)?;
     let stream = gw.store.stream(&name)?;
     // A stream whose records may be larger than 5 MiB takes one such record per request.
     let max_total = PUT_RECORDS_MAX_BYTES.max(stream.max_record_bytes());

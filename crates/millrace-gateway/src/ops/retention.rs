@@ -1,6 +1,6 @@
 use crate::error::ApiError;
 use crate::protocol::Out;
-use crate::request::Request;
+use crate::request::{Checks, Request};
 use crate::server::Gateway;
 
 const MIN_HOURS: i64 = 24;
@@ -8,10 +8,13 @@ const MAX_HOURS: i64 = 8760;
 
 /// The stream and the requested hours, checked against Kinesis's bounds.
 fn requested(gw: &Gateway, req: &Request) -> Result<(String, u32), ApiError> {
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    let hours = req.int_in(&mut c, "RetentionPeriodHours", 1, 100_000)?;
+    let hours = c.required("RetentionPeriodHours", hours);
+    c.finish()?;
     let name = gw.stream_name(req)?;
-    let hours = req
-        .opt_int_in("RetentionPeriodHours", 1, 100_000)?
-        .ok_or_else(|| Request::missing("RetentionPeriodHours"))?;
+    let hours = hours.expect("checked");
     if hours < MIN_HOURS {
         return Err(ApiError::invalid(format!(
             "Minimum allowed retention period is {MIN_HOURS} hours. Requested retention period \
