@@ -88,8 +88,7 @@ impl From<StreamError> for ApiError {
             }
             StreamError::StreamExists(_)
             | StreamError::Deleting(_)
-            | StreamError::ResourceInUse(_)
-            | StreamError::ShardClosed(_) => ErrorCode::ResourceInUse,
+            | StreamError::ResourceInUse(_) => ErrorCode::ResourceInUse,
             StreamError::InvalidArgument(_)
             | StreamError::RecordTooLarge { .. }
             | StreamError::PartitionKeyLength { .. } => ErrorCode::InvalidArgument,

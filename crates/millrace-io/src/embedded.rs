@@ -24,8 +24,7 @@ pub(crate) fn store_error(op: String, e: StreamError) -> IoError {
         | StreamError::Deleting(_) => IoError::StreamNotFound { op, message },
         StreamError::LimitExceeded(_)
         | StreamError::OutOfDescriptors { .. }
-        | StreamError::ResourceInUse(_)
-        | StreamError::ShardClosed(_) => IoError::Throttled { op, message },
+        | StreamError::ResourceInUse(_) => IoError::Throttled { op, message },
         StreamError::InvalidArgument(_)
         | StreamError::StreamExists(_)
         | StreamError::RecordTooLarge { .. }

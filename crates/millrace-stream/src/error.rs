@@ -44,9 +44,6 @@ pub enum StreamError {
     CorruptMeta { path: PathBuf, message: String },
     #[error("the shard writer for {0} has stopped")]
     WriterGone(String),
-    /// A reshard closed the shard: the caller routes the record again (never reaches a client).
-    #[error("shard {0} is closed")]
-    ShardClosed(String),
     /// Another change to the stream (a reshard, a mode change) is under way.
     #[error("{0}")]
     ResourceInUse(String),
@@ -83,7 +80,6 @@ impl StreamError {
             Self::InvalidArgument(s) => Self::InvalidArgument(s.clone()),
             Self::LimitExceeded(s) => Self::LimitExceeded(s.clone()),
             Self::Deleting(s) => Self::Deleting(s.clone()),
-            Self::ShardClosed(s) => Self::ShardClosed(s.clone()),
             Self::ResourceInUse(s) => Self::ResourceInUse(s.clone()),
             Self::RecordTooLarge { bytes, limit } => Self::RecordTooLarge {
                 bytes: *bytes,

@@ -68,7 +68,15 @@ struct Visible {
 
 pub(crate) struct Append {
     pub records: Vec<(String, Bytes)>,
-    pub reply: oneshot::Sender<Result<Vec<(u64, i64)>>>,
+    pub reply: oneshot::Sender<std::result::Result<Vec<(u64, i64)>, Refusal>>,
+}
+
+/// Why a shard did not append a batch.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// A reshard closed the shard: the records come back, untouched, to be routed again.
+    Closed(Vec<(String, Bytes)>),
+    Failed(StreamError),
 }
 
 pub(crate) enum Command {
@@ -273,24 +281,25 @@ impl Shard {
     pub(crate) async fn submit(
         &self,
         records: Vec<(String, Bytes)>,
-    ) -> impl std::future::Future<Output = Result<Vec<(u64, i64)>>> + use<> {
+    ) -> impl std::future::Future<Output = std::result::Result<Vec<(u64, i64)>, Refusal>> + use<>
+    {
         let (reply, rx) = oneshot::channel();
-        let closed = self.is_closed();
-        let sent = !closed
-            && self
-                .tx
-                .send(Command::Append(Append { records, reply }))
-                .await
-                .is_ok();
         let name = self.name.clone();
+        let early = if self.is_closed() {
+            Some(Refusal::Closed(records))
+        } else {
+            let append = Command::Append(Append { records, reply });
+            match self.tx.send(append).await {
+                Ok(()) => None,
+                Err(_) => Some(Refusal::Failed(StreamError::WriterGone(name.clone()))),
+            }
+        };
         async move {
-            if closed {
-                return Err(StreamError::ShardClosed(name));
+            if let Some(refusal) = early {
+                return Err(refusal);
             }
-            if !sent {
-                return Err(StreamError::WriterGone(name));
-            }
-            rx.await.map_err(|_| StreamError::WriterGone(name))?
+            rx.await
+                .map_err(|_| Refusal::Failed(StreamError::WriterGone(name)))?
         }
     }
 
@@ -624,9 +633,7 @@ impl Writer {
                 let _ = reply.send(self.close());
             }
             for append in refused {
-                let _ = append.reply.send(Err(StreamError::ShardClosed(
-                    self.dir.display().to_string(),
-                )));
+                let _ = append.reply.send(Err(Refusal::Closed(append.records)));
             }
             if let Some(done) = stop {
                 self.sync_on_exit();
@@ -740,7 +747,7 @@ impl Writer {
                     self.first_ms = None;
                 }
                 for append in batch {
-                    let _ = append.reply.send(Err(e.duplicate()));
+                    let _ = append.reply.send(Err(Refusal::Failed(e.duplicate())));
                 }
             }
         }

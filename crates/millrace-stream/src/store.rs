@@ -14,7 +14,7 @@ use crate::hash::{HashKeyRange, hash_key_for_partition_key};
 use crate::meta::{META_FILE, StreamMeta, StreamMode};
 use crate::options::StoreOptions;
 use crate::sequence::SequenceNumber;
-use crate::shard::Shard;
+use crate::shard::{Refusal, Shard};
 
 type ShardGroup = (Vec<(usize, u128)>, Vec<(String, Bytes)>);
 
@@ -196,11 +196,10 @@ impl StreamHandle {
             }
             let mut pending = Vec::new();
             for (shard, (positions, records)) in groups {
-                let retry = records.clone();
                 let rx = topology.shards[shard as usize].submit(records).await;
-                pending.push((shard, positions, retry, rx));
+                pending.push((shard, positions, rx));
             }
-            for (shard, positions, retry, rx) in pending {
+            for (shard, positions, rx) in pending {
                 match rx.await {
                     Ok(assigned) => {
                         for ((pos, _), (counter, arrival_ms)) in positions.into_iter().zip(assigned)
@@ -216,12 +215,12 @@ impl StreamHandle {
                             }));
                         }
                     }
-                    Err(StreamError::ShardClosed(_)) => {
-                        for ((pos, key), (pk, data)) in positions.into_iter().zip(retry) {
+                    Err(Refusal::Closed(records)) => {
+                        for ((pos, key), (pk, data)) in positions.into_iter().zip(records) {
                             todo.push((pos, key, pk, data));
                         }
                     }
-                    Err(e) => {
+                    Err(Refusal::Failed(e)) => {
                         for (pos, _) in positions {
                             out[pos] = Some(Err(e.duplicate()));
                         }
