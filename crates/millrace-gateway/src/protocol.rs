@@ -111,8 +111,9 @@ fn cbor_to_json(v: ciborium::Value) -> Result<Value, ApiError> {
             .unwrap_or(Value::Null),
         C::Text(s) => Value::String(s),
         C::Bytes(b) => Value::String(STANDARD.encode(b)),
-        // Tag 1 wraps an epoch timestamp; the SDKs put milliseconds in it. The operations read
-        // CBOR timestamps as milliseconds, so the tag itself carries no extra meaning here.
+        // Tag 1 wraps an epoch timestamp: milliseconds from the AWS SDKs, seconds by RFC 8949.
+        // `request::cbor_timestamp_ms` tells them apart by magnitude for every CBOR timestamp,
+        // tagged or not, so the tag itself carries no extra meaning here.
         C::Tag(_, inner) => cbor_to_json(*inner)?,
         C::Array(a) => Value::Array(a.into_iter().map(cbor_to_json).collect::<Result<_, _>>()?),
         C::Map(m) => {

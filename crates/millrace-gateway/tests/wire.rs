@@ -239,6 +239,19 @@ async fn validation_reports_every_failed_constraint_in_one_message() {
         "InvalidArgumentException",
     )
     .await;
+    let m = fails(
+        &s,
+        "hash key past 2^128 in the second record",
+        "PutRecords",
+        json!({"StreamName": "v", "Records": [
+            {"PartitionKey": "k", "Data": "aGk="},
+            {"PartitionKey": "k", "Data": "aGk=",
+             "ExplicitHashKey": "340282366920938463463374607431768211456"},
+        ]}),
+        "InvalidArgumentException",
+    )
+    .await;
+    assert!(m.starts_with("Records[1]: Invalid ExplicitHashKey."), "{m}");
     // Neither StreamName nor StreamARN stays an InvalidArgumentException.
     fails(
         &s,

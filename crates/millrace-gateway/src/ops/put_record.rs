@@ -101,7 +101,15 @@ pub(crate) fn record_input(
         Some(h) => match parse_hash_key(&format!("{path}explicitHashKey"), h) {
             Ok(k) => Some(k),
             // Out of the key space: reported once every model constraint held.
-            Err(e) if e.code == ErrorCode::InvalidArgument => {
+            Err(mut e) if e.code == ErrorCode::InvalidArgument => {
+                // Inside PutRecords, say which record (`records.N.member.` is 1-based).
+                if let Some(n) = path
+                    .strip_prefix("records.")
+                    .and_then(|r| r.split('.').next())
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
+                    e.message = format!("Records[{}]: {}", n - 1, e.message);
+                }
                 c.later(e);
                 None
             }
