@@ -459,6 +459,9 @@ async fn every_reply_has_a_request_id_and_errors_an_error_type_header() {
         .unwrap_err()
         .into_service_error();
     assert!(err.is_resource_not_found_exception(), "{err:?}");
+    use aws_sdk_kinesis::operation::RequestId;
+    let id = err.request_id().expect("the SDK reads x-amzn-RequestId");
+    assert!(is_uuid_v4(id), "{id}");
 }
 
 #[tokio::test]
