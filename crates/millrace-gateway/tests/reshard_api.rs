@@ -373,3 +373,41 @@ async fn split_merge_and_scale_through_the_sdk_survive_a_restart() {
     assert_eq!(seen, (0..400).collect::<Vec<_>>(), "every record once");
     server.stop().await;
 }
+
+/// Every failed model constraint of a reshard request in one ValidationException.
+#[tokio::test]
+async fn reshard_requests_report_every_failed_constraint_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let body = serde_json::json!({"StreamName": "bad name", "ShardToSplit": "", "NewStartingHashKey": "01"});
+    let resp = reqwest::Client::new()
+        .post(&server.url)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "Kinesis_20131202.SplitShard")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["__type"], "ValidationException");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("3 validation errors detected:"), "{msg}");
+    for member in ["'streamName'", "'shardToSplit'", "'newStartingHashKey'"] {
+        assert!(msg.contains(member), "{member} in {msg}");
+    }
+    let body =
+        serde_json::json!({"StreamName": "s", "TargetShardCount": 0, "ScalingType": "DOUBLE"});
+    let resp = reqwest::Client::new()
+        .post(&server.url)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "Kinesis_20131202.UpdateShardCount")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("2 validation errors detected:"), "{msg}");
+    server.stop().await;
+}

@@ -1,43 +1,42 @@
-//! SplitShard, MergeShards and UpdateShardCount: validation of the members here, the shard map
-//! change in `millrace_stream` (`reshard.rs`), run off the async threads (it fsyncs).
+//! SplitShard, MergeShards and UpdateShardCount: the members' model constraints here (every
+//! failure in one ValidationException), the shard map change in `millrace_stream`
+//! (`reshard.rs`), run off the async threads (it fsyncs).
 
 use crate::error::ApiError;
 use crate::protocol::Out;
-use crate::request::{Request, check_len};
+use crate::request::{Checks, Request};
 use crate::server::Gateway;
 
-/// A `ShardId` member: 1 to 128 of `[a-zA-Z0-9_.-]`.
-fn shard_member(req: &Request, field: &str) -> Result<String, ApiError> {
-    let id = req.str(field)?;
-    check_len(field, id, 1, 128)?;
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        return Err(ApiError::validation(
-            &crate::request::member(field),
-            &format!("'{id}'"),
-            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
-        ));
-    }
-    Ok(id.to_owned())
+use super::get_shard_iterator::check_shard_id;
+
+const HASH_KEY_PATTERN: &str = "0|([1-9]\\d{0,38})";
+
+fn is_hash_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 39
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'))
+}
+
+/// A required shard id member, checked into `c`.
+fn shard_member(req: &Request, c: &mut Checks, field: &str) -> Result<Option<String>, ApiError> {
+    let id = c.required(field, req.opt_str(field)?);
+    Ok(id
+        .filter(|id| check_shard_id(c, field, id))
+        .map(str::to_owned))
 }
 
 pub async fn split(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = gw.stream_name(&req)?;
-    let shard = shard_member(&req, "ShardToSplit")?;
-    let key = req.str("NewStartingHashKey")?;
-    let well_formed = !key.is_empty()
-        && key.len() <= 39
-        && key.bytes().all(|b| b.is_ascii_digit())
-        && (key == "0" || !key.starts_with('0'));
-    if !well_formed {
-        return Err(ApiError::validation(
-            "newStartingHashKey",
-            &format!("'{key}'"),
-            "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
-        ));
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    let shard = shard_member(&req, &mut c, "ShardToSplit")?;
+    let key = c.required("NewStartingHashKey", req.opt_str("NewStartingHashKey")?);
+    if let Some(k) = key {
+        c.pattern("NewStartingHashKey", k, is_hash_key(k), HASH_KEY_PATTERN);
     }
+    c.finish()?;
+    let name = gw.stream_name(&req)?;
+    let (shard, key) = (shard.expect("checked"), key.expect("checked"));
     let at: u128 = key.parse().map_err(|_| {
         ApiError::invalid(format!(
             "NewStartingHashKey {key} is outside the hash key range [0, 2^128-1]"
@@ -49,29 +48,30 @@ pub async fn split(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
 }
 
 pub async fn merge(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    let shard = shard_member(&req, &mut c, "ShardToMerge")?;
+    let adjacent = shard_member(&req, &mut c, "AdjacentShardToMerge")?;
+    c.finish()?;
     let name = gw.stream_name(&req)?;
-    let shard = shard_member(&req, "ShardToMerge")?;
-    let adjacent = shard_member(&req, "AdjacentShardToMerge")?;
+    let (shard, adjacent) = (shard.expect("checked"), adjacent.expect("checked"));
     gw.blocking(move |store| Ok(store.merge_shards(&name, &shard, &adjacent)?))
         .await?;
     Ok(Out::map([]))
 }
 
 pub async fn update_shard_count(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
-    let name = gw.stream_name(&req)?;
-    let target = req
-        .opt_int_in("TargetShardCount", 1, 100_000)?
-        .ok_or_else(|| Request::missing("TargetShardCount"))? as u32;
-    match req.opt_str("ScalingType")? {
-        Some("UNIFORM_SCALING") => {}
-        other => {
-            return Err(ApiError::validation(
-                "scalingType",
-                &format!("'{}'", other.unwrap_or("null")),
-                "Member must satisfy enum value set: [UNIFORM_SCALING]",
-            ));
-        }
+    let mut c = Checks::new();
+    req.check_stream(&mut c)?;
+    let target = req.int_in(&mut c, "TargetShardCount", 1, i64::from(i32::MAX))?;
+    let target = c.required("TargetShardCount", target);
+    let scaling = c.required("ScalingType", req.opt_str("ScalingType")?);
+    if let Some(s) = scaling {
+        c.one_of("ScalingType", s, &["UNIFORM_SCALING"]);
     }
+    c.finish()?;
+    let name = gw.stream_name(&req)?;
+    let target = u32::try_from(target.expect("checked")).unwrap_or(u32::MAX);
     let arn = gw.arn(&name);
     let stream = name.clone();
     let current = gw
