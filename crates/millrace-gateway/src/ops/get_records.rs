@@ -63,14 +63,13 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         .collect();
     // A closed shard read to its end has no next iterator: the reader moves on to the
     // children, which the reply names.
-    let meta = stream.meta();
-    let ended = meta.shards[pos.shard as usize]
-        .closed
-        .is_some_and(|end| batch.next >= end.next_counter);
+    let ended = stream
+        .shard_end(pos.shard)
+        .is_some_and(|end| batch.next >= end);
     let mut fields = vec![("Records", Out::List(records))];
     if ended {
         fields.push(("MillisBehindLatest", Out::Int(0)));
-        fields.push(("ChildShards", child_shards_out(&meta, pos.shard)));
+        fields.push(("ChildShards", child_shards_out(&stream.meta(), pos.shard)));
     } else {
         let next = gw.iterators.encode(&Position {
             counter: batch.next,
