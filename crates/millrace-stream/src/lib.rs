@@ -16,6 +16,7 @@
 //! store (`files`), so the number of descriptors does not grow with the number of shards. Every
 //! append, whoever makes it, is checked against the API's per-record limits ([`limits`]).
 
+mod account;
 mod autoscale;
 mod error;
 mod files;
@@ -29,6 +30,7 @@ mod sequence;
 mod shard;
 mod store;
 
+pub use account::{AccountSettings, BillingCommitment, CommitmentStatus};
 pub use autoscale::{OnDemandScaler, SPLIT_ABOVE_RECORDS_PER_SEC};
 pub use error::{Result, StreamError};
 pub use hash::{HashKeyRange, hash_key_for_partition_key, shard_ranges};

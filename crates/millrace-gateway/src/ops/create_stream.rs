@@ -40,12 +40,27 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         Some(map) => super::tags::parse_tag_map(&mut c, map, 50),
         None => BTreeMap::new(),
     };
+    let warm = req.int_in(&mut c, "WarmThroughputMiBps", 0, i64::MAX)?;
+    let max_record_kib = req.int_in(
+        &mut c,
+        "MaxRecordSizeInKiB",
+        super::max_record_size::MIN_KIB,
+        super::max_record_size::MAX_KIB,
+    )?;
     c.finish()?;
     let name = name.expect("checked").to_owned();
     crate::request::validate_stream_name(&name)?;
     super::tags::check_tag_characters(&tags)?;
     let shards = shards.map(|n| n as u32);
     let mode = mode.expect("checked");
+    if let Some(w) = warm {
+        if mode != StreamMode::OnDemand {
+            return Err(ApiError::invalid(
+                "WarmThroughputMiBps is only supported for ON_DEMAND streams.",
+            ));
+        }
+        super::warm_throughput::check_allowed(gw, w)?;
+    }
     let created = gw
         .blocking(move |store| {
             store
@@ -53,6 +68,23 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
                 .map_err(ApiError::from)
         })
         .await?;
+    if warm.is_some() || max_record_kib.is_some() {
+        let stream = created.clone();
+        gw.blocking(move |_| {
+            stream
+                .update_meta(|m| {
+                    if let Some(w) = warm {
+                        m.warm_throughput_mibps = Some(w as u32);
+                    }
+                    if let Some(k) = max_record_kib {
+                        m.max_record_size_kib = k as u32;
+                    }
+                    Ok(())
+                })
+                .map_err(ApiError::from)
+        })
+        .await?;
+    }
     tracing::info!(stream = %created.name(), shards = created.shards().len(), "created stream");
     Ok(Out::map([]))
 }

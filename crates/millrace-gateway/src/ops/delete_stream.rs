@@ -8,7 +8,19 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     req.check_stream(&mut c)?;
     c.finish()?;
     let name = gw.stream_name(&req)?;
-    req.opt_bool("EnforceConsumerDeletion")?;
+    let enforce = req.opt_bool("EnforceConsumerDeletion")?.unwrap_or(false);
+    // As Kinesis: a stream with registered consumers goes only with EnforceConsumerDeletion.
+    let consumers = gw.store.stream(&name)?.meta().consumers.len();
+    if consumers > 0 && !enforce {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::ResourceInUse,
+            format!(
+                "Stream {name} under account {} has {consumers} registered consumer(s). Set \
+                 EnforceConsumerDeletion to true to delete the stream and its consumers.",
+                gw.store.options().account_id
+            ),
+        ));
+    }
     let n = name.clone();
     gw.blocking(move |store| store.delete(&n).map_err(ApiError::from))
         .await?;

@@ -1,19 +1,29 @@
 //! One module per Kinesis operation. Each takes the decoded [`Request`], validates it the way
 //! Kinesis does, calls the store and builds the reply.
 
+mod account_settings;
 mod create_stream;
 mod delete_stream;
+mod describe_limits;
 mod describe_stream;
+mod encryption;
+mod enhanced_monitoring;
 mod get_records;
 mod get_shard_iterator;
 mod list_shards;
 mod list_streams;
+mod max_record_size;
 mod put_record;
 mod put_records;
 mod reshard;
+mod resource_policy;
+mod resource_tags;
+mod resources;
 mod retention;
 pub(crate) mod shards;
+mod stream_mode;
 pub(crate) mod tags;
+mod warm_throughput;
 
 use millrace_stream::StreamMeta;
 
@@ -43,6 +53,22 @@ pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiEr
         "SplitShard" => reshard::split(gw, req).await,
         "MergeShards" => reshard::merge(gw, req).await,
         "UpdateShardCount" => reshard::update_shard_count(gw, req).await,
+        "DescribeLimits" => describe_limits::handle(gw, req),
+        "DescribeAccountSettings" => account_settings::describe(gw, req),
+        "UpdateAccountSettings" => account_settings::update(gw, req).await,
+        "EnableEnhancedMonitoring" => enhanced_monitoring::enable(gw, req).await,
+        "DisableEnhancedMonitoring" => enhanced_monitoring::disable(gw, req).await,
+        "StartStreamEncryption" => encryption::start(gw, req).await,
+        "StopStreamEncryption" => encryption::stop(gw, req).await,
+        "UpdateStreamMode" => stream_mode::handle(gw, req).await,
+        "UpdateMaxRecordSize" => max_record_size::handle(gw, req).await,
+        "UpdateStreamWarmThroughput" => warm_throughput::handle(gw, req).await,
+        "PutResourcePolicy" => resource_policy::put(gw, req).await,
+        "GetResourcePolicy" => resource_policy::get(gw, req),
+        "DeleteResourcePolicy" => resource_policy::delete(gw, req).await,
+        "TagResource" => resource_tags::tag(gw, req).await,
+        "UntagResource" => resource_tags::untag(gw, req).await,
+        "ListTagsForResource" => resource_tags::list(gw, req),
         other => Err(ApiError::new(
             ErrorCode::UnknownOperation,
             format!("operation {other} is not supported by millrace"),

@@ -1,0 +1,111 @@
+//! The resource a `ResourceARN` names, found in the store: a stream, or one of its consumers.
+//! Shared by the resource-policy and resource-tag operations.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use millrace_stream::{StreamError, StreamHandle};
+
+use crate::arn::{ResourceArn, consumer_arn, parse_resource_arn};
+use crate::error::{ApiError, ErrorCode};
+use crate::request::{Checks, Request};
+use crate::server::Gateway;
+
+/// A stream or consumer that exists now.
+pub(crate) struct Resource {
+    pub stream: Arc<StreamHandle>,
+    /// The consumer's name, for a consumer ARN.
+    pub consumer: Option<String>,
+    /// The resource's canonical ARN.
+    pub arn: String,
+    account: String,
+}
+
+/// Feeds the required `ResourceARN` member's model constraints to `c`.
+pub(crate) fn check(c: &mut Checks, req: &Request) -> Result<(), ApiError> {
+    if let Some(arn) = c.required("ResourceARN", req.opt_str("ResourceARN")?) {
+        crate::arn::check_resource_arn(c, "ResourceARN", arn);
+    }
+    Ok(())
+}
+
+/// The resource `ResourceARN` names; `ResourceNotFoundException` when there is none.
+pub(crate) fn find(gw: &Gateway, req: &Request) -> Result<Resource, ApiError> {
+    let arn = req.str("ResourceARN")?;
+    match parse_resource_arn(gw.store.options(), arn)? {
+        ResourceArn::Stream(name) => {
+            let stream = gw.store.stream(&name)?;
+            Ok(Resource {
+                arn: gw.arn(&name),
+                stream,
+                consumer: None,
+                account: gw.store.options().account_id.clone(),
+            })
+        }
+        ResourceArn::Consumer {
+            stream,
+            consumer,
+            created_s,
+        } => {
+            let handle = gw
+                .store
+                .stream(&stream)
+                .map_err(|_| consumer_not_found(&gw.store.options().account_id, arn))?;
+            let meta = handle.meta();
+            let found = meta
+                .consumer(&consumer)
+                .filter(|c| c.created_ms.div_euclid(1000) == created_s)
+                .ok_or_else(|| consumer_not_found(&gw.store.options().account_id, arn))?;
+            Ok(Resource {
+                arn: consumer_arn(&gw.arn(&stream), &found.name, found.created_ms),
+                stream: handle,
+                consumer: Some(consumer),
+                account: gw.store.options().account_id.clone(),
+            })
+        }
+    }
+}
+
+fn consumer_not_found(account: &str, arn: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ResourceNotFound,
+        format!("Consumer {arn} under account {account} not found."),
+    )
+}
+
+impl Resource {
+    /// Changes this resource's tags with `f` (durably); a consumer deregistered meanwhile is
+    /// `ResourceNotFoundException`.
+    pub(crate) fn update_tags(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), StreamError>,
+    ) -> Result<(), ApiError> {
+        let mut gone = false;
+        self.stream.update_meta(|m| match &self.consumer {
+            None => f(&mut m.tags),
+            Some(name) => match m.consumers.iter_mut().find(|c| &c.name == name) {
+                Some(c) => f(&mut c.tags),
+                None => {
+                    gone = true;
+                    Ok(())
+                }
+            },
+        })?;
+        if gone {
+            return Err(consumer_not_found(&self.account, &self.arn));
+        }
+        Ok(())
+    }
+
+    /// This resource's tags now.
+    pub(crate) fn tags(&self) -> BTreeMap<String, String> {
+        let meta = self.stream.meta();
+        match &self.consumer {
+            None => meta.tags,
+            Some(name) => meta
+                .consumer(name)
+                .map(|c| c.tags.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
