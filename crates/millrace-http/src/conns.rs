@@ -37,6 +37,10 @@ pub(crate) struct ConnState {
     busy: AtomicUsize,
     /// Milliseconds since the table's epoch at which the connection last became idle.
     idle_since_ms: AtomicU64,
+    /// Streaming responses being sent (SubscribeToShard's event streams). They do not make the
+    /// connection busy — at the cap or on shutdown it may be closed under them, which ends the
+    /// stream as a server ending a subscription does — but it is closed after idle ones.
+    streams: AtomicUsize,
     /// Cancelled when the connection is evicted: its task drops it.
     pub(crate) evict: CancellationToken,
 }
@@ -98,6 +102,7 @@ impl Connections {
         let state = Arc::new(ConnState {
             busy: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(self.now_ms()),
+            streams: AtomicUsize::new(0),
             evict: CancellationToken::new(),
         });
         open.by_id.insert(id, state.clone());
@@ -124,16 +129,20 @@ impl Connections {
         }
     }
 
-    /// The idle connection idle the longest, claimed for eviction.
+    /// The idle connection idle the longest, claimed for eviction (one only streaming a
+    /// response after every one idle without).
     fn idlest(&self, open: &Open) -> Option<u64> {
-        let mut idle: Vec<(u64, u64)> = open
+        let mut idle: Vec<(bool, u64, u64)> = open
             .by_id
             .iter()
             .filter(|(_, s)| s.busy.load(Ordering::Acquire) == 0)
-            .map(|(id, s)| (s.idle_since_ms.load(Ordering::Relaxed), *id))
+            .map(|(id, s)| {
+                let streaming = s.streams.load(Ordering::Acquire) > 0;
+                (streaming, s.idle_since_ms.load(Ordering::Relaxed), *id)
+            })
             .collect();
         idle.sort_unstable();
-        idle.into_iter().map(|(_, id)| id).find(|id| {
+        idle.into_iter().map(|(_, _, id)| id).find(|id| {
             let state = &open.by_id[id];
             state
                 .busy
@@ -179,6 +188,28 @@ impl SlotHandle {
             .is_ok()
     }
 
+    /// How long the connection has been idle: no request in flight and no response streaming
+    /// (`None` when it is not idle).
+    pub(crate) fn idle_for(&self) -> Option<std::time::Duration> {
+        let s = &self.state;
+        if s.busy.load(Ordering::Acquire) != 0 || s.streams.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let since = s.idle_since_ms.load(Ordering::Relaxed);
+        Some(std::time::Duration::from_millis(
+            self.table.now_ms().saturating_sub(since),
+        ))
+    }
+
+    /// Marks a streaming response on the connection until the guard drops.
+    pub(crate) fn streaming(&self) -> Streaming {
+        self.state.streams.fetch_add(1, Ordering::AcqRel);
+        Streaming {
+            state: self.state.clone(),
+            table: self.table.clone(),
+        }
+    }
+
     /// Marks a request in flight, or `None` when the connection is being evicted.
     pub(crate) fn begin(&self) -> Option<Busy> {
         let before = self.state.busy.fetch_add(1, Ordering::AcqRel);
@@ -190,6 +221,21 @@ impl SlotHandle {
             state: self.state.clone(),
             table: self.table.clone(),
         })
+    }
+}
+
+/// A streaming response being sent; dropping it marks its end.
+pub(crate) struct Streaming {
+    state: Arc<ConnState>,
+    table: Arc<Connections>,
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.state
+            .idle_since_ms
+            .store(self.table.now_ms(), Ordering::Relaxed);
+        self.state.streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -29,4 +29,4 @@ pub use limits::{
     DEFAULT_MAX_INFLIGHT_MIB, InvalidLimit, LimitField, ServerLimits,
 };
 pub use refusal::{Refusal, RefusalBody, RefusalKind, json_refusal};
-pub use serve::{App, serve};
+pub use serve::{App, StreamingResponse, serve};

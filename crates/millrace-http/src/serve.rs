@@ -3,9 +3,15 @@
 //!
 //! - a connection gets a place in the [`Connections`] table (at the cap, the idlest one is
 //!   closed for it; when all are busy it is answered 503 and closed);
-//! - hyper's HTTP/1 reader closes a connection whose request headers do not arrive within
-//!   `header_timeout` — counted from the connection's start and after each response, so it
-//!   also closes idle keep-alive connections;
+//! - a connection speaks HTTP/1.1 or HTTP/2 cleartext with prior knowledge (hyper-util's
+//!   `auto` builder; the SDKs' SubscribeToShard uses HTTP/2). hyper's HTTP/1 reader closes a
+//!   connection whose request headers do not arrive within `header_timeout` — counted from the
+//!   connection's start and after each response; [`Server::idle_expired`] closes any
+//!   connection (HTTP/2 ones, and ones that never send a byte) with no request in flight and no
+//!   response streaming for as long;
+//! - a response marked [`StreamingResponse`] (an event stream that runs for minutes) does not
+//!   keep its connection busy: the connection may be evicted at the cap (after every idle one)
+//!   or closed on shutdown under it, which ends the stream;
 //! - each request names an allowed host ([`AllowedHosts`]), reserves its body's bytes from the
 //!   server's in-flight budget before its handler runs (waiting at most `inflight_wait`, else
 //!   503), and must deliver its body within `body_timeout` (else 408 and the connection ends).
@@ -26,7 +32,8 @@ use axum::http::{HeaderMap, HeaderValue, Request, Response, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +52,11 @@ const REFUSING_AT_MOST: usize = 64;
 const REFUSAL_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause after an accept error that is not about one connection (e.g. out of descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A response extension a handler sets on a response whose body streams for long (an AWS
+/// event stream): its connection counts as streaming, not busy (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamingResponse;
 
 /// One server: its routes and how it words a refusal.
 pub struct App {
@@ -104,16 +116,18 @@ struct Server {
     /// Request body bytes free to reserve.
     inflight: Arc<Semaphore>,
     refusing: Arc<Semaphore>,
-    http: http1::Builder,
+    http: auto::Builder<TokioExecutor>,
     stop: CancellationToken,
 }
 
 impl Server {
     fn new(app: App, limits: ServerLimits, local: std::net::SocketAddr) -> Self {
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
             .keep_alive(true);
+        http.http2().timer(TokioTimer::new());
         Self {
             name: app.name,
             router: app.router,
@@ -141,6 +155,7 @@ impl Server {
         });
         let conn = self.http.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
+        let idle = self.idle_expired(slot.handle());
         tokio::select! {
             done = conn.as_mut() => {
                 if let Err(e) = done {
@@ -148,6 +163,7 @@ impl Server {
                 }
             }
             _ = slot.evicted().cancelled() => {}
+            _ = idle => {}
             _ = self.stop.cancelled() => {
                 // Idle: close now. Busy: finish the request in flight, then close.
                 if !slot.handle().claim_idle() {
@@ -158,14 +174,40 @@ impl Server {
         }
     }
 
-    /// One request, marked busy on its connection until its response is sent.
+    /// Resolves once the connection has had no request in flight and no response streaming
+    /// for `header_timeout`, having claimed it for closing.
+    async fn idle_expired(&self, slot: SlotHandle) {
+        let limit = self.limits.header_timeout;
+        loop {
+            let wait = match slot.idle_for() {
+                Some(idle) if idle >= limit => {
+                    if slot.claim_idle() {
+                        return;
+                    }
+                    limit
+                }
+                Some(idle) => limit - idle,
+                None => limit,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One request, marked busy on its connection until its response is sent (streaming
+    /// responses: marked streaming instead, once the handler has answered).
     async fn request(&self, req: Request<Incoming>, slot: SlotHandle) -> Response<Body> {
         let Some(busy) = slot.begin() else {
             // Evicted between its headers and now: it is closing.
             let max = self.conns.max();
             return self.refuse(&Refusal::TooManyConnections { max }, req.headers());
         };
-        self.answer(req).await.map(|b| HeldBody::wrap(b, busy))
+        let resp = self.answer(req).await;
+        if resp.extensions().get::<StreamingResponse>().is_some() {
+            let streaming = slot.streaming();
+            drop(busy);
+            return resp.map(|b| HeldBody::wrap(b, streaming));
+        }
+        resp.map(|b| HeldBody::wrap(b, busy))
     }
 
     /// Host check, bytes reserved, body timed, then the router.

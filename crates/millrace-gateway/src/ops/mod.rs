@@ -2,6 +2,7 @@
 //! Kinesis does, calls the store and builds the reply.
 
 mod account_settings;
+pub(crate) mod consumers;
 mod create_stream;
 mod delete_stream;
 mod describe_limits;
@@ -22,6 +23,7 @@ mod resources;
 mod retention;
 pub(crate) mod shards;
 mod stream_mode;
+pub mod subscribe_to_shard;
 pub(crate) mod tags;
 mod warm_throughput;
 
@@ -69,6 +71,10 @@ pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiEr
         "TagResource" => resource_tags::tag(gw, req).await,
         "UntagResource" => resource_tags::untag(gw, req).await,
         "ListTagsForResource" => resource_tags::list(gw, req),
+        "RegisterStreamConsumer" => consumers::register(gw, req).await,
+        "DescribeStreamConsumer" => consumers::describe(gw, req),
+        "ListStreamConsumers" => consumers::list(gw, req),
+        "DeregisterStreamConsumer" => consumers::deregister(gw, req).await,
         other => Err(ApiError::new(
             ErrorCode::UnknownOperation,
             format!("operation {other} is not supported by millrace"),
