@@ -434,3 +434,36 @@ async fn a_consumer_survives_a_store_restart() {
     assert_eq!(d.consumer_status.as_str(), "ACTIVE");
     records_arrive_in_order(&client, "fan-restart", &consumer, 5).await;
 }
+
+/// HTTP/2 has no header-read timer: a connection with nothing in flight is closed after
+/// `header_timeout` whichever protocol it speaks, and one that never sends a byte too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_and_silent_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = millrace_http::ServerLimits {
+        header_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    tokio::spawn(millrace_gateway::serve_with(
+        listener,
+        Gateway::new(store, [1; 32]),
+        limits,
+        std::future::pending(),
+    ));
+    // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
+    let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    for hello in [preface, b""] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(hello).await.unwrap();
+        let mut sink = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
+        assert!(
+            closed.is_ok(),
+            "an idle connection stays open past the header timeout"
+        );
+    }
+}
