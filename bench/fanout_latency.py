@@ -117,7 +117,9 @@ def main():
     print(f"stream {stream}: put {len(acked)} records in {put_secs:.2f}s "
           f"({len(acked) / put_secs:.0f}/s, target {args.rate}/s), received {len(lat)}, missing {missing}")
     print(f"ack->event latency ms: p50 {percentile(lat, 50):.2f}  p90 {percentile(lat, 90):.2f}  "
-          f"p99 {percentile(lat, 99):.2f}  max {lat[-1] if lat else float('nan'):.2f}")
+          f"p99 {percentile(lat, 99):.2f}  max {lat[-1] if lat else float('nan'):.2f}  "
+          f"(min {lat[0] if lat else float('nan'):.2f}; {sum(1 for x in lat if x < 0)} events "
+          f"arrived before their PutRecord's acknowledgement was read)")
     try:
         k.deregister_stream_consumer(ConsumerARN=arn)
         k.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
