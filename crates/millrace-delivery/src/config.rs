@@ -75,6 +75,10 @@ pub struct DeliveryConfig {
     pub buffer_interval_secs: u64,
     #[serde(default = "default_size")]
     pub buffer_size_mib: u64,
+    /// Largest record delivered, in KiB: Firehose's 1,000 by default; up to 10,240 for streams
+    /// whose records are larger (UpdateMaxRecordSize). Larger records go to the error prefix.
+    #[serde(default = "default_max_record_kib")]
+    pub max_record_kib: u64,
     #[serde(default)]
     pub format: Format,
     #[serde(default)]
@@ -98,6 +102,9 @@ fn default_interval() -> u64 {
 fn default_size() -> u64 {
     5
 }
+fn default_max_record_kib() -> u64 {
+    1000
+}
 
 impl DeliveryConfig {
     /// A delivery with every default, for `stream`.
@@ -110,6 +117,7 @@ impl DeliveryConfig {
             error_prefix: None,
             buffer_interval_secs: default_interval(),
             buffer_size_mib: default_size(),
+            max_record_kib: default_max_record_kib(),
             format: Format::default(),
             compression: Compression::default(),
             layout: Layout::default(),
@@ -170,6 +178,12 @@ impl DeliveryConfig {
             return Err(format!(
                 "{path}.buffer_size_mib = {}: must be between 1 and 128",
                 self.buffer_size_mib
+            ));
+        }
+        if !(1..=10_240).contains(&self.max_record_kib) {
+            return Err(format!(
+                "{path}.max_record_kib = {}: must be between 1 and 10240",
+                self.max_record_kib
             ));
         }
         match (self.format, self.compression) {

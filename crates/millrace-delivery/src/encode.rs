@@ -23,9 +23,6 @@ use crate::prefix::Template;
 use crate::{DeliveryError, Result};
 use millrace_common::keys::{MAX_SEGMENT_BYTES, escape_segment};
 
-/// Firehose refuses records over 1,000 KiB; so do we (they go to the error prefix).
-pub const MAX_DELIVERY_RECORD: usize = 1000 * 1024;
-
 /// One object to commit.
 #[derive(Debug)]
 pub struct Object {
@@ -40,6 +37,8 @@ pub struct Object {
 #[derive(Debug, Clone)]
 pub struct Encoder {
     name: String,
+    /// Records larger than this go to the error prefix (`max_record_kib`).
+    max_record_bytes: usize,
     format: Format,
     compression: Compression,
     prefix: Template,
@@ -81,6 +80,7 @@ impl Encoder {
         });
         Ok(Self {
             name: cfg.name.clone(),
+            max_record_bytes: cfg.max_record_kib as usize * 1024,
             format: cfg.format,
             compression: cfg.compression,
             prefix,
@@ -111,13 +111,14 @@ impl Encoder {
         let mut groups: BTreeMap<String, Vec<(&SourceRecord, Option<Value>)>> = BTreeMap::new();
         let mut failed: Vec<Failed> = Vec::new();
         for rec in records {
-            if rec.data.len() > MAX_DELIVERY_RECORD {
+            if rec.data.len() > self.max_record_bytes {
                 failed.push(Failed {
                     rec,
                     kind: "record-too-large",
                     message: format!(
-                        "record of {} bytes exceeds the {MAX_DELIVERY_RECORD}-byte delivery limit",
-                        rec.data.len()
+                        "record of {} bytes exceeds the {}-byte delivery limit (max_record_kib)",
+                        rec.data.len(),
+                        self.max_record_bytes
                     ),
                 });
                 continue;

@@ -42,6 +42,10 @@ pub struct BenchIngestArgs {
     /// Shards of the benchmark stream.
     #[arg(long, default_value_t = 4)]
     pub shards: u32,
+    /// Before the load, reshard the stream to this many open shards with UpdateShardCount
+    /// (UNIFORM_SCALING), so the load runs on child shards (e.g. `--shards 4 --reshard-to 8`).
+    #[arg(long)]
+    pub reshard_to: Option<u32>,
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
@@ -88,7 +92,11 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     for (name, url) in &targets {
         eprintln!(
             "{name}: {} clients x PutRecords of {} x ~{} B records into {} shards for {}s",
-            args.clients, args.batch, args.record_bytes, args.shards, args.seconds
+            args.clients,
+            args.batch,
+            args.record_bytes,
+            args.reshard_to.unwrap_or(args.shards),
+            args.seconds
         );
         let r = run_target(&http, name, url, &args)
             .await
@@ -149,6 +157,38 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// UpdateShardCount to `target`, then waits until the stream is ACTIVE with that many open
+/// shards.
+async fn reshard(
+    http: &reqwest::Client,
+    url: &str,
+    stream: &str,
+    target: u32,
+) -> anyhow::Result<()> {
+    call(
+        http,
+        url,
+        "UpdateShardCount",
+        serde_json::to_vec(&json!({"StreamName": stream, "TargetShardCount": target, "ScalingType": "UNIFORM_SCALING"}))?,
+    )
+    .await?;
+    for _ in 0..600 {
+        let d = call(
+            http,
+            url,
+            "DescribeStreamSummary",
+            serde_json::to_vec(&json!({"StreamName": stream}))?,
+        )
+        .await?;
+        let s = &d["StreamDescriptionSummary"];
+        if s["StreamStatus"] == "ACTIVE" && s["OpenShardCount"] == target {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bail!("{url}: stream {stream} did not reach {target} open shards within 60 s")
+}
+
 async fn run_target(
     http: &reqwest::Client,
     name: &str,
@@ -157,6 +197,9 @@ async fn run_target(
 ) -> anyhow::Result<Outcome> {
     let stream = format!("bench-{:08x}", rand::random::<u32>());
     create_stream(http, url, &stream, args.shards).await?;
+    if let Some(target) = args.reshard_to {
+        reshard(http, url, &stream, target).await?;
+    }
     let load = write_load(
         http,
         url,
