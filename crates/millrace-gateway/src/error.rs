@@ -11,6 +11,8 @@ pub enum ErrorCode {
     ExpiredIterator,
     ExpiredNextToken,
     LimitExceeded,
+    /// Over a shard's throughput (opt-in, `throttle.rs`) or an injected fault; HTTP 400.
+    ProvisionedThroughputExceeded,
     Validation,
     Serialization,
     UnknownOperation,
@@ -27,6 +29,7 @@ impl ErrorCode {
             Self::ExpiredIterator => "ExpiredIteratorException",
             Self::ExpiredNextToken => "ExpiredNextTokenException",
             Self::LimitExceeded => "LimitExceededException",
+            Self::ProvisionedThroughputExceeded => "ProvisionedThroughputExceededException",
             Self::Validation => "ValidationException",
             Self::Serialization => "SerializationException",
             Self::UnknownOperation => "UnknownOperationException",

@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod request;
 mod server;
 pub mod shapes;
+pub mod throttle;
 
 pub use error::{ApiError, ErrorCode};
 pub use iterator::IteratorCodec;

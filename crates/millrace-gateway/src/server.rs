@@ -21,6 +21,7 @@ use crate::iterator::IteratorCodec;
 use crate::ops;
 use crate::protocol::{Out, Protocol};
 use crate::request::Request;
+use crate::throttle::Throttle;
 
 /// Largest request body accepted: a 10 MiB record (UpdateMaxRecordSize's ceiling) in base64
 /// plus overhead.
@@ -32,11 +33,14 @@ const TARGET_PREFIX: &str = "Kinesis_20131202.";
 pub struct Gateway {
     pub store: Arc<Store>,
     pub iterators: IteratorCodec,
+    /// Opt-in per-shard throughput limits and fault injection (`StoreOptions`).
+    pub throttle: Arc<Throttle>,
 }
 
 impl Gateway {
     pub fn new(store: Arc<Store>, iterator_key: [u8; 32]) -> Self {
         Self {
+            throttle: Arc::new(Throttle::new(store.options())),
             store,
             iterators: IteratorCodec::new(iterator_key),
         }

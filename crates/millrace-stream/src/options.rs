@@ -56,6 +56,12 @@ pub struct StoreOptions {
     /// Enforce Kinesis's per-shard throughput limits on every stream (a stream's own setting
     /// overrides this).
     pub enforce_limits: bool,
+    /// Fault injection for clients testing retries: this fraction (0.0 to 1.0) of PutRecord
+    /// and GetRecords calls and of PutRecords records is answered
+    /// ProvisionedThroughputExceededException whatever the rate. 0.0, the default, is off.
+    pub fault_probability: f64,
+    /// Seed of the fault draws, for a repeatable sequence; `None` seeds from the OS.
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -68,6 +74,8 @@ impl Default for StoreOptions {
             account_id: "000000000000".into(),
             region: "us-east-1".into(),
             enforce_limits: false,
+            fault_probability: 0.0,
+            fault_seed: None,
         }
     }
 }

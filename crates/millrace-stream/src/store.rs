@@ -128,6 +128,21 @@ impl StreamHandle {
             })
     }
 
+    /// The open shard that owns `hash_key` now (an explicit hash key, or
+    /// [`hash_key_for_partition_key`] of a partition key): where `put` would send the record.
+    pub fn route(&self, hash_key: u128) -> u32 {
+        self.topology.borrow().route(hash_key)
+    }
+
+    /// Whether Kinesis's per-shard throughput limits apply to this stream: its own setting,
+    /// else the store's.
+    pub fn enforce_limits(&self) -> bool {
+        self.meta
+            .read()
+            .enforce_limits
+            .unwrap_or(self.opts.enforce_limits)
+    }
+
     pub fn sequence(&self, shard: u32, counter: u64) -> SequenceNumber {
         SequenceNumber {
             stream_created_ms: self.created_ms(),

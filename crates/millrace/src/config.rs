@@ -173,6 +173,14 @@ pub struct StorageConfig {
     /// 2 MiB/s and 5 GetRecords/s), answering ProvisionedThroughputExceededException.
     #[serde(default)]
     pub enforce_limits: bool,
+    /// Fault injection for clients testing retries: this fraction (0.0 to 1.0) of PutRecord
+    /// and GetRecords calls and of PutRecords records fails with
+    /// ProvisionedThroughputExceededException whatever the rate. 0.0 (the default) is off.
+    #[serde(default)]
+    pub fault_probability: f64,
+    /// Seed of the fault draws, for a repeatable sequence (random when absent).
+    #[serde(default)]
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for StorageConfig {
@@ -183,6 +191,8 @@ impl Default for StorageConfig {
             max_shards: default_max_shards(),
             on_demand_shards: default_on_demand_shards(),
             enforce_limits: false,
+            fault_probability: 0.0,
+            fault_seed: None,
         }
     }
 }
@@ -208,6 +218,10 @@ pub struct StreamConfig {
     pub shards: Option<u32>,
     #[serde(default = "default_retention")]
     pub retention_hours: u32,
+    /// Kinesis's per-shard throughput limits for this stream, overriding
+    /// `storage.enforce_limits`; applied by `up` to the stream, new or existing.
+    #[serde(default)]
+    pub enforce_limits: Option<bool>,
 }
 
 fn default_retention() -> u32 {
@@ -266,6 +280,12 @@ impl Config {
         }
         if self.storage.on_demand_shards == 0 {
             bail!("storage.on_demand_shards must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.storage.fault_probability) {
+            bail!(
+                "storage.fault_probability = {}: must be between 0.0 and 1.0",
+                self.storage.fault_probability
+            );
         }
         if self.server.account_id.len() != 12
             || !self.server.account_id.bytes().all(|b| b.is_ascii_digit())
@@ -359,6 +379,8 @@ impl Config {
             account_id: self.server.account_id.clone(),
             region: self.server.region.clone(),
             enforce_limits: self.storage.enforce_limits,
+            fault_probability: self.storage.fault_probability,
+            fault_seed: self.storage.fault_seed,
         })
     }
 }
@@ -383,6 +405,44 @@ mod tests {
         assert_eq!(c.server.limits(), millrace_http::ServerLimits::default());
         assert_eq!(c.streams[0].retention_hours, 24);
         assert_eq!(c.store_options(None).unwrap().fsync, FsyncPolicy::Always);
+        let o = c.store_options(None).unwrap();
+        assert!(!o.enforce_limits);
+        assert_eq!((o.fault_probability, o.fault_seed), (0.0, None));
+        assert_eq!(c.streams[0].enforce_limits, None);
+    }
+
+    #[test]
+    fn throughput_limits_and_faults() {
+        let c = Config::parse(
+            r#"
+            [storage]
+            enforce_limits = true
+            fault_probability = 0.25
+            fault_seed = 42
+            [[stream]]
+            name = "free"
+            shards = 1
+            enforce_limits = false
+            "#,
+        )
+        .unwrap();
+        let o = c.store_options(None).unwrap();
+        assert!(o.enforce_limits);
+        assert_eq!((o.fault_probability, o.fault_seed), (0.25, Some(42)));
+        assert_eq!(c.streams[0].enforce_limits, Some(false));
+        for bad in ["1.5", "-0.1", "nan"] {
+            let e = Config::parse(&format!("[storage]\nfault_probability = {bad}\n")).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("storage.fault_probability"),
+                "{e:#}"
+            );
+        }
+        let e = Config::parse("[storage]\nfault_probability = \"often\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("fault_probability"), "{e:#}");
+        let e = Config::parse("[storage]\nfault_seed = -1\n").unwrap_err();
+        assert!(format!("{e:#}").contains("fault_seed"), "{e:#}");
+        let e = Config::parse("[[stream]]\nname = \"a\"\nenforce_limits = \"yes\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("enforce_limits"), "{e:#}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let shard = stream
         .shard(pos.shard)
         .ok_or_else(|| ApiError::invalid("Invalid ShardIterator: unknown shard"))?;
+    let charge = gw.throttle.admit_read(&stream, pos.shard)?;
     let from = pos.counter;
     let batch = gw
         .blocking(move |_| {
@@ -37,6 +38,7 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
                 .map_err(ApiError::from)
         })
         .await?;
+    gw.throttle.charge_read(charge, &batch);
     let behind = if batch.next >= batch.tip {
         0
     } else {

@@ -32,8 +32,9 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let input = input.expect("a record whose checks passed");
     let stream = gw.store.stream(&name)?;
     check_record_size(&stream, &input)?;
-    let out = stream
-        .put(vec![input])
+    let out = gw
+        .throttle
+        .put(&stream, vec![input])
         .await
         .pop()
         .expect("one result per record")?;

@@ -78,7 +78,7 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
             e
         })?;
     }
-    let results = stream.put(inputs).await;
+    let results = gw.throttle.put(&stream, inputs).await;
     let mut failed = 0;
     let out: Vec<Out> = results
         .into_iter()
@@ -89,7 +89,6 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
             ]),
             Err(e) => {
                 failed += 1;
-                let e = ApiError::from(e);
                 Out::map([
                     ("ErrorCode", Out::str(e.code.as_str())),
                     ("ErrorMessage", Out::str(e.message)),

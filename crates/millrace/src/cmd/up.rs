@@ -183,7 +183,7 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `[[stream]]`s of the config that do not exist yet.
+/// The `[[stream]]`s of the config that do not exist yet, and each one's `enforce_limits`.
 fn create_streams(store: &Store, config: &Config) -> anyhow::Result<()> {
     for s in &config.streams {
         let mode = if s.shards.is_some() {
@@ -201,6 +201,17 @@ fn create_streams(store: &Store, config: &Config) -> anyhow::Result<()> {
             Ok(_) => tracing::info!(stream = %s.name, "created stream from config"),
             Err(StreamError::StreamExists(_)) => {}
             Err(e) => return Err(e).with_context(|| format!("creating stream {}", s.name)),
+        }
+        if let Some(enforce) = s.enforce_limits {
+            store
+                .stream(&s.name)
+                .and_then(|stream| {
+                    stream.update_meta(|m| {
+                        m.enforce_limits = Some(enforce);
+                        Ok(())
+                    })
+                })
+                .with_context(|| format!("setting enforce_limits of stream {}", s.name))?;
         }
     }
     Ok(())
