@@ -9,7 +9,9 @@
 //! Authentication is not checked yet: any SigV4-signed (or unsigned) request is accepted, and
 //! the server binds to loopback unless told otherwise.
 
+mod arn;
 pub mod error;
+pub mod eventstream;
 pub mod iterator;
 pub mod ops;
 pub mod protocol;

@@ -156,6 +156,8 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let op = target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_owned();
+    // SubscribeToShard answers with an event stream, not an `Out`.
+    let mut streaming = None;
     let result = async {
         if method != Method::POST {
             return Err(ApiError::new(
@@ -183,9 +185,17 @@ async fn handle(
         let fields = protocol.decode(&bytes)?;
         // Member types first: a wrong type is a SerializationException before any other check.
         crate::request::check_types(&op, &fields)?;
+        if op == "SubscribeToShard" {
+            let body = ops::subscribe_to_shard::start(&gw, Request::new(fields, protocol)).await?;
+            streaming = Some(body);
+            return Ok(Out::Null);
+        }
         ops::dispatch(&gw, &op, Request::new(fields, protocol)).await
     }
     .await;
+    if let (Some(body), Ok(_)) = (streaming, &result) {
+        return event_stream_response(body);
+    }
     let request_id = request_id();
     let (status, body, error_type) = match result {
         Ok(out) => (StatusCode::OK, protocol.encode(&out), None),
@@ -211,6 +221,23 @@ async fn handle(
     if let Some(code) = error_type {
         insert_error_type(h, code);
     }
+    resp
+}
+
+/// A 200 whose body is SubscribeToShard's event stream, marked streaming for the connection
+/// table (it runs for minutes without keeping the connection busy).
+fn event_stream_response(body: ops::subscribe_to_shard::EventStreamBody) -> Response {
+    let mut resp = Response::new(Body::new(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::eventstream::CONTENT_TYPE),
+    );
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp.extensions_mut()
+        .insert(millrace_http::StreamingResponse);
     resp
 }
 

@@ -38,10 +38,14 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         .await
         .pop()
         .expect("one result per record")?;
-    Ok(Out::map([
+    let mut fields = vec![
         ("ShardId", Out::str(format!("shardId-{:012}", out.shard))),
         ("SequenceNumber", Out::str(out.sequence.to_string())),
-    ]))
+    ];
+    if let Some(e) = stream.encryption() {
+        fields.push(("EncryptionType", Out::str(e.kind)));
+    }
+    Ok(Out::Map(fields))
 }
 
 /// The stream's maximum record size (UpdateMaxRecordSize) counts data and partition key.

@@ -96,8 +96,12 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
             }
         })
         .collect();
-    Ok(Out::map([
+    let mut fields = vec![
         ("FailedRecordCount", Out::Int(failed)),
         ("Records", Out::List(out)),
-    ]))
+    ];
+    if let Some(e) = stream.encryption() {
+        fields.push(("EncryptionType", Out::str(e.kind)));
+    }
+    Ok(Out::Map(fields))
 }
