@@ -180,7 +180,8 @@ async fn a_scored_one_mib_binary_record_leaves_a_readable_error_stream_across_ki
 
     // 1 MiB that is not UTF-8 (every byte has its high bit set, 0x80 alone included), then
     // records after it: two more the scorer refuses and two it scores.
-    let big: Vec<u8> = (0..MIB).map(|i| 0x80 | (i * 7 % 128) as u8).collect();
+    // 1 MiB with its one-byte key: the limit counts both.
+    let big: Vec<u8> = (0..MIB - 1).map(|i| 0x80 | (i * 7 % 128) as u8).collect();
     let inputs: Vec<Vec<u8>> = vec![
         big.clone(),
         b"not json 1".to_vec(),
@@ -236,7 +237,7 @@ async fn a_scored_one_mib_binary_record_leaves_a_readable_error_stream_across_ki
     };
     let big_err = of(&seqs[0]);
     assert_eq!(big_err["data_truncated"], true, "{}", big_err["error"]);
-    assert_eq!(big_err["data_bytes"], MIB);
+    assert_eq!(big_err["data_bytes"], MIB - 1);
     assert_eq!(
         big_err["data_sha256"],
         format!("{:x}", Sha256::digest(&big))
