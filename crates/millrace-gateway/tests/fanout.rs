@@ -389,39 +389,14 @@ async fn consumer_operations_limits_and_errors() {
     register(&client, &arn, "c00").await;
 }
 
-/// A gateway over the store at `dir`, served until the returned sender fires.
-async fn serve_dir(
-    dir: &std::path::Path,
-) -> (String, Arc<Store>, tokio::sync::oneshot::Sender<()>) {
-    let store = Arc::new(Store::open(dir, StoreOptions::default()).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let gw = Gateway::new(store.clone(), [7; 32]);
-    tokio::spawn(async move {
-        millrace_gateway::serve(listener, gw, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (url, store, tx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_survives_a_store_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, store, stop) = serve_dir(dir.path()).await;
-    let client = sdk_with(&url, None).await;
+    let server = TestServer::start().await;
+    let client = sdk_with(&server.url, None).await;
     let arn = create(&client, "fan-restart", 1).await;
     let consumer = register(&client, &arn, "durable").await;
-    let _ = stop.send(());
-    tokio::task::spawn_blocking(move || store.shutdown())
-        .await
-        .unwrap();
-
-    let (url, _store, _stop) = serve_dir(dir.path()).await;
-    let client = sdk_with(&url, None).await;
+    let server = server.restart().await;
+    let client = sdk_with(&server.url, None).await;
     let d = client
         .describe_stream_consumer()
         .consumer_arn(&consumer)

@@ -4,64 +4,14 @@
 //! survives a restart of the server on the same data.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{ScalingType, ShardFilter, ShardFilterType, ShardIteratorType};
-use millrace_gateway::Gateway;
-use millrace_stream::{Store, StoreOptions};
 
-struct Server {
-    url: String,
-    store: Arc<Store>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
+mod common;
 
-async fn start(dir: &std::path::Path) -> Server {
-    let store = Arc::new(Store::open(dir, StoreOptions::default()).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let gw = Gateway::new(store.clone(), [7; 32]);
-    let task = tokio::spawn(async move {
-        millrace_gateway::serve(listener, gw, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Server {
-        url,
-        store,
-        stop: Some(tx),
-        task,
-    }
-}
-
-impl Server {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.task.await;
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.shutdown())
-            .await
-            .unwrap();
-    }
-
-    async fn client(&self) -> Client {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.url)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .load()
-            .await;
-        Client::new(&conf)
-    }
-}
+use common::TestServer;
 
 async fn put(c: &Client, n: std::ops::Range<usize>) {
     for i in n {
@@ -128,9 +78,8 @@ async fn read_shard(c: &Client, shard: &str) -> (Vec<usize>, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_merge_and_scale_through_the_sdk_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
-    let c = server.client().await;
+    let server = TestServer::start().await;
+    let c = server.sdk().await;
     c.create_stream()
         .stream_name("rs")
         .shard_count(2)
@@ -205,9 +154,8 @@ async fn split_merge_and_scale_through_the_sdk_survive_a_restart() {
     put(&c, 200..300).await;
 
     // Restart on the same data: the map, the closed shards and their ends are kept.
-    server.stop().await;
-    let server = start(dir.path()).await;
-    let c = server.client().await;
+    let server = server.restart().await;
+    let c = server.sdk().await;
     let all = list(&c, None).await;
     let ids: Vec<&str> = all.iter().map(|s| s.shard_id()).collect();
     assert_eq!(
@@ -371,14 +319,12 @@ async fn split_merge_and_scale_through_the_sdk_survive_a_restart() {
     }
     seen.sort_unstable();
     assert_eq!(seen, (0..400).collect::<Vec<_>>(), "every record once");
-    server.stop().await;
 }
 
 /// Every failed model constraint of a reshard request in one ValidationException.
 #[tokio::test]
 async fn reshard_requests_report_every_failed_constraint_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    let server = TestServer::start().await;
     let body = serde_json::json!({"StreamName": "bad name", "ShardToSplit": "", "NewStartingHashKey": "01"});
     let resp = reqwest::Client::new()
         .post(&server.url)
@@ -409,5 +355,4 @@ async fn reshard_requests_report_every_failed_constraint_at_once() {
     let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     let msg = v["message"].as_str().unwrap();
     assert!(msg.starts_with("2 validation errors detected:"), "{msg}");
-    server.stop().await;
 }

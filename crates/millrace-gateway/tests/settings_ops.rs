@@ -4,8 +4,6 @@
 //! Each change is observed by a later call, again after the store is reopened on the same
 //! folder, and invalid input gets the AWS error type Kinesis gives.
 
-use std::sync::Arc;
-
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
@@ -14,74 +12,15 @@ use aws_sdk_kinesis::types::{
     MinimumThroughputBillingCommitmentInputStatus, MinimumThroughputBillingCommitmentOutputStatus,
     PutRecordsRequestEntry, StreamMode, StreamModeDetails,
 };
-use millrace_gateway::Gateway;
-use millrace_stream::{ConsumerMeta, Store, StoreOptions};
+use millrace_stream::{ConsumerMeta, StoreOptions};
 
-/// A gateway over a store in a folder that outlives it, so the store can be reopened.
-struct Server {
-    url: String,
-    store: Arc<Store>,
-    dir: tempfile::TempDir,
-    opts: StoreOptions,
-    shutdown: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
+mod common;
+
+use common::TestServer as Server;
 
 impl Server {
-    async fn start() -> Self {
-        Self::start_with(StoreOptions::default()).await
-    }
-
-    async fn start_with(opts: StoreOptions) -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), opts).await
-    }
-
-    async fn start_in(dir: tempfile::TempDir, opts: StoreOptions) -> Self {
-        let store = Arc::new(Store::open(dir.path(), opts.clone()).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let gw = Gateway::new(store.clone(), [7; 32]);
-        let task = tokio::spawn(async move {
-            millrace_gateway::serve(listener, gw, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            url,
-            store,
-            dir,
-            opts,
-            shutdown: tx,
-            task,
-        }
-    }
-
-    /// Stops the server, closes the store and opens it again on the same folder.
-    async fn restart(self) -> Self {
-        let _ = self.shutdown.send(());
-        self.task.await.unwrap();
-        self.store.shutdown();
-        drop(self.store);
-        Self::start_in(self.dir, self.opts).await
-    }
-
-    async fn sdk(&self) -> Client {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.url)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .load()
-            .await;
-        Client::new(&conf)
-    }
-
     /// Posts a JSON body to operation `op`; returns the status and the error type, if any.
-    async fn json(&self, op: &str, body: serde_json::Value) -> (u16, String) {
+    async fn json_type(&self, op: &str, body: serde_json::Value) -> (u16, String) {
         let resp = reqwest::Client::new()
             .post(&self.url)
             .header("content-type", "application/x-amz-json-1.1")
@@ -236,7 +175,7 @@ async fn account_settings_commitment_is_saved_and_survives_a_restart() {
     let started = c.started_at().unwrap().secs();
     let earliest = c.earliest_allowed_end_at().unwrap().secs();
     assert_eq!(earliest - started, 24 * 3600);
-    assert!(server.dir.path().join("account.json").exists());
+    assert!(server.dir().join("account.json").exists());
 
     let server = server.restart().await;
     let client = server.sdk().await;
@@ -273,7 +212,7 @@ async fn account_settings_commitment_is_saved_and_survives_a_restart() {
     assert_eq!(code(e), "ValidationException");
     assert_eq!(
         server
-            .json("UpdateAccountSettings", serde_json::json!({}))
+            .json_type("UpdateAccountSettings", serde_json::json!({}))
             .await,
         (400, "ValidationException".to_owned())
     );
@@ -525,7 +464,7 @@ async fn update_stream_mode_switches_mode_and_keeps_the_shards() {
     // StreamARN is required: a name alone is not enough.
     assert_eq!(
         server
-            .json(
+            .json_type(
                 "UpdateStreamMode",
                 serde_json::json!({"StreamName": "sm",
                     "StreamModeDetails": {"StreamMode": "PROVISIONED"}}),

@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use common::kinesis::{client, iterator, read_from, wait_active};
-use common::{Server, ServerLogs, millrace};
+use common::{Server, ServerLogs, millrace, train_tiny};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 const MIB: usize = 1024 * 1024;
@@ -37,33 +36,6 @@ stream = "big"
 model = "m"
 to_stream = "preds"
 "#;
-
-fn train(data: &Path, dir: &Path) {
-    let csv = dir.join("train.csv");
-    let mut rows = String::from("id,x,z,label\n");
-    for i in 0..80 {
-        let (x, z) = ((i * 37 % 100) as f64 / 100.0, (i * 61 % 100) as f64 / 100.0);
-        rows.push_str(&format!(
-            "c{i},{x},{z},{}\n",
-            if x > z { "yes" } else { "no" }
-        ));
-    }
-    std::fs::write(&csv, rows).unwrap();
-    let out = millrace()
-        .arg("--data-dir")
-        .arg(data)
-        .args([
-            "train", "--target", "label", "--name", "m", "--folds", "2", "--data",
-        ])
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn record(id: &str, pad: usize) -> Vec<u8> {
     format!(
@@ -109,7 +81,7 @@ async fn count(kinesis: &Client, stream: &str) -> usize {
 async fn nine_mib_records_flow_through_the_pipeline_after_update_max_record_size() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    train(&data, dir.path());
+    train_tiny(&data, dir.path());
     let config = dir.path().join("millrace.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let mut logs = ServerLogs::new(dir.path().join("logs"));

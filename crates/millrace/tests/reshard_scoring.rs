@@ -14,7 +14,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use common::kinesis::{client, iterator, read_from, wait_active};
-use common::{Server, ServerLogs, millrace};
+use common::{Server, ServerLogs, train_tiny};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -94,30 +94,7 @@ async fn every_input_is_scored_once_in_key_order_across_splits_merges_and_kill_9
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut logs = ServerLogs::new(dir.path().join("logs"));
-    let csv = dir.path().join("train.csv");
-    let mut rows = String::from("id,x,z,label\n");
-    for i in 0..80 {
-        let (x, z) = ((i * 37 % 100) as f64 / 100.0, (i * 61 % 100) as f64 / 100.0);
-        rows.push_str(&format!(
-            "c{i},{x},{z},{}\n",
-            if x > z { "yes" } else { "no" }
-        ));
-    }
-    std::fs::write(&csv, rows).unwrap();
-    let out = millrace()
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "train", "--target", "label", "--name", "m", "--folds", "2", "--data",
-        ])
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    train_tiny(&data, dir.path());
     let config = dir.path().join("millrace.toml");
     std::fs::write(
         &config,

@@ -19,7 +19,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use base64::Engine;
 use common::kinesis::{Stored, client, iterator, read_all, read_from, shards, wait_active};
-use common::{Server, ServerLogs, millrace};
+use common::{Server, ServerLogs, train_tiny};
 use sha2::{Digest, Sha256};
 
 /// Upper bound for anything that waits on the server.
@@ -145,27 +145,7 @@ async fn a_scored_one_mib_binary_record_leaves_a_readable_error_stream_across_ki
     let data = dir.path().join("data");
     let mut logs = ServerLogs::new(dir.path().join("logs"));
     // A small model: which of two numbers is larger decides the label.
-    let csv = dir.path().join("train.csv");
-    let mut rows = String::from("id,x,z,label\n");
-    for i in 0..80 {
-        let (x, z) = ((i * 37 % 100) as f64 / 100.0, (i * 61 % 100) as f64 / 100.0);
-        let label = if x > z { "yes" } else { "no" };
-        rows.push_str(&format!("c{i},{x},{z},{label}\n"));
-    }
-    std::fs::write(&csv, rows).unwrap();
-    let out = millrace()
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["train", "--target", "label", "--name", "m", "--folds", "2"])
-        .arg("--data")
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    train_tiny(&data, dir.path());
     let config = dir.path().join("millrace.toml");
     std::fs::write(
         &config,

@@ -10,8 +10,10 @@ use millrace_stream::{Store, StoreOptions};
 pub struct TestServer {
     pub url: String,
     pub store: Arc<Store>,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
+    opts: StoreOptions,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestServer {
@@ -20,13 +22,34 @@ impl TestServer {
     }
 
     pub async fn start_with(opts: StoreOptions) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path(), opts).unwrap());
+        Self::start_in(tempfile::tempdir().unwrap(), opts).await
+    }
+
+    /// Stops the server, closes the store (its writers make everything durable) and opens it
+    /// again on the same folder, as a process restart would.
+    pub async fn restart(mut self) -> Self {
+        let _ = self.shutdown.take().expect("running").send(());
+        self.task.take().expect("running").await.unwrap();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.shutdown())
+            .await
+            .unwrap();
+        let dir = self.dir.take().expect("a folder");
+        Self::start_in(dir, self.opts.clone()).await
+    }
+
+    /// The store's folder.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.as_ref().expect("a folder").path()
+    }
+
+    async fn start_in(dir: tempfile::TempDir, opts: StoreOptions) -> Self {
+        let store = Arc::new(Store::open(dir.path(), opts.clone()).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let gw = Gateway::new(store.clone(), [42; 32]);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             millrace_gateway::serve(listener, gw, async {
                 let _ = rx.await;
             })
@@ -36,8 +59,10 @@ impl TestServer {
         Self {
             url,
             store,
-            _dir: dir,
+            dir: Some(dir),
+            opts,
             shutdown: Some(tx),
+            task: Some(task),
         }
     }
 

@@ -70,6 +70,33 @@ pub fn train_churn(data: &Path, csv: &Path, extra: &[&str]) {
     );
 }
 
+/// Trains model `m` in DATA on 80 rows `id,x,z,label` where the label says whether x > z
+/// (the CSV is written in `scratch`): a model small enough for tests of scoring plumbing.
+pub fn train_tiny(data: &Path, scratch: &Path) {
+    let csv = scratch.join("tiny-train.csv");
+    let mut rows = String::from("id,x,z,label\n");
+    for i in 0..80 {
+        let (x, z) = ((i * 37 % 100) as f64 / 100.0, (i * 61 % 100) as f64 / 100.0);
+        let label = if x > z { "yes" } else { "no" };
+        rows.push_str(&format!("c{i},{x},{z},{label}\n"));
+    }
+    std::fs::write(&csv, rows).unwrap();
+    let out = millrace()
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "train", "--target", "label", "--name", "m", "--folds", "2", "--data",
+        ])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A child process that is killed and reaped when dropped.
 pub struct Running(pub Child);
 
