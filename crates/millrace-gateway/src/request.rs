@@ -296,23 +296,30 @@ pub fn check_types(op: &str, fields: &Map<String, Value>) -> Result<(), ApiError
     let Some(Ty::Struct(members)) = crate::shapes::input(op) else {
         return Ok(());
     };
-    check_members(members, fields, "")
+    // The member path is built in one buffer as the walk goes and copied only into an error:
+    // a PutRecords of 500 records is checked without an allocation per member.
+    let mut path = String::new();
+    check_members(members, fields, &mut path)
 }
 
 fn check_members(
     members: &[(&str, Ty)],
     fields: &Map<String, Value>,
-    prefix: &str,
+    path: &mut String,
 ) -> Result<(), ApiError> {
     for (name, ty) in members {
         if let Some(v) = fields.get(*name) {
-            check_value(ty, v, &format!("{prefix}{name}"))?;
+            let len = path.len();
+            path.push_str(name);
+            check_value(ty, v, path)?;
+            path.truncate(len);
         }
     }
     Ok(())
 }
 
-fn check_value(ty: &Ty, v: &Value, path: &str) -> Result<(), ApiError> {
+fn check_value(ty: &Ty, v: &Value, path: &mut String) -> Result<(), ApiError> {
+    use std::fmt::Write;
     if v.is_null() {
         return Ok(());
     }
@@ -339,19 +346,26 @@ fn check_value(ty: &Ty, v: &Value, path: &str) -> Result<(), ApiError> {
             return Ok(());
         }
         (Ty::List(item), Value::Array(items)) => {
+            let len = path.len();
             for (i, v) in items.iter().enumerate() {
-                check_value(item, v, &format!("{path}[{i}]"))?;
+                let _ = write!(path, "[{i}]");
+                check_value(item, v, path)?;
+                path.truncate(len);
             }
             return Ok(());
         }
         (Ty::Map(value), Value::Object(m)) => {
+            let len = path.len();
             for (k, v) in m {
-                check_value(value, v, &format!("{path}[{k:?}]"))?;
+                let _ = write!(path, "[{k:?}]");
+                check_value(value, v, path)?;
+                path.truncate(len);
             }
             return Ok(());
         }
         (Ty::Struct(members), Value::Object(m)) => {
-            return check_members(members, m, &format!("{path}."));
+            path.push('.');
+            return check_members(members, m, path);
         }
         (Ty::Str, _) => "a string",
         (Ty::Int, _) => "an integer",
