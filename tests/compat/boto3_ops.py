@@ -31,19 +31,11 @@ except ImportError as exc:  # pragma: no cover - environment problem
     sys.stderr.write(f"boto3_ops.py: cannot import boto3 ({exc}); use the compat venv\n")
     sys.exit(2)
 
-PASSED = 0
-FAILED = 0
+import flowkit  # noqa: E402  (tests/compat/, beside this script)
 
-
-def check(ok, what):
-    global PASSED, FAILED
-    if ok:
-        PASSED += 1
-        print(f"ok - {what}")
-    else:
-        FAILED += 1
-        print(f"FAIL - {what}")
-    return ok
+CHECKS = flowkit.Checks("boto3_ops")
+check = CHECKS.expect
+error_code = flowkit.error_code
 
 
 def error_of(call):
@@ -51,7 +43,7 @@ def error_of(call):
     try:
         call()
     except ClientError as exc:
-        return exc.response.get("Error", {}).get("Code", "")
+        return error_code(exc)
     return ""
 
 
@@ -81,8 +73,8 @@ def main():
     finally:
         err = error_of(lambda: k.delete_stream(StreamName=stream, EnforceConsumerDeletion=True))
         check(err == "", f"delete_stream with EnforceConsumerDeletion ({err or 'ok'})")
-    print(f"boto3_ops: {PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
+    print(CHECKS.summary())
+    return 1 if CHECKS.failed else 0
 
 
 def run(k, stream, arn):

@@ -39,23 +39,11 @@ except ImportError as exc:  # pragma: no cover - environment problem
     )
     sys.exit(2)
 
-PASSED = 0
-FAILED = 0
+import flowkit  # noqa: E402  (tests/compat/, beside this script)
 
-
-def check(ok, what):
-    global PASSED, FAILED
-    if ok:
-        PASSED += 1
-        print(f"ok - {what}")
-    else:
-        FAILED += 1
-        print(f"FAIL - {what}")
-    return ok
-
-
-def error_code(exc):
-    return exc.response.get("Error", {}).get("Code", "")
+CHECKS = flowkit.Checks("fanout_boto3")
+check = CHECKS.expect
+error_code = flowkit.error_code
 
 
 def main():
@@ -87,8 +75,8 @@ def main():
             kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
         except ClientError as exc:
             print(f"# delete_stream: {exc}")
-    print(f"fanout_boto3: {PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
+    print(CHECKS.summary())
+    return 1 if CHECKS.failed else 0
 
 
 def run(kinesis, stream, stream_arn, args):

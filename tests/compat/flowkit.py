@@ -1,4 +1,5 @@
-"""Helpers shared by the compat flows (delivery_flows.py, prep_flows.py): check reporting in
+"""Helpers shared by the compat flows (delivery_flows.py, prep_flows.py, fanout_boto3.py,
+boto3_ops.py): check reporting in
 the `ok - ` / `FAIL - ` format .ci/run reads, free loopback ports, waiting for a server."""
 
 import socket
@@ -34,6 +35,10 @@ class Checks:
         sys.stdout.flush()
         return not problems
 
+    def expect(self, ok, name):
+        """A check with one condition: `ok` true passes."""
+        return self.check(name, [] if ok else ["not as expected"])
+
     def summary(self):
         return f"{self.prefix}: {self.passed} passed, {self.failed} failed"
 
@@ -48,6 +53,11 @@ def err_text(exc):
         e = exc.response.get("Error", {})
         return f"{e.get('Code')}: {e.get('Message')}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def error_code(exc):
+    """The AWS error code of a botocore ClientError ('' when it has none)."""
+    return exc.response.get("Error", {}).get("Code", "")
 
 
 def free_port():
