@@ -63,7 +63,8 @@ impl Protocol {
     pub fn encode(&self, out: &Out) -> Vec<u8> {
         match self {
             Self::Json => {
-                let mut buf = Vec::with_capacity(256);
+                // Sized up front: a GetRecords reply of 10 MB is written without regrowing.
+                let mut buf = Vec::with_capacity(out.json_size_hint());
                 write_json(out, &mut buf);
                 buf
             }
@@ -152,13 +153,33 @@ impl Out {
     pub fn map<const N: usize>(fields: [(&'static str, Out); N]) -> Self {
         Self::Map(fields.into_iter().collect())
     }
+
+    /// About how many bytes the JSON encoding takes (exact for blobs, close for the rest).
+    fn json_size_hint(&self) -> usize {
+        match self {
+            Out::Null | Out::Bool(_) => 5,
+            Out::Int(_) | Out::Time(_) => 20,
+            Out::Str(s) => s.len() + 2,
+            Out::Blob(b) => b.len().div_ceil(3) * 4 + 2,
+            Out::List(items) => 2 + items.iter().map(|i| i.json_size_hint() + 1).sum::<usize>(),
+            Out::Map(fields) => {
+                2 + fields
+                    .iter()
+                    .map(|(k, v)| k.len() + 4 + v.json_size_hint())
+                    .sum::<usize>()
+            }
+        }
+    }
 }
 
 fn write_json(out: &Out, buf: &mut Vec<u8>) {
+    use std::io::Write;
     match out {
         Out::Null => buf.extend_from_slice(b"null"),
         Out::Bool(b) => buf.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Out::Int(i) => buf.extend_from_slice(i.to_string().as_bytes()),
+        Out::Int(i) => {
+            let _ = write!(buf, "{i}");
+        }
         Out::Str(s) => serde_json::to_writer(&mut *buf, s).expect("writing to a Vec"),
         Out::Blob(b) => {
             buf.push(b'"');
@@ -174,7 +195,7 @@ fn write_json(out: &Out, buf: &mut Vec<u8>) {
             // Epoch seconds with millisecond precision, as Kinesis sends them.
             let secs = ms.div_euclid(1000);
             let frac = ms.rem_euclid(1000);
-            buf.extend_from_slice(format!("{secs}.{frac:03}").as_bytes());
+            let _ = write!(buf, "{secs}.{frac:03}");
         }
         Out::List(items) => {
             buf.push(b'[');

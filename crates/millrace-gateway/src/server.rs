@@ -182,6 +182,14 @@ async fn handle(
                     format!("request body exceeds the {MAX_BODY_BYTES}-byte limit"),
                 )
             })?;
+        // The ingest hot path: a well-formed JSON PutRecords is read into borrowed records
+        // without the general value tree; any other body takes the general path below.
+        if op == "PutRecords"
+            && protocol == Protocol::Json
+            && let Some(body) = ops::put_records::FastBody::parse(&bytes)
+        {
+            return ops::put_records::handle_fast(&gw, body).await;
+        }
         let fields = protocol.decode(&bytes)?;
         // Member types first: a wrong type is a SerializationException before any other check.
         crate::request::check_types(&op, &fields)?;

@@ -15,7 +15,7 @@ mod list_shards;
 mod list_streams;
 mod max_record_size;
 mod put_record;
-mod put_records;
+pub(crate) mod put_records;
 mod reshard;
 mod resource_policy;
 mod resource_tags;

@@ -260,8 +260,8 @@ async fn run_target(
                     serde_json::to_vec(&json!({"ShardIterator": iter, "Limit": 10000}))?,
                 )
                 .await?;
-                let recs = r["Records"].as_array().cloned().unwrap_or_default();
-                for rec in &recs {
+                let recs = r["Records"].as_array().map_or(&[][..], Vec::as_slice);
+                for rec in recs {
                     let data = STANDARD.decode(rec["Data"].as_str().unwrap_or_default())?;
                     bytes += data.len() as u64;
                 }
