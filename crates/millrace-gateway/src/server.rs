@@ -37,13 +37,24 @@ pub struct Gateway {
     pub throttle: Arc<Throttle>,
 }
 
+/// Why a gateway could not open the state it keeps beside the store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("opening the queues: {0}")]
+    Queues(String),
+    #[error("opening the channels: {0}")]
+    Channels(String),
+}
+
 impl Gateway {
-    pub fn new(store: Arc<Store>, iterator_key: [u8; 32]) -> Self {
-        Self {
+    /// The API over `store`: shard iterators and receipt handles are signed with
+    /// `iterator_key`. Reads the queues' and channels' state (blocking file I/O).
+    pub fn new(store: Arc<Store>, iterator_key: [u8; 32]) -> Result<Self, OpenError> {
+        Ok(Self {
             throttle: Arc::new(Throttle::new(store.options())),
             store,
             iterators: IteratorCodec::new(iterator_key),
-        }
+        })
     }
 
     pub fn arn(&self, stream: &str) -> String {

@@ -425,7 +425,7 @@ async fn idle_http2_and_silent_connections_are_closed_after_the_header_timeout()
     };
     tokio::spawn(millrace_gateway::serve_with(
         listener,
-        Gateway::new(store, [1; 32]),
+        Gateway::new(store, [1; 32]).unwrap(),
         limits,
         std::future::pending(),
     ));

@@ -252,7 +252,7 @@ async fn gateway(store: Arc<Store>) -> (aws_sdk_kinesis::Client, tokio::sync::on
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(millrace_gateway::serve(
         listener,
-        millrace_gateway::Gateway::new(store, [7; 32]),
+        millrace_gateway::Gateway::new(store, [7; 32]).unwrap(),
         async {
             let _ = rx.await;
         },

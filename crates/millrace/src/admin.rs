@@ -25,6 +25,8 @@ pub struct Admin {
     pub pipeline: crate::pipeline::Board,
     /// The endpoint, once it serves.
     pub endpoint: Arc<std::sync::OnceLock<Arc<millrace_serve::endpoint::Endpoint>>>,
+    /// The Kinesis API's state: its queues and channels.
+    pub gateway: millrace_gateway::Gateway,
 }
 
 impl Admin {

@@ -48,7 +48,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let gw = Gateway::new(store.clone(), [42; 32]);
+        let gw = Gateway::new(store.clone(), [42; 32]).unwrap();
         let task = tokio::spawn(async move {
             millrace_gateway::serve(listener, gw, async {
                 let _ = rx.await;

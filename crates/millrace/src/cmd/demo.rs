@@ -77,7 +77,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let key: [u8; 32] = rand::random();
     let server = tokio::spawn(millrace_gateway::serve(
         listener,
-        Gateway::new(store.clone(), key),
+        Gateway::new(store.clone(), key).context("opening the Kinesis API state")?,
         async {
             let _ = stop_rx.await;
         },

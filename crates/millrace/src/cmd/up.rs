@@ -119,6 +119,10 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     create_streams(&store, &config)?;
 
     let key = iterator_key(data_dir)?;
+    let api_store = store.clone();
+    let api = tokio::task::spawn_blocking(move || Gateway::new(api_store, key))
+        .await?
+        .context("opening the Kinesis API state (queues, channels)")?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the Kinesis API to {addr}"))?;
@@ -141,10 +145,11 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
             scorers: Default::default(),
             pipeline: Default::default(),
             endpoint: Default::default(),
+            gateway: api.clone(),
         },
     };
     let intake = stop.child_token();
-    let gateway = gateway(&shared, listener, key, limits.clone(), intake.clone());
+    let gateway = gateway(&shared, listener, api, limits.clone(), intake.clone());
     let mut components = vec![retention(&shared), on_demand_scaling(&shared)];
     for d in &config.deliveries {
         components.push(delivery(&shared, &config, d)?);
@@ -235,11 +240,10 @@ fn stop_flag(stop: &CancellationToken) -> watch::Receiver<bool> {
 fn gateway(
     shared: &Shared,
     listener: TcpListener,
-    key: [u8; 32],
+    gateway: Gateway,
     limits: ServerLimits,
     intake: CancellationToken,
 ) -> Component {
-    let gateway = Gateway::new(shared.store.clone(), key);
     let stop = shared.stop.clone();
     Component {
         name: "gateway".into(),
