@@ -93,6 +93,12 @@ impl StreamHandle {
         self.meta.read().created_ms
     }
 
+    /// The stream's folder: `meta.json`, the shard folders, and state other crates keep beside
+    /// the shard logs (a queue's delivery state).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Every shard the stream has had, open and closed, by index.
     pub fn shards(&self) -> Vec<Arc<Shard>> {
         self.topology.borrow().shards.clone()
