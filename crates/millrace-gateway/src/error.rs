@@ -112,3 +112,26 @@ impl From<StreamError> for ApiError {
         Self::new(code, e.to_string())
     }
 }
+
+impl From<millrace_queue::QueueError> for ApiError {
+    fn from(e: millrace_queue::QueueError) -> Self {
+        use millrace_queue::QueueError;
+        let code = match &e {
+            QueueError::NotFound(_) => ErrorCode::ResourceNotFound,
+            QueueError::NameInUse { .. } | QueueError::InUse(_) => ErrorCode::ResourceInUse,
+            QueueError::Invalid(_) => ErrorCode::InvalidArgument,
+            QueueError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            QueueError::Stream(_) => {
+                let QueueError::Stream(s) = e else {
+                    unreachable!()
+                };
+                return s.into();
+            }
+            QueueError::Io { .. } | QueueError::Corrupt { .. } => {
+                tracing::error!(error = %e, "internal failure");
+                ErrorCode::InternalFailure
+            }
+        };
+        Self::new(code, e.to_string())
+    }
+}

@@ -262,7 +262,7 @@ fn parse_iso8601_ms(s: &str) -> Option<i64> {
 
 /// The stream name inside a `StreamARN`, if the ARN has the shape AWS requires:
 /// `arn:aws<partition>:kinesis:<region>:<12-digit account>:stream/<name>`.
-fn stream_of_arn(arn: &str) -> Option<&str> {
+pub(crate) fn stream_of_arn(arn: &str) -> Option<&str> {
     let rest = arn.strip_prefix("arn:aws")?;
     let (_partition, rest) = rest.split_once(':')?;
     let rest = rest.strip_prefix("kinesis:")?;

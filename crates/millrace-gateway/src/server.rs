@@ -35,6 +35,8 @@ pub struct Gateway {
     pub iterators: IteratorCodec,
     /// Opt-in per-shard throughput limits and fault injection (`StoreOptions`).
     pub throttle: Arc<Throttle>,
+    /// The queues on this store's streams (`millrace-queue`).
+    pub queues: Arc<millrace_queue::Queues>,
 }
 
 /// Why a gateway could not open the state it keeps beside the store.
@@ -50,7 +52,10 @@ impl Gateway {
     /// The API over `store`: shard iterators and receipt handles are signed with
     /// `iterator_key`. Reads the queues' and channels' state (blocking file I/O).
     pub fn new(store: Arc<Store>, iterator_key: [u8; 32]) -> Result<Self, OpenError> {
+        let queues = millrace_queue::Queues::open(store.clone(), iterator_key)
+            .map_err(|e| OpenError::Queues(e.to_string()))?;
         Ok(Self {
+            queues: Arc::new(queues),
             throttle: Arc::new(Throttle::new(store.options())),
             store,
             iterators: IteratorCodec::new(iterator_key),

@@ -205,6 +205,8 @@ pub async fn register(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let arn = consumer_arn(&stream_arn, &name, created_ms);
     let limit = stream_arn.clone();
     let stored = consumer.clone();
+    // A queue counts as a registered consumer of its stream.
+    let queues = gw.queues.on_stream(&stream_name);
     gw.blocking(move |_| {
         stream
             .update_meta(|m| {
@@ -215,7 +217,7 @@ pub async fn register(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
                         account_of(&stream_arn)
                     )));
                 }
-                if m.consumers.len() >= MAX_CONSUMERS {
+                if m.consumers.len() + queues >= MAX_CONSUMERS {
                     return Err(StreamError::LimitExceeded(format!(
                         "Consumer limit of {MAX_CONSUMERS} has been reached for stream {limit}."
                     )));

@@ -21,6 +21,17 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
             ),
         ));
     }
+    // A queue must be deleted before its stream, whatever EnforceConsumerDeletion says.
+    let queues = gw.queues.on_stream(&name);
+    if queues > 0 {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::ResourceInUse,
+            format!(
+                "Stream {name} under account {} has {queues} queue(s). Delete every queue on                  the stream (ListQueues with a StreamFilter finds them) before the stream.",
+                gw.store.options().account_id
+            ),
+        ));
+    }
     let n = name.clone();
     gw.blocking(move |store| store.delete(&n).map_err(ApiError::from))
         .await?;

@@ -53,6 +53,7 @@ pub fn summary(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         Out::Int(meta.open_shards().count() as i64),
     ));
     fields.push(("ConsumerCount", Out::Int(meta.consumers.len() as i64)));
+    fields.push(("QueueCount", Out::Int(gw.queues.on_stream(&name) as i64)));
     fields.push((
         "MaxRecordSizeInKiB",
         Out::Int(meta.max_record_size_kib.into()),

@@ -16,6 +16,8 @@ mod list_streams;
 mod max_record_size;
 mod put_record;
 pub(crate) mod put_records;
+mod queue_records;
+pub(crate) mod queues;
 mod reshard;
 mod resource_policy;
 mod resource_tags;
@@ -75,6 +77,18 @@ pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiEr
         "DescribeStreamConsumer" => consumers::describe(gw, req),
         "ListStreamConsumers" => consumers::list(gw, req),
         "DeregisterStreamConsumer" => consumers::deregister(gw, req).await,
+        "CreateQueue" => queues::create(gw, req).await,
+        "DescribeQueue" => queues::describe(gw, req),
+        "ListQueues" => queues::list(gw, req),
+        "UpdateQueue" => queues::update(gw, req).await,
+        "DeleteQueue" => queues::delete(gw, req).await,
+        "ReceiveQueueRecords" => queue_records::receive_live(gw, req).await,
+        "AcknowledgeQueueRecords" => queue_records::acknowledge_live(gw, req).await,
+        "UpdateQueueRecordsVisibility" => queue_records::visibility_live(gw, req).await,
+        "ReceiveDeadLetterQueueRecords" => queue_records::receive_dead(gw, req).await,
+        "AcknowledgeDeadLetterQueueRecords" => queue_records::acknowledge_dead(gw, req).await,
+        "UpdateDeadLetterQueueRecordsVisibility" => queue_records::visibility_dead(gw, req).await,
+        "RestoreDeadLetterQueueRecords" => queue_records::restore_dead(gw, req).await,
         other => Err(ApiError::new(
             ErrorCode::UnknownOperation,
             format!("operation {other} is not supported by millrace"),

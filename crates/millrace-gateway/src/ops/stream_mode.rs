@@ -43,6 +43,15 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         }
         super::warm_throughput::check_allowed(gw, w)?;
     }
+    let queues = gw.queues.on_stream(&name);
+    if mode == StreamMode::Provisioned && queues > 0 {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::ResourceInUse,
+            format!(
+                "Stream {name} has {queues} queue(s); queues need an on-demand stream. Delete                  them before switching the stream to PROVISIONED."
+            ),
+        ));
+    }
     let account = gw.store.options().account_id.clone();
     if mode == StreamMode::OnDemand && stream.meta().mode != StreamMode::OnDemand {
         let on_demand = gw
