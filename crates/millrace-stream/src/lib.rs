@@ -34,7 +34,9 @@ pub use account::{AccountSettings, BillingCommitment, CommitmentStatus};
 pub use autoscale::{OnDemandScaler, SPLIT_ABOVE_RECORDS_PER_SEC};
 pub use error::{Result, StreamError};
 pub use hash::{HashKeyRange, hash_key_for_partition_key, shard_ranges};
-pub use meta::{ConsumerMeta, Encryption, ShardEnd, ShardMeta, StreamMeta, StreamMode};
+pub use meta::{
+    ConsumerMeta, Encryption, RecordDistribution, ShardEnd, ShardMeta, StreamMeta, StreamMode,
+};
 pub use options::{FsyncPolicy, StoreOptions};
 pub use reshard::MAX_TARGET_SHARDS;
 pub use segment::MAX_RECORD_BYTES;

@@ -27,6 +27,30 @@ impl StreamMode {
     }
 }
 
+/// How an ON_DEMAND stream places records on shards (UpdateStreamRecordDistributionStrategy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RecordDistribution {
+    /// By the MD5 of the partition key, or the explicit hash key: same key, same shard.
+    #[default]
+    UserPartitionKey,
+    /// Evenly over the open shards, whatever the key says.
+    Auto,
+}
+
+impl RecordDistribution {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::UserPartitionKey => "USER_PARTITION_KEY",
+            Self::Auto => "AUTO",
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == Self::UserPartitionKey
+    }
+}
+
 /// One shard of the stream's history. Shards are never renumbered: a split or merge closes
 /// its parents and adds children with the next indexes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +142,9 @@ pub struct StreamMeta {
     /// Per-stream throughput enforcement; `None` follows the store's setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enforce_limits: Option<bool>,
+    /// Record placement of an ON_DEMAND stream; a PROVISIONED stream always places by key.
+    #[serde(default, skip_serializing_if = "RecordDistribution::is_default")]
+    pub record_distribution: RecordDistribution,
 }
 
 pub const DEFAULT_MAX_RECORD_KIB: u32 = 1024;
@@ -153,6 +180,7 @@ impl StreamMeta {
             policies: BTreeMap::new(),
             consumers: Vec::new(),
             enforce_limits: None,
+            record_distribution: RecordDistribution::default(),
         }
     }
 

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{IoContext, Result, StreamError};
 use crate::files::OpenFiles;
 use crate::hash::{HashKeyRange, hash_key_for_partition_key};
-use crate::meta::{META_FILE, StreamMeta, StreamMode};
+use crate::meta::{META_FILE, RecordDistribution, StreamMeta, StreamMode};
 use crate::options::StoreOptions;
 use crate::sequence::SequenceNumber;
 use crate::shard::{Refusal, Shard};
@@ -78,7 +78,13 @@ pub struct StreamHandle {
     pub(crate) updating: std::sync::atomic::AtomicBool,
     pub(crate) opts: StoreOptions,
     pub(crate) files: Arc<OpenFiles>,
+    /// The next step of the AUTO distribution's sequence over the hash-key space.
+    pub(crate) spread: std::sync::atomic::AtomicU64,
 }
+
+/// 2^128 over the golden ratio: multiples of it visit the hash-key space evenly (a Weyl
+/// sequence), so consecutive AUTO records land on shards in proportion to their ranges.
+const SPREAD_STEP: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835;
 
 impl StreamHandle {
     pub fn meta(&self) -> StreamMeta {
@@ -177,7 +183,13 @@ impl StreamHandle {
     /// a reshard closed meanwhile are routed again to its children.
     pub async fn put(&self, inputs: Vec<PutInput>) -> Vec<Result<PutOutput>> {
         let total = inputs.len();
-        let max_bytes = self.max_record_bytes();
+        let (max_bytes, auto) = {
+            let m = self.meta.read();
+            (
+                m.max_record_size_kib as usize * 1024,
+                m.mode == StreamMode::OnDemand && m.record_distribution == RecordDistribution::Auto,
+            )
+        };
         let mut out: Vec<Option<Result<PutOutput>>> = (0..total).map(|_| None).collect();
         let mut todo: Vec<(usize, u128, String, Bytes)> = Vec::with_capacity(total);
         for (i, input) in inputs.into_iter().enumerate() {
@@ -187,9 +199,16 @@ impl StreamHandle {
                 out[i] = Some(Err(e));
                 continue;
             }
-            let key = input
-                .explicit_hash_key
-                .unwrap_or_else(|| hash_key_for_partition_key(&input.partition_key));
+            let key = if auto {
+                let step = self
+                    .spread
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                u128::from(step).wrapping_mul(SPREAD_STEP)
+            } else {
+                input
+                    .explicit_hash_key
+                    .unwrap_or_else(|| hash_key_for_partition_key(&input.partition_key))
+            };
             todo.push((i, key, input.partition_key, input.data));
         }
         let created = self.created_ms();
@@ -544,6 +563,7 @@ fn open_stream(
         updating: std::sync::atomic::AtomicBool::new(false),
         opts: opts.clone(),
         files: files.clone(),
+        spread: std::sync::atomic::AtomicU64::new(0),
     })
 }
 

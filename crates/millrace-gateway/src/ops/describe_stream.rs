@@ -54,6 +54,12 @@ pub fn summary(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     ));
     fields.push(("ConsumerCount", Out::Int(meta.consumers.len() as i64)));
     fields.push(("QueueCount", Out::Int(gw.queues.on_stream(&name) as i64)));
+    if meta.mode == millrace_stream::StreamMode::OnDemand {
+        fields.push((
+            "RecordDistributionStrategy",
+            Out::str(meta.record_distribution.as_str()),
+        ));
+    }
     fields.push((
         "MaxRecordSizeInKiB",
         Out::Int(meta.max_record_size_kib.into()),

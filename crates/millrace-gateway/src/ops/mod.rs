@@ -18,6 +18,7 @@ mod put_record;
 pub(crate) mod put_records;
 mod queue_records;
 pub(crate) mod queues;
+mod record_distribution;
 mod reshard;
 mod resource_policy;
 mod resource_tags;
@@ -77,6 +78,7 @@ pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiEr
         "DescribeStreamConsumer" => consumers::describe(gw, req),
         "ListStreamConsumers" => consumers::list(gw, req),
         "DeregisterStreamConsumer" => consumers::deregister(gw, req).await,
+        "UpdateStreamRecordDistributionStrategy" => record_distribution::handle(gw, req).await,
         "CreateQueue" => queues::create(gw, req).await,
         "DescribeQueue" => queues::describe(gw, req),
         "ListQueues" => queues::list(gw, req),
