@@ -578,3 +578,44 @@ async fn each_operation_refuses_bad_input_with_kinesis_errors() {
         .collect();
     assert_eq!(names, vec![json!("b")]);
 }
+
+#[tokio::test]
+async fn queues_take_tags_at_creation_and_through_the_resource_operations() {
+    let s = TestServer::start().await;
+    on_demand_stream(&s, "s", 1).await;
+    let (st, b) = s
+        .json(
+            "CreateQueue",
+            json!({"QueueName": "t", "StreamConfigurationList": [{"StreamARN": stream_arn("s")}], "Tags": {"team": "risk"}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let arn = b["QueueDescription"]["QueueARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, b) = s
+        .json(
+            "TagResource",
+            json!({"ResourceARN": arn, "Tags": {"env": "prod"}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (_, b) = s
+        .json(
+            "UntagResource",
+            json!({"ResourceARN": arn, "TagKeys": ["team"]}),
+        )
+        .await;
+    assert_eq!(b, json!({}));
+    let s = s.restart().await;
+    let (_, b) = s
+        .json("ListTagsForResource", json!({"ResourceARN": arn}))
+        .await;
+    assert_eq!(b["Tags"], json!([{"Key": "env", "Value": "prod"}]));
+    let gone = arn.replace(":queue/", ":queue/zz");
+    let (_, b) = s
+        .json("ListTagsForResource", json!({"ResourceARN": gone}))
+        .await;
+    assert_eq!(b["__type"], "ResourceNotFoundException", "{b}");
+}

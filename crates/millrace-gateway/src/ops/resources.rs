@@ -1,5 +1,6 @@
-//! The resource a `ResourceARN` names, found in the store: a stream, or one of its consumers.
-//! Shared by the resource-policy and resource-tag operations.
+//! The resource a `ResourceARN` names, found in the store: a stream, one of its consumers, or
+//! a queue (its policy is kept with its stream's). Shared by the resource-policy and
+//! resource-tag operations.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub(crate) struct Resource {
     /// The resource's canonical ARN.
     pub arn: String,
     account: String,
+    /// For a queue ARN: the registry and the queue, which keeps its own tags.
+    queue: Option<(Arc<millrace_queue::Queues>, Arc<millrace_queue::Queue>)>,
 }
 
 /// Feeds the required `ResourceARN` member's model constraints to `c`.
@@ -32,6 +35,17 @@ pub(crate) fn check(c: &mut Checks, req: &Request) -> Result<(), ApiError> {
 /// The resource `ResourceARN` names; `ResourceNotFoundException` when there is none.
 pub(crate) fn find(gw: &Gateway, req: &Request) -> Result<Resource, ApiError> {
     let arn = req.str("ResourceARN")?;
+    if arn.contains(":queue/") {
+        let queue = super::queues::by_arn(gw, arn)?;
+        let stream = gw.store.stream(&queue.config().stream)?;
+        return Ok(Resource {
+            arn: super::queues::queue_arn(gw, &queue.id()),
+            stream,
+            consumer: None,
+            account: gw.store.options().account_id.clone(),
+            queue: Some((gw.queues.clone(), queue)),
+        });
+    }
     match parse_resource_arn(gw.store.options(), arn)? {
         ResourceArn::Stream(name) => {
             let stream = gw.store.stream(&name)?;
@@ -40,6 +54,7 @@ pub(crate) fn find(gw: &Gateway, req: &Request) -> Result<Resource, ApiError> {
                 stream,
                 consumer: None,
                 account: gw.store.options().account_id.clone(),
+                queue: None,
             })
         }
         ResourceArn::Consumer {
@@ -61,6 +76,7 @@ pub(crate) fn find(gw: &Gateway, req: &Request) -> Result<Resource, ApiError> {
                 stream: handle,
                 consumer: Some(consumer),
                 account: gw.store.options().account_id.clone(),
+                queue: None,
             })
         }
     }
@@ -80,6 +96,12 @@ impl Resource {
         &self,
         f: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), StreamError>,
     ) -> Result<(), ApiError> {
+        if let Some((queues, queue)) = &self.queue {
+            let mut tags = queue.config().tags;
+            f(&mut tags)?;
+            queues.set_tags(&queue.id(), tags)?;
+            return Ok(());
+        }
         let mut gone = false;
         self.stream.update_meta(|m| match &self.consumer {
             None => f(&mut m.tags),
@@ -99,6 +121,9 @@ impl Resource {
 
     /// This resource's tags now.
     pub(crate) fn tags(&self) -> BTreeMap<String, String> {
+        if let Some((_, queue)) = &self.queue {
+            return queue.config().tags;
+        }
         let meta = self.stream.meta();
         match &self.consumer {
             None => meta.tags,
