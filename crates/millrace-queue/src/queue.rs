@@ -170,10 +170,19 @@ impl Queue {
                 s.tip().saturating_sub(from)
             })
             .sum();
+        // Entries past their last receive are dead letters once their timeout passes, even
+        // before a receive records it.
+        let due = self
+            .config
+            .read()
+            .attributes
+            .dead_letter
+            .max_receive_count()
+            .map_or(0, |m| inner.state.due_dead_letters(now, m).len() as u64);
         QueueCounts {
-            visible: backlog + c.redeliverable,
+            visible: backlog + c.redeliverable - due,
             in_flight: c.in_flight,
-            dead_letter: c.dead_letter,
+            dead_letter: c.dead_letter + due,
         }
     }
 
@@ -319,6 +328,19 @@ impl Queue {
                     }
                 }
                 Side::DeadLetter => {
+                    // Records past their last allowed receive turn dead when their timeout
+                    // passes, whether or not a live receive came by since.
+                    if let Some(max) = max_receives {
+                        for key in state.due_dead_letters(now, max) {
+                            emit(
+                                state,
+                                Event::Dead {
+                                    key,
+                                    visible_at_ms: now,
+                                },
+                            );
+                        }
+                    }
                     while claims.len() < opts.limit {
                         let Some(key) = state.next_visible(now, true) else {
                             break;

@@ -110,6 +110,16 @@ impl State {
             .map(|&(_, s, c)| (s, c))
     }
 
+    /// Live entries whose timeout has passed after `max_receives` receives: the ones that are
+    /// dead letters now (each needs an [`Event::Dead`]).
+    pub fn due_dead_letters(&self, now_ms: i64, max_receives: u32) -> Vec<Key> {
+        self.live
+            .range(..(now_ms + 1, 0, 0))
+            .map(|&(_, s, c)| (s, c))
+            .filter(|k| self.entries[k].receive_count >= max_receives)
+            .collect()
+    }
+
     /// When the earliest in-flight entry (of either side) becomes visible.
     pub fn next_deadline(&self, dead: bool) -> Option<i64> {
         let index = if dead { &self.dead } else { &self.live };
