@@ -276,6 +276,27 @@ def flow_competing(ck, k, url, rows):
              f"{len(payloads)} Telco rows exactly once", problems)
 
 
+def flow_counts(ck, k, log):
+    """/status and /metrics count a queue's visible, in-flight and dead-letter records."""
+    import re
+    import urllib.request
+    with open(log, encoding="utf-8", errors="replace") as f:
+        admin = re.search(r"admin=(http://[0-9.:]+)", f.read()).group(1)
+    arn = k.create_queue(QueueName="counted", StreamConfigurationList=[
+        {"StreamARN": stream_arn("telco"), "StartingPosition": {"Type": "TRIM_HORIZON"}}],
+        QueueAttributes={"VisibilityTimeoutSeconds": 300})["QueueDescription"]["QueueARN"]
+    got = k.receive_queue_records(QueueARN=arn, Limit=10, WaitTimeSeconds=1)["QueueRecords"]
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    status = json.loads(opener.open(f"{admin}/status", timeout=10).read())
+    row = next((q for q in status.get("queues", []) if q["name"] == "counted"), {})
+    ck.expect(row.get("in_flight") == len(got) == 10 and row.get("dead_letter") == 0 and
+              row.get("visible", 0) >= 7033,
+              f"/status counts the queue's records by state ({row})")
+    metrics = opener.open(f"{admin}/metrics", timeout=10).read().decode()
+    ck.expect('millrace_queue_records{queue="counted",stream="telco",state="in_flight"} 10'
+              in metrics, "/metrics has millrace_queue_records gauges")
+
+
 # ---------------------------------------------------------------------------------------------
 # Flow 3: kill -9 at random points
 
@@ -412,6 +433,10 @@ def main(argv):
                 flow()
             except (ClientError, BotoCoreError, RuntimeError) as exc:
                 ck.check(f"{name}: ran to the end", [err_text(exc)] + log_tail(log))
+        try:
+            flow_counts(ck, k, log)
+        except (ClientError, BotoCoreError, RuntimeError, OSError, ValueError) as exc:
+            ck.check("queue counts: ran to the end", [err_text(exc)])
         ck.check("up stops cleanly", stop_up(procs, p, log))
         try:
             flow_kill9(ck, args, tmp, procs, env)

@@ -68,6 +68,18 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             d["error_records"]
         );
     }
+    for q in rows("queues") {
+        println!(
+            "{:<10} {:<26} {:<9} on {}: {} visible, {} in flight, {} dead letters",
+            "queue",
+            s(&q["name"]),
+            "running",
+            s(&q["stream"]),
+            q["visible"],
+            q["in_flight"],
+            q["dead_letter"]
+        );
+    }
     for c in rows("pipeline") {
         let err = c["last_error"]
             .as_str()
