@@ -3,6 +3,7 @@
 mod deliver;
 mod endpoint;
 mod ingest;
+mod queue;
 mod score;
 mod wrangle;
 
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 use deliver::BenchDeliverArgs;
 use endpoint::BenchEndpointArgs;
 use ingest::BenchIngestArgs;
+use queue::BenchQueueArgs;
 use score::BenchScoreArgs;
 use wrangle::BenchWrangleArgs;
 
@@ -52,6 +54,12 @@ pub enum BenchCommand {
     /// acknowledgement to its prediction being readable on the output stream (p50, p99,
     /// p99.9). bench/score.sh sets it all up.
     Score(BenchScoreArgs),
+    /// Kinesis queues against GetRecords in one run: a backlog drained by competing queue
+    /// consumers (receive 10 + durable acknowledge) and by one GetRecords reader a shard
+    /// (Limit 10 and 10000), then put-to-receipt latency of long-polling queue consumers and
+    /// of GetRecords readers polling without pause. Starts `millrace up` unless given
+    /// --endpoint-url.
+    Queue(BenchQueueArgs),
 }
 
 pub async fn run(data_dir: &DataDir, command: BenchCommand) -> anyhow::Result<()> {
@@ -61,6 +69,7 @@ pub async fn run(data_dir: &DataDir, command: BenchCommand) -> anyhow::Result<()
         BenchCommand::Wrangle(args) => wrangle::wrangle(data_dir, args).await,
         BenchCommand::Endpoint(args) => endpoint::endpoint(args).await,
         BenchCommand::Score(args) => score::score(args).await,
+        BenchCommand::Queue(args) => queue::queue(args).await,
     }
 }
 
