@@ -234,6 +234,12 @@ async fn a_poison_record_becomes_a_dead_letter_and_is_restored() {
         assert_eq!(got[0]["ReceiveCount"], n);
     }
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (_, d) = s.json("DescribeQueue", json!({"QueueARN": arn})).await;
+    assert_eq!(
+        d["QueueDescription"]["QueueRecordCounts"],
+        json!({"Visible": 0, "InFlight": 0, "DeadLetter": 1}),
+        "a dead letter as soon as its timeout passed"
+    );
     assert!(
         receive(&s, &arn, json!({})).await.is_empty(),
         "a dead letter is not received"
