@@ -6,6 +6,8 @@
 //! lake/models/<name>/v<N>/    the model registry
 //! state/iterator.key          the key that signs shard iterators
 //! state/delivery/<name>/      delivery checkpoints, one file per shard
+//! state/channels/<name>.json  the Kinesis API's channels, one file per channel
+//! state/channels/<id>/        a channel's delivery checkpoints (by channel id)
 //! state/scoring/<name>/       scorer checkpoints
 //! state/pipeline/             prep and train loop state of `millrace up`
 //! state/monitor/<model>.json  the latest drift report per model
@@ -62,6 +64,17 @@ impl DataDir {
         self.state().join("delivery").join(name)
     }
 
+    /// `state/channels/`: one `<name>.json` per channel of the Kinesis API (CreateChannel).
+    pub fn channels(&self) -> PathBuf {
+        self.state().join("channels")
+    }
+
+    /// `state/channels/<id>/`: the delivery checkpoints of the channel with this id (an id, not
+    /// the name: a channel deleted and created again under its name starts afresh).
+    pub fn channel_state(&self, id: &str) -> PathBuf {
+        self.channels().join(id)
+    }
+
     /// `state/scoring/<name>/`.
     pub fn scoring_state(&self, name: &str) -> PathBuf {
         self.state().join("scoring").join(name)
@@ -97,5 +110,7 @@ mod tests {
         assert_eq!(d.scoring_state("y"), Path::new("/d/state/scoring/y"));
         assert_eq!(d.iterator_key(), Path::new("/d/state/iterator.key"));
         assert_eq!(d.monitor_state(), Path::new("/d/state/monitor"));
+        assert_eq!(d.channels(), Path::new("/d/state/channels"));
+        assert_eq!(d.channel_state("c1"), Path::new("/d/state/channels/c1"));
     }
 }

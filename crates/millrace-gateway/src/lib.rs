@@ -10,6 +10,7 @@
 //! the server binds to loopback unless told otherwise.
 
 mod arn;
+pub mod channels;
 pub mod error;
 pub mod eventstream;
 pub mod iterator;

@@ -37,6 +37,8 @@ pub struct Gateway {
     pub throttle: Arc<Throttle>,
     /// The queues on this store's streams (`millrace-queue`).
     pub queues: Arc<millrace_queue::Queues>,
+    /// The channels (CreateChannel …) that `millrace up` runs as deliveries.
+    pub channels: Arc<crate::channels::Channels>,
 }
 
 /// Why a gateway could not open the state it keeps beside the store.
@@ -54,7 +56,12 @@ impl Gateway {
     pub fn new(store: Arc<Store>, iterator_key: [u8; 32]) -> Result<Self, OpenError> {
         let queues = millrace_queue::Queues::open(store.clone(), iterator_key)
             .map_err(|e| OpenError::Queues(e.to_string()))?;
+        let o = store.options();
+        let channels_dir = millrace_common::layout::DataDir::new(store.root()).channels();
+        let channels = crate::channels::Channels::open(&channels_dir, &o.account_id, &o.region)
+            .map_err(|e| OpenError::Channels(e.to_string()))?;
         Ok(Self {
+            channels: Arc::new(channels),
             queues: Arc::new(queues),
             throttle: Arc::new(Throttle::new(store.options())),
             store,

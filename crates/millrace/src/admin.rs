@@ -27,6 +27,8 @@ pub struct Admin {
     pub endpoint: Arc<std::sync::OnceLock<Arc<millrace_serve::endpoint::Endpoint>>>,
     /// The Kinesis API's state: its queues and channels.
     pub gateway: millrace_gateway::Gateway,
+    /// The delivery of each running channel.
+    pub channels: crate::channels::ChannelMetrics,
 }
 
 impl Admin {
@@ -60,6 +62,8 @@ async fn metrics(State(a): State<Arc<Admin>>) -> impl IntoResponse {
     for d in &a.deliveries() {
         d.render_prometheus(now, &mut out);
     }
+    crate::channels::render_prometheus(&a.channels, now, &mut out);
+    render_queues(&a.gateway, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -111,6 +115,8 @@ async fn status(State(a): State<Arc<Admin>>) -> impl IntoResponse {
     let body = serde_json::json!({
         "streams": streams,
         "deliveries": deliveries,
+        "channels": crate::channels::status(&a.gateway.channels, &a.channels, now),
+        "queues": queue_rows(&a.gateway),
         "pipeline": pipeline,
         "scoring": scorers,
         "endpoint": endpoint,
@@ -140,4 +146,51 @@ fn scorer_backlog(store: &Store, s: &millrace_serve::score::Scorer) -> u64 {
             sh.tip().saturating_sub(done)
         })
         .sum()
+}
+
+/// Each queue's records by state, as `/status` lists them.
+fn queue_rows(gw: &millrace_gateway::Gateway) -> Vec<serde_json::Value> {
+    gw.queues
+        .list()
+        .iter()
+        .map(|q| {
+            let (c, n) = (q.config(), q.counts());
+            serde_json::json!({
+                "name": c.name,
+                "id": c.id,
+                "stream": c.stream,
+                "visible": n.visible,
+                "in_flight": n.in_flight,
+                "dead_letter": n.dead_letter,
+            })
+        })
+        .collect()
+}
+
+/// Gauges of each queue's visible, in-flight and dead-letter records.
+fn render_queues(gw: &millrace_gateway::Gateway, out: &mut String) {
+    use std::fmt::Write;
+    let queues = gw.queues.list();
+    if queues.is_empty() {
+        return;
+    }
+    out.push_str(
+        "# HELP millrace_queue_records Records of each queue by state: visible (a receive \
+         would hand them out), in_flight (received, not acknowledged, within their visibility \
+         timeout) and dead_letter.\n# TYPE millrace_queue_records gauge\n",
+    );
+    for q in &queues {
+        let (c, n) = (q.config(), q.counts());
+        for (state, v) in [
+            ("visible", n.visible),
+            ("in_flight", n.in_flight),
+            ("dead_letter", n.dead_letter),
+        ] {
+            let _ = writeln!(
+                out,
+                "millrace_queue_records{{queue=\"{}\",stream=\"{}\",state=\"{state}\"}} {v}",
+                c.name, c.stream
+            );
+        }
+    }
 }

@@ -23,6 +23,11 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     #[serde(default)]
     pub lake: LakeConfig,
+    /// Buckets that channels (CreateChannel's BucketARN `arn:aws:s3:::NAME`) deliver into:
+    /// `NAME = "folder, file://… or s3://bucket/prefix"`. Without an entry, bucket `lake` is
+    /// the data dir's own lake.
+    #[serde(default)]
+    pub buckets: std::collections::BTreeMap<String, String>,
     /// Stream-to-lake deliveries run inside `up`.
     #[serde(default, rename = "delivery")]
     pub deliveries: Vec<millrace_delivery::DeliveryConfig>,
@@ -228,6 +233,34 @@ fn default_retention() -> u32 {
     24
 }
 
+/// A `[buckets]` entry: an S3 bucket name (3-63 of `a-z 0-9 . _ -`, as a BucketARN holds) and
+/// a lake location `Lake::open` takes (a folder, `file://` or `s3://bucket[/prefix]`).
+fn check_bucket(name: &str, location: &str) -> anyhow::Result<()> {
+    let name_ok = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !name_ok {
+        bail!(
+            "buckets.{name:?}: not a bucket name (3-63 characters of a-z, 0-9, '.', '_', '-', \
+             as in arn:aws:s3:::NAME)"
+        );
+    }
+    let location_ok = match location.split_once("://") {
+        None => !location.trim().is_empty(),
+        Some(("file", path)) => !path.is_empty(),
+        Some(("s3", rest)) => !rest.split('/').next().unwrap_or_default().is_empty(),
+        Some(_) => false,
+    };
+    if !location_ok {
+        bail!(
+            "buckets.{name} = {location:?}: expected a folder (relative to the data dir), \
+             file:///path or s3://bucket[/prefix]"
+        );
+    }
+    Ok(())
+}
+
 pub fn parse_fsync(value: &str, key: &str) -> anyhow::Result<FsyncPolicy> {
     FsyncPolicy::parse(value).with_context(|| {
         format!("{key} = {value:?}: expected \"always\", \"group\", \"group:<ms>\" or \"never\"")
@@ -320,6 +353,9 @@ impl Config {
                     s.retention_hours
                 );
             }
+        }
+        for (name, location) in &self.buckets {
+            check_bucket(name, location)?;
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, d) in self.deliveries.iter().enumerate() {
@@ -482,6 +518,20 @@ mod tests {
         let e = Config::parse("[[delivery]]\nname = \"d\"\nstream = \"s\"\nformat = \"xml\"\n")
             .unwrap_err();
         assert!(format!("{e:#}").contains("xml"), "{e:#}");
+        for bad in ["[buckets]\nAB = \"x\"\n", "[buckets]\nab = \"/x\"\n"] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(format!("{e:#}").contains("buckets."), "{e:#}");
+        }
+        for bad in ["\"memory://\"", "\"s3://\"", "\"\"", "\"http://h/b\"", "1"] {
+            let e = Config::parse(&format!("[buckets]\nraw-data = {bad}\n")).unwrap_err();
+            assert!(format!("{e:#}").contains("raw-data"), "{e:#}");
+        }
+        let c = Config::parse(
+            "[buckets]\nraw-data = \"s3://b/p\"\narchive = \"file:///tmp/a\"\nlake = \"other\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.buckets["raw-data"], "s3://b/p");
+        assert_eq!(c.buckets.len(), 3);
         let e = Config::parse("[[stream]]\nname = \"a\"\nretention_hours = 1\n").unwrap_err();
         assert!(
             format!("{e:#}").contains("stream[0].retention_hours"),

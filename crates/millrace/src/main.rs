@@ -2,6 +2,7 @@
 //! `cmd/`; this file parses arguments, sets up logging and reports errors with context.
 
 mod admin;
+mod channels;
 mod cli;
 mod cmd;
 mod config;

@@ -32,8 +32,10 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
             ),
         ));
     }
-    let n = name.clone();
-    gw.blocking(move |store| store.delete(&n).map_err(ApiError::from))
+    let (n, channels) = (name.clone(), gw.channels.clone());
+    // A stream with channels stays (ResourceInUse); the check holds the channel registry's lock
+    // through the deletion, so no channel of the stream is created meanwhile.
+    gw.blocking(move |store| channels.unless_read(&n, || store.delete(&n).map_err(ApiError::from)))
         .await?;
     tracing::info!(stream = %name, "deleted stream");
     Ok(Out::map([]))

@@ -2,6 +2,7 @@
 //! Kinesis does, calls the store and builds the reply.
 
 mod account_settings;
+mod channels;
 pub(crate) mod consumers;
 mod create_stream;
 mod delete_stream;
@@ -78,6 +79,11 @@ pub async fn dispatch(gw: &Gateway, op: &str, req: Request) -> Result<Out, ApiEr
         "DescribeStreamConsumer" => consumers::describe(gw, req),
         "ListStreamConsumers" => consumers::list(gw, req),
         "DeregisterStreamConsumer" => consumers::deregister(gw, req).await,
+        "CreateChannel" => channels::create(gw, req).await,
+        "DescribeChannel" => channels::describe(gw, req),
+        "ListChannels" => channels::list(gw, req),
+        "UpdateChannel" => channels::update(gw, req).await,
+        "DeleteChannel" => channels::delete(gw, req).await,
         "UpdateStreamRecordDistributionStrategy" => record_distribution::handle(gw, req).await,
         "CreateQueue" => queues::create(gw, req).await,
         "DescribeQueue" => queues::describe(gw, req),

@@ -123,6 +123,7 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     let api = tokio::task::spawn_blocking(move || Gateway::new(api_store, key))
         .await?
         .context("opening the Kinesis API state (queues, channels)")?;
+    api.channels.set_buckets(config.buckets.keys().cloned());
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the Kinesis API to {addr}"))?;
@@ -146,11 +147,13 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
             pipeline: Default::default(),
             endpoint: Default::default(),
             gateway: api.clone(),
+            channels: Default::default(),
         },
     };
     let intake = stop.child_token();
     let gateway = gateway(&shared, listener, api, limits.clone(), intake.clone());
     let mut components = vec![retention(&shared), on_demand_scaling(&shared)];
+    components.push(channels(&shared, &config));
     for d in &config.deliveries {
         components.push(delivery(&shared, &config, d)?);
     }
@@ -344,6 +347,19 @@ fn delivery(
                 .context("stopped")
         },
     ))
+}
+
+/// The channels of the Kinesis API (CreateChannel …): one delivery per channel into the lake
+/// `[buckets]` maps its bucket to, kept in step with the registry (`crate::channels`).
+fn channels(shared: &Shared, config: &Config) -> Component {
+    let supervisor = crate::channels::Supervisor::new(
+        shared.data_dir.clone(),
+        shared.store.clone(),
+        shared.admin.gateway.channels.clone(),
+        crate::channels::Buckets::from_config(&shared.data_dir, config),
+        shared.admin.channels.clone(),
+    );
+    Component::spawn("channels", supervisor.run(shared.stop.clone()))
 }
 
 /// A `[[prep]]` job, run when enough new objects land under its inputs.
