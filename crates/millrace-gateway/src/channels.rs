@@ -470,6 +470,26 @@ impl Channels {
         Ok(next)
     }
 
+    /// Replaces the tags of channel `name` with id `id` (blocking file I/O). Tags do not
+    /// change the delivery, so the revision stays.
+    pub fn set_tags(
+        &self,
+        name: &str,
+        id: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let mut specs = self.specs();
+        let spec = specs
+            .get_mut(name)
+            .filter(|s| s.id == id)
+            .ok_or_else(|| self.not_found(name, id))?;
+        let mut next = spec.clone();
+        next.tags = tags;
+        self.write(&next)?;
+        *spec = next;
+        Ok(())
+    }
+
     /// Removes the channel `name` with id `id` (blocking file I/O).
     pub fn delete(&self, name: &str, id: &str) -> Result<(), ApiError> {
         let mut specs = self.specs();

@@ -801,3 +801,49 @@ async fn list_pages_with_tokens_that_expire() {
         .await;
     assert_eq!(kind, "ExpiredNextTokenException");
 }
+
+#[tokio::test]
+async fn channels_take_tags_through_the_resource_operations_and_hold_their_stream_on_demand() {
+    let server = Server::start().await;
+    on_demand(&server.sdk().await, "s").await;
+    let (status, _, v) = server
+        .call("CreateChannel", create_body(&server, "c", "s"))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let arn = v["ChannelDescription"]["ChannelARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, v) = server
+        .call(
+            "TagResource",
+            json!({"ResourceARN": arn, "Tags": {"env": "prod", "team": "x"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    server
+        .call(
+            "UntagResource",
+            json!({"ResourceARN": arn, "TagKeys": ["team"]}),
+        )
+        .await;
+    let server = server.restart().await;
+    let (_, _, v) = server
+        .call("ListTagsForResource", json!({"ResourceARN": arn}))
+        .await;
+    assert!(
+        v["Tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"Key": "env", "Value": "prod"})),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("team"), "{v}");
+    let (kind, _) = server
+        .error(
+            "UpdateStreamMode",
+            json!({"StreamARN": server.stream_arn("s"), "StreamModeDetails": {"StreamMode": "PROVISIONED"}}),
+        )
+        .await;
+    assert_eq!(kind, "ResourceInUseException");
+}

@@ -187,7 +187,7 @@ fn after_token(token: &str, now_ms: i64) -> Result<String, ApiError> {
 }
 
 /// The channel a `ChannelARN` names now.
-fn find(gw: &Gateway, arn: &str) -> Result<ChannelSpec, ApiError> {
+pub(crate) fn find(gw: &Gateway, arn: &str) -> Result<ChannelSpec, ApiError> {
     let ch = &gw.channels;
     let prefix = format!("arn:aws:kinesis:{}:{}:channel/", ch.region(), ch.account());
     arn.strip_prefix(&prefix)

@@ -27,7 +27,8 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         return Err(ApiError::new(
             crate::error::ErrorCode::ResourceInUse,
             format!(
-                "Stream {name} under account {} has {queues} queue(s). Delete every queue on                  the stream (ListQueues with a StreamFilter finds them) before the stream.",
+                "Stream {name} under account {} has {queues} queue(s). Delete every queue on \
+                 the stream (ListQueues with a StreamFilter finds them) before the stream.",
                 gw.store.options().account_id
             ),
         ));

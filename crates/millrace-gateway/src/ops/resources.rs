@@ -22,6 +22,8 @@ pub(crate) struct Resource {
     account: String,
     /// For a queue ARN: the registry and the queue, which keeps its own tags.
     queue: Option<(Arc<millrace_queue::Queues>, Arc<millrace_queue::Queue>)>,
+    /// For a channel ARN: the registry and the channel, which keeps its own tags.
+    channel: Option<(Arc<crate::channels::Channels>, crate::channels::ChannelSpec)>,
 }
 
 /// Feeds the required `ResourceARN` member's model constraints to `c`.
@@ -44,6 +46,19 @@ pub(crate) fn find(gw: &Gateway, req: &Request) -> Result<Resource, ApiError> {
             consumer: None,
             account: gw.store.options().account_id.clone(),
             queue: Some((gw.queues.clone(), queue)),
+            channel: None,
+        });
+    }
+    if arn.contains(":channel/") {
+        let spec = super::channels::find(gw, arn)?;
+        let stream = gw.store.stream(&spec.source.stream)?;
+        return Ok(Resource {
+            arn: gw.channels.arn(&spec),
+            stream,
+            consumer: None,
+            account: gw.store.options().account_id.clone(),
+            queue: None,
+            channel: Some((gw.channels.clone(), spec)),
         });
     }
     match parse_resource_arn(gw.store.options(), arn)? {
@@ -55,6 +70,7 @@ pub(crate) fn find(gw: &Gateway, req: &Request) -> Result<Resource, ApiError> {
                 consumer: None,
                 account: gw.store.options().account_id.clone(),
                 queue: None,
+                channel: None,
             })
         }
         ResourceArn::Consumer {
@@ -77,6 +93,7 @@ pub(crate) fn find(gw: &Gateway, req: &Request) -> Result<Resource, ApiError> {
                 consumer: Some(consumer),
                 account: gw.store.options().account_id.clone(),
                 queue: None,
+                channel: None,
             })
         }
     }
@@ -102,6 +119,15 @@ impl Resource {
             queues.set_tags(&queue.id(), tags)?;
             return Ok(());
         }
+        if let Some((channels, spec)) = &self.channel {
+            let mut tags = channels
+                .get(&spec.name)
+                .filter(|s| s.id == spec.id)
+                .map(|s| s.tags)
+                .unwrap_or_default();
+            f(&mut tags)?;
+            return channels.set_tags(&spec.name, &spec.id, tags);
+        }
         let mut gone = false;
         self.stream.update_meta(|m| match &self.consumer {
             None => f(&mut m.tags),
@@ -123,6 +149,9 @@ impl Resource {
     pub(crate) fn tags(&self) -> BTreeMap<String, String> {
         if let Some((_, queue)) = &self.queue {
             return queue.config().tags;
+        }
+        if let Some((_, spec)) = &self.channel {
+            return spec.tags.clone();
         }
         let meta = self.stream.meta();
         match &self.consumer {

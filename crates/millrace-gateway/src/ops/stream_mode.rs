@@ -43,12 +43,16 @@ pub async fn handle(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         }
         super::warm_throughput::check_allowed(gw, w)?;
     }
-    let queues = gw.queues.on_stream(&name);
-    if mode == StreamMode::Provisioned && queues > 0 {
+    let (queues, channels) = (
+        gw.queues.on_stream(&name),
+        gw.channels.on_stream(&name).len(),
+    );
+    if mode == StreamMode::Provisioned && queues + channels > 0 {
         return Err(ApiError::new(
             crate::error::ErrorCode::ResourceInUse,
             format!(
-                "Stream {name} has {queues} queue(s); queues need an on-demand stream. Delete                  them before switching the stream to PROVISIONED."
+                "Stream {name} has {queues} queue(s) and {channels} channel(s), which need an \
+                 on-demand stream. Delete them before switching the stream to PROVISIONED."
             ),
         ));
     }

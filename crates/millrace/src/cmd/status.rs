@@ -68,6 +68,24 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             d["error_records"]
         );
     }
+    for c in rows("channels") {
+        let lag = c["freshness_ms"]
+            .as_f64()
+            .map(|ms| format!("; lag (oldest record not delivered) {:.1} s", ms / 1000.0))
+            .unwrap_or_default();
+        let reason = c["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        println!(
+            "{:<10} {:<26} {:<9} {} → bucket {}{reason}{lag}",
+            "channel",
+            s(&c["name"]),
+            s(&c["status"]),
+            s(&c["stream"]),
+            s(&c["bucket"])
+        );
+    }
     for q in rows("queues") {
         println!(
             "{:<10} {:<26} {:<9} on {}: {} visible, {} in flight, {} dead letters",
