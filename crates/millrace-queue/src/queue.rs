@@ -84,6 +84,9 @@ pub struct Queue {
     stream: Arc<StreamHandle>,
     inner: Mutex<Inner>,
     syncer: Syncer,
+    /// The store's `fsync = "never"`: acknowledgements survive a killed process (the page
+    /// cache has them), not a power loss.
+    skip_sync: bool,
     notify: Notify,
     deleted: AtomicBool,
     /// The shard fresh records are taken from first, rotated on every receive.
@@ -115,6 +118,7 @@ impl Queue {
         config: QueueConfig,
         stream: Arc<StreamHandle>,
         codec: HandleCodec,
+        skip_sync: bool,
     ) -> Result<Self> {
         let (journal, state) = Journal::open(&dir)?;
         Ok(Self {
@@ -123,6 +127,7 @@ impl Queue {
             stream,
             inner: Mutex::new(Inner { state, journal }),
             syncer: Syncer::default(),
+            skip_sync,
             notify: Notify::new(),
             deleted: AtomicBool::new(false),
             rotate: AtomicUsize::new(0),
@@ -495,7 +500,7 @@ impl Queue {
             }
             inner.journal.append(&events)?
         };
-        if durable {
+        if durable && !self.skip_sync {
             self.syncer.sync(&mark, &self.dir.join(JOURNAL_FILE))?;
         }
         if wake {

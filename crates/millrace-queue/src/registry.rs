@@ -53,6 +53,11 @@ fn new_id() -> String {
         .collect()
 }
 
+/// Acknowledgements follow the store's durability: fsynced unless `fsync = "never"`.
+fn skip_sync(store: &Store) -> bool {
+    store.options().fsync == millrace_stream::FsyncPolicy::Never
+}
+
 fn write_config(dir: &Path, config: &QueueConfig) -> Result<()> {
     let path = dir.join(CONFIG_FILE);
     let bytes = serde_json::to_vec_pretty(config).expect("a queue config serialises");
@@ -91,7 +96,13 @@ impl Queues {
                     continue;
                 }
                 let config = read_config(&path)?;
-                let queue = Queue::open(path, config, stream.clone(), codec.clone())?;
+                let queue = Queue::open(
+                    path,
+                    config,
+                    stream.clone(),
+                    codec.clone(),
+                    skip_sync(&store),
+                )?;
                 queues.insert(queue.id(), Arc::new(queue));
             }
         }
@@ -176,7 +187,13 @@ impl Queues {
         write_config(&dir, &config)?;
         let parent = queues_dir(&stream);
         millrace_common::durable::sync_dir(&parent).at(&parent)?;
-        let queue = Arc::new(Queue::open(dir, config, stream, self.codec.clone())?);
+        let queue = Arc::new(Queue::open(
+            dir,
+            config,
+            stream,
+            self.codec.clone(),
+            skip_sync(&self.store),
+        )?);
         self.queues.write().insert(id, queue.clone());
         Ok(queue)
     }
