@@ -28,6 +28,8 @@ pub struct Delivery {
     config: DeliveryConfig,
     encoder: Encoder,
     lake: Lake,
+    /// Where error objects go when not beside the data (a channel's dead-letter bucket).
+    error_lake: Option<Lake>,
     source: Arc<dyn RecordSource>,
     checkpoints: CheckpointDir,
     metrics: Arc<DeliveryMetrics>,
@@ -50,8 +52,15 @@ impl Delivery {
             metrics: Arc::new(DeliveryMetrics::new(&config.name, &config.stream)),
             config,
             lake,
+            error_lake: None,
             source,
         })
+    }
+
+    /// Writes error objects into `lake` instead of the data's lake.
+    pub fn with_error_lake(mut self, lake: Lake) -> Self {
+        self.error_lake = Some(lake);
+        self
     }
 
     pub fn metrics(&self) -> Arc<DeliveryMetrics> {
@@ -262,7 +271,11 @@ impl Delivery {
                 source,
             })??;
         for o in objects {
-            self.lake.put(&o.key, o.bytes).await?;
+            let lake = match (&self.error_lake, o.is_error) {
+                (Some(errors), true) => errors,
+                _ => &self.lake,
+            };
+            lake.put(&o.key, o.bytes).await?;
             if o.is_error {
                 self.metrics
                     .error_records

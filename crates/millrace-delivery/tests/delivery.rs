@@ -385,6 +385,36 @@ async fn bad_records_go_to_the_error_prefix_with_their_reason() {
 }
 
 #[tokio::test]
+async fn an_error_lake_takes_the_error_objects_and_only_them() {
+    let f = fixture(1);
+    let errors_dir = f.state.with_file_name("errors-lake");
+    let errors = Lake::open(errors_dir.to_str().unwrap(), &S3Options::default()).unwrap();
+    let batch = vec![
+        ("k".to_owned(), r#"{"customerID":"a"}"#.to_owned()),
+        ("k".to_owned(), "not json".to_owned()),
+    ];
+    put(&f.stream, &batch).await;
+    let source = Arc::new(EmbeddedSource::new(f.stream.clone()));
+    let d = Arc::new(
+        Delivery::new(config(0), f.lake.clone(), source, &f.state)
+            .unwrap()
+            .with_error_lake(errors.clone()),
+    );
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    d.clone().run(RunMode::UntilCaughtUp, rx).await.unwrap();
+    let in_errors = read_all(&errors, "").await;
+    assert_eq!(in_errors.len(), 1, "{in_errors:?}");
+    assert!(
+        in_errors[0]
+            .0
+            .starts_with("errors/churn-lake/invalid-json/")
+    );
+    let in_lake = read_all(&f.lake, "").await;
+    assert_eq!(in_lake.len(), 1, "only the data object: {in_lake:?}");
+    assert!(!in_lake[0].0.starts_with("errors/"));
+}
+
+#[tokio::test]
 async fn compression_and_concat_keep_the_bytes() {
     let f = fixture(1);
     let records: Vec<_> = (0..300)

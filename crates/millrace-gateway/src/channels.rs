@@ -171,6 +171,15 @@ impl ChannelSpec {
 
     /// The dead-letter configuration in effect: as given, or the destination bucket with the
     /// prefix `errors/<channel>/`.
+    /// The bucket error records go to: the dead-letter configuration's, else the destination.
+    pub fn dead_letter_bucket(&self) -> &str {
+        self.destination
+            .dead_letter
+            .as_ref()
+            .and_then(|d| d.bucket_arn.rsplit_once(":::"))
+            .map_or(self.destination.bucket.as_str(), |(_, b)| b)
+    }
+
     pub fn dead_letter(&self) -> DeadLetter {
         let d = &self.destination;
         d.dead_letter.clone().unwrap_or_else(|| DeadLetter {

@@ -644,12 +644,12 @@ async fn meaning_is_checked_after_the_model() {
             "GSR_JSON",
         ),
         (
-            "another dead-letter bucket",
+            "an unmapped dead-letter bucket",
             Box::new(|b| {
                 b["S3DestinationConfiguration"]["DeadLetterQueueS3Configuration"] = json!({
                     "BucketARN": "arn:aws:s3:::errors", "ExpectedBucketOwner": ACCOUNT});
             }),
-            "destination bucket",
+            "buckets.errors",
         ),
         (
             "another owner",

@@ -233,8 +233,13 @@ impl Supervisor {
             .map_err(|_| format!("source stream {} does not exist", spec.source.stream))?;
         let config = delivery_config(spec, stream.max_record_bytes());
         let source = Arc::new(millrace_io::EmbeddedSource::new(stream));
-        Delivery::new(config, lake, source, &self.data_dir.channel_state(&spec.id))
-            .map_err(|e| chain(&e))
+        let delivery = Delivery::new(config, lake, source, &self.data_dir.channel_state(&spec.id))
+            .map_err(|e| chain(&e))?;
+        let errors = spec.dead_letter_bucket();
+        if errors == spec.destination.bucket {
+            return Ok(delivery);
+        }
+        Ok(delivery.with_error_lake(self.buckets.open(errors)?))
     }
 
     fn spawn(&self, spec: &ChannelSpec, delivery: Delivery) -> Task {

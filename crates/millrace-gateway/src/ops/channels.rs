@@ -312,15 +312,9 @@ fn s3_destination(gw: &Gateway, channel: &str, s3: &S3In) -> Result<S3Destinatio
         return Err(ApiError::invalid(problem));
     }
     let bucket = input::bucket_of_arn(s3.bucket_arn).expect("checked");
-    if let Some(d) = &dead_letter
-        && input::bucket_of_arn(&d.bucket_arn) != Some(bucket)
-    {
-        return Err(ApiError::invalid(format!(
-            "DeadLetterQueueS3Configuration.BucketARN {} differs from the destination bucket \
-             {}: millrace writes error records into the destination bucket (under \
-             ErrorOutputPrefix).",
-            d.bucket_arn, s3.bucket_arn
-        )));
+    if let Some(d) = &dead_letter {
+        let dl_bucket = input::bucket_of_arn(&d.bucket_arn).expect("checked");
+        check_bucket_mapped(gw, channel, dl_bucket, &d.bucket_arn)?;
     }
     check_bucket_mapped(gw, channel, bucket, s3.bucket_arn)?;
     Ok(S3Destination {
