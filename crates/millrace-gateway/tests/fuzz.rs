@@ -20,7 +20,8 @@ use common::TestServer;
 
 /// Every operation with a valid request for it, which the fuzzer then mutates: members
 /// replaced by arbitrary values, removed or added, so cases reach deep into each operation
-/// instead of stopping at the first missing member. `ITERATOR` stands for a live iterator.
+/// instead of stopping at the first missing member. `ITERATOR` stands for a live iterator,
+/// `QUEUE` for a live queue's ARN.
 fn templates() -> Vec<(&'static str, Value)> {
     use serde_json::json;
     vec![
@@ -64,11 +65,71 @@ fn templates() -> Vec<(&'static str, Value)> {
             "RemoveTagsFromStream",
             json!({"StreamName": "s1", "TagKeys": ["a"]}),
         ),
+        (
+            "UpdateStreamRecordDistributionStrategy",
+            json!({"StreamARN": arn("od"), "RecordDistributionStrategy": "AUTO"}),
+        ),
+        (
+            "CreateQueue",
+            json!({"QueueName": "q2", "StreamConfigurationList": [{"StreamARN": arn("od"),
+                   "StartingPosition": {"Type": "AT_TIMESTAMP", "Timestamp": 1.7e9}}],
+                   "QueueAttributes": {"VisibilityTimeoutSeconds": 0,
+                   "DeadLetterConfiguration": {"TargetType": "NONE"}}}),
+        ),
+        ("DescribeQueue", json!({"QueueARN": "QUEUE"})),
+        (
+            "ListQueues",
+            json!({"StreamFilter": [{"StreamARN": arn("od")}], "MaxResults": 1}),
+        ),
+        (
+            "UpdateQueue",
+            json!({"QueueARN": "QUEUE", "QueueAttributes": {"VisibilityTimeoutSeconds": 0}}),
+        ),
+        (
+            "DeleteQueue",
+            json!({"QueueARN": "arn:aws:kinesis:us-east-1:000000000000:queue/none"}),
+        ),
+        (
+            "ReceiveQueueRecords",
+            json!({"QueueARN": "QUEUE", "Limit": 2, "WaitTimeSeconds": 1}),
+        ),
+        (
+            "AcknowledgeQueueRecords",
+            json!({"QueueARN": "QUEUE", "Entries": [{"ReceiptHandle": "aGVsbG8="}]}),
+        ),
+        (
+            "UpdateQueueRecordsVisibility",
+            json!({"QueueARN": "QUEUE", "Entries": [{"ReceiptHandle": "h",
+                   "VisibilityTimeoutSeconds": 0}]}),
+        ),
+        (
+            "ReceiveDeadLetterQueueRecords",
+            json!({"QueueARN": "QUEUE", "WaitTimeSeconds": 1}),
+        ),
+        (
+            "RestoreDeadLetterQueueRecords",
+            json!({"QueueARN": "QUEUE", "Entries": [{"ReceiptHandle": "h"}]}),
+        ),
+        (
+            "CreateChannel",
+            json!({"ChannelName": "c1", "ServiceExecutionRoleARN":
+                   "arn:aws:iam::000000000000:role/r",
+                   "StreamConfigurationList": [{"StreamARN": arn("od"),
+                   "RecordConfiguration": {"RecordFormatType": "JSON"}}],
+                   "S3DestinationConfiguration": {"StorageConfiguration": {
+                   "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": "000000000000",
+                   "CompressionType": "GZIP"}}}),
+        ),
+        ("ListChannels", json!({"MaxResults": 1})),
         ("NoSuchOperation", json!({})),
     ]
 }
 
-const MEMBERS: [&str; 24] = [
+fn arn(stream: &str) -> String {
+    format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
+}
+
+const MEMBERS: [&str; 36] = [
     "StreamName",
     "StreamARN",
     "ShardCount",
@@ -93,6 +154,18 @@ const MEMBERS: [&str; 24] = [
     "TagKeys",
     "RetentionPeriodHours",
     "StreamModeDetails",
+    "QueueARN",
+    "QueueName",
+    "StreamConfigurationList",
+    "QueueAttributes",
+    "StartingPosition",
+    "Entries",
+    "ReceiptHandle",
+    "VisibilityTimeoutSeconds",
+    "WaitTimeSeconds",
+    "StreamFilter",
+    "RecordDistributionStrategy",
+    "S3DestinationConfiguration",
 ];
 
 /// Strings that reach deep into operations (a stream that exists, shard ids, iterator types,
@@ -116,6 +189,10 @@ fn text() -> impl Strategy<Value = String> {
             "9999-99-99T99:99:99Z",
             "340282366920938463463374607431768211456",
             "49590338271490256608559692538361571095921575989136588898",
+            "arn:aws:kinesis:us-east-1:000000000000:stream/od",
+            "arn:aws:kinesis:us-east-1:000000000000:queue/x",
+            "ON_DEMAND",
+            "BUILT_IN",
         ])
         .prop_map(String::from),
         "\\PC{0,40}",
@@ -161,9 +238,17 @@ fn mutations() -> impl Strategy<Value = Vec<(&'static str, Option<Value>)>> {
     )
 }
 
-/// One server for every case, with a stream `s1` of two shards to aim at, and an iterator.
-fn server() -> &'static (tokio::runtime::Runtime, TestServer, String) {
-    static SERVER: OnceLock<(tokio::runtime::Runtime, TestServer, String)> = OnceLock::new();
+/// One server for every case: a stream `s1` of two shards to aim at and an iterator of it, an
+/// on-demand stream `od` with records and a queue on it that hands them out again and again.
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    server: TestServer,
+    iterator: String,
+    queue: String,
+}
+
+fn server() -> &'static Fixture {
+    static SERVER: OnceLock<Fixture> = OnceLock::new();
     SERVER.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -194,10 +279,57 @@ fn server() -> &'static (tokio::runtime::Runtime, TestServer, String) {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
-            (s, iterator.expect("an iterator for s1"))
+            let queue = queue_fixture(&s).await;
+            (s, iterator.expect("an iterator for s1"), queue)
         });
-        (rt, server.0, server.1)
+        Fixture {
+            rt,
+            server: server.0,
+            iterator: server.1,
+            queue: server.2,
+        }
     })
+}
+
+/// Stream `od` (ON_DEMAND, 20 records) and a queue on it whose records are visible again at
+/// once and never dead letters, so receives answer without waiting. Returns the queue's ARN.
+async fn queue_fixture(s: &TestServer) -> String {
+    use serde_json::json;
+    let (st, b) = s
+        .json("CreateStream", json!({"StreamName": "od", "ShardCount": 1}))
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = s
+        .json(
+            "UpdateStreamMode",
+            json!({"StreamARN": arn("od"), "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let records: Vec<Value> = (0..20)
+        .map(|i| json!({"Data": "aGVsbG8=", "PartitionKey": format!("k{i}")}))
+        .collect();
+    let (st, b) = s
+        .json(
+            "PutRecords",
+            json!({"StreamName": "od", "Records": records}),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = s
+        .json(
+            "CreateQueue",
+            json!({"QueueName": "fq", "StreamConfigurationList": [{"StreamARN": arn("od"),
+                   "StartingPosition": {"Type": "TRIM_HORIZON"}}],
+                   "QueueAttributes": {"VisibilityTimeoutSeconds": 0,
+                   "DeadLetterConfiguration": {"TargetType": "NONE"}}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    b["QueueDescription"]["QueueARN"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 proptest! {
@@ -217,14 +349,17 @@ proptest! {
 
     #[test]
     fn operations_answer_every_request_without_a_server_error(
-        which in 0usize..16,
+        which in 0usize..templates().len(),
         changes in mutations(),
         cbor in any::<bool>(),
     ) {
-        let (rt, server, iterator) = server();
+        let Fixture { rt, server, iterator, queue } = server();
         let (op, mut body) = templates().swap_remove(which);
         if body["ShardIterator"] == "ITERATOR" {
             body["ShardIterator"] = Value::from(iterator.as_str());
+        }
+        if body["QueueARN"] == "QUEUE" {
+            body["QueueARN"] = Value::from(queue.as_str());
         }
         let req = body.as_object_mut().unwrap();
         for (member, change) in changes {
