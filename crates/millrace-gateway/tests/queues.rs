@@ -664,3 +664,71 @@ async fn records_leaving_the_streams_retention_are_no_longer_delivered() {
     assert_eq!(fresh.len(), 3);
     assert!(fresh.iter().all(|r| data(r).starts_with("new-")));
 }
+
+/// CBOR (what the Java SDK and the KPL speak): the data comes back as a byte string and the
+/// timestamps as tag 1 epoch milliseconds, and CBOR acknowledgements work.
+#[tokio::test]
+async fn queue_records_travel_in_cbor_too() {
+    use ciborium::Value as Cbor;
+    let s = TestServer::start().await;
+    on_demand_stream(&s, "s", 1).await;
+    let arn = create_queue(&s, "q", "s", json!({})).await;
+    put(&s, "s", 1, "cbor").await;
+    let map = |pairs: Vec<(&str, Cbor)>| {
+        let mut out = Vec::new();
+        let v = Cbor::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Cbor::Text(k.into()), v))
+                .collect(),
+        );
+        ciborium::into_writer(&v, &mut out).unwrap();
+        out
+    };
+    let get = |v: &Cbor, key: &str| -> Cbor {
+        v.as_map()
+            .and_then(|m| m.iter().find(|(k, _)| k.as_text() == Some(key)))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {key} in {v:?}"))
+    };
+    const CBOR: &str = "application/x-amz-cbor-1.1";
+    let (st, body) = s
+        .raw(
+            Some("ReceiveQueueRecords"),
+            CBOR,
+            map(vec![
+                ("QueueARN", Cbor::Text(arn.clone())),
+                ("WaitTimeSeconds", Cbor::Integer(1.into())),
+            ]),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let v: Cbor = ciborium::from_reader(body.as_slice()).unwrap();
+    let records = get(&v, "QueueRecords");
+    let rec = &records.as_array().unwrap()[0];
+    assert_eq!(get(rec, "Data"), Cbor::Bytes(b"cbor-0".to_vec()));
+    assert!(matches!(
+        get(rec, "ApproximateArrivalTimestamp"),
+        Cbor::Tag(1, _)
+    ));
+    let handle = get(rec, "ReceiptHandle");
+    let (st, body) = s
+        .raw(
+            Some("AcknowledgeQueueRecords"),
+            CBOR,
+            map(vec![
+                ("QueueARN", Cbor::Text(arn)),
+                (
+                    "Entries",
+                    Cbor::Array(vec![Cbor::Map(vec![(
+                        Cbor::Text("ReceiptHandle".into()),
+                        handle,
+                    )])]),
+                ),
+            ]),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let v: Cbor = ciborium::from_reader(body.as_slice()).unwrap();
+    assert_eq!(get(&v, "Successful").as_array().unwrap().len(), 1);
+}
