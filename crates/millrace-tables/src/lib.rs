@@ -217,6 +217,12 @@ impl TableWriter {
             .unwrap_or_default()
     }
 
+    /// The rows `append` would not write, with why (so a caller can put them aside first).
+    pub fn check(&self, rows: &[serde_json::Value]) -> Result<Vec<(usize, RowError)>> {
+        let partition = self.spec.partition_column()?.map(|(_, c)| c.name.clone());
+        Ok(rows::group(&self.spec, partition.as_deref(), rows).1)
+    }
+
     /// Appends `rows` (JSON objects) as one snapshot carrying `marks` (shard → last sequence
     /// number, merged with the marks already committed). Rows that do not fit the schema are
     /// returned, with why, and not written.
