@@ -125,7 +125,8 @@ pub fn delivery_config(spec: &ChannelSpec, max_record_bytes: usize) -> DeliveryC
     c.buffer_interval_secs = spec.destination.freshness_secs.into();
     c.max_record_kib = (max_record_bytes / 1024).clamp(1, 10_240) as u64;
     c.format = match spec.source.record_format {
-        RecordFormat::Json => Format::Ndjson,
+        // GSR_JSON channels write tables (`table_channel.rs`), never objects.
+        RecordFormat::Json | RecordFormat::GsrJson => Format::Ndjson,
         RecordFormat::String | RecordFormat::ByteArray => Format::Concat,
     };
     c.compression = match spec.destination.compression {
