@@ -18,25 +18,21 @@ fn stream_arn(name: &str) -> String {
 
 /// An ON_DEMAND stream with `shards` shards (created provisioned, then switched).
 async fn on_demand_stream(s: &TestServer, name: &str, shards: i64) {
-    let (st, b) = s
-        .json(
-            "CreateStream",
-            json!({"StreamName": name, "ShardCount": shards}),
-        )
-        .await;
-    assert_eq!(st, 200, "{b}");
-    let (st, b) = s
-        .json(
-            "UpdateStreamMode",
-            json!({"StreamARN": stream_arn(name), "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
-        )
-        .await;
-    assert_eq!(st, 200, "{b}");
+    s.ok(
+        "CreateStream",
+        json!({"StreamName": name, "ShardCount": shards}),
+    )
+    .await;
+    s.ok(
+        "UpdateStreamMode",
+        json!({"StreamARN": stream_arn(name), "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+    )
+    .await;
 }
 
 async fn create_queue(s: &TestServer, name: &str, stream: &str, attrs: Value) -> String {
-    let (st, b) = s
-        .json(
+    let b = s
+        .ok(
             "CreateQueue",
             json!({
                 "QueueName": name,
@@ -45,7 +41,6 @@ async fn create_queue(s: &TestServer, name: &str, stream: &str, attrs: Value) ->
             }),
         )
         .await;
-    assert_eq!(st, 200, "{b}");
     assert_eq!(b["QueueDescription"]["QueueStatus"], "CREATING");
     b["QueueDescription"]["QueueARN"]
         .as_str()
@@ -59,13 +54,12 @@ async fn put(s: &TestServer, stream: &str, n: usize, tag: &str) {
             .iter()
             .map(|i| json!({"Data": STANDARD.encode(format!("{tag}-{i}")), "PartitionKey": format!("k{i}")}))
             .collect();
-        let (st, b) = s
-            .json(
+        let b = s
+            .ok(
                 "PutRecords",
                 json!({"StreamName": stream, "Records": records}),
             )
             .await;
-        assert_eq!(st, 200, "{b}");
         assert_eq!(b["FailedRecordCount"], 0);
     }
 }
@@ -75,17 +69,12 @@ async fn receive(s: &TestServer, arn: &str, extra: Value) -> Vec<Value> {
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let (st, b) = s.json("ReceiveQueueRecords", body).await;
-    assert_eq!(st, 200, "{b}");
+    let b = s.ok("ReceiveQueueRecords", body).await;
     b["QueueRecords"].as_array().unwrap().clone()
 }
 
 async fn batch(s: &TestServer, op: &str, arn: &str, entries: Vec<Value>) -> Value {
-    let (st, b) = s
-        .json(op, json!({"QueueARN": arn, "Entries": entries}))
-        .await;
-    assert_eq!(st, 200, "{b}");
-    b
+    s.ok(op, json!({"QueueARN": arn, "Entries": entries})).await
 }
 
 fn handles(records: &[Value]) -> Vec<Value> {
@@ -244,13 +233,12 @@ async fn a_poison_record_becomes_a_dead_letter_and_is_restored() {
         receive(&s, &arn, json!({})).await.is_empty(),
         "a dead letter is not received"
     );
-    let (st, b) = s
-        .json(
+    let b = s
+        .ok(
             "ReceiveDeadLetterQueueRecords",
             json!({"QueueARN": arn, "WaitTimeSeconds": 1, "VisibilityTimeoutSeconds": 30}),
         )
         .await;
-    assert_eq!(st, 200, "{b}");
     let dead = b["QueueRecords"].as_array().unwrap().clone();
     assert_eq!(dead.len(), 1);
     assert_eq!(data(&dead[0]), "poison-0");
@@ -515,13 +503,12 @@ async fn each_operation_refuses_bad_input_with_kinesis_errors() {
         "{b}"
     );
 
-    let (st, b) = s
-        .json(
+    let b = s
+        .ok(
             "UpdateQueue",
             json!({"QueueARN": arn, "QueueAttributes": {"VisibilityTimeoutSeconds": 5}}),
         )
         .await;
-    assert_eq!(st, 200, "{b}");
     assert_eq!(b["QueueDescription"]["QueueStatus"], "UPDATING");
     assert_eq!(
         b["QueueDescription"]["QueueAttributes"]["VisibilityTimeoutSeconds"],
@@ -589,24 +576,21 @@ async fn each_operation_refuses_bad_input_with_kinesis_errors() {
 async fn queues_take_tags_at_creation_and_through_the_resource_operations() {
     let s = TestServer::start().await;
     on_demand_stream(&s, "s", 1).await;
-    let (st, b) = s
-        .json(
+    let b = s
+        .ok(
             "CreateQueue",
             json!({"QueueName": "t", "StreamConfigurationList": [{"StreamARN": stream_arn("s")}], "Tags": {"team": "risk"}}),
         )
         .await;
-    assert_eq!(st, 200, "{b}");
     let arn = b["QueueDescription"]["QueueARN"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (st, b) = s
-        .json(
-            "TagResource",
-            json!({"ResourceARN": arn, "Tags": {"env": "prod"}}),
-        )
-        .await;
-    assert_eq!(st, 200, "{b}");
+    s.ok(
+        "TagResource",
+        json!({"ResourceARN": arn, "Tags": {"env": "prod"}}),
+    )
+    .await;
     let (_, b) = s
         .json(
             "UntagResource",

@@ -98,6 +98,14 @@ impl TestServer {
         (status, resp.bytes().await.unwrap().to_vec())
     }
 
+    /// Posts JSON that must succeed (status 200, else the test fails with the body); returns
+    /// the parsed reply.
+    pub async fn ok(&self, op: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, reply) = self.json(op, body).await;
+        assert_eq!(status, 200, "{op}: {reply}");
+        reply
+    }
+
     /// Posts JSON and returns (status, parsed body).
     pub async fn json(&self, op: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let (status, bytes) = self

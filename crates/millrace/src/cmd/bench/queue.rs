@@ -412,34 +412,8 @@ async fn queue_latency(
             anyhow::Ok(hist)
         }));
     }
-    let sent = paced_puts(
-        http.clone(),
-        url.to_owned(),
-        stream.to_owned(),
-        epoch,
-        args.latency_rate,
-        args.latency_seconds,
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut hist = Histogram::<u64>::new(3)?;
-    for t in tasks {
-        hist.add(t.await??)?;
-    }
-    if hist.len() != sent {
-        bail!(
-            "the queue consumers received {} of {sent} records",
-            hist.len()
-        );
-    }
-    Ok(Latency {
-        path: format!("queue: {} consumers long-polling", args.consumers),
-        records: hist.len(),
-        p50_ms: ms(&hist, 0.5),
-        p99_ms: ms(&hist, 0.99),
-        max_ms: hist.max() as f64 / 1000.0,
-    })
+    let path = format!("queue: {} consumers long-polling", args.consumers);
+    measure_readers(http, url, stream, args, epoch, &stop, tasks, path).await
 }
 
 /// GetRecords readers (one a shard) polling without pause read the paced records.
@@ -477,6 +451,26 @@ async fn get_records_latency(
             anyhow::Ok(hist)
         }));
     }
+    let path = "GetRecords: 1 reader a shard, polling without pause".to_owned();
+    measure_readers(http, url, stream, args, epoch, &stop, tasks, path).await
+}
+
+/// Readers each returning a histogram of put → receipt latencies, running until `stop`.
+type Readers = Vec<tokio::task::JoinHandle<anyhow::Result<Histogram<u64>>>>;
+
+/// The paced puts while `readers` run, then the readers stopped and their latencies merged;
+/// fails unless every record put was received once.
+#[allow(clippy::too_many_arguments)]
+async fn measure_readers(
+    http: &reqwest::Client,
+    url: &str,
+    stream: &str,
+    args: &BenchQueueArgs,
+    epoch: Instant,
+    stop: &std::sync::atomic::AtomicBool,
+    readers: Readers,
+    path: String,
+) -> anyhow::Result<Latency> {
     let sent = paced_puts(
         http.clone(),
         url.to_owned(),
@@ -489,17 +483,14 @@ async fn get_records_latency(
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut hist = Histogram::<u64>::new(3)?;
-    for t in tasks {
+    for t in readers {
         hist.add(t.await??)?;
     }
     if hist.len() != sent {
-        bail!(
-            "the GetRecords readers read {} of {sent} records",
-            hist.len()
-        );
+        bail!("{path}: received {} of {sent} records", hist.len());
     }
     Ok(Latency {
-        path: "GetRecords: 1 reader a shard, polling without pause".into(),
+        path,
         records: hist.len(),
         p50_ms: ms(&hist, 0.5),
         p99_ms: ms(&hist, 0.99),
