@@ -556,6 +556,7 @@ mod tests {
             kms_key_id: None,
             logging: Logging::default(),
             tags: Default::default(),
+            tables: None,
         }
     }
 

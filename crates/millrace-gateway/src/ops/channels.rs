@@ -530,13 +530,7 @@ fn description(gw: &Gateway, spec: &ChannelSpec, status: (ChannelStatus, Option<
                 "StreamCreationTimestamp",
                 Out::Time(spec.source.stream_created_ms),
             ),
-            (
-                "RecordConfiguration",
-                Out::map([(
-                    "RecordFormatType",
-                    Out::str(spec.source.record_format.as_str()),
-                )]),
-            ),
+            ("RecordConfiguration", record_configuration(spec)),
         ])]),
     ));
     match &spec.tables {
@@ -625,6 +619,17 @@ fn s3_out(spec: &ChannelSpec) -> Out {
         ("DeadLetterQueueS3Configuration", Out::Map(dead_letter)),
         ("StorageConfiguration", Out::Map(storage)),
     ])
+}
+
+fn record_configuration(spec: &ChannelSpec) -> Out {
+    let mut f = vec![(
+        "RecordFormatType",
+        Out::str(spec.source.record_format.as_str()),
+    )];
+    if let Some(t) = &spec.tables {
+        f.push(("GSRSchemaARN", Out::str(&t.schema_arn)));
+    }
+    Out::Map(f.into_iter().collect())
 }
 
 fn tables_out(spec: &ChannelSpec, t: &TablesDestination) -> Out {
