@@ -29,6 +29,7 @@ async fn main() {
             },
         ],
         hour_partition: Some("event_time".into()),
+        compression: Default::default(),
     };
     let mut w = TableWriter::open(std::path::Path::new(&dir), spec)
         .await

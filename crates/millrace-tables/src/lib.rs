@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use millrace_common::durable;
+
 use iceberg::memory::{MEMORY_CATALOG_WAREHOUSE, MemoryCatalogBuilder};
 use iceberg::spec::{
     DataFileFormat, Literal, NestedField, PartitionKey, PrimitiveType, Schema, Struct, Transform,
@@ -47,6 +49,8 @@ pub enum TableError {
     },
     #[error("{0}")]
     Schema(String),
+    #[error("a blocking task failed: {0}")]
+    Task(String),
 }
 
 pub type Result<T, E = TableError> = std::result::Result<T, E>;
@@ -77,6 +81,38 @@ pub struct TableSpec {
     pub columns: Vec<Column>,
     /// A `timestamptz` column partitioned by hour (`TIME_HOUR`).
     pub hour_partition: Option<String>,
+    /// The data files' Parquet compression (`S3TablesCompressionType`).
+    pub compression: TableCompression,
+}
+
+/// `S3TablesCompressionType`: how the Parquet data files are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TableCompression {
+    None,
+    #[default]
+    Zstd,
+    Snappy,
+}
+
+impl TableCompression {
+    /// `NONE`, `ZSTD` or `SNAPPY`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "NONE" => Some(Self::None),
+            "ZSTD" => Some(Self::Zstd),
+            "SNAPPY" => Some(Self::Snappy),
+            _ => None,
+        }
+    }
+
+    fn parquet(self) -> parquet_58::basic::Compression {
+        use parquet_58::basic::Compression;
+        match self {
+            Self::None => Compression::UNCOMPRESSED,
+            Self::Zstd => Compression::ZSTD(Default::default()),
+            Self::Snappy => Compression::SNAPPY,
+        }
+    }
 }
 
 impl TableSpec {
@@ -187,7 +223,7 @@ impl TableWriter {
                     .partition_spec(partition.build())
                     .build();
                 let t = catalog.create_table(&ns, creation).await?;
-                write_hint(&dir, &t)?;
+                write_hint(&dir, &t).await?;
                 t
             }
         };
@@ -257,7 +293,7 @@ impl TableWriter {
             );
             let parquet = ParquetWriterBuilder::new(
                 parquet_58::file::properties::WriterProperties::builder()
-                    .set_compression(parquet_58::basic::Compression::ZSTD(Default::default()))
+                    .set_compression(self.spec.compression.parquet())
                     .build(),
                 schema.clone(),
             );
@@ -289,7 +325,7 @@ impl TableWriter {
             .set_snapshot_properties(props);
         let tx = action.apply(tx)?;
         self.table = tx.commit(&self.catalog).await?;
-        write_hint(&self.dir, &self.table)?;
+        write_hint(&self.dir, &self.table).await?;
         Ok(rejected)
     }
 
@@ -323,21 +359,23 @@ fn read_hint(dir: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Points the version hint at `table`'s current metadata (the commit point): its file stem,
-/// written beside it durably.
-fn write_hint(dir: &Path, table: &Table) -> Result<()> {
+/// Points the version hint at `table`'s current metadata (the commit point). Iceberg's local
+/// storage writes data and metadata files without fsync, so the file system is flushed first:
+/// after a crash the hint never names a metadata file (or data file) that is not on disk. Runs
+/// off the async threads (a flush can take a while).
+async fn write_hint(dir: &Path, table: &Table) -> Result<()> {
     let location = table.metadata_location_result()?;
     let file = location.rsplit('/').next().unwrap_or(location);
-    let stem = file.strip_suffix(".metadata.json").unwrap_or(file);
-    let path = dir.join("metadata").join(HINT);
-    let tmp = dir.join("metadata").join(format!(".{HINT}.tmp"));
-    std::fs::write(&tmp, stem).map_err(io(&tmp))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    std::fs::File::open(dir.join("metadata"))
-        .and_then(|f| f.sync_all())
-        .map_err(io(&path))?;
-    Ok(())
+    let stem = file
+        .strip_suffix(".metadata.json")
+        .unwrap_or(file)
+        .to_owned();
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let path = dir.join("metadata").join(HINT);
+        durable::sync_filesystem(&dir).map_err(io(&dir))?;
+        durable::write_file(&path, stem.as_bytes()).map_err(io(&path))
+    })
+    .await
+    .map_err(|e| TableError::Task(format!("writing the version hint: {e}")))?
 }

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
-use millrace_tables::{Column, ColumnKind, TableSpec, TableWriter};
+use millrace_tables::{Column, ColumnKind, TableCompression, TableSpec, TableWriter};
 use serde_json::json;
 
-fn spec() -> TableSpec {
+fn spec(compression: TableCompression) -> TableSpec {
     let col = |name: &str, kind, required| Column {
         name: name.into(),
         kind,
@@ -24,6 +24,7 @@ fn spec() -> TableSpec {
             col("churned", ColumnKind::Boolean, false),
         ],
         hour_partition: Some("event_time".into()),
+        compression,
     }
 }
 
@@ -45,7 +46,9 @@ async fn count(w: &TableWriter) -> usize {
 #[tokio::test]
 async fn appends_are_snapshots_that_survive_a_reopen_with_their_marks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = TableWriter::open(dir.path(), spec()).await.unwrap();
+    let mut w = TableWriter::open(dir.path(), spec(TableCompression::Zstd))
+        .await
+        .unwrap();
     assert!(w.committed().is_empty());
     let base = 1_764_892_800_000i64; // an hour boundary
     let rows: Vec<_> = (0..300)
@@ -68,7 +71,9 @@ async fn appends_are_snapshots_that_survive_a_reopen_with_their_marks() {
     assert_eq!(count(&w).await, 300);
     drop(w);
 
-    let mut w = TableWriter::open(dir.path(), spec()).await.unwrap();
+    let mut w = TableWriter::open(dir.path(), spec(TableCompression::Zstd))
+        .await
+        .unwrap();
     assert_eq!(w.committed()["shardId-000000000000"], "42");
     let more = vec![json!({"event_time": "2026-12-05T10:00:00Z", "customer": "late"})];
     w.append(
@@ -92,6 +97,40 @@ async fn appends_are_snapshots_that_survive_a_reopen_with_their_marks() {
             .join("sales/orders/metadata/version-hint.text")
             .exists()
     );
+    assert_eq!(codecs(&files), ["ZSTD(ZstdLevel(1))"]);
+}
+
+#[tokio::test]
+async fn data_files_take_the_compression_asked_for() {
+    for (compression, codec) in [
+        (TableCompression::None, "UNCOMPRESSED"),
+        (TableCompression::Snappy, "SNAPPY"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = TableWriter::open(dir.path(), spec(compression))
+            .await
+            .unwrap();
+        let rows = [json!({"event_time": 1_764_892_800_000i64, "customer": "c"})];
+        w.append(&rows, &BTreeMap::new()).await.unwrap();
+        assert_eq!(count(&w).await, 1);
+        let files = walk(&dir.path().join("sales/orders/data"));
+        assert_eq!(codecs(&files), [codec], "{compression:?}");
+    }
+}
+
+/// The distinct column-chunk codecs of Parquet `files`.
+fn codecs(files: &[std::path::PathBuf]) -> Vec<String> {
+    use parquet_58::file::reader::{FileReader, SerializedFileReader};
+    let mut out = std::collections::BTreeSet::new();
+    for f in files {
+        let reader = SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap();
+        for rg in reader.metadata().row_groups() {
+            for c in rg.columns() {
+                out.insert(format!("{:?}", c.compression()));
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -25,7 +25,7 @@ use millrace_delivery::DeliveryMetrics;
 use millrace_gateway::channels::{ChannelSpec, RecordFormat, TablesDestination};
 use millrace_io::{RecordSource, SourceRecord};
 use millrace_lake::Lake;
-use millrace_tables::{Column, ColumnKind, TableSpec, TableWriter};
+use millrace_tables::{Column, ColumnKind, TableCompression, TableSpec, TableWriter};
 use tokio::sync::watch;
 
 /// Records read per shard and pass at most (one snapshot per pass).
@@ -114,6 +114,7 @@ impl TableRunner {
             table: t.table.clone(),
             columns,
             hour_partition: t.hour_partitions.first().cloned(),
+            compression: TableCompression::parse(&t.compression).unwrap_or_default(),
         })
     }
 
