@@ -581,6 +581,37 @@ mod tests {
         .unwrap();
         assert_eq!(c.buckets["raw-data"], "s3://b/p");
         assert_eq!(c.buckets.len(), 3);
+        for (bad, names) in [
+            ("[table_buckets]\nAB = \"t\"\n", "table_buckets.\"AB\""),
+            ("[table_buckets]\ntbl = \"s3://b/t\"\n", "table_buckets.tbl"),
+            ("[table_buckets]\ntbl = \"\"\n", "table_buckets.tbl"),
+            (
+                "[schemas]\n\"arn:aws:s3:::b\" = \"s.json\"\n",
+                "schemas.\"arn:aws:s3:::b\"",
+            ),
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(format!("{e:#}").contains(names), "{bad}: {e:#}");
+        }
+        let c = Config::parse(
+            "[table_buckets]\nanalytics = \"tables\"\n[schemas]\n\
+             \"arn:aws:glue:us-east-1:000000000000:schema/r/s\" = \"s.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.table_buckets["analytics"], PathBuf::from("tables"));
+        assert_eq!(c.schemas.len(), 1);
+        // Schema files are named relative to the config file, and must exist.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("up.toml");
+        let arn = "arn:aws:glue:us-east-1:000000000000:schema/r/s";
+        std::fs::write(&path, format!("[schemas]\n\"{arn}\" = \"s.json\"\n")).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert!(format!("{e:#}").contains("no such file"), "{e:#}");
+        std::fs::write(dir.path().join("s.json"), "{}").unwrap();
+        assert_eq!(
+            Config::load(&path).unwrap().schemas[arn],
+            dir.path().join("s.json")
+        );
         let e = Config::parse("[[stream]]\nname = \"a\"\nretention_hours = 1\n").unwrap_err();
         assert!(
             format!("{e:#}").contains("stream[0].retention_hours"),
