@@ -34,7 +34,7 @@ The flow:
     /status lists both channels with their lag.
  7. Bad input gets AWS's error types for every operation: ValidationException (model
     constraints; boto3's own parameter validation is off so the server sees the input),
-    InvalidArgumentException (S3 Tables/Iceberg, an unmapped bucket, a PROVISIONED stream,
+    InvalidArgumentException (S3 Tables without a schema, an unmapped bucket, a PROVISIONED stream,
     an unknown key template placeholder, UpdateChannel with S3 Tables, a bad NextToken),
     ResourceNotFoundException (an unknown stream or channel ARN), ResourceInUseException (a
     duplicate name, DeleteStream of a stream with channels).
@@ -349,7 +349,7 @@ def check_errors(ck, k, arns, moto_bucket):
         ("CreateChannel, name with a space", create(name="bad name"), "ValidationException"),
         ("CreateChannel, CompressionType LZ4",
          create(storage=dict(storage, CompressionType="LZ4")), "ValidationException"),
-        ("CreateChannel, S3 Tables (Iceberg)",
+        ("CreateChannel, S3 Tables without a GSRSchemaARN",
          create(storage=None, S3TablesDestinationConfiguration=tables),
          "InvalidArgumentException"),
         ("CreateChannel, unmapped bucket",

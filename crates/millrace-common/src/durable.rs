@@ -68,6 +68,24 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Flushes every file and folder of the file system that holds `path` (`syncfs(2)`; elsewhere
+/// than Linux, `path` itself). For files a library writes without fsync (Iceberg's data and
+/// metadata files), before a commit point ([`write_file`]) names them.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    let f = File::open(path)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor stays open for the call (`f` lives until the end).
+        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    f.sync_all()
+}
+
 /// A staging name beside `path` that no other call in this process uses.
 pub fn unique_temp(path: &Path) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);

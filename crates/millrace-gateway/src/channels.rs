@@ -53,6 +53,28 @@ pub struct ChannelSpec {
     pub logging: Logging,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// An S3 Tables destination (Apache Iceberg). Its dead-letter bucket and freshness are
+    /// kept in `destination` (bucket = the dead-letter bucket), which then writes nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<TablesDestination>,
+}
+
+/// The Iceberg table a channel appends to (`S3TablesConfiguration`, one per channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesDestination {
+    /// The table bucket's name: a `[table_buckets]` key of `millrace up`'s config.
+    pub table_bucket: String,
+    pub table_bucket_arn: String,
+    pub namespace: String,
+    pub table: String,
+    /// `S3TablesCompressionType`: NONE, ZSTD or SNAPPY (Parquet data files).
+    pub compression: String,
+    /// `TIME_HOUR` partition fields' source columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hour_partitions: Vec<String>,
+    /// `GSRSchemaARN`: a `[schemas]` key of `millrace up`'s config (there is no Glue).
+    pub schema_arn: String,
 }
 
 /// The stream a channel reads (one per channel, as AWS supports today).
@@ -75,6 +97,8 @@ pub enum RecordFormat {
     String,
     /// As `String`.
     ByteArray,
+    /// JSON behind the Glue Schema Registry's 18-byte header (S3 Tables only).
+    GsrJson,
 }
 
 impl RecordFormat {
@@ -83,6 +107,7 @@ impl RecordFormat {
             Self::Json => "JSON",
             Self::String => "STRING",
             Self::ByteArray => "BYTE_ARRAY",
+            Self::GsrJson => "GSR_JSON",
         }
     }
 }
@@ -342,6 +367,8 @@ pub struct Channels {
     reported: Mutex<BTreeMap<String, Reported>>,
     /// Buckets of `[buckets]` (set by `up`); [`DATA_DIR_BUCKET`] is always known.
     buckets: RwLock<BTreeSet<String>>,
+    /// Table buckets of `[table_buckets]` and schema ARNs of `[schemas]` (set by `up`).
+    tables: RwLock<(BTreeSet<String>, BTreeSet<String>)>,
     changes: watch::Sender<u64>,
 }
 
@@ -379,6 +406,7 @@ impl Channels {
             specs: Mutex::new(specs),
             reported: Mutex::default(),
             buckets: RwLock::default(),
+            tables: RwLock::default(),
             changes: watch::channel(0).0,
         })
     }
@@ -408,6 +436,34 @@ impl Channels {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .contains(name)
+    }
+
+    /// The table buckets of `[table_buckets]` and the schema ARNs of `[schemas]`.
+    pub fn set_tables(
+        &self,
+        table_buckets: impl IntoIterator<Item = String>,
+        schemas: impl IntoIterator<Item = String>,
+    ) {
+        *self.tables.write().unwrap_or_else(|p| p.into_inner()) = (
+            table_buckets.into_iter().collect(),
+            schemas.into_iter().collect(),
+        );
+    }
+
+    pub fn table_bucket_known(&self, name: &str) -> bool {
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .contains(name)
+    }
+
+    pub fn schema_known(&self, arn: &str) -> bool {
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .contains(arn)
     }
 
     /// A counter raised by every change; the runner waits on it.
@@ -673,6 +729,7 @@ mod tests {
             kms_key_id: None,
             logging: Logging::default(),
             tags: BTreeMap::new(),
+            tables: None,
         }
     }
 

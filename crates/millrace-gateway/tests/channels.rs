@@ -100,6 +100,13 @@ impl Server {
         (status, kind, v)
     }
 
+    /// The reply to a call that must succeed.
+    async fn ok(&self, op: &str, body: Value) -> Value {
+        let (status, _, v) = self.call(op, body).await;
+        assert_eq!(status, 200, "{op}: {v}");
+        v
+    }
+
     /// The error type and message `op` answers `body` with.
     async fn error(&self, op: &str, body: Value) -> (String, String) {
         let (status, kind, v) = self.call(op, body).await;
@@ -566,35 +573,6 @@ async fn meaning_is_checked_after_the_model() {
         .unwrap();
     let cases: Vec<(&str, Change, &str)> = vec![
         (
-            "S3 Tables",
-            Box::new(|b| {
-                b.as_object_mut()
-                    .unwrap()
-                    .remove("S3DestinationConfiguration");
-                b["S3TablesDestinationConfiguration"] = json!({
-                    "DeadLetterQueueS3Configuration": {
-                        "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": ACCOUNT},
-                    "S3TablesConfigurationList": [{
-                        "TableBucketARN": "arn:aws:s3tables:us-east-1:000000000000:bucket/tbl",
-                        "Namespace": "ns", "TableName": "t", "CompressionType": "ZSTD"}]
-                });
-            }),
-            "Iceberg",
-        ),
-        (
-            "both destinations",
-            Box::new(|b| {
-                b["S3TablesDestinationConfiguration"] = json!({
-                    "DeadLetterQueueS3Configuration": {
-                        "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": ACCOUNT},
-                    "S3TablesConfigurationList": [{
-                        "TableBucketARN": "arn:aws:s3tables:us-east-1:000000000000:bucket/tbl",
-                        "Namespace": "ns", "TableName": "t", "CompressionType": "ZSTD"}]
-                });
-            }),
-            "not both",
-        ),
-        (
             "no destination",
             Box::new(|b| {
                 b.as_object_mut()
@@ -846,4 +824,185 @@ async fn channels_take_tags_through_the_resource_operations_and_hold_their_strea
         )
         .await;
     assert_eq!(kind, "ResourceInUseException");
+}
+
+fn tables_body(server: &Server, name: &str, stream: &str) -> Value {
+    json!({
+        "ChannelName": name,
+        "ServiceExecutionRoleARN": ROLE,
+        "StreamConfigurationList": [{
+            "StreamARN": server.stream_arn(stream),
+            "RecordConfiguration": {
+                "RecordFormatType": "JSON",
+                "GSRSchemaARN": SCHEMA
+            }
+        }],
+        "S3TablesDestinationConfiguration": {
+            "DataFreshnessInSeconds": 60,
+            "DeadLetterQueueS3Configuration": {
+                "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": ACCOUNT,
+                "ErrorOutputPrefix": "bad/"},
+            "S3TablesConfigurationList": [{
+                "TableBucketARN": "arn:aws:s3tables:us-east-1:000000000000:bucket/tbl",
+                "Namespace": "sales", "TableName": "orders", "CompressionType": "ZSTD",
+                "PartitionSpec": {"PartitionFields": [
+                    {"Transform": "TIME_HOUR", "SourceName": "event_time"}]}
+            }]
+        }
+    })
+}
+
+const SCHEMA: &str = "arn:aws:glue:us-east-1:000000000000:schema/reg/orders";
+
+/// S3 Tables destinations: refused with a message naming the config key until `up` maps the
+/// table bucket and the schema; then created, described with the table (and no S3
+/// destination), listed as S3_TABLES, updated through S3TablesDestinationConfiguration only,
+/// and the same after a restart.
+#[tokio::test]
+async fn tables_destinations_need_mapped_buckets_and_schemas() {
+    let server = Server::start().await;
+    let client = server.sdk().await;
+    on_demand(&client, "s").await;
+    let cases: Vec<(&str, Change, &str)> = vec![
+        ("unknown schema", Box::new(|_| {}), "schemas.\"arn:aws:glue"),
+        (
+            "no schema",
+            Box::new(|b| {
+                b["StreamConfigurationList"][0]["RecordConfiguration"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("GSRSchemaARN");
+            }),
+            "GSRSchemaARN is required",
+        ),
+        (
+            "STRING records",
+            Box::new(|b| {
+                b["StreamConfigurationList"][0]["RecordConfiguration"]["RecordFormatType"] =
+                    json!("STRING");
+            }),
+            "JSON or GSR_JSON",
+        ),
+        (
+            "two tables",
+            Box::new(|b| {
+                let t =
+                    b["S3TablesDestinationConfiguration"]["S3TablesConfigurationList"][0].clone();
+                b["S3TablesDestinationConfiguration"]["S3TablesConfigurationList"] =
+                    json!([t.clone(), t]);
+            }),
+            "one table",
+        ),
+        (
+            "both destinations",
+            Box::new(|b| {
+                b["S3DestinationConfiguration"] = json!({"StorageConfiguration": {
+                    "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": ACCOUNT,
+                    "CompressionType": "NONE"}});
+            }),
+            "not both",
+        ),
+    ];
+    for (what, change, says) in cases {
+        let mut body = tables_body(&server, "t", "s");
+        change(&mut body);
+        let (kind, message) = server.error("CreateChannel", body).await;
+        assert_eq!(kind, "InvalidArgumentException", "{what}: {message}");
+        assert!(message.contains(says), "{what}: {message}");
+    }
+    server.gw.channels.set_tables([], [SCHEMA.to_owned()]);
+    let (kind, message) = server
+        .error("CreateChannel", tables_body(&server, "t", "s"))
+        .await;
+    assert_eq!(kind, "InvalidArgumentException");
+    assert!(message.contains("table_buckets.tbl"), "{message}");
+    server
+        .gw
+        .channels
+        .set_tables(["tbl".to_owned()], [SCHEMA.to_owned()]);
+    let mut unmapped_dead_letters = tables_body(&server, "t", "s");
+    unmapped_dead_letters["S3TablesDestinationConfiguration"]["DeadLetterQueueS3Configuration"]["BucketARN"] =
+        json!("arn:aws:s3:::errors");
+    let (_, message) = server.error("CreateChannel", unmapped_dead_letters).await;
+    assert!(message.contains("buckets.errors"), "{message}");
+
+    let created = server
+        .ok("CreateChannel", tables_body(&server, "t", "s"))
+        .await;
+    let arn = created["ChannelDescription"]["ChannelARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = created["ChannelDescription"]["ChannelId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.gw.channels.report("t", &id, 0, RunState::Active);
+    let check = |d: &aws_sdk_kinesis::types::ChannelDescription, freshness: i32| {
+        assert!(d.s3_destination_configuration().is_none());
+        let t = d.s3_tables_destination_configuration().expect("tables");
+        assert_eq!(t.data_freshness_in_seconds(), freshness);
+        let dl = t
+            .dead_letter_queue_s3_configuration()
+            .expect("dead letters");
+        assert_eq!(dl.bucket_arn(), "arn:aws:s3:::lake");
+        assert_eq!(dl.error_output_prefix(), Some("bad/"));
+        let [table] = t.s3_tables_configuration_list() else {
+            panic!("one table: {t:?}");
+        };
+        assert_eq!(table.namespace(), "sales");
+        assert_eq!(table.table_name(), "orders");
+        assert_eq!(table.compression_type().as_str(), "ZSTD");
+        let fields = table.partition_spec().unwrap().partition_fields();
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].transform().as_str(), "TIME_HOUR");
+        assert_eq!(fields[0].source_name(), "event_time");
+        let rc = d.stream_configuration_list()[0]
+            .record_configuration()
+            .unwrap();
+        assert_eq!(rc.gsr_schema_arn(), Some(SCHEMA));
+    };
+    let d = client
+        .describe_channel()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    check(d.channel_description().unwrap(), 60);
+    let listed = client.list_channels().send().await.unwrap();
+    assert_eq!(
+        listed.channel_summaries()[0]
+            .channel_destination_type()
+            .as_str(),
+        "S3_TABLES"
+    );
+    // A table channel's freshness changes through S3TablesDestinationConfiguration only.
+    let (kind, message) = server
+        .error(
+            "UpdateChannel",
+            json!({"ChannelARN": arn,
+                   "S3DestinationConfiguration": {"DataFreshnessInSeconds": 120}}),
+        )
+        .await;
+    assert_eq!(kind, "InvalidArgumentException");
+    assert!(
+        message.contains("S3TablesDestinationConfiguration"),
+        "{message}"
+    );
+    server
+        .ok(
+            "UpdateChannel",
+            json!({"ChannelARN": arn,
+                   "S3TablesDestinationConfiguration": {"DataFreshnessInSeconds": 120}}),
+        )
+        .await;
+    let server = server.restart().await;
+    let client = server.sdk().await;
+    let d = client
+        .describe_channel()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    check(d.channel_description().unwrap(), 120);
 }

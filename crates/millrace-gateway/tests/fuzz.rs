@@ -120,6 +120,21 @@ fn templates() -> Vec<(&'static str, Value)> {
                    "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": "000000000000",
                    "CompressionType": "GZIP"}}}),
         ),
+        (
+            "CreateChannel",
+            json!({"ChannelName": "t1", "ServiceExecutionRoleARN":
+                   "arn:aws:iam::000000000000:role/r",
+                   "StreamConfigurationList": [{"StreamARN": arn("od"),
+                   "RecordConfiguration": {"RecordFormatType": "GSR_JSON",
+                   "GSRSchemaARN": "arn:aws:glue:us-east-1:000000000000:schema/r/s"}}],
+                   "S3TablesDestinationConfiguration": {
+                   "DeadLetterQueueS3Configuration": {"BucketARN": "arn:aws:s3:::lake",
+                   "ExpectedBucketOwner": "000000000000"},
+                   "S3TablesConfigurationList": [{"TableBucketARN":
+                   "arn:aws:s3tables:us-east-1:000000000000:bucket/tbl", "Namespace": "n",
+                   "TableName": "t", "CompressionType": "ZSTD", "PartitionSpec": {
+                   "PartitionFields": [{"Transform": "TIME_HOUR", "SourceName": "ts"}]}}]}}),
+        ),
         ("ListChannels", json!({"MaxResults": 1})),
         ("NoSuchOperation", json!({})),
     ]
@@ -129,7 +144,7 @@ fn arn(stream: &str) -> String {
     format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
 }
 
-const MEMBERS: [&str; 36] = [
+const MEMBERS: [&str; 40] = [
     "StreamName",
     "StreamARN",
     "ShardCount",
@@ -166,6 +181,10 @@ const MEMBERS: [&str; 36] = [
     "StreamFilter",
     "RecordDistributionStrategy",
     "S3DestinationConfiguration",
+    "S3TablesDestinationConfiguration",
+    "S3TablesConfigurationList",
+    "GSRSchemaARN",
+    "PartitionSpec",
 ];
 
 /// Strings that reach deep into operations (a stream that exists, shard ids, iterator types,

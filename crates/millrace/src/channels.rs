@@ -48,6 +48,10 @@ const RETRY_FAILED: Duration = Duration::from_secs(10);
 pub struct Buckets {
     locations: BTreeMap<String, String>,
     s3: S3Options,
+    /// `[table_buckets]`: table bucket name → warehouse folder.
+    table_buckets: BTreeMap<String, PathBuf>,
+    /// `[schemas]`: GSRSchemaARN → JSON Schema file.
+    schemas: BTreeMap<String, PathBuf>,
 }
 
 impl Buckets {
@@ -60,10 +64,44 @@ impl Buckets {
         locations
             .entry(DATA_DIR_BUCKET.to_owned())
             .or_insert_with(|| data_dir.lake().display().to_string());
+        let table_buckets = config
+            .table_buckets
+            .iter()
+            .map(|(name, dir)| {
+                let dir = if dir.is_relative() {
+                    data_dir.root().join(dir)
+                } else {
+                    dir.clone()
+                };
+                (name.clone(), dir)
+            })
+            .collect();
         Self {
             locations,
             s3: config.lake.s3_options(),
+            table_buckets,
+            schemas: config.schemas.clone(),
         }
+    }
+
+    /// The warehouse folder of a table bucket and the schema text of a GSR ARN.
+    fn table(&self, t: &registry::TablesDestination) -> Result<(PathBuf, String), String> {
+        let dir = self.table_buckets.get(&t.table_bucket).ok_or_else(|| {
+            format!(
+                "table bucket {} is not mapped: add it to [table_buckets] in millrace up's config \
+                 (table_buckets.{})",
+                t.table_bucket, t.table_bucket
+            )
+        })?;
+        let file = self.schemas.get(&t.schema_arn).ok_or_else(|| {
+            format!(
+                "schema {} is not mapped: add it to [schemas] in millrace up's config",
+                t.schema_arn
+            )
+        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("reading schema file {}: {e}", file.display()))?;
+        Ok((dir.clone(), text))
     }
 
     /// The lake of `bucket`, or why there is none.
@@ -87,7 +125,8 @@ pub fn delivery_config(spec: &ChannelSpec, max_record_bytes: usize) -> DeliveryC
     c.buffer_interval_secs = spec.destination.freshness_secs.into();
     c.max_record_kib = (max_record_bytes / 1024).clamp(1, 10_240) as u64;
     c.format = match spec.source.record_format {
-        RecordFormat::Json => Format::Ndjson,
+        // GSR_JSON channels write tables (`table_channel.rs`), never objects.
+        RecordFormat::Json | RecordFormat::GsrJson => Format::Ndjson,
         RecordFormat::String | RecordFormat::ByteArray => Format::Concat,
     };
     c.compression = match spec.destination.compression {
@@ -202,10 +241,14 @@ impl Supervisor {
 
     /// Starts `spec`'s delivery, or records why it cannot run; reports either.
     fn start(&self, spec: &ChannelSpec, previous: Option<&RunState>) -> Running {
-        let (task, state) = match self.build(spec) {
-            Ok(delivery) => {
+        let started = match &spec.tables {
+            Some(_) => self.table_runner(spec).map(|r| self.spawn_table(spec, r)),
+            None => self.build(spec).map(|d| self.spawn(spec, d)),
+        };
+        let (task, state) = match started {
+            Ok(task) => {
                 tracing::info!(channel = %spec.name, stream = %spec.source.stream, bucket = %spec.destination.bucket, revision = spec.revision, "channel running");
-                (Some(self.spawn(spec, delivery)), RunState::Active)
+                (Some(task), RunState::Active)
             }
             Err(reason) => {
                 if previous != Some(&RunState::Failed(reason.clone())) {
@@ -240,6 +283,40 @@ impl Supervisor {
             return Ok(delivery);
         }
         Ok(delivery.with_error_lake(self.buckets.open(errors)?))
+    }
+
+    /// The runner of a channel into an Iceberg table (`crate::table_channel`).
+    fn table_runner(
+        &self,
+        spec: &ChannelSpec,
+    ) -> Result<crate::table_channel::TableRunner, String> {
+        let t = spec.tables.as_ref().expect("a tables channel");
+        let (warehouse, schema) = self.buckets.table(t)?;
+        let table = crate::table_channel::TableRunner::table_spec(t, &schema)?;
+        let stream = self
+            .store
+            .stream(&spec.source.stream)
+            .map_err(|_| format!("source stream {} does not exist", spec.source.stream))?;
+        Ok(crate::table_channel::TableRunner {
+            spec: spec.clone(),
+            table,
+            warehouse,
+            source: Arc::new(millrace_io::EmbeddedSource::new(stream)),
+            errors: self.buckets.open(spec.dead_letter_bucket())?,
+            metrics: Arc::new(DeliveryMetrics::new(&spec.name, &spec.source.stream)),
+        })
+    }
+
+    fn spawn_table(&self, spec: &ChannelSpec, runner: crate::table_channel::TableRunner) -> Task {
+        let metrics = runner.metrics.clone();
+        self.registry().insert(spec.name.clone(), metrics.clone());
+        let (stop, stopped) = watch::channel(false);
+        let handle = tokio::spawn(runner.run(stopped));
+        Task {
+            stop,
+            handle,
+            metrics,
+        }
     }
 
     fn spawn(&self, spec: &ChannelSpec, delivery: Delivery) -> Task {
@@ -479,6 +556,7 @@ mod tests {
             kms_key_id: None,
             logging: Logging::default(),
             tags: Default::default(),
+            tables: None,
         }
     }
 

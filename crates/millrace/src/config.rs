@@ -2,7 +2,7 @@
 //! names the offending key.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -28,6 +28,16 @@ pub struct Config {
     /// the data dir's own lake.
     #[serde(default)]
     pub buckets: std::collections::BTreeMap<String, String>,
+    /// Table buckets that channels write Iceberg tables into (S3TablesDestinationConfiguration's
+    /// TableBucketARN `arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME`): `NAME = "folder"`
+    /// (relative: under the data dir).
+    #[serde(default)]
+    pub table_buckets: std::collections::BTreeMap<String, PathBuf>,
+    /// The JSON Schema file of each GSRSchemaARN a table channel names (there is no Glue
+    /// Schema Registry): `"arn:aws:glue:…:schema/REGISTRY/NAME" = "file.json"` (relative to
+    /// the config file).
+    #[serde(default)]
+    pub schemas: std::collections::BTreeMap<String, PathBuf>,
     /// Stream-to-lake deliveries run inside `up`.
     #[serde(default, rename = "delivery")]
     pub deliveries: Vec<millrace_delivery::DeliveryConfig>,
@@ -273,8 +283,20 @@ impl Config {
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut config =
             Self::parse(&text).with_context(|| format!("in config {}", path.display()))?;
-        // Job files are named relative to the config file.
+        // Job and schema files are named relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
+        for (arn, file) in config.schemas.iter_mut() {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+            if !file.is_file() {
+                bail!(
+                    "in config {}: schemas.\"{arn}\" = {:?}: no such file",
+                    path.display(),
+                    file.display()
+                );
+            }
+        }
         for (i, p) in config.preps.iter_mut().enumerate() {
             if p.job.is_relative() {
                 p.job = base.join(&p.job);
@@ -356,6 +378,33 @@ impl Config {
         }
         for (name, location) in &self.buckets {
             check_bucket(name, location)?;
+        }
+        for (name, folder) in &self.table_buckets {
+            let ok = (3..=63).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b));
+            if !ok {
+                bail!(
+                    "table_buckets.{name:?}: not a table bucket name (3-63 characters of a-z, \
+                     0-9, '_', '-', as in arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME)"
+                );
+            }
+            if folder.as_os_str().is_empty() || folder.to_string_lossy().contains("://") {
+                bail!(
+                    "table_buckets.{name} = {:?}: expected a folder (relative to the data dir); \
+                     table buckets on S3 are not supported yet",
+                    folder.display()
+                );
+            }
+        }
+        for arn in self.schemas.keys() {
+            if !arn.starts_with("arn:aws") || !arn.contains(":glue:") || !arn.contains(":schema/") {
+                bail!(
+                    "schemas.\"{arn}\": expected a Glue schema ARN \
+                     (arn:aws:glue:REGION:ACCOUNT:schema/REGISTRY/NAME)"
+                );
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, d) in self.deliveries.iter().enumerate() {
@@ -532,6 +581,37 @@ mod tests {
         .unwrap();
         assert_eq!(c.buckets["raw-data"], "s3://b/p");
         assert_eq!(c.buckets.len(), 3);
+        for (bad, names) in [
+            ("[table_buckets]\nAB = \"t\"\n", "table_buckets.\"AB\""),
+            ("[table_buckets]\ntbl = \"s3://b/t\"\n", "table_buckets.tbl"),
+            ("[table_buckets]\ntbl = \"\"\n", "table_buckets.tbl"),
+            (
+                "[schemas]\n\"arn:aws:s3:::b\" = \"s.json\"\n",
+                "schemas.\"arn:aws:s3:::b\"",
+            ),
+        ] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(format!("{e:#}").contains(names), "{bad}: {e:#}");
+        }
+        let c = Config::parse(
+            "[table_buckets]\nanalytics = \"tables\"\n[schemas]\n\
+             \"arn:aws:glue:us-east-1:000000000000:schema/r/s\" = \"s.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.table_buckets["analytics"], PathBuf::from("tables"));
+        assert_eq!(c.schemas.len(), 1);
+        // Schema files are named relative to the config file, and must exist.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("up.toml");
+        let arn = "arn:aws:glue:us-east-1:000000000000:schema/r/s";
+        std::fs::write(&path, format!("[schemas]\n\"{arn}\" = \"s.json\"\n")).unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert!(format!("{e:#}").contains("no such file"), "{e:#}");
+        std::fs::write(dir.path().join("s.json"), "{}").unwrap();
+        assert_eq!(
+            Config::load(&path).unwrap().schemas[arn],
+            dir.path().join("s.json")
+        );
         let e = Config::parse("[[stream]]\nname = \"a\"\nretention_hours = 1\n").unwrap_err();
         assert!(
             format!("{e:#}").contains("stream[0].retention_hours"),

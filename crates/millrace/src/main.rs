@@ -9,6 +9,7 @@ mod config;
 mod generate;
 mod kinesis;
 mod pipeline;
+mod table_channel;
 
 use std::process::ExitCode;
 
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
 }
 
 /// Every crate of ours logs at the chosen level; dependencies only warn (or more with `-vv`).
-const OUR_CRATES: [&str; 13] = [
+const OUR_CRATES: [&str; 14] = [
     "millrace",
     "millrace_common",
     "millrace_http",
@@ -60,6 +61,7 @@ const OUR_CRATES: [&str; 13] = [
     "millrace_wrangle",
     "millrace_automl",
     "millrace_serve",
+    "millrace_tables",
 ];
 
 /// The default log filter for `-v` repeated `verbose` times; `MILLRACE_LOG` replaces it.

@@ -3,8 +3,8 @@
 //!
 //! Each operation reads its members against the model first (`input.rs`: one
 //! ValidationException for every violation), then checks meaning (InvalidArgumentException):
-//! one source stream, ON_DEMAND, an S3 destination (S3 Tables is refused: millrace does not
-//! write Iceberg tables), a bucket that `millrace up` maps, a key template the delivery engine
+//! one source stream, ON_DEMAND, one destination (an S3 bucket or an S3 Tables table), a
+//! bucket, table bucket and schema that `millrace up` maps, a key template the delivery engine
 //! can render. A channel's ARN is `arn:aws:kinesis:REGION:ACCOUNT:channel/NAME/ID`; an ARN of
 //! another account or region, or of an earlier channel of the same name, names nothing here.
 //! CreateChannel answers CREATING and UpdateChannel UPDATING, as documented; DescribeChannel
@@ -16,11 +16,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use millrace_stream::{Store, StreamMode};
 
-use self::input::{CreateInput, ListInput, S3In, StreamFilterIn, StreamIn, UpdateInput};
+use self::input::{CreateInput, ListInput, S3In, StreamFilterIn, StreamIn, TablesIn, UpdateInput};
 use super::tags::check_tag_characters;
 use crate::channels::{
     ChannelSpec, ChannelStatus, Compression, DATA_DIR_BUCKET, DEFAULT_FRESHNESS_SECS, DeadLetter,
-    Logging, RecordFormat, S3Destination, Source,
+    Logging, RecordFormat, S3Destination, Source, TablesDestination,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::protocol::Out;
@@ -64,20 +64,33 @@ pub fn describe(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
 pub async fn update(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
     let input = UpdateInput::read(&req)?;
     let spec = find(gw, input.arn)?;
-    if input.tables {
+    let is_tables = spec.tables.is_some();
+    if (is_tables && input.s3_freshness.is_some())
+        || (!is_tables && input.tables_freshness.is_some())
+    {
         return Err(ApiError::invalid(format!(
-            "Channel {} delivers to a general purpose S3 bucket, not to S3 Tables: update \
-             DataFreshnessInSeconds with S3DestinationConfiguration.",
-            gw.channels.arn(&spec)
+            "Channel {} delivers to {}: update DataFreshnessInSeconds with {}.",
+            gw.channels.arn(&spec),
+            if is_tables {
+                "S3 Tables"
+            } else {
+                "a general purpose S3 bucket"
+            },
+            if is_tables {
+                "S3TablesDestinationConfiguration"
+            } else {
+                "S3DestinationConfiguration"
+            }
         )));
     }
-    if input.s3_freshness.is_none() && input.logging.is_none() {
+    let asked = input.s3_freshness.or(input.tables_freshness);
+    if asked.is_none() && input.logging.is_none() {
         return Err(ApiError::invalid(
-            "UpdateChannel changes S3DestinationConfiguration.DataFreshnessInSeconds or \
-             LoggingConfiguration: give at least one.",
+            "UpdateChannel changes DataFreshnessInSeconds or LoggingConfiguration: give at \
+             least one.",
         ));
     }
-    let freshness = input.s3_freshness.map(check_freshness).transpose()?;
+    let freshness = asked.map(check_freshness).transpose()?;
     let status = gw.channels.status(&spec).0;
     if matches!(status, ChannelStatus::Creating | ChannelStatus::Updating) {
         return Err(ApiError::new(
@@ -210,8 +223,17 @@ fn new_spec(gw: &Gateway, input: &CreateInput) -> Result<ChannelSpec, ApiError> 
             input.name
         )));
     }
-    let s3 = destination(input)?;
     let stream_in = one_stream(input)?;
+    if let Some(t) = &input.tables {
+        if input.s3.is_some() {
+            return Err(ApiError::invalid(
+                "Specify either S3DestinationConfiguration or S3TablesDestinationConfiguration, \
+                 not both.",
+            ));
+        }
+        return tables_spec(gw, input, stream_in, t);
+    }
+    let s3 = destination(input)?;
     let record_format = record_format(stream_in)?;
     check_tag_characters(&input.tags)?;
     if input.kms_key_id == Some(SERVICE_KEY) {
@@ -237,27 +259,122 @@ fn new_spec(gw: &Gateway, input: &CreateInput) -> Result<ChannelSpec, ApiError> 
         kms_key_id: input.kms_key_id.map(str::to_owned),
         logging: input.logging.clone(),
         tags: input.tags.clone(),
+        tables: None,
     })
 }
 
-/// The S3 destination: exactly one of the two destinations, and not S3 Tables.
+/// A channel into an Iceberg table: the table bucket and the schema must be mapped by `up`'s
+/// config (`[table_buckets]`, `[schemas]`: there is no Glue Schema Registry here); its
+/// dead-letter bucket, mapped like any bucket, takes the records that do not fit.
+fn tables_spec(
+    gw: &Gateway,
+    input: &CreateInput,
+    stream_in: &StreamIn,
+    t: &TablesIn,
+) -> Result<ChannelSpec, ApiError> {
+    let [table] = t.tables.as_slice() else {
+        return Err(ApiError::invalid(format!(
+            "A channel writes one table; S3TablesConfigurationList has {} entries.",
+            t.tables.len()
+        )));
+    };
+    let record_format = match stream_in.format {
+        "JSON" => RecordFormat::Json,
+        "GSR_JSON" => RecordFormat::GsrJson,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "RecordFormatType {other} is not supported for streaming table (S3 Tables) \
+                 destinations: use JSON or GSR_JSON."
+            )));
+        }
+    };
+    let schema_arn = stream_in.schema_arn.ok_or_else(|| {
+        ApiError::invalid(
+            "GSRSchemaARN is required when the channel destination is a streaming table.",
+        )
+    })?;
+    if !gw.channels.schema_known(schema_arn) {
+        return Err(ApiError::invalid(format!(
+            "Schema {schema_arn} is not known: millrace has no Glue Schema Registry; map the ARN \
+             to a JSON Schema file in the [schemas] table of millrace up's config \
+             (schemas.\"{schema_arn}\")."
+        )));
+    }
+    let table_bucket = input::table_bucket_of_arn(table.bucket_arn).expect("checked");
+    if !gw.channels.table_bucket_known(table_bucket) {
+        return Err(ApiError::invalid(format!(
+            "Table bucket {table_bucket} ({}) is not mapped: add `{table_bucket} = \"<folder>\"` \
+             to the [table_buckets] table of millrace up's config (table_buckets.{table_bucket}).",
+            table.bucket_arn
+        )));
+    }
+    let freshness = t
+        .freshness
+        .map_or(Ok(DEFAULT_FRESHNESS_SECS), check_freshness)?;
+    let dl = &t.dead_letter;
+    let dl_bucket = input::bucket_of_arn(dl.bucket_arn).expect("checked");
+    check_bucket_mapped(gw, input.name, dl_bucket, dl.bucket_arn)?;
+    let account = gw.channels.account();
+    if dl.owner != account {
+        return Err(ApiError::invalid(format!(
+            "ExpectedBucketOwner {} does not own the bucket: millrace's buckets belong to \
+             account {account}.",
+            dl.owner
+        )));
+    }
+    let (stream, stream_created_ms) = source_stream(gw, stream_in.arn)?;
+    Ok(ChannelSpec {
+        name: input.name.to_owned(),
+        id: crate::channels::new_channel_id(),
+        created_ms: millrace_stream::now_ms(),
+        revision: 0,
+        role_arn: input.role_arn.to_owned(),
+        source: Source {
+            stream,
+            stream_created_ms,
+            record_format,
+        },
+        destination: S3Destination {
+            bucket: dl_bucket.to_owned(),
+            bucket_arn: dl.bucket_arn.to_owned(),
+            expected_owner: dl.owner.to_owned(),
+            output_key_template: None,
+            storage_class: None,
+            compression: Compression::None,
+            freshness_secs: freshness,
+            dead_letter: Some(DeadLetter {
+                bucket_arn: dl.bucket_arn.to_owned(),
+                expected_owner: dl.owner.to_owned(),
+                error_output_prefix: dl.prefix.map(str::to_owned),
+            }),
+        },
+        kms_key_id: input.kms_key_id.map(str::to_owned),
+        logging: input.logging.clone(),
+        tags: input.tags.clone(),
+        tables: Some(TablesDestination {
+            table_bucket: table_bucket.to_owned(),
+            table_bucket_arn: table.bucket_arn.to_owned(),
+            namespace: table.namespace.to_owned(),
+            table: table.table.to_owned(),
+            compression: table.compression.to_owned(),
+            hour_partitions: table
+                .hour_partitions
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            schema_arn: schema_arn.to_owned(),
+        }),
+    })
+}
+
+/// The S3 destination (S3 Tables was taken care of before).
 fn destination<'a, 'b>(input: &'b CreateInput<'a>) -> Result<&'b S3In<'a>, ApiError> {
-    match (&input.s3, input.tables) {
-        (Some(_), true) => Err(ApiError::invalid(
-            "Specify either S3DestinationConfiguration or S3TablesDestinationConfiguration, \
-             not both.",
-        )),
-        (None, true) => Err(ApiError::invalid(
-            "millrace does not write Apache Iceberg tables (S3 Tables) yet: \
-             S3TablesDestinationConfiguration is not supported. Use S3DestinationConfiguration \
-             to deliver objects to a bucket.",
-        )),
-        (None, false) => Err(ApiError::invalid(
+    input.s3.as_ref().ok_or_else(|| {
+        ApiError::invalid(
             "Either S3DestinationConfiguration or S3TablesDestinationConfiguration must be \
              provided.",
-        )),
-        (Some(s3), false) => Ok(s3),
-    }
+        )
+    })
 }
 
 fn one_stream<'a, 'b>(input: &'b CreateInput<'a>) -> Result<&'b StreamIn<'a>, ApiError> {
@@ -413,16 +530,13 @@ fn description(gw: &Gateway, spec: &ChannelSpec, status: (ChannelStatus, Option<
                 "StreamCreationTimestamp",
                 Out::Time(spec.source.stream_created_ms),
             ),
-            (
-                "RecordConfiguration",
-                Out::map([(
-                    "RecordFormatType",
-                    Out::str(spec.source.record_format.as_str()),
-                )]),
-            ),
+            ("RecordConfiguration", record_configuration(spec)),
         ])]),
     ));
-    f.push(("S3DestinationConfiguration", s3_out(spec)));
+    match &spec.tables {
+        Some(t) => f.push(("S3TablesDestinationConfiguration", tables_out(spec, t))),
+        None => f.push(("S3DestinationConfiguration", s3_out(spec))),
+    }
     if let Some(key) = &spec.kms_key_id {
         f.push((
             "EncryptionConfiguration",
@@ -458,7 +572,14 @@ fn identity(
 
 fn summary(gw: &Gateway, spec: &ChannelSpec) -> Out {
     let mut f = identity(gw, spec, gw.channels.status(spec));
-    f.push(("ChannelDestinationType", Out::str("S3")));
+    f.push((
+        "ChannelDestinationType",
+        Out::str(if spec.tables.is_some() {
+            "S3_TABLES"
+        } else {
+            "S3"
+        }),
+    ));
     f.push((
         "Streams",
         Out::List(vec![Out::map([
@@ -497,6 +618,61 @@ fn s3_out(spec: &ChannelSpec) -> Out {
         ("DataFreshnessInSeconds", Out::Int(d.freshness_secs.into())),
         ("DeadLetterQueueS3Configuration", Out::Map(dead_letter)),
         ("StorageConfiguration", Out::Map(storage)),
+    ])
+}
+
+fn record_configuration(spec: &ChannelSpec) -> Out {
+    let mut f = vec![(
+        "RecordFormatType",
+        Out::str(spec.source.record_format.as_str()),
+    )];
+    if let Some(t) = &spec.tables {
+        f.push(("GSRSchemaARN", Out::str(&t.schema_arn)));
+    }
+    Out::Map(f.into_iter().collect())
+}
+
+fn tables_out(spec: &ChannelSpec, t: &TablesDestination) -> Out {
+    let dl = spec.dead_letter();
+    let mut dead_letter = vec![
+        ("BucketARN", Out::str(dl.bucket_arn)),
+        ("ExpectedBucketOwner", Out::str(dl.expected_owner)),
+    ];
+    if let Some(p) = dl.error_output_prefix {
+        dead_letter.push(("ErrorOutputPrefix", Out::str(p)));
+    }
+    let mut table = vec![
+        ("TableBucketARN", Out::str(&t.table_bucket_arn)),
+        ("Namespace", Out::str(&t.namespace)),
+        ("TableName", Out::str(&t.table)),
+        ("CompressionType", Out::str(&t.compression)),
+    ];
+    if !t.hour_partitions.is_empty() {
+        let fields = t
+            .hour_partitions
+            .iter()
+            .map(|c| {
+                Out::map([
+                    ("Transform", Out::str("TIME_HOUR")),
+                    ("SourceName", Out::str(c)),
+                ])
+            })
+            .collect();
+        table.push((
+            "PartitionSpec",
+            Out::map([("PartitionFields", Out::List(fields))]),
+        ));
+    }
+    Out::map([
+        (
+            "DataFreshnessInSeconds",
+            Out::Int(spec.destination.freshness_secs.into()),
+        ),
+        ("DeadLetterQueueS3Configuration", Out::Map(dead_letter)),
+        (
+            "S3TablesConfigurationList",
+            Out::List(vec![Out::Map(table)]),
+        ),
     ])
 }
 

@@ -124,6 +124,10 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
         .await?
         .context("opening the Kinesis API state (queues, channels)")?;
     api.channels.set_buckets(config.buckets.keys().cloned());
+    api.channels.set_tables(
+        config.table_buckets.keys().cloned(),
+        config.schemas.keys().cloned(),
+    );
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the Kinesis API to {addr}"))?;

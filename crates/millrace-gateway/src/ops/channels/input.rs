@@ -40,8 +40,8 @@ pub(super) struct CreateInput<'a> {
     pub role_arn: &'a str,
     pub streams: Vec<StreamIn<'a>>,
     pub s3: Option<S3In<'a>>,
-    /// `S3TablesDestinationConfiguration` was given (and is within the model).
-    pub tables: bool,
+    /// `S3TablesDestinationConfiguration`, within the model.
+    pub tables: Option<TablesIn<'a>>,
     pub kms_key_id: Option<&'a str>,
     pub logging: Logging,
     pub tags: BTreeMap<String, String>,
@@ -65,6 +65,23 @@ pub(super) struct S3In<'a> {
     pub dead_letter: Option<DeadLetterIn<'a>>,
 }
 
+/// `S3TablesDestinationConfiguration` (its first table: one is supported per channel).
+pub(super) struct TablesIn<'a> {
+    pub freshness: Option<i64>,
+    pub dead_letter: DeadLetterIn<'a>,
+    pub tables: Vec<TableIn<'a>>,
+}
+
+/// One `S3TablesConfiguration`.
+pub(super) struct TableIn<'a> {
+    pub bucket_arn: &'a str,
+    pub namespace: &'a str,
+    pub table: &'a str,
+    pub compression: &'a str,
+    /// `TIME_HOUR` partition fields' source columns.
+    pub hour_partitions: Vec<&'a str>,
+}
+
 /// `DeadLetterQueueS3Configuration`.
 pub(super) struct DeadLetterIn<'a> {
     pub bucket_arn: &'a str,
@@ -77,8 +94,8 @@ pub(super) struct UpdateInput<'a> {
     pub arn: &'a str,
     /// `S3DestinationConfiguration.DataFreshnessInSeconds`.
     pub s3_freshness: Option<i64>,
-    /// `S3TablesDestinationConfiguration` was given.
-    pub tables: bool,
+    /// `S3TablesDestinationConfiguration.DataFreshnessInSeconds`.
+    pub tables_freshness: Option<i64>,
     pub logging: Option<Logging>,
 }
 
@@ -117,10 +134,9 @@ impl<'a> CreateInput<'a> {
         let s3 = req
             .opt_object("S3DestinationConfiguration")?
             .and_then(|m| read_s3(&mut c, m, "S3DestinationConfiguration"));
-        let tables = req.opt_object("S3TablesDestinationConfiguration")?;
-        if let Some(t) = tables {
-            check_tables(&mut c, t, "S3TablesDestinationConfiguration");
-        }
+        let tables = req
+            .opt_object("S3TablesDestinationConfiguration")?
+            .and_then(|t| read_tables(&mut c, t, "S3TablesDestinationConfiguration"));
         let kms_key_id = req
             .opt_object("EncryptionConfiguration")?
             .and_then(|m| read_encryption(&mut c, m, "EncryptionConfiguration"));
@@ -138,7 +154,7 @@ impl<'a> CreateInput<'a> {
             role_arn: role_arn.expect("checked"),
             streams,
             s3,
-            tables: tables.is_some(),
+            tables,
             kms_key_id,
             logging,
             tags,
@@ -156,13 +172,14 @@ impl<'a> UpdateInput<'a> {
                 int(m, "DataFreshnessInSeconds"),
             )
         });
-        let tables = req.opt_object("S3TablesDestinationConfiguration")?;
-        if let Some(t) = tables {
-            c.required(
-                "S3TablesDestinationConfiguration.DataFreshnessInSeconds",
-                int(t, "DataFreshnessInSeconds"),
-            );
-        }
+        let tables_freshness = req
+            .opt_object("S3TablesDestinationConfiguration")?
+            .and_then(|t| {
+                c.required(
+                    "S3TablesDestinationConfiguration.DataFreshnessInSeconds",
+                    int(t, "DataFreshnessInSeconds"),
+                )
+            });
         let logging = req
             .opt_object("LoggingConfiguration")?
             .map(|m| read_logging(&mut c, m, "LoggingConfiguration"));
@@ -170,7 +187,7 @@ impl<'a> UpdateInput<'a> {
         Ok(Self {
             arn: arn.expect("checked"),
             s3_freshness,
-            tables: tables.is_some(),
+            tables_freshness,
             logging,
         })
     }
@@ -362,47 +379,73 @@ fn read_owner<'a>(c: &mut Checks, m: &'a Map<String, Value>, path: &str) -> Opti
     Some(owner)
 }
 
-/// `S3TablesDestinationConfiguration`'s model constraints (refused afterwards as a whole:
-/// millrace does not write Iceberg tables).
-fn check_tables(c: &mut Checks, m: &Map<String, Value>, path: &str) {
+/// `S3TablesDestinationConfiguration` with its model constraints fed to `c`.
+fn read_tables<'a>(c: &mut Checks, m: &'a Map<String, Value>, path: &str) -> Option<TablesIn<'a>> {
     let dlq = format!("{path}.DeadLetterQueueS3Configuration");
-    if let Some(d) = c.required(&dlq, obj(m, "DeadLetterQueueS3Configuration")) {
-        read_dead_letter(c, d, &dlq);
-    }
+    let dead_letter = c
+        .required(&dlq, obj(m, "DeadLetterQueueS3Configuration"))
+        .and_then(|d| read_dead_letter(c, d, &dlq));
+    let freshness = int(m, "DataFreshnessInSeconds");
     let list_path = format!("{path}.S3TablesConfigurationList");
-    let Some(list) = c.required(&list_path, list(m, "S3TablesConfigurationList")) else {
-        return;
-    };
+    let list = c.required(&list_path, list(m, "S3TablesConfigurationList"))?;
     list_len(c, &list_path, list.len(), 1, 10_000);
-    for (i, item) in list.iter().enumerate() {
-        if let Some(t) = item.as_object() {
-            check_table(c, t, &format!("{list_path}.{}.member", i + 1));
-        }
-    }
+    let tables: Vec<TableIn<'a>> = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let t = item.as_object()?;
+            read_table(c, t, &format!("{list_path}.{}.member", i + 1))
+        })
+        .collect();
+    Some(TablesIn {
+        freshness,
+        dead_letter: dead_letter?,
+        tables,
+    })
 }
 
-fn check_table(c: &mut Checks, t: &Map<String, Value>, path: &str) {
+fn read_table<'a>(c: &mut Checks, t: &'a Map<String, Value>, path: &str) -> Option<TableIn<'a>> {
     let field = format!("{path}.TableBucketARN");
-    if let Some(a) = c.required(&field, text(t, "TableBucketARN"))
+    let bucket_arn = c.required(&field, text(t, "TableBucketARN"));
+    if let Some(a) = bucket_arn
         && c.len(&field, a, 1, 2048)
     {
         c.pattern(&field, a, is_table_bucket_arn(a), TABLE_BUCKET_ARN_PATTERN);
     }
+    let mut names = Vec::new();
     for key in ["Namespace", "TableName"] {
         let field = format!("{path}.{key}");
-        if let Some(v) = c.required(&field, text(t, key))
+        let v = c.required(&field, text(t, key));
+        if let Some(v) = v
             && c.len(&field, v, 1, 255)
         {
             c.pattern(&field, v, is_tables_name(v), TABLES_NAME_PATTERN);
         }
+        names.push(v);
     }
     let field = format!("{path}.CompressionType");
-    if let Some(v) = c.required(&field, text(t, "CompressionType")) {
+    let compression = c.required(&field, text(t, "CompressionType"));
+    if let Some(v) = compression {
         c.one_of(&field, v, TABLES_COMPRESSIONS);
     }
-    if let Some(spec) = obj(t, "PartitionSpec") {
-        check_partition_spec(c, spec, &format!("{path}.PartitionSpec"));
-    }
+    let hour_partitions = match obj(t, "PartitionSpec") {
+        Some(spec) => {
+            check_partition_spec(c, spec, &format!("{path}.PartitionSpec"));
+            list(spec, "PartitionFields")
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_object().and_then(|f| text(f, "SourceName")))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    Some(TableIn {
+        bucket_arn: bucket_arn?,
+        namespace: names[0]?,
+        table: names[1]?,
+        compression: compression?,
+        hour_partitions,
+    })
 }
 
 fn check_partition_spec(c: &mut Checks, spec: &Map<String, Value>, path: &str) {
@@ -627,6 +670,11 @@ fn is_gsr_schema_arn(arn: &str) -> bool {
 }
 
 /// `arn:aws[-a-z0-9]*:s3tables:[-a-z0-9]+:\d{12}:bucket/[a-z0-9_-]{3,63}`.
+/// The table bucket's name in a (checked) `TableBucketARN`.
+pub(super) fn table_bucket_of_arn(arn: &str) -> Option<&str> {
+    arn.rsplit_once(":bucket/").map(|(_, b)| b)
+}
+
 fn is_table_bucket_arn(arn: &str) -> bool {
     after_service(arn, "s3tables")
         .and_then(|r| after_region_account(r, false))
