@@ -1,39 +1,23 @@
-//! AWS event stream framing (`application/vnd.amazon.eventstream`) for SubscribeToShard's
-//! reply: each message is a prelude, headers, a payload and CRCs, written by
-//! `aws-smithy-eventstream` (what aws-sdk-kinesis reads it with). Headers as Kinesis sends
-//! them: `:message-type` `event` with `:event-type` (`initial-response` first, then
-//! `SubscribeToShardEvent`), or `exception` with `:exception-type`; `:content-type` is the
-//! protocol the request spoke, and the payload is encoded in it.
+//! SubscribeToShard's reply as Kinesis sends it, framed by `millrace_http::eventstream` (AWS
+//! event stream framing, shared with the endpoint's SageMaker streams): `:event-type`
+//! `initial-response` first, then `SubscribeToShardEvent`, or an `exception` whose
+//! `:exception-type` is the error's type; `:content-type` is the protocol the request spoke,
+//! and the payload is encoded in it.
 
-use aws_smithy_eventstream::frame::write_message_to;
-use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use bytes::Bytes;
+use millrace_http::eventstream as framing;
 
 use crate::error::ApiError;
 use crate::protocol::{Out, Protocol};
 
 /// The reply's `Content-Type`.
-pub const CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
-
-fn frame(headers: Vec<Header>, payload: Vec<u8>) -> Bytes {
-    let message = Message::new_from_parts(headers, payload);
-    let mut buf = Vec::with_capacity(message.payload().len() + 128);
-    write_message_to(&message, &mut buf).expect("an event is within the frame limits");
-    Bytes::from(buf)
-}
-
-fn string(name: &'static str, value: &str) -> Header {
-    Header::new(name, HeaderValue::String(value.to_owned().into()))
-}
+pub use millrace_http::eventstream::CONTENT_TYPE;
 
 /// An event of type `event_type` with `payload` encoded in `protocol`.
 pub fn event(protocol: Protocol, event_type: &'static str, payload: &Out) -> Bytes {
-    frame(
-        vec![
-            string(":message-type", "event"),
-            string(":event-type", event_type),
-            string(":content-type", protocol.content_type()),
-        ],
+    framing::event(
+        event_type,
+        protocol.content_type(),
         protocol.encode(payload),
     )
 }
@@ -43,15 +27,12 @@ pub fn initial_response(protocol: Protocol) -> Bytes {
     event(protocol, "initial-response", &Out::map([]))
 }
 
-/// An error in the stream (it ends the stream): `:message-type` `exception`, the error's type
-/// in `:exception-type` and `{"message": …}` as the payload.
+/// An error in the stream (it ends the stream): the error's type in `:exception-type` and
+/// `{"message": …}` as the payload.
 pub fn exception(protocol: Protocol, e: &ApiError) -> Bytes {
-    frame(
-        vec![
-            string(":message-type", "exception"),
-            string(":exception-type", e.code.as_str()),
-            string(":content-type", protocol.content_type()),
-        ],
+    framing::exception(
+        e.code.as_str(),
+        protocol.content_type(),
         protocol.encode(&Out::map([("message", Out::str(&e.message))])),
     )
 }

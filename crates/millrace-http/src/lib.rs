@@ -10,11 +10,14 @@
 //! - `refusal.rs`: what the server answers itself (421, 400, 503 with `Retry-After`, 408), in
 //!   each server's own error shape.
 //! - `exposure.rs`: the loud warning for a bind beyond loopback (there is no authentication).
+//! - [`eventstream`]: AWS event stream framing for replies that are a stream of messages
+//!   (Kinesis SubscribeToShard, SageMaker InvokeEndpointWithResponseStream).
 //!
 //! Not here: per-request body limits and media types, which each server's handlers enforce.
 
 mod body;
 mod conns;
+pub mod eventstream;
 mod exposure;
 mod host;
 mod limits;
