@@ -1,12 +1,15 @@
 //! The real-time endpoint: the SageMaker inference container contract (`GET /ping`,
 //! `POST /invocations`) for the first model, `POST /models/NAME/invocations` for each, and
-//! `GET /metrics`. A model named without a version follows the registry: a poller swaps in the
+//! `GET /metrics`; beside it the SageMaker Runtime API (`POST /endpoints/NAME/…`, see
+//! `crate::sagemaker`). A model named without a version follows the registry: a poller swaps in the
 //! newly promoted (or newly trained, when none is promoted) version; requests in flight keep the
 //! version they started with, so a swap fails nothing. Each loaded version with a training
 //! baseline keeps a drift window over the records it scored (`monitor`): on `/metrics`, and
 //! saved to `<data-dir>/state/monitor/NAME.json` every few seconds while records arrive.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::path::Path as FsPath;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -29,11 +32,14 @@ use crate::input::{self, BodyFormat, Record};
 use crate::metrics::{self, ModelMetrics};
 use crate::monitor::{DriftOptions, DriftReport, DriftWindow};
 use crate::registry::Registry;
+use crate::sagemaker::{self, AsyncQueue};
 
 /// SageMaker's real-time payload limit.
 pub const DEFAULT_MAX_BODY: usize = 6 * 1024 * 1024;
 /// Batches above this many records are scored on a blocking thread, off the async workers.
-const INLINE_RECORDS: usize = 64;
+pub(crate) const INLINE_RECORDS: usize = 64;
+/// Versions other than the served ones (SageMaker endpoint names `NAME-vN`) kept loaded.
+const PINNED_KEPT: usize = 4;
 
 /// A model ready to score.
 pub struct Loaded {
@@ -179,15 +185,16 @@ pub struct Endpoint {
     options: EndpointOptions,
     /// Largest body accepted (set by `router`).
     max_body: std::sync::atomic::AtomicUsize,
+    /// Versions asked for by number that no slot serves now, most recently used last.
+    pinned: Mutex<VecDeque<Arc<Loaded>>>,
+    /// The SageMaker API's asynchronous invocations waiting or running.
+    queue: AsyncQueue,
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
+/// What one invocation scores with: the served model it counts under, and the version.
+pub(crate) struct Invoked {
+    pub slot: usize,
+    pub loaded: Arc<Loaded>,
 }
 
 impl Endpoint {
@@ -240,7 +247,101 @@ impl Endpoint {
             slots,
             options,
             max_body: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_BODY),
+            pinned: Mutex::new(VecDeque::new()),
+            queue: AsyncQueue::default(),
         })
+    }
+
+    /// The index of the served model named `name`.
+    pub(crate) fn slot_named(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.name == name)
+    }
+
+    /// The names of the served models, in the order they were given.
+    pub(crate) fn slot_names(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// The largest body a request may send.
+    pub(crate) fn max_body(&self) -> usize {
+        self.max_body.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The lake the registry lives in (`<data-dir>/lake`).
+    pub(crate) fn lake(&self) -> &FsPath {
+        self.registry.lake()
+    }
+
+    pub(crate) fn queue(&self) -> &AsyncQueue {
+        &self.queue
+    }
+
+    /// Counts one request against the served model `slot`.
+    pub(crate) fn observe(&self, slot: usize, status: u16, records: usize, started: Instant) {
+        self.slots[slot]
+            .metrics
+            .observe(status, records, started.elapsed().as_secs_f64());
+    }
+
+    /// What an invocation of the served model `slot` scores with: the version served now (it
+    /// keeps it even if a new one is swapped in meanwhile), or version `version` of the model,
+    /// loaded from the registry off the async threads and kept among the last few asked for.
+    pub(crate) async fn invoked(
+        self: &Arc<Self>,
+        slot: usize,
+        version: Option<u32>,
+    ) -> Result<Invoked, ServeError> {
+        let current = self.slots[slot].current.load_full();
+        let loaded = match version {
+            None => current,
+            Some(v) if v == current.version => current,
+            Some(v) => self.pinned_version(slot, v).await?,
+        };
+        Ok(Invoked { slot, loaded })
+    }
+
+    async fn pinned_version(
+        self: &Arc<Self>,
+        slot: usize,
+        version: u32,
+    ) -> Result<Arc<Loaded>, ServeError> {
+        let name = self.slots[slot].name.clone();
+        if let Some(hit) = self.take_pinned(&name, version) {
+            return Ok(hit);
+        }
+        let ep = Arc::clone(self);
+        let spec = format!("{name}:v{version}");
+        let (model, version) = tokio::task::spawn_blocking(move || ep.registry.load(&spec))
+            .await
+            .map_err(|e| ServeError::Internal(format!("loading {name}:v{version}: {e}")))??;
+        let loaded = Arc::new(Loaded::with_drift(
+            &name,
+            version,
+            model,
+            self.options.drift,
+        ));
+        self.keep_pinned(Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// A kept version, marked as the most recently used.
+    fn take_pinned(&self, name: &str, version: u32) -> Option<Arc<Loaded>> {
+        let mut kept = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+        let i = kept
+            .iter()
+            .position(|l| l.name == name && l.version == version)?;
+        let hit = kept.remove(i)?;
+        kept.push_back(Arc::clone(&hit));
+        Some(hit)
+    }
+
+    fn keep_pinned(&self, loaded: Arc<Loaded>) {
+        let mut kept = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|l| !(l.name == loaded.name && l.version == loaded.version));
+        kept.push_back(loaded);
+        while kept.len() > PINNED_KEPT {
+            kept.pop_front();
+        }
     }
 
     /// (name, version) of every model served now.
@@ -368,6 +469,7 @@ impl Endpoint {
             .route("/invocations", post(invoke_default))
             .route("/models/{name}/invocations", post(invoke_named))
             .route("/metrics", get(metrics_text))
+            .merge(sagemaker::routes())
             // The handler enforces the limit itself (see `read_body`).
             .layer(DefaultBodyLimit::disable())
             .with_state(self)
@@ -386,7 +488,8 @@ impl Endpoint {
     }
 
     /// As [`Endpoint::serve`], under `limits` (connections, timeouts, allowed hosts, bytes in
-    /// flight); refusals are JSON (`{"error": …}`) like the endpoint's own errors.
+    /// flight); refusals are JSON (`{"error": …}`) like the endpoint's own errors, or
+    /// SageMaker's error shape to the AWS SDKs ([`crate::error::endpoint_refusal`]).
     pub async fn serve_with(
         self: Arc<Self>,
         listener: TcpListener,
@@ -398,7 +501,7 @@ impl Endpoint {
             name: "the endpoint",
             router: self.router(max_body),
             body_limit: max_body,
-            refusal_body: millrace_http::json_refusal,
+            refusal_body: crate::error::endpoint_refusal,
         };
         millrace_http::serve(listener, app, limits, shutdown).await
     }
@@ -453,10 +556,27 @@ async fn invoke_named(
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/csv"))
+    accepts_csv(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+}
+
+/// Whether an `Accept` value asks for `label,probability` rows rather than JSON.
+pub(crate) fn accepts_csv(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("text/csv"))
+}
+
+/// Predictions as `/invocations` answers them, with their content type: `label,probability`
+/// rows when `csv`, else `{"predictions": [...]}`.
+pub(crate) fn encode_predictions(predictions: &[Value], csv: bool) -> (&'static str, Vec<u8>) {
+    if csv {
+        ("text/csv", to_csv(predictions).into_bytes())
+    } else {
+        (
+            "application/json",
+            json!({ "predictions": predictions })
+                .to_string()
+                .into_bytes(),
+        )
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -467,7 +587,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn to_csv(predictions: &[Value]) -> String {
+/// `label,probability` rows (or the value of a regression), one per prediction.
+pub(crate) fn to_csv(predictions: &[Value]) -> String {
     let mut out = String::new();
     for p in predictions {
         let line = match (
@@ -490,8 +611,12 @@ fn to_csv(predictions: &[Value]) -> String {
 /// The body, or `PayloadTooLarge`: a declared Content-Length over the limit is refused before
 /// a byte is read (a client sending `Expect: 100-continue` never uploads it), and a body
 /// without one is cut off at the limit.
-async fn read_body(ep: &Endpoint, headers: &HeaderMap, body: Body) -> Result<Bytes, ServeError> {
-    let max = ep.max_body.load(std::sync::atomic::Ordering::Relaxed);
+pub(crate) async fn read_body(
+    ep: &Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ServeError> {
+    let max = ep.max_body();
     let too_large = || ServeError::PayloadTooLarge { limit: max };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -523,11 +648,8 @@ async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) 
         .and_then(|v| v.to_str().ok());
     let (response, status, n) = match score_body(&loaded, ct, &body).await {
         Ok((predictions, n)) => {
-            let resp = if wants_csv(&headers) {
-                ([(header::CONTENT_TYPE, "text/csv")], to_csv(&predictions)).into_response()
-            } else {
-                json_response(StatusCode::OK, &json!({ "predictions": predictions }))
-            };
+            let (content_type, body) = encode_predictions(&predictions, wants_csv(&headers));
+            let resp = ([(header::CONTENT_TYPE, content_type)], body).into_response();
             (resp, 200, n)
         }
         Err((e, n)) => {
@@ -546,16 +668,35 @@ async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) 
 
 /// Parses and scores a body: the predictions and the number of records, or the error and the
 /// records it got to. A panic while scoring is an internal error, never a registry one.
-async fn score_body(
+pub(crate) async fn score_body(
     loaded: &Arc<Loaded>,
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<(Vec<Value>, usize), (ServeError, usize)> {
-    let records = input::format_of(content_type)
-        .and_then(|f: BodyFormat| Ok(input::parse(f, body, &loaded.columns)?))
-        .map_err(|e| (e, 0))?;
+    let records = parse_body(loaded, content_type, body).map_err(|e| (e, 0))?;
     let n = records.len();
-    let result = if n <= INLINE_RECORDS {
+    score_records(loaded, records)
+        .await
+        .map(|p| (p, n))
+        .map_err(|e| (e, n))
+}
+
+/// A body as records in the model's columns, in the format its `Content-Type` names.
+pub(crate) fn parse_body(
+    loaded: &Loaded,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<Record>, ServeError> {
+    input::format_of(content_type)
+        .and_then(|f: BodyFormat| Ok(input::parse(f, body, &loaded.columns)?))
+}
+
+/// Scores records (and observes them for drift): inline when few, else on a blocking thread.
+pub(crate) async fn score_records(
+    loaded: &Arc<Loaded>,
+    records: Vec<Record>,
+) -> Result<Vec<Value>, ServeError> {
+    if records.len() <= INLINE_RECORDS {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             loaded.score_observed(&records)
         }))
@@ -565,8 +706,7 @@ async fn score_body(
         tokio::task::spawn_blocking(move || l.score_observed(&records))
             .await
             .unwrap_or_else(|e| Err(scoring_panicked(e.to_string())))
-    };
-    result.map(|p| (p, n)).map_err(|e| (e, n))
+    }
 }
 
 fn scoring_panicked(what: String) -> ServeError {

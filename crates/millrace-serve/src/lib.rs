@@ -9,8 +9,10 @@
 //! CSV) into records and says which record and field is wrong; `score` scores a stream on
 //! arrival onto an output stream, exactly once per input across crashes.
 //! `monitor` compares the records scored lately with the model's training baseline (drift,
-//! by PSI per feature). `error` holds every failure as a variant a caller can act on, and its
-//! one mapping to HTTP statuses.
+//! by PSI per feature). `sagemaker` is the SageMaker Runtime API on the same endpoint
+//! (InvokeEndpoint, InvokeEndpointWithResponseStream, InvokeEndpointAsync into the lake).
+//! `error` holds every failure as a variant a caller can act on, and its one mapping to HTTP
+//! statuses (and to SageMaker's error types).
 
 pub mod endpoint;
 pub mod error;
@@ -19,6 +21,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod promotion;
 pub mod registry;
+mod sagemaker;
 pub mod score;
 
 pub use error::ServeError;

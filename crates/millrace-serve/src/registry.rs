@@ -182,6 +182,12 @@ impl Registry {
         &self.root
     }
 
+    /// The lake the registry lives in, `<data-dir>/lake`: where the SageMaker API's
+    /// asynchronous invocations read `s3://lake/…` inputs and write their results.
+    pub fn lake(&self) -> &Path {
+        self.root.parent().unwrap_or(&self.root)
+    }
+
     /// Model names become folder names: the one rule of `millrace_common::keys::check_name`
     /// (1 to 128 letters, digits, `-`, `_` and `.`, not starting with `.`), so `.`, `..`,
     /// `a/b` and `/etc` are refused.
