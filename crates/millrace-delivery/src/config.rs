@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::prefix::Template;
+use crate::query::PartitionQuery;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +89,12 @@ pub struct DeliveryConfig {
     /// Dynamic partitioning: key name → field path in the JSON record (`.Contract`, `.a.b`).
     #[serde(default)]
     pub partitioning: BTreeMap<String, String>,
+    /// Dynamic partitioning by a jq query, as Firehose's `MetadataExtractionQuery`: one
+    /// object per record, e.g. `{customer_id: .customer.id, year: .ts | strftime("%Y")}`,
+    /// whose values fill `!{partitionKeyFromQuery:NAME}`. Needs `prefix`; not with
+    /// `partitioning`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_query: Option<String>,
     /// Declared Parquet schema; without it, columns are inferred per object.
     #[serde(default)]
     pub schema: Vec<SchemaColumn>,
@@ -122,6 +129,7 @@ impl DeliveryConfig {
             compression: Compression::default(),
             layout: Layout::default(),
             partitioning: BTreeMap::new(),
+            partition_query: None,
             schema: Vec::new(),
         }
     }
@@ -213,15 +221,105 @@ impl DeliveryConfig {
         }
         let t =
             Template::parse(&self.prefix_template()).map_err(|e| format!("{path}.prefix: {e}"))?;
-        for key in t.partition_keys() {
-            if !self.partitioning.contains_key(key) {
+        if let Some(query) = &self.partition_query {
+            if !self.partitioning.is_empty() {
                 return Err(format!(
-                    "{path}.prefix uses !{{partitionKeyFromQuery:{key}}} but {path}.partitioning has no key {key:?}"
+                    "{path}.partition_query and {path}.partitioning are mutually exclusive: \
+                     give the keys either as one jq query or as field paths"
                 ));
+            }
+            PartitionQuery::compile(query)
+                .map_err(|e| format!("{path}.partition_query = {query:?}: {e}"))?;
+            // The query's keys are known only when it runs: the prefix names the ones it
+            // uses, and a record whose result lacks one goes to the error prefix.
+            if self.prefix.is_none() || t.partition_keys().next().is_none() {
+                return Err(format!(
+                    "{path}.prefix: with {path}.partition_query, give a prefix that uses the \
+                     query's keys as !{{partitionKeyFromQuery:NAME}}"
+                ));
+            }
+        } else {
+            for key in t.partition_keys() {
+                if !self.partitioning.contains_key(key) {
+                    return Err(format!(
+                        "{path}.prefix uses !{{partitionKeyFromQuery:{key}}} but {path}.partitioning has no key {key:?}"
+                    ));
+                }
             }
         }
         Template::parse(&self.error_prefix_template())
             .map_err(|e| format!("{path}.error_prefix: {e}"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_query(query: &str, prefix: Option<&str>) -> DeliveryConfig {
+        let mut c = DeliveryConfig::new("d", "s");
+        c.partition_query = Some(query.into());
+        c.prefix = prefix.map(Into::into);
+        c
+    }
+
+    #[test]
+    fn partition_query_is_checked_at_load() {
+        let prefix = Some("raw/!{partitionKeyFromQuery:customer}/");
+        with_query("{customer: .customer.id}", prefix)
+            .validate("delivery[0]")
+            .unwrap();
+        let e = with_query("{customer: .customer.id", prefix)
+            .validate("delivery[0]")
+            .unwrap_err();
+        assert!(
+            e.starts_with(
+                "delivery[0].partition_query = \"{customer: .customer.id\": jq parse error"
+            ),
+            "{e}"
+        );
+        let e = with_query("{customer: .a | nope(1)}", prefix)
+            .validate("delivery[2]")
+            .unwrap_err();
+        assert!(
+            e.starts_with("delivery[2].partition_query") && e.contains("nope/1"),
+            "{e}"
+        );
+        let e = with_query("{customer: .a}", None)
+            .validate("delivery[0]")
+            .unwrap_err();
+        assert!(e.starts_with("delivery[0].prefix:"), "{e}");
+        let e = with_query("{customer: .a}", Some("raw/!{timestamp:yyyy}/"))
+            .validate("delivery[0]")
+            .unwrap_err();
+        assert!(e.contains("partitionKeyFromQuery"), "{e}");
+        let mut both = with_query("{customer: .a}", prefix);
+        both.partitioning.insert("customer".into(), ".a".into());
+        let e = both.validate("delivery[1]").unwrap_err();
+        assert!(
+            e.contains("delivery[1].partition_query and delivery[1].partitioning"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn partition_query_reads_from_toml_and_is_left_out_when_unset() {
+        let c: DeliveryConfig = toml::from_str(
+            r#"
+name = "d"
+stream = "s"
+prefix = "raw/!{partitionKeyFromQuery:year}/"
+partition_query = '{year: .ts | strftime("%Y")}'
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.partition_query.as_deref(),
+            Some(r#"{year: .ts | strftime("%Y")}"#)
+        );
+        c.validate("delivery[0]").unwrap();
+        let plain = serde_json::to_value(DeliveryConfig::new("d", "s")).unwrap();
+        assert!(plain.get("partition_query").is_none(), "{plain}");
     }
 }

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::config::{ColumnType, Compression, DeliveryConfig, Format};
 use crate::prefix::Template;
+use crate::query::{self, PartitionQuery};
 use crate::{DeliveryError, Result};
 use millrace_common::keys::{MAX_SEGMENT_BYTES, escape_segment};
 
@@ -44,14 +45,36 @@ pub struct Encoder {
     prefix: Template,
     error_prefix: Template,
     partitioning: Vec<(String, Vec<String>)>,
+    /// `partition_query`, compiled once; exclusive with `partitioning`.
+    query: Option<PartitionQuery>,
     schema: Option<Arc<Schema>>,
 }
 
 struct Failed<'a> {
     rec: &'a SourceRecord,
+    /// Firehose's error output type: the `!{firehose:error-output-type}` folder.
     kind: &'static str,
+    /// The record's `errorCode`.
+    code: &'static str,
     message: String,
 }
+
+impl<'a> Failed<'a> {
+    /// A failure whose error code is its output type.
+    fn new(rec: &'a SourceRecord, kind: &'static str, message: String) -> Self {
+        Self {
+            rec,
+            kind,
+            code: kind,
+            message,
+        }
+    }
+}
+
+/// Where records whose partition keys cannot be had go, as Firehose names it.
+const PARTITIONING_FAILED: &str = "partitioning-failed";
+/// Firehose's error code for them (inline parsing: jq, or here field paths too).
+const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtractionFailed";
 
 impl Encoder {
     pub fn new(cfg: &DeliveryConfig) -> Result<Self> {
@@ -70,6 +93,12 @@ impl Encoder {
                 (k.clone(), path)
             })
             .collect();
+        let query = cfg
+            .partition_query
+            .as_deref()
+            .map(PartitionQuery::compile)
+            .transpose()
+            .map_err(|e| DeliveryError::Config(format!("partition_query: {e}")))?;
         let schema = (!cfg.schema.is_empty()).then(|| {
             Arc::new(Schema::new(
                 cfg.schema
@@ -86,6 +115,7 @@ impl Encoder {
             prefix,
             error_prefix,
             partitioning,
+            query,
             schema,
         })
     }
@@ -104,23 +134,34 @@ impl Encoder {
 
     /// Encodes the records of one shard's buffer into objects (data and errors).
     pub fn encode(&self, shard: &str, records: &[SourceRecord]) -> Result<Vec<Object>> {
+        if self.query.is_none() {
+            return self.encode_here(shard, records);
+        }
+        // jq runs on a thread with a stack of known size, started once per buffer.
+        query::on_eval_stack(|| self.encode_here(shard, records)).map_err(|e| {
+            DeliveryError::Encode(format!("starting the partition_query thread: {e}"))
+        })?
+    }
+
+    fn encode_here(&self, shard: &str, records: &[SourceRecord]) -> Result<Vec<Object>> {
         // A parsed tree is needed for Parquet and partitioning; NDJSON alone only validates,
         // which is several times cheaper.
-        let needs_tree = self.format == Format::Parquet || !self.partitioning.is_empty();
+        let needs_tree =
+            self.format == Format::Parquet || !self.partitioning.is_empty() || self.query.is_some();
         let validate = self.format == Format::Ndjson;
         let mut groups: BTreeMap<String, Vec<(&SourceRecord, Option<Value>)>> = BTreeMap::new();
         let mut failed: Vec<Failed> = Vec::new();
         for rec in records {
             if rec.data.len() > self.max_record_bytes {
-                failed.push(Failed {
+                failed.push(Failed::new(
                     rec,
-                    kind: "record-too-large",
-                    message: format!(
+                    "record-too-large",
+                    format!(
                         "record of {} bytes exceeds the {}-byte delivery limit (max_record_kib)",
                         rec.data.len(),
                         self.max_record_bytes
                     ),
-                });
+                ));
                 continue;
             }
             let multiline = validate && (rec.data.contains(&b'\n') || rec.data.contains(&b'\r'));
@@ -134,48 +175,26 @@ impl Encoder {
             let value = match parsed {
                 Ok(v) => v,
                 Err(e) => {
+                    failed.push(Failed::new(
+                        rec,
+                        "invalid-json",
+                        format!("record is not JSON: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let parts = match self.partition_keys(value.as_ref()) {
+                Ok(parts) => parts,
+                Err(message) => {
                     failed.push(Failed {
                         rec,
-                        kind: "invalid-json",
-                        message: format!("record is not JSON: {e}"),
+                        kind: PARTITIONING_FAILED,
+                        code: METADATA_EXTRACTION_FAILED,
+                        message,
                     });
                     continue;
                 }
             };
-            let mut parts = BTreeMap::new();
-            let mut missing = None;
-            for (key, path) in &self.partitioning {
-                let text = match value.as_ref().and_then(|v| lookup(v, path)) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-                    _ => {
-                        missing = Some(format!(
-                            "partition key {key}: field .{} is missing, null or not a scalar",
-                            path.join(".")
-                        ));
-                        break;
-                    }
-                };
-                let segment = escape_segment(&text);
-                if segment.len() > MAX_SEGMENT_BYTES {
-                    missing = Some(format!(
-                        "partition key {key}: the value of field .{} is {} bytes escaped, over \
-                         the {MAX_SEGMENT_BYTES}-byte limit of one key segment",
-                        path.join("."),
-                        segment.len()
-                    ));
-                    break;
-                }
-                parts.insert(key.clone(), segment);
-            }
-            if let Some(message) = missing {
-                failed.push(Failed {
-                    rec,
-                    kind: "partitioning-failed",
-                    message,
-                });
-                continue;
-            }
             let prefix = self.prefix.render(rec.arrival_ms, &parts, "");
             groups.entry(prefix).or_default().push((rec, value));
         }
@@ -236,6 +255,55 @@ impl Encoder {
         Ok(objects)
     }
 
+    /// The escaped `!{partitionKeyFromQuery:NAME}` values of one record, from the field paths
+    /// of `partitioning` or from `partition_query`; empty without dynamic partitioning.
+    fn partition_keys(&self, value: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
+        let mut parts = BTreeMap::new();
+        let segment = |key: &str, text: &str, source: &dyn std::fmt::Display| {
+            let segment = escape_segment(text);
+            if segment.len() > MAX_SEGMENT_BYTES {
+                return Err(format!(
+                    "partition key {key}: the value {source} is {} bytes escaped, over the \
+                     {MAX_SEGMENT_BYTES}-byte limit of one key segment",
+                    segment.len()
+                ));
+            }
+            Ok(segment)
+        };
+        if let Some(query) = &self.query {
+            let value = value.expect("parsed for the query");
+            let keys = query.eval(value)?;
+            // Only the keys the prefix names matter; extra keys are ignored, as the query's
+            // keys cannot be known before it runs.
+            for key in self.prefix.partition_keys() {
+                let text = keys.get(key).ok_or_else(|| {
+                    let got: Vec<&str> = keys.keys().map(String::as_str).collect();
+                    format!(
+                        "partition key {key}: the partition_query's output has no key {key:?} \
+                         (it has {got:?})"
+                    )
+                })?;
+                parts.insert(key.to_owned(), segment(key, text, &"from partition_query")?);
+            }
+            return Ok(parts);
+        }
+        for (key, path) in &self.partitioning {
+            let text = match value.and_then(|v| lookup(v, path)) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                _ => {
+                    return Err(format!(
+                        "partition key {key}: field .{} is missing, null or not a scalar",
+                        path.join(".")
+                    ));
+                }
+            };
+            let source = format!("of field .{}", path.join("."));
+            parts.insert(key.clone(), segment(key, &text, &source)?);
+        }
+        Ok(parts)
+    }
+
     /// Error records in Firehose's error format, one NDJSON object per error type and hour.
     fn error_objects(&self, shard: &str, failed: Vec<Failed>) -> Vec<Object> {
         let mut groups: BTreeMap<String, Vec<Failed>> = BTreeMap::new();
@@ -255,7 +323,7 @@ impl Encoder {
                     let line = serde_json::json!({
                         "attemptsMade": 1,
                         "arrivalTimestamp": f.rec.arrival_ms,
-                        "errorCode": f.kind,
+                        "errorCode": f.code,
                         "errorMessage": f.message,
                         "shardId": shard,
                         "sequenceNumber": f.rec.sequence,
@@ -316,11 +384,11 @@ impl Encoder {
         let mut failed = Vec::new();
         'records: for (rec, value) in group {
             let Some(Value::Object(obj)) = value else {
-                failed.push(Failed {
+                failed.push(Failed::new(
                     rec,
-                    kind: "format-conversion-failed",
-                    message: "a Parquet record must be a JSON object".into(),
-                });
+                    "format-conversion-failed",
+                    "a Parquet record must be a JSON object".into(),
+                ));
                 continue;
             };
             let mut row = Vec::with_capacity(schema.fields().len());
@@ -328,11 +396,11 @@ impl Encoder {
                 match convert(obj.get(field.name()), field.data_type()) {
                     Ok(c) => row.push(c),
                     Err(why) => {
-                        failed.push(Failed {
+                        failed.push(Failed::new(
                             rec,
-                            kind: "format-conversion-failed",
-                            message: format!("field {}: {why}", field.name()),
-                        });
+                            "format-conversion-failed",
+                            format!("field {}: {why}", field.name()),
+                        ));
                         continue 'records;
                     }
                 }
@@ -523,5 +591,225 @@ fn build_column<'a>(t: &DataType, cells: impl Iterator<Item = &'a Cell>) -> Arra
             }
             Arc::new(b.finish())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-25T13:05:09Z
+    const ARRIVAL: i64 = 1_795_611_909_000;
+
+    fn records(data: &[&str]) -> Vec<SourceRecord> {
+        data.iter()
+            .enumerate()
+            .map(|(i, d)| SourceRecord {
+                sequence: format!("{:056}", i + 1),
+                arrival_ms: ARRIVAL,
+                partition_key: "k".into(),
+                data: Bytes::from(d.to_string()),
+            })
+            .collect()
+    }
+
+    fn lines(o: &Object) -> Vec<Value> {
+        String::from_utf8(o.bytes.to_vec())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn query_config(query: &str) -> DeliveryConfig {
+        let mut cfg = DeliveryConfig::new("d", "s");
+        cfg.partition_query = Some(query.into());
+        cfg.prefix = Some(
+            "raw/customer=!{partitionKeyFromQuery:customer}/device=!{partitionKeyFromQuery:device}/!{timestamp:yyyy}/"
+                .into(),
+        );
+        cfg.validate("delivery[0]").unwrap();
+        cfg
+    }
+
+    #[test]
+    fn a_partition_query_groups_records_and_sends_failures_to_the_error_prefix() {
+        let cfg = query_config(
+            r#"{customer: .customer.id | ascii_downcase, device: "\(.type.device)-\(.v)"}"#,
+        );
+        let enc = Encoder::new(&cfg).unwrap();
+        let recs = records(&[
+            r#"{"customer":{"id":"A"},"type":{"device":"mobile"},"v":1}"#,
+            r#"{"customer":{"id":"B"},"type":{"device":"tv"},"v":2}"#,
+            r#"{"customer":{"id":"a"},"type":{"device":"mobile"},"v":1}"#,
+            // No customer: `null | ascii_downcase` is a jq error.
+            r#"{"type":{"device":"tv"},"v":3}"#,
+            // A value with a slash stays one folder.
+            r#"{"customer":{"id":"x/y"},"type":{"device":"tv"},"v":2}"#,
+            "not json",
+        ]);
+        let objects = enc.encode("shardId-000000000000", &recs).unwrap();
+        let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+        let seq = |i: usize| format!("{i:056}");
+        assert_eq!(
+            keys,
+            [
+                format!(
+                    "raw/customer=a/device=mobile-1/2026/d-shardId-000000000000-{}-{}.json",
+                    seq(1),
+                    seq(3)
+                ),
+                format!(
+                    "raw/customer=b/device=tv-2/2026/d-shardId-000000000000-{}-{}.json",
+                    seq(2),
+                    seq(2)
+                ),
+                format!(
+                    "raw/customer=x%2Fy/device=tv-2/2026/d-shardId-000000000000-{}-{}.json",
+                    seq(5),
+                    seq(5)
+                ),
+                format!(
+                    "errors/d/invalid-json/2026/11/25/13/d-shardId-000000000000-{}-{}.json",
+                    seq(6),
+                    seq(6)
+                ),
+                format!(
+                    "errors/d/partitioning-failed/2026/11/25/13/d-shardId-000000000000-{}-{}.json",
+                    seq(4),
+                    seq(4)
+                ),
+            ]
+        );
+        assert_eq!(objects[0].records, 2);
+        assert_eq!(lines(&objects[0])[1]["customer"]["id"], "a");
+        let failed = &lines(&objects[4])[0];
+        assert_eq!(
+            failed["errorCode"],
+            "DynamicPartitioning.MetadataExtractionFailed"
+        );
+        assert!(
+            failed["errorMessage"]
+                .as_str()
+                .unwrap()
+                .starts_with("jq error:"),
+            "{failed}"
+        );
+        assert_eq!(failed["sequenceNumber"], seq(4));
+        assert!(objects[4].is_error && !objects[0].is_error);
+        // The same records encode to the same objects (replay rewrites, never duplicates).
+        let again = enc.encode("shardId-000000000000", &recs).unwrap();
+        assert_eq!(
+            again.iter().map(|o| (&o.key, &o.bytes)).collect::<Vec<_>>(),
+            objects
+                .iter()
+                .map(|o| (&o.key, &o.bytes))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_query_result_without_a_key_the_prefix_needs_fails_the_record() {
+        let cfg = query_config(
+            r#"if .kind == "full" then {customer: .c, device: .d, extra: 1} else {customer: .c} end"#,
+        );
+        let enc = Encoder::new(&cfg).unwrap();
+        let recs = records(&[
+            r#"{"kind":"full","c":"c1","d":"d1"}"#,
+            r#"{"kind":"short","c":"c2","d":"d2"}"#,
+            r#"{"kind":"full","c":"c3","d":"x"}"#,
+            r#"{"kind":"full","c":"c4","d":null}"#,
+            r#"{"kind":"full","c":"c5","d":["x"]}"#,
+        ]);
+        let objects = enc.encode("shardId-000000000001", &recs).unwrap();
+        let data: Vec<&str> = objects
+            .iter()
+            .filter(|o| !o.is_error)
+            .map(|o| o.key.split("/d-").next().unwrap())
+            .collect();
+        assert_eq!(
+            data,
+            [
+                "raw/customer=c1/device=d1/2026",
+                "raw/customer=c3/device=x/2026"
+            ]
+        );
+        let errors: Vec<&Object> = objects.iter().filter(|o| o.is_error).collect();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].key.starts_with("errors/d/partitioning-failed/"));
+        let messages: Vec<String> = lines(errors[0])
+            .iter()
+            .map(|l| {
+                assert_eq!(l["errorCode"], METADATA_EXTRACTION_FAILED);
+                l["errorMessage"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(messages.len(), 3);
+        assert!(
+            messages[0].contains("has no key \"device\"") && messages[0].contains("customer"),
+            "{messages:?}"
+        );
+        assert!(messages[1].contains("\"device\" is null"), "{messages:?}");
+        assert!(messages[2].contains("an array"), "{messages:?}");
+    }
+
+    #[test]
+    fn a_runaway_query_fails_its_record_only() {
+        let cfg = query_config(
+            r#"{customer: .c, device: (if .spin then last(range(1e12)) | tostring else .d end)}"#,
+        );
+        let enc = Encoder::new(&cfg).unwrap();
+        let recs = records(&[
+            r#"{"c":"c1","d":"d1"}"#,
+            r#"{"c":"c2","spin":true}"#,
+            r#"{"c":"c3","d":"d3"}"#,
+        ]);
+        let objects = enc.encode("shardId-000000000000", &recs).unwrap();
+        assert_eq!(objects.iter().filter(|o| !o.is_error).count(), 2);
+        let error = objects.iter().find(|o| o.is_error).unwrap();
+        let line = &lines(error)[0];
+        assert!(
+            line["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("evaluation steps"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn field_paths_and_the_query_give_the_same_partitions() {
+        let recs = records(&[
+            r#"{"customer":{"id":"A-1"},"device":"tv","n":7}"#,
+            r#"{"customer":{"id":"B/2"},"device":"mobile","n":7.5}"#,
+            r#"{"device":"tv"}"#,
+        ]);
+        let prefix = "p/!{partitionKeyFromQuery:customer}/!{partitionKeyFromQuery:n}/";
+        let mut by_path = DeliveryConfig::new("d", "s");
+        by_path.prefix = Some(prefix.into());
+        by_path
+            .partitioning
+            .insert("customer".into(), ".customer.id".into());
+        by_path.partitioning.insert("n".into(), ".n".into());
+        let mut by_query = DeliveryConfig::new("d", "s");
+        by_query.prefix = Some(prefix.into());
+        by_query.partition_query = Some("{customer: .customer.id, n: .n}".into());
+        let keys = |cfg: &DeliveryConfig| {
+            cfg.validate("delivery[0]").unwrap();
+            Encoder::new(cfg)
+                .unwrap()
+                .encode("shardId-000000000000", &recs)
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key.rsplit_once('/').unwrap().0.to_owned())
+                .collect::<Vec<_>>()
+        };
+        let expected = [
+            "p/A-1/7",
+            "p/B%2F2/7.5",
+            "errors/d/partitioning-failed/2026/11/25/13",
+        ];
+        assert_eq!(keys(&by_path), expected);
+        assert_eq!(keys(&by_query), expected);
     }
 }

@@ -17,10 +17,12 @@ pub mod config;
 mod encode;
 pub mod metrics;
 pub mod prefix;
+pub mod query;
 mod worker;
 
 pub use config::{Compression, DeliveryConfig, Format};
 pub use metrics::DeliveryMetrics;
+pub use query::PartitionQuery;
 pub use worker::{Delivery, RunMode};
 
 /// Everything that can stop a delivery (bad records never do: they go to the error prefix).

@@ -243,6 +243,73 @@ async fn dynamic_partitioning_by_contract_in_hive_layout() {
 }
 
 #[tokio::test]
+async fn dynamic_partitioning_by_a_jq_query() {
+    let f = fixture(2);
+    let mut records = churn_records();
+    records.push(("k".to_owned(), r#"{"customerID":"no-contract"}"#.to_owned()));
+    put(&f.stream, &records).await;
+    let mut cfg = config(1);
+    cfg.partition_query =
+        Some(r#"{contract: .Contract | ascii_downcase | gsub(" "; "-"), unused: 1}"#.into());
+    cfg.prefix = Some("raw/churn/contract=!{partitionKeyFromQuery:contract}/".into());
+    cfg.validate("delivery[0]").unwrap();
+    let d = deliver(&f, cfg).await;
+    assert_eq!(d.metrics().snapshot(0).error_records, 1);
+
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, json) in &records[..records.len() - 1] {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let folder = v["Contract"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .replace(' ', "-");
+        *expected.entry(folder).or_default() += 1;
+    }
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        ["month-to-month", "one-year", "two-year"]
+    );
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    for (key, body) in read_all(&f.lake, "raw/churn/").await {
+        let value = key
+            .split('/')
+            .nth(2)
+            .unwrap()
+            .strip_prefix("contract=")
+            .unwrap();
+        for line in String::from_utf8(body).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(
+                v["Contract"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .replace(' ', "-"),
+                value
+            );
+            *got.entry(value.to_owned()).or_default() += 1;
+        }
+    }
+    assert_eq!(got, expected);
+    let errors = read_all(&f.lake, "errors/churn-lake/partitioning-failed/").await;
+    assert_eq!(errors.len(), 1);
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8(errors[0].1.clone()).unwrap().trim()).unwrap();
+    assert_eq!(
+        line["errorCode"],
+        "DynamicPartitioning.MetadataExtractionFailed"
+    );
+    assert!(
+        line["errorMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("jq error:"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
 async fn parquet_with_declared_schema_reads_back_typed() {
     use arrow::array::Array;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
