@@ -75,6 +75,18 @@ impl DataDir {
         self.channels().join(id)
     }
 
+    /// `firehose/`: the root of the store that keeps DirectPut delivery streams' records
+    /// until they are delivered (its streams are not Kinesis streams).
+    pub fn firehose_buffers(&self) -> PathBuf {
+        self.root.join("firehose")
+    }
+
+    /// `state/firehose/`: one `ds-<name>.json` per delivery stream of the Firehose API, and
+    /// `<id>/` with each one's delivery checkpoints.
+    pub fn firehose(&self) -> PathBuf {
+        self.state().join("firehose")
+    }
+
     /// `state/scoring/<name>/`.
     pub fn scoring_state(&self, name: &str) -> PathBuf {
         self.state().join("scoring").join(name)

@@ -18,6 +18,10 @@ pub enum ErrorCode {
     UnknownOperation,
     RequestTooLarge,
     InternalFailure,
+    /// Firehose: UpdateDestination with a stale version id.
+    ConcurrentModification,
+    /// Firehose: the delivery stream cannot take the records now; try again.
+    ServiceUnavailable,
 }
 
 impl ErrorCode {
@@ -35,6 +39,8 @@ impl ErrorCode {
             Self::UnknownOperation => "UnknownOperationException",
             Self::RequestTooLarge => "RequestEntityTooLargeException",
             Self::InternalFailure => "InternalFailure",
+            Self::ConcurrentModification => "ConcurrentModificationException",
+            Self::ServiceUnavailable => "ServiceUnavailableException",
         }
     }
 
@@ -42,6 +48,7 @@ impl ErrorCode {
         match self {
             Self::InternalFailure => 500,
             Self::RequestTooLarge => 413,
+            Self::ServiceUnavailable => 503,
             _ => 400,
         }
     }

@@ -18,7 +18,7 @@ pub struct Request {
 
 /// AWS names members in validation messages in lowerCamelCase, each step of a path
 /// (`StreamModeDetails.StreamMode` → `streamModeDetails.streamMode`).
-pub(crate) fn member(field: &str) -> String {
+pub fn member(field: &str) -> String {
     field
         .split('.')
         .map(|step| {

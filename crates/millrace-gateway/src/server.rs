@@ -39,6 +39,23 @@ pub struct Gateway {
     pub queues: Arc<millrace_queue::Queues>,
     /// The channels (CreateChannel …) that `millrace up` runs as deliveries.
     pub channels: Arc<crate::channels::Channels>,
+    /// Other AWS JSON 1.1 services served on this listener, by `X-Amz-Target` prefix (the
+    /// Firehose API).
+    pub services: Vec<Arc<dyn Service>>,
+}
+
+/// Another AWS JSON 1.1 service on the Kinesis listener: requests whose `X-Amz-Target` starts
+/// with its prefix are decoded with this crate's wire (framing, error bodies) and handed to it.
+pub trait Service: Send + Sync + std::fmt::Debug {
+    /// `Firehose_20150804.`
+    fn target_prefix(&self) -> &'static str;
+
+    /// Answers operation `op` (the target after the prefix).
+    fn call<'a>(
+        &'a self,
+        op: &'a str,
+        req: Request,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Out, ApiError>> + Send + 'a>>;
 }
 
 /// Why a gateway could not open the state it keeps beside the store.
@@ -66,7 +83,14 @@ impl Gateway {
             throttle: Arc::new(Throttle::new(store.options())),
             store,
             iterators: IteratorCodec::new(iterator_key),
+            services: Vec::new(),
         })
+    }
+
+    /// Serves `service` too, on this listener.
+    pub fn with_service(mut self, service: Arc<dyn Service>) -> Self {
+        self.services.push(service);
+        self
     }
 
     pub fn arn(&self, stream: &str) -> String {
@@ -178,7 +202,15 @@ async fn handle(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let op = target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_owned();
+    let service = gw
+        .services
+        .iter()
+        .find(|s| target.starts_with(s.target_prefix()))
+        .cloned();
+    let op = match &service {
+        Some(s) => target[s.target_prefix().len()..].to_owned(),
+        None => target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_owned(),
+    };
     // SubscribeToShard answers with an event stream, not an `Out`.
     let mut streaming = None;
     let result = async {
@@ -214,6 +246,9 @@ async fn handle(
             return ops::put_records::handle_fast(&gw, body).await;
         }
         let fields = protocol.decode(&bytes)?;
+        if let Some(s) = &service {
+            return s.call(&op, Request::new(fields, protocol)).await;
+        }
         // Member types first: a wrong type is a SerializationException before any other check.
         crate::request::check_types(&op, &fields)?;
         if op == "SubscribeToShard" {

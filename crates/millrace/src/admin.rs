@@ -29,6 +29,10 @@ pub struct Admin {
     pub gateway: millrace_gateway::Gateway,
     /// The delivery of each running channel.
     pub channels: crate::channels::ChannelMetrics,
+    /// The Firehose API's delivery streams.
+    pub firehose: millrace_firehose::Firehose,
+    /// The delivery of each running delivery stream.
+    pub delivery_streams: crate::supervise::JobMetrics,
 }
 
 impl Admin {
@@ -63,6 +67,14 @@ async fn metrics(State(a): State<Arc<Admin>>) -> impl IntoResponse {
         d.render_prometheus(now, &mut out);
     }
     crate::channels::render_prometheus(&a.channels, now, &mut out);
+    for m in a
+        .delivery_streams
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+    {
+        m.render_prometheus(now, &mut out);
+    }
     render_queues(&a.gateway, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
@@ -117,6 +129,7 @@ async fn status(State(a): State<Arc<Admin>>) -> impl IntoResponse {
         "deliveries": deliveries,
         "channels": crate::channels::status(&a.gateway.channels, &a.channels, now),
         "queues": queue_rows(&a.gateway),
+        "delivery_streams": crate::firehose::status(&a.firehose, &a.delivery_streams, now),
         "pipeline": pipeline,
         "scoring": scorers,
         "endpoint": endpoint,

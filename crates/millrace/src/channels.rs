@@ -1,6 +1,6 @@
 //! The runner of the Kinesis API's channels under `millrace up` (CreateChannel …, registry in
 //! `millrace_gateway::channels`): one `millrace-delivery` pipeline per channel, kept in step
-//! with the registry by [`Supervisor`]. A new channel starts; one whose revision UpdateChannel
+//! with the registry by `up`'s [`crate::supervise::Supervisor`] ([`ChannelJobs`]). A new channel starts; one whose revision UpdateChannel
 //! raised is stopped (it flushes its buffer and checkpoints) and started again with the new
 //! settings, which is exactly-once because the checkpoints carry over; a deleted one is
 //! stopped and its checkpoints removed. Each state is reported back to the registry, which is
@@ -17,30 +17,23 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use futures::FutureExt;
 use millrace_common::layout::DataDir;
-use millrace_delivery::{Compression, Delivery, DeliveryConfig, DeliveryMetrics, Format, RunMode};
+use millrace_delivery::{Compression, Delivery, DeliveryConfig, DeliveryMetrics, Format};
 use millrace_gateway::channels::{
     self as registry, ChannelSpec, Channels, DATA_DIR_BUCKET, RecordFormat, RunState,
 };
 use millrace_lake::{Lake, S3Options};
 use millrace_stream::Store;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::supervise::{JobKey, JobMetrics, JobState, Jobs, Task, chain, folder_names, remove_dir};
 
 /// Each running channel's delivery counters, by channel name, for `/metrics` and `/status`.
-pub type ChannelMetrics = Arc<Mutex<BTreeMap<String, Arc<DeliveryMetrics>>>>;
-
-/// How often stalled deliveries are looked for (and their status reported).
-const STATUS_EVERY: Duration = Duration::from_secs(1);
-/// A channel that could not start is tried again after this long.
-const RETRY_FAILED: Duration = Duration::from_secs(10);
+/// Each running channel's delivery counters, by channel name, for `/metrics` and `/status`.
+pub type ChannelMetrics = JobMetrics;
 
 /// Where each bucket a channel may name lives: `[buckets]` (relative folders under the data
 /// dir), and `lake`, the data dir's own lake, unless `[buckets]` maps it elsewhere.
@@ -105,7 +98,7 @@ impl Buckets {
     }
 
     /// The lake of `bucket`, or why there is none.
-    fn open(&self, bucket: &str) -> Result<Lake, String> {
+    pub fn open(&self, bucket: &str) -> Result<Lake, String> {
         let location = self.locations.get(bucket).ok_or_else(|| {
             format!(
                 "bucket {bucket} is not mapped: add `{bucket} = \"<folder, file:// or \
@@ -137,137 +130,65 @@ pub fn delivery_config(spec: &ChannelSpec, max_record_bytes: usize) -> DeliveryC
     c
 }
 
-/// A channel as the supervisor runs it.
-struct Running {
-    id: String,
-    revision: u64,
-    /// `None` while the channel cannot run (the reason is in `state`).
-    task: Option<Task>,
-    state: RunState,
-    /// When it started or failed: a failed channel is tried again [`RETRY_FAILED`] later.
-    since: Instant,
+/// The channels of the registry as jobs of `up`'s [`crate::supervise::Supervisor`]: one delivery (or table
+/// runner) per channel, checkpoints in `state/channels/<channel id>/`.
+pub struct ChannelJobs {
+    pub data_dir: DataDir,
+    pub store: Arc<Store>,
+    pub channels: Arc<Channels>,
+    pub buckets: Buckets,
 }
 
-/// A running delivery.
-struct Task {
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<Result<(), String>>,
-    metrics: Arc<DeliveryMetrics>,
-}
+impl Jobs for ChannelJobs {
+    type Spec = ChannelSpec;
+    const KIND: &'static str = "channel";
 
-/// Keeps one delivery per channel of the registry, until `up` stops.
-pub struct Supervisor {
-    data_dir: DataDir,
-    store: Arc<Store>,
-    channels: Arc<Channels>,
-    buckets: Buckets,
-    metrics: ChannelMetrics,
-    running: BTreeMap<String, Running>,
-}
-
-impl Supervisor {
-    pub fn new(
-        data_dir: DataDir,
-        store: Arc<Store>,
-        channels: Arc<Channels>,
-        buckets: Buckets,
-        metrics: ChannelMetrics,
-    ) -> Self {
-        Self {
-            data_dir,
-            store,
-            channels,
-            buckets,
-            metrics,
-            running: BTreeMap::new(),
-        }
+    fn specs(&self) -> Vec<ChannelSpec> {
+        self.channels.list()
     }
 
-    /// Runs until `stop`; then stops every delivery (each flushes and checkpoints).
-    pub async fn run(mut self, stop: CancellationToken) -> anyhow::Result<()> {
-        let mut changes = self.channels.subscribe();
-        self.remove_orphans().await;
-        let mut tick = tokio::time::interval(STATUS_EVERY);
-        loop {
-            changes.mark_unchanged();
-            self.reconcile().await;
-            self.refresh();
-            tokio::select! {
-                _ = changes.changed() => {}
-                _ = tick.tick() => {}
-                _ = stop.cancelled() => break,
-            }
-        }
-        self.stop_all().await;
-        Ok(())
-    }
-
-    /// Stops what was deleted or changed, then starts what is not running.
-    async fn reconcile(&mut self) {
-        let specs: BTreeMap<String, ChannelSpec> = self
-            .channels
-            .list()
-            .into_iter()
-            .map(|s| (s.name.clone(), s))
-            .collect();
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, r)| {
-                let retry = r.task.is_none() && r.since.elapsed() >= RETRY_FAILED;
-                retry
-                    || specs
-                        .get(*name)
-                        .is_none_or(|s| (&s.id, s.revision) != (&r.id, r.revision))
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        let mut previous = BTreeMap::new();
-        for name in stale {
-            let r = self.running.remove(&name).expect("listed");
-            let deleted = specs.get(&name).is_none_or(|s| s.id != r.id);
-            if !deleted {
-                previous.insert(name.clone(), r.state.clone());
-            }
-            self.stop(&name, r, deleted).await;
-        }
-        for spec in specs.values() {
-            if !self.running.contains_key(&spec.name) {
-                let r = self.start(spec, previous.get(&spec.name));
-                self.running.insert(spec.name.clone(), r);
-            }
-        }
-    }
-
-    /// Starts `spec`'s delivery, or records why it cannot run; reports either.
-    fn start(&self, spec: &ChannelSpec, previous: Option<&RunState>) -> Running {
-        let started = match &spec.tables {
-            Some(_) => self.table_runner(spec).map(|r| self.spawn_table(spec, r)),
-            None => self.build(spec).map(|d| self.spawn(spec, d)),
-        };
-        let (task, state) = match started {
-            Ok(task) => {
-                tracing::info!(channel = %spec.name, stream = %spec.source.stream, bucket = %spec.destination.bucket, revision = spec.revision, "channel running");
-                (Some(task), RunState::Active)
-            }
-            Err(reason) => {
-                if previous != Some(&RunState::Failed(reason.clone())) {
-                    tracing::warn!(channel = %spec.name, reason = %reason, "channel failed");
-                }
-                (None, RunState::Failed(reason))
-            }
-        };
-        self.channels
-            .report(&spec.name, &spec.id, spec.revision, state.clone());
-        Running {
+    fn key(spec: &ChannelSpec) -> JobKey {
+        JobKey {
+            name: spec.name.clone(),
             id: spec.id.clone(),
             revision: spec.revision,
-            task,
-            state,
-            since: Instant::now(),
         }
     }
 
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.channels.subscribe()
+    }
+
+    fn report(&self, key: &JobKey, state: JobState) {
+        let state = match state {
+            JobState::Active => RunState::Active,
+            JobState::Failed(reason) => RunState::Failed(reason),
+        };
+        self.channels
+            .report(&key.name, &key.id, key.revision, state);
+    }
+
+    fn start(&self, spec: &ChannelSpec) -> Result<Task, String> {
+        match &spec.tables {
+            Some(_) => {
+                let runner = self.table_runner(spec)?;
+                let metrics = runner.metrics.clone();
+                Ok(Task::spawn(metrics, move |stopped| runner.run(stopped)))
+            }
+            None => self.build(spec).map(Task::delivery),
+        }
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        folder_names(&self.data_dir.channels())
+    }
+
+    fn remove(&self, id: &str) -> impl std::future::Future<Output = ()> + Send {
+        remove_dir(self.data_dir.channel_state(id))
+    }
+}
+
+impl ChannelJobs {
     fn build(&self, spec: &ChannelSpec) -> Result<Delivery, String> {
         let lake = self.buckets.open(&spec.destination.bucket)?;
         let stream = self
@@ -306,145 +227,6 @@ impl Supervisor {
             metrics: Arc::new(DeliveryMetrics::new(&spec.name, &spec.source.stream)),
         })
     }
-
-    fn spawn_table(&self, spec: &ChannelSpec, runner: crate::table_channel::TableRunner) -> Task {
-        let metrics = runner.metrics.clone();
-        self.registry().insert(spec.name.clone(), metrics.clone());
-        let (stop, stopped) = watch::channel(false);
-        let handle = tokio::spawn(runner.run(stopped));
-        Task {
-            stop,
-            handle,
-            metrics,
-        }
-    }
-
-    fn spawn(&self, spec: &ChannelSpec, delivery: Delivery) -> Task {
-        let delivery = Arc::new(delivery);
-        let metrics = delivery.metrics();
-        self.registry().insert(spec.name.clone(), metrics.clone());
-        let (stop, stopped) = watch::channel(false);
-        let handle = tokio::spawn(async move {
-            delivery
-                .run(RunMode::Forever, stopped)
-                .await
-                .map_err(|e| chain(&e))
-        });
-        Task {
-            stop,
-            handle,
-            metrics,
-        }
-    }
-
-    /// Stops a delivery (it flushes and checkpoints); a deleted channel's checkpoints go too.
-    async fn stop(&mut self, name: &str, r: Running, deleted: bool) {
-        if let Some(task) = r.task {
-            let _ = task.stop.send(true);
-            match task.handle.await {
-                Ok(Err(e)) => {
-                    tracing::warn!(channel = name, error = %e, "channel stopped with an error")
-                }
-                Err(e) => tracing::warn!(channel = name, error = %e, "channel task failed"),
-                Ok(Ok(())) => {}
-            }
-            let mut registry = self.registry();
-            if registry
-                .get(name)
-                .is_some_and(|m| Arc::ptr_eq(m, &task.metrics))
-            {
-                registry.remove(name);
-            }
-        }
-        if deleted {
-            remove_state(self.data_dir.channel_state(&r.id)).await;
-            tracing::info!(channel = name, "channel deleted: delivery stopped");
-        }
-    }
-
-    /// Reports stalled deliveries as FAILED (and ACTIVE again once they deliver); a delivery
-    /// that ended on its own is FAILED and started again later.
-    fn refresh(&mut self) {
-        let now = millrace_common::time::now_ms();
-        for (name, r) in &mut self.running {
-            let Some(task) = &mut r.task else { continue };
-            let state = match (&mut task.handle).now_or_never() {
-                Some(ended) => {
-                    let reason = match ended {
-                        Ok(Ok(())) => "the delivery stopped".to_owned(),
-                        Ok(Err(e)) => format!("the delivery stopped: {e}"),
-                        Err(e) => format!("the delivery task failed: {e}"),
-                    };
-                    tracing::warn!(channel = %name, reason = %reason, "channel failed");
-                    r.task = None;
-                    r.since = Instant::now();
-                    RunState::Failed(reason)
-                }
-                None => match task.metrics.snapshot(now).last_error {
-                    Some(e) => RunState::Failed(format!("delivery stalled, retrying: {e}")),
-                    None => RunState::Active,
-                },
-            };
-            if state != r.state {
-                self.channels.report(name, &r.id, r.revision, state.clone());
-                r.state = state;
-            }
-        }
-    }
-
-    async fn stop_all(&mut self) {
-        let running = std::mem::take(&mut self.running);
-        for r in running.values() {
-            if let Some(t) = &r.task {
-                let _ = t.stop.send(true);
-            }
-        }
-        for (name, r) in running {
-            self.stop(&name, r, false).await;
-        }
-    }
-
-    /// Removes checkpoint folders of channels that no longer exist (deleted while `up` was
-    /// down). Only this supervisor creates them, and it has started none yet.
-    async fn remove_orphans(&self) {
-        let ids: Vec<String> = self.channels.list().into_iter().map(|s| s.id).collect();
-        let dir = self.data_dir.channels();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() && !ids.contains(&name) {
-                remove_state(path).await;
-            }
-        }
-    }
-
-    fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<DeliveryMetrics>>> {
-        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-async fn remove_state(dir: PathBuf) {
-    let shown = dir.display().to_string();
-    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
-    if let Ok(Err(e)) = removed
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(dir = %shown, error = %e, "could not remove a deleted channel's state");
-    }
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    out
 }
 
 /// `/status`'s `channels`: each channel's status as DescribeChannel shows it, and its

@@ -6,9 +6,11 @@ mod channels;
 mod cli;
 mod cmd;
 mod config;
+mod firehose;
 mod generate;
 mod kinesis;
 mod pipeline;
+mod supervise;
 mod table_channel;
 
 use std::process::ExitCode;
@@ -47,7 +49,7 @@ fn main() -> ExitCode {
 }
 
 /// Every crate of ours logs at the chosen level; dependencies only warn (or more with `-vv`).
-const OUR_CRATES: [&str; 14] = [
+const OUR_CRATES: [&str; 15] = [
     "millrace",
     "millrace_common",
     "millrace_http",
@@ -62,6 +64,7 @@ const OUR_CRATES: [&str; 14] = [
     "millrace_automl",
     "millrace_serve",
     "millrace_tables",
+    "millrace_firehose",
 ];
 
 /// The default log filter for `-v` repeated `verbose` times; `MILLRACE_LOG` replaces it.

@@ -242,7 +242,7 @@ fn partition_values_stay_inside_the_prefix_distinct_and_read_back() {
     for e in std::fs::read_dir(&data).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         assert!(
-            ["streams", "lake", "state"].contains(&name.as_str()),
+            ["streams", "lake", "state", "firehose"].contains(&name.as_str()),
             "{name} was written in the data dir, outside the lake"
         );
     }

@@ -123,6 +123,15 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     let api = tokio::task::spawn_blocking(move || Gateway::new(api_store, key))
         .await?
         .context("opening the Kinesis API state (queues, channels)")?;
+    let (fh_store, fh_root) = (store.clone(), data_dir.root().to_owned());
+    let firehose =
+        tokio::task::spawn_blocking(move || millrace_firehose::Firehose::open(&fh_root, fh_store))
+            .await?
+            .context("opening the Firehose API state (delivery streams and their buffers)")?;
+    firehose
+        .registry
+        .set_buckets(config.buckets.keys().cloned());
+    let api = api.with_service(Arc::new(firehose.clone()));
     api.channels.set_buckets(config.buckets.keys().cloned());
     api.channels.set_tables(
         config.table_buckets.keys().cloned(),
@@ -152,12 +161,15 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
             endpoint: Default::default(),
             gateway: api.clone(),
             channels: Default::default(),
+            firehose: firehose.clone(),
+            delivery_streams: Default::default(),
         },
     };
     let intake = stop.child_token();
     let gateway = gateway(&shared, listener, api, limits.clone(), intake.clone());
     let mut components = vec![retention(&shared), on_demand_scaling(&shared)];
     components.push(channels(&shared, &config));
+    components.push(delivery_streams(&shared, &config, firehose));
     for d in &config.deliveries {
         components.push(delivery(&shared, &config, d)?);
     }
@@ -294,25 +306,30 @@ fn on_demand_scaling(shared: &Shared) -> Component {
 fn retention(shared: &Shared) -> Component {
     let (store, stop) = (shared.store.clone(), shared.stop.clone());
     Component::spawn("retention", async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.cancelled() => return Ok(()),
-            }
-            let s = store.clone();
-            let r =
-                tokio::task::spawn_blocking(move || s.enforce_retention(millrace_stream::now_ms()))
-                    .await;
-            match r {
-                Ok(Ok(n)) if n > 0 => {
-                    tracing::info!(segments = n, "retention removed old segments")
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
-                _ => {}
-            }
-        }
+        retention_loop(store, stop).await;
+        Ok(())
     })
+}
+
+/// Every minute until `stop`: removes `store`'s segments past their retention.
+async fn retention_loop(store: Arc<Store>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let s = store.clone();
+        let r = tokio::task::spawn_blocking(move || s.enforce_retention(millrace_stream::now_ms()))
+            .await;
+        match r {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(segments = n, root = %store.root().display(), "retention removed old segments")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
+            _ => {}
+        }
+    }
 }
 
 /// A `[[delivery]]`: reads the embedded store directly (woken on append) once its stream
@@ -356,14 +373,35 @@ fn delivery(
 /// The channels of the Kinesis API (CreateChannel …): one delivery per channel into the lake
 /// `[buckets]` maps its bucket to, kept in step with the registry (`crate::channels`).
 fn channels(shared: &Shared, config: &Config) -> Component {
-    let supervisor = crate::channels::Supervisor::new(
-        shared.data_dir.clone(),
-        shared.store.clone(),
-        shared.admin.gateway.channels.clone(),
-        crate::channels::Buckets::from_config(&shared.data_dir, config),
-        shared.admin.channels.clone(),
-    );
+    let jobs = crate::channels::ChannelJobs {
+        data_dir: shared.data_dir.clone(),
+        store: shared.store.clone(),
+        channels: shared.admin.gateway.channels.clone(),
+        buckets: crate::channels::Buckets::from_config(&shared.data_dir, config),
+    };
+    let supervisor = crate::supervise::Supervisor::new(jobs, shared.admin.channels.clone());
     Component::spawn("channels", supervisor.run(shared.stop.clone()))
+}
+
+/// The delivery streams of the Firehose API (CreateDeliveryStream …): one delivery per
+/// stream, from its DirectPut buffer or Kinesis stream into its bucket (`crate::firehose`).
+fn delivery_streams(
+    shared: &Shared,
+    config: &Config,
+    firehose: millrace_firehose::Firehose,
+) -> Component {
+    let (buffers, stop) = (firehose.buffers.clone(), shared.stop.clone());
+    let jobs = crate::firehose::FirehoseJobs {
+        data_dir: shared.data_dir.clone(),
+        firehose,
+        buckets: crate::channels::Buckets::from_config(&shared.data_dir, config),
+    };
+    let supervisor = crate::supervise::Supervisor::new(jobs, shared.admin.delivery_streams.clone());
+    Component::spawn("delivery streams", async move {
+        let retention = retention_loop(buffers, stop.clone());
+        let (served, _) = tokio::join!(supervisor.run(stop), retention);
+        served
+    })
 }
 
 /// A `[[prep]]` job, run when enough new objects land under its inputs.

@@ -1,0 +1,317 @@
+//! An S3 destination's meaning: what millrace can deliver (checked after the model, as
+//! InvalidArgumentException naming what to change), and the delivery engine's configuration
+//! that carries it out.
+
+use millrace_delivery::{
+    Compression as DeliveryCompression, DeliveryConfig, Format, PartitionQuery,
+};
+
+use crate::error::FirehoseError;
+use crate::input::{self, S3In};
+use crate::registry::Registry;
+use crate::spec::{Compression, DeliveryStreamSpec, S3Destination};
+
+/// Firehose's time folders, appended to a prefix without expressions.
+const TIME_FOLDERS: &str = "!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/!{timestamp:HH}/";
+/// The smallest buffer Firehose allows with dynamic partitioning, and its default then.
+const PARTITIONING_MIN_MIB: u32 = 64;
+const DEFAULT_SIZE_MIB: u32 = 5;
+const DEFAULT_INTERVAL_SECS: u32 = 300;
+
+fn invalid(message: impl Into<String>) -> FirehoseError {
+    FirehoseError::Invalid(message.into())
+}
+
+/// The destination `d` describes (at creation), or `previous` changed by `d` (an update).
+pub fn build(
+    registry: &Registry,
+    d: &S3In,
+    extended: bool,
+    previous: Option<&S3Destination>,
+) -> Result<S3Destination, FirehoseError> {
+    let mut out = match previous {
+        Some(p) => p.clone(),
+        None => S3Destination {
+            extended,
+            role_arn: String::new(),
+            bucket_arn: String::new(),
+            bucket: String::new(),
+            prefix: None,
+            error_prefix: None,
+            size_mib: DEFAULT_SIZE_MIB,
+            interval_secs: DEFAULT_INTERVAL_SECS,
+            compression: Compression::Uncompressed,
+            kms_key_arn: None,
+            logging: None,
+            processing_enabled: false,
+            processors: Vec::new(),
+            dynamic_partitioning: false,
+            partitioning_retry_secs: None,
+            parquet: false,
+            format_conversion: None,
+            file_extension: None,
+            custom_time_zone: None,
+        },
+    };
+    out.extended = out.extended || extended;
+    if let Some(r) = &d.role_arn {
+        out.role_arn = r.clone();
+    }
+    if let Some(arn) = &d.bucket_arn {
+        let bucket = input::bucket_of_arn(arn).expect("checked against the model");
+        if !registry.bucket_known(bucket) {
+            return Err(invalid(format!(
+                "Bucket {bucket} ({arn}) is not mapped: millrace delivers into the data dir's \
+                 lake (arn:aws:s3:::lake) or a bucket that millrace up's config maps: add \
+                 `{bucket} = \"<folder, file:// or s3://bucket/prefix>\"` to [buckets] \
+                 (buckets.{bucket})."
+            )));
+        }
+        out.bucket_arn = arn.clone();
+        out.bucket = bucket.to_owned();
+    }
+    if d.prefix.is_some() {
+        out.prefix = d.prefix.clone().filter(|p| !p.is_empty());
+    }
+    if d.error_prefix.is_some() {
+        out.error_prefix = d.error_prefix.clone().filter(|p| !p.is_empty());
+    }
+    if let Some(c) = &d.compression {
+        out.compression = input::compression(Some(c)).map_err(invalid)?;
+    }
+    if d.kms_key_arn.is_some() {
+        out.kms_key_arn = d.kms_key_arn.clone();
+    }
+    if d.logging.is_some() {
+        out.logging = d.logging.clone();
+    }
+    if let Some((enabled, processors)) = &d.processing {
+        out.processing_enabled = *enabled;
+        out.processors = processors.clone();
+    }
+    if let Some((enabled, retry)) = d.dynamic_partitioning {
+        if previous.is_some() && enabled != out.dynamic_partitioning {
+            return Err(invalid(
+                "Dynamic partitioning can only be enabled when the delivery stream is created; \
+                 it cannot be turned on or off by UpdateDestination.",
+            ));
+        }
+        out.dynamic_partitioning = enabled;
+        out.partitioning_retry_secs = retry;
+    }
+    if let Some(v) = &d.format_conversion {
+        out.parquet = parquet_conversion(v)?;
+        out.format_conversion = Some(v.clone());
+    }
+    if let Some(e) = &d.file_extension {
+        if !e.is_empty() {
+            return Err(invalid(
+                "FileExtension is not supported yet: millrace names objects with the \
+                 extension of what it writes (none, .gz or .parquet).",
+            ));
+        }
+        out.file_extension = None;
+    }
+    if let Some(z) = &d.custom_time_zone {
+        if !z.is_empty() && z != "UTC" {
+            return Err(invalid(format!(
+                "CustomTimeZone {z} is not supported yet: prefixes are rendered in UTC."
+            )));
+        }
+        out.custom_time_zone = Some(z.clone()).filter(|z| !z.is_empty());
+    }
+    if d.s3_backup_mode.as_deref() == Some("Enabled") {
+        return Err(invalid(
+            "S3BackupMode Enabled (a backup of the source records) is not supported yet.",
+        ));
+    }
+    // Buffer size last: its floor depends on dynamic partitioning.
+    let floor = if out.dynamic_partitioning {
+        PARTITIONING_MIN_MIB
+    } else {
+        1
+    };
+    match d.size_mib {
+        Some(s) if s < floor => {
+            return Err(invalid(format!(
+                "BufferingHints.SizeInMBs must be at least {floor} when dynamic partitioning is \
+                 enabled (it is {s})."
+            )));
+        }
+        Some(s) => out.size_mib = s,
+        None if previous.is_none() => out.size_mib = floor.max(DEFAULT_SIZE_MIB),
+        None => {}
+    }
+    if let Some(i) = d.interval_secs {
+        out.interval_secs = i;
+    }
+    check(&out)?;
+    Ok(out)
+}
+
+/// Whether a `DataFormatConversionConfiguration` converts to Parquet (it is off when
+/// `Enabled` is false); ORC and a missing serializer are refused.
+fn parquet_conversion(v: &serde_json::Value) -> Result<bool, FirehoseError> {
+    if v.get("Enabled").and_then(|e| e.as_bool()) == Some(false) {
+        return Ok(false);
+    }
+    let serializer = v
+        .pointer("/OutputFormatConfiguration/Serializer")
+        .and_then(|s| s.as_object());
+    match serializer {
+        Some(s) if s.contains_key("ParquetSerDe") => Ok(true),
+        Some(s) if s.contains_key("OrcSerDe") => Err(invalid(
+            "DataFormatConversionConfiguration: ORC output is not supported; use ParquetSerDe.",
+        )),
+        _ => Err(invalid(
+            "DataFormatConversionConfiguration needs OutputFormatConfiguration.Serializer \
+             .ParquetSerDe when it is enabled.",
+        )),
+    }
+}
+
+/// The rules between members that hold once everything is known.
+fn check(d: &S3Destination) -> Result<(), FirehoseError> {
+    if d.parquet && d.compression != Compression::Uncompressed {
+        return Err(invalid(
+            "CompressionFormat must be UNCOMPRESSED when data format conversion is enabled: \
+             the Parquet files are compressed inside (ParquetSerDe.Compression).",
+        ));
+    }
+    if d.processing_enabled {
+        for p in &d.processors {
+            match p.kind.as_str() {
+                "Lambda" => {
+                    return Err(invalid(
+                        "Lambda processors are not supported: millrace runs no Lambda \
+                         functions. Transform records before they are put, or with a SQL prep \
+                         job after delivery (millrace prep).",
+                    ));
+                }
+                "MetadataExtraction" | "AppendDelimiterToRecord" => {}
+                other => {
+                    return Err(invalid(format!(
+                        "The {other} processor is not supported yet (MetadataExtraction and \
+                         AppendDelimiterToRecord are)."
+                    )));
+                }
+            }
+        }
+    }
+    let query = d.processing_enabled.then(|| d.metadata_query()).flatten();
+    if query.is_some() && !d.dynamic_partitioning {
+        return Err(invalid(
+            "The MetadataExtraction processor needs DynamicPartitioningConfiguration.Enabled.",
+        ));
+    }
+    if d.dynamic_partitioning {
+        let prefix = d.prefix.as_deref().unwrap_or_default();
+        if !prefix.contains("!{partitionKeyFrom") {
+            return Err(invalid(
+                "When dynamic partitioning is enabled, the Prefix must use \
+                 !{partitionKeyFromQuery:KEY} expressions.",
+            ));
+        }
+        if d.error_prefix.is_none() {
+            return Err(invalid(
+                "When dynamic partitioning is enabled, an ErrorOutputPrefix is required.",
+            ));
+        }
+        if prefix.contains("!{partitionKeyFromLambda:") {
+            return Err(invalid(
+                "!{partitionKeyFromLambda:…} needs a Lambda processor, which millrace does not \
+                 run: extract the keys with a MetadataExtraction query \
+                 (!{partitionKeyFromQuery:…}).",
+            ));
+        }
+        let query = query.ok_or_else(|| {
+            invalid(
+                "Dynamic partitioning needs a MetadataExtraction processor with a \
+                 MetadataExtractionQuery (JQ) that produces the prefix's keys.",
+            )
+        })?;
+        PartitionQuery::compile(query)
+            .map_err(|e| invalid(format!("MetadataExtractionQuery {query:?}: {e}")))?;
+    }
+    let config = delivery_config_of("check", "check", d)?;
+    config
+        .validate("destination")
+        .map_err(|e| invalid(e.replace("destination.", "")))?;
+    Ok(())
+}
+
+/// The delivery engine's configuration of `spec`, reading `stream` (a Kinesis stream's name
+/// or a DirectPut buffer's).
+pub fn delivery_config(
+    spec: &DeliveryStreamSpec,
+    stream: &str,
+) -> Result<DeliveryConfig, FirehoseError> {
+    delivery_config_of(&spec.name, stream, &spec.destination)
+}
+
+fn delivery_config_of(
+    name: &str,
+    stream: &str,
+    d: &S3Destination,
+) -> Result<DeliveryConfig, FirehoseError> {
+    let mut c = DeliveryConfig::new(name, stream);
+    c.prefix = Some(prefix(d.prefix.as_deref(), d.dynamic_partitioning));
+    c.error_prefix = Some(error_prefix(d.error_prefix.as_deref()));
+    c.buffer_interval_secs = d.interval_secs.into();
+    c.buffer_size_mib = d.size_mib.into();
+    c.format = if d.parquet {
+        Format::Parquet
+    } else if d.appends_delimiter() {
+        Format::Ndjson
+    } else {
+        Format::Concat
+    };
+    c.compression = match (d.parquet, d.compression) {
+        (true, _) => DeliveryCompression::Snappy,
+        (false, Compression::Gzip) => DeliveryCompression::Gzip,
+        (false, Compression::Uncompressed) => DeliveryCompression::None,
+    };
+    if d.dynamic_partitioning {
+        c.partition_query = d.metadata_query().map(str::to_owned);
+    }
+    Ok(c)
+}
+
+/// Firehose's prefix rule: without expressions, the time folders follow the prefix.
+fn prefix(p: Option<&str>, dynamic: bool) -> String {
+    match p {
+        None => TIME_FOLDERS.to_owned(),
+        Some(p) if p.contains("!{") || dynamic => p.to_owned(),
+        Some(p) => format!("{p}{TIME_FOLDERS}"),
+    }
+}
+
+/// Firehose's error prefix rule: the error type and time folders follow a prefix without
+/// expressions (and are the whole prefix when none is given).
+fn error_prefix(p: Option<&str>) -> String {
+    let tail = format!("!{{firehose:error-output-type}}/{TIME_FOLDERS}");
+    match p {
+        None => tail,
+        Some(p) if p.contains("!{") => p.to_owned(),
+        Some(p) => format!("{p}{tail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_follow_firehose_rules() {
+        assert_eq!(prefix(None, false), TIME_FOLDERS);
+        assert_eq!(prefix(Some("raw/"), false), format!("raw/{TIME_FOLDERS}"));
+        assert_eq!(
+            prefix(Some("raw/!{timestamp:yyyy}/"), false),
+            "raw/!{timestamp:yyyy}/"
+        );
+        assert_eq!(
+            error_prefix(Some("bad/")),
+            format!("bad/!{{firehose:error-output-type}}/{TIME_FOLDERS}")
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! PutRecord and PutRecordBatch: records into a DirectPut delivery stream's buffer, answered
+//! once durable.
+
+use bytes::Bytes;
+use millrace_gateway::ApiError;
+use millrace_gateway::protocol::Out;
+use millrace_gateway::request::{Checks, Request, decode_blob};
+use millrace_stream::PutInput;
+use serde_json::Value;
+
+use crate::error::FirehoseError;
+use crate::spec::SourceKind;
+use crate::{Firehose, input};
+
+/// Largest record (`Data`, before base64): 1,000 KiB.
+pub const MAX_RECORD_BYTES: usize = 1_024_000;
+/// Records per PutRecordBatch.
+pub const MAX_BATCH_RECORDS: usize = 500;
+/// Data per PutRecordBatch: 4 MiB.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// The buffer streams have one shard: every record takes the same key.
+const PARTITION_KEY: &str = "firehose";
+
+pub async fn put_record(fh: &Firehose, req: Request) -> Result<Out, ApiError> {
+    let mut c = Checks::new();
+    let name = input::read_name(&mut c, &req)?;
+    let record = c.required("Record", req.opt_object("Record")?);
+    let data = match record {
+        Some(r) => record_data(&mut c, r.get("Data"), "Record.Data")?,
+        None => None,
+    };
+    c.finish()?;
+    let name = name.expect("checked");
+    let mut results = append(fh, &name, vec![data.expect("checked")]).await?;
+    match results.pop().expect("one result") {
+        Ok(id) => Ok(Out::map([
+            ("RecordId", Out::Str(id)),
+            ("Encrypted", Out::Bool(encrypted(fh, &name))),
+        ])),
+        Err(message) => Err(FirehoseError::Unavailable(message).into()),
+    }
+}
+
+pub async fn put_record_batch(fh: &Firehose, req: Request) -> Result<Out, ApiError> {
+    let mut c = Checks::new();
+    let name = input::read_name(&mut c, &req)?;
+    let records = c.required("Records", req.opt_list("Records")?);
+    let mut data = Vec::new();
+    if let Some(list) = records {
+        if list.is_empty() || list.len() > MAX_BATCH_RECORDS {
+            c.fail(
+                "records",
+                &format!("<list of {}>", list.len()),
+                &if list.is_empty() {
+                    "Member must have length greater than or equal to 1".to_owned()
+                } else {
+                    format!("Member must have length less than or equal to {MAX_BATCH_RECORDS}")
+                },
+            );
+        }
+        for (i, r) in list.iter().enumerate() {
+            let field = format!("records.{}.member.data", i + 1);
+            if let Some(d) = record_data(&mut c, r.get("Data"), &field)? {
+                data.push(d);
+            }
+        }
+    }
+    c.finish()?;
+    let total: usize = data.iter().map(Bytes::len).sum();
+    if total > MAX_BATCH_BYTES {
+        return Err(FirehoseError::Invalid(format!(
+            "Records size exceeds 4 MiB limit: the batch carries {total} bytes of data."
+        ))
+        .into());
+    }
+    let name = name.expect("checked");
+    let results = append(fh, &name, data).await?;
+    let mut failed = 0;
+    let responses = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(id) => Out::map([("RecordId", Out::Str(id))]),
+            Err(message) => {
+                failed += 1;
+                Out::map([
+                    ("ErrorCode", Out::str("ServiceUnavailableException")),
+                    ("ErrorMessage", Out::Str(message)),
+                ])
+            }
+        })
+        .collect();
+    Ok(Out::map([
+        ("FailedPutCount", Out::Int(failed)),
+        ("Encrypted", Out::Bool(encrypted(fh, &name))),
+        ("RequestResponses", Out::List(responses)),
+    ]))
+}
+
+/// A record's `Data` (required, at most 1,000 KiB).
+fn record_data(c: &mut Checks, v: Option<&Value>, field: &str) -> Result<Option<Bytes>, ApiError> {
+    let Some(v) = c.required(field, v.filter(|v| !v.is_null())) else {
+        return Ok(None);
+    };
+    let data = decode_blob(field, v)?;
+    if data.len() > MAX_RECORD_BYTES {
+        c.fail(
+            field,
+            "<blob>",
+            &format!("Member must have length less than or equal to {MAX_RECORD_BYTES}"),
+        );
+        return Ok(None);
+    }
+    Ok(Some(Bytes::from(data)))
+}
+
+/// Appends `records` to `name`'s buffer: each one's RecordId, or why it was not taken.
+async fn append(
+    fh: &Firehose,
+    name: &str,
+    records: Vec<Bytes>,
+) -> Result<Vec<Result<String, String>>, ApiError> {
+    let spec = fh.registry.get(name)?;
+    if spec.kind != SourceKind::DirectPut {
+        return Err(FirehoseError::Invalid(format!(
+            "Firehose {name} reads Kinesis stream {}: records go into that stream \
+             (PutRecord/PutRecords), not into the delivery stream.",
+            spec.kinesis.as_ref().map_or("", |k| k.stream.as_str())
+        ))
+        .into());
+    }
+    let buffer = fh
+        .buffers
+        .stream(&spec.buffer_stream())
+        .map_err(|_| fh.registry.not_found(name))?;
+    let inputs = records
+        .into_iter()
+        .map(|data| PutInput {
+            partition_key: PARTITION_KEY.to_owned(),
+            explicit_hash_key: None,
+            data,
+        })
+        .collect();
+    Ok(buffer
+        .put(inputs)
+        .await
+        .into_iter()
+        .map(|r| {
+            r.map(|o| record_id(o.shard, &o.sequence.to_string()))
+                .map_err(|e| e.to_string())
+        })
+        .collect())
+}
+
+/// A RecordId: where the record sits in the buffer (opaque to clients).
+fn record_id(shard: u32, sequence: &str) -> String {
+    format!("{shard:04x}{sequence}")
+}
+
+fn encrypted(fh: &Firehose, name: &str) -> bool {
+    fh.registry
+        .get(name)
+        .is_ok_and(|s| s.encryption.status == "ENABLED")
+}

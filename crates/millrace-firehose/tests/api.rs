@@ -1,0 +1,474 @@
+//! The Firehose API on a real gateway (the Kinesis listener with the Firehose service added),
+//! over raw AWS JSON 1.1 requests: every operation's effect is seen by a later call and again
+//! after a restart on the same folder; bad input gets Firehose's error types. Delivery into
+//! the lake runs under `millrace up` (tests/compat/firehose_flows.py); here the test plays the
+//! runner's part where a status depends on it.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use millrace_firehose::{Firehose, RunState};
+use millrace_gateway::Gateway;
+use millrace_stream::{Store, StoreOptions};
+use serde_json::{Value, json};
+
+const ROLE: &str = "arn:aws:iam::000000000000:role/firehose";
+
+struct Server {
+    url: String,
+    firehose: Firehose,
+    store: Arc<Store>,
+    dir: Option<tempfile::TempDir>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> Self {
+        let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).unwrap());
+        let firehose = Firehose::open(dir.path(), store.clone()).unwrap();
+        firehose.registry.set_buckets(["archive".to_owned()]);
+        let gw = Gateway::new(store.clone(), [7; 32])
+            .unwrap()
+            .with_service(Arc::new(firehose.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            millrace_gateway::serve(listener, gw, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            url,
+            firehose,
+            store,
+            dir: Some(dir),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops serving, closes both stores and opens everything again on the same folder.
+    async fn restart(mut self) -> Self {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+        let (store, buffers) = (self.store.clone(), self.firehose.buffers.clone());
+        tokio::task::spawn_blocking(move || {
+            store.shutdown();
+            buffers.shutdown();
+        })
+        .await
+        .unwrap();
+        Self::start_in(self.dir.take().unwrap()).await
+    }
+
+    async fn call(&self, op: &str, body: Value) -> (u16, String, Value) {
+        let resp = reqwest::Client::new()
+            .post(&self.url)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("Firehose_20150804.{op}"))
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or_default();
+        (
+            status,
+            v["__type"].as_str().unwrap_or_default().to_owned(),
+            v,
+        )
+    }
+
+    async fn ok(&self, op: &str, body: Value) -> Value {
+        let (status, _, v) = self.call(op, body).await;
+        assert_eq!(status, 200, "{op}: {v}");
+        v
+    }
+
+    async fn error(&self, op: &str, body: Value) -> (String, String) {
+        let (status, kind, v) = self.call(op, body).await;
+        assert!(status >= 400, "{op} succeeded: {v}");
+        (kind, v["message"].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn describe(&self, name: &str) -> Value {
+        self.ok(
+            "DescribeDeliveryStream",
+            json!({"DeliveryStreamName": name}),
+        )
+        .await["DeliveryStreamDescription"]
+            .clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn direct_put(name: &str) -> Value {
+    json!({
+        "DeliveryStreamName": name,
+        "DeliveryStreamType": "DirectPut",
+        "ExtendedS3DestinationConfiguration": {
+            "RoleARN": ROLE,
+            "BucketARN": "arn:aws:s3:::lake",
+            "Prefix": "fh/",
+            "ErrorOutputPrefix": "fh-errors/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            "CompressionFormat": "GZIP"
+        },
+        "Tags": [{"Key": "team", "Value": "data"}]
+    })
+}
+
+#[tokio::test]
+async fn delivery_streams_are_created_described_listed_tagged_and_deleted() {
+    let server = Server::start().await;
+    let created = server
+        .ok("CreateDeliveryStream", direct_put("orders"))
+        .await;
+    let arn = created["DeliveryStreamARN"].as_str().unwrap().to_owned();
+    assert_eq!(
+        arn,
+        "arn:aws:firehose:us-east-1:000000000000:deliverystream/orders"
+    );
+    let d = server.describe("orders").await;
+    assert_eq!(d["DeliveryStreamStatus"], "CREATING", "{d}");
+    let spec = server.firehose.registry.get("orders").unwrap();
+    server
+        .firehose
+        .registry
+        .report("orders", &spec.id, 1, RunState::Active);
+    let d = server.describe("orders").await;
+    assert_eq!(d["DeliveryStreamStatus"], "ACTIVE");
+    assert_eq!(d["DeliveryStreamType"], "DirectPut");
+    assert_eq!(d["VersionId"], "1");
+    assert_eq!(d["HasMoreDestinations"], false);
+    let s3 = &d["Destinations"][0]["ExtendedS3DestinationDescription"];
+    assert_eq!(s3["BucketARN"], "arn:aws:s3:::lake");
+    assert_eq!(s3["Prefix"], "fh/");
+    assert_eq!(s3["CompressionFormat"], "GZIP");
+    assert_eq!(s3["BufferingHints"]["IntervalInSeconds"], 0);
+    assert_eq!(
+        d["Destinations"][0]["DestinationId"],
+        "destinationId-000000000001"
+    );
+
+    server
+        .ok("CreateDeliveryStream", direct_put("payments"))
+        .await;
+    let page = server.ok("ListDeliveryStreams", json!({"Limit": 1})).await;
+    assert_eq!(page["DeliveryStreamNames"], json!(["orders"]));
+    assert_eq!(page["HasMoreDeliveryStreams"], true);
+    let rest = server
+        .ok(
+            "ListDeliveryStreams",
+            json!({"ExclusiveStartDeliveryStreamName": "orders"}),
+        )
+        .await;
+    assert_eq!(rest["DeliveryStreamNames"], json!(["payments"]));
+    assert_eq!(rest["HasMoreDeliveryStreams"], false);
+
+    server
+        .ok(
+            "TagDeliveryStream",
+            json!({"DeliveryStreamName": "orders", "Tags": [{"Key": "env", "Value": "prod"}]}),
+        )
+        .await;
+    server
+        .ok(
+            "UntagDeliveryStream",
+            json!({"DeliveryStreamName": "orders", "TagKeys": ["team"]}),
+        )
+        .await;
+    server
+        .ok(
+            "StartDeliveryStreamEncryption",
+            json!({"DeliveryStreamName": "orders",
+                   "DeliveryStreamEncryptionConfigurationInput": {"KeyType": "AWS_OWNED_CMK"}}),
+        )
+        .await;
+    server
+        .ok(
+            "UpdateDestination",
+            json!({"DeliveryStreamName": "orders", "CurrentDeliveryStreamVersionId": "1",
+                   "DestinationId": "destinationId-000000000001",
+                   "ExtendedS3DestinationUpdate": {"Prefix": "orders/",
+                       "BufferingHints": {"IntervalInSeconds": 60}}}),
+        )
+        .await;
+
+    // Everything after a restart.
+    let server = server.restart().await;
+    let d = server.describe("orders").await;
+    assert_eq!(d["VersionId"], "2");
+    let s3 = &d["Destinations"][0]["ExtendedS3DestinationDescription"];
+    assert_eq!(s3["Prefix"], "orders/");
+    assert_eq!(s3["BufferingHints"]["IntervalInSeconds"], 60);
+    assert_eq!(s3["CompressionFormat"], "GZIP", "kept across the update");
+    assert_eq!(
+        d["DeliveryStreamEncryptionConfiguration"]["Status"],
+        "ENABLED"
+    );
+    let tags = server
+        .ok(
+            "ListTagsForDeliveryStream",
+            json!({"DeliveryStreamName": "orders"}),
+        )
+        .await;
+    assert_eq!(tags["Tags"], json!([{"Key": "env", "Value": "prod"}]));
+    server
+        .ok(
+            "StopDeliveryStreamEncryption",
+            json!({"DeliveryStreamName": "orders"}),
+        )
+        .await;
+
+    server
+        .ok(
+            "DeleteDeliveryStream",
+            json!({"DeliveryStreamName": "orders"}),
+        )
+        .await;
+    let (kind, message) = server
+        .error(
+            "DescribeDeliveryStream",
+            json!({"DeliveryStreamName": "orders"}),
+        )
+        .await;
+    assert_eq!(kind, "ResourceNotFoundException");
+    assert!(message.contains("orders"), "{message}");
+    let server = server.restart().await;
+    let all = server.ok("ListDeliveryStreams", json!({})).await;
+    assert_eq!(all["DeliveryStreamNames"], json!(["payments"]));
+}
+
+#[tokio::test]
+async fn records_put_are_kept_in_order_across_a_restart() {
+    let server = Server::start().await;
+    server
+        .ok("CreateDeliveryStream", direct_put("clicks"))
+        .await;
+    let records: Vec<Value> = (0..500)
+        .map(|i| json!({"Data": STANDARD.encode(format!("{{\"n\":{i}}}\n"))}))
+        .collect();
+    let put = server
+        .ok(
+            "PutRecordBatch",
+            json!({"DeliveryStreamName": "clicks", "Records": records}),
+        )
+        .await;
+    assert_eq!(put["FailedPutCount"], 0);
+    assert_eq!(put["Encrypted"], false);
+    let ids = put["RequestResponses"].as_array().unwrap();
+    assert_eq!(ids.len(), 500);
+    assert!(ids.iter().all(|r| r["RecordId"].as_str().is_some()));
+    let one = server
+        .ok(
+            "PutRecord",
+            json!({"DeliveryStreamName": "clicks",
+                   "Record": {"Data": STANDARD.encode("last\n")}}),
+        )
+        .await;
+    assert!(one["RecordId"].as_str().is_some());
+
+    let server = server.restart().await;
+    let spec = server.firehose.registry.get("clicks").unwrap();
+    let buffer = server
+        .firehose
+        .buffers
+        .stream(&spec.buffer_stream())
+        .unwrap();
+    let shard = &buffer.shards()[0];
+    let read = shard.read(0, 1000, 64 << 20).unwrap().records;
+    assert_eq!(read.len(), 501);
+    assert_eq!(&read[0].data[..], b"{\"n\":0}\n");
+    assert_eq!(&read[499].data[..], b"{\"n\":499}\n");
+    assert_eq!(&read[500].data[..], b"last\n");
+}
+
+#[tokio::test]
+async fn bad_requests_get_firehose_error_types() {
+    let server = Server::start().await;
+    server.ok("CreateDeliveryStream", direct_put("s")).await;
+    let kinesis = server
+        .store
+        .create(
+            "events",
+            millrace_stream::StreamMode::Provisioned,
+            Some(1),
+            24,
+            Default::default(),
+        )
+        .unwrap();
+    drop(kinesis);
+    let from_kinesis = json!({
+        "DeliveryStreamName": "from-kinesis",
+        "DeliveryStreamType": "KinesisStreamAsSource",
+        "KinesisStreamSourceConfiguration": {
+            "KinesisStreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/events",
+            "RoleARN": ROLE},
+        "ExtendedS3DestinationConfiguration": {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::archive"}
+    });
+    server
+        .ok("CreateDeliveryStream", from_kinesis.clone())
+        .await;
+
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut b = direct_put("new");
+        f(&mut b);
+        b
+    };
+    let s3 = "ExtendedS3DestinationConfiguration";
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "a name in use",
+            direct_put("s"),
+            "ResourceInUseException",
+            "already exists",
+        ),
+        (
+            "an unmapped bucket",
+            with(&|b| b[s3]["BucketARN"] = json!("arn:aws:s3:::raw")),
+            "InvalidArgumentException",
+            "buckets.raw",
+        ),
+        (
+            "a Lambda processor",
+            with(&|b| {
+                b[s3]["ProcessingConfiguration"] = json!({"Enabled": true, "Processors": [
+                    {"Type": "Lambda", "Parameters": [{"ParameterName": "LambdaArn",
+                     "ParameterValue": "arn:aws:lambda:us-east-1:000000000000:function:f"}]}]})
+            }),
+            "InvalidArgumentException",
+            "Lambda",
+        ),
+        (
+            "dynamic partitioning without a query",
+            with(&|b| {
+                b[s3]["DynamicPartitioningConfiguration"] = json!({"Enabled": true});
+                b[s3]["Prefix"] = json!("p/!{partitionKeyFromQuery:k}/");
+                b[s3]["BufferingHints"]["SizeInMBs"] = json!(64);
+            }),
+            "InvalidArgumentException",
+            "MetadataExtraction",
+        ),
+        (
+            "a query that is not jq",
+            with(&|b| {
+                b[s3]["DynamicPartitioningConfiguration"] = json!({"Enabled": true});
+                b[s3]["Prefix"] = json!("p/!{partitionKeyFromQuery:k}/");
+                b[s3]["BufferingHints"]["SizeInMBs"] = json!(64);
+                b[s3]["ProcessingConfiguration"] = json!({"Enabled": true, "Processors": [
+                    {"Type": "MetadataExtraction", "Parameters": [
+                        {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{k: .a |"},
+                        {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]});
+            }),
+            "InvalidArgumentException",
+            "MetadataExtractionQuery",
+        ),
+        (
+            "ZIP",
+            with(&|b| b[s3]["CompressionFormat"] = json!("ZIP")),
+            "InvalidArgumentException",
+            "UNCOMPRESSED or GZIP",
+        ),
+        (
+            "a Redshift destination",
+            with(&|b| b["RedshiftDestinationConfiguration"] = json!({})),
+            "InvalidArgumentException",
+            "RedshiftDestinationConfiguration",
+        ),
+        (
+            "a name with a slash and a buffer of 0 MiB",
+            with(&|b| {
+                b["DeliveryStreamName"] = json!("a/b");
+                b[s3]["BufferingHints"]["SizeInMBs"] = json!(0);
+            }),
+            "ValidationException",
+            "2 validation errors",
+        ),
+        (
+            "an unknown Kinesis stream",
+            {
+                let mut b = from_kinesis.clone();
+                b["DeliveryStreamName"] = json!("x");
+                b["KinesisStreamSourceConfiguration"]["KinesisStreamARN"] =
+                    json!("arn:aws:kinesis:us-east-1:000000000000:stream/nope");
+                b
+            },
+            "InvalidArgumentException",
+            "nope",
+        ),
+    ];
+    for (what, body, kind, says) in cases {
+        let (k, message) = server.error("CreateDeliveryStream", body).await;
+        assert_eq!(k, kind, "{what}: {message}");
+        assert!(message.contains(says), "{what}: {message}");
+    }
+
+    let big = STANDARD.encode(vec![b'x'; 1_024_001]);
+    let (k, _) = server
+        .error(
+            "PutRecord",
+            json!({"DeliveryStreamName": "s", "Record": {"Data": big}}),
+        )
+        .await;
+    assert_eq!(k, "ValidationException");
+    let many: Vec<Value> = (0..501).map(|_| json!({"Data": "eA=="})).collect();
+    let (k, _) = server
+        .error(
+            "PutRecordBatch",
+            json!({"DeliveryStreamName": "s", "Records": many}),
+        )
+        .await;
+    assert_eq!(k, "ValidationException");
+    let heavy: Vec<Value> = (0..5)
+        .map(|_| json!({"Data": STANDARD.encode(vec![b'y'; 1_000_000])}))
+        .collect();
+    let (k, message) = server
+        .error(
+            "PutRecordBatch",
+            json!({"DeliveryStreamName": "s", "Records": heavy}),
+        )
+        .await;
+    assert_eq!(k, "InvalidArgumentException", "{message}");
+    let (k, _) = server
+        .error(
+            "PutRecord",
+            json!({"DeliveryStreamName": "from-kinesis", "Record": {"Data": "eA=="}}),
+        )
+        .await;
+    assert_eq!(k, "InvalidArgumentException");
+    let (k, _) = server
+        .error(
+            "PutRecord",
+            json!({"DeliveryStreamName": "none", "Record": {"Data": "eA=="}}),
+        )
+        .await;
+    assert_eq!(k, "ResourceNotFoundException");
+    let (k, message) = server
+        .error(
+            "UpdateDestination",
+            json!({"DeliveryStreamName": "s", "CurrentDeliveryStreamVersionId": "7",
+                   "DestinationId": "destinationId-000000000001",
+                   "ExtendedS3DestinationUpdate": {"Prefix": "x/"}}),
+        )
+        .await;
+    assert_eq!(k, "ConcurrentModificationException", "{message}");
+    let (k, _) = server.error("NoSuchOperation", json!({})).await;
+    assert_eq!(k, "UnknownOperationException");
+}
