@@ -148,6 +148,10 @@ pub enum Command {
     /// (or training, when none is promoted) a new version swaps it in without failing a
     /// request. GET /metrics: Prometheus text (requests, latency histogram, model version,
     /// and the drift monitor's PSI per feature and drifting flag; see `millrace monitor`).
+    /// The SageMaker Runtime API answers beside it (boto3's sagemaker-runtime client with
+    /// endpoint_url): InvokeEndpoint, InvokeEndpointWithResponseStream and InvokeEndpointAsync
+    /// on endpoint NAME (follows promotions) or NAME-vN (that version); asynchronous results
+    /// go to <data-dir>/lake/async-inference/ (s3://lake/...).
     /// Example: millrace endpoint --model churn --addr 127.0.0.1:8080
     Endpoint(crate::cmd::endpoint::EndpointArgs),
     /// Streaming inference: score each record of a stream on arrival onto an output stream.

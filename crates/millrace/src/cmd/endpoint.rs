@@ -116,8 +116,8 @@ pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
         .map(|(n, v)| format!("{n}:v{v}"))
         .collect();
     println!(
-        "serving {} at http://{addr} (POST /invocations, /models/NAME/invocations; GET /ping, \
-         /metrics)",
+        "serving {} at http://{addr} (POST /invocations, /models/NAME/invocations, the \
+         SageMaker Runtime API on /endpoints/NAME/; GET /ping, /metrics)",
         serving.join(", ")
     );
     let reloader = ep.spawn_reloader(args.reload_interval);
