@@ -14,7 +14,8 @@
 //!
 //! Backends: the embedded log of this process ([`embedded`]: direct reads woken on append, no
 //! HTTP) and any Kinesis API through aws-sdk-kinesis ([`kinesis`]: millrace's own server,
-//! kinesalite, Amazon Kinesis). A stream is opened through one place, [`Streams`] (where streams
+//! kinesalite, Amazon Kinesis); Firehose delivery streams are written through aws-sdk-firehose
+//! ([`firehose`]: PutRecordBatch). A stream is opened through one place, [`Streams`] (where streams
 //! live) and [`StreamTarget`] (one stream), which hand out `Arc<dyn RecordSource>` and
 //! `Arc<dyn RecordSink>`: callers never name a backend's types. A Kafka backend slots in beside
 //! the Kinesis one by adding a module here and one variant to each of those two enums; delivery
@@ -27,6 +28,7 @@
 pub mod checkpoint;
 pub mod embedded;
 pub mod error;
+pub mod firehose;
 pub mod kinesis;
 pub mod lineage;
 pub mod sink;
@@ -36,6 +38,7 @@ pub mod streams;
 pub use checkpoint::{CheckpointDir, seq_cmp};
 pub use embedded::{EmbeddedSink, EmbeddedSource};
 pub use error::IoError;
+pub use firehose::FirehoseSink;
 pub use kinesis::{KinesisSink, KinesisSource};
 pub use lineage::{ShardExit, for_each_shard};
 /// The Kinesis service limits (PutRecords 500 records / 5 MiB, 1 MiB per record, GetRecords

@@ -71,6 +71,12 @@ pub trait RecordSink: Send + Sync {
         records: &[SinkRecord],
     ) -> Result<Vec<std::result::Result<Placed, PutFailure>>>;
 
+    /// The most records and bytes one [`RecordSink::put_records`] takes (Kinesis's
+    /// PutRecords limits unless the API has others).
+    fn batch_limits(&self) -> (usize, usize) {
+        (PUT_RECORDS_MAX_RECORDS, PUT_RECORDS_MAX_BYTES)
+    }
+
     /// One record, through the API's single-record call where it has one (PutRecord), once.
     async fn put_record(&self, record: &SinkRecord) -> Result<Placed> {
         let mut results = self.put_records(std::slice::from_ref(record)).await?;
@@ -117,14 +123,26 @@ impl Default for Retry {
 /// and [`PUT_RECORDS_MAX_BYTES`] bytes (data and partition keys). A record that alone is over
 /// the byte limit goes in a request of its own, for the stream to refuse with its reason.
 pub fn batches(records: &[SinkRecord]) -> Vec<Range<usize>> {
+    batches_within(records, (PUT_RECORDS_MAX_RECORDS, PUT_RECORDS_MAX_BYTES))
+}
+
+/// As [`batches`], within `sink`'s own limits ([`RecordSink::batch_limits`]).
+pub fn batches_for(sink: &dyn RecordSink, records: &[SinkRecord]) -> Vec<Range<usize>> {
+    batches_within(records, sink.batch_limits())
+}
+
+fn batches_within(
+    records: &[SinkRecord],
+    (max_records, max_bytes): (usize, usize),
+) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < records.len() {
         let mut end = start;
         let mut bytes = 0;
-        while end < records.len() && end - start < PUT_RECORDS_MAX_RECORDS {
+        while end < records.len() && end - start < max_records {
             let size = records[end].request_bytes();
-            if end > start && bytes + size > PUT_RECORDS_MAX_BYTES {
+            if end > start && bytes + size > max_bytes {
                 break;
             }
             bytes += size;

@@ -1,4 +1,4 @@
-//! Building an aws-sdk-kinesis client the way a user expects: the standard AWS configuration
+//! Building aws-sdk-kinesis (and aws-sdk-firehose) clients the way a user expects: the standard AWS configuration
 //! chain (env, profile, SSO…), an optional endpoint override, and dummy credentials when
 //! talking to a loopback endpoint with none configured (millrace does not check them yet).
 //! Reading and writing through the client is `millrace-io`'s ([`streams`]).
@@ -8,6 +8,17 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_kinesis::config::Credentials;
 
 pub async fn client(endpoint_url: Option<&str>) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::new(&sdk_config(endpoint_url).await)
+}
+
+/// An aws-sdk-firehose client configured as [`client`] is.
+pub async fn firehose_client(endpoint_url: Option<&str>) -> aws_sdk_firehose::Client {
+    aws_sdk_firehose::Client::new(&sdk_config(endpoint_url).await)
+}
+
+/// The AWS configuration chain, the endpoint override and, for a loopback endpoint without
+/// credentials, dummy ones.
+async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     let local = endpoint_url.is_some_and(is_loopback);
     loader = if local {
@@ -33,7 +44,7 @@ pub async fn client(endpoint_url: Option<&str>) -> aws_sdk_kinesis::Client {
             ));
         }
     }
-    aws_sdk_kinesis::Client::new(&loader.load().await)
+    loader.load().await
 }
 
 fn is_loopback(url: &str) -> bool {

@@ -1,4 +1,5 @@
-//! `millrace produce`: a Kinesis producer over the official AWS SDK.
+//! `millrace produce`: a Kinesis (PutRecord/PutRecords) or Firehose (PutRecord/PutRecordBatch)
+//! producer over the official AWS SDKs.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,12 +16,17 @@ use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
-    /// Kinesis API endpoint, e.g. http://127.0.0.1:4567. Omit for real Amazon Kinesis.
+    /// API endpoint, e.g. http://127.0.0.1:4567 (millrace serves Kinesis and Firehose on one
+    /// port). Omit for real Amazon Kinesis / Data Firehose.
     #[arg(long)]
     pub endpoint_url: Option<String>,
-    /// Stream to write to.
+    /// Stream to write to: a Kinesis stream, or with --to firehose a delivery stream.
     #[arg(long)]
     pub stream: String,
+    /// The API to write with: kinesis (PutRecord/PutRecords) or firehose (PutRecord/
+    /// PutRecordBatch into a DirectPut delivery stream).
+    #[arg(long, value_enum, default_value_t = Target::Kinesis)]
+    pub to: Target,
     /// Input: a .csv file (header row), an NDJSON/JSON file, or a folder of such files.
     #[arg(long)]
     pub file: PathBuf,
@@ -30,15 +36,24 @@ pub struct ProduceArgs {
     /// Most records per second (default: as fast as the stream acknowledges).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Send with PutRecords (up to 500 records / 5 MiB per call) instead of one PutRecord each.
+    /// Send in batches (PutRecords: 500 records / 5 MiB per call; PutRecordBatch: 500 / 4 MiB)
+    /// instead of one PutRecord each.
     #[arg(long)]
     pub batch: bool,
-    /// Create the stream with this many shards if it does not exist, and wait until active.
+    /// Create the stream with this many shards if it does not exist, and wait until active
+    /// (Kinesis only).
     #[arg(long)]
     pub create_shards: Option<u32>,
     /// Format of --file when its extension does not tell.
     #[arg(long, value_enum)]
     pub format: Option<RecordFileFormat>,
+}
+
+/// Which API `produce` writes with.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Target {
+    Kinesis,
+    Firehose,
 }
 
 /// The format of a file of records sent to a stream (`produce --format`).
@@ -62,7 +77,41 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     if records.is_empty() {
         bail!("{} holds no records", args.file.display());
     }
-    let streams = kinesis::streams(args.endpoint_url.as_deref()).await;
+    let sink = sink(&args).await?;
+    let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    let started = Instant::now();
+    send_all(&*sink, &records, args.batch, args.rate).await?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "produced {} records ({:.1} MB) to {} {} in {secs:.2}s ({:.0} records/s); every record acknowledged",
+        records.len(),
+        bytes as f64 / 1e6,
+        match args.to {
+            Target::Kinesis => "stream",
+            Target::Firehose => "delivery stream",
+        },
+        args.stream,
+        records.len() as f64 / secs.max(1e-9),
+    );
+    Ok(())
+}
+
+/// The stream `args` names, through the API it names.
+async fn sink(args: &ProduceArgs) -> anyhow::Result<std::sync::Arc<dyn RecordSink>> {
+    let endpoint = args.endpoint_url.as_deref();
+    if args.to == Target::Firehose {
+        if args.create_shards.is_some() {
+            bail!(
+                "--create-shards is for Kinesis streams; create delivery streams with CreateDeliveryStream"
+            );
+        }
+        let client = kinesis::firehose_client(endpoint).await;
+        return Ok(std::sync::Arc::new(millrace_io::FirehoseSink::new(
+            client,
+            &args.stream,
+        )));
+    }
+    let streams = kinesis::streams(endpoint).await;
     if let Some(shards) = args.create_shards {
         let created = streams
             .ensure(&args.stream, Some(shards))
@@ -72,19 +121,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             eprintln!("created stream {} with {shards} shards", args.stream);
         }
     }
-    let sink = streams.sink(&args.stream)?;
-    let bytes: usize = records.iter().map(|r| r.data.len()).sum();
-    let started = Instant::now();
-    send_all(&*sink, &records, args.batch, args.rate).await?;
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "produced {} records ({:.1} MB) to stream {} in {secs:.2}s ({:.0} records/s); every record acknowledged",
-        records.len(),
-        bytes as f64 / 1e6,
-        args.stream,
-        records.len() as f64 / secs.max(1e-9),
-    );
-    Ok(())
+    Ok(streams.sink(&args.stream)?)
 }
 
 /// Sends every record, with a progress bar, and returns once all are acknowledged: in
@@ -106,7 +143,7 @@ pub async fn send_all(
     bar.set_message(format!("producing to {}", sink.stream()));
     let pacer = Pacer::new(rate);
     if batch {
-        for range in sink::batches(records) {
+        for range in sink::batches_for(sink, records) {
             let (start, end) = (range.start, range.end);
             pacer.wait(end as u64).await;
             sink::put_with_retry(sink, &records[range], RETRY)

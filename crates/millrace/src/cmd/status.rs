@@ -86,6 +86,25 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             s(&c["bucket"])
         );
     }
+    for d in rows("delivery_streams") {
+        let lag = d["freshness_ms"]
+            .as_f64()
+            .map(|ms| format!("; lag (oldest record not delivered) {:.1} s", ms / 1000.0))
+            .unwrap_or_default();
+        let reason = d["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let source = d["source"].as_str().unwrap_or("DirectPut").to_owned();
+        let records = d["delivery"]["records"].as_u64().unwrap_or(0);
+        println!(
+            "{:<10} {:<26} {:<9} {source} → bucket {}, {records} records delivered{reason}{lag}",
+            "firehose",
+            s(&d["name"]),
+            s(&d["status"]),
+            s(&d["bucket"])
+        );
+    }
     for q in rows("queues") {
         println!(
             "{:<10} {:<26} {:<9} on {}: {} visible, {} in flight, {} dead letters",
