@@ -58,6 +58,61 @@ pub struct SchemaColumn {
     pub kind: ColumnType,
 }
 
+/// Firehose's RecordDeAggregation processor: how one record splits into several before
+/// partitioning and encoding. In TOML: `split_records = "json"`,
+/// `split_records = { delimited = "####" }` (the delimiter's text) or
+/// `split_records = { delimited_base64 = "IyMjIw==" }` (its bytes in base64, as Firehose's
+/// `Delimiter` parameter takes them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SplitToml", into = "SplitToml")]
+pub enum Split {
+    /// JSON objects back to back (`{"a":1}{"a":2}`) or one per line: one record each.
+    Json,
+    /// The pieces between occurrences of these bytes (empty pieces are left out).
+    Delimited(Vec<u8>),
+}
+
+/// [`Split`] as TOML writes it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum SplitToml {
+    Json,
+    Delimited(String),
+    DelimitedBase64(String),
+}
+
+impl TryFrom<SplitToml> for Split {
+    type Error = String;
+
+    fn try_from(t: SplitToml) -> Result<Self, String> {
+        use base64::Engine;
+        Ok(match t {
+            SplitToml::Json => Split::Json,
+            SplitToml::Delimited(text) => Split::Delimited(text.into_bytes()),
+            SplitToml::DelimitedBase64(b64) => Split::Delimited(
+                base64::engine::general_purpose::STANDARD
+                    .decode(&b64)
+                    .map_err(|e| format!("delimited_base64 = {b64:?} is not base64: {e}"))?,
+            ),
+        })
+    }
+}
+
+impl From<Split> for SplitToml {
+    fn from(s: Split) -> Self {
+        use base64::Engine;
+        match s {
+            Split::Json => SplitToml::Json,
+            Split::Delimited(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => SplitToml::Delimited(text),
+                Err(e) => SplitToml::DelimitedBase64(
+                    base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
+                ),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
@@ -98,6 +153,16 @@ pub struct DeliveryConfig {
     /// Declared Parquet schema; without it, columns are inferred per object.
     #[serde(default)]
     pub schema: Vec<SchemaColumn>,
+    /// KPL de-aggregation (`deaggregate_kpl = true`): a record in the Kinesis Producer
+    /// Library's aggregated format (magic, protobuf, MD5) is delivered as its user records,
+    /// as Firehose does for a Kinesis source; any other record as it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deaggregate_kpl: bool,
+    /// Firehose's RecordDeAggregation (`split_records`, see [`Split`]): after KPL
+    /// de-aggregation, each record splits into its sub-records (at most 500); one that does
+    /// not split goes to the error prefix under `processing-failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_records: Option<Split>,
 }
 
 fn default_lake() -> String {
@@ -131,6 +196,8 @@ impl DeliveryConfig {
             partitioning: BTreeMap::new(),
             partition_query: None,
             schema: Vec::new(),
+            deaggregate_kpl: false,
+            split_records: None,
         }
     }
 
@@ -249,6 +316,12 @@ impl DeliveryConfig {
         }
         Template::parse(&self.error_prefix_template())
             .map_err(|e| format!("{path}.error_prefix: {e}"))?;
+        if self.split_records == Some(Split::Delimited(Vec::new())) {
+            return Err(format!(
+                "{path}.split_records: the delimiter is empty; give the bytes that stand \
+                 between records"
+            ));
+        }
         Ok(())
     }
 }
@@ -301,6 +374,42 @@ mod tests {
             e.contains("delivery[1].partition_query and delivery[1].partitioning"),
             "{e}"
         );
+    }
+
+    fn read(extra: &str) -> Result<DeliveryConfig, String> {
+        toml::from_str::<DeliveryConfig>(&format!("name = \"d\"\nstream = \"s\"\n{extra}"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn kpl_and_record_splitting_read_from_toml() {
+        let c = read("deaggregate_kpl = true\nsplit_records = \"json\"").unwrap();
+        assert!(c.deaggregate_kpl);
+        assert_eq!(c.split_records, Some(Split::Json));
+        c.validate("delivery[0]").unwrap();
+        let hashes = Some(Split::Delimited(b"####".to_vec()));
+        let c = read("split_records = { delimited = \"####\" }").unwrap();
+        assert_eq!(c.split_records, hashes);
+        let c = read("split_records = { delimited_base64 = \"IyMjIw==\" }").unwrap();
+        assert_eq!(c.split_records, hashes);
+        let e = read("split_records = { delimited_base64 = \"#\" }").unwrap_err();
+        assert!(e.contains("is not base64"), "{e}");
+        assert!(read("split_records = \"xml\"").is_err());
+        let e = read("split_records = { delimited = \"\" }")
+            .unwrap()
+            .validate("delivery[3]")
+            .unwrap_err();
+        assert!(e.starts_with("delivery[3].split_records:"), "{e}");
+        let plain = read("").unwrap();
+        assert!(!plain.deaggregate_kpl && plain.split_records.is_none());
+        let mut binary = DeliveryConfig::new("d", "s");
+        binary.split_records = Some(Split::Delimited(vec![0xFF, 0x00]));
+        let v = serde_json::to_value(&binary).unwrap();
+        assert_eq!(
+            v["split_records"],
+            serde_json::json!({"delimited_base64": "/wA="})
+        );
+        assert!(v.get("deaggregate_kpl").is_none(), "{v}");
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! NDJSON / concatenation / Parquet encoding and compression, and error records for whatever
 //! cannot be delivered. Pure and deterministic: the same records give the same objects, which
 //! is what makes replay after a crash rewrite instead of duplicate.
+//!
+//! A buffer's records are first expanded (KPL de-aggregation, then record splitting), so
+//! every sub-record of a source record is in the same buffer, under its sequence number.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -18,10 +22,10 @@ use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use crate::config::{ColumnType, Compression, DeliveryConfig, Format};
+use crate::config::{ColumnType, Compression, DeliveryConfig, Format, Split};
 use crate::prefix::Template;
 use crate::query::{self, PartitionQuery};
-use crate::{DeliveryError, Result};
+use crate::{DeliveryError, Result, kpl, split};
 use millrace_common::keys::{MAX_SEGMENT_BYTES, escape_segment};
 
 /// One object to commit.
@@ -48,10 +52,15 @@ pub struct Encoder {
     /// `partition_query`, compiled once; exclusive with `partitioning`.
     query: Option<PartitionQuery>,
     schema: Option<Arc<Schema>>,
+    /// `deaggregate_kpl`: KPL aggregated records become their user records.
+    deaggregate_kpl: bool,
+    /// `split_records`: Firehose's RecordDeAggregation.
+    split: Option<Split>,
 }
 
 struct Failed<'a> {
-    rec: &'a SourceRecord,
+    /// The record as it failed: borrowed from the buffer, or a sub-record made from it.
+    rec: Cow<'a, SourceRecord>,
     /// Firehose's error output type: the `!{firehose:error-output-type}` folder.
     kind: &'static str,
     /// The record's `errorCode`.
@@ -63,7 +72,7 @@ impl<'a> Failed<'a> {
     /// A failure whose error code is its output type.
     fn new(rec: &'a SourceRecord, kind: &'static str, message: String) -> Self {
         Self {
-            rec,
+            rec: Cow::Borrowed(rec),
             kind,
             code: kind,
             message,
@@ -75,6 +84,17 @@ impl<'a> Failed<'a> {
 const PARTITIONING_FAILED: &str = "partitioning-failed";
 /// Firehose's error code for them (inline parsing: jq, or here field paths too).
 const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtractionFailed";
+/// Where records that cannot be split go (Firehose's output type for processing failures).
+const PROCESSING_FAILED: &str = "processing-failed";
+/// Their error code (Firehose documents none for de-aggregation failures).
+const DEAGGREGATION_FAILED: &str = "RecordDeAggregation.Failed";
+
+/// One group of records sharing a prefix: its partition values (the prefix is rendered again
+/// for the object, with its random strings) and its records with their parsed JSON.
+struct Group<'a> {
+    parts: BTreeMap<String, String>,
+    records: Vec<(&'a SourceRecord, Option<Value>)>,
+}
 
 impl Encoder {
     pub fn new(cfg: &DeliveryConfig) -> Result<Self> {
@@ -117,7 +137,61 @@ impl Encoder {
             partitioning,
             query,
             schema,
+            deaggregate_kpl: cfg.deaggregate_kpl,
+            split: cfg.split_records.clone(),
         })
+    }
+
+    /// The buffer's records after KPL de-aggregation and record splitting (borrowed as they
+    /// are when neither is on), and the records that could not be split. Sub-records keep
+    /// their source record's sequence number and arrival time.
+    fn expand<'a>(
+        &self,
+        records: &'a [SourceRecord],
+    ) -> (Cow<'a, [SourceRecord]>, Vec<Failed<'static>>) {
+        if !self.deaggregate_kpl && self.split.is_none() {
+            return (Cow::Borrowed(records), Vec::new());
+        }
+        let mut out = Vec::with_capacity(records.len());
+        let mut failed = Vec::new();
+        for rec in records {
+            for user in self.user_records(rec) {
+                match &self.split {
+                    None => out.push(user),
+                    Some(how) => match split::split(&user.data, how) {
+                        Ok(pieces) => out.extend(pieces.into_iter().map(|data| SourceRecord {
+                            data,
+                            ..user.clone()
+                        })),
+                        Err(e) => failed.push(Failed {
+                            rec: Cow::Owned(user),
+                            kind: PROCESSING_FAILED,
+                            code: DEAGGREGATION_FAILED,
+                            message: e.to_string(),
+                        }),
+                    },
+                }
+            }
+        }
+        (Cow::Owned(out), failed)
+    }
+
+    /// A record's KPL user records when it is an aggregated one (and de-aggregation is on),
+    /// otherwise the record itself.
+    fn user_records(&self, rec: &SourceRecord) -> Vec<SourceRecord> {
+        let users = match self.deaggregate_kpl.then(|| kpl::deaggregate(&rec.data)) {
+            Some(Ok(users)) => users,
+            _ => return vec![rec.clone()],
+        };
+        users
+            .into_iter()
+            .map(|u| SourceRecord {
+                sequence: rec.sequence.clone(),
+                arrival_ms: rec.arrival_ms,
+                partition_key: u.partition_key,
+                data: u.data,
+            })
+            .collect()
     }
 
     fn extension(&self) -> &'static str {
@@ -144,14 +218,14 @@ impl Encoder {
     }
 
     fn encode_here(&self, shard: &str, records: &[SourceRecord]) -> Result<Vec<Object>> {
+        let (records, mut failed) = self.expand(records);
         // A parsed tree is needed for Parquet and partitioning; NDJSON alone only validates,
         // which is several times cheaper.
         let needs_tree =
             self.format == Format::Parquet || !self.partitioning.is_empty() || self.query.is_some();
         let validate = self.format == Format::Ndjson;
-        let mut groups: BTreeMap<String, Vec<(&SourceRecord, Option<Value>)>> = BTreeMap::new();
-        let mut failed: Vec<Failed> = Vec::new();
-        for rec in records {
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for rec in records.iter() {
             if rec.data.len() > self.max_record_bytes {
                 failed.push(Failed::new(
                     rec,
@@ -187,7 +261,7 @@ impl Encoder {
                 Ok(parts) => parts,
                 Err(message) => {
                     failed.push(Failed {
-                        rec,
+                        rec: Cow::Borrowed(rec),
                         kind: PARTITIONING_FAILED,
                         code: METADATA_EXTRACTION_FAILED,
                         message,
@@ -196,11 +270,25 @@ impl Encoder {
                 }
             };
             let prefix = self.prefix.render(rec.arrival_ms, &parts, "");
-            groups.entry(prefix).or_default().push((rec, value));
+            groups
+                .entry(prefix)
+                .or_insert_with(|| Group {
+                    parts,
+                    records: Vec::new(),
+                })
+                .records
+                .push((rec, value));
         }
 
         let mut objects = Vec::new();
-        for (prefix, group) in groups {
+        for (
+            prefix,
+            Group {
+                parts,
+                records: group,
+            },
+        ) in groups
+        {
             let (body, kept) = match self.format {
                 Format::Ndjson => {
                     let mut buf =
@@ -237,14 +325,19 @@ impl Encoder {
                 continue;
             }
             let body = self.compress(body)?;
+            let name = format!(
+                "{}-{shard}-{}-{}{}",
+                self.name,
+                kept[0].sequence,
+                kept[kept.len() - 1].sequence,
+                self.extension()
+            );
+            let prefix = object_prefix(&self.prefix, prefix, &name, |identity| {
+                self.prefix
+                    .render_object(kept[0].arrival_ms, &parts, "", identity)
+            });
             objects.push(Object {
-                key: format!(
-                    "{prefix}{}-{shard}-{}-{}{}",
-                    self.name,
-                    kept[0].sequence,
-                    kept[kept.len() - 1].sequence,
-                    self.extension()
-                ),
+                key: format!("{prefix}{name}"),
                 bytes: Bytes::from(body),
                 records: kept.len() as u64,
                 data_bytes: kept.iter().map(|r| r.data.len() as u64).sum(),
@@ -333,13 +426,22 @@ impl Encoder {
                     serde_json::to_writer(&mut buf, &line).expect("writing to a Vec");
                     buf.push(b'\n');
                 }
+                let name = format!(
+                    "{}-{shard}-{}-{}.json",
+                    self.name,
+                    list[0].rec.sequence,
+                    list[list.len() - 1].rec.sequence
+                );
+                let prefix = object_prefix(&self.error_prefix, prefix, &name, |identity| {
+                    self.error_prefix.render_object(
+                        list[0].rec.arrival_ms,
+                        &BTreeMap::new(),
+                        list[0].kind,
+                        identity,
+                    )
+                });
                 Object {
-                    key: format!(
-                        "{prefix}{}-{shard}-{}-{}.json",
-                        self.name,
-                        list[0].rec.sequence,
-                        list[list.len() - 1].rec.sequence
-                    ),
+                    key: format!("{prefix}{name}"),
                     bytes: Bytes::from(buf),
                     records: list.len() as u64,
                     data_bytes: list.iter().map(|f| f.rec.data.len() as u64).sum(),
@@ -435,6 +537,21 @@ impl Encoder {
             .map_err(|e| DeliveryError::Encode(format!("parquet: {e}")))?;
         Ok(out)
     }
+}
+
+/// An object's prefix: `grouped` (what its records were grouped by) or, when the template has
+/// random strings, `render` of the object's identity (`grouped` and its name, which hold its
+/// shard and sequence range).
+fn object_prefix(
+    template: &Template,
+    grouped: String,
+    name: &str,
+    render: impl FnOnce(&str) -> String,
+) -> String {
+    if !template.has_random_string() {
+        return grouped;
+    }
+    render(&format!("{grouped}\n{name}"))
 }
 
 fn arrow_type(t: ColumnType) -> DataType {
@@ -775,6 +892,155 @@ mod tests {
                 .contains("evaluation steps"),
             "{line}"
         );
+    }
+
+    fn record(n: usize, data: Bytes) -> SourceRecord {
+        SourceRecord {
+            sequence: format!("{n:056}"),
+            arrival_ms: ARRIVAL + n as i64,
+            partition_key: "k".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn kpl_records_and_split_records_expand_before_partitioning() {
+        use crate::kpl::build::{aggregate, frame, message};
+        let mut cfg = DeliveryConfig::new("d", "s");
+        cfg.deaggregate_kpl = true;
+        cfg.split_records = Some(Split::Json);
+        cfg.partition_query = Some("{c: .c}".into());
+        cfg.prefix = Some("raw/!{partitionKeyFromQuery:c}/!{firehose:random-string}/".into());
+        cfg.validate("delivery[0]").unwrap();
+        let enc = Encoder::new(&cfg).unwrap();
+        let mut bad_digest = aggregate(&[("k9", b"{\"c\":\"z\"}")]).to_vec();
+        *bad_digest.last_mut().unwrap() ^= 0xFF;
+        let recs = vec![
+            record(
+                1,
+                aggregate(&[
+                    ("k1", b"{\"c\":\"a\",\"n\":1}{\"c\":\"b\",\"n\":2}"),
+                    ("k2", b"{\"c\":\"a\",\"n\":3}"),
+                ]),
+            ),
+            record(2, Bytes::from_static(b"{\"c\":\"b\",\"n\":4}\n")),
+            record(
+                3,
+                frame(&message(&[
+                    ("k3", b"[1,2]"),
+                    ("k3", b"{\"c\":\"a\",\"n\":5}"),
+                ])),
+            ),
+            // A bad digest: not an aggregate, so a plain record, which is not JSON objects.
+            record(4, Bytes::from(bad_digest.clone())),
+        ];
+        let objects = enc.encode("shardId-000000000000", &recs).unwrap();
+        let seq = |i: usize| format!("{i:056}");
+        let summary: Vec<(String, Vec<Value>)> = objects
+            .iter()
+            .map(|o| {
+                let (dir, name) = o.key.rsplit_once('/').unwrap();
+                let dir = match dir.rsplit_once('/') {
+                    Some((base, random)) if base.starts_with("raw/") => {
+                        assert_eq!(random.len(), 11, "{}", o.key);
+                        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{}", o.key);
+                        base.to_owned()
+                    }
+                    _ => dir.to_owned(),
+                };
+                (format!("{dir}/{name}"), lines(o))
+            })
+            .collect();
+        let ns = |o: &(String, Vec<Value>)| -> Vec<i64> {
+            o.1.iter().map(|v| v["n"].as_i64().unwrap()).collect()
+        };
+        assert_eq!(
+            summary[0].0,
+            format!("raw/a/d-shardId-000000000000-{}-{}.json", seq(1), seq(3))
+        );
+        assert_eq!(ns(&summary[0]), [1, 3, 5]);
+        assert_eq!(
+            summary[1].0,
+            format!("raw/b/d-shardId-000000000000-{}-{}.json", seq(1), seq(2))
+        );
+        assert_eq!(ns(&summary[1]), [2, 4]);
+        assert_eq!(objects[0].records, 3);
+        assert_eq!(
+            summary[2].0,
+            format!(
+                "errors/d/processing-failed/2026/11/25/13/d-shardId-000000000000-{}-{}.json",
+                seq(3),
+                seq(4)
+            )
+        );
+        let errors = &summary[2].1;
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0]["errorCode"], DEAGGREGATION_FAILED);
+        assert_eq!(errors[0]["partitionKey"], "k3", "the user record's key");
+        assert_eq!(errors[0]["arrivalTimestamp"], ARRIVAL + 3);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        assert_eq!(errors[0]["rawData"], b64.encode(b"[1,2]"));
+        assert_eq!(errors[1]["rawData"], b64.encode(&bad_digest));
+        assert!(
+            errors[1]["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("not a JSON object"),
+            "{}",
+            errors[1]
+        );
+        assert_eq!(objects.len(), 3);
+        // The two data objects got different random strings; a replay the same keys and bytes.
+        assert_ne!(
+            objects[0].key.split('/').nth(2),
+            objects[1].key.split('/').nth(2)
+        );
+        let again = enc.encode("shardId-000000000000", &recs).unwrap();
+        assert_eq!(
+            again.iter().map(|o| (&o.key, &o.bytes)).collect::<Vec<_>>(),
+            objects
+                .iter()
+                .map(|o| (&o.key, &o.bytes))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn kpl_records_are_left_whole_unless_asked_and_sub_records_arrive_with_their_parent() {
+        use crate::kpl::build::aggregate;
+        let agg = aggregate(&[("a", b"one,"), ("b", b"two,"), ("a", b"three,")]);
+        let recs = vec![
+            record(1, agg.clone()),
+            record(2, Bytes::from_static(b"plain,")),
+        ];
+        let mut cfg = DeliveryConfig::new("d", "s");
+        cfg.format = Format::Concat;
+        cfg.prefix = Some("p/!{timestamp:yyyy}/".into());
+        let whole = Encoder::new(&cfg)
+            .unwrap()
+            .encode("shardId-000000000000", &recs)
+            .unwrap();
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].bytes, [&agg[..], b"plain,"].concat());
+        cfg.deaggregate_kpl = true;
+        let expanded = Encoder::new(&cfg)
+            .unwrap()
+            .encode("shardId-000000000000", &recs)
+            .unwrap();
+        assert_eq!(expanded.len(), 1);
+        assert_eq!(&expanded[0].bytes[..], b"one,two,three,plain,");
+        assert_eq!(expanded[0].records, 4);
+        assert_eq!(
+            expanded[0].key, whole[0].key,
+            "named by source sequence numbers"
+        );
+        cfg.split_records = Some(Split::Delimited(b",".to_vec()));
+        let split = Encoder::new(&cfg)
+            .unwrap()
+            .encode("shardId-000000000000", &recs)
+            .unwrap();
+        assert_eq!(&split[0].bytes[..], b"onetwothreeplain");
+        assert_eq!(split[0].records, 4);
     }
 
     #[test]

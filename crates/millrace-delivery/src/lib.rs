@@ -11,16 +11,24 @@
 //! Sources: any `millrace_io::RecordSource` — the embedded store (read directly, woken on
 //! append) or any Kinesis API. Bad records never stop a delivery: they go to the error prefix
 //! with their reason.
+//!
+//! Before partitioning and encoding, each record may expand into several: KPL aggregated
+//! records into their user records (`deaggregate_kpl`, [`kpl`]), then records holding several
+//! into their sub-records (`split_records`, Firehose's RecordDeAggregation). Sub-records keep
+//! their source record's sequence number and arrival time and stay in its flush, so object
+//! names still come from source sequence numbers and a replay writes the same objects.
 
 pub mod checkpoint;
 pub mod config;
 mod encode;
+pub mod kpl;
 pub mod metrics;
 pub mod prefix;
 pub mod query;
+mod split;
 mod worker;
 
-pub use config::{Compression, DeliveryConfig, Format};
+pub use config::{Compression, DeliveryConfig, Format, Split};
 pub use metrics::DeliveryMetrics;
 pub use query::PartitionQuery;
 pub use worker::{Delivery, RunMode};

@@ -1,9 +1,20 @@
 //! Key prefix templates, compatible with Firehose's expressions:
 //! `!{timestamp:yyyy}` (also `MM`, `dd`, `HH`, `mm`, `ss`, and combinations like
-//! `yyyy-MM-dd`), `!{partitionKeyFromQuery:NAME}` and, in error prefixes,
-//! `!{firehose:error-output-type}`. Times are UTC of the record's arrival.
+//! `yyyy-MM-dd`), `!{partitionKeyFromQuery:NAME}`, `!{firehose:random-string}` and, in error
+//! prefixes, `!{firehose:error-output-type}`. Times are UTC of the record's arrival.
+//!
+//! `!{firehose:random-string}`: Firehose puts 11 random characters there, a new string for
+//! each object and each use in the prefix. Here the 11 characters (lowercase hex, like the
+//! strings Firehose's documentation shows) are derived from the object's identity, so a replay
+//! after a crash writes the same keys (effectively once); they still spread objects across S3
+//! key prefixes as random strings do.
 
 use std::collections::BTreeMap;
+
+use md5::{Digest, Md5};
+
+/// The length of what `!{firehose:random-string}` becomes.
+pub const RANDOM_STRING_LEN: usize = 11;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -11,6 +22,7 @@ enum Part {
     Timestamp(String),
     PartitionKey(String),
     ErrorType,
+    RandomString,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +53,7 @@ impl Template {
                     Part::PartitionKey(key.to_owned())
                 }
                 Some(("firehose", "error-output-type")) => Part::ErrorType,
+                Some(("firehose", "random-string")) => Part::RandomString,
                 _ => return Err(format!("unknown expression !{{{expr}}}")),
             });
             rest = &rest[at + end + 1..];
@@ -58,15 +71,46 @@ impl Template {
         })
     }
 
-    /// Renders the prefix for a record that arrived at `arrival_ms`.
+    /// Whether the template uses `!{firehose:random-string}`.
+    pub fn has_random_string(&self) -> bool {
+        self.parts.contains(&Part::RandomString)
+    }
+
+    /// Renders the prefix for a record that arrived at `arrival_ms`, leaving out random
+    /// strings: what records are grouped by (the object's prefix comes from
+    /// [`Template::render_object`]).
     pub fn render(
         &self,
         arrival_ms: i64,
         partitions: &BTreeMap<String, String>,
         error_type: &str,
     ) -> String {
+        self.render_with(arrival_ms, partitions, error_type, None)
+    }
+
+    /// Renders the prefix of one object: as [`Template::render`], with each random string
+    /// derived from `identity` (what names the object: its other key parts, shard and
+    /// sequence range) and the string's place in the template.
+    pub fn render_object(
+        &self,
+        arrival_ms: i64,
+        partitions: &BTreeMap<String, String>,
+        error_type: &str,
+        identity: &str,
+    ) -> String {
+        self.render_with(arrival_ms, partitions, error_type, Some(identity))
+    }
+
+    fn render_with(
+        &self,
+        arrival_ms: i64,
+        partitions: &BTreeMap<String, String>,
+        error_type: &str,
+        identity: Option<&str>,
+    ) -> String {
         let t = Civil::from_ms(arrival_ms);
         let mut out = String::new();
+        let mut randoms = 0;
         for p in &self.parts {
             match p {
                 Part::Literal(s) => out.push_str(s),
@@ -75,10 +119,27 @@ impl Template {
                     out.push_str(partitions.get(k).map(String::as_str).unwrap_or("null"))
                 }
                 Part::ErrorType => out.push_str(error_type),
+                Part::RandomString => {
+                    if let Some(identity) = identity {
+                        out.push_str(&random_string(identity, randoms));
+                    }
+                    randoms += 1;
+                }
             }
         }
         out
     }
+}
+
+/// The `n`th random string of the object named by `identity`: 11 lowercase hex digits of
+/// MD5(identity, n).
+fn random_string(identity: &str, n: usize) -> String {
+    let mut md5 = Md5::new();
+    md5.update(identity.as_bytes());
+    md5.update(b"\n");
+    md5.update(n.to_string().as_bytes());
+    let hex: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    hex[..RANDOM_STRING_LEN].to_owned()
 }
 
 /// A UTC calendar time, split into the fields Firehose's `!{timestamp:…}` letters name.
@@ -160,6 +221,44 @@ mod tests {
         assert_eq!(t.partition_keys().collect::<Vec<_>>(), ["contract"]);
         assert!(Template::parse("!{timestamp:yyyy").is_err());
         assert!(Template::parse("!{nope:x}").is_err());
+    }
+
+    #[test]
+    fn random_strings_are_11_hex_digits_fixed_by_the_object_and_the_place() {
+        let ms = 1_795_611_909_000;
+        let t = Template::parse(
+            "r=!{firehose:random-string}/!{timestamp:yyyy}/!{firehose:random-string}/",
+        )
+        .unwrap();
+        assert!(t.has_random_string());
+        assert!(!Template::parse("raw/").unwrap().has_random_string());
+        let none = BTreeMap::new();
+        assert_eq!(t.render(ms, &none, ""), "r=/2026//");
+        let key = t.render_object(ms, &none, "", "d-shardId-000000000000-1-9");
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts.len(), 4, "{key}");
+        let (first, second) = (&parts[0][2..], parts[2]);
+        for s in [first, second] {
+            assert_eq!(s.len(), RANDOM_STRING_LEN, "{key}");
+            assert!(
+                s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "{key}"
+            );
+        }
+        assert_ne!(first, second, "each use is a new string");
+        assert_eq!(parts[1], "2026");
+        // The same object always gets the same key; another object another one.
+        assert_eq!(
+            t.render_object(ms, &none, "", "d-shardId-000000000000-1-9"),
+            key
+        );
+        assert_ne!(
+            t.render_object(ms, &none, "", "d-shardId-000000000000-10-12"),
+            key
+        );
+        // Pinned: a change here renames objects that a replay must write again.
+        assert_eq!(random_string("x", 0), "7b9b21dd4f1");
     }
 
     #[test]
