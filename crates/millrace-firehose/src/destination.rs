@@ -2,14 +2,15 @@
 //! InvalidArgumentException naming what to change), and the delivery engine's configuration
 //! that carries it out.
 
+use base64::Engine;
 use millrace_delivery::{
-    Compression as DeliveryCompression, DeliveryConfig, Format, PartitionQuery,
+    Compression as DeliveryCompression, DeliveryConfig, Format, PartitionQuery, Split,
 };
 
 use crate::error::FirehoseError;
 use crate::input::{self, S3In};
 use crate::registry::Registry;
-use crate::spec::{Compression, DeliveryStreamSpec, S3Destination};
+use crate::spec::{Compression, DeliveryStreamSpec, S3Destination, SourceKind};
 
 /// Firehose's time folders, appended to a prefix without expressions.
 const TIME_FOLDERS: &str = "!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/!{timestamp:HH}/";
@@ -188,15 +189,30 @@ fn check(d: &S3Destination) -> Result<(), FirehoseError> {
                          job after delivery (millrace prep).",
                     ));
                 }
-                "MetadataExtraction" | "AppendDelimiterToRecord" => {}
+                "MetadataExtraction" | "AppendDelimiterToRecord" | "RecordDeAggregation" => {}
                 other => {
                     return Err(invalid(format!(
-                        "The {other} processor is not supported yet (MetadataExtraction and \
-                         AppendDelimiterToRecord are)."
+                        "The {other} processor is not supported yet (MetadataExtraction, \
+                         RecordDeAggregation and AppendDelimiterToRecord are)."
                     )));
                 }
             }
         }
+    }
+    if record_split(d)?.is_some() && !d.dynamic_partitioning {
+        return Err(invalid(
+            "The RecordDeAggregation processor can only be present when dynamic partitioning \
+             is enabled (DynamicPartitioningConfiguration.Enabled), as in Firehose.",
+        ));
+    }
+    if let Some(e) = &d.error_prefix
+        && e.contains("!{")
+        && !e.contains("!{firehose:error-output-type}")
+    {
+        return Err(invalid(format!(
+            "ErrorOutputPrefix {e:?} uses expressions, so it must include \
+             !{{firehose:error-output-type}} (the folder of each error type)."
+        )));
     }
     let query = d.processing_enabled.then(|| d.metadata_query()).flatten();
     if query.is_some() && !d.dynamic_partitioning {
@@ -241,12 +257,73 @@ fn check(d: &S3Destination) -> Result<(), FirehoseError> {
 }
 
 /// The delivery engine's configuration of `spec`, reading `stream` (a Kinesis stream's name
-/// or a DirectPut buffer's).
+/// or a DirectPut buffer's). Records from a Kinesis stream are KPL-de-aggregated, as Firehose
+/// always does for that source.
 pub fn delivery_config(
     spec: &DeliveryStreamSpec,
     stream: &str,
 ) -> Result<DeliveryConfig, FirehoseError> {
-    delivery_config_of(&spec.name, stream, &spec.destination)
+    let mut c = delivery_config_of(&spec.name, stream, &spec.destination)?;
+    c.deaggregate_kpl = spec.kind == SourceKind::KinesisStreamAsSource;
+    Ok(c)
+}
+
+/// The `RecordDeAggregation` processor's split (`SubRecordType` JSON, or DELIMITED by the
+/// base64 `Delimiter`), when one runs.
+fn record_split(d: &S3Destination) -> Result<Option<Split>, FirehoseError> {
+    let mut found = d.processors_of("RecordDeAggregation");
+    let Some(p) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(invalid(
+            "Only one RecordDeAggregation processor can be given.",
+        ));
+    }
+    if let Some((name, _)) = p
+        .parameters
+        .iter()
+        .find(|(k, _)| k != "SubRecordType" && k != "Delimiter")
+    {
+        return Err(invalid(format!(
+            "The RecordDeAggregation processor takes the parameters SubRecordType and \
+             Delimiter, not {name}."
+        )));
+    }
+    match p.parameter("SubRecordType") {
+        Some("JSON") => Ok(Some(Split::Json)),
+        Some("DELIMITED") => delimiter(p.parameter("Delimiter")).map(|d| Some(Split::Delimited(d))),
+        Some(other) => Err(invalid(format!(
+            "RecordDeAggregation SubRecordType {other} is not valid: use JSON or DELIMITED."
+        ))),
+        None => Err(invalid(
+            "The RecordDeAggregation processor needs a SubRecordType parameter: JSON or \
+             DELIMITED.",
+        )),
+    }
+}
+
+/// The bytes of a DELIMITED split's `Delimiter` (base64, as Firehose takes it).
+fn delimiter(b64: Option<&str>) -> Result<Vec<u8>, FirehoseError> {
+    const HOW: &str = "give the delimiter's bytes in base64, e.g. IyMjIw== for ####";
+    let b64 = b64.ok_or_else(|| {
+        invalid(format!(
+            "RecordDeAggregation with SubRecordType DELIMITED needs a Delimiter parameter: {HOW}."
+        ))
+    })?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| {
+            invalid(format!(
+                "The RecordDeAggregation Delimiter {b64:?} is not base64 ({e}): {HOW}."
+            ))
+        })?;
+    if bytes.is_empty() {
+        return Err(invalid(format!(
+            "The RecordDeAggregation Delimiter is empty: {HOW}."
+        )));
+    }
+    Ok(bytes)
 }
 
 fn delivery_config_of(
@@ -274,14 +351,16 @@ fn delivery_config_of(
     if d.dynamic_partitioning {
         c.partition_query = d.metadata_query().map(str::to_owned);
     }
+    c.split_records = record_split(d)?;
     Ok(c)
 }
 
-/// Firehose's prefix rule: without expressions, the time folders follow the prefix.
+/// Firehose's prefix rule: without a timestamp expression, the time folders follow the prefix
+/// (not with dynamic partitioning, whose prefix is taken as it is).
 fn prefix(p: Option<&str>, dynamic: bool) -> String {
     match p {
         None => TIME_FOLDERS.to_owned(),
-        Some(p) if p.contains("!{") || dynamic => p.to_owned(),
+        Some(p) if p.contains("!{timestamp:") || dynamic => p.to_owned(),
         Some(p) => format!("{p}{TIME_FOLDERS}"),
     }
 }
@@ -308,6 +387,14 @@ mod tests {
         assert_eq!(
             prefix(Some("raw/!{timestamp:yyyy}/"), false),
             "raw/!{timestamp:yyyy}/"
+        );
+        assert_eq!(
+            prefix(Some("raw/!{firehose:random-string}/"), false),
+            format!("raw/!{{firehose:random-string}}/{TIME_FOLDERS}")
+        );
+        assert_eq!(
+            prefix(Some("p/!{partitionKeyFromQuery:k}/"), true),
+            "p/!{partitionKeyFromQuery:k}/"
         );
         assert_eq!(
             error_prefix(Some("bad/")),

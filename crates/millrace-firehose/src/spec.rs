@@ -57,6 +57,16 @@ pub struct Processor {
     pub parameters: Vec<(String, String)>,
 }
 
+impl Processor {
+    /// The value of the parameter `name` (the first, when given twice).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// `ExtendedS3DestinationConfiguration` (or the older `S3DestinationConfiguration`, stored the
 /// same way with `extended: false`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +121,13 @@ impl S3Destination {
             .flat_map(|p| &p.parameters)
             .find(|(k, _)| k == "MetadataExtractionQuery")
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The processors of type `kind` that run (none while processing is disabled).
+    pub fn processors_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Processor> {
+        self.processors
+            .iter()
+            .filter(move |p| self.processing_enabled && p.kind == kind)
     }
 
     /// Whether an `AppendDelimiterToRecord` processor is on (a newline after each record).

@@ -300,6 +300,121 @@ async fn records_put_are_kept_in_order_across_a_restart() {
     assert_eq!(&read[500].data[..], b"last\n");
 }
 
+/// A `RecordDeAggregation` processor with `parameters`.
+fn deaggregation(parameters: &[(&str, &str)]) -> Value {
+    let parameters: Vec<Value> = parameters
+        .iter()
+        .map(|(k, v)| json!({"ParameterName": k, "ParameterValue": v}))
+        .collect();
+    json!({"Type": "RecordDeAggregation", "Parameters": parameters})
+}
+
+/// Makes `b`'s destination partition by `.k` (JQ) after the processor `extra`.
+fn partitioned(b: &mut Value, extra: Value) {
+    let s3 = &mut b["ExtendedS3DestinationConfiguration"];
+    s3["DynamicPartitioningConfiguration"] = json!({"Enabled": true});
+    s3["Prefix"] = json!("p/!{partitionKeyFromQuery:k}/!{firehose:random-string}/");
+    s3["ErrorOutputPrefix"] = json!("e/!{firehose:error-output-type}/!{firehose:random-string}/");
+    s3["BufferingHints"]["SizeInMBs"] = json!(64);
+    s3["ProcessingConfiguration"] = json!({"Enabled": true, "Processors": [
+        extra,
+        {"Type": "MetadataExtraction", "Parameters": [
+            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{k: .k}"},
+            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]});
+}
+
+#[tokio::test]
+async fn record_deaggregation_kpl_and_random_strings_map_onto_the_delivery() {
+    use millrace_delivery::Split;
+    use millrace_firehose::destination::delivery_config;
+    let server = Server::start().await;
+    let mut body = direct_put("split");
+    partitioned(
+        &mut body,
+        deaggregation(&[("SubRecordType", "DELIMITED"), ("Delimiter", "IyMjIw==")]),
+    );
+    server.ok("CreateDeliveryStream", body).await;
+    let d = server.describe("split").await;
+    let s3 = &d["Destinations"][0]["ExtendedS3DestinationDescription"];
+    assert_eq!(
+        s3["ProcessingConfiguration"]["Processors"][0]["Type"], "RecordDeAggregation",
+        "{s3}"
+    );
+    assert_eq!(
+        s3["Prefix"],
+        "p/!{partitionKeyFromQuery:k}/!{firehose:random-string}/"
+    );
+    let spec = server.firehose.registry.get("split").unwrap();
+    let c = delivery_config(&spec, &spec.buffer_stream()).unwrap();
+    assert_eq!(c.split_records, Some(Split::Delimited(b"####".to_vec())));
+    assert!(!c.deaggregate_kpl, "DirectPut records are not KPL records");
+    c.validate("delivery").unwrap();
+
+    // JSON instead, by UpdateDestination.
+    server
+        .ok(
+            "UpdateDestination",
+            json!({"DeliveryStreamName": "split", "CurrentDeliveryStreamVersionId": "1",
+                   "DestinationId": "destinationId-000000000001",
+                   "ExtendedS3DestinationUpdate": {"ProcessingConfiguration": {
+                       "Enabled": true, "Processors": [
+                           deaggregation(&[("SubRecordType", "JSON")]),
+                           {"Type": "MetadataExtraction", "Parameters": [
+                               {"ParameterName": "MetadataExtractionQuery",
+                                "ParameterValue": "{k: .k}"},
+                               {"ParameterName": "JsonParsingEngine",
+                                "ParameterValue": "JQ-1.6"}]}]}}}),
+        )
+        .await;
+    let spec = server.firehose.registry.get("split").unwrap();
+    let c = delivery_config(&spec, &spec.buffer_stream()).unwrap();
+    assert_eq!(c.split_records, Some(Split::Json));
+
+    // A random string alone in a prefix: Firehose's time folders still follow it.
+    let mut body = direct_put("random");
+    body["ExtendedS3DestinationConfiguration"]["Prefix"] = json!("r/!{firehose:random-string}/");
+    server.ok("CreateDeliveryStream", body).await;
+    let spec = server.firehose.registry.get("random").unwrap();
+    let c = delivery_config(&spec, &spec.buffer_stream()).unwrap();
+    assert_eq!(
+        c.prefix.as_deref(),
+        Some(
+            "r/!{firehose:random-string}/!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/!{timestamp:HH}/"
+        )
+    );
+    assert_eq!(c.split_records, None);
+
+    // A Kinesis source: KPL aggregated records are always de-aggregated.
+    server
+        .store
+        .create(
+            "events",
+            millrace_stream::StreamMode::Provisioned,
+            Some(1),
+            24,
+            Default::default(),
+        )
+        .unwrap();
+    server
+        .ok(
+            "CreateDeliveryStream",
+            json!({
+                "DeliveryStreamName": "from-kinesis",
+                "DeliveryStreamType": "KinesisStreamAsSource",
+                "KinesisStreamSourceConfiguration": {
+                    "KinesisStreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/events",
+                    "RoleARN": ROLE},
+                "ExtendedS3DestinationConfiguration": {"RoleARN": ROLE,
+                    "BucketARN": "arn:aws:s3:::archive"}
+            }),
+        )
+        .await;
+    let spec = server.firehose.registry.get("from-kinesis").unwrap();
+    let c = delivery_config(&spec, "events").unwrap();
+    assert!(c.deaggregate_kpl);
+    assert_eq!(c.split_records, None);
+}
+
 #[tokio::test]
 async fn bad_requests_get_firehose_error_types() {
     let server = Server::start().await;
@@ -379,6 +494,70 @@ async fn bad_requests_get_firehose_error_types() {
             }),
             "InvalidArgumentException",
             "MetadataExtractionQuery",
+        ),
+        (
+            "RecordDeAggregation without dynamic partitioning",
+            with(
+                &|b| b[s3]["ProcessingConfiguration"] = json!({"Enabled": true, "Processors": [deaggregation(&[("SubRecordType", "JSON")])]}),
+            ),
+            "InvalidArgumentException",
+            "only be present when dynamic partitioning is enabled",
+        ),
+        (
+            "RecordDeAggregation DELIMITED without a Delimiter",
+            with(&|b| partitioned(b, deaggregation(&[("SubRecordType", "DELIMITED")]))),
+            "InvalidArgumentException",
+            "needs a Delimiter parameter",
+        ),
+        (
+            "a Delimiter that is not base64",
+            with(&|b| {
+                partitioned(
+                    b,
+                    deaggregation(&[("SubRecordType", "DELIMITED"), ("Delimiter", "####")]),
+                )
+            }),
+            "InvalidArgumentException",
+            "is not base64",
+        ),
+        (
+            "a SubRecordType that is neither JSON nor DELIMITED",
+            with(&|b| partitioned(b, deaggregation(&[("SubRecordType", "XML")]))),
+            "InvalidArgumentException",
+            "use JSON or DELIMITED",
+        ),
+        (
+            "RecordDeAggregation without a SubRecordType",
+            with(&|b| partitioned(b, deaggregation(&[("Delimiter", "IyMjIw==")]))),
+            "InvalidArgumentException",
+            "needs a SubRecordType",
+        ),
+        (
+            "a parameter RecordDeAggregation does not take",
+            with(&|b| {
+                partitioned(
+                    b,
+                    deaggregation(&[("SubRecordType", "JSON"), ("NumberOfRetries", "3")]),
+                )
+            }),
+            "InvalidArgumentException",
+            "not NumberOfRetries",
+        ),
+        (
+            "an ErrorOutputPrefix with expressions but no error type",
+            with(&|b| b[s3]["ErrorOutputPrefix"] = json!("bad/!{firehose:random-string}/")),
+            "InvalidArgumentException",
+            "!{firehose:error-output-type}",
+        ),
+        (
+            "a Decompression processor",
+            with(&|b| {
+                b[s3]["ProcessingConfiguration"] = json!({"Enabled": true, "Processors": [
+                    {"Type": "Decompression", "Parameters": [
+                        {"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]}]})
+            }),
+            "InvalidArgumentException",
+            "RecordDeAggregation and AppendDelimiterToRecord are",
         ),
         (
             "ZIP",
