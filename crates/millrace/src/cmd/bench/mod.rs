@@ -2,6 +2,7 @@
 
 mod deliver;
 mod endpoint;
+mod firehose;
 mod ingest;
 mod queue;
 mod score;
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 
 use deliver::BenchDeliverArgs;
 use endpoint::BenchEndpointArgs;
+use firehose::BenchFirehoseArgs;
 use ingest::BenchIngestArgs;
 use queue::BenchQueueArgs;
 use score::BenchScoreArgs;
@@ -60,6 +62,11 @@ pub enum BenchCommand {
     /// of GetRecords readers polling without pause. Starts `millrace up` unless given
     /// --endpoint-url.
     Queue(BenchQueueArgs),
+    /// The Firehose API: PutRecordBatch of 500 records from concurrent clients into a DirectPut
+    /// delivery stream that delivers NDJSON at buffer interval 0 — accepted records/s and the
+    /// time from acknowledgement to the record's object being committed — against peers
+    /// (--peer NAME=URL, e.g. moto's server) in the same run. bench/firehose.sh runs moto.
+    Firehose(BenchFirehoseArgs),
 }
 
 pub async fn run(data_dir: &DataDir, command: BenchCommand) -> anyhow::Result<()> {
@@ -70,6 +77,7 @@ pub async fn run(data_dir: &DataDir, command: BenchCommand) -> anyhow::Result<()
         BenchCommand::Endpoint(args) => endpoint::endpoint(args).await,
         BenchCommand::Score(args) => score::score(args).await,
         BenchCommand::Queue(args) => queue::queue(args).await,
+        BenchCommand::Firehose(args) => firehose::firehose(args).await,
     }
 }
 
@@ -158,16 +166,36 @@ async fn call_raw(
     op: &str,
     body: impl Into<reqwest::Body>,
 ) -> anyhow::Result<bytes::Bytes> {
+    post_json(http, url, &format!("Kinesis_20131202.{op}"), body).await
+}
+
+/// One AWS JSON 1.1 call to `target` (`Service_Version.Operation`); the reply body of a
+/// success as sent.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    target: &str,
+    body: impl Into<reqwest::Body>,
+) -> anyhow::Result<bytes::Bytes> {
+    let op = target.rsplit('.').next().unwrap_or(target);
     let resp = http
         .post(url)
         .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", format!("Kinesis_20131202.{op}"))
+        .header("x-amz-target", target)
         .header("x-amz-date", "20261125T120000Z")
         // Emulators check that a SigV4 header is present; nobody verifies it.
         .header(
             "authorization",
-            "AWS4-HMAC-SHA256 Credential=bench/20261125/us-east-1/kinesis/aws4_request, \
-             SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=bench/20261125/us-east-1/{}/aws4_request, \
+                 SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00",
+                // moto's server picks the service from the credential scope.
+                if target.starts_with("Firehose_") {
+                    "firehose"
+                } else {
+                    "kinesis"
+                }
+            ),
         )
         .body(body)
         .send()
