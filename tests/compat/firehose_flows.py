@@ -24,12 +24,21 @@ The flow:
     `archive`, GZIP, the default prefix YYYY/MM/DD/HH/): the rows as CSV lines, every row once.
  4. Delivery stream `telco-from-kinesis` (KinesisStreamAsSource, AppendDelimiterToRecord): rows
     put into a Kinesis stream with kinesis.put_records land once, one per line.
- 5. The AWS CLI (`aws firehose ...`): list, describe, put-record, put-record-batch.
- 6. A producer thread keeps putting batches to `telco-archive` while `up` is killed with
+ 5. Delivery stream `telco-kpl` (KinesisStreamAsSource): rows put into a second Kinesis stream
+    as KPL aggregated records that this script builds from the published aggregation format
+    (magic, a protobuf AggregatedRecord encoded here, MD5), mixed with plain records: every
+    user record delivered once, one per line; an aggregate with a corrupted MD5 is a plain
+    record (so, not JSON, under the error prefix as invalid-json).
+    Delivery stream `telco-split` (DirectPut): RecordDeAggregation JSON splits records of
+    several concatenated JSON rows, dynamic partitioning by contract, a
+    !{firehose:random-string} folder: every row once under its partition; a JSON array
+    record under processing-failed.
+ 6. The AWS CLI (`aws firehose ...`): list, describe, put-record, put-record-batch.
+ 7. A producer thread keeps putting batches to `telco-archive` while `up` is killed with
     kill -9 and started again: every acknowledged record is delivered exactly once.
- 7. UpdateDestination (version check, new prefix), tags, encryption state; DescribeDeliveryStream
+ 8. UpdateDestination (version check, new prefix), tags, encryption state; DescribeDeliveryStream
     and ListDeliveryStreams after a restart; bad input gets Firehose's error types.
- 8. DeleteDeliveryStream: gone, its objects stay; `up` exits 0 on SIGTERM.
+ 9. DeleteDeliveryStream: gone, its objects stay; `up` exits 0 on SIGTERM.
 
 Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 "firehose flows: N passed, M failed"; exit status 1 when M > 0.
@@ -40,6 +49,7 @@ import base64
 import collections
 import csv
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -82,6 +92,12 @@ PARQUET, ARCHIVE, FROM_KINESIS = "telco-parquet", "telco-archive", "telco-from-k
 SOURCE_STREAM = "telco-source"
 PARQUET_PREFIX = "telco/contract=!{partitionKeyFromQuery:contract}/"
 PARQUET_ERRORS = "telco-errors/!{firehose:error-output-type}/"
+KPL, SPLIT = "telco-kpl", "telco-split"
+KPL_STREAM = "telco-kpl-source"
+CONTRACT_QUERY = "{contract: .Contract | ascii_downcase | gsub(\" \"; \"-\")}"
+# User records per KPL aggregated record, and rows per concatenated-JSON record.
+KPL_PER_AGGREGATE = 30
+ROWS_PER_SPLIT_RECORD = 10
 
 
 def client(service, endpoint_url, validate=True):
@@ -197,8 +213,7 @@ def create_streams(ck, fh, kinesis):
             "DynamicPartitioningConfiguration": {"Enabled": True},
             "ProcessingConfiguration": {"Enabled": True, "Processors": [{
                 "Type": "MetadataExtraction", "Parameters": [
-                    {"ParameterName": "MetadataExtractionQuery",
-                     "ParameterValue": "{contract: .Contract | ascii_downcase | gsub(\" \"; \"-\")}"},
+                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": CONTRACT_QUERY},
                     {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]}]},
             "DataFormatConversionConfiguration": {
                 "Enabled": True,
@@ -248,6 +263,44 @@ def create_streams(ck, fh, kinesis):
     ck.check("create_delivery_stream x3 (DirectPut with jq dynamic partitioning + Parquet; "
              "DirectPut GZIP into a mapped bucket; KinesisStreamAsSource): ACTIVE, described "
              "back, listed", problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# KPL aggregated records, built from the published format (amazon-kinesis-producer's
+# aggregation-format.md): magic, a protobuf AggregatedRecord, the MD5 of the protobuf bytes.
+
+KPL_MAGIC = b"\xf3\x89\x9a\xc2"
+
+
+def pb_varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def pb_bytes(field, value):
+    """A length-delimited field (wire type 2)."""
+    return pb_varint(field << 3 | 2) + pb_varint(len(value)) + value
+
+
+def pb_uint(field, value):
+    """A varint field (wire type 0)."""
+    return pb_varint(field << 3) + pb_varint(value)
+
+
+def kpl_aggregate(records):
+    """One aggregated record of [(partition key, data)]: AggregatedRecord {1: partition key
+    table, 3: Record {1: partition_key_index, 3: data}}."""
+    keys, body = [], b""
+    for key, data in records:
+        if key not in keys:
+            keys.append(key)
+        body += pb_bytes(3, pb_uint(1, keys.index(key)) + pb_bytes(3, data))
+    message = b"".join(pb_bytes(1, k.encode()) for k in keys) + body
+    return KPL_MAGIC + message + hashlib.md5(message).digest()
 
 
 def put_batches(fh, name, payloads):
@@ -338,6 +391,151 @@ def check_from_kinesis(ck, kinesis, data, data_dir):
     ck.check(f"{FROM_KINESIS}: {len(rows)} rows put into Kinesis stream {SOURCE_STREAM} "
              f"delivered exactly once, one JSON record per line ({secs:.1f}s)",
              problems + exactly_once(got, want))
+
+
+def create_expanding_streams(ck, fh, kinesis):
+    """telco-kpl (a Kinesis source: KPL de-aggregation) and telco-split (RecordDeAggregation
+    JSON with dynamic partitioning and a random-string folder)."""
+    problems = []
+    kinesis.create_stream(StreamName=KPL_STREAM, ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName=KPL_STREAM,
+                                             WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    fh.create_delivery_stream(
+        DeliveryStreamName=KPL, DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={
+            "KinesisStreamARN": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{KPL_STREAM}",
+            "RoleARN": ROLE},
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::lake", "Prefix": "kpl/",
+            "ErrorOutputPrefix": "kpl-errors/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+            "ProcessingConfiguration": {"Enabled": True, "Processors": [
+                {"Type": "AppendDelimiterToRecord"}]}})
+    fh.create_delivery_stream(
+        DeliveryStreamName=SPLIT, DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::lake",
+            "Prefix": "split/contract=!{partitionKeyFromQuery:contract}/"
+                      "!{firehose:random-string}/",
+            "ErrorOutputPrefix": "split-errors/!{firehose:error-output-type}/",
+            "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 1},
+            "DynamicPartitioningConfiguration": {"Enabled": True},
+            "ProcessingConfiguration": {"Enabled": True, "Processors": [
+                {"Type": "RecordDeAggregation", "Parameters": [
+                    {"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]},
+                {"Type": "MetadataExtraction", "Parameters": [
+                    {"ParameterName": "MetadataExtractionQuery",
+                     "ParameterValue": CONTRACT_QUERY},
+                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}]},
+                {"Type": "AppendDelimiterToRecord"}]}})
+    for name in (KPL, SPLIT):
+        d, secs = wait_active(fh, name)
+        if d["DeliveryStreamStatus"] != "ACTIVE":
+            problems.append(f"{name}: {d['DeliveryStreamStatus']} after {secs:.0f}s "
+                            f"({d.get('FailureDescription')})")
+    d = fh.describe_delivery_stream(DeliveryStreamName=SPLIT)["DeliveryStreamDescription"]
+    processors = d["Destinations"][0]["ExtendedS3DestinationDescription"][
+        "ProcessingConfiguration"]["Processors"]
+    if [p["Type"] for p in processors] != ["RecordDeAggregation", "MetadataExtraction",
+                                           "AppendDelimiterToRecord"]:
+        problems.append(f"{SPLIT} processors described as {processors}")
+    ck.check(f"create_delivery_stream {KPL} (KinesisStreamAsSource) and {SPLIT} (DirectPut, "
+             "RecordDeAggregation JSON + jq partitioning + random-string prefix): ACTIVE",
+             problems)
+
+
+def json_lines_under(root, key="customerID"):
+    """`key` of every JSON line in the files under `root`, with each file's relative path."""
+    out = []
+    for rel, path in files_under(root).items():
+        with open(path, "rb") as f:
+            out.extend((rel, json.loads(line)[key]) for line in f.read().splitlines())
+    return out
+
+
+def check_kpl(ck, kinesis, data, data_dir):
+    rows = data.rows[1000:2000]
+    aggregated, plain = rows[:900], rows[900:]
+    entries = []
+    for start in range(0, len(aggregated), KPL_PER_AGGREGATE):
+        chunk = aggregated[start:start + KPL_PER_AGGREGATE]
+        users = [(r["customerID"], json.dumps(r).encode()) for r in chunk]
+        entries.append({"Data": kpl_aggregate(users), "PartitionKey": users[0][0]})
+    entries.extend({"Data": json.dumps(r).encode(), "PartitionKey": r["customerID"]}
+                   for r in plain)
+    corrupt = bytearray(kpl_aggregate([("c", b'{"customerID":"CORRUPT"}')]))
+    corrupt[-1] ^= 0xFF
+    entries.append({"Data": bytes(corrupt), "PartitionKey": "c"})
+    random.Random(7).shuffle(entries)
+    problems = []
+    for start in range(0, len(entries), BATCH):
+        resp = kinesis.put_records(StreamName=KPL_STREAM, Records=entries[start:start + BATCH])
+        if resp["FailedRecordCount"]:
+            problems.append(f"put_records {start}..: {resp['FailedRecordCount']} failed")
+    root = os.path.join(data_dir, "lake", "kpl")
+    want = [r["customerID"] for r in rows]
+    got, secs = wait_for(lambda: [cid for _, cid in json_lines_under(root)], want)
+    problems += exactly_once(got, want)
+    keys = list(files_under(root))
+    if any(k.count("/") != 4 for k in keys):
+        problems.append(f"keys not under kpl/YYYY/MM/DD/HH/: {keys[:3]}")
+    ck.check(f"{KPL}: {len(aggregated)} user records in {len(aggregated) // KPL_PER_AGGREGATE} "
+             f"KPL aggregated records and {len(plain)} plain records put with "
+             f"kinesis.put_records: every user record delivered exactly once, one per line "
+             f"({secs:.1f}s)", problems)
+    errors_root = os.path.join(data_dir, "lake", "kpl-errors")
+    raw, secs = wait_for(lambda: [base64.b64decode(e["rawData"])
+                                  for e in error_records(errors_root)], [bytes(corrupt)])
+    problems = exactly_once(raw, [bytes(corrupt)])
+    kinds = sorted({rel.split("/")[0] for rel in files_under(errors_root)})
+    if kinds != ["invalid-json"]:
+        problems.append(f"error folders {kinds}")
+    ck.check(f"{KPL}: an aggregate whose MD5 does not match is a plain record (not JSON: once "
+             f"under kpl-errors/invalid-json/)", problems)
+
+
+def check_split(ck, fh, data, data_dir):
+    rows = data.rows
+    records = []
+    for start in range(0, len(rows), ROWS_PER_SPLIT_RECORD):
+        chunk = [json.dumps(r) for r in rows[start:start + ROWS_PER_SPLIT_RECORD]]
+        # Back to back, and one per line, as Firehose's documentation shows both.
+        records.append(("" if start % 20 == 0 else "\n").join(chunk).encode())
+    bad = json.dumps([{"customerID": "ARRAY"}]).encode()
+    _, problems = put_batches(fh, SPLIT, records + [bad])
+    ck.check(f"put_record_batch of {len(records)} records holding "
+             f"{ROWS_PER_SPLIT_RECORD} JSON rows each (and a JSON array) to {SPLIT}", problems)
+    root = os.path.join(data_dir, "lake", "split")
+    want = [(f"contract={r['Contract'].lower().replace(' ', '-')}", r["customerID"])
+            for r in rows]
+
+    def read():
+        out = []
+        for rel, cid in json_lines_under(root):
+            parts = rel.split("/")
+            rand = parts[1] if len(parts) == 3 else ""
+            ok = len(rand) == 11 and all(c in "0123456789abcdef" for c in rand)
+            out.append((parts[0], cid) if ok else (rel, cid))
+        return out
+
+    got, secs = wait_for(read, want)
+    problems = exactly_once(got, want)
+    rands = {rel.split("/")[1] for rel in files_under(root)}
+    objects = len(files_under(root))
+    if len(rands) != objects:
+        problems.append(f"{objects} objects but {len(rands)} random strings")
+    ck.check(f"{SPLIT}: every row of the split records exactly once under "
+             f"split/contract=<jq result>/<11-character random string>/ ({objects} objects, "
+             f"{secs:.1f}s)", problems)
+    errors_root = os.path.join(data_dir, "lake", "split-errors")
+    raw, secs = wait_for(lambda: [base64.b64decode(e["rawData"])
+                                  for e in error_records(errors_root)], [bad])
+    problems = exactly_once(raw, [bad])
+    kinds = sorted({rel.split("/")[0] for rel in files_under(errors_root)})
+    if kinds != ["processing-failed"]:
+        problems.append(f"error folders {kinds}")
+    ck.check(f"{SPLIT}: a record that does not split (a JSON array) once under "
+             f"split-errors/processing-failed/", problems)
 
 
 def check_cli(ck, args, url, env):
@@ -519,6 +717,9 @@ def run_flow(ck, args, data, tmp, procs, env):
     check_parquet(ck, fh, data, data_dir)
     check_archive(ck, fh, data, data_dir, archive_dir)
     check_from_kinesis(ck, kinesis, data, data_dir)
+    create_expanding_streams(ck, fh, kinesis)
+    check_kpl(ck, kinesis, data, data_dir)
+    check_split(ck, fh, data, data_dir)
     check_cli(ck, args, up[1], env)
     up = check_kill(ck, procs, args, data, data_dir, archive_dir, log, env, config, up)
     fh = client("firehose", up[1])
