@@ -149,7 +149,10 @@ impl Encoder {
         &self,
         records: &'a [SourceRecord],
     ) -> (Cow<'a, [SourceRecord]>, Vec<Failed<'static>>) {
-        if !self.deaggregate_kpl && self.split.is_none() {
+        // Most Kinesis records are not aggregated: then nothing is copied.
+        let any_aggregate =
+            self.deaggregate_kpl && records.iter().any(|r| r.data.starts_with(&kpl::MAGIC));
+        if !any_aggregate && self.split.is_none() {
             return (Cow::Borrowed(records), Vec::new());
         }
         let mut out = Vec::with_capacity(records.len());
