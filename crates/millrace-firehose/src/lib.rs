@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use millrace_gateway::protocol::Out;
 use millrace_gateway::request::Request;
-use millrace_gateway::{ApiError, ErrorCode, Service};
+use millrace_gateway::{ApiError, ErrorCode, Service, ServiceFuture};
 use millrace_stream::Store;
 
 pub use error::FirehoseError;
@@ -96,13 +96,16 @@ impl Service for Firehose {
         TARGET_PREFIX
     }
 
-    fn call<'a>(
-        &'a self,
-        op: &'a str,
-        req: Request,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Out, ApiError>> + Send + 'a>>
-    {
+    fn call<'a>(&'a self, op: &'a str, req: Request) -> ServiceFuture<'a> {
         Box::pin(self.dispatch(op, req))
+    }
+
+    fn call_json<'a>(&'a self, op: &'a str, body: &'a [u8]) -> Option<ServiceFuture<'a>> {
+        if op != "PutRecordBatch" {
+            return None;
+        }
+        let batch = put::FastBatch::parse(body)?;
+        Some(Box::pin(put::put_fast(self, batch)))
     }
 }
 

@@ -23,4 +23,6 @@ pub mod throttle;
 
 pub use error::{ApiError, ErrorCode};
 pub use iterator::IteratorCodec;
-pub use server::{Gateway, MAX_BODY_BYTES, OpenError, Service, router, serve, serve_with};
+pub use server::{
+    Gateway, MAX_BODY_BYTES, OpenError, Service, ServiceFuture, router, serve, serve_with,
+};

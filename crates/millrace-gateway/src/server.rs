@@ -51,12 +51,18 @@ pub trait Service: Send + Sync + std::fmt::Debug {
     fn target_prefix(&self) -> &'static str;
 
     /// Answers operation `op` (the target after the prefix).
-    fn call<'a>(
-        &'a self,
-        op: &'a str,
-        req: Request,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Out, ApiError>> + Send + 'a>>;
+    fn call<'a>(&'a self, op: &'a str, req: Request) -> ServiceFuture<'a>;
+
+    /// A hot path that reads a JSON body itself, without the general value tree: `None` to
+    /// take the general path ([`Service::call`]), which also gives every error its message.
+    fn call_json<'a>(&'a self, _op: &'a str, _body: &'a [u8]) -> Option<ServiceFuture<'a>> {
+        None
+    }
 }
+
+/// What a [`Service`] answers.
+pub type ServiceFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Out, ApiError>> + Send + 'a>>;
 
 /// Why a gateway could not open the state it keeps beside the store.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +250,12 @@ async fn handle(
             && let Some(body) = ops::put_records::FastBody::parse(&bytes)
         {
             return ops::put_records::handle_fast(&gw, body).await;
+        }
+        if let Some(s) = &service
+            && protocol == Protocol::Json
+            && let Some(answer) = s.call_json(&op, &bytes)
+        {
+            return answer.await;
         }
         let fields = protocol.decode(&bytes)?;
         if let Some(s) = &service {
