@@ -44,7 +44,7 @@ pub async fn create(fh: &Firehose, req: Request) -> Result<Out, ApiError> {
                     .create(
                         &buffer,
                         StreamMode::Provisioned,
-                        Some(1),
+                        Some(crate::put::BUFFER_SHARDS),
                         24,
                         BTreeMap::new(),
                     )

@@ -18,8 +18,14 @@ pub const MAX_RECORD_BYTES: usize = 1_024_000;
 pub const MAX_BATCH_RECORDS: usize = 500;
 /// Data per PutRecordBatch: 4 MiB.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// The buffer streams have one shard: every record takes the same key.
+/// Shards of a new DirectPut buffer: each is delivered by its own worker, so encoding and
+/// writing objects use two cores. A call's records go to one shard (in order), calls take
+/// turns; Firehose promises no order across calls.
+pub const BUFFER_SHARDS: u32 = 2;
+/// Partition key of buffer records (routing is by explicit hash key).
 const PARTITION_KEY: &str = "firehose";
+/// Which shard the next call's records go to.
+static NEXT_SHARD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub async fn put_record(fh: &Firehose, req: Request) -> Result<Out, ApiError> {
     let mut c = Checks::new();
@@ -193,11 +199,15 @@ async fn append(
         .buffers
         .stream(&spec.buffer_stream())
         .map_err(|_| fh.registry.not_found(name))?;
+    // The start of one of the buffer's evenly split hash key ranges.
+    let shards = u128::from(buffer.open_shard_count().max(1));
+    let turn = u128::from(NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % shards;
+    let hash_key = turn * (u128::MAX / shards);
     let inputs = records
         .into_iter()
         .map(|data| PutInput {
             partition_key: PARTITION_KEY.to_owned(),
-            explicit_hash_key: None,
+            explicit_hash_key: Some(hash_key),
             data,
         })
         .collect();
