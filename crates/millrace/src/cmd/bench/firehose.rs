@@ -277,9 +277,11 @@ fn watch(
     // Records seen before their batch's acknowledgement came back: settled once it does.
     let mut early: Vec<(u64, Duration)> = Vec::new();
     let mut seen = 0u64;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed)
-        && !(seen >= expected && early.is_empty())
-    {
+    loop {
+        let all_seen = seen >= expected && early.is_empty();
+        if all_seen || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         let mut new = Vec::new();
         list_files(dir, &mut |p| {
             if !seen_files.contains(p) {
