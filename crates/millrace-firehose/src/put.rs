@@ -37,11 +37,11 @@ pub async fn put_record(fh: &Firehose, req: Request) -> Result<Out, ApiError> {
     };
     c.finish()?;
     let name = name.expect("checked");
-    let mut results = append(fh, &name, vec![data.expect("checked")]).await?;
+    let (mut results, encrypted) = append(fh, &name, vec![data.expect("checked")]).await?;
     match results.pop().expect("one result") {
         Ok(id) => Ok(Out::map([
             ("RecordId", Out::Str(id)),
-            ("Encrypted", Out::Bool(encrypted(fh, &name))),
+            ("Encrypted", Out::Bool(encrypted)),
         ])),
         Err(message) => Err(FirehoseError::Unavailable(message).into()),
     }
@@ -141,7 +141,7 @@ pub async fn put_fast(fh: &Firehose, batch: FastBatch<'_>) -> Result<Out, ApiErr
 
 /// Appends a batch and answers PutRecordBatch.
 async fn batch_reply(fh: &Firehose, name: &str, data: Vec<Bytes>) -> Result<Out, ApiError> {
-    let results = append(fh, name, data).await?;
+    let (results, encrypted) = append(fh, name, data).await?;
     let mut failed = 0;
     let responses = results
         .into_iter()
@@ -158,7 +158,7 @@ async fn batch_reply(fh: &Firehose, name: &str, data: Vec<Bytes>) -> Result<Out,
         .collect();
     Ok(Out::map([
         ("FailedPutCount", Out::Int(failed)),
-        ("Encrypted", Out::Bool(encrypted(fh, name))),
+        ("Encrypted", Out::Bool(encrypted)),
         ("RequestResponses", Out::List(responses)),
     ]))
 }
@@ -180,12 +180,13 @@ fn record_data(c: &mut Checks, v: Option<&Value>, field: &str) -> Result<Option<
     Ok(Some(Bytes::from(data)))
 }
 
-/// Appends `records` to `name`'s buffer: each one's RecordId, or why it was not taken.
+/// Appends `records` to `name`'s buffer: each one's RecordId, or why it was not taken, and
+/// whether the stream is encrypted (read from the one lookup of its spec a call makes).
 async fn append(
     fh: &Firehose,
     name: &str,
     records: Vec<Bytes>,
-) -> Result<Vec<Result<String, String>>, ApiError> {
+) -> Result<(Vec<Result<String, String>>, bool), ApiError> {
     let spec = fh.registry.get(name)?;
     if spec.kind != SourceKind::DirectPut {
         return Err(FirehoseError::Invalid(format!(
@@ -211,7 +212,7 @@ async fn append(
             data,
         })
         .collect();
-    Ok(buffer
+    let results = buffer
         .put(inputs)
         .await
         .into_iter()
@@ -219,16 +220,11 @@ async fn append(
             r.map(|o| record_id(o.shard, &o.sequence.to_string()))
                 .map_err(|e| e.to_string())
         })
-        .collect())
+        .collect();
+    Ok((results, spec.encryption.status == "ENABLED"))
 }
 
 /// A RecordId: where the record sits in the buffer (opaque to clients).
 fn record_id(shard: u32, sequence: &str) -> String {
     format!("{shard:04x}{sequence}")
-}
-
-fn encrypted(fh: &Firehose, name: &str) -> bool {
-    fh.registry
-        .get(name)
-        .is_ok_and(|s| s.encryption.status == "ENABLED")
 }
