@@ -28,6 +28,11 @@ pub enum Refusal {
     #[error("all {max} connections are serving requests; retry with backoff")]
     TooManyConnections { max: usize },
     #[error(
+        "this connection was closed to make room (the server is at its connection cap or out \
+         of file descriptors) before the request could start; retry it on a new connection"
+    )]
+    ConnectionClosing,
+    #[error(
         "the request body did not arrive within {} s; the connection is closed",
         after.as_secs_f64()
     )]
@@ -50,7 +55,7 @@ impl Refusal {
         match self {
             Self::HostNotAllowed { .. } => StatusCode::MISDIRECTED_REQUEST,
             Self::MissingHost => StatusCode::BAD_REQUEST,
-            Self::Overloaded { .. } | Self::TooManyConnections { .. } => {
+            Self::Overloaded { .. } | Self::TooManyConnections { .. } | Self::ConnectionClosing => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -60,7 +65,9 @@ impl Refusal {
     pub fn kind(&self) -> RefusalKind {
         match self {
             Self::HostNotAllowed { .. } | Self::MissingHost => RefusalKind::Host,
-            Self::Overloaded { .. } | Self::TooManyConnections { .. } => RefusalKind::Unavailable,
+            Self::Overloaded { .. } | Self::TooManyConnections { .. } | Self::ConnectionClosing => {
+                RefusalKind::Unavailable
+            }
             Self::BodyTimeout { .. } => RefusalKind::Timeout,
         }
     }
@@ -70,7 +77,7 @@ impl Refusal {
     fn closes(&self) -> bool {
         matches!(
             self,
-            Self::BodyTimeout { .. } | Self::TooManyConnections { .. }
+            Self::BodyTimeout { .. } | Self::TooManyConnections { .. } | Self::ConnectionClosing
         )
     }
 }

@@ -198,8 +198,7 @@ impl Server {
     async fn request(&self, req: Request<Incoming>, slot: SlotHandle) -> Response<Body> {
         let Some(busy) = slot.begin() else {
             // Evicted between its headers and now: it is closing.
-            let max = self.conns.max();
-            return self.refuse(&Refusal::TooManyConnections { max }, req.headers());
+            return self.refuse(&Refusal::ConnectionClosing, req.headers());
         };
         let resp = self.answer(req).await;
         if resp.extensions().get::<StreamingResponse>().is_some() {
