@@ -33,7 +33,14 @@ The flow:
     several concatenated JSON rows, dynamic partitioning by contract, a
     !{firehose:random-string} folder: every row once under its partition; a JSON array
     record under processing-failed.
- 6. The AWS CLI (`aws firehose ...`): list, describe, put-record, put-record-batch.
+ 6. Delivery stream `telco-logs` (DirectPut) as CloudWatch Logs feeds it: Decompression (GZIP)
+    and CloudWatchLogProcessing (DataMessageExtraction), FileExtension .log, CustomTimeZone
+    Asia/Tokyo, and source record backup (S3BackupMode Enabled) into bucket `backup`, which
+    [buckets] maps onto a moto S3 server. Gzip subscription payloads of the rows as log
+    events, a control message and a record that is not gzip: every row once as a line in .log
+    objects under the Tokyo hour, the bad record under processing-failed, and the backup in
+    moto holding every record exactly as it was put.
+    The AWS CLI (`aws firehose ...`): list, describe, put-record, put-record-batch.
  7. A producer thread keeps putting batches to `telco-archive` while `up` is killed with
     kill -9 and started again: every acknowledged record is delivered exactly once.
  8. UpdateDestination (version check, new prefix), tags, encryption state; DescribeDeliveryStream
@@ -70,6 +77,7 @@ try:
     from flowkit import Checks, err_text, error_code, note
     from delivery_flows import (Abort, CsvData, Procs, StartError, child_env, log_tail,
                                 start_up, stop_up)
+    from channel_flows import archive_objects, start_moto
 except ImportError as exc:  # pragma: no cover - environment problem
     sys.stderr.write(
         f"firehose_flows.py: cannot import a dependency ({exc}); "
@@ -93,6 +101,8 @@ SOURCE_STREAM = "telco-source"
 PARQUET_PREFIX = "telco/contract=!{partitionKeyFromQuery:contract}/"
 PARQUET_ERRORS = "telco-errors/!{firehose:error-output-type}/"
 KPL, SPLIT = "telco-kpl", "telco-split"
+LOGS = "telco-logs"
+LOG_EVENTS_PER_PAYLOAD = 40
 KPL_STREAM = "telco-kpl-source"
 CONTRACT_QUERY = "{contract: .Contract | ascii_downcase | gsub(\" \"; \"-\")}"
 # User records per KPL aggregated record, and rows per concatenated-JSON record.
@@ -538,6 +548,124 @@ def check_split(ck, fh, data, data_dir):
              f"split-errors/processing-failed/", problems)
 
 
+def log_payload(message_type, messages):
+    """A CloudWatch Logs subscription payload, gzip-compressed as CloudWatch Logs sends it."""
+    body = {"messageType": message_type, "owner": ACCOUNT, "logGroup": "/telco/app",
+            "logStream": "web-1", "subscriptionFilters": ["to-firehose"],
+            "logEvents": [{"id": str(i), "timestamp": 1, "message": m}
+                          for i, m in enumerate(messages)]}
+    return gzip.compress(json.dumps(body).encode())
+
+
+def tokyo_hour(epoch):
+    return time.strftime("%Y-%m-%d-%H", time.gmtime(epoch + 9 * 3600))
+
+
+def check_logs(ck, fh, data, data_dir, s3, moto_bucket):
+    problems = []
+    fh.create_delivery_stream(
+        DeliveryStreamName=LOGS, DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::lake",
+            "Prefix": "logs/!{timestamp:yyyy-MM-dd-HH}/",
+            "ErrorOutputPrefix": "logs-errors/!{firehose:error-output-type}/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+            "FileExtension": ".log", "CustomTimeZone": "Asia/Tokyo",
+            "ProcessingConfiguration": {"Enabled": True, "Processors": [
+                {"Type": "Decompression", "Parameters": [
+                    {"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+                {"Type": "CloudWatchLogProcessing", "Parameters": [
+                    {"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]}]},
+            "S3BackupMode": "Enabled",
+            "S3BackupConfiguration": {
+                "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::backup", "Prefix": "logs-source/",
+                "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1}}})
+    d, secs = wait_active(fh, LOGS)
+    if d["DeliveryStreamStatus"] != "ACTIVE":
+        problems.append(f"{LOGS}: {d['DeliveryStreamStatus']} ({d.get('FailureDescription')})")
+    dest = d["Destinations"][0]["ExtendedS3DestinationDescription"]
+    seen = {k: dest.get(k) for k in ("S3BackupMode", "FileExtension", "CustomTimeZone")}
+    if seen != {"S3BackupMode": "Enabled", "FileExtension": ".log",
+                "CustomTimeZone": "Asia/Tokyo"}:
+        problems.append(f"described as {seen}")
+    if dest.get("S3BackupDescription", {}).get("BucketARN") != "arn:aws:s3:::backup":
+        problems.append(f"S3BackupDescription {dest.get('S3BackupDescription')}")
+    ck.check(f"create {LOGS}: Decompression + CloudWatchLogProcessing, FileExtension, "
+             "CustomTimeZone and S3BackupMode Enabled described as given", problems)
+
+    messages = [json.dumps(r) for r in data.rows]
+    payloads = [log_payload("DATA_MESSAGE", messages[i:i + LOG_EVENTS_PER_PAYLOAD])
+                for i in range(0, len(messages), LOG_EVENTS_PER_PAYLOAD)]
+    payloads.append(log_payload("CONTROL_MESSAGE",
+                                ["CWL CONTROL MESSAGE: Checking health of destination"]))
+    not_gzip = b"a record that is not gzip"
+    payloads.append(not_gzip)
+    hours = {tokyo_hour(time.time())}
+    acked, problems = put_batches(fh, LOGS, payloads)
+    hours.add(tokyo_hour(time.time()))
+    ck.check(f"put_record_batch of {len(payloads)} gzip log payloads "
+             f"({len(messages)} log events) to {LOGS}", problems)
+
+    root = os.path.join(data_dir, "lake", "logs")
+
+    def delivered():
+        out = []
+        for rel, path in files_under(root).items():
+            with open(path, "rb") as f:
+                out.extend((rel, line) for line in f.read().decode().splitlines())
+        return out
+    want = [r["customerID"] for r in data.rows]
+    got, secs = wait_for(lambda: [json.loads(line)["customerID"] for _, line in delivered()],
+                         want)
+    problems = exactly_once(got, want)
+    rels = [rel for rel, _ in delivered()]
+    bad_keys = [r for r in set(rels) if not (r.split("/")[0] in hours and r.endswith(".log"))]
+    if bad_keys:
+        problems.append(f"keys not under the Tokyo hour {sorted(hours)} with .log: "
+                        f"{bad_keys[:3]}")
+    errors = error_records(os.path.join(data_dir, "lake", "logs-errors"))
+    codes = [(e.get("errorCode"), base64.b64decode(e.get("rawData", ""))) for e in errors]
+    if codes != [("Decompression.Failed", not_gzip)]:
+        problems.append(f"error records {codes}")
+    ck.check(f"{LOGS}: every log message once as a line of .log objects under the Tokyo hour "
+             f"({len(set(rels))} objects, {secs:.1f}s), the record that is not gzip under "
+             "processing-failed, the control message dropped", problems)
+
+    def backup():
+        objects = archive_objects(s3, moto_bucket)
+        return {k: v for k, v in objects.items() if k.startswith("backup/logs-source/")}
+    t0 = time.monotonic()
+    while True:
+        objects = backup()
+        blob = b"".join(objects.values())
+        if len(blob) >= sum(map(len, acked)) or time.monotonic() - t0 > DELIVERY_WAIT_SECS:
+            break
+        time.sleep(0.5)
+    problems = []
+    if len(blob) != sum(map(len, acked)):
+        problems.append(f"{len(blob)} bytes backed up, {sum(map(len, acked))} put")
+    missing = [p for p in acked if p not in blob]
+    if missing:
+        problems.append(f"{len(missing)} records missing from the backup")
+    ck.check(f"{LOGS}: the source records backed up unprocessed into moto "
+             f"(s3://{moto_bucket}/backup/logs-source/, {len(objects)} objects, "
+             f"{time.monotonic() - t0:.1f}s)", problems)
+
+    d = fh.describe_delivery_stream(DeliveryStreamName=LOGS)["DeliveryStreamDescription"]
+    problems = []
+    try:
+        fh.update_destination(
+            DeliveryStreamName=LOGS, CurrentDeliveryStreamVersionId=d["VersionId"],
+            DestinationId=d["Destinations"][0]["DestinationId"],
+            ExtendedS3DestinationUpdate={"S3BackupMode": "Disabled"})
+        problems.append("backup disabled")
+    except ClientError as exc:
+        if error_code(exc) != "InvalidArgumentException":
+            problems.append(err_text(exc))
+    ck.check("update_destination cannot turn source record backup off once on "
+             "(InvalidArgumentException)", problems)
+
+
 def check_cli(ck, args, url, env):
     aws = args.aws_cli
     if not aws:
@@ -706,9 +834,21 @@ def start(ck, procs, args, data_dir, log, env, config, what):
 def run_flow(ck, args, data, tmp, procs, env):
     data_dir = os.path.join(tmp, "data")
     archive_dir = os.path.join(data_dir, "archive")
+    endpoint = start_moto(ck, procs, tmp, env)
+    s3 = client("s3", endpoint)
+    moto_bucket = f"millrace-firehose-{os.getpid()}"
+    s3.create_bucket(Bucket=moto_bucket)
     config = os.path.join(tmp, "firehose.toml")
     with open(config, "w", encoding="utf-8") as f:
-        f.write('# written by tests/compat/firehose_flows.py\n[buckets]\narchive = "archive"\n')
+        f.write(f"""# written by tests/compat/firehose_flows.py
+[lake]
+s3_endpoint_url = "{endpoint}"
+s3_path_style = true
+
+[buckets]
+archive = "archive"
+backup = "s3://{moto_bucket}/backup"
+""")
     log = os.path.join(tmp, "up.log")
     up = start(ck, procs, args, data_dir, log, env, config, "first")
     note(f"millrace up at {up[1]}")
@@ -720,6 +860,7 @@ def run_flow(ck, args, data, tmp, procs, env):
     create_expanding_streams(ck, fh, kinesis)
     check_kpl(ck, kinesis, data, data_dir)
     check_split(ck, fh, data, data_dir)
+    check_logs(ck, fh, data, data_dir, s3, moto_bucket)
     check_cli(ck, args, up[1], env)
     up = check_kill(ck, procs, args, data, data_dir, archive_dir, log, env, config, up)
     fh = client("firehose", up[1])

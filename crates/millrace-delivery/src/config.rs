@@ -163,6 +163,43 @@ pub struct DeliveryConfig {
     /// not split goes to the error prefix under `processing-failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_records: Option<Split>,
+    /// Firehose's Decompression processor (`decompress = "gzip"`): each record is inflated
+    /// first (CloudWatch Logs sends gzip); one that is not gzip goes to the error prefix under
+    /// `processing-failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decompress: Option<Decompress>,
+    /// Firehose's CloudWatchLogProcessing with DataMessageExtraction
+    /// (`extract_log_messages = true`): a CloudWatch Logs subscription payload becomes one
+    /// record per log event's message, each followed by a newline; control messages are
+    /// dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extract_log_messages: bool,
+    /// The data objects' file extension (Firehose's `FileExtension`, e.g. `.jsonl`) instead of
+    /// the one the format and compression give; error objects keep theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_extension: Option<String>,
+    /// The IANA time zone (`Europe/Paris`) the prefixes' `!{timestamp:…}` are rendered in
+    /// (Firehose's `CustomTimeZone`); UTC by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// How records are decompressed before anything else (Firehose's Decompression processor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decompress {
+    Gzip,
+}
+
+/// Whether `e` is an extension Firehose's `FileExtension` accepts: a dot, then lowercase
+/// letters, digits and `!-_.*'()`.
+pub fn is_file_extension(e: &str) -> bool {
+    e.len() >= 2
+        && e.len() <= 128
+        && e.starts_with('.')
+        && e[1..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!-_.*'()".contains(&b))
 }
 
 fn default_lake() -> String {
@@ -198,6 +235,10 @@ impl DeliveryConfig {
             schema: Vec::new(),
             deaggregate_kpl: false,
             split_records: None,
+            decompress: None,
+            extract_log_messages: false,
+            file_extension: None,
+            time_zone: None,
         }
     }
 
@@ -316,6 +357,17 @@ impl DeliveryConfig {
         }
         Template::parse(&self.error_prefix_template())
             .map_err(|e| format!("{path}.error_prefix: {e}"))?;
+        if let Some(e) = &self.file_extension
+            && !is_file_extension(e)
+        {
+            return Err(format!(
+                "{path}.file_extension = {e:?}: give a dot and then lowercase letters, digits \
+                 or !-_.*'() (e.g. \".jsonl\"), at most 128 characters"
+            ));
+        }
+        if let Some(z) = &self.time_zone {
+            crate::prefix::time_zone(z).map_err(|e| format!("{path}.time_zone = {z:?}: {e}"))?;
+        }
         if self.split_records == Some(Split::Delimited(Vec::new())) {
             return Err(format!(
                 "{path}.split_records: the delimiter is empty; give the bytes that stand \

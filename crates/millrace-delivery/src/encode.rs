@@ -3,8 +3,9 @@
 //! cannot be delivered. Pure and deterministic: the same records give the same objects, which
 //! is what makes replay after a crash rewrite instead of duplicate.
 //!
-//! A buffer's records are first expanded (KPL de-aggregation, then record splitting), so
-//! every sub-record of a source record is in the same buffer, under its sequence number.
+//! A buffer's records are first expanded (KPL de-aggregation, decompression, CloudWatch Logs
+//! message extraction, then record splitting, in Firehose's order), so every sub-record of a
+//! source record is in the same buffer, under its sequence number.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -22,8 +23,9 @@ use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use crate::config::{ColumnType, Compression, DeliveryConfig, Format, Split};
-use crate::prefix::Template;
+use crate::cloudwatch::{self, LogsError};
+use crate::config::{ColumnType, Compression, Decompress, DeliveryConfig, Format, Split};
+use crate::prefix::{self, Template};
 use crate::query::{self, PartitionQuery};
 use crate::{DeliveryError, Result, kpl, split};
 use millrace_common::keys::{MAX_SEGMENT_BYTES, escape_segment};
@@ -56,6 +58,12 @@ pub struct Encoder {
     deaggregate_kpl: bool,
     /// `split_records`: Firehose's RecordDeAggregation.
     split: Option<Split>,
+    /// `decompress`: Firehose's Decompression processor.
+    decompress: Option<Decompress>,
+    /// `extract_log_messages`: CloudWatchLogProcessing with DataMessageExtraction.
+    extract_log_messages: bool,
+    /// `file_extension`: the data objects' extension instead of the format's.
+    file_extension: Option<String>,
 }
 
 struct Failed<'a> {
@@ -88,6 +96,9 @@ const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtraction
 const PROCESSING_FAILED: &str = "processing-failed";
 /// Their error code (Firehose documents none for de-aggregation failures).
 const DEAGGREGATION_FAILED: &str = "RecordDeAggregation.Failed";
+/// The error codes of records the CloudWatch Logs processors cannot read.
+const DECOMPRESSION_FAILED: &str = "Decompression.Failed";
+const LOG_PROCESSING_FAILED: &str = "CloudWatchLogProcessing.Failed";
 
 /// One group of records sharing a prefix: its partition values (the prefix is rendered again
 /// for the object, with its random strings) and its records with their parsed JSON.
@@ -98,9 +109,18 @@ struct Group<'a> {
 
 impl Encoder {
     pub fn new(cfg: &DeliveryConfig) -> Result<Self> {
-        let prefix = Template::parse(&cfg.prefix_template()).map_err(DeliveryError::Config)?;
-        let error_prefix =
-            Template::parse(&cfg.error_prefix_template()).map_err(DeliveryError::Config)?;
+        let zone = cfg
+            .time_zone
+            .as_deref()
+            .map(prefix::time_zone)
+            .transpose()
+            .map_err(|e| DeliveryError::Config(format!("time_zone: {e}")))?;
+        let prefix = Template::parse(&cfg.prefix_template())
+            .map_err(DeliveryError::Config)?
+            .in_zone(zone);
+        let error_prefix = Template::parse(&cfg.error_prefix_template())
+            .map_err(DeliveryError::Config)?
+            .in_zone(zone);
         let partitioning = cfg
             .partitioning
             .iter()
@@ -139,6 +159,9 @@ impl Encoder {
             schema,
             deaggregate_kpl: cfg.deaggregate_kpl,
             split: cfg.split_records.clone(),
+            decompress: cfg.decompress,
+            extract_log_messages: cfg.extract_log_messages,
+            file_extension: cfg.file_extension.clone(),
         })
     }
 
@@ -152,31 +175,79 @@ impl Encoder {
         // Most Kinesis records are not aggregated: then nothing is copied.
         let any_aggregate =
             self.deaggregate_kpl && records.iter().any(|r| r.data.starts_with(&kpl::MAGIC));
-        if !any_aggregate && self.split.is_none() {
+        let logs = self.decompress.is_some() || self.extract_log_messages;
+        if !any_aggregate && !logs && self.split.is_none() {
             return (Cow::Borrowed(records), Vec::new());
         }
         let mut out = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
         for rec in records {
             for user in self.user_records(rec) {
-                match &self.split {
-                    None => out.push(user),
-                    Some(how) => match split::split(&user.data, how) {
-                        Ok(pieces) => out.extend(pieces.into_iter().map(|data| SourceRecord {
-                            data,
-                            ..user.clone()
-                        })),
-                        Err(e) => failed.push(Failed {
+                let users = match self.log_records(user) {
+                    Ok(users) => users,
+                    Err((user, e)) => {
+                        let code = match e {
+                            LogsError::Gzip(_) | LogsError::TooLarge => DECOMPRESSION_FAILED,
+                            _ => LOG_PROCESSING_FAILED,
+                        };
+                        failed.push(Failed {
                             rec: Cow::Owned(user),
                             kind: PROCESSING_FAILED,
-                            code: DEAGGREGATION_FAILED,
+                            code,
                             message: e.to_string(),
-                        }),
-                    },
+                        });
+                        continue;
+                    }
+                };
+                for user in users {
+                    match &self.split {
+                        None => out.push(user),
+                        Some(how) => match split::split(&user.data, how) {
+                            Ok(pieces) => out.extend(pieces.into_iter().map(|data| SourceRecord {
+                                data,
+                                ..user.clone()
+                            })),
+                            Err(e) => failed.push(Failed {
+                                rec: Cow::Owned(user),
+                                kind: PROCESSING_FAILED,
+                                code: DEAGGREGATION_FAILED,
+                                message: e.to_string(),
+                            }),
+                        },
+                    }
                 }
             }
         }
         (Cow::Owned(out), failed)
+    }
+
+    /// A record after the CloudWatch Logs processors: inflated (`decompress`), then one
+    /// record per log message (`extract_log_messages`); the record as it came when it cannot
+    /// be read so.
+    fn log_records(
+        &self,
+        rec: SourceRecord,
+    ) -> std::result::Result<Vec<SourceRecord>, (SourceRecord, LogsError)> {
+        let data = match self.decompress {
+            Some(Decompress::Gzip) => match cloudwatch::gunzip(&rec.data) {
+                Ok(d) => d,
+                Err(e) => return Err((rec, e)),
+            },
+            None => rec.data.clone(),
+        };
+        if !self.extract_log_messages {
+            return Ok(vec![SourceRecord { data, ..rec }]);
+        }
+        match cloudwatch::log_messages(&data) {
+            Ok(lines) => Ok(lines
+                .into_iter()
+                .map(|data| SourceRecord {
+                    data,
+                    ..rec.clone()
+                })
+                .collect()),
+            Err(e) => Err((rec, e)),
+        }
     }
 
     /// A record's KPL user records when it is an aggregated one (and de-aggregation is on),
@@ -195,6 +266,13 @@ impl Encoder {
                 data: u.data,
             })
             .collect()
+    }
+
+    /// The data objects' extension: `file_extension`, or the format's.
+    fn data_extension(&self) -> &str {
+        self.file_extension
+            .as_deref()
+            .unwrap_or_else(|| self.extension())
     }
 
     fn extension(&self) -> &'static str {
@@ -333,7 +411,7 @@ impl Encoder {
                 self.name,
                 kept[0].sequence,
                 kept[kept.len() - 1].sequence,
-                self.extension()
+                self.data_extension()
             );
             let prefix = object_prefix(&self.prefix, prefix, &name, |identity| {
                 self.prefix
@@ -1006,6 +1084,68 @@ mod tests {
                 .map(|o| (&o.key, &o.bytes))
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn cloudwatch_logs_records_inflate_into_their_messages_under_the_extension_and_zone() {
+        let gzip = |data: &[u8]| {
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            z.write_all(data).unwrap();
+            Bytes::from(z.finish().unwrap())
+        };
+        let mut cfg = DeliveryConfig::new("d", "s");
+        cfg.decompress = Some(Decompress::Gzip);
+        cfg.extract_log_messages = true;
+        cfg.format = Format::Concat;
+        cfg.file_extension = Some(".log".into());
+        cfg.time_zone = Some("Asia/Tokyo".into());
+        cfg.prefix = Some("logs/!{timestamp:yyyy-MM-dd-HH}/".into());
+        cfg.validate("delivery[0]").unwrap();
+        let enc = Encoder::new(&cfg).unwrap();
+        let data = br#"{"messageType":"DATA_MESSAGE","logEvents":[
+            {"id":"1","timestamp":1,"message":"one"},{"id":"2","timestamp":2,"message":"two"}]}"#;
+        let control = br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
+        let recs = vec![
+            record(1, gzip(data)),
+            record(2, gzip(control)),
+            record(3, Bytes::from_static(b"not gzip")),
+            record(4, gzip(b"gzip, but not a subscription payload")),
+        ];
+        let objects = enc.encode("shardId-000000000000", &recs).unwrap();
+        assert_eq!(objects.len(), 2, "{objects:?}");
+        let seq = |i: usize| format!("{i:056}");
+        // 13:05 UTC is 22:05 in Tokyo; the extension replaces the format's (none here).
+        assert_eq!(
+            objects[0].key,
+            format!(
+                "logs/2026-11-25-22/d-shardId-000000000000-{}-{}.log",
+                seq(1),
+                seq(1)
+            )
+        );
+        assert_eq!(&objects[0].bytes[..], b"one\ntwo\n");
+        assert_eq!(objects[0].records, 2);
+        assert!(objects[1].is_error);
+        assert!(
+            objects[1]
+                .key
+                .starts_with("errors/d/processing-failed/2026/11/25/22/"),
+            "{}",
+            objects[1].key
+        );
+        assert!(objects[1].key.ends_with(".json"), "{}", objects[1].key);
+        let errors = lines(&objects[1]);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        assert_eq!(errors[0]["errorCode"], DECOMPRESSION_FAILED);
+        assert_eq!(errors[0]["rawData"], b64.encode(b"not gzip"));
+        assert_eq!(errors[1]["errorCode"], LOG_PROCESSING_FAILED);
+        assert_eq!(errors.len(), 2);
+
+        cfg.file_extension = Some("log".into());
+        assert!(cfg.validate("d").unwrap_err().contains("d.file_extension"));
+        cfg.file_extension = None;
+        cfg.time_zone = Some("Mars/Olympus".into());
+        assert!(cfg.validate("d").unwrap_err().contains("d.time_zone"));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! names still come from source sequence numbers and a replay writes the same objects.
 
 pub mod checkpoint;
+mod cloudwatch;
 pub mod config;
 mod encode;
 pub mod kpl;
@@ -28,7 +29,7 @@ pub mod query;
 mod split;
 mod worker;
 
-pub use config::{Compression, DeliveryConfig, Format, Split};
+pub use config::{Compression, Decompress, DeliveryConfig, Format, Split, is_file_extension};
 pub use metrics::DeliveryMetrics;
 pub use query::PartitionQuery;
 pub use worker::{Delivery, RunMode};

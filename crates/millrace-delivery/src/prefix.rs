@@ -1,7 +1,8 @@
 //! Key prefix templates, compatible with Firehose's expressions:
 //! `!{timestamp:yyyy}` (also `MM`, `dd`, `HH`, `mm`, `ss`, and combinations like
 //! `yyyy-MM-dd`), `!{partitionKeyFromQuery:NAME}`, `!{firehose:random-string}` and, in error
-//! prefixes, `!{firehose:error-output-type}`. Times are UTC of the record's arrival.
+//! prefixes, `!{firehose:error-output-type}`. Times are the record's arrival, in UTC or in
+//! the template's time zone (Firehose's `CustomTimeZone`).
 //!
 //! `!{firehose:random-string}`: Firehose puts 11 random characters there, a new string for
 //! each object and each use in the prefix. Here the 11 characters (lowercase hex, like the
@@ -28,6 +29,15 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// Where `!{timestamp:…}` is read: UTC when `None`.
+    zone: Option<chrono_tz::Tz>,
+}
+
+/// The IANA time zone named `name` (`Europe/Paris`, `UTC`).
+pub fn time_zone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.parse::<chrono_tz::Tz>().map_err(|_| {
+        "not an IANA time zone name (like UTC, Europe/Paris or America/New_York)".to_owned()
+    })
 }
 
 impl Template {
@@ -61,7 +71,13 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_owned()));
         }
-        Ok(Self { parts })
+        Ok(Self { parts, zone: None })
+    }
+
+    /// The template with its timestamps rendered in `zone` (UTC when `None`).
+    pub fn in_zone(mut self, zone: Option<chrono_tz::Tz>) -> Self {
+        self.zone = zone;
+        self
     }
 
     pub fn partition_keys(&self) -> impl Iterator<Item = &str> {
@@ -108,7 +124,7 @@ impl Template {
         error_type: &str,
         identity: Option<&str>,
     ) -> String {
-        let t = Civil::from_ms(arrival_ms);
+        let t = Civil::from_ms(arrival_ms, self.zone);
         let mut out = String::new();
         let mut randoms = 0;
         for p in &self.parts {
@@ -142,7 +158,7 @@ fn random_string(identity: &str, n: usize) -> String {
     hex[..RANDOM_STRING_LEN].to_owned()
 }
 
-/// A UTC calendar time, split into the fields Firehose's `!{timestamp:…}` letters name.
+/// A calendar time, split into the fields Firehose's `!{timestamp:…}` letters name.
 struct Civil {
     y: i64,
     mo: i64,
@@ -153,9 +169,15 @@ struct Civil {
 }
 
 impl Civil {
-    fn from_ms(ms: i64) -> Self {
-        use chrono::{Datelike, Timelike};
+    fn from_ms(ms: i64, zone: Option<chrono_tz::Tz>) -> Self {
         let t = millrace_common::time::utc(ms).unwrap_or_default();
+        match zone {
+            Some(z) => Self::of(&t.with_timezone(&z)),
+            None => Self::of(&t),
+        }
+    }
+
+    fn of(t: &(impl chrono::Datelike + chrono::Timelike)) -> Self {
         Self {
             y: i64::from(t.year()),
             mo: i64::from(t.month()),
@@ -224,6 +246,20 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_follow_the_time_zone() {
+        // 2026-12-31T23:30:00Z: already the next year in Paris, still 18:30 in New York.
+        let ms = 1_798_759_800_000;
+        let t = Template::parse("!{timestamp:yyyy-MM-dd}/!{timestamp:HH}/").unwrap();
+        let none = BTreeMap::new();
+        assert_eq!(t.render(ms, &none, ""), "2026-12-31/23/");
+        let paris = t.clone().in_zone(Some(time_zone("Europe/Paris").unwrap()));
+        assert_eq!(paris.render(ms, &none, ""), "2027-01-01/00/");
+        let ny = t.in_zone(Some(time_zone("America/New_York").unwrap()));
+        assert_eq!(ny.render(ms, &none, ""), "2026-12-31/18/");
+        assert!(time_zone("Mars/Olympus").is_err());
+    }
+
+    #[test]
     fn random_strings_are_11_hex_digits_fixed_by_the_object_and_the_place() {
         let ms = 1_795_611_909_000;
         let t = Template::parse(
@@ -263,9 +299,9 @@ mod tests {
 
     #[test]
     fn civil_dates_match_known_points() {
-        let c = Civil::from_ms(0);
+        let c = Civil::from_ms(0, None);
         assert_eq!((c.y, c.mo, c.d, c.h), (1970, 1, 1, 0));
-        let c = Civil::from_ms(951_782_400_000); // 2000-02-29T00:00:00Z
+        let c = Civil::from_ms(951_782_400_000, None); // 2000-02-29T00:00:00Z
         assert_eq!((c.y, c.mo, c.d), (2000, 2, 29));
     }
 }

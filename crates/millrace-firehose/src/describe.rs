@@ -154,7 +154,15 @@ fn extended(d: &S3Destination) -> Out {
             ("Processors", Out::List(processors)),
         ]),
     ));
-    f.push(("S3BackupMode", Out::str("Disabled")));
+    let mode = if d.backup_enabled {
+        "Enabled"
+    } else {
+        "Disabled"
+    };
+    f.push(("S3BackupMode", Out::str(mode)));
+    if let Some(b) = &d.backup {
+        f.push(("S3BackupDescription", s3(b)));
+    }
     if let Some(v) = &d.format_conversion {
         f.push(("DataFormatConversionConfiguration", json_out(v)));
     }
@@ -168,6 +176,9 @@ fn extended(d: &S3Destination) -> Out {
     f.push(("DynamicPartitioningConfiguration", Out::Map(partitioning)));
     if let Some(z) = &d.custom_time_zone {
         f.push(("CustomTimeZone", Out::str(z)));
+    }
+    if let Some(e) = &d.file_extension {
+        f.push(("FileExtension", Out::str(e)));
     }
     Out::Map(f)
 }

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use millrace_delivery::{
-    Compression as DeliveryCompression, DeliveryConfig, Format, PartitionQuery, Split,
+    Compression as DeliveryCompression, Decompress, DeliveryConfig, Format, PartitionQuery, Split,
 };
 
 use crate::error::FirehoseError;
@@ -52,6 +52,8 @@ pub fn build(
             format_conversion: None,
             file_extension: None,
             custom_time_zone: None,
+            backup_enabled: false,
+            backup: None,
         },
     };
     out.extended = out.extended || extended;
@@ -70,6 +72,11 @@ pub fn build(
         }
         out.bucket_arn = arn.clone();
         out.bucket = bucket.to_owned();
+    }
+    if out.bucket.is_empty() {
+        return Err(invalid(
+            "BucketARN is required: name the bucket the records are delivered into.",
+        ));
     }
     if d.prefix.is_some() {
         out.prefix = d.prefix.clone().filter(|p| !p.is_empty());
@@ -105,26 +112,37 @@ pub fn build(
         out.format_conversion = Some(v.clone());
     }
     if let Some(e) = &d.file_extension {
-        if !e.is_empty() {
-            return Err(invalid(
-                "FileExtension is not supported yet: millrace names objects with the \
-                 extension of what it writes (none, .gz or .parquet).",
-            ));
-        }
-        out.file_extension = None;
+        out.file_extension = Some(e.clone()).filter(|e| !e.is_empty());
     }
     if let Some(z) = &d.custom_time_zone {
-        if !z.is_empty() && z != "UTC" {
-            return Err(invalid(format!(
-                "CustomTimeZone {z} is not supported yet: prefixes are rendered in UTC."
-            )));
+        if !z.is_empty() {
+            millrace_delivery::prefix::time_zone(z)
+                .map_err(|e| invalid(format!("CustomTimeZone {z:?} is {e}.")))?;
         }
         out.custom_time_zone = Some(z.clone()).filter(|z| !z.is_empty());
     }
-    if d.s3_backup_mode.as_deref() == Some("Enabled") {
-        return Err(invalid(
-            "S3BackupMode Enabled (a backup of the source records) is not supported yet.",
+    if let Some(b) = &d.backup {
+        let previous = out.backup.as_deref();
+        out.backup = Some(Box::new(
+            build(registry, b, false, previous)
+                .map_err(|e| invalid(format!("S3BackupConfiguration: {e}")))?,
         ));
+    }
+    match d.s3_backup_mode.as_deref() {
+        Some("Enabled") if out.backup.is_none() => {
+            return Err(invalid(
+                "S3BackupMode Enabled needs S3BackupConfiguration (S3BackupUpdate in \
+                 UpdateDestination): the bucket the source records are backed up into.",
+            ));
+        }
+        Some("Enabled") => out.backup_enabled = true,
+        Some(_) if out.backup_enabled => {
+            return Err(invalid(
+                "Source record backup cannot be disabled once it is enabled (S3BackupMode \
+                 Enabled cannot be updated to Disabled), as in Firehose.",
+            ));
+        }
+        _ => {}
     }
     // Buffer size last: its floor depends on dynamic partitioning.
     let floor = if out.dynamic_partitioning {
@@ -190,10 +208,38 @@ fn check(d: &S3Destination) -> Result<(), FirehoseError> {
                     ));
                 }
                 "MetadataExtraction" | "AppendDelimiterToRecord" | "RecordDeAggregation" => {}
+                "Decompression" => match p.parameter("CompressionFormat") {
+                    Some("GZIP") | None => {}
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "The Decompression processor's CompressionFormat {other} is not \
+                             valid: use GZIP (what CloudWatch Logs sends)."
+                        )));
+                    }
+                },
+                "CloudWatchLogProcessing" => {
+                    match p.parameter("DataMessageExtraction") {
+                        Some("true" | "false") | None => {}
+                        Some(other) => {
+                            return Err(invalid(format!(
+                                "The CloudWatchLogProcessing processor's DataMessageExtraction \
+                                 {other} is not valid: use true or false."
+                            )));
+                        }
+                    }
+                    if d.processors_of("Decompression").next().is_none() {
+                        return Err(invalid(
+                            "The CloudWatchLogProcessing processor needs a Decompression \
+                             processor (GZIP) before it: CloudWatch Logs sends its records \
+                             compressed.",
+                        ));
+                    }
+                }
                 other => {
                     return Err(invalid(format!(
-                        "The {other} processor is not supported yet (MetadataExtraction, \
-                         RecordDeAggregation and AppendDelimiterToRecord are)."
+                        "The {other} processor is not supported: millrace runs \
+                         MetadataExtraction, RecordDeAggregation, AppendDelimiterToRecord, \
+                         Decompression and CloudWatchLogProcessing."
                     )));
                 }
             }
@@ -268,6 +314,23 @@ pub fn delivery_config(
     Ok(c)
 }
 
+/// The source record backup's delivery (`S3BackupMode` Enabled): the records of `stream` as
+/// they were put, back to back and unprocessed, into the backup's bucket; named
+/// `<name>-backup`, so its objects and checkpoints never meet the main delivery's.
+pub fn backup_config(
+    spec: &DeliveryStreamSpec,
+    stream: &str,
+) -> Result<Option<(String, DeliveryConfig)>, FirehoseError> {
+    let Some(b) = spec.destination.backup.as_deref() else {
+        return Ok(None);
+    };
+    if !spec.destination.backup_enabled {
+        return Ok(None);
+    }
+    let c = delivery_config_of(&format!("{}-backup", spec.name), stream, b)?;
+    Ok(Some((b.bucket.clone(), c)))
+}
+
 /// The `RecordDeAggregation` processor's split (`SubRecordType` JSON, or DELIMITED by the
 /// base64 `Delimiter`), when one runs.
 fn record_split(d: &S3Destination) -> Result<Option<Split>, FirehoseError> {
@@ -333,6 +396,15 @@ fn delivery_config_of(
 ) -> Result<DeliveryConfig, FirehoseError> {
     let mut c = DeliveryConfig::new(name, stream);
     c.prefix = Some(prefix(d.prefix.as_deref(), d.dynamic_partitioning));
+    c.file_extension = d.file_extension.clone();
+    c.time_zone = d.custom_time_zone.clone();
+    c.decompress = d
+        .processors_of("Decompression")
+        .next()
+        .map(|_| Decompress::Gzip);
+    c.extract_log_messages = d
+        .processors_of("CloudWatchLogProcessing")
+        .any(|p| p.parameter("DataMessageExtraction") == Some("true"));
     c.error_prefix = Some(error_prefix(d.error_prefix.as_deref()));
     c.buffer_interval_secs = d.interval_secs.into();
     c.buffer_size_mib = d.size_mib.into();

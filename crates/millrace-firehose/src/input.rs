@@ -73,6 +73,8 @@ pub struct S3In {
     pub format_conversion: Option<Value>,
     pub file_extension: Option<String>,
     pub custom_time_zone: Option<String>,
+    /// `S3BackupConfiguration` (creating) or `S3BackupUpdate`.
+    pub backup: Option<Box<S3In>>,
 }
 
 pub struct CreateInput {
@@ -354,6 +356,14 @@ fn read_s3(c: &mut Checks, m: &Map<String, Value>, p: &str, creating: bool) -> S
         c.one_of(&f("S3BackupMode"), v, &["Disabled", "Enabled"]);
         d.s3_backup_mode = Some(v.to_owned());
     }
+    let backup_key = if creating {
+        "S3BackupConfiguration"
+    } else {
+        "S3BackupUpdate"
+    };
+    if let Some(b) = obj(m, backup_key) {
+        d.backup = Some(Box::new(read_s3(c, b, &f(backup_key), creating)));
+    }
     if let Some(dp) = obj(m, "DynamicPartitioningConfiguration") {
         let enabled = dp.get("Enabled").and_then(Value::as_bool).unwrap_or(false);
         let retry = obj(dp, "RetryOptions").and_then(|r| int(r, "DurationInSeconds"));
@@ -378,7 +388,7 @@ fn read_s3(c: &mut Checks, m: &Map<String, Value>, p: &str, creating: bool) -> S
             c.pattern(
                 &f("FileExtension"),
                 v,
-                v.is_empty() || is_file_extension(v),
+                v.is_empty() || millrace_delivery::is_file_extension(v),
                 "^$|\\.[0-9a-z!\\-_.*'()]+",
             );
         }
@@ -543,14 +553,6 @@ fn is_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-fn is_file_extension(s: &str) -> bool {
-    s.len() > 1
-        && s.starts_with('.')
-        && s[1..]
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!-_.*'()".contains(&b))
-}
-
 fn obj<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
     m.get(key).and_then(Value::as_object)
 }
@@ -583,7 +585,7 @@ mod tests {
         assert!(stream_of_arn("arn:aws:kinesis:us-east-1:0:stream/o").is_none());
         assert!(is_role_arn("arn:aws:iam::000000000000:role/firehose"));
         assert!(!is_role_arn("arn:aws:iam::000000000000:user/x"));
-        assert!(is_file_extension(".json.gz"));
-        assert!(!is_file_extension("json"));
+        assert!(millrace_delivery::is_file_extension(".json.gz"));
+        assert!(!millrace_delivery::is_file_extension("json"));
     }
 }

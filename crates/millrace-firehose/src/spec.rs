@@ -110,6 +110,13 @@ pub struct S3Destination {
     pub file_extension: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_time_zone: Option<String>,
+    /// `S3BackupMode` Enabled: the source records, as they were put, are also delivered into
+    /// `backup` (Firehose's source record backup). Once on, it stays on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backup_enabled: bool,
+    /// `S3BackupConfiguration`: the backup's bucket, prefixes, buffering and compression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<Box<S3Destination>>,
 }
 
 impl S3Destination {

@@ -431,6 +431,116 @@ async fn record_deaggregation_kpl_and_random_strings_map_onto_the_delivery() {
 }
 
 #[tokio::test]
+async fn log_processors_extension_zone_and_source_backup_map_onto_two_deliveries() {
+    use millrace_delivery::{Decompress, Format};
+    use millrace_firehose::destination::{backup_config, delivery_config};
+    let server = Server::start().await;
+    let mut body = direct_put("logs");
+    let s3 = &mut body["ExtendedS3DestinationConfiguration"];
+    s3["FileExtension"] = json!(".log");
+    s3["CustomTimeZone"] = json!("Asia/Tokyo");
+    s3["ProcessingConfiguration"] = json!({"Enabled": true, "Processors": [
+        {"Type": "Decompression", "Parameters": [
+            {"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+        {"Type": "CloudWatchLogProcessing", "Parameters": [
+            {"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]}]});
+    server.ok("CreateDeliveryStream", body).await;
+    let spec = server.firehose.registry.get("logs").unwrap();
+    let c = delivery_config(&spec, &spec.buffer_stream()).unwrap();
+    assert_eq!(c.decompress, Some(Decompress::Gzip));
+    assert!(c.extract_log_messages);
+    assert_eq!(c.file_extension.as_deref(), Some(".log"));
+    assert_eq!(c.time_zone.as_deref(), Some("Asia/Tokyo"));
+    assert_eq!(backup_config(&spec, "b").unwrap().map(|(b, _)| b), None);
+    let d = server.describe("logs").await;
+    let e = &d["Destinations"][0]["ExtendedS3DestinationDescription"];
+    assert_eq!(
+        (
+            &e["FileExtension"],
+            &e["CustomTimeZone"],
+            &e["S3BackupMode"]
+        ),
+        (&json!(".log"), &json!("Asia/Tokyo"), &json!("Disabled")),
+        "{e}"
+    );
+
+    // Backup turned on by UpdateDestination: a second delivery of the records as they came.
+    let update = |version: &str, change: Value| {
+        json!({"DeliveryStreamName": "logs", "CurrentDeliveryStreamVersionId": version,
+               "DestinationId": "destinationId-000000000001",
+               "ExtendedS3DestinationUpdate": change})
+    };
+    let (k, m) = server
+        .error(
+            "UpdateDestination",
+            update("1", json!({"S3BackupMode": "Enabled"})),
+        )
+        .await;
+    assert_eq!(k, "InvalidArgumentException", "{m}");
+    let (k, m) = server
+        .error(
+            "UpdateDestination",
+            update(
+                "1",
+                json!({"S3BackupMode": "Enabled", "S3BackupUpdate": {"Prefix": "src/"}}),
+            ),
+        )
+        .await;
+    assert_eq!(k, "InvalidArgumentException", "{m}");
+    assert!(m.contains("BucketARN is required"), "{m}");
+    server
+        .ok(
+            "UpdateDestination",
+            update(
+                "1",
+                json!({"S3BackupMode": "Enabled", "S3BackupUpdate": {
+                    "BucketARN": "arn:aws:s3:::archive", "Prefix": "src/",
+                    "CompressionFormat": "GZIP"}}),
+            ),
+        )
+        .await;
+    let spec = server.firehose.registry.get("logs").unwrap();
+    let (bucket, b) = backup_config(&spec, "buf").unwrap().expect("backup on");
+    assert_eq!(bucket, "archive");
+    assert_eq!(b.name, "logs-backup");
+    assert_eq!(b.format, Format::Concat);
+    assert_eq!(b.compression, millrace_delivery::Compression::Gzip);
+    assert_eq!(
+        (
+            b.decompress,
+            b.extract_log_messages,
+            b.split_records.is_some()
+        ),
+        (None, false, false),
+        "the backup holds the records unprocessed"
+    );
+    assert!(
+        b.prefix
+            .as_deref()
+            .unwrap()
+            .starts_with("src/!{timestamp:yyyy}")
+    );
+    b.validate("backup").unwrap();
+    let server = server.restart().await;
+    let d = server.describe("logs").await;
+    let e = &d["Destinations"][0]["ExtendedS3DestinationDescription"];
+    assert_eq!(e["S3BackupMode"], "Enabled", "{e}");
+    assert_eq!(
+        e["S3BackupDescription"]["BucketARN"],
+        "arn:aws:s3:::archive"
+    );
+    assert_eq!(e["S3BackupDescription"]["CompressionFormat"], "GZIP");
+    let (k, m) = server
+        .error(
+            "UpdateDestination",
+            update("2", json!({"S3BackupMode": "Disabled"})),
+        )
+        .await;
+    assert_eq!(k, "InvalidArgumentException", "{m}");
+    assert!(m.contains("cannot be disabled"), "{m}");
+}
+
+#[tokio::test]
 async fn bad_requests_get_firehose_error_types() {
     let server = Server::start().await;
     server.ok("CreateDeliveryStream", direct_put("s")).await;
@@ -565,14 +675,47 @@ async fn bad_requests_get_firehose_error_types() {
             "!{firehose:error-output-type}",
         ),
         (
-            "a Decompression processor",
+            "CloudWatchLogProcessing without Decompression",
+            with(&|b| {
+                b[s3]["ProcessingConfiguration"] = json!({"Enabled": true, "Processors": [
+                    {"Type": "CloudWatchLogProcessing", "Parameters": [
+                        {"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]}]})
+            }),
+            "InvalidArgumentException",
+            "needs a Decompression processor",
+        ),
+        (
+            "a Decompression format other than GZIP",
             with(&|b| {
                 b[s3]["ProcessingConfiguration"] = json!({"Enabled": true, "Processors": [
                     {"Type": "Decompression", "Parameters": [
-                        {"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]}]})
+                        {"ParameterName": "CompressionFormat", "ParameterValue": "ZSTD"}]}]})
             }),
             "InvalidArgumentException",
-            "RecordDeAggregation and AppendDelimiterToRecord are",
+            "use GZIP",
+        ),
+        (
+            "S3BackupMode Enabled without S3BackupConfiguration",
+            with(&|b| b[s3]["S3BackupMode"] = json!("Enabled")),
+            "InvalidArgumentException",
+            "needs S3BackupConfiguration",
+        ),
+        (
+            "a backup into an unmapped bucket",
+            with(&|b| {
+                b[s3]["S3BackupMode"] = json!("Enabled");
+                b[s3]["S3BackupConfiguration"] = json!({
+                    "RoleARN": "arn:aws:iam::000000000000:role/r",
+                    "BucketARN": "arn:aws:s3:::nowhere"});
+            }),
+            "InvalidArgumentException",
+            "S3BackupConfiguration: Bucket nowhere",
+        ),
+        (
+            "a time zone that does not exist",
+            with(&|b| b[s3]["CustomTimeZone"] = json!("Mars/Olympus")),
+            "InvalidArgumentException",
+            "not an IANA time zone",
         ),
         (
             "ZIP",

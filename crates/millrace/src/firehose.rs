@@ -4,7 +4,9 @@
 //! [`crate::supervise::Supervisor`]. A DirectPut stream's delivery reads its buffer (stream
 //! `ds-<id>` of the store under `DATA_DIR/firehose/`), a KinesisStreamAsSource one the Kinesis
 //! stream; both write into the bucket `[buckets]` maps (`lake`: the data dir's lake), with
-//! checkpoints in `state/firehose/<id>/`. UpdateDestination raises the version: the delivery
+//! checkpoints in `state/firehose/<id>/`. With source record backup on (`S3BackupMode`
+//! Enabled), a second delivery, `<name>-backup`, writes the same records unprocessed into the
+//! backup's bucket. UpdateDestination raises the version: the delivery
 //! flushes, checkpoints and starts again with the new destination. A deleted stream's
 //! checkpoints and buffer are removed after its delivery flushed.
 
@@ -56,7 +58,8 @@ impl Jobs for FirehoseJobs {
     }
 
     fn start(&self, spec: &DeliveryStreamSpec) -> Result<Task, String> {
-        self.build(spec).map(Task::delivery)
+        let (main, backup) = self.build(spec)?;
+        Ok(Task::deliveries(main, backup))
     }
 
     fn leftovers(&self) -> Vec<String> {
@@ -92,7 +95,8 @@ impl Jobs for FirehoseJobs {
 }
 
 impl FirehoseJobs {
-    fn build(&self, spec: &DeliveryStreamSpec) -> Result<Delivery, String> {
+    /// The stream's delivery, and its source record backup's when that is on.
+    fn build(&self, spec: &DeliveryStreamSpec) -> Result<(Delivery, Option<Delivery>), String> {
         let lake = self.buckets.open(&spec.destination.bucket)?;
         let (store, stream) = match (&spec.kind, &spec.kinesis) {
             (SourceKind::KinesisStreamAsSource, Some(k)) => {
@@ -106,13 +110,18 @@ impl FirehoseJobs {
         let config = millrace_firehose::destination::delivery_config(spec, &stream)
             .map_err(|e| e.to_string())?;
         let source = Arc::new(millrace_io::EmbeddedSource::new(handle));
-        Delivery::new(
-            config,
-            lake,
-            source,
-            &self.data_dir.firehose().join(&spec.id),
-        )
-        .map_err(|e| chain(&e))
+        let state = self.data_dir.firehose().join(&spec.id);
+        let main = Delivery::new(config, lake, source.clone(), &state).map_err(|e| chain(&e))?;
+        let backup = match millrace_firehose::destination::backup_config(spec, &stream)
+            .map_err(|e| e.to_string())?
+        {
+            Some((bucket, config)) => {
+                let lake = self.buckets.open(&bucket)?;
+                Some(Delivery::new(config, lake, source, &state).map_err(|e| chain(&e))?)
+            }
+            None => None,
+        };
+        Ok((main, backup))
     }
 }
 

@@ -70,13 +70,27 @@ pub struct Task {
 impl Task {
     /// Runs `delivery` until told to stop (it flushes and checkpoints then).
     pub fn delivery(delivery: Delivery) -> Self {
-        let delivery = Arc::new(delivery);
-        let metrics = delivery.metrics();
+        Self::deliveries(delivery, None)
+    }
+
+    /// Runs `main` and, beside it, `beside` (a source record backup) until told to stop; the
+    /// job's counters are `main`'s, and the first to fail ends both.
+    pub fn deliveries(main: Delivery, beside: Option<Delivery>) -> Self {
+        let main = Arc::new(main);
+        let metrics = main.metrics();
         Self::spawn(metrics, move |stopped| async move {
-            delivery
-                .run(RunMode::Forever, stopped)
-                .await
-                .map_err(|e| chain(&e))
+            let run = |d: Arc<Delivery>, stopped: watch::Receiver<bool>| async move {
+                d.run(RunMode::Forever, stopped)
+                    .await
+                    .map_err(|e| chain(&e))
+            };
+            match beside {
+                None => run(main, stopped).await,
+                Some(b) => {
+                    tokio::try_join!(run(main, stopped.clone()), run(Arc::new(b), stopped))?;
+                    Ok(())
+                }
+            }
         })
     }
 
