@@ -45,7 +45,6 @@ Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 "channel flows: N passed, M failed"; exit status 1 when M > 0.
 """
 
-import argparse
 import collections
 import csv
 import gzip
@@ -53,10 +52,7 @@ import io
 import json
 import os
 import re
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import urllib.request
 
@@ -66,8 +62,7 @@ try:
     from botocore.exceptions import BotoCoreError, ClientError
     import pyarrow
     from flowkit import Checks, err_text, error_code, free_port, note, wait_http
-    from delivery_flows import (Abort, CsvData, Procs, StartError, child_env, log_tail,
-                                start_up, stop_up)
+    from delivery_flows import Abort, StartError, log_tail, run_csv_flow, start_up, stop_up
 except ImportError as exc:  # pragma: no cover - environment problem
     sys.stderr.write(
         f"channel_flows.py: cannot import a dependency ({exc}); "
@@ -608,47 +603,7 @@ def run_flow(ck, args, data, tmp, procs, env):
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--millrace", required=True, help="the millrace binary")
-    ap.add_argument("--csv", required=True, help="telco-customer-churn.csv")
-    ap.add_argument("--keep-tmp", action="store_true", help="keep the scratch directory")
-    args = ap.parse_args(argv)
-    args.millrace = os.path.abspath(args.millrace)
-    ck = Checks(SUMMARY_PREFIX)
-    procs = Procs()
-
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    env = child_env()
-    os.environ.clear()
-    os.environ.update(env)
-    tmp = tempfile.mkdtemp(prefix="millrace-channel-flows-")
-    t0 = time.monotonic()
-    try:
-        data = CsvData(args.csv)
-        note(f"millrace {args.millrace}, {len(data.rows)} CSV rows, boto3 {boto3.__version__}, "
-             f"scratch {tmp}")
-        run_flow(ck, args, data, tmp, procs, env)
-    except Abort as exc:
-        note(f"stopped early: {exc}")
-        if ck.failed == 0:
-            ck.failed = 1
-    except KeyboardInterrupt as exc:
-        ck.check("interrupted", [f"{exc}"])
-    except Exception as exc:  # noqa: BLE001 - report, then clean up
-        ck.check("unexpected error", [err_text(exc)])
-    finally:
-        procs.cleanup()
-        if args.keep_tmp:
-            note(f"scratch kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    note(f"total {time.monotonic() - t0:.1f}s")
-    print(ck.summary())
-    sys.stdout.flush()
-    return 0 if ck.failed == 0 else 1
+    return run_csv_flow(argv, __doc__, "channel", SUMMARY_PREFIX, run_flow)
 
 
 if __name__ == "__main__":

@@ -264,6 +264,58 @@ class CsvData:
             raise ValueError(f"{path}: customerID is not unique")
 
 
+def run_csv_flow(argv, doc, name, summary_prefix, run_flow, aws_cli=False):
+    """The main() of a flow script over the Telco CSV against `millrace up`: reads --millrace,
+    --csv, --keep-tmp (and --aws-cli), runs run_flow(ck, args, data, tmp, procs, env) in a
+    scratch directory with every process it starts killed at the end, also on failure or
+    SIGTERM, and prints the summary line. Returns the exit status (1 on a failed check)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--millrace", required=True, help="the millrace binary")
+    ap.add_argument("--csv", required=True, help="telco-customer-churn.csv")
+    if aws_cli:
+        ap.add_argument("--aws-cli", default="", help="the AWS CLI (aws) to check too")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args(argv)
+    args.millrace = os.path.abspath(args.millrace)
+    ck = Checks(summary_prefix)
+    procs = Procs()
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    env = child_env()
+    os.environ.clear()
+    os.environ.update(env)
+    tmp = tempfile.mkdtemp(prefix=f"millrace-{name}-flows-")
+    t0 = time.monotonic()
+    try:
+        data = CsvData(args.csv)
+        note(f"millrace {args.millrace}, {len(data.rows)} CSV rows, boto3 {boto3.__version__}, "
+             f"scratch {tmp}")
+        run_flow(ck, args, data, tmp, procs, env)
+    except Abort as exc:
+        note(f"stopped early: {exc}")
+        if ck.failed == 0:
+            ck.failed = 1
+    except KeyboardInterrupt as exc:
+        ck.check("interrupted", [f"{exc}"])
+    except Exception as exc:  # noqa: BLE001 - report, then clean up
+        ck.check("unexpected error", [err_text(exc)])
+        for line in log_tail(os.path.join(tmp, "up.log")):
+            note(line)
+    finally:
+        procs.cleanup()
+        if args.keep_tmp:
+            note(f"scratch kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    note(f"total {time.monotonic() - t0:.1f}s")
+    print(ck.summary())
+    sys.stdout.flush()
+    return 0 if ck.failed == 0 else 1
+
+
 def wait_stream_active(kinesis, stream, shards):
     problems = []
     try:

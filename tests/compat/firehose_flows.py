@@ -51,7 +51,6 @@ Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 "firehose flows: N passed, M failed"; exit status 1 when M > 0.
 """
 
-import argparse
 import base64
 import collections
 import csv
@@ -61,11 +60,8 @@ import io
 import json
 import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -75,8 +71,7 @@ try:
     from botocore.exceptions import BotoCoreError, ClientError
     import pyarrow.parquet as pq
     from flowkit import Checks, err_text, error_code, note
-    from delivery_flows import (Abort, CsvData, Procs, StartError, child_env, log_tail,
-                                start_up, stop_up)
+    from delivery_flows import Abort, StartError, run_csv_flow, start_up, stop_up
     from channel_flows import archive_objects, start_moto
 except ImportError as exc:  # pragma: no cover - environment problem
     sys.stderr.write(
@@ -896,50 +891,7 @@ backup = "s3://{moto_bucket}/backup"
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--millrace", required=True, help="the millrace binary")
-    ap.add_argument("--csv", required=True, help="telco-customer-churn.csv")
-    ap.add_argument("--aws-cli", default="", help="the AWS CLI (aws) to check too")
-    ap.add_argument("--keep-tmp", action="store_true", help="keep the scratch directory")
-    args = ap.parse_args(argv)
-    args.millrace = os.path.abspath(args.millrace)
-    ck = Checks(SUMMARY_PREFIX)
-    procs = Procs()
-
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    env = child_env()
-    os.environ.clear()
-    os.environ.update(env)
-    tmp = tempfile.mkdtemp(prefix="millrace-firehose-flows-")
-    t0 = time.monotonic()
-    try:
-        data = CsvData(args.csv)
-        note(f"millrace {args.millrace}, {len(data.rows)} CSV rows, boto3 {boto3.__version__}, "
-             f"scratch {tmp}")
-        run_flow(ck, args, data, tmp, procs, env)
-    except Abort as exc:
-        note(f"stopped early: {exc}")
-        if ck.failed == 0:
-            ck.failed = 1
-    except KeyboardInterrupt as exc:
-        ck.check("interrupted", [f"{exc}"])
-    except Exception as exc:  # noqa: BLE001 - report, then clean up
-        ck.check("unexpected error", [err_text(exc)])
-        for line in log_tail(os.path.join(tmp, "up.log")):
-            note(line)
-    finally:
-        procs.cleanup()
-        if args.keep_tmp:
-            note(f"scratch kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    note(f"total {time.monotonic() - t0:.1f}s")
-    print(ck.summary())
-    sys.stdout.flush()
-    return 0 if ck.failed == 0 else 1
+    return run_csv_flow(argv, __doc__, "firehose", SUMMARY_PREFIX, run_flow, aws_cli=True)
 
 
 if __name__ == "__main__":

@@ -40,16 +40,12 @@ Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 "table flows: N passed, M failed"; exit status 1 when M > 0.
 """
 
-import argparse
 import base64
 import collections
 import json
 import os
 import random
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import uuid
 import zlib
@@ -61,8 +57,7 @@ try:
     import pyarrow.parquet as pq
     from pyiceberg.table import StaticTable
     from flowkit import Checks, err_text, error_code, note
-    from delivery_flows import (Abort, CsvData, Procs, StartError, child_env, log_tail,
-                                start_up, stop_up)
+    from delivery_flows import Abort, StartError, run_csv_flow, start_up, stop_up
 except ImportError as exc:  # pragma: no cover - environment problem
     sys.stderr.write(
         f"table_flows.py: cannot import a dependency ({exc}); "
@@ -498,49 +493,7 @@ def run_flow(ck, args, data, tmp, procs, env):
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--millrace", required=True, help="the millrace binary")
-    ap.add_argument("--csv", required=True, help="telco-customer-churn.csv")
-    ap.add_argument("--keep-tmp", action="store_true", help="keep the scratch directory")
-    args = ap.parse_args(argv)
-    args.millrace = os.path.abspath(args.millrace)
-    ck = Checks(SUMMARY_PREFIX)
-    procs = Procs()
-
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    env = child_env()
-    os.environ.clear()
-    os.environ.update(env)
-    tmp = tempfile.mkdtemp(prefix="millrace-table-flows-")
-    t0 = time.monotonic()
-    try:
-        data = CsvData(args.csv)
-        note(f"millrace {args.millrace}, {len(data.rows)} CSV rows, boto3 {boto3.__version__}, "
-             f"scratch {tmp}")
-        run_flow(ck, args, data, tmp, procs, env)
-    except Abort as exc:
-        note(f"stopped early: {exc}")
-        if ck.failed == 0:
-            ck.failed = 1
-    except KeyboardInterrupt as exc:
-        ck.check("interrupted", [f"{exc}"])
-    except Exception as exc:  # noqa: BLE001 - report, then clean up
-        ck.check("unexpected error", [err_text(exc)])
-        for line in log_tail(os.path.join(tmp, "up.log")):
-            note(line)
-    finally:
-        procs.cleanup()
-        if args.keep_tmp:
-            note(f"scratch kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    note(f"total {time.monotonic() - t0:.1f}s")
-    print(ck.summary())
-    sys.stdout.flush()
-    return 0 if ck.failed == 0 else 1
+    return run_csv_flow(argv, __doc__, "table", SUMMARY_PREFIX, run_flow)
 
 
 if __name__ == "__main__":
