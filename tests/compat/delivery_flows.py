@@ -185,8 +185,8 @@ def start_up(procs, binary, data_dir, log_path, env, config=None, timeout=30.0):
     argv += ["--kinesis-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"]
     p = procs.start("millrace up", argv, log_path, env)
     deadline = time.monotonic() + timeout
-    pattern = re.compile(r"kinesis=(http://[0-9.]+:[0-9]+)")
-    admin = re.compile(r"admin=http://")
+    pattern = re.compile(r"kinesis=(https?://[0-9.]+:[0-9]+)")
+    admin = re.compile(r"admin=https?://")
     while time.monotonic() < deadline:
         with open(log_path, "rb") as f:
             text = f.read().decode("utf-8", "replace")

@@ -59,6 +59,16 @@ impl DataDir {
         self.state().join("iterator.key")
     }
 
+    /// `state/audit/`: the audit log (`[auth]`).
+    pub fn audit(&self) -> PathBuf {
+        self.state().join("audit")
+    }
+
+    /// `state/tls/`: the self-signed certificate `[server] tls` generates.
+    pub fn tls(&self) -> PathBuf {
+        self.state().join("tls")
+    }
+
     /// `state/delivery/<name>/`.
     pub fn delivery_state(&self, name: &str) -> PathBuf {
         self.state().join("delivery").join(name)

@@ -96,6 +96,23 @@ impl Service for Firehose {
         TARGET_PREFIX
     }
 
+    fn signing_name(&self) -> &'static str {
+        "firehose"
+    }
+
+    /// The delivery stream's ARN (whether or not it exists: CreateDeliveryStream acts on the
+    /// one it names); `*` for ListDeliveryStreams.
+    fn resource_arn(&self, _op: &str, names: &millrace_gateway::auth::ResourceNames) -> String {
+        match names.delivery_stream_name.as_deref() {
+            Some(name) => format!(
+                "arn:aws:firehose:{}:{}:deliverystream/{name}",
+                self.registry.region(),
+                self.registry.account()
+            ),
+            None => "*".into(),
+        }
+    }
+
     fn call<'a>(&'a self, op: &'a str, req: Request) -> ServiceFuture<'a> {
         Box::pin(self.dispatch(op, req))
     }

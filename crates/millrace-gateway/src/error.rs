@@ -22,6 +22,12 @@ pub enum ErrorCode {
     ConcurrentModification,
     /// Firehose: the delivery stream cannot take the records now; try again.
     ServiceUnavailable,
+    /// A request that did not authenticate, or whose caller may not do what it asked
+    /// (`millrace-auth`): the AWS type and status are the auth error's own.
+    Auth {
+        code: &'static str,
+        status: u16,
+    },
 }
 
 impl ErrorCode {
@@ -41,6 +47,7 @@ impl ErrorCode {
             Self::InternalFailure => "InternalFailure",
             Self::ConcurrentModification => "ConcurrentModificationException",
             Self::ServiceUnavailable => "ServiceUnavailableException",
+            Self::Auth { code, .. } => code,
         }
     }
 
@@ -49,6 +56,7 @@ impl ErrorCode {
             Self::InternalFailure => 500,
             Self::RequestTooLarge => 413,
             Self::ServiceUnavailable => 503,
+            Self::Auth { status, .. } => *status,
             _ => 400,
         }
     }
@@ -115,6 +123,16 @@ impl From<StreamError> for ApiError {
                 tracing::error!(error = %e, "internal failure");
                 ErrorCode::InternalFailure
             }
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<millrace_auth::AuthError> for ApiError {
+    fn from(e: millrace_auth::AuthError) -> Self {
+        let code = ErrorCode::Auth {
+            code: e.aws_code(),
+            status: e.status(),
         };
         Self::new(code, e.to_string())
     }

@@ -6,10 +6,12 @@
 //! validation with AWS-shaped messages ([`request`]), the AWS error types ([`error`], mapped in
 //! one function), signed shard iterators ([`iterator`]) and one module per operation
 //! ([`ops`]). Durability, routing and ordering live in `millrace-stream`, not here.
-//! Authentication is not checked yet: any SigV4-signed (or unsigned) request is accepted, and
-//! the server binds to loopback unless told otherwise.
+//! Identities ([`auth`]): under `[auth] mode = "log"` or `"enforce"` every request's SigV4
+//! signature and IAM policies are checked (`millrace-auth`) before its operation runs; under
+//! `"off"` (the default, loopback only) none are.
 
 mod arn;
+pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod eventstream;

@@ -42,6 +42,10 @@ pub struct Gateway {
     /// Other AWS JSON 1.1 services served on this listener, by `X-Amz-Target` prefix (the
     /// Firehose API).
     pub services: Vec<Arc<dyn Service>>,
+    /// Identities, policies and the audit log (`[auth]`); `None` under `mode = "off"`.
+    pub auth: Option<Arc<millrace_auth::Auth>>,
+    /// HTTPS (`[server] tls`); `None`: plain HTTP.
+    pub tls: Option<millrace_http::Tls>,
 }
 
 /// Another AWS JSON 1.1 service on the Kinesis listener: requests whose `X-Amz-Target` starts
@@ -49,6 +53,15 @@ pub struct Gateway {
 pub trait Service: Send + Sync + std::fmt::Debug {
     /// `Firehose_20150804.`
     fn target_prefix(&self) -> &'static str;
+
+    /// The name requests are signed for (SigV4's service) and actions are prefixed with in
+    /// policies: `firehose`.
+    fn signing_name(&self) -> &'static str;
+
+    /// The ARN operation `op` acts on, from the names in its body; `*` for none.
+    fn resource_arn(&self, _op: &str, _names: &crate::auth::ResourceNames) -> String {
+        "*".into()
+    }
 
     /// Answers operation `op` (the target after the prefix).
     fn call<'a>(&'a self, op: &'a str, req: Request) -> ServiceFuture<'a>;
@@ -90,7 +103,21 @@ impl Gateway {
             store,
             iterators: IteratorCodec::new(iterator_key),
             services: Vec::new(),
+            auth: None,
+            tls: None,
         })
+    }
+
+    /// Serves HTTPS with `tls`.
+    pub fn with_tls(mut self, tls: millrace_http::Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Checks every request's signature and policies with `auth`.
+    pub fn with_auth(mut self, auth: Arc<millrace_auth::Auth>) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
     /// Serves `service` too, on this listener.
@@ -154,6 +181,8 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let app = App {
         name: "the Kinesis API",
+        authenticated: gw.auth.is_some(),
+        tls: gw.tls.clone(),
         router: router(gw),
         body_limit: MAX_BODY_BYTES,
         refusal_body: aws_refusal,
@@ -192,12 +221,9 @@ fn aws_refusal(refusal: &Refusal, request: &HeaderMap) -> Response {
     resp
 }
 
-async fn handle(
-    State(gw): State<Arc<Gateway>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn handle(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let (method, headers) = (&parts.method, &parts.headers);
     let protocol = Protocol::from_content_type(
         headers
             .get(header::CONTENT_TYPE)
@@ -226,6 +252,15 @@ async fn handle(
                 format!("the Kinesis API takes POST requests, not {method}"),
             ));
         }
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestTooLarge,
+                    format!("request body exceeds the {MAX_BODY_BYTES}-byte limit"),
+                )
+            })?;
+        crate::auth::check(&gw, &parts, &bytes, protocol, &op, service.as_deref())?;
         if op.is_empty() {
             return Err(ApiError::new(
                 ErrorCode::UnknownOperation,
@@ -235,14 +270,6 @@ async fn handle(
                 ),
             ));
         }
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::RequestTooLarge,
-                    format!("request body exceeds the {MAX_BODY_BYTES}-byte limit"),
-                )
-            })?;
         // The ingest hot path: a well-formed JSON PutRecords is read into borrowed records
         // without the general value tree; any other body takes the general path below.
         if op == "PutRecords"

@@ -1,7 +1,8 @@
-//! The warning for a server reachable beyond this machine. millrace's APIs have no
-//! authentication yet: on a non-loopback address anyone who can reach the port can read and
-//! write every stream, or call the model. Binding there is allowed (a trusted network, a
-//! container) but never silent.
+//! The warning for a server reachable beyond this machine without authentication (`[auth]`
+//! off, or a server that does not check signatures yet: the endpoint, the admin API): anyone
+//! who can reach the port can read and write every stream, or call the model. Binding there
+//! is allowed (a trusted network, a container; `up --insecure` for the Kinesis API) but never
+//! silent.
 
 use std::net::SocketAddr;
 

@@ -9,7 +9,9 @@
 //! - `host.rs`: only loopback names and configured ones are served (DNS rebinding).
 //! - `refusal.rs`: what the server answers itself (421, 400, 503 with `Retry-After`, 408), in
 //!   each server's own error shape.
-//! - `exposure.rs`: the loud warning for a bind beyond loopback (there is no authentication).
+//! - `exposure.rs`: the loud warning for a bind beyond loopback without authentication.
+//! - [`Tls`] (`tls.rs`): HTTPS on any server (rustls): PEM files, or a self-signed certificate
+//!   generated on first start.
 //! - [`eventstream`]: AWS event stream framing for replies that are a stream of messages
 //!   (Kinesis SubscribeToShard, SageMaker InvokeEndpointWithResponseStream).
 //!
@@ -23,6 +25,7 @@ mod host;
 mod limits;
 mod refusal;
 mod serve;
+mod tls;
 
 pub use body::BodyTimedOut;
 pub use exposure::{exposure_warning, warn_if_exposed};
@@ -32,4 +35,5 @@ pub use limits::{
     DEFAULT_MAX_INFLIGHT_MIB, InvalidLimit, LimitField, ServerLimits,
 };
 pub use refusal::{Refusal, RefusalBody, RefusalKind, json_refusal};
-pub use serve::{App, StreamingResponse, serve};
+pub use serve::{App, Client, StreamingResponse, serve};
+pub use tls::{Tls, TlsError};

@@ -58,6 +58,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Copy)]
 pub struct StreamingResponse;
 
+/// A request extension every request carries: who sent it and how (the peer's address, for
+/// `aws:SourceIp`, and whether the connection is TLS, for `aws:SecureTransport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub addr: std::net::SocketAddr,
+    pub tls: bool,
+}
+
 /// One server: its routes and how it words a refusal.
 pub struct App {
     /// What it is, in log lines and the non-loopback warning ("the Kinesis API").
@@ -66,6 +74,11 @@ pub struct App {
     /// The largest body a handler reads: what a request without Content-Length reserves.
     pub body_limit: usize,
     pub refusal_body: RefusalBody,
+    /// Every request is authenticated (`[auth]` mode log or enforce): no warning for a bind
+    /// beyond loopback.
+    pub authenticated: bool,
+    /// Serve HTTPS with this certificate (`None`: plain HTTP).
+    pub tls: Option<crate::Tls>,
 }
 
 /// Serves `app` on `listener` under `limits` until `shutdown` resolves, then closes idle
@@ -78,7 +91,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
-    crate::warn_if_exposed(app.name, local);
+    if !app.authenticated {
+        crate::warn_if_exposed(app.name, local);
+    }
     let server = Arc::new(Server::new(app, limits, local));
     tokio::pin!(shutdown);
     loop {
@@ -118,6 +133,7 @@ struct Server {
     refusing: Arc<Semaphore>,
     http: auto::Builder<TokioExecutor>,
     stop: CancellationToken,
+    tls: Option<crate::Tls>,
 }
 
 impl Server {
@@ -142,18 +158,53 @@ impl Server {
             limits,
             http,
             stop: CancellationToken::new(),
+            tls: app.tls,
         }
     }
 
     /// Serves one admitted connection until it ends, is evicted, or the server stops.
     async fn connection(self: Arc<Self>, stream: TcpStream, slot: Slot) {
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().ok();
+        let Some(tls) = self.tls.clone() else {
+            let client = peer.map(|addr| Client { addr, tls: false });
+            return self.serve_io(TokioIo::new(stream), client, slot).await;
+        };
+        // The handshake counts as the first request's headers: bounded by header_timeout, and
+        // given up when the connection is evicted or the server stops.
+        let handshake =
+            tokio::time::timeout(self.limits.header_timeout, tls.acceptor().accept(stream));
+        let stream = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(server = self.name, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            },
+            _ = slot.evicted().cancelled() => return,
+            _ = self.stop.cancelled() => return,
+        };
+        let client = peer.map(|addr| Client { addr, tls: true });
+        self.serve_io(TokioIo::new(stream), client, slot).await
+    }
+
+    /// Serves HTTP on one connection's byte stream (plain or TLS) until it ends, is evicted,
+    /// or the server stops.
+    async fn serve_io<I>(self: Arc<Self>, io: I, client: Option<Client>, slot: Slot)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         let (server, handle) = (self.clone(), slot.handle());
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let (server, handle) = (server.clone(), handle.clone());
+            if let Some(client) = client {
+                req.extensions_mut().insert(client);
+            }
             async move { Ok::<_, Infallible>(server.request(req, handle).await) }
         });
-        let conn = self.http.serve_connection(TokioIo::new(stream), service);
+        let conn = self.http.serve_connection(io, service);
         tokio::pin!(conn);
         let idle = self.idle_expired(slot.handle());
         tokio::select! {
@@ -309,6 +360,10 @@ impl Server {
     /// Every connection is busy: answer this one 503 and close it, or close it unanswered
     /// when even the refusals are at their cap.
     fn refuse_connection(self: Arc<Self>, stream: TcpStream) {
+        // Over TLS a plain-text 503 would be garbage to the client: closing says as much.
+        if self.tls.is_some() {
+            return;
+        }
         let Ok(permit) = self.refusing.clone().try_acquire_owned() else {
             return;
         };

@@ -189,6 +189,10 @@ pub struct Endpoint {
     pinned: Mutex<VecDeque<Arc<Loaded>>>,
     /// The SageMaker API's asynchronous invocations waiting or running.
     queue: AsyncQueue,
+    /// Identities and policies (`[auth]`), set once before serving; unset: no checks.
+    auth: std::sync::OnceLock<Arc<millrace_auth::Auth>>,
+    /// HTTPS, set once before serving; unset: plain HTTP.
+    tls: std::sync::OnceLock<millrace_http::Tls>,
 }
 
 /// What one invocation scores with: the served model it counts under, and the version.
@@ -249,7 +253,24 @@ impl Endpoint {
             max_body: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_BODY),
             pinned: Mutex::new(VecDeque::new()),
             queue: AsyncQueue::default(),
+            auth: std::sync::OnceLock::new(),
+            tls: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Serves HTTPS with `tls`. Only the first call takes effect.
+    pub fn set_tls(&self, tls: millrace_http::Tls) {
+        let _ = self.tls.set(tls);
+    }
+
+    /// Checks every request (but `/ping`) with `auth`: SigV4 for `sagemaker` and the
+    /// principal's policies (see `crate::auth`). Only the first call takes effect.
+    pub fn set_auth(&self, auth: Arc<millrace_auth::Auth>) {
+        let _ = self.auth.set(auth);
+    }
+
+    pub(crate) fn auth(&self) -> Option<&millrace_auth::Auth> {
+        self.auth.get().map(|a| a.as_ref())
     }
 
     /// The index of the served model named `name`.
@@ -470,6 +491,10 @@ impl Endpoint {
             .route("/models/{name}/invocations", post(invoke_named))
             .route("/metrics", get(metrics_text))
             .merge(sagemaker::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                crate::auth::check,
+            ))
             // The handler enforces the limit itself (see `read_body`).
             .layer(DefaultBodyLimit::disable())
             .with_state(self)
@@ -497,11 +522,15 @@ impl Endpoint {
         limits: ServerLimits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let authenticated = self.auth.get().is_some();
+        let tls = self.tls.get().cloned();
         let app = millrace_http::App {
             name: "the endpoint",
             router: self.router(max_body),
             body_limit: max_body,
             refusal_body: crate::error::endpoint_refusal,
+            authenticated,
+            tls,
         };
         millrace_http::serve(listener, app, limits, shutdown).await
     }
@@ -610,7 +639,9 @@ pub(crate) fn to_csv(predictions: &[Value]) -> String {
 
 /// The body, or `PayloadTooLarge`: a declared Content-Length over the limit is refused before
 /// a byte is read (a client sending `Expect: 100-continue` never uploads it), and a body
-/// without one is cut off at the limit.
+/// without one is cut off at the limit. A declared body at most twice the limit, from a client
+/// that did not ask `Expect: 100-continue`, is read and dropped first: that client is already
+/// sending it and would otherwise meet a closed socket (a broken pipe) instead of the answer.
 pub(crate) async fn read_body(
     ep: &Endpoint,
     headers: &HeaderMap,
@@ -622,7 +653,15 @@ pub(crate) async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if let Some(n) = declared
+        && n > max
+    {
+        let waits_for_continue = headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits_for_continue && n <= max.saturating_mul(2) {
+            let _ = axum::body::to_bytes(body, n).await;
+        }
         return Err(too_large());
     }
     axum::body::to_bytes(body, max)

@@ -12,8 +12,10 @@
 //! by PSI per feature). `sagemaker` is the SageMaker Runtime API on the same endpoint
 //! (InvokeEndpoint, InvokeEndpointWithResponseStream, InvokeEndpointAsync into the lake).
 //! `error` holds every failure as a variant a caller can act on, and its one mapping to HTTP
-//! statuses (and to SageMaker's error types).
+//! statuses (and to SageMaker's error types). `auth` checks signatures and policies on every
+//! endpoint request under `[auth]` (`Endpoint::set_auth`).
 
+mod auth;
 pub mod endpoint;
 pub mod error;
 pub mod input;

@@ -95,6 +95,12 @@ impl StreamHandle {
         self.meta.read().name.clone()
     }
 
+    /// The resource policy kept for `arn` (this stream's or one of its consumers'), without
+    /// copying the rest of the metadata: read on every authorized request.
+    pub fn policy(&self, arn: &str) -> Option<String> {
+        self.meta.read().policies.get(arn).cloned()
+    }
+
     pub fn created_ms(&self) -> i64 {
         self.meta.read().created_ms
     }

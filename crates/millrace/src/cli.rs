@@ -172,6 +172,10 @@ pub enum Command {
     /// The model registry: versions, stages (candidate / production / archived), promotion.
     #[command(subcommand)]
     Models(crate::cmd::models::ModelsCommand),
+    /// Principals who may call the APIs under `[auth] mode = "enforce"`: their access keys
+    /// (sealed at rest) and IAM policies. See examples/identities.toml.
+    #[command(subcommand)]
+    Identity(crate::cmd::identity::IdentityCommand),
     /// Drift monitor: are the records a model scores still like the data it was trained on?
     ///
     /// Training saves a baseline with the model: per input column, the share of training

@@ -53,6 +53,19 @@ pub struct Config {
     /// The real-time endpoint.
     #[serde(default)]
     pub endpoint: Option<crate::pipeline::EndpointSection>,
+    /// Who may call the APIs: SigV4 signatures and IAM policies.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: `mode = "off" | "log" | "enforce"` and the identities file (relative to the
+/// config file) that `millrace identity add` writes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub mode: millrace_auth::Mode,
+    pub identities: Option<PathBuf>,
 }
 
 /// How to reach an S3 lake (credentials come from the AWS environment).
@@ -106,6 +119,13 @@ pub struct ServerConfig {
     /// Host names served besides localhost, 127.0.0.1 and [::1] (any port).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// HTTPS on every listener (the Kinesis/Firehose API, the endpoint, the admin API).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM certificate chain and private key (relative to the config file). Without them,
+    /// `tls = true` generates a self-signed certificate in DATA_DIR/state/tls/ on first start.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// The AWS account id in every ARN and message (12 digits).
     #[serde(default = "default_account_id")]
     pub account_id: String,
@@ -131,6 +151,9 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             max_inflight_mb: default_max_inflight_mb(),
             allowed_hosts: Vec::new(),
+            tls: false,
+            tls_cert: None,
+            tls_key: None,
             account_id: default_account_id(),
             region: default_region(),
         }
@@ -297,6 +320,28 @@ impl Config {
                 );
             }
         }
+        for file in [&mut config.server.tls_cert, &mut config.server.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
+        if let Some(ids) = &mut config.auth.identities {
+            if ids.is_relative() {
+                *ids = base.join(&*ids);
+            }
+            if !ids.is_file() {
+                bail!(
+                    "in config {}: auth.identities = {:?}: no such file (create it with \
+                     `millrace identity add NAME --identities {}`)",
+                    path.display(),
+                    ids.display(),
+                    ids.display()
+                );
+            }
+        }
         for (i, p) in config.preps.iter_mut().enumerate() {
             if p.job.is_relative() {
                 p.job = base.join(&p.job);
@@ -324,6 +369,22 @@ impl Config {
             .validate()
             .map_err(|e| anyhow::anyhow!(e.in_config("server")))?;
         parse_fsync(&self.storage.fsync, "storage.fsync")?;
+        let s = &self.server;
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(_), None) => bail!("server.tls_cert is set without server.tls_key"),
+            (None, Some(_)) => bail!("server.tls_key is set without server.tls_cert"),
+            (Some(_), Some(_)) if !s.tls => {
+                bail!("server.tls_cert and tls_key are set but server.tls = false")
+            }
+            _ => {}
+        }
+        if self.auth.mode != millrace_auth::Mode::Off && self.auth.identities.is_none() {
+            bail!(
+                "auth.mode = {:?} needs auth.identities, the identities file (create one with \
+                 `millrace identity add NAME --identities FILE`)",
+                format!("{:?}", self.auth.mode).to_lowercase()
+            );
+        }
         if !(1..=4096).contains(&self.storage.segment_mb) {
             bail!(
                 "storage.segment_mb = {}: must be between 1 and 4096",

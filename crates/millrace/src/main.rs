@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 }
 
 /// Every crate of ours logs at the chosen level; dependencies only warn (or more with `-vv`).
-const OUR_CRATES: [&str; 15] = [
+const OUR_CRATES: [&str; 16] = [
     "millrace",
     "millrace_common",
     "millrace_http",
@@ -65,6 +65,7 @@ const OUR_CRATES: [&str; 15] = [
     "millrace_serve",
     "millrace_tables",
     "millrace_firehose",
+    "millrace_auth",
 ];
 
 /// The default log filter for `-v` repeated `verbose` times; `MILLRACE_LOG` replaces it.

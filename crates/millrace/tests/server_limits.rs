@@ -340,7 +340,7 @@ fn wait_for_text(path: &Path, needle: &str) -> String {
 }
 
 #[test]
-fn up_bound_beyond_loopback_warns_on_stderr() {
+fn up_bound_beyond_loopback_with_insecure_warns_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let log = dir.path().join("stderr.log");
@@ -349,6 +349,7 @@ fn up_bound_beyond_loopback_warns_on_stderr() {
             "--data-dir",
             data.to_str().unwrap(),
             "up",
+            "--insecure",
             "--kinesis-addr",
             "0.0.0.0:0",
             "--admin-addr",

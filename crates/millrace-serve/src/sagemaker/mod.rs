@@ -10,8 +10,8 @@
 //! way; every answer names the version that scored in `x-Amzn-Invoked-Production-Variant`
 //! (`vN`). The model echoes `X-Amzn-SageMaker-Custom-Attributes` back, as a container that
 //! sets them does. Bodies and predictions are those of `/invocations`. Errors are answered in
-//! SageMaker's rest-json shape by `crate::error`'s one mapping. Requests are not
-//! authenticated (the signature is not checked), as for the rest of the endpoint.
+//! SageMaker's rest-json shape by `crate::error`'s one mapping. Under `[auth]`, `crate::auth`
+//! checks each request's signature and policies before these handlers run.
 
 mod async_invoke;
 mod invoke;

@@ -6,6 +6,7 @@ pub(crate) mod deliver;
 pub(crate) mod demo;
 pub(crate) mod endpoint;
 pub(crate) mod generate;
+pub(crate) mod identity;
 pub mod models;
 pub mod monitor;
 pub(crate) mod predict;
@@ -43,5 +44,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Monitor(args) => monitor::run(&data_dir, args).await,
         Command::Generate(cmd) => generate::run(cmd),
         Command::Bench(cmd) => bench::run(&data_dir, cmd).await,
+        Command::Identity(cmd) => identity::run(cmd),
     }
 }

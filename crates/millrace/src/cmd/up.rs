@@ -50,6 +50,10 @@ pub struct UpArgs {
     /// Address of the real-time endpoint (with --endpoint-model).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub endpoint_addr: SocketAddr,
+    /// Listen beyond loopback with `[auth] mode = "off"` (no signatures checked): only for a
+    /// network where everyone who can reach the port may do anything.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// One long-running part of `up`: its name (in every log line about it) and its task.
@@ -98,6 +102,16 @@ struct Shared {
     stop_flag: watch::Receiver<bool>,
     /// What `/status` and `/metrics` show; components register themselves here.
     admin: Admin,
+    /// `[auth]`'s identities, for every API server (`None`: mode "off").
+    auth: Option<Arc<millrace_auth::Auth>>,
+    /// `[server] tls`'s certificate, for every server (`None`: plain HTTP).
+    tls: Option<millrace_http::Tls>,
+}
+
+impl Shared {
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
 }
 
 pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
@@ -131,7 +145,16 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     firehose
         .registry
         .set_buckets(config.buckets.keys().cloned());
-    let api = api.with_service(Arc::new(firehose.clone()));
+    let mut api = api.with_service(Arc::new(firehose.clone()));
+    let auth = auth(data_dir, &config, addr, args.insecure)?;
+    if let Some(auth) = &auth {
+        api = api.with_auth(auth.clone());
+    }
+    let tls = tls(data_dir, &config, addr)?;
+    if let Some(tls) = &tls {
+        api = api.with_tls(tls.clone());
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     api.channels.set_buckets(config.buckets.keys().cloned());
     api.channels.set_tables(
         config.table_buckets.keys().cloned(),
@@ -143,12 +166,14 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     // The ready line: scripts and tests read the actual port from it.
     println!(
-        "millrace up: kinesis=http://{local} data_dir={} fsync={fsync:?}",
+        "millrace up: kinesis={scheme}://{local} data_dir={} fsync={fsync:?}",
         data_dir.root().display()
     );
 
     let stop = CancellationToken::new();
     let shared = Shared {
+        auth,
+        tls,
         data_dir: data_dir.clone(),
         store: store.clone(),
         stop_flag: stop_flag(&stop),
@@ -205,6 +230,72 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     serving?;
     eprintln!("millrace up: stopped cleanly");
     Ok(())
+}
+
+/// The identities, policies and audit log `[auth]` asks for; `None` under mode "off", which
+/// is refused on an address beyond loopback unless `--insecure`.
+fn auth(
+    data_dir: &DataDir,
+    config: &Config,
+    addr: std::net::SocketAddr,
+    insecure: bool,
+) -> anyhow::Result<Option<Arc<millrace_auth::Auth>>> {
+    use millrace_auth::{Audit, AuditConfig, Auth, Mode};
+    let (mode, identities) = (config.auth.mode, config.auth.identities.as_deref());
+    let Some(identities) = identities.filter(|_| mode != Mode::Off) else {
+        if !addr.ip().is_loopback() && !insecure {
+            anyhow::bail!(
+                "refusing to serve the Kinesis API on {addr}, beyond loopback, with [auth] mode \
+                 = \"off\": anyone who reaches it could do anything. Set [auth] mode = \
+                 \"enforce\" and identities = \"FILE\" (see examples/identities.toml), or pass \
+                 --insecure on a network you trust"
+            );
+        }
+        return Ok(None);
+    };
+    let audit_dir = data_dir.audit();
+    let audit = Audit::open(AuditConfig::new(&audit_dir))
+        .with_context(|| format!("opening the audit log in {}", audit_dir.display()))?;
+    let o = &config.server;
+    let auth = Auth::new(mode, identities, &o.account_id, &o.region, audit)
+        .context("loading [auth] identities")?;
+    eprintln!(
+        "millrace up: auth mode={} identities={} ({} principals) audit={}",
+        format!("{mode:?}").to_lowercase(),
+        identities.display(),
+        auth.principal_count(),
+        millrace_auth::log_path(&audit_dir).display()
+    );
+    Ok(Some(Arc::new(auth)))
+}
+
+/// The certificate `[server] tls` asks for: its files, or the self-signed one in
+/// `state/tls/` (made on first start for localhost, the bound address and the allowed hosts).
+fn tls(
+    data_dir: &DataDir,
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<millrace_http::Tls>> {
+    let s = &config.server;
+    if !s.tls {
+        return Ok(None);
+    }
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => millrace_http::Tls::from_pem_files(cert, key)?,
+        _ => {
+            let mut names = s.allowed_hosts.clone();
+            if !addr.ip().is_unspecified() {
+                names.push(addr.ip().to_string());
+            }
+            millrace_http::Tls::self_signed(&data_dir.tls(), &names)?
+        }
+    };
+    eprintln!(
+        "millrace up: TLS certificate {} (SHA-256 {}); clients: --ca-bundle or AWS_CA_BUNDLE",
+        tls.cert_path.display(),
+        tls.fingerprint
+    );
+    Ok(Some(tls))
 }
 
 /// The `[[stream]]`s of the config that do not exist yet, and each one's `enforce_limits`.
@@ -516,16 +607,19 @@ async fn endpoint(
                 .map(|(n, v)| format!("{n}:v{v}"))
                 .collect();
             println!(
-                "millrace up: endpoint=http://{local} serving {}",
+                "millrace up: endpoint={}://{local} serving {}",
+                shared.scheme(),
                 serving.join(", ")
             );
         }
         Err(_) => println!(
-            "millrace up: endpoint=http://{local} waiting for model {}",
+            "millrace up: endpoint={}://{local} waiting for model {}",
+            shared.scheme(),
             models.join(", ")
         ),
     }
     let (stop, served) = (shared.stop.clone(), shared.admin.endpoint.clone());
+    let (auth, tls) = (shared.auth.clone(), shared.tls.clone());
     Ok(Component::spawn("endpoint", async move {
         let mut now = Some(now);
         let ep = loop {
@@ -548,6 +642,12 @@ async fn endpoint(
                 _ = stop.cancelled() => return Ok(()),
             }
         };
+        if let Some(auth) = auth {
+            ep.set_auth(auth);
+        }
+        if let Some(tls) = tls {
+            ep.set_tls(tls);
+        }
         let _ = served.set(ep.clone());
         tracing::info!(addr = %local, serving = ?ep.serving(), "endpoint serving");
         let reloader = ep.spawn_reloader(Duration::from_secs(1));
@@ -574,12 +674,18 @@ async fn admin(
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the admin API to {addr}"))?;
-    println!("millrace up: admin=http://{}", listener.local_addr()?);
+    println!(
+        "millrace up: admin={}://{}",
+        shared.scheme(),
+        listener.local_addr()?
+    );
     let app = millrace_http::App {
         name: "the admin API",
         router: crate::admin::router(shared.admin.clone()),
         body_limit: ADMIN_BODY_LIMIT,
         refusal_body: millrace_http::json_refusal,
+        authenticated: false,
+        tls: shared.tls.clone(),
     };
     let stop = shared.stop.clone();
     Ok(Component::spawn("admin", async move {

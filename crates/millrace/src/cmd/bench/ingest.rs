@@ -61,6 +61,11 @@ pub struct BenchIngestArgs {
     /// Write the results as JSON to this file too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also measure a second local server under `[auth] mode = "enforce"`, in the same run:
+    /// every request signed with SigV4 (aws-sigv4, as the SDK does) and checked against an
+    /// allow-all IAM policy. The ratio line is the cost of authentication.
+    #[arg(long)]
+    pub auth: bool,
 }
 
 pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
@@ -78,6 +83,16 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
             targets.push(("millrace".to_owned(), s.url.clone()));
             server = Some(s);
         }
+    }
+    let mut auth_server = None;
+    if args.auth {
+        let (s, url) = LocalServer::start_with_auth()?;
+        eprintln!(
+            "started millrace up with [auth] mode = \"enforce\" at {}",
+            s.url
+        );
+        targets.push(("millrace+auth".to_owned(), url));
+        auth_server = Some(s);
     }
     for p in &args.peers {
         let (name, url) = p
@@ -104,6 +119,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         results.push(r);
     }
     drop(server);
+    drop(auth_server);
 
     println!(
         "{:<12} {:>12} {:>9} {:>9} {:>9} {:>12} {:>9} {:>8}",

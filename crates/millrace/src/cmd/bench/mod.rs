@@ -6,6 +6,7 @@ mod firehose;
 mod ingest;
 mod queue;
 mod score;
+mod signing;
 mod wrangle;
 
 use std::io::BufRead;
@@ -87,6 +88,8 @@ struct LocalServer {
     url: String,
     admin: String,
     dir: PathBuf,
+    /// A folder of its own (config, identities) removed with it.
+    owned: Option<PathBuf>,
 }
 
 impl LocalServer {
@@ -133,7 +136,38 @@ impl LocalServer {
             url: url.expect("set"),
             admin: admin.expect("set"),
             dir,
+            owned: None,
         })
+    }
+
+    /// As [`LocalServer::start`] under `[auth] mode = "enforce"` with one principal allowed
+    /// everything; returns it and its URL with that principal's key in the userinfo (see
+    /// [`signing::Target`]).
+    fn start_with_auth() -> anyhow::Result<(Self, String)> {
+        let dir = std::env::temp_dir().join(format!(
+            "millrace-bench-auth-{:016x}",
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let ids = dir.join("identities.toml");
+        let allow_all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        let key = millrace_auth::identities::add(&ids, "bench", &[allow_all.to_owned()])?;
+        let config = dir.join("millrace.toml");
+        std::fs::write(
+            &config,
+            "[auth]\nmode = \"enforce\"\nidentities = \"identities.toml\"\n",
+        )?;
+        let mut server = Self::start(Some(&config))?;
+        server.owned = Some(dir);
+        let mut url = url::Url::parse(&server.url)?;
+        let _ = url.set_username(&key.access_key_id);
+        let secret = percent_encoding::utf8_percent_encode(
+            &key.secret_access_key,
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string();
+        let _ = url.set_password(Some(&secret));
+        Ok((server, url.to_string()))
     }
 }
 
@@ -142,6 +176,9 @@ impl Drop for LocalServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.owned {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -164,42 +201,40 @@ async fn call_raw(
     http: &reqwest::Client,
     url: &str,
     op: &str,
-    body: impl Into<reqwest::Body>,
+    body: impl Into<bytes::Bytes>,
 ) -> anyhow::Result<bytes::Bytes> {
     post_json(http, url, &format!("Kinesis_20131202.{op}"), body).await
 }
 
-/// One AWS JSON 1.1 call to `target` (`Service_Version.Operation`); the reply body of a
-/// success as sent.
+/// One AWS JSON 1.1 call to `target` (`Service_Version.Operation`), signed as
+/// [`signing::Target`] says; the reply body of a success as sent.
 async fn post_json(
     http: &reqwest::Client,
     url: &str,
     target: &str,
-    body: impl Into<reqwest::Body>,
+    body: impl Into<bytes::Bytes>,
 ) -> anyhow::Result<bytes::Bytes> {
     let op = target.rsplit('.').next().unwrap_or(target);
-    let resp = http
-        .post(url)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", target)
-        .header("x-amz-date", "20261125T120000Z")
-        // Emulators check that a SigV4 header is present; nobody verifies it.
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential=bench/20261125/us-east-1/{}/aws4_request, \
-                 SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00",
-                // moto's server picks the service from the credential scope.
-                if target.starts_with("Firehose_") {
-                    "firehose"
-                } else {
-                    "kinesis"
-                }
-            ),
-        )
-        .body(body)
-        .send()
-        .await?;
+    let to = signing::Target::parse(url)?;
+    let body: bytes::Bytes = body.into();
+    // moto's server picks the service from the credential scope.
+    let service = if target.starts_with("Firehose_") {
+        "firehose"
+    } else {
+        "kinesis"
+    };
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target),
+    ];
+    let mut req = http.post(&to.url);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    for (k, v) in to.auth_headers(service, &headers, &body)? {
+        req = req.header(k, v);
+    }
+    let resp = req.body(body).send().await?;
     let status = resp.status();
     let bytes = resp.bytes().await?;
     if !status.is_success() {

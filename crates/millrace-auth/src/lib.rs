@@ -1,0 +1,337 @@
+//! Who may call millrace's APIs, and what they may do: the AWS way.
+//!
+//! - `identities.rs`: the identities file (principals, access keys sealed with AES-256-GCM,
+//!   attached IAM policies); `millrace identity add/list`.
+//! - `sigv4.rs`: Signature Version 4 verification (header and presigned forms).
+//! - `policy/`: IAM policy documents and AWS's evaluation (explicit deny wins; an allow from
+//!   an identity or a resource policy is needed).
+//! - `audit.rs`: the audit log, one line per denial and per administrative action.
+//! - [`Auth`] (here): the three together under a [`Mode`], as each API server calls them:
+//!   [`Auth::authenticate`] once per request, [`Auth::authorize`] once the action and resource
+//!   are known.
+//!
+//! Each API maps [`AuthError`] to its wire errors in one place.
+
+mod audit;
+mod error;
+pub mod identities;
+pub mod policy;
+pub mod sigv4;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use audit::{Audit, AuditConfig, Entry, Outcome, log_path};
+pub use error::AuthError;
+pub use identities::{Identities, IdentitiesError, Principal};
+pub use policy::{Decision, Policy, RequestContext};
+pub use sigv4::HttpRequest;
+
+/// How requests are checked (`[auth] mode` in millrace.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// No checks (the default, allowed on loopback only unless `--insecure`).
+    #[default]
+    Off,
+    /// Every check runs; what would be refused is logged and audited, then allowed.
+    Log,
+    /// Every check runs and refuses.
+    Enforce,
+}
+
+/// How often a running server looks for changes to the identities file.
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// Who sent a request, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `None`: not authenticated (only under [`Mode::Log`]).
+    pub principal: Option<Arc<Principal>>,
+    pub access_key_id: Option<String>,
+    pub source_ip: Option<IpAddr>,
+    pub tls: bool,
+}
+
+impl Caller {
+    fn arn(&self) -> String {
+        self.principal
+            .as_ref()
+            .map_or_else(|| "anonymous".to_owned(), |p| p.arn.clone())
+    }
+}
+
+/// The identities, their policies and the audit log, under a mode.
+#[derive(Debug)]
+pub struct Auth {
+    mode: Mode,
+    account: String,
+    region: String,
+    path: PathBuf,
+    identities: parking_lot::RwLock<Arc<Identities>>,
+    /// When the file was last looked at, and its modification time then.
+    seen: parking_lot::Mutex<(Instant, Option<SystemTime>)>,
+    audit: Audit,
+}
+
+impl Auth {
+    /// Loads the identities file at `path` for a server of `account` in `region`; audit lines
+    /// go to `audit`.
+    pub fn new(
+        mode: Mode,
+        path: &Path,
+        account: &str,
+        region: &str,
+        audit: Audit,
+    ) -> Result<Self, IdentitiesError> {
+        let identities = Identities::load(path, account)?;
+        Ok(Self {
+            mode,
+            account: account.to_owned(),
+            region: region.to_owned(),
+            path: path.to_owned(),
+            identities: parking_lot::RwLock::new(Arc::new(identities)),
+            seen: parking_lot::Mutex::new((Instant::now(), modified(path))),
+            audit,
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The account principals' and resources' ARNs name.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The region requests must be signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// How many principals are loaded now.
+    pub fn principal_count(&self) -> usize {
+        self.identities.read().principals().len()
+    }
+
+    /// The identities as now loaded, re-read if the file changed (an `identity add` while the
+    /// server runs). A file that no longer loads keeps the previous identities, and says so.
+    fn identities(&self) -> Arc<Identities> {
+        {
+            let mut seen = self.seen.lock();
+            if seen.0.elapsed() >= RELOAD_EVERY {
+                seen.0 = Instant::now();
+                let now = modified(&self.path);
+                if now != seen.1 {
+                    seen.1 = now;
+                    match Identities::load(&self.path, &self.account) {
+                        Ok(ids) => *self.identities.write() = Arc::new(ids),
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "the identities file changed but does not load; keeping the \
+                             identities it had"
+                        ),
+                    }
+                }
+            }
+        }
+        self.identities.read().clone()
+    }
+
+    /// Checks the request's signature for `service` (its signing name: `kinesis`,
+    /// `firehose`, `sagemaker`). Under [`Mode::Log`] a failure is audited and the request goes
+    /// on unauthenticated.
+    pub fn authenticate(
+        &self,
+        req: &HttpRequest,
+        service: &str,
+        source_ip: Option<IpAddr>,
+        tls: bool,
+    ) -> Result<Caller, AuthError> {
+        let mut caller = Caller {
+            principal: None,
+            access_key_id: None,
+            source_ip,
+            tls,
+        };
+        let result = sigv4::parse(req).and_then(|claim| {
+            caller.access_key_id = Some(claim.access_key_id.clone());
+            let ids = self.identities();
+            let (principal, secret) =
+                ids.lookup(&claim.access_key_id)
+                    .ok_or_else(|| AuthError::UnknownKey {
+                        access_key_id: claim.access_key_id.clone(),
+                    })?;
+            sigv4::verify(
+                req,
+                &claim,
+                secret,
+                service,
+                &self.region,
+                SystemTime::now(),
+            )?;
+            Ok(principal.clone())
+        });
+        match result {
+            Ok(p) => {
+                caller.principal = Some(p);
+                Ok(caller)
+            }
+            Err(e) => {
+                let action = format!("{service}:authenticate");
+                self.refuse(&caller, &action, "*", &e)?;
+                Ok(caller)
+            }
+        }
+    }
+
+    /// Checks that `caller` may perform `action` (`kinesis:DeleteStream`) on `resource` (an
+    /// ARN, or `*`), given the resource's own policy if it has one. Administrative actions
+    /// that pass are audited too.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        resource_policy: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let decision = match &caller.principal {
+            Some(p) => decide(p, caller, action, resource, resource_policy),
+            None => Decision::ImplicitDeny,
+        };
+        if decision == Decision::Allow {
+            if is_administrative(action) {
+                self.audit
+                    .record(self.entry(caller, action, resource, Outcome::Allowed, None));
+            }
+            return Ok(());
+        }
+        let why = match decision {
+            Decision::ExplicitDeny => "with an explicit deny in a policy".to_owned(),
+            _ => format!(
+                "because no identity-based or resource-based policy allows the {action} action"
+            ),
+        };
+        let err = AuthError::Denied {
+            principal: caller.arn(),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            why,
+        };
+        self.refuse(caller, action, resource, &err)
+    }
+
+    /// Audits a refusal; an error under [`Mode::Enforce`], allowed under [`Mode::Log`].
+    fn refuse(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        err: &AuthError,
+    ) -> Result<(), AuthError> {
+        let outcome = match self.mode {
+            Mode::Enforce => Outcome::Denied,
+            _ => Outcome::WouldDeny,
+        };
+        let reason = format!("{}: {err}", err.aws_code());
+        tracing::info!(principal = %caller.arn(), action, resource, ?outcome, %reason, "request refused");
+        self.audit
+            .record(self.entry(caller, action, resource, outcome, Some(reason)));
+        match self.mode {
+            Mode::Enforce => Err(err.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    fn entry(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> Entry {
+        Entry {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            outcome,
+            principal: caller.arn(),
+            access_key_id: caller.access_key_id.clone(),
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            source_ip: caller.source_ip.map(|ip| ip.to_string()),
+            reason,
+        }
+    }
+}
+
+fn decide(
+    p: &Principal,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    resource_policy: Option<&str>,
+) -> Decision {
+    let resource_policy = match resource_policy.map(Policy::parse_resource) {
+        Some(Ok(policy)) => Some(policy),
+        Some(Err(e)) => {
+            // Stored policies were checked when put; one that no longer parses grants nothing.
+            tracing::warn!(resource, error = %e, "a resource policy does not parse; ignored");
+            None
+        }
+        None => None,
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let ctx = RequestContext {
+        action,
+        resource,
+        principal_arn: &p.arn,
+        account: &p.account,
+        username: &p.name,
+        source_ip: caller.source_ip,
+        secure_transport: caller.tls,
+        now_epoch_secs: now,
+        extra: &[],
+    };
+    policy::decide(&p.policies, resource_policy.as_ref(), &ctx)
+}
+
+/// Whether an action changes configuration (audited when allowed): anything but reads,
+/// record traffic and invocations.
+pub fn is_administrative(action: &str) -> bool {
+    let name = action.split_once(':').map_or(action, |(_, n)| n);
+    const DATA_PLANE: [&str; 7] = [
+        "Get",
+        "List",
+        "Describe",
+        "Subscribe",
+        "PutRecord",
+        "Invoke",
+        "Receive",
+    ];
+    !DATA_PLANE.iter().any(|p| name.starts_with(p))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn administrative_actions_are_the_ones_that_change_things() {
+        assert!(is_administrative("kinesis:DeleteStream"));
+        assert!(is_administrative("kinesis:PutResourcePolicy"));
+        assert!(is_administrative("firehose:CreateDeliveryStream"));
+        assert!(!is_administrative("kinesis:PutRecords"));
+        assert!(!is_administrative("firehose:PutRecordBatch"));
+        assert!(!is_administrative("kinesis:GetRecords"));
+        assert!(!is_administrative("sagemaker:InvokeEndpoint"));
+    }
+}

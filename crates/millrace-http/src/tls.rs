@@ -1,0 +1,132 @@
+//! TLS for every listener (rustls, through tokio-rustls): a certificate and key from PEM
+//! files, or a self-signed certificate generated on first start and kept beside the data
+//! (rcgen), whose SHA-256 fingerprint is printed so clients can pin or trust it
+//! (`aws --ca-bundle cert.pem`, `AWS_CA_BUNDLE`). ALPN offers HTTP/2 and HTTP/1.1, so the SDKs'
+//! SubscribeToShard over HTTP/2 works over TLS too.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio_rustls::TlsAcceptor;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)")]
+    NoCertificate { path: PathBuf },
+    #[error("the certificate and key do not make a TLS configuration: {0}")]
+    Config(String),
+    #[error("generating a self-signed certificate: {0}")]
+    Generate(String),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A server's TLS: the acceptor and what to tell clients about its certificate.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: TlsAcceptor,
+    /// SHA-256 of the leaf certificate's DER, as `AA:BB:…`.
+    pub fingerprint: String,
+    /// The certificate file clients can trust (`--ca-bundle`).
+    pub cert_path: PathBuf,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("fingerprint", &self.fingerprint)
+            .field("cert_path", &self.cert_path)
+            .finish()
+    }
+}
+
+impl Tls {
+    /// From a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let read_err = |path: &Path, e: &dyn std::fmt::Display| TlsError::Read {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let certs = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| read_err(cert, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| read_err(cert, &e))?;
+        let Some(leaf) = certs.first() else {
+            return Err(TlsError::NoCertificate {
+                path: cert.to_owned(),
+            });
+        };
+        let fingerprint = fingerprint(leaf);
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| read_err(key, &e))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            fingerprint,
+            cert_path: cert.to_owned(),
+        })
+    }
+
+    /// The self-signed certificate in `dir` (`cert.pem`, `key.pem`), generated for `names`
+    /// (DNS names or IP addresses; `localhost` and `127.0.0.1` always) if there is none yet.
+    pub fn self_signed(dir: &Path, names: &[String]) -> Result<Self, TlsError> {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        if !cert.exists() || !key.exists() {
+            let mut all = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
+            all.extend(
+                names
+                    .iter()
+                    .filter(|n| !all.contains(n))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            let generated = rcgen::generate_simple_self_signed(all)
+                .map_err(|e| TlsError::Generate(e.to_string()))?;
+            let write = |path: &Path, text: String, private: bool| {
+                let r = if private {
+                    millrace_common::durable::write_private_file(path, text.as_bytes())
+                } else {
+                    millrace_common::durable::write_file(path, text.as_bytes())
+                };
+                r.map_err(|source| TlsError::Write {
+                    path: path.to_owned(),
+                    source,
+                })
+            };
+            write(&key, generated.signing_key.serialize_pem(), true)?;
+            write(&cert, generated.cert.pem(), false)?;
+        }
+        Self::from_pem_files(&cert, &key)
+    }
+
+    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+fn fingerprint(cert: &CertificateDer) -> String {
+    Sha256::digest(cert.as_ref())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
