@@ -2,16 +2,18 @@
 //! as Firehose) is authenticated by its SigV4 signature and authorized against its principal's
 //! IAM policies and the resource's own policy, before any operation runs. The rules live in
 //! `millrace-auth`; this module finds what they need in a request: the action
-//! (`kinesis:PutRecords`), the resource ARN the body names, the client's address.
+//! (`kinesis:PutRecords`), the resource ARN the body names, the client's address. The
+//! signature is checked as soon as the body is read ([`authenticate`]); the policies once the
+//! body is parsed ([`authorize`]), from the names the operation's own parse found, so the
+//! PutRecords hot path reads its body once.
 
 use std::borrow::Cow;
 
 use axum::http::request::Parts;
-use millrace_auth::HttpRequest;
+use millrace_auth::{Caller, HttpRequest};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::protocol::Protocol;
 use crate::server::{Gateway, Service};
 
 /// The members that name a request's resource, read without the rest of the body.
@@ -30,46 +32,40 @@ pub struct ResourceNames<'a> {
 }
 
 impl<'a> ResourceNames<'a> {
-    /// The names in `body`; none when it does not parse (the operation then reports the
-    /// body's fault, after authorization on `*`).
-    pub fn read(protocol: Protocol, body: &'a [u8]) -> Self {
-        match protocol {
-            Protocol::Json => serde_json::from_slice(body).unwrap_or_default(),
-            // CBOR (the Java SDK, the KPL) is rare here: the general decoder serves.
-            Protocol::Cbor => {
-                let Ok(fields) = protocol.decode(body) else {
-                    return Self::default();
-                };
-                let get = |k: &str| {
-                    fields
-                        .get(k)
-                        .and_then(serde_json::Value::as_str)
-                        .map(|s| Cow::Owned(s.to_owned()))
-                };
-                Self {
-                    stream_name: get("StreamName"),
-                    stream_arn: get("StreamARN"),
-                    consumer_arn: get("ConsumerARN"),
-                    resource_arn: get("ResourceARN"),
-                    delivery_stream_name: get("DeliveryStreamName"),
-                }
-            }
+    /// The names in a decoded body (the general path's fields).
+    pub fn from_fields(fields: &'a serde_json::Map<String, serde_json::Value>) -> Self {
+        let get = |k: &str| {
+            fields
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(Cow::Borrowed)
+        };
+        Self {
+            stream_name: get("StreamName"),
+            stream_arn: get("StreamARN"),
+            consumer_arn: get("ConsumerARN"),
+            resource_arn: get("ResourceARN"),
+            delivery_stream_name: get("DeliveryStreamName"),
         }
+    }
+
+    /// The names in a JSON body, read by a pass that skips everything else; none when it does
+    /// not parse.
+    pub fn read_json(body: &'a [u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
     }
 }
 
-/// Authenticates and authorizes one request for operation `op` of `service` (Kinesis when
-/// `None`). Passes at once when the gateway has no identities (`mode = "off"`).
-pub(crate) fn check(
+/// Checks the request's signature (for Kinesis, or `service`'s signing name). `None` when
+/// the gateway has no identities (`mode = "off"`): nothing to authorize either.
+pub(crate) fn authenticate(
     gw: &Gateway,
     parts: &Parts,
     body: &[u8],
-    protocol: Protocol,
-    op: &str,
     service: Option<&dyn Service>,
-) -> Result<(), ApiError> {
+) -> Result<Option<Caller>, ApiError> {
     let Some(auth) = &gw.auth else {
-        return Ok(());
+        return Ok(None);
     };
     let client = parts.extensions.get::<millrace_http::Client>();
     let req = HttpRequest {
@@ -87,19 +83,33 @@ pub(crate) fn check(
         client.map(|c| c.addr.ip()),
         client.is_some_and(|c| c.tls),
     )?;
-    let names = ResourceNames::read(protocol, body);
+    Ok(Some(caller))
+}
+
+/// Checks that `caller` may perform `op` (of `service`, or Kinesis) on the resource `names`
+/// name, with that resource's own policy. Passes when there is no caller (`mode = "off"`).
+pub(crate) fn authorize(
+    gw: &Gateway,
+    caller: Option<&Caller>,
+    op: &str,
+    service: Option<&dyn Service>,
+    names: &ResourceNames,
+) -> Result<(), ApiError> {
+    let (Some(auth), Some(caller)) = (&gw.auth, caller) else {
+        return Ok(());
+    };
     let (action, resource) = match service {
         Some(s) => (
             format!("{}:{op}", s.signing_name()),
-            s.resource_arn(op, &names),
+            s.resource_arn(op, names),
         ),
-        None => (format!("kinesis:{op}"), kinesis_resource(gw, &names)),
+        None => (format!("kinesis:{op}"), kinesis_resource(gw, names)),
     };
     let policy = service
         .is_none()
         .then(|| resource_policy(gw, &resource))
         .flatten();
-    auth.authorize(&caller, &action, &resource, policy.as_deref())?;
+    auth.authorize(caller, &action, &resource, policy.as_deref())?;
     Ok(())
 }
 

@@ -260,7 +260,8 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> 
                     format!("request body exceeds the {MAX_BODY_BYTES}-byte limit"),
                 )
             })?;
-        crate::auth::check(&gw, &parts, &bytes, protocol, &op, service.as_deref())?;
+        let caller = crate::auth::authenticate(&gw, &parts, &bytes, service.as_deref())?;
+        let caller = caller.as_ref();
         if op.is_empty() {
             return Err(ApiError::new(
                 ErrorCode::UnknownOperation,
@@ -276,15 +277,22 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> 
             && protocol == Protocol::Json
             && let Some(body) = ops::put_records::FastBody::parse(&bytes)
         {
+            crate::auth::authorize(&gw, caller, &op, None, &body.resource_names())?;
             return ops::put_records::handle_fast(&gw, body).await;
         }
         if let Some(s) = &service
             && protocol == Protocol::Json
             && let Some(answer) = s.call_json(&op, &bytes)
         {
+            if caller.is_some() {
+                let names = crate::auth::ResourceNames::read_json(&bytes);
+                crate::auth::authorize(&gw, caller, &op, Some(s.as_ref()), &names)?;
+            }
             return answer.await;
         }
         let fields = protocol.decode(&bytes)?;
+        let names = crate::auth::ResourceNames::from_fields(&fields);
+        crate::auth::authorize(&gw, caller, &op, service.as_deref(), &names)?;
         if let Some(s) = &service {
             return s.call(&op, Request::new(fields, protocol)).await;
         }

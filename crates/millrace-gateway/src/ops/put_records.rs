@@ -86,6 +86,15 @@ impl<'a> FastBody<'a> {
     pub fn parse(body: &'a [u8]) -> Option<Self> {
         serde_json::from_slice(body).ok()
     }
+
+    /// The stream it names, for authorization.
+    pub fn resource_names(&self) -> crate::auth::ResourceNames<'_> {
+        crate::auth::ResourceNames {
+            stream_name: self.stream_name.as_deref().map(Cow::Borrowed),
+            stream_arn: self.stream_arn.as_deref().map(Cow::Borrowed),
+            ..Default::default()
+        }
+    }
 }
 
 /// PutRecords from a [`FastBody`]: the same checks and appends as [`handle`].
