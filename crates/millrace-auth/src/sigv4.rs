@@ -39,6 +39,21 @@ pub struct HttpRequest<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> HttpRequest<'a> {
+    /// A request as a server received it: method, path and query as sent, its headers, the
+    /// authority of its URI (HTTP/2), and the body read whole.
+    pub fn from_parts(parts: &'a http::request::Parts, body: &'a [u8]) -> Self {
+        Self {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            authority: parts.uri.authority().map(|a| a.as_str()),
+            body,
+        }
+    }
+}
+
 /// What a request claims: who signed it, when, for which scope, over which headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {

@@ -68,14 +68,7 @@ pub(crate) fn authenticate(
         return Ok(None);
     };
     let client = parts.extensions.get::<millrace_http::Client>();
-    let req = HttpRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        authority: parts.uri.authority().map(|a| a.as_str()),
-        body,
-    };
+    let req = HttpRequest::from_parts(parts, body);
     let signing_name = service.map_or("kinesis", |s| s.signing_name());
     let caller = auth.authenticate(
         &req,

@@ -62,14 +62,7 @@ pub(crate) async fn check(State(ep): State<Arc<Endpoint>>, req: Request, next: N
         Err(e) => return e.into_response(),
     };
     let client = parts.extensions.get::<millrace_http::Client>();
-    let signed = HttpRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        authority: parts.uri.authority().map(|a| a.as_str()),
-        body: &bytes,
-    };
+    let signed = HttpRequest::from_parts(&parts, &bytes);
     let default = ep
         .serving()
         .first()
