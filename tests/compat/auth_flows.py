@@ -26,9 +26,11 @@ add`, starts `millrace up` with that file, and checks:
  7. The audit log holds the denials and the administrative actions, one JSON line each.
  8. `mode = "log"`: what enforce would refuse is let through and audited as would-deny.
  9. `up` refuses to listen beyond loopback with mode "off" unless --insecure.
-10. The endpoint's SageMaker Runtime API: the data scientist invokes, the producer is denied,
+10. The admin API: an unsigned GET /status is refused; `millrace status` signs with the
+    admin's key from the environment and works, and is denied with the producer's.
+11. The endpoint's SageMaker Runtime API: the data scientist invokes, the producer is denied,
     an unsigned request is refused; /ping stays open.
-11. TLS (`[server] tls = true`, a self-signed certificate made on first start): the AWS CLI
+12. TLS (`[server] tls = true`, a self-signed certificate made on first start): the AWS CLI
     with `--ca-bundle` lists streams, without it refuses the certificate; boto3 with
     `verify=cert.pem` works; a policy that denies `aws:SecureTransport` false lets a principal
     in over HTTPS only.
@@ -41,6 +43,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -360,6 +363,38 @@ def train_tiny(binary, data_dir, tmp):
         raise RuntimeError(f"train: {out.stderr[-2000:]}")
 
 
+def admin_url(log):
+    text = open(log, encoding="utf-8", errors="replace").read()
+    m = re.search(r"admin=(https?://[0-9.]+:[0-9]+)", text)
+    if not m:
+        raise RuntimeError("no admin= line in up's log")
+    return m.group(1)
+
+
+def flow_admin(ck, binary, url, keys, env):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url + "/status", timeout=10) as r:
+            problems = [f"unsigned GET /status answered {r.status}"]
+    except urllib.error.HTTPError as e:
+        problems = [] if e.code == 403 and \
+            e.headers.get("x-amzn-errortype") == "MissingAuthenticationTokenException" \
+            else [f"{e.code} {e.headers.get('x-amzn-errortype')}"]
+    ck.check("admin API: an unsigned GET /status is MissingAuthenticationToken (403)", problems)
+
+    def status(key):
+        e = dict(env, AWS_ACCESS_KEY_ID=key["AccessKeyId"],
+                 AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+        return subprocess.run([binary, "status", "--admin-url", url], capture_output=True,
+                              text=True, env=e, timeout=60, check=False)
+    ok, denied = status(keys["admin"]), status(keys["producer"])
+    ck.check("admin API: millrace status signs as the admin; the producer is denied",
+             [] if ok.returncode == 0 and "churn" in ok.stdout and denied.returncode != 0
+             and "AccessDeniedException" in denied.stderr
+             else [f"admin rc {ok.returncode}: {ok.stderr[-800:]}",
+                   f"producer rc {denied.returncode}: {denied.stderr[-800:]}"])
+
+
 def flow_endpoint(ck, url, keys):
     body = json.dumps({"id": "c1", "x": 0.9, "z": 0.1})
 
@@ -513,6 +548,7 @@ def main(argv):
                 ("aws cli", lambda: flow_cli(ck, url, keys, args.aws_cli, tmp)),
                 ("live add", lambda: flow_live_add(ck, args.millrace, url, ids, tmp)),
                 ("endpoint", lambda: flow_endpoint(ck, ep_url, keys)),
+                ("admin", lambda: flow_admin(ck, args.millrace, admin_url(log), keys, env)),
                 ("secure transport", lambda: flow_https_only_over_http(
                     ck, url, keys["https-only"]))]:
             try:

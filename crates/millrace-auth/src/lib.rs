@@ -188,6 +188,21 @@ impl Auth {
         }
     }
 
+    /// [`Auth::authenticate`] and [`Auth::authorize`] in one, for a server whose action and
+    /// resource are known from the request line alone (no resource policy).
+    pub fn check(
+        &self,
+        req: &HttpRequest,
+        service: &str,
+        source_ip: Option<IpAddr>,
+        tls: bool,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), AuthError> {
+        let caller = self.authenticate(req, service, source_ip, tls)?;
+        self.authorize(&caller, action, resource, None)
+    }
+
     /// Checks that `caller` may perform `action` (`kinesis:DeleteStream`) on `resource` (an
     /// ARN, or `*`), given the resource's own policy if it has one. Administrative actions
     /// that pass are audited too.

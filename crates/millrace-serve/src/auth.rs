@@ -69,14 +69,14 @@ pub(crate) async fn check(State(ep): State<Arc<Endpoint>>, req: Request, next: N
         .map(|(n, _)| n.clone())
         .unwrap_or_default();
     let (action, resource) = action_and_resource(auth, parts.uri.path(), &default);
-    let checked = auth
-        .authenticate(
-            &signed,
-            "sagemaker",
-            client.map(|c| c.addr.ip()),
-            client.is_some_and(|c| c.tls),
-        )
-        .and_then(|caller| auth.authorize(&caller, &action, &resource, None));
+    let checked = auth.check(
+        &signed,
+        "sagemaker",
+        client.map(|c| c.addr.ip()),
+        client.is_some_and(|c| c.tls),
+        &action,
+        &resource,
+    );
     match checked {
         Ok(()) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))

@@ -41,11 +41,69 @@ impl Admin {
     }
 }
 
-pub fn router(admin: Admin) -> Router {
+pub fn router(admin: Admin, auth: Option<Arc<millrace_auth::Auth>>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .layer(axum::middleware::from_fn_with_state(auth, check_auth))
         .with_state(Arc::new(admin))
+}
+
+/// Under `[auth]`, every admin request must be SigV4-signed for the service `millrace` and
+/// allowed `millrace:GetMetrics` or `millrace:GetStatus` (resource `*`); refusals are
+/// `{"error": …}` with AWS's error type in `x-amzn-errortype`.
+async fn check_auth(
+    State(auth): State<Option<Arc<millrace_auth::Auth>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(auth) = auth else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body over 64 KiB",
+        )
+            .into_response();
+    };
+    let action = match parts.uri.path() {
+        "/metrics" => "millrace:GetMetrics",
+        _ => "millrace:GetStatus",
+    };
+    let client = parts.extensions.get::<millrace_http::Client>();
+    let signed = millrace_auth::HttpRequest::from_parts(&parts, &bytes);
+    let checked = auth.check(
+        &signed,
+        "millrace",
+        client.map(|c| c.addr.ip()),
+        client.is_some_and(|c| c.tls),
+        action,
+        "*",
+    );
+    match checked {
+        Ok(()) => {
+            let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            next.run(req).await
+        }
+        Err(e) => {
+            let status = axum::http::StatusCode::from_u16(e.status())
+                .unwrap_or(axum::http::StatusCode::FORBIDDEN);
+            let body = serde_json::json!({ "error": format!("{}: {e}", e.aws_code()) });
+            let mut resp = (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+            resp.headers_mut().insert(
+                "x-amzn-errortype",
+                axum::http::HeaderValue::from_static(e.aws_code()),
+            );
+            resp
+        }
+    }
 }
 
 async fn metrics(State(a): State<Arc<Admin>>) -> impl IntoResponse {

@@ -10,6 +10,7 @@ mod firehose;
 mod generate;
 mod kinesis;
 mod pipeline;
+mod signing;
 mod supervise;
 mod table_channel;
 

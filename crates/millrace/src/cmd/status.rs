@@ -26,11 +26,37 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         None => args.admin_url.trim_end_matches('/').to_owned(),
     };
     let url = format!("{base}/status");
-    let body = reqwest::get(&url)
+    let mut req = reqwest::Client::new().get(&url);
+    // Under [auth], the admin API wants a signature: the AWS environment's key, if set.
+    if let (Ok(key), Ok(secret)) = (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|_| "us-east-1".into());
+        let creds = crate::signing::Credentials {
+            key: &key,
+            secret: &secret,
+            region,
+        };
+        for (k, v) in crate::signing::signed_headers(&creds, "GET", &url, "millrace", &[], b"")? {
+            req = req.header(k, v);
+        }
+    }
+    let resp = req
+        .send()
         .await
-        .with_context(|| format!("is millrace up running? could not reach {url}"))?
-        .bytes()
-        .await?;
+        .with_context(|| format!("is millrace up running? could not reach {url}"))?;
+    let status = resp.status();
+    let body = resp.bytes().await?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "{url} answered {status}: {} (under [auth], set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY to a key allowed millrace:GetStatus)",
+            String::from_utf8_lossy(&body)
+        );
+    }
     let v: Value =
         serde_json::from_slice(&body).with_context(|| format!("{url} did not answer JSON"))?;
     if args.json {

@@ -681,10 +681,10 @@ async fn admin(
     );
     let app = millrace_http::App {
         name: "the admin API",
-        router: crate::admin::router(shared.admin.clone()),
+        router: crate::admin::router(shared.admin.clone(), shared.auth.clone()),
         body_limit: ADMIN_BODY_LIMIT,
         refusal_body: millrace_http::json_refusal,
-        authenticated: false,
+        authenticated: shared.auth.is_some(),
         tls: shared.tls.clone(),
     };
     let stop = shared.stop.clone();

@@ -6,7 +6,6 @@ mod firehose;
 mod ingest;
 mod queue;
 mod score;
-mod signing;
 mod wrangle;
 
 use std::io::BufRead;
@@ -22,6 +21,8 @@ use clap::Subcommand;
 use hdrhistogram::Histogram;
 use millrace_common::layout::DataDir;
 use serde_json::{Value, json};
+
+use crate::signing;
 
 use deliver::BenchDeliverArgs;
 use endpoint::BenchEndpointArgs;

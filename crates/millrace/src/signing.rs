@@ -1,8 +1,8 @@
-//! How the benchmarks' raw HTTP clients authenticate. A target URL with credentials in its
-//! userinfo (`http://AKIA…:SECRET@127.0.0.1:4567`) is called with real SigV4 signatures made
-//! by aws-sigv4, the signer the Rust SDK uses (a server under `[auth] mode = "enforce"`);
-//! any other URL gets a placeholder signature header, which emulators check for and nobody
-//! verifies.
+//! SigV4 for the binary's own raw HTTP clients (the benchmarks, `millrace status`), made by
+//! aws-sigv4, the signer the Rust SDK uses, for a server under `[auth] mode = "enforce"`. The
+//! benchmarks put credentials in a target URL's userinfo (`http://AKIA…:SECRET@127.0.0.1:4567`);
+//! a URL without them gets a placeholder signature header, which emulators check for and
+//! nobody verifies.
 
 use std::time::SystemTime;
 
@@ -58,27 +58,52 @@ impl Target {
                 ),
             ]);
         };
-        let identity =
-            aws_credential_types::Credentials::new(key, secret, None, None, "bench").into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name(service)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()?
-            .into();
-        let request = SignableRequest::new(
-            "POST",
-            &self.url,
-            headers.iter().copied(),
-            SignableBody::Bytes(body),
-        )?;
-        let (instructions, _) = sign(request, &params)?.into_parts();
-        let (out, _) = instructions.into_parts();
-        Ok(out
-            .into_iter()
-            .map(|h| (h.name().to_owned(), h.value().to_owned()))
-            .collect())
+        let creds = Credentials {
+            key,
+            secret,
+            region: "us-east-1".into(),
+        };
+        signed_headers(&creds, "POST", &self.url, service, headers, body)
     }
+}
+
+/// An access key, its secret, and the region requests are signed for.
+pub(crate) struct Credentials<'a> {
+    pub key: &'a str,
+    pub secret: &'a str,
+    pub region: String,
+}
+
+/// The headers (`authorization`, `x-amz-date`) that sign a request.
+pub(crate) fn signed_headers(
+    creds: &Credentials,
+    method: &str,
+    url: &str,
+    service: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let identity =
+        aws_credential_types::Credentials::new(creds.key, creds.secret, None, None, "millrace")
+            .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&creds.region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()?
+        .into();
+    let request = SignableRequest::new(
+        method,
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )?;
+    let (instructions, _) = sign(request, &params)?.into_parts();
+    let (out, _) = instructions.into_parts();
+    Ok(out
+        .into_iter()
+        .map(|h| (h.name().to_owned(), h.value().to_owned()))
+        .collect())
 }
