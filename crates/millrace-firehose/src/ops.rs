@@ -111,7 +111,7 @@ fn new_spec(fh: &Firehose, input: &CreateInput) -> Result<DeliveryStreamSpec, Fi
     let now = millrace_common::time::now_ms();
     Ok(DeliveryStreamSpec {
         name: input.name.clone(),
-        id: registry::new_id(),
+        id: millrace_common::ids::uuid_v4(),
         created_ms: now,
         updated_ms: now,
         version: 1,
