@@ -1,6 +1,6 @@
 //! The few kernels every millrace crate needs and none of them owns: replacing a local file
 //! durably (`durable`), reading and printing wall-clock time (`time`), the data directory's
-//! layout (`layout`), and the process's open-file limit (`fd`).
+//! layout (`layout`), the process's open-file limit (`fd`) and random ids (`ids`).
 //!
 //! Not for domain rules: anything that knows about streams, objects, datasets or models lives in
 //! the crate of that stage. This crate depends on nothing of millrace's, so the lowest crates
@@ -8,6 +8,7 @@
 
 pub mod durable;
 pub mod fd;
+pub mod ids;
 pub mod keys;
 pub mod layout;
 pub mod time;

@@ -12,7 +12,7 @@ use millrace_stream::StreamMode;
 use crate::error::FirehoseError;
 use crate::input::{self, CreateInput, UpdateInput};
 use crate::spec::{DESTINATION_ID, DeliveryStreamSpec, Encryption, KinesisSource, SourceKind};
-use crate::{Firehose, blocking, describe, destination, registry};
+use crate::{Firehose, blocking, describe, destination};
 
 /// Delivery streams per account and region (Firehose's default quota).
 const MAX_DELIVERY_STREAMS: usize = 5000;
@@ -111,7 +111,7 @@ fn new_spec(fh: &Firehose, input: &CreateInput) -> Result<DeliveryStreamSpec, Fi
     let now = millrace_common::time::now_ms();
     Ok(DeliveryStreamSpec {
         name: input.name.clone(),
-        id: registry::new_id(),
+        id: millrace_common::ids::uuid_v4(),
         created_ms: now,
         updated_ms: now,
         version: 1,

@@ -287,22 +287,6 @@ fn spec_name(path: &Path) -> Option<String> {
     (!name.is_empty() && path.is_file()).then(|| name.to_owned())
 }
 
-/// A random (version 4) UUID.
-pub fn new_id() -> String {
-    let mut r: u128 = rand::random();
-    r = (r & !(0xf << 76)) | (0x4 << 76);
-    r = (r & !(0x3 << 62)) | (0x2 << 62);
-    let h = format!("{r:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

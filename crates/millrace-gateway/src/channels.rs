@@ -684,22 +684,6 @@ fn read_spec(path: &Path) -> Result<ChannelSpec, ChannelError> {
     })
 }
 
-/// A random (version 4) UUID: a channel's id.
-pub fn new_channel_id() -> String {
-    let mut r: u128 = rand::random();
-    r = (r & !(0xf << 76)) | (0x4 << 76);
-    r = (r & !(0x3 << 62)) | (0x2 << 62);
-    let h = format!("{r:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,7 +691,7 @@ mod tests {
     fn spec(name: &str, stream: &str) -> ChannelSpec {
         ChannelSpec {
             name: name.into(),
-            id: new_channel_id(),
+            id: millrace_common::ids::uuid_v4(),
             created_ms: 1,
             revision: 0,
             role_arn: "arn:aws:iam::000000000000:role/r".into(),

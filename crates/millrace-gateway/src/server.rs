@@ -215,7 +215,7 @@ fn aws_refusal(refusal: &Refusal, request: &HeaderMap) -> Response {
         HeaderValue::from_static(protocol.content_type()),
     );
     insert_error_type(h, code);
-    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+    if let Ok(v) = HeaderValue::from_str(&millrace_common::ids::uuid_v4()) {
         h.insert("x-amzn-requestid", v);
     }
     resp
@@ -309,7 +309,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: axum::extract::Request) -> 
     if let (Some(body), Ok(_)) = (streaming, &result) {
         return event_stream_response(body);
     }
-    let request_id = request_id();
+    let request_id = millrace_common::ids::uuid_v4();
     let (status, body, error_type) = match result {
         Ok(out) => (StatusCode::OK, protocol.encode(&out), None),
         Err(e) => {
@@ -346,7 +346,7 @@ fn event_stream_response(body: ops::subscribe_to_shard::EventStreamBody) -> Resp
         header::CONTENT_TYPE,
         HeaderValue::from_static(crate::eventstream::CONTENT_TYPE),
     );
-    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+    if let Ok(v) = HeaderValue::from_str(&millrace_common::ids::uuid_v4()) {
         h.insert("x-amzn-requestid", v);
     }
     resp.extensions_mut()
@@ -365,19 +365,3 @@ fn insert_error_type(h: &mut HeaderMap, code: &str) {
 }
 
 const ERROR_NAMESPACE: &str = "http://internal.amazon.com/coral/com.amazonaws.kinesis/";
-
-/// A random (version 4) UUID, the form of AWS's `x-amzn-RequestId`.
-fn request_id() -> String {
-    let mut r: u128 = rand::random();
-    r = (r & !(0xf << 76)) | (0x4 << 76); // version 4
-    r = (r & !(0x3 << 62)) | (0x2 << 62); // RFC 4122 variant
-    let h = format!("{r:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}

@@ -316,7 +316,7 @@ mod tests {
     fn spec(template: Option<&str>) -> ChannelSpec {
         ChannelSpec {
             name: "c1".into(),
-            id: registry::new_channel_id(),
+            id: millrace_common::ids::uuid_v4(),
             created_ms: 0,
             revision: 0,
             role_arn: "arn:aws:iam::000000000000:role/r".into(),

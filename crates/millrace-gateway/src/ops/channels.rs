@@ -246,7 +246,7 @@ fn new_spec(gw: &Gateway, input: &CreateInput) -> Result<ChannelSpec, ApiError> 
     let (stream, stream_created_ms) = source_stream(gw, stream_in.arn)?;
     Ok(ChannelSpec {
         name: input.name.to_owned(),
-        id: crate::channels::new_channel_id(),
+        id: millrace_common::ids::uuid_v4(),
         created_ms: millrace_stream::now_ms(),
         revision: 0,
         role_arn: input.role_arn.to_owned(),
@@ -325,7 +325,7 @@ fn tables_spec(
     let (stream, stream_created_ms) = source_stream(gw, stream_in.arn)?;
     Ok(ChannelSpec {
         name: input.name.to_owned(),
-        id: crate::channels::new_channel_id(),
+        id: millrace_common::ids::uuid_v4(),
         created_ms: millrace_stream::now_ms(),
         revision: 0,
         role_arn: input.role_arn.to_owned(),

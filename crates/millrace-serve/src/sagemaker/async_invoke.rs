@@ -144,7 +144,7 @@ impl Job {
     fn new(target: Invoked, headers: &HeaderMap, body: Bytes) -> Result<Job, ServeError> {
         let inference_id = match super::header(headers, INFERENCE_ID)? {
             Some(id) => check_inference_id(id)?.to_owned(),
-            None => super::uuid4(),
+            None => millrace_common::ids::uuid_v4(),
         };
         let (output_key, failure_key) = result_keys(headers, &inference_id)?;
         Ok(Job {

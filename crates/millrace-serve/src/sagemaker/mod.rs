@@ -58,26 +58,10 @@ pub(crate) fn routes() -> Router<Arc<Endpoint>> {
 }
 
 async fn with_request_id(mut resp: Response) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&uuid4()) {
+    if let Ok(v) = HeaderValue::from_str(&millrace_common::ids::uuid_v4()) {
         resp.headers_mut().insert("x-amzn-RequestId", v);
     }
     resp
-}
-
-/// A random (version 4) UUID: request ids, and inference ids the client did not choose.
-pub(crate) fn uuid4() -> String {
-    let mut r: u128 = rand::random();
-    r = (r & !(0xf << 76)) | (0x4 << 76);
-    r = (r & !(0x3 << 62)) | (0x2 << 62);
-    let h = format!("{r:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// The served model and the version that an endpoint name and the request's
@@ -282,14 +266,5 @@ mod tests {
         let long = "x".repeat(MAX_CUSTOM_ATTRIBUTES + 1);
         h.insert(CUSTOM_ATTRIBUTES, HeaderValue::from_str(&long).unwrap());
         assert!(custom_attributes(&h).is_err());
-    }
-
-    #[test]
-    fn uuids_have_the_version_4_form() {
-        let a = uuid4();
-        assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "4");
-        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
-        assert_ne!(a, uuid4());
     }
 }
