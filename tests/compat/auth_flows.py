@@ -21,7 +21,8 @@ add`, starts `millrace up` with that file, and checks:
     DeleteDeliveryStream, with AccessDeniedException naming the action and the resource.
  4. Resource policies (PutResourcePolicy): an Allow lets the producer put into another
     stream; a Deny stops the data scientist reading `churn`.
- 5. The AWS CLI with the data scientist's key: list-streams works, delete-stream is refused.
+ 5. Fan-out: the data scientist's SubscribeToShard event stream; the producer's is denied.
+    The AWS CLI with the data scientist's key: list-streams works, delete-stream is refused.
  6. A principal added while `up` runs can sign in within seconds.
  7. The audit log holds the denials and the administrative actions, one JSON line each.
  8. `mode = "log"`: what enforce would refuse is let through and audited as would-deny.
@@ -251,6 +252,28 @@ def flow_roles(ck, url, keys):
     ck.check("firehose: the producer may not put (its policy names only Kinesis)", refused(
         "AccessDeniedException", kclient(url, keys["producer"], service="firehose").put_record,
         DeliveryStreamName="to-lake", Record={"Data": b"x"}))
+
+
+def flow_fanout(ck, url, keys):
+    """SubscribeToShard (an event stream) as the data scientist; the producer is denied."""
+    ds = kclient(url, keys["data-scientist"])
+    producer = kclient(url, keys["producer"])
+    consumer = ds.register_stream_consumer(StreamARN=arn("churn"), ConsumerName="ds")
+    carn = consumer["Consumer"]["ConsumerARN"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and ds.describe_stream_consumer(
+            ConsumerARN=carn)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+        time.sleep(0.2)
+    shard = ds.list_shards(StreamName="churn")["Shards"][0]["ShardId"]
+    sub = ds.subscribe_to_shard(ConsumerARN=carn, ShardId=shard,
+                                StartingPosition={"Type": "TRIM_HORIZON"})
+    first = next(iter(sub["EventStream"]))
+    sub["EventStream"].close()
+    ck.check("fan-out: the data scientist registers a consumer and subscribes (event stream)",
+             [] if "SubscribeToShardEvent" in first else [f"first event {sorted(first)}"])
+    ck.check("fan-out: the producer may not subscribe", refused(
+        "AccessDeniedException", producer.subscribe_to_shard, ConsumerARN=carn, ShardId=shard,
+        StartingPosition={"Type": "LATEST"}, contains=("kinesis:SubscribeToShard", carn)))
 
 
 def flow_resource_policies(ck, url, keys):
@@ -545,6 +568,7 @@ def main(argv):
                 ("signatures", lambda: flow_signatures(ck, url, keys)),
                 ("roles", lambda: flow_roles(ck, url, keys)),
                 ("resource policies", lambda: flow_resource_policies(ck, url, keys)),
+                ("fan-out", lambda: flow_fanout(ck, url, keys)),
                 ("aws cli", lambda: flow_cli(ck, url, keys, args.aws_cli, tmp)),
                 ("live add", lambda: flow_live_add(ck, args.millrace, url, ids, tmp)),
                 ("endpoint", lambda: flow_endpoint(ck, ep_url, keys)),
