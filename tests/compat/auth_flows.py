@@ -514,6 +514,11 @@ def flow_tls(ck, procs, binary, tmp, ids, keys, env, aws_cli):
             config=Config(retries={"max_attempts": 2, "mode": "standard"}))
         ck.check("TLS: boto3 with verify=cert.pem; the HTTPS-only principal is let in",
                  allowed(c.list_streams))
+        st = subprocess.run([binary, "status", "--admin-url", admin_url(log), "--ca-bundle", cert],
+                            capture_output=True, text=True, env=cli_env, timeout=60, check=False)
+        ck.check("TLS: millrace status --ca-bundle reads the https admin API, signed",
+                 [] if st.returncode == 0 and "churn" in st.stdout
+                 else [f"rc {st.returncode}: {st.stderr[-1500:]}"])
     finally:
         ck.check("up (TLS) stops cleanly", stop_up(procs, p, log))
 

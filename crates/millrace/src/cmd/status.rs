@@ -15,6 +15,10 @@ pub struct StatusArgs {
     /// Print the raw JSON of GET /status.
     #[arg(long)]
     pub json: bool,
+    /// A PEM certificate to trust for an https:// admin API (`[server] tls = true`; the
+    /// self-signed one is DATA_DIR/state/tls/cert.pem).
+    #[arg(long, env = "AWS_CA_BUNDLE", value_name = "FILE.pem")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
@@ -26,7 +30,15 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         None => args.admin_url.trim_end_matches('/').to_owned(),
     };
     let url = format!("{base}/status");
-    let mut req = reqwest::Client::new().get(&url);
+    let mut client = reqwest::Client::builder();
+    if let Some(path) = &args.ca_bundle {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        client = client.add_root_certificate(
+            reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?,
+        );
+    }
+    let mut req = client.build()?.get(&url);
     // Under [auth], the admin API wants a signature: the AWS environment's key, if set.
     if let (Ok(key), Ok(secret)) = (
         std::env::var("AWS_ACCESS_KEY_ID"),

@@ -66,6 +66,10 @@ pub struct BenchIngestArgs {
     /// allow-all IAM policy. The ratio line is the cost of authentication.
     #[arg(long)]
     pub auth: bool,
+    /// With --auth: that server also serves HTTPS (`[server] tls = true`, its self-signed
+    /// certificate trusted by the load clients), so the ratio is the cost of both.
+    #[arg(long, requires = "auth")]
+    pub tls: bool,
 }
 
 pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
@@ -85,13 +89,23 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         }
     }
     let mut auth_server = None;
+    let mut trust = None;
     if args.auth {
-        let (s, url) = LocalServer::start_with_auth()?;
+        let (s, url) = LocalServer::start_with_auth(args.tls)?;
         eprintln!(
             "started millrace up with [auth] mode = \"enforce\" at {}",
             s.url
         );
-        targets.push(("millrace+auth".to_owned(), url));
+        let name = if args.tls {
+            "millrace+auth+tls"
+        } else {
+            "millrace+auth"
+        };
+        targets.push((name.to_owned(), url));
+        if args.tls {
+            let pem = std::fs::read(s.tls_cert()).context("reading the server's certificate")?;
+            trust = Some(reqwest::Certificate::from_pem(&pem)?);
+        }
         auth_server = Some(s);
     }
     for p in &args.peers {
@@ -100,9 +114,11 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--peer {p:?}: expected NAME=URL"))?;
         targets.push((name.to_owned(), url.to_owned()));
     }
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients * 2)
-        .build()?;
+    let mut http = reqwest::Client::builder().pool_max_idle_per_host(args.clients * 2);
+    if let Some(cert) = trust {
+        http = http.add_root_certificate(cert);
+    }
+    let http = http.build()?;
     let mut results = Vec::new();
     for (name, url) in &targets {
         eprintln!(

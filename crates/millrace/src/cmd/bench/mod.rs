@@ -142,9 +142,10 @@ impl LocalServer {
     }
 
     /// As [`LocalServer::start`] under `[auth] mode = "enforce"` with one principal allowed
-    /// everything; returns it and its URL with that principal's key in the userinfo (see
-    /// [`signing::Target`]).
-    fn start_with_auth() -> anyhow::Result<(Self, String)> {
+    /// everything (and `[server] tls = true` with `tls`: its self-signed certificate is
+    /// [`LocalServer::tls_cert`]); returns it and its URL with that principal's key in the
+    /// userinfo (see [`signing::Target`]).
+    fn start_with_auth(tls: bool) -> anyhow::Result<(Self, String)> {
         let dir = std::env::temp_dir().join(format!(
             "millrace-bench-auth-{:016x}",
             rand::random::<u64>()
@@ -154,9 +155,10 @@ impl LocalServer {
         let allow_all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
         let key = millrace_auth::identities::add(&ids, "bench", &[allow_all.to_owned()])?;
         let config = dir.join("millrace.toml");
+        let server = if tls { "[server]\ntls = true\n\n" } else { "" };
         std::fs::write(
             &config,
-            "[auth]\nmode = \"enforce\"\nidentities = \"identities.toml\"\n",
+            format!("{server}[auth]\nmode = \"enforce\"\nidentities = \"identities.toml\"\n"),
         )?;
         let mut server = Self::start(Some(&config))?;
         server.owned = Some(dir);
@@ -169,6 +171,13 @@ impl LocalServer {
         .to_string();
         let _ = url.set_password(Some(&secret));
         Ok((server, url.to_string()))
+    }
+}
+
+impl LocalServer {
+    /// The self-signed certificate a `[server] tls = true` server made on start.
+    fn tls_cert(&self) -> PathBuf {
+        DataDir::new(&self.dir).tls().join("cert.pem")
     }
 }
 
