@@ -18,9 +18,11 @@ pub mod identities;
 pub mod policy;
 pub mod sigv4;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use audit::{Audit, AuditConfig, Entry, Outcome, log_path};
@@ -71,10 +73,20 @@ pub struct Auth {
     region: String,
     path: PathBuf,
     identities: parking_lot::RwLock<Arc<Identities>>,
-    /// When the file was last looked at, and its modification time then.
-    seen: parking_lot::Mutex<(Instant, Option<SystemTime>)>,
+    /// When the file is next looked at (milliseconds since `started`): requests between
+    /// looks read one atomic, not a lock.
+    next_look_ms: AtomicU64,
+    started: Instant,
+    /// The file's modification time when last looked at.
+    seen: parking_lot::Mutex<Option<SystemTime>>,
+    /// Resource policies parsed, by their text: a stream's policy is parsed once, not on
+    /// every request that names the stream.
+    resource_policies: parking_lot::Mutex<HashMap<String, Option<Arc<Policy>>>>,
     audit: Audit,
 }
+
+/// Resource policies kept parsed at most; past it the cache starts over.
+const MAX_CACHED_POLICIES: usize = 1024;
 
 impl Auth {
     /// Loads the identities file at `path` for a server of `account` in `region`; audit lines
@@ -93,7 +105,10 @@ impl Auth {
             region: region.to_owned(),
             path: path.to_owned(),
             identities: parking_lot::RwLock::new(Arc::new(identities)),
-            seen: parking_lot::Mutex::new((Instant::now(), modified(path))),
+            next_look_ms: AtomicU64::new(RELOAD_EVERY.as_millis() as u64),
+            started: Instant::now(),
+            seen: parking_lot::Mutex::new(modified(path)),
+            resource_policies: parking_lot::Mutex::new(HashMap::new()),
             audit,
         })
     }
@@ -120,25 +135,57 @@ impl Auth {
     /// The identities as now loaded, re-read if the file changed (an `identity add` while the
     /// server runs). A file that no longer loads keeps the previous identities, and says so.
     fn identities(&self) -> Arc<Identities> {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let due = self.next_look_ms.load(Ordering::Relaxed);
+        let next = now_ms + RELOAD_EVERY.as_millis() as u64;
+        // One request looks; the others go on with what is loaded.
+        if now_ms >= due
+            && self
+                .next_look_ms
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
-            let mut seen = self.seen.lock();
-            if seen.0.elapsed() >= RELOAD_EVERY {
-                seen.0 = Instant::now();
-                let now = modified(&self.path);
-                if now != seen.1 {
-                    seen.1 = now;
-                    match Identities::load(&self.path, &self.account) {
-                        Ok(ids) => *self.identities.write() = Arc::new(ids),
-                        Err(e) => tracing::error!(
-                            error = %e,
-                            "the identities file changed but does not load; keeping the \
-                             identities it had"
-                        ),
-                    }
-                }
-            }
+            self.reload_if_changed();
         }
         self.identities.read().clone()
+    }
+
+    /// Re-reads the identities file if its modification time changed.
+    fn reload_if_changed(&self) {
+        let mut seen = self.seen.lock();
+        let now = modified(&self.path);
+        if now == *seen {
+            return;
+        }
+        *seen = now;
+        match Identities::load(&self.path, &self.account) {
+            Ok(ids) => *self.identities.write() = Arc::new(ids),
+            Err(e) => tracing::error!(
+                error = %e,
+                "the identities file changed but does not load; keeping the identities it had"
+            ),
+        }
+    }
+
+    /// The resource policy `text`, parsed once; `None` for one that does not parse (stored
+    /// policies were checked when put: one that no longer parses grants nothing).
+    fn resource_policy(&self, resource: &str, text: &str) -> Option<Arc<Policy>> {
+        if let Some(p) = self.resource_policies.lock().get(text) {
+            return p.clone();
+        }
+        let parsed = match Policy::parse_resource(text) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                tracing::warn!(resource, error = %e, "a resource policy does not parse; ignored");
+                None
+            }
+        };
+        let mut cache = self.resource_policies.lock();
+        if cache.len() >= MAX_CACHED_POLICIES {
+            cache.clear();
+        }
+        cache.insert(text.to_owned(), parsed.clone());
+        parsed
     }
 
     /// Checks the request's signature for `service` (its signing name: `kinesis`,
@@ -214,7 +261,10 @@ impl Auth {
         resource_policy: Option<&str>,
     ) -> Result<(), AuthError> {
         let decision = match &caller.principal {
-            Some(p) => decide(p, caller, action, resource, resource_policy),
+            Some(p) => {
+                let policy = resource_policy.and_then(|text| self.resource_policy(resource, text));
+                decide(p, caller, action, resource, policy.as_deref())
+            }
             None => Decision::ImplicitDeny,
         };
         if decision == Decision::Allow {
@@ -287,17 +337,8 @@ fn decide(
     caller: &Caller,
     action: &str,
     resource: &str,
-    resource_policy: Option<&str>,
+    resource_policy: Option<&Policy>,
 ) -> Decision {
-    let resource_policy = match resource_policy.map(Policy::parse_resource) {
-        Some(Ok(policy)) => Some(policy),
-        Some(Err(e)) => {
-            // Stored policies were checked when put; one that no longer parses grants nothing.
-            tracing::warn!(resource, error = %e, "a resource policy does not parse; ignored");
-            None
-        }
-        None => None,
-    };
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -312,7 +353,7 @@ fn decide(
         now_epoch_secs: now,
         extra: &[],
     };
-    policy::decide(&p.policies, resource_policy.as_ref(), &ctx)
+    policy::decide(&p.policies, resource_policy, &ctx)
 }
 
 /// Whether an action changes configuration (audited when allowed): anything but reads,
