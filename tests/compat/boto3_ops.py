@@ -98,8 +98,17 @@ def run(k, stream, arn):
     s = summary(k, stream)
     check(s["EncryptionType"] == "KMS" and s["KeyId"] == "alias/aws/kinesis",
           "start_stream_encryption: KMS with the key")
-    put = k.put_record(StreamName=stream, PartitionKey="a", Data=b"x")
+    put = k.put_record(StreamName=stream, PartitionKey="sealed-key", Data=b"sealed at rest")
     check(put.get("EncryptionType") == "KMS", "put_record reports EncryptionType KMS")
+    it = k.get_shard_iterator(StreamName=stream, ShardId=put["ShardId"],
+                              ShardIteratorType="AT_SEQUENCE_NUMBER",
+                              StartingSequenceNumber=put["SequenceNumber"])["ShardIterator"]
+    got = k.get_records(ShardIterator=it, Limit=1)["Records"]
+    check(got and got[0]["Data"] == b"sealed at rest" and got[0]["PartitionKey"] == "sealed-key",
+          "get_records opens a record sealed at rest")
+    err = error_of(lambda: k.start_stream_encryption(StreamName=stream, EncryptionType="KMS",
+                                                      KeyId="alias/not-in-the-keyring"))
+    check(err == "KMSNotFoundException", f"start_stream_encryption with an unknown key: {err}")
     err = error_of(lambda: k.stop_stream_encryption(StreamName=stream, EncryptionType="KMS",
                                                      KeyId="another-key"))
     check(err == "InvalidArgumentException", f"stop with another key: {err}")

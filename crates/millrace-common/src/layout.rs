@@ -5,6 +5,7 @@
 //! lake/                       the local lake: raw/, errors/, curated/ …
 //! lake/models/<name>/v<N>/    the model registry
 //! state/iterator.key          the key that signs shard iterators
+//! state/keyring.toml          the keys encrypted streams are sealed under (unless configured)
 //! state/delivery/<name>/      delivery checkpoints, one file per shard
 //! state/channels/<name>.json  the Kinesis API's channels, one file per channel
 //! state/channels/<id>/        a channel's delivery checkpoints (by channel id)
@@ -57,6 +58,11 @@ impl DataDir {
     /// `state/iterator.key`.
     pub fn iterator_key(&self) -> PathBuf {
         self.state().join("iterator.key")
+    }
+
+    /// `state/keyring.toml`: the default keyring of encryption at rest.
+    pub fn keyring(&self) -> PathBuf {
+        self.state().join("keyring.toml")
     }
 
     /// `state/audit/`: the audit log (`[auth]`).

@@ -19,6 +19,10 @@ pub enum FirehoseError {
     /// The buffer could not take the records (its store failed): try again.
     #[error("{0}")]
     Unavailable(String),
+    /// The key of encryption at rest is not in the keyring, or cannot be used
+    /// (InvalidKMSResourceException).
+    #[error("{0}")]
+    Kms(String),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -38,6 +42,7 @@ impl From<FirehoseError> for ApiError {
             FirehoseError::LimitExceeded(_) => ErrorCode::LimitExceeded,
             FirehoseError::ConcurrentModification(_) => ErrorCode::ConcurrentModification,
             FirehoseError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            FirehoseError::Kms(_) => ErrorCode::InvalidKmsResource,
             FirehoseError::Io { .. } | FirehoseError::Corrupt { .. } => {
                 tracing::error!(error = %e, "firehose registry failure");
                 ErrorCode::InternalFailure

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use millrace_gateway::ApiError;
 use millrace_gateway::protocol::Out;
 use millrace_gateway::request::{Checks, Request};
-use millrace_stream::StreamMode;
+use millrace_stream::{Store, StreamError, StreamMode};
 
 use crate::error::FirehoseError;
 use crate::input::{self, CreateInput, UpdateInput};
@@ -38,6 +38,7 @@ pub async fn create(fh: &Firehose, req: Request) -> Result<Out, ApiError> {
         let buffers = fh2.buffers.clone();
         let kind = spec.kind;
         let buffer = spec.buffer_stream();
+        let sealed = seal_key(&spec.encryption);
         fh2.registry.create(spec, move || {
             if kind == SourceKind::DirectPut && buffers.stream(&buffer).is_err() {
                 buffers
@@ -49,6 +50,9 @@ pub async fn create(fh: &Firehose, req: Request) -> Result<Out, ApiError> {
                         BTreeMap::new(),
                     )
                     .map_err(|e| FirehoseError::Unavailable(e.to_string()))?;
+            }
+            if kind == SourceKind::DirectPut {
+                seal_buffer(&buffers, &buffer, sealed.as_deref())?;
             }
             Ok(())
         })
@@ -142,6 +146,35 @@ fn kinesis_source(fh: &Firehose, arn: &str, role: &str) -> Result<KinesisSource,
         stream: name.to_owned(),
         role_arn: role.to_owned(),
     })
+}
+
+/// The keyring key a DirectPut delivery stream's buffer is sealed under: the customer's
+/// KeyARN, or for AWS_OWNED_CMK the managed `alias/aws/firehose` (made on first use); `None`
+/// when encryption is off.
+fn seal_key(e: &Encryption) -> Option<String> {
+    (e.status == "ENABLED").then(|| {
+        e.key_arn
+            .clone()
+            .unwrap_or_else(|| "alias/aws/firehose".to_owned())
+    })
+}
+
+/// Seals the records a DirectPut buffer takes from now on under `key` (or writes them in the
+/// clear again with `None`): encryption at rest of the records waiting for delivery.
+fn seal_buffer(buffers: &Store, buffer: &str, key: Option<&str>) -> Result<(), FirehoseError> {
+    let stream = buffers
+        .stream(buffer)
+        .map_err(|e| FirehoseError::Unavailable(e.to_string()))?;
+    let kms = |e: StreamError| match e {
+        StreamError::KeyNotFound(m) | StreamError::KeyUnavailable(m) => FirehoseError::Kms(m),
+        other => FirehoseError::Unavailable(other.to_string()),
+    };
+    match (key, stream.meta().encryption) {
+        (Some(key), Some(now)) if now.key_id == key => Ok(()),
+        (Some(key), _) => stream.start_encryption(key).map_err(kms),
+        (None, Some(now)) => stream.stop_encryption(&now.key_id).map_err(kms),
+        (None, None) => Ok(()),
+    }
 }
 
 fn encryption(
@@ -400,7 +433,11 @@ pub async fn start_encryption(fh: &Firehose, req: Request) -> Result<Out, ApiErr
     blocking(move || {
         fh2.registry.update(&name, false, |spec| {
             spec.encryption = encryption(spec.kind, &key_type, key_arn.as_deref())?;
-            Ok(())
+            seal_buffer(
+                &fh2.buffers,
+                &spec.buffer_stream(),
+                seal_key(&spec.encryption).as_deref(),
+            )
         })
     })
     .await?;
@@ -419,7 +456,7 @@ pub async fn stop_encryption(fh: &Firehose, req: Request) -> Result<Out, ApiErro
                 ));
             }
             spec.encryption = Encryption::default();
-            Ok(())
+            seal_buffer(&fh2.buffers, &spec.buffer_stream(), None)
         })
     })
     .await?;

@@ -809,3 +809,76 @@ async fn bad_requests_get_firehose_error_types() {
     let (k, _) = server.error("NoSuchOperation", json!({})).await;
     assert_eq!(k, "UnknownOperationException");
 }
+
+/// Every byte of every file under `dir`, concatenated.
+fn bytes_under(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(bytes_under(&path));
+        } else {
+            out.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn an_encrypted_delivery_streams_buffered_records_are_sealed_at_rest() {
+    let server = Server::start().await;
+    let mut body = direct_put("sealed");
+    body["DeliveryStreamEncryptionConfigurationInput"] = json!({
+        "KeyType": "CUSTOMER_MANAGED_CMK",
+        "KeyARN": "arn:aws:kms:us-east-1:000000000000:key/not-in-the-keyring"});
+    let (kind, message) = server.error("CreateDeliveryStream", body.clone()).await;
+    assert_eq!(kind, "InvalidKMSResourceException", "{message}");
+    body["DeliveryStreamName"] = json!("sealed2");
+    body["DeliveryStreamEncryptionConfigurationInput"] = json!({"KeyType": "AWS_OWNED_CMK"});
+    server.ok("CreateDeliveryStream", body).await;
+    let put = |data: &str| json!({"DeliveryStreamName": "sealed2", "Records": [{"Data": STANDARD.encode(data)}]});
+    let answer = server.ok("PutRecordBatch", put("SECRET-FH-ONE\n")).await;
+    assert_eq!(answer["Encrypted"], true);
+    server
+        .ok(
+            "StopDeliveryStreamEncryption",
+            json!({"DeliveryStreamName": "sealed2"}),
+        )
+        .await;
+    let answer = server.ok("PutRecordBatch", put("PLAIN-FH-TWO\n")).await;
+    assert_eq!(answer["Encrypted"], false);
+
+    let server = server.restart().await;
+    let spec = server.firehose.registry.get("sealed2").unwrap();
+    let buffer = server
+        .firehose
+        .buffers
+        .stream(&spec.buffer_stream())
+        .unwrap();
+    let mut read: Vec<Vec<u8>> = buffer
+        .shards()
+        .iter()
+        .flat_map(|s| s.read(0, 1000, 64 << 20).unwrap().records)
+        .map(|r| r.data.to_vec())
+        .collect();
+    read.sort();
+    assert_eq!(
+        read,
+        vec![b"PLAIN-FH-TWO\n".to_vec(), b"SECRET-FH-ONE\n".to_vec()]
+    );
+    let on_disk = bytes_under(&server.dir.as_ref().unwrap().path().join("firehose/streams"));
+    assert!(
+        holds(&on_disk, "PLAIN-FH-TWO"),
+        "the check can see plaintext"
+    );
+    assert!(
+        !holds(&on_disk, "SECRET-FH"),
+        "a sealed record is on disk in the clear"
+    );
+}

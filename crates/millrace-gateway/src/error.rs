@@ -22,6 +22,12 @@ pub enum ErrorCode {
     ConcurrentModification,
     /// Firehose: the delivery stream cannot take the records now; try again.
     ServiceUnavailable,
+    /// Encryption at rest: the KeyId names no key of the keyring.
+    KmsNotFound,
+    /// Encryption at rest: the keyring cannot be used, or sealed records do not open.
+    KmsInvalidState,
+    /// Firehose: the delivery stream's key is not in the keyring or cannot be used.
+    InvalidKmsResource,
     /// A request that did not authenticate, or whose caller may not do what it asked
     /// (`millrace-auth`): the AWS type and status are the auth error's own.
     Auth {
@@ -47,6 +53,9 @@ impl ErrorCode {
             Self::InternalFailure => "InternalFailure",
             Self::ConcurrentModification => "ConcurrentModificationException",
             Self::ServiceUnavailable => "ServiceUnavailableException",
+            Self::KmsNotFound => "KMSNotFoundException",
+            Self::KmsInvalidState => "KMSInvalidStateException",
+            Self::InvalidKmsResource => "InvalidKMSResourceException",
             Self::Auth { code, .. } => code,
         }
     }
@@ -116,6 +125,11 @@ impl From<StreamError> for ApiError {
             StreamError::OutOfDescriptors { .. } => {
                 tracing::warn!(error = %e, "out of file descriptors");
                 ErrorCode::LimitExceeded
+            }
+            StreamError::KeyNotFound(_) => ErrorCode::KmsNotFound,
+            StreamError::KeyUnavailable(_) => {
+                tracing::error!(error = %e, "encryption at rest");
+                ErrorCode::KmsInvalidState
             }
             StreamError::Io { .. }
             | StreamError::CorruptMeta { .. }

@@ -411,6 +411,167 @@ async fn stream_encryption_starts_is_reported_and_stops_with_its_key() {
     assert_eq!(code(e), "InvalidArgumentException");
 }
 
+/// Every byte of every file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads the whole of shard 0 with GetRecords: (partition key, data) in order, or the error
+/// type that stopped the read.
+async fn read_shard(client: &Client, stream: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut it = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let mut out = Vec::new();
+    loop {
+        let got = match client.get_records().shard_iterator(&it).send().await {
+            Ok(g) => g,
+            Err(e) => return Err(e.code().unwrap_or("?").to_owned()),
+        };
+        if got.records.is_empty() {
+            return Ok(out);
+        }
+        out.extend(got.records.iter().map(|r| {
+            (
+                r.partition_key().unwrap_or_default().to_owned(),
+                r.data.as_ref().to_vec(),
+            )
+        }));
+        it = got.next_shard_iterator.unwrap();
+    }
+}
+
+async fn put_one(
+    client: &Client,
+    key: &str,
+    data: &str,
+) -> Result<(), SdkError<aws_sdk_kinesis::operation::put_record::PutRecordError>> {
+    client
+        .put_record()
+        .stream_name("sealed")
+        .partition_key(key)
+        .data(Blob::new(data))
+        .send()
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn an_encrypted_streams_records_are_sealed_on_disk_and_read_back_after_a_restart() {
+    let server = Server::start().await;
+    let client = server.sdk().await;
+    create(&client, "sealed", 1).await;
+    put_one(&client, "before-key", "written-before-encryption")
+        .await
+        .unwrap();
+    let e = client
+        .start_stream_encryption()
+        .stream_name("sealed")
+        .encryption_type(EncryptionType::Kms)
+        .key_id("alias/not-in-the-keyring")
+        .send()
+        .await;
+    assert_eq!(code(e), "KMSNotFoundException");
+    client
+        .start_stream_encryption()
+        .stream_name("sealed")
+        .encryption_type(EncryptionType::Kms)
+        .key_id("alias/aws/kinesis")
+        .send()
+        .await
+        .unwrap();
+    let mut expected = vec![(
+        "before-key".to_owned(),
+        b"written-before-encryption".to_vec(),
+    )];
+    for i in 0..40 {
+        let (k, d) = (
+            format!("SECRET-KEY-{i}"),
+            format!("SECRET-PAYLOAD-{i:04}-{}", "x".repeat(i * 37)),
+        );
+        put_one(&client, &k, &d).await.unwrap();
+        expected.push((k, d.into_bytes()));
+    }
+
+    let server = server.restart().await;
+    let client = server.sdk().await;
+    assert_eq!(read_shard(&client, "sealed").await.unwrap(), expected);
+    let stream_dir = server.dir().join("streams/sealed");
+    let files = files_under(&stream_dir);
+    assert!(
+        files
+            .iter()
+            .any(|(_, b)| contains(b, b"written-before-encryption"))
+    );
+    for (path, bytes) in &files {
+        for needle in [&b"SECRET-KEY"[..], b"SECRET-PAYLOAD"] {
+            assert!(
+                !contains(bytes, needle),
+                "{} holds plaintext",
+                path.display()
+            );
+        }
+    }
+
+    // Without its key: the plain record is still answered, then the sealed ones are refused
+    // with the AWS error, and so are new appends; nothing is written in the clear.
+    let keyring = server.dir().join("state/keyring.toml");
+    let kept = server.dir().join("keyring.kept");
+    std::fs::rename(&keyring, &kept).unwrap();
+    let server = server.restart().await;
+    let client = server.sdk().await;
+    assert_eq!(
+        read_shard(&client, "sealed").await,
+        Err("KMSNotFoundException".to_owned())
+    );
+    let e = client
+        .put_record()
+        .stream_name("sealed")
+        .partition_key("k")
+        .data(Blob::new("SECRET-LATE"))
+        .send()
+        .await;
+    assert_eq!(code(e), "KMSNotFoundException");
+    // The key put back is found again without a restart (appends look once a second).
+    std::fs::rename(&kept, &keyring).unwrap();
+    assert_eq!(read_shard(&client, "sealed").await.unwrap(), expected);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    put_one(&client, "late", "after-the-key-came-back")
+        .await
+        .unwrap();
+    assert_eq!(
+        read_shard(&client, "sealed").await.unwrap().len(),
+        expected.len() + 1
+    );
+    for (path, bytes) in files_under(&stream_dir) {
+        assert!(
+            !contains(&bytes, b"SECRET-LATE") && !contains(&bytes, b"after-the-key"),
+            "{}",
+            path.display()
+        );
+    }
+}
+
 #[tokio::test]
 async fn update_stream_mode_switches_mode_and_keeps_the_shards() {
     let server = Server::start().await;

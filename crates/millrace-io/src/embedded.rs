@@ -36,6 +36,13 @@ pub(crate) fn store_error(op: String, e: StreamError) -> IoError {
                 transient: false,
             }
         }
+        // A key missing from the keyring can be added while the reader waits: it is found on
+        // the next try.
+        StreamError::KeyNotFound(_) | StreamError::KeyUnavailable(_) => IoError::Failed {
+            op,
+            message,
+            transient: true,
+        },
     }
 }
 

@@ -47,6 +47,25 @@ pub enum StreamError {
     /// Another change to the stream (a reshard, a mode change) is under way.
     #[error("{0}")]
     ResourceInUse(String),
+    /// Encryption at rest: a key the keyring does not hold (Kinesis's KMSNotFoundException).
+    #[error("{0}")]
+    KeyNotFound(String),
+    /// Encryption at rest: the keyring cannot be used, or a sealed record does not open
+    /// (KMSInvalidStateException). Never answered with data in its place.
+    #[error("{0}")]
+    KeyUnavailable(String),
+}
+
+impl From<crate::keyring::KeyringError> for StreamError {
+    fn from(e: crate::keyring::KeyringError) -> Self {
+        use crate::keyring::KeyringError as K;
+        match e {
+            K::KeyNotFound { .. } | K::FingerprintNotFound { .. } => {
+                Self::KeyNotFound(e.to_string())
+            }
+            _ => Self::KeyUnavailable(e.to_string()),
+        }
+    }
 }
 
 pub type Result<T, E = StreamError> = std::result::Result<T, E>;
@@ -102,6 +121,8 @@ impl StreamError {
                 message: message.clone(),
             },
             Self::WriterGone(s) => Self::WriterGone(s.clone()),
+            Self::KeyNotFound(s) => Self::KeyNotFound(s.clone()),
+            Self::KeyUnavailable(s) => Self::KeyUnavailable(s.clone()),
         }
     }
 }

@@ -12,6 +12,9 @@
 //! streams/<stream>/shard-<index>/<base>.log  # segments; <base> is the first counter they hold
 //! ```
 //!
+//! A stream whose encryption was started seals each new record with AES-256-GCM under a key
+//! of the [`Keyring`] (`seal`, `keyring`); its segment files hold no plaintext record.
+//!
 //! Shards hold no file open between uses: segments are opened through one bounded set per
 //! store (`files`), so the number of descriptors does not grow with the number of shards. Every
 //! append, whoever makes it, is checked against the API's per-record limits ([`limits`]).
@@ -21,10 +24,12 @@ mod autoscale;
 mod error;
 mod files;
 mod hash;
+pub mod keyring;
 pub mod limits;
 mod meta;
 mod options;
 mod reshard;
+mod seal;
 mod segment;
 mod sequence;
 mod shard;
@@ -34,6 +39,7 @@ pub use account::{AccountSettings, BillingCommitment, CommitmentStatus};
 pub use autoscale::{OnDemandScaler, SPLIT_ABOVE_RECORDS_PER_SEC};
 pub use error::{Result, StreamError};
 pub use hash::{HashKeyRange, hash_key_for_partition_key, shard_ranges};
+pub use keyring::{Keyring, KeyringError, MasterKey};
 pub use meta::{
     ConsumerMeta, Encryption, RecordDistribution, ShardEnd, ShardMeta, StreamMeta, StreamMode,
 };

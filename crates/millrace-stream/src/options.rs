@@ -62,6 +62,9 @@ pub struct StoreOptions {
     pub fault_probability: f64,
     /// Seed of the fault draws, for a repeatable sequence; `None` seeds from the OS.
     pub fault_seed: Option<u64>,
+    /// The keyring encrypted streams take their keys from; `None` is `state/keyring.toml`
+    /// under the store's root.
+    pub keyring: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -76,6 +79,7 @@ impl Default for StoreOptions {
             enforce_limits: false,
             fault_probability: 0.0,
             fault_seed: None,
+            keyring: None,
         }
     }
 }

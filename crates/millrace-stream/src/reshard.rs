@@ -278,6 +278,7 @@ impl StreamHandle {
                         None,
                         &self.opts,
                         self.files.clone(),
+                        self.shard_seal(c.index),
                     )
                     .map(Arc::new)
                 })

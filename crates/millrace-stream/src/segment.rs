@@ -5,7 +5,10 @@
 //!           \____________________ len bytes, covered by the CRC ____________/
 //! ```
 //!
-//! (little-endian). A reader trusts an entry only when its length fits the file and its CRC
+//! (little-endian). In an entry sealed under a key (encryption at rest, `seal`), the top bit of
+//! the key length is set and `key | data` is replaced by `fingerprint | epoch | ciphertext | tag`;
+//! the frame and header are the same, so recovery checks and positions sealed entries without
+//! a key. A reader trusts an entry only when its length fits the file and its CRC
 //! matches, so a write torn by a crash is detected and cut off on recovery. The length has no
 //! upper bound other than the file's end: whatever its size, an entry written whole and
 //! matching its CRC is a record, never a torn tail (the store refuses records over the API's
@@ -19,6 +22,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::error::{IoContext, Result};
+use crate::seal::{self, Sealer};
 
 pub(crate) const MAGIC: &[u8; 8] = b"MRLOG\x001\n";
 pub(crate) const HEADER_LEN: u64 = MAGIC.len() as u64;
@@ -29,23 +33,59 @@ const FRAME: usize = 4 + 4; // len, crc
 /// 10 MiB.
 pub const MAX_RECORD_BYTES: usize = 10 * 1024 * 1024;
 
-/// A decoded entry, borrowed from the buffer it was read from.
+/// The key-length bit that marks a sealed entry.
+const SEALED_BIT: u16 = 0x8000;
+
+/// A decoded entry, borrowed from the buffer it was read from. A sealed entry has an empty
+/// `key` and `data` and its parts in `sealed`: only `seal::ShardSeal::open` reads those.
 #[derive(Debug)]
 pub(crate) struct Entry<'a> {
     pub counter: u64,
     pub arrival_ms: i64,
     pub key: &'a str,
     pub data: &'a [u8],
+    pub sealed: Option<Sealed<'a>>,
     /// Bytes this entry occupies in the file.
     pub size: usize,
 }
 
-pub(crate) fn encoded_len(key: &str, data: &[u8]) -> usize {
-    FRAME + FIXED + key.len() + data.len()
+impl Entry<'_> {
+    /// Bytes of record data, sealed or not (what read limits count).
+    pub fn data_len(&self) -> usize {
+        match &self.sealed {
+            Some(s) => s.ciphertext.len() - s.key_len,
+            None => self.data.len(),
+        }
+    }
 }
 
-pub(crate) fn encode(buf: &mut Vec<u8>, counter: u64, arrival_ms: i64, key: &str, data: &[u8]) {
-    let len = FIXED + key.len() + data.len();
+/// The parts of a sealed entry.
+#[derive(Debug)]
+pub(crate) struct Sealed<'a> {
+    pub fingerprint: [u8; 8],
+    pub epoch: u32,
+    /// Length of the partition key at the front of the plaintext.
+    pub key_len: usize,
+    /// The header the tag covers: counter, arrival, key length, fingerprint and epoch.
+    pub aad: &'a [u8],
+    pub ciphertext: &'a [u8],
+    pub tag: &'a [u8],
+}
+
+pub(crate) fn encoded_len(key: &str, data: &[u8], sealed: bool) -> usize {
+    FRAME + FIXED + key.len() + data.len() + if sealed { seal::OVERHEAD } else { 0 }
+}
+
+/// Appends one entry to `buf`, sealed when `sealer` is given.
+pub(crate) fn encode(
+    buf: &mut Vec<u8>,
+    counter: u64,
+    arrival_ms: i64,
+    key: &str,
+    data: &[u8],
+    sealer: Option<&Sealer>,
+) {
+    let len = encoded_len(key, data, sealer.is_some()) - FRAME;
     buf.reserve(FRAME + len);
     buf.extend_from_slice(&(len as u32).to_le_bytes());
     let crc_at = buf.len();
@@ -53,9 +93,24 @@ pub(crate) fn encode(buf: &mut Vec<u8>, counter: u64, arrival_ms: i64, key: &str
     let body_at = buf.len();
     buf.extend_from_slice(&counter.to_le_bytes());
     buf.extend_from_slice(&arrival_ms.to_le_bytes());
-    buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    buf.extend_from_slice(key.as_bytes());
-    buf.extend_from_slice(data);
+    match sealer {
+        None => {
+            buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(data);
+        }
+        Some(sealer) => {
+            buf.extend_from_slice(&(key.len() as u16 | SEALED_BIT).to_le_bytes());
+            buf.extend_from_slice(&sealer.fingerprint());
+            buf.extend_from_slice(&sealer.epoch().to_le_bytes());
+            let plain_at = buf.len();
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(data);
+            let (head, plain) = buf.split_at_mut(plain_at);
+            let tag = sealer.seal(counter, &head[body_at..], plain);
+            buf.extend_from_slice(&tag);
+        }
+    }
     let crc = crc32c::crc32c(&buf[body_at..]);
     buf[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
 }
@@ -90,7 +145,30 @@ pub(crate) fn decode(buf: &[u8]) -> std::result::Result<Entry<'_>, Stop> {
     }
     let counter = u64::from_le_bytes(body[0..8].try_into().unwrap());
     let arrival_ms = i64::from_le_bytes(body[8..16].try_into().unwrap());
-    let key_len = u16::from_le_bytes(body[16..18].try_into().unwrap()) as usize;
+    let key_field = u16::from_le_bytes(body[16..18].try_into().unwrap());
+    if key_field & SEALED_BIT != 0 {
+        let key_len = (key_field & !SEALED_BIT) as usize;
+        if FIXED + seal::OVERHEAD + key_len > len {
+            return Err(Stop::Corrupt("sealed entry too short"));
+        }
+        let ct_at = FIXED + 12;
+        return Ok(Entry {
+            counter,
+            arrival_ms,
+            key: "",
+            data: &[],
+            sealed: Some(Sealed {
+                fingerprint: body[FIXED..FIXED + 8].try_into().unwrap(),
+                epoch: u32::from_le_bytes(body[FIXED + 8..ct_at].try_into().unwrap()),
+                key_len,
+                aad: &body[..ct_at],
+                ciphertext: &body[ct_at..len - 16],
+                tag: &body[len - 16..],
+            }),
+            size: FRAME + len,
+        });
+    }
+    let key_len = key_field as usize;
     if FIXED + key_len > len {
         return Err(Stop::Corrupt("key length out of range"));
     }
@@ -101,6 +179,7 @@ pub(crate) fn decode(buf: &[u8]) -> std::result::Result<Entry<'_>, Stop> {
         arrival_ms,
         key,
         data: &body[FIXED + key_len..],
+        sealed: None,
         size: FRAME + len,
     })
 }
@@ -251,14 +330,14 @@ mod tests {
     #[test]
     fn encode_decode_round_trip() {
         let mut buf = Vec::new();
-        encode(&mut buf, 7, 1234, "key-é", b"hello");
+        encode(&mut buf, 7, 1234, "key-é", b"hello", None);
         let e = decode(&buf).unwrap();
         assert_eq!(
             (e.counter, e.arrival_ms, e.key, e.data),
             (7, 1234, "key-é", &b"hello"[..])
         );
         assert_eq!(e.size, buf.len());
-        assert_eq!(e.size, encoded_len("key-é", b"hello"));
+        assert_eq!(e.size, encoded_len("key-é", b"hello", false));
         buf[20] ^= 1;
         assert_eq!(decode(&buf).unwrap_err(), Stop::Corrupt("CRC mismatch"));
     }
@@ -275,7 +354,7 @@ mod tests {
             let mut bytes = MAGIC.to_vec();
             let mut ends = Vec::new();
             for (i, (k, d)) in records.iter().enumerate() {
-                encode(&mut bytes, i as u64, 1000 + i as i64, k, d);
+                encode(&mut bytes, i as u64, 1000 + i as i64, k, d, None);
                 ends.push(bytes.len());
             }
             let cut = (cut_seed % (bytes.len() as u64 + 1)) as usize;
@@ -295,14 +374,14 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("00000000000000000000.log");
             let mut bytes = MAGIC.to_vec();
-            encode(&mut bytes, 0, 1, "k", &data);
-            encode(&mut bytes, 1, 2, "k", &data);
+            encode(&mut bytes, 0, 1, "k", &data, None);
+            encode(&mut bytes, 1, 2, "k", &data, None);
             let at = MAGIC.len() + (flip as usize % (bytes.len() - MAGIC.len()));
             bytes[at] ^= 0x5a;
             std::fs::write(&path, &bytes).unwrap();
             let scanned = recover(&path, 0).unwrap();
             // The first entry survives only if the flip hit the second one.
-            let first_end = MAGIC.len() + encoded_len("k", &data);
+            let first_end = MAGIC.len() + encoded_len("k", &data, false);
             let expect = if at < first_end { None } else { Some(1) };
             prop_assert_eq!(scanned.next_counter, expect);
         }

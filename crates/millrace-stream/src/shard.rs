@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::error::{IoContext, Result, StreamError};
 use crate::files::{OpenFiles, SegmentFile, SegmentId};
 use crate::options::{FsyncPolicy, StoreOptions};
+use crate::seal::ShardSeal;
 use crate::segment::{self, INDEX_EVERY, IndexPoint};
 
 /// A record as stored: its position, arrival time, key and payload.
@@ -99,6 +100,8 @@ pub struct Shard {
     tx: mpsc::Sender<Command>,
     /// Set once a reshard closed the shard; appends are refused from then on.
     closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Opens sealed entries (encryption at rest).
+    seal: Arc<ShardSeal>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -121,6 +124,7 @@ impl Shard {
         closed_at: Option<u64>,
         opts: &StoreOptions,
         files: Arc<OpenFiles>,
+        seal: Arc<ShardSeal>,
     ) -> Result<Self> {
         std::fs::create_dir_all(&dir).at(&dir)?;
         let mut bases: Vec<u64> = std::fs::read_dir(&dir)
@@ -205,6 +209,7 @@ impl Shard {
             first_ms: None,
             policy: opts.fsync,
             segment_bytes: opts.segment_bytes,
+            seal: seal.clone(),
         };
         if closed_at.is_some() {
             // No writer: the receiver drops, so only `Roll`/`Shutdown` (ignored) could be sent.
@@ -218,6 +223,7 @@ impl Shard {
                 tip,
                 tx,
                 closed,
+                seal,
             });
         }
         // A thread the OS refuses (EAGAIN: a process or memory limit) is a limit reached.
@@ -238,6 +244,7 @@ impl Shard {
             tip,
             tx,
             closed,
+            seal,
         })
     }
 
@@ -389,6 +396,7 @@ impl Shard {
                 .map(|p| p.offset)
                 .unwrap_or(segment::HEADER_LEN);
             let mut full = false;
+            let mut failed = None;
             let Some(file) = self.segment_file(seg)? else {
                 continue;
             };
@@ -396,21 +404,41 @@ impl Shard {
                 if e.counter < pos {
                     return true;
                 }
-                if out.len() >= max_records || (bytes > 0 && bytes + e.data.len() > max_bytes) {
+                let len = e.data_len();
+                if out.len() >= max_records || (bytes > 0 && bytes + len > max_bytes) {
                     next_arrival_ms = Some(e.arrival_ms);
                     full = true;
                     return false;
                 }
-                bytes += e.data.len();
+                let (partition_key, data) = match &e.sealed {
+                    None => (e.key.to_owned(), Bytes::copy_from_slice(e.data)),
+                    Some(sealed) => match self.seal.open(e.counter, sealed) {
+                        Ok(opened) => opened,
+                        Err(err) => {
+                            failed = Some(err);
+                            return false;
+                        }
+                    },
+                };
+                bytes += len;
                 pos = e.counter + 1;
                 out.push(Record {
                     counter: e.counter,
                     arrival_ms: e.arrival_ms,
-                    partition_key: e.key.to_owned(),
-                    data: Bytes::copy_from_slice(e.data),
+                    partition_key,
+                    data,
                 });
                 true
             })?;
+            if let Some(err) = failed {
+                // Never a record in the clear that was not there, nor a silent gap: the
+                // records before the one that does not open are answered, and the next read
+                // (which starts at it) says why it cannot go on.
+                if out.is_empty() {
+                    return Err(err);
+                }
+                break;
+            }
             if full {
                 break;
             }
@@ -556,6 +584,8 @@ struct Writer {
     first_ms: Option<i64>,
     policy: FsyncPolicy,
     segment_bytes: u64,
+    /// Whether (and under which key) new entries are sealed.
+    seal: Arc<ShardSeal>,
 }
 
 /// Commands taken off the queue for one commit.
@@ -676,6 +706,16 @@ impl Writer {
 
     /// Writes a batch of appends, makes them durable, publishes them, then acknowledges.
     fn commit(&mut self, batch: Vec<Append>, buf: &mut Vec<u8>) {
+        let sealer = match self.seal.for_writing() {
+            Ok(s) => s,
+            Err(e) => {
+                // Encryption is on and its key is missing: refuse rather than write in the clear.
+                for append in batch {
+                    let _ = append.reply.send(Err(Refusal::Failed(e.duplicate())));
+                }
+                return;
+            }
+        };
         let mut results: Vec<Vec<(u64, i64)>> = Vec::with_capacity(batch.len());
         let outcome = (|| -> Result<()> {
             buf.clear();
@@ -683,7 +723,7 @@ impl Writer {
             for append in &batch {
                 let mut assigned = Vec::with_capacity(append.records.len());
                 for (key, data) in &append.records {
-                    let size = segment::encoded_len(key, data) as u64;
+                    let size = segment::encoded_len(key, data, sealer.is_some()) as u64;
                     if self.len > segment::HEADER_LEN && self.len + size > self.segment_bytes {
                         self.write_buf(buf)?;
                         self.roll()?;
@@ -705,7 +745,7 @@ impl Writer {
                         self.last_indexed = Some(offset);
                     }
                     self.first_ms.get_or_insert(now);
-                    segment::encode(buf, self.next, now, key, data);
+                    segment::encode(buf, self.next, now, key, data, sealer.as_ref());
                     assigned.push((self.next, now));
                     self.next += 1;
                     self.len += size;
@@ -821,12 +861,24 @@ mod tests {
     use proptest::prelude::*;
 
     /// Appends `sizes` records (one request each) to a fresh shard, returns their data.
-    fn write(dir: &std::path::Path, opts: &StoreOptions, sizes: &[usize]) -> Vec<Bytes> {
+    fn write(
+        dir: &std::path::Path,
+        opts: &StoreOptions,
+        seal: &Arc<ShardSeal>,
+        sizes: &[usize],
+    ) -> Vec<Bytes> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let shard =
-            Shard::open(dir.to_owned(), 0, None, opts, Arc::new(OpenFiles::new(4))).unwrap();
+        let shard = Shard::open(
+            dir.to_owned(),
+            0,
+            None,
+            opts,
+            Arc::new(OpenFiles::new(4)),
+            seal.clone(),
+        )
+        .unwrap();
         let data: Vec<Bytes> = sizes
             .iter()
             .enumerate()
@@ -852,6 +904,7 @@ mod tests {
                 1..6,
             ),
             small_segments in any::<bool>(),
+            sealed in any::<bool>(),
         ) {
             let dir = tempfile::tempdir().unwrap();
             let opts = StoreOptions {
@@ -859,9 +912,21 @@ mod tests {
                 segment_bytes: if small_segments { 1_000_000 } else { 64 << 20 },
                 ..StoreOptions::default()
             };
-            let data = write(dir.path(), &opts, &sizes);
-            let shard =
-                Shard::open(dir.path().to_owned(), 0, None, &opts, Arc::new(OpenFiles::new(4))).unwrap();
+            let seal = if sealed {
+                ShardSeal::sealed_for_test(&dir.path().join("keyring.toml"))
+            } else {
+                ShardSeal::plain()
+            };
+            let data = write(dir.path(), &opts, &seal, &sizes);
+            let shard = Shard::open(
+                dir.path().to_owned(),
+                0,
+                None,
+                &opts,
+                Arc::new(OpenFiles::new(4)),
+                seal,
+            )
+            .unwrap();
             prop_assert_eq!(shard.tip(), data.len() as u64);
             let got = shard.read(0, 10_000, usize::MAX).unwrap();
             let got: Vec<Bytes> = got.records.into_iter().map(|r| r.data).collect();

@@ -11,8 +11,11 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{IoContext, Result, StreamError};
 use crate::files::OpenFiles;
 use crate::hash::{HashKeyRange, hash_key_for_partition_key};
+use crate::keyring::Keyring;
+use crate::meta::Encryption;
 use crate::meta::{META_FILE, RecordDistribution, StreamMeta, StreamMode};
 use crate::options::StoreOptions;
+use crate::seal::{ShardSeal, StreamSeal};
 use crate::sequence::SequenceNumber;
 use crate::shard::{Refusal, Shard};
 
@@ -80,6 +83,8 @@ pub struct StreamHandle {
     pub(crate) files: Arc<OpenFiles>,
     /// The next step of the AUTO distribution's sequence over the hash-key space.
     pub(crate) spread: std::sync::atomic::AtomicU64,
+    /// Whether new records are sealed, and under which key.
+    pub(crate) seal: Arc<StreamSeal>,
 }
 
 /// 2^128 over the golden ratio: multiples of it visit the hash-key space evenly (a Weyl
@@ -167,6 +172,55 @@ impl StreamHandle {
             shard,
             counter,
         }
+    }
+
+    /// Seals every record appended from now on under the keyring's key `key_id`
+    /// (StartStreamEncryption); records already written stay as they are. Blocking.
+    pub fn start_encryption(&self, key_id: &str) -> Result<()> {
+        let key = self.seal.resolve(key_id)?;
+        self.update_meta(|m| {
+            m.encryption = Some(Encryption {
+                kind: "KMS".into(),
+                key_id: key_id.to_owned(),
+            });
+            Ok(())
+        })?;
+        self.seal.set(Some(key));
+        Ok(())
+    }
+
+    /// Writes records appended from now on in the clear (StopStreamEncryption); `key_id` must
+    /// be the key the stream is encrypted under. Sealed records stay sealed. Blocking.
+    pub fn stop_encryption(&self, key_id: &str) -> Result<()> {
+        let account = &self.opts.account_id;
+        self.update_meta(|m| match &m.encryption {
+            None => Err(StreamError::InvalidArgument(format!(
+                "Stream {} under account {account} is not encrypted.",
+                m.name
+            ))),
+            Some(e) if e.key_id != key_id => Err(StreamError::InvalidArgument(format!(
+                "Invalid KeyId {key_id} for stream {} under account {account}: the stream is \
+                 encrypted with a different key.",
+                m.name
+            ))),
+            Some(_) => {
+                m.encryption = None;
+                Ok(())
+            }
+        })?;
+        self.seal.set(None);
+        Ok(())
+    }
+
+    /// The seal of shard `index` of this stream (a shard a reshard opens).
+    pub(crate) fn shard_seal(&self, index: u32) -> Arc<ShardSeal> {
+        let m = self.meta.read();
+        Arc::new(ShardSeal::new(
+            self.seal.clone(),
+            &m.name,
+            m.created_ms,
+            index,
+        ))
     }
 
     /// Replaces the metadata with `f`'s change to a copy, written durably before it is seen.
@@ -355,6 +409,8 @@ pub struct Store {
     streams: RwLock<BTreeMap<String, Arc<StreamHandle>>>,
     /// Serialises create/delete so shard quotas and directory states stay consistent.
     admin: Mutex<()>,
+    /// The keys of encrypted streams.
+    keyring: Arc<Keyring>,
 }
 
 impl Store {
@@ -368,6 +424,14 @@ impl Store {
             std::fs::remove_dir_all(&trash).at(&trash)?;
         }
         let files = Arc::new(OpenFiles::for_this_process());
+        let mut opts = opts;
+        // Resolved here, so that a store opened with these options (the Firehose buffers)
+        // shares the keyring.
+        let keyring_path = opts
+            .keyring
+            .get_or_insert_with(|| DataDir::new(&root).keyring())
+            .clone();
+        let keyring = Arc::new(Keyring::at(keyring_path));
         let mut streams = BTreeMap::new();
         for entry in std::fs::read_dir(&streams_dir).at(&streams_dir)? {
             let entry = entry.at(&streams_dir)?;
@@ -382,7 +446,7 @@ impl Store {
                 continue;
             }
             let meta = StreamMeta::load(&dir)?;
-            let handle = open_stream(&dir, meta, &opts, &files)?;
+            let handle = open_stream(&dir, meta, &opts, &files, &keyring)?;
             streams.insert(handle.name(), Arc::new(handle));
         }
         Ok(Self {
@@ -391,7 +455,13 @@ impl Store {
             files,
             streams: RwLock::new(streams),
             admin: Mutex::new(()),
+            keyring,
         })
+    }
+
+    /// The keyring encrypted streams take their keys from.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
     }
 
     pub fn root(&self) -> &Path {
@@ -476,7 +546,7 @@ impl Store {
             retention_hours,
             tags,
         );
-        let handle = open_stream(&dir, meta.clone(), &self.opts, &self.files)?;
+        let handle = open_stream(&dir, meta.clone(), &self.opts, &self.files, &self.keyring)?;
         meta.save(&dir)?;
         let handle = Arc::new(handle);
         self.streams.write().insert(name.to_owned(), handle.clone());
@@ -546,7 +616,12 @@ fn open_stream(
     meta: StreamMeta,
     opts: &StoreOptions,
     files: &Arc<OpenFiles>,
+    keyring: &Arc<Keyring>,
 ) -> Result<StreamHandle> {
+    let seal = Arc::new(StreamSeal::new(
+        Some(keyring.clone()),
+        meta.encryption.as_ref(),
+    ));
     let shards = meta
         .shards
         .iter()
@@ -557,6 +632,12 @@ fn open_stream(
                 m.closed.map(|c| c.next_counter),
                 opts,
                 files.clone(),
+                Arc::new(ShardSeal::new(
+                    seal.clone(),
+                    &meta.name,
+                    meta.created_ms,
+                    m.index,
+                )),
             )
             .map(Arc::new)
         })
@@ -570,6 +651,7 @@ fn open_stream(
         opts: opts.clone(),
         files: files.clone(),
         spread: std::sync::atomic::AtomicU64::new(0),
+        seal,
     })
 }
 

@@ -176,6 +176,11 @@ pub enum Command {
     /// (sealed at rest) and IAM policies. See examples/identities.toml.
     #[command(subcommand)]
     Identity(crate::cmd::identity::IdentityCommand),
+    /// The keyring of encryption at rest: the keys StartStreamEncryption's KeyId names. A
+    /// stream's records are sealed with AES-256-GCM under a key derived per shard from one of
+    /// these; its segment files hold no plaintext record.
+    #[command(subcommand)]
+    Key(crate::cmd::key::KeyCommand),
     /// Drift monitor: are the records a model scores still like the data it was trained on?
     ///
     /// Training saves a baseline with the model: per input column, the share of training

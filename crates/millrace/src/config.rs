@@ -56,6 +56,18 @@ pub struct Config {
     /// Who may call the APIs: SigV4 signatures and IAM policies.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Encryption at rest: where the keys are.
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
+}
+
+/// `[encryption]`: `keyring = "PATH"` (relative to the config file), the keys that
+/// StartStreamEncryption's KeyId names. Default: DATA_DIR/state/keyring.toml; keep it on another
+/// disk than the data where a copied data disk or backup is the threat.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    pub keyring: Option<PathBuf>,
 }
 
 /// `[auth]`: `mode = "off" | "log" | "enforce"` and the identities file (relative to the
@@ -328,6 +340,12 @@ impl Config {
                 *file = base.join(&*file);
             }
         }
+        if let Some(ring) = &mut config.encryption.keyring
+            && ring.is_relative()
+        {
+            // May not exist yet: `millrace key add` or the first StartStreamEncryption makes it.
+            *ring = base.join(&*ring);
+        }
         if let Some(ids) = &mut config.auth.identities {
             if ids.is_relative() {
                 *ids = base.join(&*ids);
@@ -527,6 +545,7 @@ impl Config {
             enforce_limits: self.storage.enforce_limits,
             fault_probability: self.storage.fault_probability,
             fault_seed: self.storage.fault_seed,
+            keyring: self.encryption.keyring.clone(),
         })
     }
 }
@@ -673,6 +692,15 @@ mod tests {
             Config::load(&path).unwrap().schemas[arn],
             dir.path().join("s.json")
         );
+        // The keyring is named relative to the config file too, and may not exist yet.
+        std::fs::write(&path, "[encryption]\nkeyring = \"keys/ring.toml\"\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.store_options(None).unwrap().keyring,
+            Some(dir.path().join("keys/ring.toml"))
+        );
+        let e = Config::parse("[encryption]\nkeyrings = \"k\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("keyrings"), "{e:#}");
         let e = Config::parse("[[stream]]\nname = \"a\"\nretention_hours = 1\n").unwrap_err();
         assert!(
             format!("{e:#}").contains("stream[0].retention_hours"),

@@ -7,6 +7,11 @@
 //! sent; sequence numbers must strictly increase within each shard and keep each producer's
 //! acknowledgement order; and the stream must keep accepting writes. The kill/restart cycle
 //! runs several times so that the recovered log itself goes through later crashes.
+//!
+//! After the first cycle the stream's encryption is started (StartStreamEncryption with
+//! `alias/aws/kinesis`), so the later cycles kill the server while it seals records, recover
+//! sealed segments and read them back; at the end no record written after that is in any
+//! segment file in the clear, while those of the first cycle are.
 
 mod common;
 
@@ -375,6 +380,39 @@ fn tear_tail(data_dir: &Path, index: usize) -> (PathBuf, u64) {
     (newest, before)
 }
 
+/// Record ids carry their cycle (`p0-c1-17|`, `post-c2-s0|`): those of cycle 0 were written
+/// before encryption started and must be in the segments in the clear (so this check can
+/// fail), those of later cycles must not.
+fn assert_sealed_after_the_first_cycle(data_dir: &Path) {
+    let stream_dir = data_dir.join("streams").join(STREAM);
+    let mut segments = Vec::new();
+    for shard in std::fs::read_dir(&stream_dir).expect("the stream's folder") {
+        let shard = shard.expect("an entry").path();
+        if shard.is_dir() {
+            for seg in std::fs::read_dir(&shard).expect("a shard folder") {
+                segments.push(std::fs::read(seg.expect("an entry").path()).expect("a segment"));
+            }
+        }
+    }
+    let found = |needle: &[u8]| {
+        segments
+            .iter()
+            .any(|s| s.windows(needle.len()).any(|w| w == needle))
+    };
+    assert!(
+        found(b"-c0-"),
+        "the records of cycle 0 are not in the segments in the clear"
+    );
+    for cycle in 1..CYCLES {
+        let needle = format!("-c{cycle}-");
+        assert!(
+            !found(needle.as_bytes()),
+            "a record of cycle {cycle} (written after StartStreamEncryption) is in a segment \
+             in the clear"
+        );
+    }
+}
+
 async fn run() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let data_dir = tmp.path().join("data");
@@ -472,7 +510,18 @@ async fn run() {
 
         // The recovered stream keeps accepting writes, right after the recovered tail.
         write_after_restart(&kinesis, cycle, &shards, &log, &ledger).await;
+        if cycle == 0 {
+            kinesis
+                .start_stream_encryption()
+                .stream_name(STREAM)
+                .encryption_type(aws_sdk_kinesis::types::EncryptionType::Kms)
+                .key_id("alias/aws/kinesis")
+                .send()
+                .await
+                .expect("StartStreamEncryption");
+        }
     }
+    assert_sealed_after_the_first_cycle(&data_dir);
 
     // The acknowledgements of the last post-restart writes are checked by one more read.
     let shards = shards(&kinesis, STREAM, SHARDS).await;

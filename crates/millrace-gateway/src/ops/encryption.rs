@@ -1,8 +1,8 @@
-//! StartStreamEncryption and StopStreamEncryption: server-side encryption settings, kept in
-//! `StreamMeta.encryption`. Records are not encrypted at rest by millrace; the setting is
-//! reported by DescribeStream(Summary) and by PutRecord/PutRecords (`EncryptionType`).
-
-use millrace_stream::{Encryption, StreamError};
+//! StartStreamEncryption and StopStreamEncryption: records appended from then on are sealed
+//! with AES-256-GCM under the keyring's key that KeyId names (`millrace_stream::keyring`), or
+//! written in the clear again. The setting is kept in `StreamMeta.encryption` and reported by
+//! DescribeStream(Summary) and PutRecord/PutRecords (`EncryptionType`). A KeyId the keyring
+//! does not hold is KMSNotFoundException; `alias/aws/kinesis` is made on first use.
 
 use crate::error::ApiError;
 use crate::protocol::Out;
@@ -35,18 +35,8 @@ pub async fn start(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         )));
     }
     let stream = gw.store.stream(&name)?;
-    gw.blocking(move |_| {
-        stream
-            .update_meta(|m| {
-                m.encryption = Some(Encryption {
-                    kind: "KMS".into(),
-                    key_id,
-                });
-                Ok(())
-            })
-            .map_err(ApiError::from)
-    })
-    .await?;
+    gw.blocking(move |_| stream.start_encryption(&key_id).map_err(ApiError::from))
+        .await?;
     Ok(Out::map([]))
 }
 
@@ -59,26 +49,7 @@ pub async fn stop(gw: &Gateway, req: Request) -> Result<Out, ApiError> {
         )));
     }
     let stream = gw.store.stream(&name)?;
-    let account = gw.store.options().account_id.clone();
-    gw.blocking(move |_| {
-        stream
-            .update_meta(|m| match &m.encryption {
-                None => Err(StreamError::InvalidArgument(format!(
-                    "Stream {} under account {account} is not encrypted.",
-                    m.name
-                ))),
-                Some(e) if e.key_id != key_id => Err(StreamError::InvalidArgument(format!(
-                    "Invalid KeyId {key_id} for stream {} under account {account}: the stream \
-                     is encrypted with a different key.",
-                    m.name
-                ))),
-                Some(_) => {
-                    m.encryption = None;
-                    Ok(())
-                }
-            })
-            .map_err(ApiError::from)
-    })
-    .await?;
+    gw.blocking(move |_| stream.stop_encryption(&key_id).map_err(ApiError::from))
+        .await?;
     Ok(Out::map([]))
 }

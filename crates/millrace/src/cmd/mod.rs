@@ -7,6 +7,7 @@ pub(crate) mod demo;
 pub(crate) mod endpoint;
 pub(crate) mod generate;
 pub(crate) mod identity;
+pub(crate) mod key;
 pub mod models;
 pub mod monitor;
 pub(crate) mod predict;
@@ -45,5 +46,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(cmd) => generate::run(cmd),
         Command::Bench(cmd) => bench::run(&data_dir, cmd).await,
         Command::Identity(cmd) => identity::run(cmd),
+        Command::Key(cmd) => key::run(&data_dir, cmd),
     }
 }

@@ -70,13 +70,18 @@ pub struct BenchIngestArgs {
     /// certificate trusted by the load clients), so the ratio is the cost of both.
     #[arg(long, requires = "auth")]
     pub tls: bool,
+    /// Also measure the local server on a stream encrypted at rest (StartStreamEncryption
+    /// with alias/aws/kinesis before the load), in the same run: the ratio line is the cost of
+    /// sealing every record with AES-256-GCM and opening it on read.
+    #[arg(long, conflicts_with = "endpoint_url")]
+    pub encrypt: bool,
 }
 
 pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     let mut server = None;
     let mut targets = Vec::new();
     match &args.endpoint_url {
-        Some(url) => targets.push(("target".to_owned(), url.clone())),
+        Some(url) => targets.push(("target".to_owned(), url.clone(), false)),
         None => {
             let s = LocalServer::start(None)?;
             eprintln!(
@@ -84,7 +89,10 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
                 s.url,
                 s.dir.display()
             );
-            targets.push(("millrace".to_owned(), s.url.clone()));
+            targets.push(("millrace".to_owned(), s.url.clone(), false));
+            if args.encrypt {
+                targets.push(("millrace+sealed".to_owned(), s.url.clone(), true));
+            }
             server = Some(s);
         }
     }
@@ -101,7 +109,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         } else {
             "millrace+auth"
         };
-        targets.push((name.to_owned(), url));
+        targets.push((name.to_owned(), url, false));
         if args.tls {
             let pem = std::fs::read(s.tls_cert()).context("reading the server's certificate")?;
             trust = Some(reqwest::Certificate::from_pem(&pem)?);
@@ -112,7 +120,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         let (name, url) = p
             .split_once('=')
             .with_context(|| format!("--peer {p:?}: expected NAME=URL"))?;
-        targets.push((name.to_owned(), url.to_owned()));
+        targets.push((name.to_owned(), url.to_owned(), false));
     }
     let mut http = reqwest::Client::builder().pool_max_idle_per_host(args.clients * 2);
     if let Some(cert) = trust {
@@ -120,7 +128,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     }
     let http = http.build()?;
     let mut results = Vec::new();
-    for (name, url) in &targets {
+    for (name, url, encrypt) in &targets {
         eprintln!(
             "{name}: {} clients x PutRecords of {} x ~{} B records into {} shards for {}s",
             args.clients,
@@ -129,7 +137,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
             args.reshard_to.unwrap_or(args.shards),
             args.seconds
         );
-        let r = run_target(&http, name, url, &args)
+        let r = run_target(&http, name, url, *encrypt, &args)
             .await
             .with_context(|| format!("benchmarking {name} at {url}"))?;
         results.push(r);
@@ -225,10 +233,20 @@ async fn run_target(
     http: &reqwest::Client,
     name: &str,
     url: &str,
+    encrypt: bool,
     args: &BenchIngestArgs,
 ) -> anyhow::Result<Outcome> {
     let stream = format!("bench-{:08x}", rand::random::<u32>());
     create_stream(http, url, &stream, args.shards).await?;
+    if encrypt {
+        call(
+            http,
+            url,
+            "StartStreamEncryption",
+            serde_json::to_vec(&json!({"StreamName": stream, "EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}))?,
+        )
+        .await?;
+    }
     if let Some(target) = args.reshard_to {
         reshard(http, url, &stream, target).await?;
     }
