@@ -47,7 +47,7 @@ impl Blend {
     }
 
     /// One member's outputs in the space they are averaged in.
-    fn to_space(self, task: &Task, p: &[f64]) -> Vec<f64> {
+    pub(crate) fn to_space(self, task: &Task, p: &[f64]) -> Vec<f64> {
         match (self, task) {
             (Blend::Logit, Task::Binary { .. }) => p
                 .iter()

@@ -12,6 +12,7 @@
 pub mod baseline;
 pub mod ensemble;
 pub mod error;
+pub mod explain;
 pub mod features;
 pub mod linear;
 pub mod metrics;

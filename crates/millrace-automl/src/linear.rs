@@ -82,6 +82,10 @@ pub struct Linear {
     pub cols: usize,
     pub weights: Vec<f64>,
     pub iterations: usize,
+    /// Each column's training mean (missing counted as 0, as the model reads it): the point
+    /// explanations measure contributions from. Empty in models saved before explanations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub means: Vec<f64>,
 }
 
 fn value(x: f64) -> f64 {
@@ -293,11 +297,21 @@ impl Linear {
             params.max_iter,
             params.tol,
         );
+        let mut means = vec![0.0; x.cols];
+        for i in 0..x.rows {
+            for (m, v) in means.iter_mut().zip(x.row(i)) {
+                *m += value(*v);
+            }
+        }
+        for m in &mut means {
+            *m /= x.rows.max(1) as f64;
+        }
         Linear {
             loss,
             cols: x.cols,
             weights,
             iterations,
+            means,
         }
     }
 

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use millrace_automl::Task;
+use millrace_automl::explain::Detail;
 use millrace_automl::model::ModelArtifact;
 use millrace_http::ServerLimits;
 use millrace_wrangle::frame::Name;
@@ -88,8 +89,12 @@ impl Loaded {
     }
 
     /// Scores like [`Loaded::score`], then adds the records to the drift window.
-    pub fn score_observed(&self, records: &[Record]) -> Result<Vec<Value>, ServeError> {
-        let out = self.score(records)?;
+    pub fn score_observed(
+        &self,
+        records: &[Record],
+        explain: Option<Detail>,
+    ) -> Result<Vec<Value>, ServeError> {
+        let out = self.score(records, explain)?;
         if let Some(w) = &self.drift {
             w.observe(records);
         }
@@ -124,32 +129,52 @@ impl Loaded {
         f
     }
 
-    /// One prediction object per record, with Autopilot's keys.
-    pub fn score(&self, records: &[Record]) -> Result<Vec<Value>, ServeError> {
+    /// One prediction object per record, with Autopilot's keys; with `explain`, each has an
+    /// `explanation` (`base_value`, `margin`, `space`, `contributions` largest first).
+    pub fn score(
+        &self,
+        records: &[Record],
+        explain: Option<Detail>,
+    ) -> Result<Vec<Value>, ServeError> {
         let frame = self.frame(records);
-        let p = self.model.predict(&frame)?;
+        let (p, explanations) = match explain {
+            Some(_) => {
+                let (p, e) = self.model.explain(&frame)?;
+                (p, Some(e))
+            }
+            None => (self.model.predict(&frame)?, None),
+        };
         let labels = p.labels(&self.model);
         let classes = self.model.task.classes();
         Ok((0..p.rows)
             .map(|i| {
                 let row = &p.values[i * p.width..(i + 1) * p.width];
-                match &self.model.task {
-                    Task::Regression => json!({ "prediction": row[0] }),
-                    Task::Binary { .. } => json!({
-                        "predicted_label": labels[i],
-                        "probability": row[0],
-                        "probabilities": [1.0 - row[0], row[0]],
-                        "labels": classes,
-                    }),
-                    Task::Multiclass { .. } => json!({
-                        "predicted_label": labels[i],
-                        "probability": row.iter().copied().fold(0.0, f64::max),
-                        "probabilities": row,
-                        "labels": classes,
-                    }),
+                let mut v = self.prediction(&labels[i], row, &classes);
+                if let (Some(e), Some(detail)) = (&explanations, explain) {
+                    v["explanation"] = e[i].to_json(&self.model.task, detail);
                 }
+                v
             })
             .collect())
+    }
+
+    /// One record's prediction object.
+    fn prediction(&self, label: &str, row: &[f64], classes: &[String]) -> Value {
+        match &self.model.task {
+            Task::Regression => json!({ "prediction": row[0] }),
+            Task::Binary { .. } => json!({
+                "predicted_label": label,
+                "probability": row[0],
+                "probabilities": [1.0 - row[0], row[0]],
+                "labels": classes,
+            }),
+            Task::Multiclass { .. } => json!({
+                "predicted_label": label,
+                "probability": row.iter().copied().fold(0.0, f64::max),
+                "probabilities": row,
+                "labels": classes,
+            }),
+        }
     }
 }
 
@@ -562,20 +587,22 @@ async fn metrics_text(State(ep): State<Arc<Endpoint>>) -> Response {
 
 async fn invoke_default(
     State(ep): State<Arc<Endpoint>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    invoke(ep, 0, headers, body).await
+    invoke(ep, 0, query, headers, body).await
 }
 
 async fn invoke_named(
     State(ep): State<Arc<Endpoint>>,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     match ep.slots.iter().position(|s| s.name == name) {
-        Some(i) => invoke(ep, i, headers, body).await,
+        Some(i) => invoke(ep, i, query, headers, body).await,
         None => ServeError::NotServed {
             serving: ep.slots.iter().map(|s| s.name.clone()).collect(),
             name,
@@ -669,9 +696,35 @@ pub(crate) async fn read_body(
         .map_err(|_| too_large())
 }
 
-async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) -> Response {
+/// `explain=K|all` in a query string (`?explain=3`) or in SageMaker's custom attributes
+/// (`explain=3`, among others separated by `;` or `,`).
+pub(crate) fn explain_param(text: Option<&str>) -> Result<Option<Detail>, ServeError> {
+    let Some(text) = text else { return Ok(None) };
+    for part in text.split(['&', ';', ',']) {
+        if let Some(v) = part.trim().strip_prefix("explain=") {
+            return v.parse().map(Some).map_err(ServeError::Invalid);
+        }
+    }
+    Ok(None)
+}
+
+async fn invoke(
+    ep: Arc<Endpoint>,
+    slot: usize,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let s = &ep.slots[slot];
+    let explain = match explain_param(query.as_deref()) {
+        Ok(e) => e,
+        Err(e) => {
+            s.metrics
+                .observe(e.status().as_u16(), 0, started.elapsed().as_secs_f64());
+            return e.into_response();
+        }
+    };
     let body = match read_body(&ep, &headers, body).await {
         Ok(b) => b,
         Err(e) => {
@@ -685,7 +738,7 @@ async fn invoke(ep: Arc<Endpoint>, slot: usize, headers: HeaderMap, body: Body) 
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let (response, status, n) = match score_body(&loaded, ct, &body).await {
+    let (response, status, n) = match score_body(&loaded, ct, &body, explain).await {
         Ok((predictions, n)) => {
             let (content_type, body) = encode_predictions(&predictions, wants_csv(&headers));
             let resp = ([(header::CONTENT_TYPE, content_type)], body).into_response();
@@ -711,10 +764,11 @@ pub(crate) async fn score_body(
     loaded: &Arc<Loaded>,
     content_type: Option<&str>,
     body: &[u8],
+    explain: Option<Detail>,
 ) -> Result<(Vec<Value>, usize), (ServeError, usize)> {
     let records = parse_body(loaded, content_type, body).map_err(|e| (e, 0))?;
     let n = records.len();
-    score_records(loaded, records)
+    score_records(loaded, records, explain)
         .await
         .map(|p| (p, n))
         .map_err(|e| (e, n))
@@ -734,15 +788,16 @@ pub(crate) fn parse_body(
 pub(crate) async fn score_records(
     loaded: &Arc<Loaded>,
     records: Vec<Record>,
+    explain: Option<Detail>,
 ) -> Result<Vec<Value>, ServeError> {
     if records.len() <= INLINE_RECORDS {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            loaded.score_observed(&records)
+            loaded.score_observed(&records, explain)
         }))
         .unwrap_or_else(|panic| Err(scoring_panicked(panic_text(panic.as_ref()))))
     } else {
         let l = Arc::clone(loaded);
-        tokio::task::spawn_blocking(move || l.score_observed(&records))
+        tokio::task::spawn_blocking(move || l.score_observed(&records, explain))
             .await
             .unwrap_or_else(|e| Err(scoring_panicked(e.to_string())))
     }

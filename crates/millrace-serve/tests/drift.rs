@@ -88,7 +88,7 @@ fn observed(records: &[Record]) -> DriftReport {
     let t = trained();
     let loaded = Loaded::new("churn", 1, t.model.clone());
     for chunk in records.chunks(7) {
-        loaded.score_observed(chunk).unwrap();
+        loaded.score_observed(chunk, None).unwrap();
     }
     loaded.drift.as_ref().expect("a baseline").report()
 }

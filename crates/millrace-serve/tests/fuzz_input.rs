@@ -96,7 +96,7 @@ proptest! {
         let body = Value::Array(records.iter().cloned().map(Value::Object).collect()).to_string();
         let loaded = model();
         let parsed = parse(BodyFormat::Json, body.as_bytes(), &loaded.columns).unwrap();
-        let scored = loaded.score(&parsed).unwrap();
+        let scored = loaded.score(&parsed, None).unwrap();
         prop_assert_eq!(scored.len(), records.len());
         for (r, s) in records.iter().zip(&scored) {
             let p = s["probability"].as_f64();
@@ -105,5 +105,43 @@ proptest! {
                 "{:?} scored {}", r, s
             );
         }
+    }
+}
+
+/// The streaming scorer's `explain`: each output record carries an explanation whose base and
+/// contributions add up to the margin, the log-odds of the probability it carries.
+#[test]
+fn the_scorer_adds_explanations_that_add_up() {
+    use millrace_automl::explain::Detail;
+    let records: Vec<millrace_io::SourceRecord> = (0..5)
+        .map(|i| millrace_io::SourceRecord {
+            sequence: format!("{i}"),
+            arrival_ms: 0,
+            partition_key: "k".into(),
+            data: bytes::Bytes::from(format!(
+                r#"{{"tenure": {}, "charges": "55.5", "contract": "Month"}}"#,
+                i * 10
+            )),
+        })
+        .collect();
+    let (outs, errs) =
+        millrace_serve::score::score_records(model(), "s", "0", None, Some(Detail::All), &records);
+    assert!(errs.is_empty());
+    assert_eq!(outs.len(), 5);
+    for o in outs {
+        let v: Value = serde_json::from_slice(&o.data).unwrap();
+        let e = &v["explanation"];
+        let c = e["contributions"].as_object().unwrap();
+        let mut names: Vec<&str> = c.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["charges", "contract", "tenure"]);
+        let sum: f64 = c.values().map(|x| x.as_f64().unwrap()).sum();
+        let margin = e["margin"].as_f64().unwrap();
+        assert!((e["base_value"].as_f64().unwrap() + sum - margin).abs() < 1e-9);
+        let p = v["probability"].as_f64().unwrap();
+        assert!(
+            (margin - (p / (1.0 - p)).ln()).abs() < 1e-6,
+            "{margin} vs {p}"
+        );
     }
 }

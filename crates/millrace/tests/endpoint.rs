@@ -31,6 +31,128 @@ fn train(data: &Path, csv: &Path) {
     common::train_churn(data, csv, &[]);
 }
 
+/// The log-odds of a probability.
+fn logit(p: f64) -> f64 {
+    (p / (1.0 - p)).ln()
+}
+
+/// `?explain=all` and CustomAttributes `explain=K` on the endpoint, `--explain` on `millrace
+/// predict`: the contributions name the raw input columns, add up with the base value to the
+/// log-odds of the probability answered, and batch and endpoint agree.
+async fn check_explanations(
+    client: &reqwest::Client,
+    url: &str,
+    data: &Path,
+    new_csv: &Path,
+    objects: &[serde_json::Value],
+    want: &[(String, f64)],
+) {
+    let some = &objects[..20];
+    let r = client
+        .post(format!("{url}/invocations?explain=all"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_string(some).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let preds = v["predictions"].as_array().unwrap();
+    let inputs: Vec<&String> = objects[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "customerID")
+        .collect();
+    for (p, (label, prob)) in preds.iter().zip(want) {
+        assert_eq!(p["predicted_label"], label.as_str());
+        let e = &p["explanation"];
+        assert_eq!(e["space"], "log_odds");
+        let contributions = e["contributions"].as_object().unwrap();
+        let mut names: Vec<&String> = contributions.keys().collect();
+        names.sort();
+        let mut expected = inputs.clone();
+        expected.sort();
+        assert_eq!(
+            names, expected,
+            "every raw input column, nothing engineered"
+        );
+        let sum: f64 = contributions.values().map(|v| v.as_f64().unwrap()).sum();
+        let (base, margin) = (
+            e["base_value"].as_f64().unwrap(),
+            e["margin"].as_f64().unwrap(),
+        );
+        assert!(
+            (base + sum - margin).abs() < 1e-9,
+            "{base} + {sum} != {margin}"
+        );
+        assert!(
+            (margin - logit(*prob)).abs() < 1e-6,
+            "margin {margin} vs logit({prob})"
+        );
+        // Largest first: a waterfall in order.
+        let mags: Vec<f64> = contributions
+            .values()
+            .map(|v| v.as_f64().unwrap().abs())
+            .collect();
+        assert!(mags.windows(2).all(|w| w[0] >= w[1]));
+    }
+    // SageMaker's custom attributes, through InvokeEndpoint's route.
+    let r = client
+        .post(format!("{url}/endpoints/churn/invocations"))
+        .header("content-type", "application/json")
+        .header("X-Amzn-SageMaker-Custom-Attributes", "trace=1;explain=2")
+        .body(objects[0].to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let c = v["predictions"][0]["explanation"]["contributions"]
+        .as_object()
+        .unwrap()
+        .clone();
+    assert_eq!(c.len(), 2);
+    let r = client
+        .post(format!("{url}/invocations?explain=0"))
+        .header("content-type", "application/json")
+        .body(objects[0].to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("explain"));
+
+    // Batch: the same explanations, top 3.
+    let explained = new_csv.with_file_name("explained.csv");
+    let st = millrace()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["predict", "--model", "churn", "--explain", "3", "--input"])
+        .arg(new_csv)
+        .arg("--output")
+        .arg(&explained)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (header, rows) = read_csv(&explained);
+    assert_eq!(&header[header.len() - 2..], ["base_value", "contributions"]);
+    for (row, p) in rows.iter().zip(preds) {
+        let c: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&row[row.len() - 1]).unwrap();
+        assert_eq!(c.len(), 3);
+        let all = p["explanation"]["contributions"].as_object().unwrap();
+        for (k, v) in &c {
+            assert!(
+                (v.as_f64().unwrap() - all[k].as_f64().unwrap()).abs() < 1e-12,
+                "{k}"
+            );
+        }
+        let base: f64 = row[row.len() - 2].parse().unwrap();
+        assert!((base - p["explanation"]["base_value"].as_f64().unwrap()).abs() < 1e-9);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_scores_like_predict_rejects_bad_input_and_swaps_under_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,6 +286,8 @@ async fn endpoint_scores_like_predict_rejects_bad_input_and_swaps_under_load() {
         r.text().await.unwrap(),
         format!("{},{}\n", want[0].0, want[0].1)
     );
+
+    check_explanations(&client, &url, &data, &new_csv, &objects, &want).await;
 
     // Bad input: status and a message naming what is wrong; the endpoint keeps serving.
     let cases: Vec<(&str, String, u16, &str)> = vec![

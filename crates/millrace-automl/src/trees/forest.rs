@@ -428,6 +428,7 @@ impl Grower<'_> {
         self.order.extend_from_slice(bag);
         let mut nodes: Vec<Node> = Vec::new();
         let mut values = Vec::new();
+        let mut cover = Vec::new();
         self.consts.clear();
         let mut stack: Vec<Pending> = vec![(0, bag.len(), 0, None, (0, 0))];
         while let Some((start, len, depth, parent, (c_off, c_len))) = stack.pop() {
@@ -470,6 +471,7 @@ impl Grower<'_> {
                     let leaf = values.len().checked_div(width).unwrap_or(0);
                     let n = self.total[0];
                     values.extend(self.total[1..].iter().map(|s| s / n));
+                    cover.push(n);
                     link(&mut nodes, parent, !(leaf as i32));
                 }
                 Some(s) => {
@@ -496,7 +498,11 @@ impl Grower<'_> {
                 }
             }
         }
-        Tree { nodes, values }
+        Tree {
+            nodes,
+            values,
+            cover,
+        }
     }
 }
 
@@ -588,6 +594,16 @@ impl Forest {
 
     pub fn loss(&self) -> Loss {
         self.loss
+    }
+
+    /// What the forest predicts without trees (explanations).
+    pub(crate) fn prior(&self) -> &[f64] {
+        &self.prior
+    }
+
+    /// The trees (explanations).
+    pub(crate) fn trees(&self) -> &[Tree] {
+        &self.trees
     }
 
     /// The mean of the trees' leaves, in `Gbdt::predict`'s layout.

@@ -514,7 +514,12 @@ impl<'a> Grower<'a> {
                 if v.is_finite() { v } else { 0.0 }
             })
             .collect();
-        Tree { nodes, values }
+        let cover = self.leaves.iter().map(|l| l.sums.n as f64).collect();
+        Tree {
+            nodes,
+            values,
+            cover,
+        }
     }
 }
 
@@ -777,6 +782,16 @@ impl Gbdt {
 
     pub fn loss(&self) -> Loss {
         self.loss
+    }
+
+    /// The scores before any tree (explanations).
+    pub(crate) fn init(&self) -> &[f64] {
+        &self.init
+    }
+
+    /// The trees, round after round (explanations).
+    pub(crate) fn trees(&self) -> &[Tree] {
+        &self.trees
     }
 
     /// Per row: the positive-class probability (logistic), the value (squared), or `classes`

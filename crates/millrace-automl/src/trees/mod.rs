@@ -12,7 +12,7 @@
 mod bins;
 mod forest;
 mod gbdt;
-mod tree;
+pub(crate) mod tree;
 
 pub use forest::{Forest, ForestParams};
 pub use gbdt::{Gbdt, GbdtParams};

@@ -21,6 +21,10 @@ pub(crate) struct Node {
 pub(crate) struct Tree {
     pub nodes: Vec<Node>,
     pub values: Vec<f64>,
+    /// Training rows that reached each leaf (bootstrap copies counted): what TreeSHAP weighs
+    /// the branches by. Empty in models saved before explanations existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cover: Vec<f64>,
 }
 
 impl Tree {
@@ -102,6 +106,7 @@ mod tests {
                     gain: 2.0,
                 },
             ],
+            cover: Vec::new(),
             values: vec![10.0, 20.0, 30.0],
         };
         assert_eq!(t.leaf(&[1.0, 0.0]), 0);

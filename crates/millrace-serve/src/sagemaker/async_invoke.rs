@@ -24,6 +24,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use millrace_automl::explain::Detail;
 use millrace_common::keys::escape_segment;
 use tokio::sync::Semaphore;
 
@@ -133,6 +134,8 @@ struct Job {
     input: Input,
     content_type: Option<String>,
     csv: bool,
+    /// `explain=K|all` in the custom attributes.
+    explain: Option<Detail>,
     output_key: String,
     failure_key: String,
     ttl: Duration,
@@ -152,6 +155,7 @@ impl Job {
             input: input(headers, body)?,
             content_type: super::header(headers, CONTENT_TYPE)?.map(str::to_owned),
             csv: endpoint::accepts_csv(super::header(headers, ACCEPT)?),
+            explain: endpoint::explain_param(super::header(headers, super::CUSTOM_ATTRIBUTES)?)?,
             output_key,
             failure_key,
             ttl: seconds(headers, REQUEST_TTL, 60..=21_600, 21_600)?,
@@ -220,7 +224,7 @@ impl Job {
             Input::Object(key) => read_object(ep, key).await?,
         };
         let ct = self.content_type.as_deref();
-        let predictions = score_counted(ep, &self.target, ct, &body, started).await?;
+        let predictions = score_counted(ep, &self.target, ct, &body, self.explain, started).await?;
         Ok(endpoint::encode_predictions(&predictions, self.csv).1)
     }
 

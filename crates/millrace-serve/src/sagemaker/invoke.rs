@@ -38,9 +38,10 @@ async fn invoke(
     let started = Instant::now();
     let target = target(ep, name, headers).await?;
     let attributes = custom_attributes(headers)?;
+    let explain = endpoint::explain_param(super::header(headers, super::CUSTOM_ATTRIBUTES)?)?;
     let body = read_counted(ep, &target, headers, body, started).await?;
     let content_type = super::header(headers, "content-type")?;
-    let predictions = score_counted(ep, &target, content_type, &body, started).await?;
+    let predictions = score_counted(ep, &target, content_type, &body, explain, started).await?;
     let csv = endpoint::accepts_csv(super::header(headers, "accept")?);
     let (content_type, body) = endpoint::encode_predictions(&predictions, csv);
     let mut resp = ([(header::CONTENT_TYPE, content_type)], body).into_response();

@@ -18,6 +18,7 @@ mod invoke;
 mod lake;
 mod stream;
 
+use millrace_automl::explain::Detail;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -197,9 +198,10 @@ async fn score_counted(
     target: &Invoked,
     content_type: Option<&str>,
     body: &[u8],
+    explain: Option<Detail>,
     started: Instant,
 ) -> Result<Vec<Value>, ServeError> {
-    let result = endpoint::score_body(&target.loaded, content_type, body).await;
+    let result = endpoint::score_body(&target.loaded, content_type, body, explain).await;
     let (status, n) = match &result {
         Ok((_, n)) => (200, *n),
         Err((e, n)) => (e.status().as_u16(), *n),

@@ -7,6 +7,7 @@
 //! stream with a `ModelStreamError` or `InternalStreamFailure` event; a client that goes away
 //! stops the scoring.
 
+use millrace_automl::explain::Detail;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ async fn start(
     let started = Instant::now();
     let target = target(ep, name, headers).await?;
     let attributes = custom_attributes(headers)?;
+    let explain = endpoint::explain_param(super::header(headers, super::CUSTOM_ATTRIBUTES)?)?;
     let csv = endpoint::accepts_csv(super::header(headers, ACCEPT)?);
     let body = read_counted(ep, &target, headers, body, started).await?;
     let content_type = super::header(headers, "content-type")?;
@@ -77,7 +79,7 @@ async fn start(
         Arc::clone(ep),
         target,
         records,
-        csv,
+        (csv, explain),
         tx,
         started,
     ));
@@ -90,7 +92,7 @@ async fn send_parts(
     ep: Arc<Endpoint>,
     target: Invoked,
     mut records: Vec<Record>,
-    csv: bool,
+    (csv, explain): (bool, Option<Detail>),
     tx: mpsc::Sender<Bytes>,
     started: Instant,
 ) {
@@ -99,7 +101,7 @@ async fn send_parts(
         let rest = records.split_off(INLINE_RECORDS.min(records.len()));
         let chunk = std::mem::replace(&mut records, rest);
         let n = chunk.len();
-        match endpoint::score_records(&target.loaded, chunk).await {
+        match endpoint::score_records(&target.loaded, chunk, explain).await {
             Ok(predictions) => {
                 scored += n;
                 for p in &predictions {

@@ -15,6 +15,7 @@
 pub mod checkpoint;
 mod fit;
 
+use millrace_automl::explain::Detail;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -58,6 +59,26 @@ pub struct ScoringConfig {
     /// Input fields copied into each prediction; defaults to the model's ID columns.
     #[serde(default)]
     pub id_fields: Option<Vec<String>>,
+    /// `explain = K` (or `"all"`): each prediction carries an `explanation` object
+    /// (`base_value`, `margin`, `space`, `contributions`), as the endpoint's `?explain=K`.
+    #[serde(default, deserialize_with = "explain_setting")]
+    pub explain: Option<Detail>,
+}
+
+/// `explain = 3` or `explain = "all"` (or `"3"`).
+fn explain_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Detail>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Count(u64),
+        Text(String),
+    }
+    let text = match Option::<Raw>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Raw::Count(n)) => n.to_string(),
+        Some(Raw::Text(s)) => s,
+    };
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 impl ScoringConfig {
@@ -455,13 +476,14 @@ impl Scorer {
         let todo_len = todo.len();
         let loaded = self.model.load_full();
         let (outs, errs) = if todo.len() > INLINE_RECORDS {
-            let (stream, shard, ids) = (
+            let (stream, shard, ids, explain) = (
                 self.config.stream.clone(),
                 shard.to_owned(),
                 self.config.id_fields.clone(),
+                self.config.explain,
             );
             tokio::task::spawn_blocking(move || {
-                score_records(&loaded, &stream, &shard, ids.as_deref(), &todo)
+                score_records(&loaded, &stream, &shard, ids.as_deref(), explain, &todo)
             })
             .await
             .map_err(|e| ServeError::Stream(e.to_string()))?
@@ -471,6 +493,7 @@ impl Scorer {
                 &self.config.stream,
                 shard,
                 self.config.id_fields.as_deref(),
+                self.config.explain,
                 &todo,
             )
         };
@@ -545,6 +568,7 @@ pub fn score_records(
     stream: &str,
     shard: &str,
     id_fields: Option<&[String]>,
+    explain: Option<Detail>,
     records: &[SourceRecord],
 ) -> (Vec<SinkRecord>, Vec<SinkRecord>) {
     let mut errs = Vec::new();
@@ -560,14 +584,14 @@ pub fn score_records(
             Err(reason) => errs.push(error_record(stream, shard, r, &reason, loaded)),
         }
     }
-    let predictions: Vec<Result<Value, String>> = match loaded.score_observed(&inputs) {
+    let predictions: Vec<Result<Value, String>> = match loaded.score_observed(&inputs, explain) {
         Ok(p) => p.into_iter().map(Ok).collect(),
         // Find the record that fails; the others still get scored.
         Err(_) => inputs
             .iter()
             .map(|rec| {
                 loaded
-                    .score_observed(std::slice::from_ref(rec))
+                    .score_observed(std::slice::from_ref(rec), explain)
                     .map(|mut p| p.remove(0))
                     .map_err(|e| e.to_string())
             })
@@ -713,6 +737,7 @@ mod tests {
             to_stream: "churn".into(),
             error_stream: None,
             id_fields: None,
+            explain: None,
         };
         assert!(c.validate("scoring[0]").unwrap_err().contains("to_stream"));
         let ok = ScoringConfig {
@@ -722,5 +747,20 @@ mod tests {
         ok.validate("scoring[0]").unwrap();
         assert_eq!(ok.name(), "churn-to-preds");
         assert_eq!(ok.error_stream(), "preds-errors");
+        let parse = |t: &str| toml::from_str::<ScoringConfig>(t).map(|c| c.explain);
+        let base = "stream = \"a\"\nmodel = \"m\"\nto_stream = \"b\"\n";
+        assert_eq!(
+            parse(&format!("{base}explain = 3")).unwrap(),
+            Some(Detail::Top(3))
+        );
+        assert_eq!(
+            parse(&format!("{base}explain = \"all\"")).unwrap(),
+            Some(Detail::All)
+        );
+        assert_eq!(parse(base).unwrap(), None);
+        let e = parse(&format!("{base}explain = 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("explain"), "{e}");
     }
 }

@@ -427,6 +427,7 @@ async fn live_scorer(
         to_stream: LIVE_OUT.into(),
         error_stream: None,
         id_fields: None,
+        explain: None,
     };
     let registry = millrace_serve::registry::Registry::new(data_dir);
     let state = DataDir::new(data_dir).state();

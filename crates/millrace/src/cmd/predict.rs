@@ -18,6 +18,7 @@ use anyhow::Context;
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use millrace_automl::Task;
+use millrace_automl::explain::Detail;
 use millrace_automl::model::ModelArtifact;
 use millrace_common::time::{now_ms, rfc3339};
 use millrace_wrangle::{Column, Frame};
@@ -58,6 +59,13 @@ pub struct PredictArgs {
     /// Rows per part file of a folder output.
     #[arg(long, default_value_t = 1_000_000)]
     pub part_rows: usize,
+    /// Also explain each prediction: adds `base_value` and `contributions`, a JSON object from
+    /// input column to its contribution to the model's margin (log-odds for binary, the
+    /// predicted class's log-probability score for multiclass, the value for regression): the K
+    /// largest by magnitude, or every input column with `all`. base_value plus the
+    /// contributions is the margin. Exact TreeSHAP for trees, exact for linear models.
+    #[arg(long, value_name = "K|all")]
+    pub explain: Option<millrace_automl::explain::Detail>,
     /// Scoring threads (0: one per core).
     #[arg(long, default_value_t = 0, hide = true)]
     pub threads: usize,
@@ -142,12 +150,13 @@ async fn transform(
         let tx = scored_tx.clone();
         let model = model.clone();
         let chunk_rows = args.chunk_rows;
+        let explain = args.explain;
         scorers.push(tokio::task::spawn_blocking(move || {
             loop {
                 let next = chunks.lock().expect("queue lock").blocking_recv();
                 let Some((seq, frame)) = next else { return };
                 let first = seq * chunk_rows as u64 + 1;
-                let scored = score(&model, &frame).with_context(|| {
+                let scored = score(&model, &frame, explain).with_context(|| {
                     format!(
                         "scoring input rows {first}–{}",
                         first + frame.rows() as u64 - 1
@@ -268,8 +277,18 @@ fn write_in_order(
 }
 
 /// Scores one chunk: the input's ID columns, then the model's outputs.
-fn score(model: &ModelArtifact, frame: &Frame) -> anyhow::Result<RecordBatch> {
-    let p = model.predict(frame)?;
+fn score(
+    model: &ModelArtifact,
+    frame: &Frame,
+    explain: Option<Detail>,
+) -> anyhow::Result<RecordBatch> {
+    let (p, explanations) = match explain {
+        Some(_) => {
+            let (p, e) = model.explain(frame)?;
+            (p, Some(e))
+        }
+        None => (model.predict(frame)?, None),
+    };
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
     for id in &model.id_columns {
@@ -309,6 +328,21 @@ fn score(model: &ModelArtifact, frame: &Frame) -> anyhow::Result<RecordBatch> {
                 arrays.push(Arc::new(Float64Array::from(v)));
             }
         }
+    }
+    if let (Some(explanations), Some(detail)) = (explanations, explain) {
+        fields.push(Field::new("base_value", DataType::Float64, false));
+        arrays.push(Arc::new(Float64Array::from(
+            explanations
+                .iter()
+                .map(|e| e.base_value)
+                .collect::<Vec<_>>(),
+        )));
+        fields.push(Field::new("contributions", DataType::Utf8, false));
+        let json: Vec<String> = explanations
+            .iter()
+            .map(|e| e.to_json(&model.task, detail)["contributions"].to_string())
+            .collect();
+        arrays.push(Arc::new(StringArray::from(json)));
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }

@@ -36,6 +36,10 @@ pub struct ScoreArgs {
     /// Input fields copied into each prediction (default: the model's ID columns).
     #[arg(long, value_delimiter = ',', value_name = "FIELD,...")]
     pub id_fields: Option<Vec<String>>,
+    /// Add an `explanation` to each prediction: base_value, margin and the K largest
+    /// contributions of the input fields (or all of them with `all`).
+    #[arg(long, value_name = "K|all")]
+    pub explain: Option<millrace_automl::explain::Detail>,
     /// Names the checkpoints under DATA_DIR/state/scoring/ (default: STREAM-to-TO_STREAM).
     /// Two scorers with the same name share progress; a different name starts from the oldest
     /// record.
@@ -60,6 +64,7 @@ pub async fn run(data_dir: &Path, args: ScoreArgs) -> anyhow::Result<()> {
         to_stream: args.to_stream.clone(),
         error_stream: args.error_stream.clone(),
         id_fields: args.id_fields.clone(),
+        explain: args.explain,
     };
     config
         .validate("score")
