@@ -6,8 +6,14 @@
 //!   data-quality report and target encoding use too — and it is printed so a user can
 //!   override it.
 //! - Text with 3 to `MAX_CLASSES` values → multiclass (classes sorted).
-//! - Numbers (or text that is numbers, as a CSV of strings gives them) with more than two
-//!   values → regression.
+//! - Whole numbers with few distinct values → multiclass (ordered classes such as quality
+//!   scores 3–8 or star ratings): at least 3 and at most [`MAX_INTEGER_CLASSES`] distinct
+//!   values, and no more than 10% of the rows (5% from 1,000 rows on), as AutoGluon decides.
+//!   `--problem regression` overrides it.
+//! - Other numbers (or text that is numbers, as a CSV of strings gives them) with more than two
+//!   values → regression (`--problem multiclass` overrides it).
+//!
+//! The rule that decided is kept in [`Target::rule`], for training to print.
 //!
 //! Rows whose target is missing cannot be learnt from and are left out (and counted).
 
@@ -21,6 +27,15 @@ use crate::error::AutoMlError;
 
 /// More distinct text values than this is not a classification target.
 pub const MAX_CLASSES: usize = 100;
+
+/// Whole-number targets with more distinct values than this are regression targets.
+pub const MAX_INTEGER_CLASSES: usize = 30;
+
+/// The share of rows a whole-number target's distinct values may be and still be classes:
+/// 10% under 1,000 rows, 5% from 1,000 on.
+fn integer_class_share(rows: usize) -> f64 {
+    if rows < 1000 { 0.10 } else { 0.05 }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -52,6 +67,8 @@ pub struct Target {
     /// Value per kept row (regression; 0/1 for binary; class index for multiclass).
     pub y: Vec<f64>,
     pub missing: usize,
+    /// Why the task is what it is, with the flag that overrides it (printed by training).
+    pub rule: String,
 }
 
 impl Task {
@@ -108,8 +125,31 @@ pub fn detect(name: &str, column: &Column, want: Want) -> Result<Target, AutoMlE
     let numeric = rows
         .iter()
         .all(|i| !coerce_str(text[*i].as_deref()).is_nan());
+    let integers = numeric
+        && rows.iter().all(|i| {
+            let v = coerce_str(text[*i].as_deref());
+            v.fract() == 0.0 && v.abs() < 1e15
+        });
+    let k = distinct.len();
+    let share = integer_class_share(rows.len());
+    let few = k <= MAX_INTEGER_CLASSES && (k as f64) <= share * rows.len() as f64;
+    let rule = match want {
+        Want::Auto if k == 2 => "two distinct values → binary".to_owned(),
+        Want::Auto if integers && few => format!(
+            "whole numbers with {k} distinct values in {} rows (at most {MAX_INTEGER_CLASSES}              and {:.0}% of the rows) → multiclass; --problem regression to predict a number",
+            rows.len(),
+            share * 100.0
+        ),
+        Want::Auto if numeric => format!(
+            "numbers with {k} distinct values in {} rows → regression; --problem multiclass to              treat them as classes",
+            rows.len()
+        ),
+        Want::Auto => format!("text with {k} distinct values → multiclass"),
+        w => format!("--problem {w:?} as asked").to_lowercase(),
+    };
     let want = match want {
         Want::Auto if distinct.len() == 2 => Want::Binary,
+        Want::Auto if integers && few => Want::Multiclass,
         Want::Auto if numeric => Want::Regression,
         Want::Auto if distinct.len() <= MAX_CLASSES => Want::Multiclass,
         Want::Auto => {
@@ -144,6 +184,7 @@ pub fn detect(name: &str, column: &Column, want: Want) -> Result<Target, AutoMlE
                 class,
                 y,
                 missing,
+                rule,
             })
         }
         Want::Multiclass => {
@@ -153,12 +194,21 @@ pub fn detect(name: &str, column: &Column, want: Want) -> Result<Target, AutoMlE
                     distinct.len()
                 )));
             }
-            let classes: Vec<String> = distinct.iter().map(|(v, _)| v.clone()).collect();
+            let mut classes: Vec<String> = distinct.iter().map(|(v, _)| v.clone()).collect();
+            if numeric {
+                // Ordered classes in their numeric order: 3, 8, 10, not 10, 3, 8.
+                classes.sort_by(|a, b| coerce_str(Some(a)).total_cmp(&coerce_str(Some(b))));
+            }
+            let index: std::collections::HashMap<&str, usize> = classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i))
+                .collect();
             let class: Vec<usize> = rows
                 .iter()
                 .map(|i| {
                     let v = text[*i].as_deref().unwrap_or_default();
-                    classes.binary_search_by(|c| c.as_str().cmp(v)).unwrap_or(0)
+                    index.get(v).copied().unwrap_or(0)
                 })
                 .collect();
             let y = class.iter().map(|c| *c as f64).collect();
@@ -168,6 +218,7 @@ pub fn detect(name: &str, column: &Column, want: Want) -> Result<Target, AutoMlE
                 class,
                 y,
                 missing,
+                rule,
             })
         }
         Want::Regression => {
@@ -191,6 +242,7 @@ pub fn detect(name: &str, column: &Column, want: Want) -> Result<Target, AutoMlE
                 class: Vec::new(),
                 y,
                 missing,
+                rule,
             })
         }
         Want::Auto => unreachable!("resolved above"),
@@ -253,5 +305,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("exactly two values"), "{e}");
+    }
+
+    /// Quality scores 3–8 on 1,600 rows: six ordered classes, in numeric order, and the rule
+    /// says so; the same scores asked as regression stay numbers; many distinct whole numbers,
+    /// or fractions, are regression.
+    #[test]
+    fn few_whole_numbers_are_classes_and_the_rule_is_said() {
+        let scores: Vec<f64> = (0..1600)
+            .map(|i| [5.0, 6.0, 5.0, 7.0, 4.0, 8.0, 3.0, 6.0][i % 8])
+            .collect();
+        let t = detect("quality", &Column::Num(scores.clone()), Want::Auto).unwrap();
+        assert_eq!(t.task.classes(), ["3", "4", "5", "6", "7", "8"]);
+        assert_eq!(t.class[..3], [2, 3, 2]);
+        assert!(
+            t.rule.contains("6 distinct values in 1600 rows")
+                && t.rule.contains("--problem regression"),
+            "{}",
+            t.rule
+        );
+        let t = detect("quality", &Column::Num(scores), Want::Regression).unwrap();
+        assert_eq!(t.task, Task::Regression);
+        // 10 as a class sorts after 9, as a number.
+        let t = detect(
+            "r",
+            &strs(&["10", "9", "8", "9", "10", "8", "9", "10", "8", "9"].repeat(10)),
+            Want::Auto,
+        )
+        .unwrap();
+        assert_eq!(t.task.classes(), ["8", "9", "10"]);
+        // 40 distinct whole numbers are more than 30: regression.
+        let many: Vec<f64> = (0..4000).map(|i| (i % 40) as f64).collect();
+        let t = detect("n", &Column::Num(many), Want::Auto).unwrap();
+        assert_eq!(t.task, Task::Regression);
+        assert!(t.rule.contains("--problem multiclass"), "{}", t.rule);
+        // Few values but a fraction among them: regression.
+        let frac: Vec<f64> = (0..100).map(|i| [1.0, 2.0, 2.5][i % 3]).collect();
+        assert_eq!(
+            detect("f", &Column::Num(frac), Want::Auto).unwrap().task,
+            Task::Regression
+        );
+        // Few rows: 5 classes need at least 50 rows.
+        let small: Vec<f64> = (0..40).map(|i| (i % 5) as f64).collect();
+        assert_eq!(
+            detect("s", &Column::Num(small), Want::Auto).unwrap().task,
+            Task::Regression
+        );
     }
 }

@@ -121,6 +121,24 @@ pub fn render_html(r: &Report) -> String {
         );
     }
     o.push_str("</table>");
+    let spread = r.cv_spread();
+    if !spread.is_empty() {
+        let _ = write!(
+            o,
+            "<h2>Cross-validated ({} folds of the training part: mean ± sd)</h2>\
+             <p class=\"muted\">One split's test figure moves with the seed; the mean over the \
+             folds moves less. The ensemble's weights and threshold were chosen on these folds \
+             too, so they read a little high.</p><table>",
+            r.cv_folds.len()
+        );
+        for (k, mean, sd) in spread {
+            let _ = write!(
+                o,
+                "<tr><th>{k}</th><td class=\"num\">{mean:.4} ± {sd:.4}</td></tr>"
+            );
+        }
+        o.push_str("</table>");
+    }
 
     o.push_str(
         "<h2>Leaderboard</h2><table><tr><th>candidate</th><th>settings</th><th>CV</th>\

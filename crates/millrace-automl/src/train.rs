@@ -487,6 +487,7 @@ pub fn train(
             objective.name()
         ),
     }));
+    on(Event::Info(format!("problem type: {}", target.rule)));
     if target.missing > 0 {
         on(Event::Info(format!(
             "{} row(s) without a target left out",
@@ -757,6 +758,7 @@ pub fn train(
             leaderboard,
             cv_y: &cv.y,
             cv_values: &ens_oof,
+            cv_folds: &cv.val_rows,
             test_frame: &test.frame,
             test_y: &test.y,
             test_values: &test_values,

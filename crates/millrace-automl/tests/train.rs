@@ -95,6 +95,18 @@ fn binary_learns_the_signal_and_reports_it() {
     assert_eq!(t.report.leaderboard.len(), 8);
     let w: f64 = t.report.leaderboard.iter().map(|e| e.weight).sum();
     assert!((w - 1.0).abs() < 1e-9, "weights sum to {w}");
+    // The cross-validated estimate, fold by fold: its mean is near the pooled out-of-fold AUC,
+    // and folds differ.
+    assert_eq!(t.report.cv_folds.len(), 5);
+    let (name, mean, sd) = t.report.cv_spread()[0];
+    let Metrics::Binary(pooled) = &t.report.cv else {
+        panic!("binary")
+    };
+    assert_eq!(name, "auc");
+    assert!(
+        (mean - pooled.auc).abs() < 0.02 && sd > 0.0 && sd < 0.1,
+        "{mean} ± {sd}"
+    );
     // The ID column carries nothing; the signal columns carry the most.
     let top: Vec<&str> = t
         .report

@@ -723,6 +723,9 @@ async fn automl_stage(
             m.accuracy, m.f1, m.auc, r.test_rows
         );
     }
+    if let Some(line) = crate::cmd::train::cv_line(r) {
+        println!("            {line}");
+    }
     if let Some(raw) = sample {
         let record: Map<String, Value> = serde_json::from_slice(raw)?;
         let model = &trained.model;

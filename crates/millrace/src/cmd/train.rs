@@ -181,6 +181,9 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
         r.test_rows,
         head.join(", ")
     );
+    if let Some(line) = cv_line(r) {
+        println!("{line}");
+    }
     if let Some(c) = r.confusion() {
         println!(
             "  threshold {:.4}; confusion: tp {} fp {} tn {} fn {}",
@@ -198,6 +201,26 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The cross-validated estimate with its spread, beside the one held-out split: one split's
+/// figure moves with the seed, the mean over the folds much less.
+pub(crate) fn cv_line(r: &millrace_automl::report::Report) -> Option<String> {
+    let spread = r.cv_spread();
+    if spread.is_empty() {
+        return None;
+    }
+    let figures: Vec<String> = spread
+        .iter()
+        .map(|(k, mean, sd)| format!("{k} {mean:.4} ± {sd:.4}"))
+        .collect();
+    Some(format!(
+        "  cross-validated over {} folds of the {} training rows (mean ± sd; the ensemble's \
+         weights and threshold were chosen on these folds too): {}",
+        r.cv_folds.len(),
+        r.train_rows,
+        figures.join(", ")
+    ))
 }
 
 /// The leaderboard as an aligned table (train prints it; `models describe` too).
