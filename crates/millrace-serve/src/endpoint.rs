@@ -28,6 +28,7 @@ use millrace_wrangle::{Column, Frame, Kind};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::checks::{Expected, Findings, InputChecks};
 use crate::error::ServeError;
 use crate::input::{self, BodyFormat, Record};
 use crate::metrics::{self, ModelMetrics};
@@ -53,6 +54,10 @@ pub struct Loaded {
     /// The records this version scored, against its training baseline (`None` for a model
     /// trained before baselines existed).
     pub drift: Option<DriftWindow>,
+    /// What the model reads, for the per-record warnings and refusals.
+    expected: Expected,
+    /// How odd records are treated (refusal share, strict mode).
+    pub checks: InputChecks,
 }
 
 impl Loaded {
@@ -81,6 +86,8 @@ impl Loaded {
         Loaded {
             name: name.to_owned(),
             version,
+            expected: Expected::for_model(&model),
+            checks: InputChecks::default(),
             drift: DriftWindow::for_model(name, version, &model, drift),
             model,
             fields,
@@ -99,6 +106,12 @@ impl Loaded {
             w.observe(records);
         }
         Ok(out)
+    }
+
+    /// The same model under `checks` (how odd records are treated).
+    pub fn checked(mut self, checks: InputChecks) -> Loaded {
+        self.checks = checks;
+        self
     }
 
     /// The records as one frame of the model's input columns.
@@ -136,6 +149,17 @@ impl Loaded {
         records: &[Record],
         explain: Option<Detail>,
     ) -> Result<Vec<Value>, ServeError> {
+        let findings: Vec<Findings> = records
+            .iter()
+            .map(|r| self.expected.check(r, self.checks))
+            .collect();
+        if let Some((i, why)) = findings
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| f.refused.as_ref().map(|w| (i, w)))
+        {
+            return Err(ServeError::Invalid(format!("record {i}: {why}")));
+        }
         let frame = self.frame(records);
         let (p, explanations) = match explain {
             Some(_) => {
@@ -152,6 +176,9 @@ impl Loaded {
                 let mut v = self.prediction(&labels[i], row, &classes);
                 if let (Some(e), Some(detail)) = (&explanations, explain) {
                     v["explanation"] = e[i].to_json(&self.model.task, detail);
+                }
+                if !findings[i].warnings.is_empty() {
+                    v["warnings"] = json!(findings[i].warnings);
                 }
                 v
             })
@@ -193,6 +220,8 @@ pub struct EndpointOptions {
     pub drift: DriftOptions,
     /// How often drift reports with new records are saved to `state/monitor/NAME.json`.
     pub drift_save_every: Duration,
+    /// How odd records are treated: the share of inputs a record may miss, strict mode.
+    pub checks: InputChecks,
 }
 
 impl Default for EndpointOptions {
@@ -200,6 +229,7 @@ impl Default for EndpointOptions {
         EndpointOptions {
             drift: DriftOptions::default(),
             drift_save_every: Duration::from_secs(5),
+            checks: InputChecks::default(),
         }
     }
 }
@@ -258,12 +288,10 @@ impl Endpoint {
                 .store(u64::from(version), std::sync::atomic::Ordering::Relaxed);
             slots.push(Slot {
                 follow: !spec.contains(':') && !std::path::Path::new(spec).exists(),
-                current: ArcSwap::from_pointee(Loaded::with_drift(
-                    &name,
-                    version,
-                    model,
-                    options.drift,
-                )),
+                current: ArcSwap::from_pointee(
+                    Loaded::with_drift(&name, version, model, options.drift)
+                        .checked(options.checks),
+                ),
                 name,
                 metrics,
             });
@@ -360,12 +388,10 @@ impl Endpoint {
         let (model, version) = tokio::task::spawn_blocking(move || ep.registry.load(&spec))
             .await
             .map_err(|e| ServeError::Internal(format!("loading {name}:v{version}: {e}")))??;
-        let loaded = Arc::new(Loaded::with_drift(
-            &name,
-            version,
-            model,
-            self.options.drift,
-        ));
+        let loaded = Arc::new(
+            Loaded::with_drift(&name, version, model, self.options.drift)
+                .checked(self.options.checks),
+        );
         self.keep_pinned(Arc::clone(&loaded));
         Ok(loaded)
     }
@@ -411,12 +437,10 @@ impl Endpoint {
             match self.registry.load(&format!("{}:v{v}", s.name)) {
                 Ok((model, version)) => {
                     // A new version starts a fresh drift window.
-                    s.current.store(Arc::new(Loaded::with_drift(
-                        &s.name,
-                        version,
-                        model,
-                        self.options.drift,
-                    )));
+                    s.current.store(Arc::new(
+                        Loaded::with_drift(&s.name, version, model, self.options.drift)
+                            .checked(self.options.checks),
+                    ));
                     s.metrics
                         .version
                         .store(u64::from(version), std::sync::atomic::Ordering::Relaxed);

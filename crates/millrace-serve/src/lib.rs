@@ -16,6 +16,7 @@
 //! endpoint request under `[auth]` (`Endpoint::set_auth`).
 
 mod auth;
+pub mod checks;
 pub mod endpoint;
 pub mod error;
 pub mod input;

@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 
 use millrace_automl::train::{Options, train};
+use millrace_serve::checks::InputChecks;
 use millrace_serve::endpoint::Loaded;
 use millrace_serve::input::{BodyFormat, parse};
 use millrace_wrangle::frame::Name;
@@ -96,7 +97,21 @@ proptest! {
         let body = Value::Array(records.iter().cloned().map(Value::Object).collect()).to_string();
         let loaded = model();
         let parsed = parse(BodyFormat::Json, body.as_bytes(), &loaded.columns).unwrap();
-        let scored = loaded.score(&parsed, None).unwrap();
+        // By default a record missing more than half the inputs is refused, naming it.
+        match loaded.score(&parsed, None) {
+            Ok(scored) => prop_assert_eq!(scored.len(), records.len()),
+            Err(millrace_serve::error::ServeError::Invalid(m)) => prop_assert!(
+                m.starts_with("record ") && m.contains("missing or unreadable"),
+                "{}", m
+            ),
+            Err(e) => prop_assert!(false, "{}", e),
+        }
+        // Told to score whatever comes, every record gets a finite probability.
+        let lenient = Loaded::new("fuzz", 1, loaded.model.clone()).checked(InputChecks {
+            max_missing: 1.0,
+            strict: false,
+        });
+        let scored = lenient.score(&parsed, None).unwrap();
         prop_assert_eq!(scored.len(), records.len());
         for (r, s) in records.iter().zip(&scored) {
             let p = s["probability"].as_f64();
@@ -144,4 +159,71 @@ fn the_scorer_adds_explanations_that_add_up() {
             "{margin} vs {p}"
         );
     }
+}
+
+/// Per-record warnings and refusals: a value that is not a number is read as missing and said
+/// so, an unknown category and an extra column are named, a record missing most inputs is
+/// refused naming the fields, and strict mode refuses any coercion.
+#[test]
+fn odd_inputs_get_warnings_and_mostly_missing_records_are_refused() {
+    let loaded = model();
+    let score = |l: &Loaded, body: &str| {
+        let parsed = parse(BodyFormat::Json, body.as_bytes(), &l.columns).unwrap();
+        l.score(&parsed, None)
+    };
+    let out = score(
+        loaded,
+        r#"{"tenure": "abc", "charges": "55.5", "contract": "Biennial", "color": "red"}"#,
+    )
+    .unwrap();
+    let warnings: Vec<&str> = out[0]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`tenure`: \"abc\" is not a number; read as missing")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`contract`: \"Biennial\" is a category the model never saw")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("ignored: color")),
+        "{warnings:?}"
+    );
+    let clean = score(
+        loaded,
+        r#"{"tenure": 5, "charges": "55.5", "contract": "Month"}"#,
+    )
+    .unwrap();
+    assert!(clean[0].get("warnings").is_none(), "{}", clean[0]);
+    // Two of three inputs gone: refused, naming them.
+    let e = score(
+        loaded,
+        r#"[{"tenure": 5, "charges": "1", "contract": "Month"}, {"tenure": "abc"}]"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("record 1: 3 of the model's 3 inputs are missing or unreadable (charges, contract, tenure)"), "{e}");
+    let strict = Loaded::new("fuzz", 1, loaded.model.clone()).checked(InputChecks {
+        max_missing: 0.5,
+        strict: true,
+    });
+    let e = score(
+        &strict,
+        r#"{"tenure": "abc", "charges": "55.5", "contract": "Month"}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("record 0: `tenure`: \"abc\" is not a number") && e.contains("strict"),
+        "{e}"
+    );
 }

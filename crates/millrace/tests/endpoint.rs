@@ -489,7 +489,13 @@ fn up_serves_the_endpoint_beside_the_stream_and_stops_cleanly() {
         reqwest::Client::new()
             .post(format!("http://127.0.0.1:{port}/invocations"))
             .header("content-type", "application/json")
-            .body(r#"{"tenure": "3", "Contract": "Month-to-month", "MonthlyCharges": "80.1"}"#)
+            .body(
+                r#"{"tenure": "3", "Contract": "Month-to-month", "MonthlyCharges": "80.1",
+                    "TotalCharges": "240.3", "InternetService": "Fiber optic", "gender": "Female",
+                    "SeniorCitizen": "0", "Partner": "No", "Dependents": "No",
+                    "PhoneService": "Yes", "PaperlessBilling": "Yes",
+                    "PaymentMethod": "Electronic check"}"#,
+            )
             .send()
             .await
             .unwrap()

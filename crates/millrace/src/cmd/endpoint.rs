@@ -58,6 +58,15 @@ pub struct EndpointArgs {
     /// machine's name when --addr is not loopback. Repeat for several.
     #[arg(long = "allowed-host", value_name = "NAME")]
     pub allowed_hosts: Vec<String>,
+    /// Refuse (400, naming the fields) a record missing or unreadable in more than this share
+    /// of the model's inputs. Records under it are scored, with `warnings` saying what was
+    /// read as missing, unknown categories and ignored columns.
+    #[arg(long, default_value_t = 0.5, value_name = "SHARE")]
+    pub max_missing: f64,
+    /// Refuse any record with a value that would be coerced (text where a number is read)
+    /// instead of reading it as missing.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl EndpointArgs {
@@ -82,6 +91,12 @@ pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
     if args.max_payload_mb == 0 {
         anyhow::bail!("--max-payload-mb must be at least 1");
     }
+    if !(0.0..=1.0).contains(&args.max_missing) {
+        anyhow::bail!(
+            "--max-missing {}: must be a share between 0 and 1",
+            args.max_missing
+        );
+    }
     if args.drift_window == 0 {
         anyhow::bail!("--drift-window must be at least 1");
     }
@@ -99,6 +114,10 @@ pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
             threshold: args.drift_threshold,
         },
         drift_save_every: args.drift_save_interval.max(Duration::from_millis(10)),
+        checks: millrace_serve::checks::InputChecks {
+            max_missing: args.max_missing,
+            strict: args.strict,
+        },
     };
     let registry = Registry::new(data_dir);
     let specs = args.model.clone();
