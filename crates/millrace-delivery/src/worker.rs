@@ -157,9 +157,11 @@ impl Delivery {
         let mut opened: Option<Instant> = None;
         let mut after = cp.delivered.clone();
         loop {
+            // Read to the end once: an empty page is the end, so never wait for more records
+            // (waiting out the buffer interval made `--until-caught-up` take a minute).
             let wait = match opened {
+                _ if mode == RunMode::UntilCaughtUp => Duration::ZERO,
                 Some(t) => interval.saturating_sub(t.elapsed()),
-                None if mode == RunMode::UntilCaughtUp => Duration::ZERO,
                 None => IDLE_WAIT,
             };
             let batch = tokio::select! {
