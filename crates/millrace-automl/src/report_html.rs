@@ -7,7 +7,7 @@ use std::fmt::Write;
 use millrace_wrangle::profile::svg::{esc, fmt, hbar_chart};
 
 use crate::problem::Task;
-use crate::report::{Metrics, Report};
+use crate::report::{ColumnContributions, Metrics, Report};
 use crate::search::Algo;
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}\
@@ -59,6 +59,77 @@ fn curve(points: &[(f64, f64)], x_label: &str, y_label: &str, diagonal: bool) ->
         h - pad + 12.0,
     );
     o
+}
+
+/// One row per column: each sampled row's contribution as a dot on a shared axis centred on 0,
+/// spread vertically by a fixed jitter, coloured by the row's value.
+fn beeswarm(cols: &[ColumnContributions]) -> String {
+    let (label_w, plot_w, row_h, top) = (190.0, 420.0, 22.0, 10.0);
+    let max = cols
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.0.abs()))
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max)
+        .max(1e-12);
+    let x0 = label_w + plot_w / 2.0;
+    let height = top + row_h * cols.len() as f64 + 24.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"11\">",
+        label_w + plot_w + 20.0
+    );
+    let bottom = top + row_h * cols.len() as f64;
+    let _ = write!(
+        s,
+        "<line x1=\"{x0}\" y1=\"{top}\" x2=\"{x0}\" y2=\"{bottom}\" stroke=\"#999\"/>"
+    );
+    for (i, c) in cols.iter().enumerate() {
+        let y = top + row_h * (i as f64 + 0.5);
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            label_w - 6.0,
+            y + 4.0,
+            esc(&c.column)
+        );
+        for (j, (v, rank)) in c.points.iter().enumerate() {
+            if !v.is_finite() {
+                continue;
+            }
+            let x = x0 + v / max * (plot_w / 2.0 - 4.0);
+            let jitter = ((j * 7919) % 11) as f64 - 5.0;
+            let colour = match rank {
+                Some(r) => {
+                    let r = r.clamp(0.0, 1.0);
+                    format!(
+                        "rgb({},{},{})",
+                        (40.0 + 200.0 * r) as u8,
+                        60,
+                        (240.0 - 200.0 * r) as u8
+                    )
+                }
+                None => "#888".to_owned(),
+            };
+            let _ = write!(
+                s,
+                "<circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"2.2\" fill=\"{colour}\" \
+                 fill-opacity=\"0.7\"/>",
+                y + jitter * 0.9
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{}\" y=\"{}\">← lowers ({})</text><text x=\"{}\" y=\"{}\" \
+         text-anchor=\"end\">raises ({}) →</text></svg>",
+        label_w,
+        bottom + 16.0,
+        fmt(-max),
+        label_w + plot_w,
+        bottom + 16.0,
+        fmt(max)
+    );
+    s
 }
 
 fn params(algo: &Algo) -> String {
@@ -225,6 +296,29 @@ pub fn render_html(r: &Report) -> String {
         .map(|i| (i.column.clone(), i.drop))
         .collect();
     o.push_str(&hbar_chart(&items, "#2a6fdb", None));
+    if !r.contributions.is_empty() {
+        let n = r.contributions[0].points.len();
+        let _ = write!(
+            o,
+            "<h2>Contributions to the margin</h2><p class=\"muted\">Mean |contribution| of each \
+             column to the model's margin ({}) over {n} test rows (exact TreeSHAP and linear \
+             contributions), then each row's contribution as a dot: right raises the margin, \
+             left lowers it; colour is the row's value, blue low to red high (grey: text).</p>",
+            match r.task {
+                Task::Binary { .. } => "log-odds",
+                Task::Multiclass { .. } => "predicted class's log-probability",
+                Task::Regression => "the prediction",
+            }
+        );
+        let items: Vec<(String, f64)> = r
+            .contributions
+            .iter()
+            .take(30)
+            .map(|c| (c.column.clone(), c.mean_abs))
+            .collect();
+        o.push_str(&hbar_chart(&items, "#7a4fd0", None));
+        o.push_str(&beeswarm(&r.contributions[..r.contributions.len().min(15)]));
+    }
     if !r.columns.dropped.is_empty() {
         o.push_str("<h2>Columns not used</h2><table>");
         for (c, why) in &r.columns.dropped {

@@ -103,6 +103,25 @@ fn binary_learns_the_signal_and_reports_it() {
         panic!("binary")
     };
     assert_eq!(name, "auc");
+    // Contributions on a sample of test rows: every input column (not the ID), largest first,
+    // drawn in the report.
+    let mut names: Vec<&str> = t
+        .report
+        .contributions
+        .iter()
+        .map(|c| c.column.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["a", "b", "plan"]);
+    assert!(
+        t.report
+            .contributions
+            .windows(2)
+            .all(|w| w[0].mean_abs >= w[1].mean_abs)
+    );
+    assert_eq!(t.report.contributions[0].points.len(), 100);
+    let html = millrace_automl::report_html::render_html(&t.report);
+    assert!(html.contains("Contributions to the margin") && html.contains("<circle"));
     assert!(
         (mean - pooled.auc).abs() < 0.02 && sd > 0.0 && sd < 0.1,
         "{mean} ± {sd}"

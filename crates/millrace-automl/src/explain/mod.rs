@@ -315,12 +315,20 @@ impl ModelArtifact {
                 .map_err(|e| AutoMlError::Data(format!("recipe: {e}")))?,
             None => frame.clone(),
         };
-        let predictions = self.predict_prepared(&prepared)?;
+        self.explain_prepared(&prepared)
+    }
+
+    /// As [`ModelArtifact::explain`], for rows already through the user's recipe.
+    pub fn explain_prepared(
+        &self,
+        prepared: &Frame,
+    ) -> Result<(Predictions, Vec<Explanation>), AutoMlError> {
+        let predictions = self.predict_prepared(prepared)?;
         let rows = prepared.rows();
         let matrices = self
             .features
             .iter()
-            .map(|s| family_matrix(s, &prepared))
+            .map(|s| family_matrix(s, prepared))
             .collect::<Result<Vec<_>, _>>()?;
         // Every matrix column of every family, as shares of raw columns; a column whose origin
         // is not an input (a derived constant) is named for itself, so nothing is lost.
