@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use millrace_automl::features::Family;
 use millrace_automl::model::ModelArtifact;
-use millrace_wrangle::frame::coerce_str;
-use millrace_wrangle::{FittedStep, Kind};
+use millrace_wrangle::frame::{coerce_str, format_num};
+use millrace_wrangle::{Column, FittedStep, Frame, Kind};
 use serde_json::Value;
 
 use crate::input::Record;
@@ -95,11 +95,37 @@ impl Expected {
 
     /// Checks one record.
     pub fn check(&self, record: &Record, checks: InputChecks) -> Findings {
+        self.check_with(
+            |name| value_text(record.get(name)),
+            record.keys().map(String::as_str),
+            checks,
+        )
+    }
+
+    /// Checks row `row` of a frame (a batch's chunk).
+    pub fn check_row(&self, frame: &Frame, row: usize, checks: InputChecks) -> Findings {
+        self.check_with(
+            |name| match frame.column(name) {
+                Some(Column::Num(v)) => format_num(v[row]),
+                Some(Column::Str(v)) => v[row].clone().filter(|s| !s.trim().is_empty()),
+                None => None,
+            },
+            frame.names().iter().map(|n| &**n),
+            checks,
+        )
+    }
+
+    fn check_with<'a>(
+        &self,
+        value: impl Fn(&str) -> Option<String>,
+        present: impl Iterator<Item = &'a str>,
+        checks: InputChecks,
+    ) -> Findings {
         let mut f = Findings::default();
         let mut missing: Vec<&str> = Vec::new();
         let mut unreadable: Vec<&str> = Vec::new();
         for input in &self.inputs {
-            let Some(text) = value_text(record.get(&input.name)) else {
+            let Some(text) = value(&input.name) else {
                 missing.push(&input.name);
                 continue;
             };
@@ -126,11 +152,7 @@ impl Expected {
                 missing.join(", ")
             ));
         }
-        let mut unexpected: Vec<&str> = record
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !self.known.contains(*k))
-            .collect();
+        let mut unexpected: Vec<&str> = present.filter(|k| !self.known.contains(*k)).collect();
         unexpected.sort_unstable();
         if !unexpected.is_empty() {
             f.warnings.push(format!(

@@ -159,7 +159,7 @@ fn a_file_a_lake_prefix_of_parts_and_a_parquet_folder_score_the_same() {
     let text = std::fs::read_to_string(&whole).unwrap();
     assert_eq!(
         text.lines().next(),
-        Some("customerID,predicted_label,probability")
+        Some("customerID,predicted_label,probability,warnings,error")
     );
     assert_eq!(text.lines().count(), 7044);
 

@@ -714,7 +714,16 @@ fn train_and_predict_on_the_telco_csv() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (h, got) = read_csv(&scored);
-    assert_eq!(h, ["customerID", "predicted_label", "probability"]);
+    assert_eq!(
+        h,
+        [
+            "customerID",
+            "predicted_label",
+            "probability",
+            "warnings",
+            "error"
+        ]
+    );
     assert_eq!(got.len(), 500);
     for (g, r) in got.iter().zip(&rows[rows.len() - 500..]) {
         assert_eq!(g[0], r[0], "rows keep their order and ID");

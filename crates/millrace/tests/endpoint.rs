@@ -136,10 +136,13 @@ async fn check_explanations(
         .unwrap();
     assert!(st.success());
     let (header, rows) = read_csv(&explained);
-    assert_eq!(&header[header.len() - 2..], ["base_value", "contributions"]);
+    assert_eq!(
+        &header[header.len() - 4..],
+        ["base_value", "contributions", "warnings", "error"]
+    );
     for (row, p) in rows.iter().zip(preds) {
         let c: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&row[row.len() - 1]).unwrap();
+            serde_json::from_str(&row[row.len() - 3]).unwrap();
         assert_eq!(c.len(), 3);
         let all = p["explanation"]["contributions"].as_object().unwrap();
         for (k, v) in &c {
@@ -148,9 +151,71 @@ async fn check_explanations(
                 "{k}"
             );
         }
-        let base: f64 = row[row.len() - 2].parse().unwrap();
+        let base: f64 = row[row.len() - 4].parse().unwrap();
         assert!((base - p["explanation"]["base_value"].as_f64().unwrap()).abs() < 1e-9);
     }
+
+    // Batch warnings and refusals: a row whose tenure is not a number is scored with a warning;
+    // a row with only its ID and one column gets no prediction, only an error naming fields.
+    let first = objects[0].as_object().unwrap();
+    let names: Vec<&String> = first.keys().collect();
+    let odd = new_csv.with_file_name("odd.csv");
+    let mut w = csv::Writer::from_path(&odd).unwrap();
+    w.write_record(&names).unwrap();
+    w.write_record(names.iter().map(|n| match n.as_str() {
+        "tenure" => "abc".to_owned(),
+        _ => first[n.as_str()].as_str().unwrap().to_owned(),
+    }))
+    .unwrap();
+    w.write_record(names.iter().map(|n| match n.as_str() {
+        "customerID" => "sparse-1",
+        "gender" => "Female",
+        _ => "",
+    }))
+    .unwrap();
+    w.flush().unwrap();
+    let scored = new_csv.with_file_name("odd-scored.csv");
+    let st = millrace()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["predict", "--model", "churn", "--input"])
+        .arg(&odd)
+        .arg("--output")
+        .arg(&scored)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (header, rows) = read_csv(&scored);
+    assert_eq!(
+        header,
+        [
+            "customerID",
+            "predicted_label",
+            "probability",
+            "warnings",
+            "error"
+        ]
+    );
+    assert!(
+        !rows[0][1].is_empty() && rows[0][4].is_empty(),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[0][3].contains("`tenure`: \\\"abc\\\" is not a number"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[1][1].is_empty() && rows[1][2].is_empty(),
+        "{:?}",
+        rows[1]
+    );
+    assert!(
+        rows[1][4].contains("18 of the model's 19 inputs are missing"),
+        "{:?}",
+        rows[1]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ use millrace_automl::Task;
 use millrace_automl::explain::Detail;
 use millrace_automl::model::ModelArtifact;
 use millrace_common::time::{now_ms, rfc3339};
+use millrace_serve::checks::{Expected, Findings, InputChecks};
 use millrace_wrangle::{Column, Frame};
 use tokio::sync::mpsc;
 
@@ -66,6 +67,14 @@ pub struct PredictArgs {
     /// contributions is the margin. Exact TreeSHAP for trees, exact for linear models.
     #[arg(long, value_name = "K|all")]
     pub explain: Option<millrace_automl::explain::Detail>,
+    /// A row missing or unreadable in more than this share of the model's inputs gets no
+    /// prediction, only an `error` naming the fields. Every row's `warnings` column says what
+    /// was read as missing, unknown categories and columns the model does not read.
+    #[arg(long, default_value_t = 0.5, value_name = "SHARE")]
+    pub max_missing: f64,
+    /// Refuse rows with a value that would be coerced (text where a number is read).
+    #[arg(long)]
+    pub strict: bool,
     /// Scoring threads (0: one per core).
     #[arg(long, default_value_t = 0, hide = true)]
     pub threads: usize,
@@ -78,6 +87,11 @@ pub async fn run(data_dir: &Path, args: PredictArgs) -> anyhow::Result<()> {
     let started_ms = now_ms();
     anyhow::ensure!(args.chunk_rows >= 1, "--chunk-rows must be at least 1");
     anyhow::ensure!(args.part_rows >= 1, "--part-rows must be at least 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.max_missing),
+        "--max-missing {}: must be a share between 0 and 1",
+        args.max_missing
+    );
     // A bare NAME is the production version (the latest when none is promoted).
     let registry = millrace_serve::registry::Registry::new(data_dir);
     let (file, name, version) = registry.resolve(&args.model)?;
@@ -151,12 +165,16 @@ async fn transform(
         let model = model.clone();
         let chunk_rows = args.chunk_rows;
         let explain = args.explain;
+        let checks = InputChecks {
+            max_missing: args.max_missing,
+            strict: args.strict,
+        };
         scorers.push(tokio::task::spawn_blocking(move || {
             loop {
                 let next = chunks.lock().expect("queue lock").blocking_recv();
                 let Some((seq, frame)) = next else { return };
                 let first = seq * chunk_rows as u64 + 1;
-                let scored = score(&model, &frame, explain).with_context(|| {
+                let scored = score(&model, &frame, explain, checks).with_context(|| {
                     format!(
                         "scoring input rows {first}–{}",
                         first + frame.rows() as u64 - 1
@@ -281,6 +299,7 @@ fn score(
     model: &ModelArtifact,
     frame: &Frame,
     explain: Option<Detail>,
+    checks: InputChecks,
 ) -> anyhow::Result<RecordBatch> {
     let (p, explanations) = match explain {
         Some(_) => {
@@ -288,6 +307,28 @@ fn score(
             (p, Some(e))
         }
         None => (model.predict(frame)?, None),
+    };
+    // What each row's values were read as; a refused row gets no prediction, only its error.
+    let expected = Expected::for_model(model);
+    let findings: Vec<Findings> = (0..frame.rows())
+        .map(|r| expected.check_row(frame, r, checks))
+        .collect();
+    let kept = |i: usize| findings[i].refused.is_none();
+    let numbers = |v: Vec<f64>| -> ArrayRef {
+        Arc::new(Float64Array::from(
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| kept(i).then_some(x))
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let texts = |v: Vec<String>| -> ArrayRef {
+        Arc::new(StringArray::from(
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| kept(i).then_some(x))
+                .collect::<Vec<_>>(),
+        ))
     };
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
@@ -306,44 +347,55 @@ fn score(
     }
     match &model.task {
         Task::Regression => {
-            fields.push(Field::new("prediction", DataType::Float64, false));
-            arrays.push(Arc::new(Float64Array::from(p.values.clone())));
+            fields.push(Field::new("prediction", DataType::Float64, true));
+            arrays.push(numbers(p.values.clone()));
         }
         Task::Binary { .. } => {
-            fields.push(Field::new("predicted_label", DataType::Utf8, false));
-            arrays.push(Arc::new(StringArray::from(p.labels(model))));
-            fields.push(Field::new("probability", DataType::Float64, false));
-            arrays.push(Arc::new(Float64Array::from(p.values.clone())));
+            fields.push(Field::new("predicted_label", DataType::Utf8, true));
+            arrays.push(texts(p.labels(model)));
+            fields.push(Field::new("probability", DataType::Float64, true));
+            arrays.push(numbers(p.values.clone()));
         }
         Task::Multiclass { classes } => {
-            fields.push(Field::new("predicted_label", DataType::Utf8, false));
-            arrays.push(Arc::new(StringArray::from(p.labels(model))));
+            fields.push(Field::new("predicted_label", DataType::Utf8, true));
+            arrays.push(texts(p.labels(model)));
             for (j, c) in classes.iter().enumerate() {
                 fields.push(Field::new(
                     format!("probability_{c}"),
                     DataType::Float64,
-                    false,
+                    true,
                 ));
-                let v: Vec<f64> = (0..p.rows).map(|i| p.values[i * p.width + j]).collect();
-                arrays.push(Arc::new(Float64Array::from(v)));
+                arrays.push(numbers(
+                    (0..p.rows).map(|i| p.values[i * p.width + j]).collect(),
+                ));
             }
         }
     }
     if let (Some(explanations), Some(detail)) = (explanations, explain) {
-        fields.push(Field::new("base_value", DataType::Float64, false));
-        arrays.push(Arc::new(Float64Array::from(
+        fields.push(Field::new("base_value", DataType::Float64, true));
+        arrays.push(numbers(explanations.iter().map(|e| e.base_value).collect()));
+        fields.push(Field::new("contributions", DataType::Utf8, true));
+        arrays.push(texts(
             explanations
                 .iter()
-                .map(|e| e.base_value)
-                .collect::<Vec<_>>(),
-        )));
-        fields.push(Field::new("contributions", DataType::Utf8, false));
-        let json: Vec<String> = explanations
-            .iter()
-            .map(|e| e.to_json(&model.task, detail)["contributions"].to_string())
-            .collect();
-        arrays.push(Arc::new(StringArray::from(json)));
+                .map(|e| e.to_json(&model.task, detail)["contributions"].to_string())
+                .collect(),
+        ));
     }
+    fields.push(Field::new("warnings", DataType::Utf8, true));
+    arrays.push(Arc::new(StringArray::from(
+        findings
+            .iter()
+            .map(|f| (!f.warnings.is_empty()).then(|| serde_json::json!(f.warnings).to_string()))
+            .collect::<Vec<_>>(),
+    )));
+    fields.push(Field::new("error", DataType::Utf8, true));
+    arrays.push(Arc::new(StringArray::from(
+        findings
+            .iter()
+            .map(|f| f.refused.clone())
+            .collect::<Vec<_>>(),
+    )));
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
