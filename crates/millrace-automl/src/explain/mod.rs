@@ -133,6 +133,18 @@ enum Space {
     Output,
 }
 
+impl Space {
+    /// Boosted and linear models explain raw scores, except for regression, whose score is
+    /// the prediction.
+    fn of(loss: Loss) -> Space {
+        if matches!(loss, Loss::Squared) {
+            Space::Output
+        } else {
+            Space::Score
+        }
+    }
+}
+
 /// One member's explanation of a batch in its own space.
 struct Native {
     space: Space,
@@ -174,11 +186,7 @@ fn no_cover() -> AutoMlError {
 
 fn gbdt(m: &Gbdt, x: &Matrix) -> Result<Native, AutoMlError> {
     let k = m.loss().outputs().max(1);
-    let space = if matches!(m.loss(), Loss::Squared) {
-        Space::Output
-    } else {
-        Space::Score
-    };
+    let space = Space::of(m.loss());
     let mut n = Native::new(space, k, x);
     n.base.copy_from_slice(m.init());
     let explainers = m
@@ -254,11 +262,7 @@ fn forest(m: &Forest, x: &Matrix) -> Result<Native, AutoMlError> {
 
 fn linear(m: &Linear, x: &Matrix) -> Native {
     let k = m.loss.outputs().max(1);
-    let space = if matches!(m.loss, Loss::Squared) {
-        Space::Output
-    } else {
-        Space::Score
-    };
+    let space = Space::of(m.loss);
     let mut n = Native::new(space, k, x);
     let cols = m.cols;
     let mean = |j: usize| m.means.get(j).copied().unwrap_or(0.0);

@@ -159,8 +159,11 @@ async fn transform(
     let chunks = Arc::new(Mutex::new(chunks));
     let (scored_tx, scored_rx) = mpsc::channel::<(u64, anyhow::Result<RecordBatch>)>(threads + 1);
     let mut scorers = Vec::new();
+    // What the model reads, worked out once for every chunk's input checks.
+    let expected = Arc::new(Expected::for_model(&model));
     for _ in 0..threads {
         let chunks = chunks.clone();
+        let expected = expected.clone();
         let tx = scored_tx.clone();
         let model = model.clone();
         let chunk_rows = args.chunk_rows;
@@ -174,12 +177,13 @@ async fn transform(
                 let next = chunks.lock().expect("queue lock").blocking_recv();
                 let Some((seq, frame)) = next else { return };
                 let first = seq * chunk_rows as u64 + 1;
-                let scored = score(&model, &frame, explain, checks).with_context(|| {
-                    format!(
-                        "scoring input rows {first}–{}",
-                        first + frame.rows() as u64 - 1
-                    )
-                });
+                let scored =
+                    score(&model, &frame, explain, (&expected, checks)).with_context(|| {
+                        format!(
+                            "scoring input rows {first}–{}",
+                            first + frame.rows() as u64 - 1
+                        )
+                    });
                 let failed = scored.is_err();
                 if tx.blocking_send((seq, scored)).is_err() || failed {
                     return;
@@ -299,7 +303,7 @@ fn score(
     model: &ModelArtifact,
     frame: &Frame,
     explain: Option<Detail>,
-    checks: InputChecks,
+    (expected, checks): (&Expected, InputChecks),
 ) -> anyhow::Result<RecordBatch> {
     let (p, explanations) = match explain {
         Some(_) => {
@@ -309,7 +313,6 @@ fn score(
         None => (model.predict(frame)?, None),
     };
     // What each row's values were read as; a refused row gets no prediction, only its error.
-    let expected = Expected::for_model(model);
     let findings: Vec<Findings> = (0..frame.rows())
         .map(|r| expected.check_row(frame, r, checks))
         .collect();
