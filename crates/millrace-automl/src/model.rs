@@ -69,6 +69,11 @@ pub struct Lineage {
     pub rows: usize,
     pub train_rows: usize,
     pub test_rows: usize,
+    /// The members were refitted on every labelled row, the test part included, after the
+    /// test figures were taken (see [`crate::train::Options::refit_all`]). False in models
+    /// saved before the final refit existed, and with `--final-fit train`.
+    #[serde(default)]
+    pub refit_all: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

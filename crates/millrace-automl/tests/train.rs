@@ -145,8 +145,13 @@ fn binary_learns_the_signal_and_reports_it() {
 #[test]
 fn saved_model_predicts_exactly_as_in_memory_and_runs_are_deterministic() {
     let f = binary_data(1200, 2);
-    let opts = Options::new("Churn");
+    // The model the test figures were measured on (no final refit on all rows).
+    let opts = Options {
+        refit_all: false,
+        ..Options::new("Churn")
+    };
     let t = run(&f, &opts);
+    assert!(!t.model.lineage.refit_all);
     let json = t.model.to_json();
     let loaded = ModelArtifact::from_json(&json, "test").unwrap();
     // The test rows without their target, as a user would send them.
@@ -168,6 +173,55 @@ fn saved_model_predicts_exactly_as_in_memory_and_runs_are_deterministic() {
     assert_eq!(again.model.to_json(), json);
     let other = run(&f, &Options { seed: 7, ..opts });
     assert_ne!(other.model.to_json(), json);
+}
+
+#[test]
+fn the_final_refit_fits_every_labelled_row_and_keeps_the_reported_figures() {
+    let f = binary_data(1200, 2);
+    let kept = run(
+        &f,
+        &Options {
+            refit_all: false,
+            ..Options::new("Churn")
+        },
+    );
+    let refit = run(&f, &Options::new("Churn"));
+    assert!(refit.model.lineage.refit_all);
+    // Choices and figures come from the training part either way.
+    assert_eq!(
+        format!("{:?}", kept.report.test),
+        format!("{:?}", refit.report.test)
+    );
+    assert_eq!(kept.test_values, refit.test_values);
+    assert_eq!(kept.model.threshold, refit.model.threshold);
+    let names = |t: &train::Trained| -> Vec<(String, f64)> {
+        t.model
+            .members
+            .iter()
+            .map(|m| (m.candidate.clone(), m.weight))
+            .collect()
+    };
+    assert_eq!(names(&kept), names(&refit));
+    // The members themselves learnt from the test rows too: other predictions on them, and
+    // a better fit there than the training-part model's.
+    let mut rows = refit.test_frame.clone();
+    rows.remove("Churn");
+    let before = kept.model.predict(&rows).unwrap().values;
+    let after = refit.model.predict(&rows).unwrap().values;
+    assert_ne!(before, after);
+    let log_loss = |p: &[f64]| -> f64 {
+        p.iter()
+            .zip(&refit.test_y)
+            .map(|(p, y)| -(if *y == 1.0 { *p } else { 1.0 - p }).max(1e-12).ln())
+            .sum::<f64>()
+            / p.len() as f64
+    };
+    assert!(
+        log_loss(&after) < log_loss(&before),
+        "{} vs {}",
+        log_loss(&after),
+        log_loss(&before)
+    );
 }
 
 #[test]
@@ -214,8 +268,11 @@ fn the_test_part_never_steers_a_choice() {
     let f = binary_data(1500, 4);
     let target = problem::detect("Churn", f.column("Churn").unwrap(), Want::Auto).unwrap();
     let (tr, te) = split::train_test(Some(&target.class), target.rows.len(), 0.2, 42).unwrap();
+    // The model before the final refit on every row (which learns from the test labels by
+    // design, after every choice is made).
     let opts = Options {
         split: Some((tr.clone(), te.clone())),
+        refit_all: false,
         ..Options::new("Churn")
     };
     let a = run(&f, &opts);
@@ -503,8 +560,11 @@ fn telco_is_learnt_well_and_the_test_labels_never_steer_it() {
     let target = problem::detect("Churn", frame.column("Churn").unwrap(), Want::Auto).unwrap();
     assert_eq!(target.rows.len(), frame.rows());
     let (tr, te) = split::train_test(Some(&target.class), target.rows.len(), 0.2, 42).unwrap();
+    // The model before the final refit on every row (which learns from the test labels by
+    // design, after every choice is made).
     let opts = Options {
         split: Some((tr, te.clone())),
+        refit_all: false,
         ..Options::new("Churn")
     };
     let a = run(&frame, &opts);

@@ -412,10 +412,12 @@ async fn train_and_gate(
         let test_ids = row_ids(&trained.model, &trained.test_frame);
         let test: std::collections::HashSet<&str> =
             test_ids.iter().flatten().map(String::as_str).collect();
+        // A model refitted on every labelled row has seen its test rows too.
+        let refit_all = trained.model.lineage.refit_all;
         let seen: Vec<String> = row_ids(&trained.model, &full)
             .into_iter()
             .flatten()
-            .filter(|id| !test.contains(id.as_str()))
+            .filter(|id| refit_all || !test.contains(id.as_str()))
             .collect();
         let path = trained_ids_path(data_dir, &name, version);
         millrace_common::durable::write_file(&path, seen.join("\n").as_bytes())?;

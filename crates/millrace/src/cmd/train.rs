@@ -28,6 +28,16 @@ pub enum TrainMode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FinalFit {
+    /// Once the test part is scored, refit the chosen ensemble on every labelled row (test
+    /// part included): the saved model learns from all the data; the reported figures are
+    /// those of the same recipe fitted on the training part.
+    All,
+    /// Save the model fitted on the training part: the one the test figures were measured on.
+    Train,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProblemType {
     Binary,
     Multiclass,
@@ -71,6 +81,10 @@ pub struct TrainArgs {
     /// Cross-validation folds on the training part.
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
+    /// Which rows the saved model is fitted on, once candidates, ensemble and threshold are
+    /// chosen and the test part scored.
+    #[arg(long, value_enum, default_value = "all")]
+    pub final_fit: FinalFit,
     /// Seed of the split, the folds and every model: same seed and data, same model.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -140,6 +154,7 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
         max_candidates: args.max_candidates,
         recipe,
         max_columns: args.max_columns,
+        refit_all: args.final_fit == FinalFit::All,
         ..Options::new(&args.target)
     };
     let bar = ProgressBar::new(0);
@@ -193,6 +208,12 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
     let top: Vec<&str> = r.impact.iter().take(5).map(|i| i.column.as_str()).collect();
     if !top.is_empty() {
         println!("  most impact: {}", top.join(", "));
+    }
+    if trained.model.lineage.refit_all {
+        println!(
+            "  the saved model was then refitted on all {} labelled rows (these figures are              the training part's fit; --final-fit train keeps that one)",
+            r.train_rows + r.test_rows
+        );
     }
     println!(
         "saved {}:v{version} to {} in {:.2} s",
