@@ -23,8 +23,23 @@ pub const ID_SHARE: f64 = 0.95;
 pub const MAX_ONE_HOT: usize = 20;
 /// Numbers with more distinct values than this get a spline basis for linear models.
 pub const MIN_BINNED_DISTINCT: usize = 10;
-/// Quantile knots of that basis (cubic: knots + 1 columns per number).
+/// Quantile knots of that basis (cubic: knots + 1 columns per number), from this many
+/// training rows up.
 pub const SPLINE_KNOTS: usize = 10;
+/// Training rows per knot below [`SPLINE_KNOTS`]: a small table gets fewer bends per number.
+pub const ROWS_PER_KNOT: usize = 150;
+/// Fewer knots than this and numbers stay straight lines.
+pub const MIN_KNOTS: usize = 3;
+
+/// Knots of the spline basis for a training part of `rows` rows (0: no basis). Eleven columns
+/// per number are too many for a few hundred rows: the bends fit noise, and on small tables
+/// the plain straight line (as a ridge or logistic regression draws it) predicted better.
+pub fn spline_knots(rows: usize) -> usize {
+    match (rows / ROWS_PER_KNOT).min(SPLINE_KNOTS) {
+        k if k < MIN_KNOTS => 0,
+        k => k,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +60,13 @@ pub struct Columns {
     /// basis (smooth bends beside the straight line). The name is older than the splines.
     #[serde(default)]
     pub binned: Vec<String>,
+    /// Knots of that basis ([`spline_knots`] of the rows inspected; 0: none).
+    #[serde(default = "default_knots")]
+    pub knots: usize,
+}
+
+fn default_knots() -> usize {
+    SPLINE_KNOTS
 }
 
 /// Sorts the columns of `frame` (other than `target`) into numbers, categories and dropped.
@@ -55,6 +77,7 @@ pub fn inspect(frame: &Frame, target: &str) -> Columns {
         categorical: Vec::new(),
         dropped: Vec::new(),
         binned: Vec::new(),
+        knots: spline_knots(frame.rows()),
     };
     for (name, col) in frame.columns() {
         let name = name.to_string();
@@ -165,10 +188,10 @@ pub fn recipe(columns: &Columns, target: &str, family: Family) -> Recipe {
                     .filter(|c| numbers.contains(c))
                     .cloned()
                     .collect();
-                if !curved.is_empty() {
+                if !curved.is_empty() && columns.knots > 0 {
                     steps.push(Step::Spline {
                         columns: curved,
-                        knots: SPLINE_KNOTS,
+                        knots: columns.knots,
                         degree: 3,
                     });
                 }
@@ -279,8 +302,34 @@ mod tests {
     }
 
     #[test]
+    fn small_tables_get_fewer_knots_and_the_smallest_straight_lines() {
+        assert_eq!(spline_knots(300), 0);
+        assert_eq!(spline_knots(449), 0);
+        assert_eq!(spline_knots(450), 3);
+        assert_eq!(spline_knots(900), 6);
+        assert_eq!(spline_knots(5_000), SPLINE_KNOTS);
+        let small = inspect(&frame(300), "y");
+        assert_eq!(small.knots, 0);
+        let linear = recipe(&small, "y", Family::Linear);
+        assert!(
+            !linear
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Spline { .. }))
+        );
+        let mid = inspect(&frame(600), "y");
+        let linear = recipe(&mid, "y", Family::Linear);
+        assert!(
+            linear
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Spline { knots: 4, .. }))
+        );
+    }
+
+    #[test]
     fn linear_models_get_a_spline_of_each_many_valued_number_and_trees_do_not() {
-        let f = frame(400);
+        let f = frame(1500);
         let columns = inspect(&f, "y");
         let linear = recipe(&columns, "y", Family::Linear);
         let splines: Vec<&Step> = linear
@@ -305,7 +354,7 @@ mod tests {
         assert!(at("impute") < at("spline") && at("spline") < at("scale"));
         // Fitted, the basis columns reach the linear model's matrix, each in [0, 1].
         let (_, out) = linear.fit(f.clone()).unwrap();
-        let (m, names) = matrix(&out, "y", &(0..400).collect::<Vec<_>>());
+        let (m, names) = matrix(&out, "y", &(0..1500).collect::<Vec<_>>());
         let basis: Vec<usize> = names
             .iter()
             .enumerate()
@@ -315,7 +364,7 @@ mod tests {
         assert_eq!(basis.len(), SPLINE_KNOTS + 1);
         assert!(names.iter().any(|n| n.starts_with("charges_spline")));
         assert!(!names.iter().any(|n| n.starts_with("few_spline")));
-        for r in 0..400 {
+        for r in 0..1500 {
             for &c in &basis {
                 let v = m.row(r)[c];
                 assert!((0.0..=1.0).contains(&v), "row {r} {}: {v}", names[c]);

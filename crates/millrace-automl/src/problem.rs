@@ -141,7 +141,8 @@ pub fn detect(name: &str, column: &Column, want: Want) -> Result<Target, AutoMlE
             share * 100.0
         ),
         Want::Auto if numeric => format!(
-            "numbers with {k} distinct values in {} rows → regression; --problem multiclass to              treat them as classes",
+            "numbers with {k} distinct values in {} rows → regression; --problem multiclass to \
+             treat them as classes",
             rows.len()
         ),
         Want::Auto => format!("text with {k} distinct values → multiclass"),

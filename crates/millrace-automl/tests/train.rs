@@ -92,7 +92,10 @@ fn binary_learns_the_signal_and_reports_it() {
         }
     );
     assert_eq!(t.model.id_columns, ["id"]);
-    assert_eq!(t.report.leaderboard.len(), 8);
+    assert_eq!(
+        t.report.leaderboard.len(),
+        millrace_automl::search::defaults(42, 1).len()
+    );
     let w: f64 = t.report.leaderboard.iter().map(|e| e.weight).sum();
     assert!((w - 1.0).abs() < 1e-9, "weights sum to {w}");
     // The cross-validated estimate, fold by fold: its mean is near the pooled out-of-fold AUC,
@@ -428,7 +431,7 @@ fn best_mode_searches_past_the_defaults_within_its_limits() {
     let lines = std::sync::Mutex::new(Vec::new());
     let opts = Options {
         mode: Mode::Best,
-        max_candidates: Some(12),
+        max_candidates: Some(millrace_automl::search::defaults(42, 1).len() + 4),
         time_budget: std::time::Duration::from_secs(120),
         ..Options::new("Churn")
     };
@@ -439,9 +442,10 @@ fn best_mode_searches_past_the_defaults_within_its_limits() {
     })
     .unwrap();
     let n = t.report.leaderboard.len();
-    assert_eq!(n, 12, "stops at --max-candidates");
+    let defaults = millrace_automl::search::defaults(42, 1).len();
+    assert_eq!(n, defaults + 4, "stops at --max-candidates");
     assert!(
-        t.report.leaderboard[8..]
+        t.report.leaderboard[defaults..]
             .iter()
             .all(|e| e.name.contains('#'))
     );

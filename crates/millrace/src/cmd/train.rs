@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TrainMode {
-    /// A fixed list of eight well-tried candidates: deterministic, seconds on small tables.
+    /// A fixed list of twelve well-tried candidates: deterministic, seconds on small tables.
     Quick,
     /// The quick list, then random configurations until --time-budget is spent.
     Best,
@@ -211,7 +211,8 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
     }
     if trained.model.lineage.refit_all {
         println!(
-            "  the saved model was then refitted on all {} labelled rows (these figures are              the training part's fit; --final-fit train keeps that one)",
+            "  the saved model was then refitted on all {} labelled rows (these figures are \
+             the training part's fit; --final-fit train keeps that one)",
             r.train_rows + r.test_rows
         );
     }
