@@ -184,30 +184,29 @@ fn no_cover() -> AutoMlError {
     )
 }
 
-fn gbdt(m: &Gbdt, x: &Matrix) -> Result<Native, AutoMlError> {
+fn gbdt(m: &Gbdt, x: &Matrix, explained: &[usize]) -> Result<Native, AutoMlError> {
     let k = m.loss().outputs().max(1);
     let space = Space::of(m.loss());
     let mut n = Native::new(space, k, x);
     n.base.copy_from_slice(m.init());
-    let explainers = m
-        .trees()
-        .iter()
-        .map(|t| treeshap::Explainer::new(t, 1).ok_or_else(no_cover))
-        .collect::<Result<Vec<_>, _>>()?;
+    let explainers = m.explainers(1).ok_or_else(no_cover)?;
     for (t, e) in explainers.iter().enumerate() {
         let mut b = [0.0];
         e.expected(&mut b);
         n.base[t % k] += b[0];
     }
     let mut one = vec![0.0; x.cols];
-    let mut paths = treeshap::Paths::default();
+    let mut paths = treeshap::Scratch::default();
     for r in 0..x.rows {
         let row = x.row(r);
         n.value[r * k..(r + 1) * k].copy_from_slice(m.init());
         for (t, (tree, e)) in m.trees().iter().zip(&explainers).enumerate() {
             n.value[r * k + t % k] += tree.values.get(tree.leaf(row)).copied().unwrap_or(0.0);
+            if k > 1 && explained.get(r) != Some(&(t % k)) {
+                continue; // another class's tree: only the explained class's values are read
+            }
             one.fill(0.0);
-            e.add_shap(row, 1.0, &mut one, &mut paths);
+            e.add_shap(row, None, 1.0, &mut one, &mut paths);
             let phi = n.row_phi(r);
             for (f, v) in one.iter().enumerate() {
                 phi[f * k + t % k] += v;
@@ -217,7 +216,7 @@ fn gbdt(m: &Gbdt, x: &Matrix) -> Result<Native, AutoMlError> {
     Ok(n)
 }
 
-fn forest(m: &Forest, x: &Matrix) -> Result<Native, AutoMlError> {
+fn forest(m: &Forest, x: &Matrix, explained: &[usize]) -> Result<Native, AutoMlError> {
     let w = m.loss().outputs().max(1);
     let mut n = Native::new(Space::Output, w, x);
     if m.trees().is_empty() {
@@ -228,11 +227,7 @@ fn forest(m: &Forest, x: &Matrix) -> Result<Native, AutoMlError> {
         return Ok(n);
     }
     let scale = 1.0 / m.trees().len() as f64;
-    let explainers = m
-        .trees()
-        .iter()
-        .map(|t| treeshap::Explainer::new(t, w).ok_or_else(no_cover))
-        .collect::<Result<Vec<_>, _>>()?;
+    let explainers = m.explainers(w).ok_or_else(no_cover)?;
     let mut b = vec![0.0; w];
     for e in &explainers {
         e.expected(&mut b);
@@ -240,7 +235,7 @@ fn forest(m: &Forest, x: &Matrix) -> Result<Native, AutoMlError> {
     for (o, v) in b.iter().enumerate() {
         n.base[o] = v * scale;
     }
-    let mut paths = treeshap::Paths::default();
+    let mut paths = treeshap::Scratch::default();
     for r in 0..x.rows {
         let row = x.row(r);
         let mut acc = vec![0.0; w];
@@ -251,7 +246,8 @@ fn forest(m: &Forest, x: &Matrix) -> Result<Native, AutoMlError> {
                     *a += b;
                 }
             }
-            e.add_shap(row, scale, n.row_phi(r), &mut paths);
+            let output = explained.get(r).copied();
+            e.add_shap(row, output, scale, n.row_phi(r), &mut paths);
         }
         for (o, a) in acc.iter().enumerate() {
             n.value[r * w + o] = a * scale;
@@ -286,10 +282,12 @@ fn linear(m: &Linear, x: &Matrix) -> Native {
     n
 }
 
-fn native(model: &FittedModel, x: &Matrix) -> Result<Native, AutoMlError> {
+/// A member's explanation of every row: values and base for every output, contributions for
+/// the output `explained[row]` (the others stay 0 where skipping them saves work).
+fn native(model: &FittedModel, x: &Matrix, explained: &[usize]) -> Result<Native, AutoMlError> {
     match model {
-        FittedModel::Gbdt(m) => gbdt(m, x),
-        FittedModel::Forest(m) => forest(m, x),
+        FittedModel::Gbdt(m) => gbdt(m, x, explained),
+        FittedModel::Forest(m) => forest(m, x, explained),
         FittedModel::Linear(m) => Ok(linear(m, x)),
     }
 }
@@ -377,7 +375,7 @@ impl ModelArtifact {
             .collect();
         for m in &self.members {
             let weight = m.weight / total;
-            let n = native(&m.model, &matrices[m.features])?;
+            let n = native(&m.model, &matrices[m.features], &explained)?;
             let base_f = |o: usize| blended(&self.task, self.blend, n.space, &n.base, o);
             for (r, e) in out.iter_mut().enumerate() {
                 let o = explained[r];

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::bins::Binned;
 use super::tree::{Node, Parent, Tree, importance, link};
 use super::{class_of, outputs};
+use crate::explain::treeshap::{Explainer, Explainers};
 use crate::linear::{Loss, Matrix};
 use crate::rng::Rng;
 
@@ -63,6 +64,9 @@ pub struct Forest {
     cols: usize,
     prior: Vec<f64>,
     trees: Vec<Tree>,
+    /// Prepared on the first explanation, for the next ones.
+    #[serde(skip)]
+    explainers: Explainers,
 }
 
 /// Interleaved histogram copies (see `Grower::dense`); a power of two.
@@ -533,6 +537,7 @@ impl Forest {
             cols: x.cols,
             prior,
             trees: Vec::new(),
+            explainers: Explainers::default(),
         };
         if n == 0 {
             return forest;
@@ -602,6 +607,12 @@ impl Forest {
     }
 
     /// The trees (explanations).
+    /// The trees' explainers (`width` outputs per leaf), prepared once; `None` when the trees
+    /// keep no covers (a model saved before explanations).
+    pub(crate) fn explainers(&self, width: usize) -> Option<Vec<Explainer<'_>>> {
+        self.explainers.of(&self.trees, width)
+    }
+
     pub(crate) fn trees(&self) -> &[Tree] {
         &self.trees
     }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::bins::Binned;
 use super::tree::{Node, Parent, Tree, importance, link};
 use super::{class_of, outputs, sigmoid, softmax};
+use crate::explain::treeshap::{Explainer, Explainers};
 use crate::linear::{Loss, Matrix};
 use crate::rng::Rng;
 
@@ -75,6 +76,9 @@ pub struct Gbdt {
     cols: usize,
     init: Vec<f64>,
     trees: Vec<Tree>,
+    /// Prepared on the first explanation, for the next ones.
+    #[serde(skip)]
+    explainers: Explainers,
 }
 
 /// Gradient and hessian sums and the row count of a histogram bin, a leaf or a split side.
@@ -667,6 +671,7 @@ impl Gbdt {
             cols: x.cols,
             init: prior(y, loss),
             trees: Vec::new(),
+            explainers: Explainers::default(),
         };
         let mut curve = Vec::new();
         if n == 0 || k == 0 {
@@ -790,6 +795,12 @@ impl Gbdt {
     }
 
     /// The trees, round after round (explanations).
+    /// The trees' explainers (`width` outputs per leaf), prepared once; `None` when the trees
+    /// keep no covers (a model saved before explanations).
+    pub(crate) fn explainers(&self, width: usize) -> Option<Vec<Explainer<'_>>> {
+        self.explainers.of(&self.trees, width)
+    }
+
     pub(crate) fn trees(&self) -> &[Tree] {
         &self.trees
     }
