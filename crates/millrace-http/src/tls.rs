@@ -1,8 +1,14 @@
 //! TLS for every listener (rustls, through tokio-rustls): a certificate and key from PEM
 //! files, or a self-signed certificate generated on first start and kept beside the data
 //! (rcgen), whose SHA-256 fingerprint is printed so clients can pin or trust it
-//! (`aws --ca-bundle cert.pem`, `AWS_CA_BUNDLE`). ALPN offers HTTP/2 and HTTP/1.1, so the SDKs'
-//! SubscribeToShard over HTTP/2 works over TLS too.
+//! (`aws --ca-bundle cert.pem`, `AWS_CA_BUNDLE`).
+//!
+//! ALPN speaks HTTP/1.1 and HTTP/2 and prefers HTTP/1.1: a client offering both (the Rust SDK,
+//! reqwest) gets HTTP/1.1, one connection per concurrent request, so TLS and framing spread
+//! over every core; one multiplexed HTTP/2 connection is read and decrypted by one task, which
+//! cost the 4-client PutRecords benchmark a third of its throughput on two cores
+//! (bench/README.md, "Identities"). A client offering only HTTP/2 (Java SDK v2's
+//! SubscribeToShard) gets HTTP/2.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +35,9 @@ pub enum TlsError {
         source: std::io::Error,
     },
 }
+
+/// The application protocols, most preferred first (the server's order decides).
+const ALPN: [&[u8]; 2] = [b"http/1.1", b"h2"];
 
 /// A server's TLS: the acceptor and what to tell clients about its certificate.
 #[derive(Clone)]
@@ -74,7 +83,7 @@ impl Tls {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| TlsError::Config(e.to_string()))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             fingerprint,
@@ -129,4 +138,54 @@ fn fingerprint(cert: &CertificateDer) -> String {
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The protocol a client offering `offered` gets from `tls`.
+    async fn negotiated(tls: &Tls, offered: &[&[u8]]) -> Option<Vec<u8>> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&tls.cert_path).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = offered.iter().map(|p| p.to_vec()).collect();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let (client, server) = tokio::io::duplex(64 << 10);
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let (client, server) = tokio::join!(
+            connector.connect(name, client),
+            tls.acceptor().accept(server)
+        );
+        let (client, server) = (client.unwrap(), server.unwrap());
+        let agreed = client.get_ref().1.alpn_protocol().map(|p| p.to_vec());
+        assert_eq!(
+            agreed,
+            server.get_ref().1.alpn_protocol().map(|p| p.to_vec())
+        );
+        agreed
+    }
+
+    #[tokio::test]
+    async fn a_client_offering_both_gets_http1_and_an_http2_only_client_gets_http2() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::self_signed(dir.path(), &[]).unwrap();
+        let both: [&[u8]; 2] = [b"h2", b"http/1.1"];
+        assert_eq!(
+            negotiated(&tls, &both).await.as_deref(),
+            Some(&b"http/1.1"[..])
+        );
+        assert_eq!(
+            negotiated(&tls, &[b"h2"]).await.as_deref(),
+            Some(&b"h2"[..])
+        );
+        assert_eq!(negotiated(&tls, &[]).await, None);
+    }
 }
