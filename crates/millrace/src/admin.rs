@@ -138,6 +138,14 @@ async fn metrics(State(a): State<Arc<Admin>>) -> impl IntoResponse {
 }
 
 async fn status(State(a): State<Arc<Admin>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        status_json(&a).to_string(),
+    )
+}
+
+/// The `/status` document: every component's state and counters (the console reads it too).
+pub fn status_json(a: &Admin) -> serde_json::Value {
     let now = millrace_stream::now_ms();
     let deliveries: Vec<_> = a.deliveries().iter().map(|d| d.snapshot(now)).collect();
     let streams: Vec<_> = a
@@ -182,7 +190,7 @@ async fn status(State(a): State<Arc<Admin>>) -> impl IntoResponse {
         })
     });
     let pipeline = a.pipeline.lock().expect("status board").clone();
-    let body = serde_json::json!({
+    serde_json::json!({
         "streams": streams,
         "deliveries": deliveries,
         "channels": crate::channels::status(&a.gateway.channels, &a.channels, now),
@@ -191,11 +199,7 @@ async fn status(State(a): State<Arc<Admin>>) -> impl IntoResponse {
         "pipeline": pipeline,
         "scoring": scorers,
         "endpoint": endpoint,
-    });
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
+    })
 }
 
 /// Records on the scorer's input stream not yet scored (from its checkpoints, so up to 250 ms

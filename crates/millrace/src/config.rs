@@ -59,6 +59,8 @@ pub struct Config {
     /// Encryption at rest: where the keys are.
     #[serde(default)]
     pub encryption: EncryptionConfig,
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 /// `[encryption]`: `keyring = "PATH"` (relative to the config file), the keys that
@@ -68,6 +70,35 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct EncryptionConfig {
     pub keyring: Option<PathBuf>,
+}
+
+/// `[console]`: the web console `millrace up` serves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Where it listens. Left at the default and taken by another process, `up` says so and
+    /// runs without the console; an address set here must be free.
+    #[serde(default = "default_console_addr")]
+    pub addr: SocketAddr,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: default_console_addr(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+pub fn default_console_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4590))
 }
 
 /// `[auth]`: `mode = "off" | "log" | "enforce"` and the identities file (relative to the

@@ -6,6 +6,7 @@ mod channels;
 mod cli;
 mod cmd;
 mod config;
+mod console;
 mod firehose;
 mod generate;
 mod kinesis;

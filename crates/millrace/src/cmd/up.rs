@@ -50,6 +50,9 @@ pub struct UpArgs {
     /// Address of the real-time endpoint (with --endpoint-model).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub endpoint_addr: SocketAddr,
+    /// Address of the web console (overrides [console].addr).
+    #[arg(long)]
+    pub console_addr: Option<SocketAddr>,
     /// Listen beyond loopback with `[auth] mode = "off"` (no signatures checked): only for a
     /// network where everyone who can reach the port may do anything.
     #[arg(long)]
@@ -210,6 +213,7 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
         components.push(endpoint(&shared, models, endpoint_addr, limits.clone()).await?);
     }
     let admin_addr = args.admin_addr.unwrap_or(config.server.admin_addr);
+    components.extend(console(&shared, &config, &args, limits.clone()).await?);
     components.push(admin(&shared, admin_addr, limits).await?);
 
     // Until a signal, or until the gateway fails and cancels the token itself.
@@ -693,6 +697,66 @@ async fn admin(
             .await
             .context("serving")
     }))
+}
+
+/// The web console (`[console]`), when it is enabled and can be served safely: it has no
+/// sign-in yet, so it stays off while `[auth]` checks the APIs, and beyond loopback it needs
+/// `--insecure` as the APIs do. The default address taken by another process leaves `up`
+/// running without it.
+async fn console(
+    shared: &Shared,
+    config: &Config,
+    args: &UpArgs,
+    limits: ServerLimits,
+) -> anyhow::Result<Option<Component>> {
+    if !config.console.enabled {
+        return Ok(None);
+    }
+    if shared.auth.is_some() {
+        eprintln!(
+            "millrace up: console off: it has no sign-in yet, and [auth] is on (its pages would \
+             show stream records to anyone who can reach the port)"
+        );
+        return Ok(None);
+    }
+    let addr = args.console_addr.unwrap_or(config.console.addr);
+    if !addr.ip().is_loopback() && !args.insecure {
+        anyhow::bail!(
+            "[console] addr = {addr} is beyond loopback and the console has no sign-in: \
+             use a loopback address, or --insecure on a network where everyone may see the data"
+        );
+    }
+    let chosen = args.console_addr.is_some() || addr != crate::config::default_console_addr();
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if !chosen => {
+            eprintln!("millrace up: console off: {addr} is not free ({e}); set [console] addr");
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("binding the console to {addr}")),
+    };
+    println!(
+        "millrace up: console={}://{}",
+        shared.scheme(),
+        listener.local_addr()?
+    );
+    let source = crate::console::ConsoleSource {
+        admin: Arc::new(shared.admin.clone()),
+    };
+    let app = millrace_http::App {
+        name: "the console",
+        router: millrace_console::router(Arc::new(source)),
+        body_limit: ADMIN_BODY_LIMIT,
+        refusal_body: millrace_http::json_refusal,
+        authenticated: false,
+        tls: shared.tls.clone(),
+    };
+    let stop = shared.stop.clone();
+    Ok(Some(Component::spawn("console", async move {
+        millrace_http::serve(listener, app, limits, stop.cancelled_owned())
+            .await
+            .context("serving")
+    })))
 }
 
 /// The admin API takes GETs only; a body sent anyway reserves at most this much.

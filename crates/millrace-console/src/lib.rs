@@ -1,0 +1,91 @@
+//! The web console `millrace up` serves at `[console] addr`: the pipeline as a diagram with each
+//! component's live state, the streams with their shards, and a record browser that tails a
+//! shard. Pages are rendered on the server from askama templates (checked when the crate
+//! compiles) and read without JavaScript; a small script (`static/console.js`, in the binary)
+//! keeps the overview live from a server-sent event stream.
+//!
+//! The console reads a running millrace through [`Source`], which the binary implements over
+//! its components; nothing here knows how streams are stored.
+//!
+//! - [`stages`] (`stages.rs`): the pipeline's stages and their state, from the admin API's
+//!   `/status` document, shared by the page and the event stream.
+//! - [`pages`] (`pages.rs`): the routes, their templates and the record decoding.
+
+pub mod pages;
+pub mod stages;
+
+use std::sync::Arc;
+
+pub use pages::router;
+
+/// What the console reads from a running millrace.
+pub trait Source: Send + Sync + 'static {
+    /// The admin API's `/status` document.
+    fn status(&self) -> serde_json::Value;
+    /// Every stream, by name.
+    fn streams(&self) -> Vec<StreamInfo>;
+    /// The newest records of a shard, oldest first, at most `limit`.
+    fn tail(&self, stream: &str, shard: &str, limit: usize) -> Result<Vec<Record>, SourceError>;
+}
+
+/// A shared [`Source`].
+pub type Shared = Arc<dyn Source>;
+
+/// Why a [`Source`] could not answer.
+#[derive(Debug)]
+pub enum SourceError {
+    /// No such stream or shard.
+    NotFound(String),
+    /// Reading failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::NotFound(m) | SourceError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// One stream as the console lists it.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    pub name: String,
+    /// `PROVISIONED` or `ON_DEMAND`.
+    pub mode: String,
+    pub retention_hours: u32,
+    pub created_ms: i64,
+    pub shards: Vec<ShardInfo>,
+}
+
+impl StreamInfo {
+    pub fn records(&self) -> u64 {
+        self.shards.iter().map(|s| s.records).sum()
+    }
+
+    pub fn open_shards(&self) -> usize {
+        self.shards.iter().filter(|s| s.open).count()
+    }
+}
+
+/// One shard: open or closed by a reshard, with its parents.
+#[derive(Debug, Clone)]
+pub struct ShardInfo {
+    pub id: String,
+    pub open: bool,
+    pub parents: Vec<String>,
+    /// Records appended since the shard opened (the tip's counter).
+    pub records: u64,
+    /// Records still within retention.
+    pub retained: u64,
+}
+
+/// A record as stored.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub sequence: String,
+    pub arrival_ms: i64,
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}

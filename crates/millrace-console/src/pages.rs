@@ -1,0 +1,312 @@
+//! The console's routes: each page is an askama template over a small view, rendered on the
+//! server; `/events` streams the overview's stages as server-sent events.
+//!
+//! | route | page |
+//! |---|---|
+//! | `/` | the pipeline diagram and each stage's state (live) |
+//! | `/streams` | every stream: mode, shards open and closed, records, retention |
+//! | `/streams/{name}` | its shards (parents, records), and with `?shard=ID&last=N` the newest records of that shard, decoded |
+//! | `/events` | `stages` events: the stages as JSON, every second |
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use crate::stages::{Stage, stages};
+use crate::{Record, Shared, SourceError, StreamInfo};
+
+/// How often `/events` sends the stages.
+const EVERY: Duration = Duration::from_secs(1);
+/// Records shown by the record browser unless `last` says otherwise, and at most.
+const DEFAULT_LAST: usize = 20;
+const MOST_LAST: usize = 500;
+
+/// The console's routes over `source`.
+pub fn router(source: Shared) -> Router {
+    Router::new()
+        .route("/", get(overview))
+        .route("/events", get(events))
+        .route("/streams", get(streams))
+        .route("/streams/{name}", get(stream))
+        .route("/static/console.css", get(css))
+        .route("/static/console.js", get(js))
+        .fallback(not_found)
+        .with_state(source)
+}
+
+/// A page's template rendered, or a plain 500 naming the failure.
+fn page(t: impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering: {e}")).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    title: String,
+    message: String,
+}
+
+fn error(status: StatusCode, title: &str, message: String) -> Response {
+    let mut r = page(ErrorPage {
+        title: title.to_owned(),
+        message,
+    });
+    *r.status_mut() = status;
+    r
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "No such page in the console.".into(),
+    )
+}
+
+/// A stage placed on the diagram.
+struct Placed {
+    stage: Stage,
+    x: usize,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct Overview {
+    title: &'static str,
+    stages: Vec<Placed>,
+}
+
+/// Box width and gap of the diagram, in SVG units.
+const BOX: usize = 130;
+const GAP: usize = 30;
+
+async fn overview(State(source): State<Shared>) -> Response {
+    let status = source.status();
+    let stages = stages(&status)
+        .into_iter()
+        .enumerate()
+        .map(|(i, stage)| Placed {
+            stage,
+            x: 10 + i * (BOX + GAP),
+        })
+        .collect();
+    page(Overview {
+        title: "Overview",
+        stages,
+    })
+}
+
+async fn events(
+    State(source): State<Shared>,
+) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
+    let stream = futures::stream::unfold((source, true), |(source, first)| async move {
+        if !first {
+            tokio::time::sleep(EVERY).await;
+        }
+        let stages = stages(&source.status());
+        let json = serde_json::to_string(&stages).unwrap_or_else(|_| "[]".into());
+        let event = Event::default().event("stages").data(json);
+        Some((Ok(event), (source, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// A stream row of the list.
+struct StreamRow {
+    info: StreamInfo,
+    open: usize,
+    closed: usize,
+    records: u64,
+}
+
+#[derive(Template)]
+#[template(path = "streams.html")]
+struct Streams {
+    title: &'static str,
+    streams: Vec<StreamRow>,
+}
+
+fn row(info: StreamInfo) -> StreamRow {
+    let open = info.open_shards();
+    StreamRow {
+        closed: info.shards.len() - open,
+        records: info.records(),
+        open,
+        info,
+    }
+}
+
+async fn streams(State(source): State<Shared>) -> Response {
+    let mut all: Vec<StreamRow> = source.streams().into_iter().map(row).collect();
+    all.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+    page(Streams {
+        title: "Streams",
+        streams: all,
+    })
+}
+
+#[derive(Deserialize)]
+struct Browse {
+    shard: Option<String>,
+    last: Option<usize>,
+}
+
+/// A record as the browser shows it.
+struct Shown {
+    sequence: String,
+    arrival: String,
+    partition_key: String,
+    /// `json`, `text` or `hex`.
+    kind: &'static str,
+    body: String,
+    bytes: usize,
+}
+
+#[derive(Template)]
+#[template(path = "stream.html")]
+struct StreamPage {
+    title: String,
+    stream: StreamRow,
+    shard: Option<String>,
+    last: usize,
+    records: Vec<Shown>,
+}
+
+async fn stream(
+    State(source): State<Shared>,
+    Path(name): Path<String>,
+    Query(browse): Query<Browse>,
+) -> Response {
+    let Some(info) = source.streams().into_iter().find(|s| s.name == name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "No such stream",
+            format!("There is no stream named {name:?}."),
+        );
+    };
+    let last = browse.last.unwrap_or(DEFAULT_LAST).clamp(1, MOST_LAST);
+    let records = match &browse.shard {
+        Some(shard) => match source.tail(&name, shard, last) {
+            Ok(r) => r.iter().map(shown).collect(),
+            Err(SourceError::NotFound(m)) => {
+                return error(StatusCode::NOT_FOUND, "No such shard", m);
+            }
+            Err(SourceError::Failed(m)) => {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "Reading failed", m);
+            }
+        },
+        None => Vec::new(),
+    };
+    page(StreamPage {
+        title: name,
+        stream: row(info),
+        shard: browse.shard,
+        last,
+        records,
+    })
+}
+
+/// Decodes a record for display: pretty JSON if it parses, text if it is UTF-8, else the
+/// first bytes in hex.
+fn shown(r: &Record) -> Shown {
+    const HEX_BYTES: usize = 256;
+    let (kind, body) = match serde_json::from_slice::<serde_json::Value>(&r.data) {
+        Ok(v) => ("json", serde_json::to_string_pretty(&v).unwrap_or_default()),
+        Err(_) => match std::str::from_utf8(&r.data) {
+            Ok(t) => ("text", t.to_owned()),
+            Err(_) => {
+                let mut hex: String = r.data[..r.data.len().min(HEX_BYTES)]
+                    .iter()
+                    .map(|b| format!("{b:02x} "))
+                    .collect();
+                if r.data.len() > HEX_BYTES {
+                    hex.push('…');
+                }
+                ("hex", hex)
+            }
+        },
+    };
+    Shown {
+        sequence: r.sequence.clone(),
+        arrival: arrival(r.arrival_ms),
+        partition_key: r.partition_key.clone(),
+        kind,
+        body,
+        bytes: r.data.len(),
+    }
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm` UTC.
+fn arrival(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/console.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/console.js"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_show_as_json_text_or_hex() {
+        let rec = |data: &[u8]| Record {
+            sequence: "1".into(),
+            arrival_ms: 0,
+            partition_key: "k".into(),
+            data: data.to_vec(),
+        };
+        let j = shown(&rec(br#"{"a":1}"#));
+        assert_eq!((j.kind, j.body.as_str()), ("json", "{\n  \"a\": 1\n}"));
+        assert_eq!(shown(&rec(b"plain words")).kind, "text");
+        let h = shown(&rec(&[0xff, 0x00, 0x10]));
+        assert_eq!((h.kind, h.body.as_str()), ("hex", "ff 00 10 "));
+    }
+
+    #[test]
+    fn arrival_times_are_utc_calendar_dates() {
+        assert_eq!(arrival(0), "1970-01-01 00:00:00.000");
+        assert_eq!(arrival(951_782_400_123), "2000-02-29 00:00:00.123");
+        assert_eq!(arrival(1_796_558_706_789), "2026-12-06 12:05:06.789");
+    }
+}

@@ -1,0 +1,194 @@
+//! The web console against a real `millrace up`: the overview's stages, the streams list, the
+//! record browser (records decoded, client data escaped), its errors, the live event stream,
+//! and the console staying off while `[auth]` is on.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Server, millrace};
+
+fn start_up(dir: &Path, more_toml: &str, ready: &[&str]) -> Server {
+    let config = dir.join("millrace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nkinesis_addr = \"127.0.0.1:0\"\nadmin_addr = \"127.0.0.1:0\"\n\
+             [storage]\nfsync = \"never\"\n[[stream]]\nname = \"churn\"\nshards = 2\n{more_toml}"
+        ),
+    )
+    .unwrap();
+    Server::start(
+        &dir.join("data"),
+        ["-c".as_ref(), config.as_os_str()],
+        None,
+        ready,
+        Duration::from_secs(30),
+        dir.join("server.log"),
+    )
+}
+
+/// GET `path` from `base` (`http://127.0.0.1:PORT`), reading at most `limit` bytes: the
+/// status and the body.
+fn get(base: &str, path: &str, limit: usize) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while out.len() < limit {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP response for {path}: {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+/// Puts `lines` (one record each) into stream `churn` with `millrace produce`.
+fn produce(dir: &Path, kinesis: &str, lines: &[&str]) {
+    let file = dir.join("records.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = millrace()
+        .args(["produce", "--endpoint-url", kinesis, "--stream", "churn"])
+        .arg("--file")
+        .arg(&file)
+        .env("AWS_ACCESS_KEY_ID", "t")
+        .env("AWS_SECRET_ACCESS_KEY", "t")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "produce failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pages_show_the_pipeline_streams_and_decoded_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start_up(
+        dir.path(),
+        "[console]\naddr = \"127.0.0.1:0\"\n",
+        &["kinesis", "admin", "console"],
+    );
+    let console = up.url("console").to_owned();
+    produce(
+        dir.path(),
+        up.url("kinesis"),
+        &[
+            r#"{"customerID":"A-1","Contract":"Two year"}"#,
+            r#"{"customerID":"<script>alert(1)</script>","Contract":"Month-to-month"}"#,
+            r#""a bare JSON string""#,
+        ],
+    );
+
+    let (status, html) = get(&console, "/", 1 << 20);
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(r#"<tr id="row-stream" class="running">"#),
+        "{html}"
+    );
+    assert!(html.contains("1 stream, 3 records"), "{html}");
+    assert!(
+        html.contains(r#"<tr id="row-endpoint" class="off">"#),
+        "{html}"
+    );
+    assert!(html.contains("<svg class=\"diagram\""), "{html}");
+
+    let (status, html) = get(&console, "/streams", 1 << 20);
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(r#"<a href="/streams/churn">churn</a>"#),
+        "{html}"
+    );
+    assert!(html.contains("PROVISIONED"), "{html}");
+
+    // Every record, from whichever shard it was routed to.
+    let mut shown = String::new();
+    for shard in ["shardId-000000000000", "shardId-000000000001"] {
+        let (status, html) = get(&console, &format!("/streams/churn?shard={shard}"), 1 << 20);
+        assert_eq!(status, 200, "{html}");
+        shown.push_str(&html);
+    }
+    assert!(
+        shown.contains("&#34;customerID&#34;: &#34;A-1&#34;"),
+        "{shown}"
+    );
+    assert!(shown.contains("&#34;a bare JSON string&#34;"), "{shown}");
+    assert!(
+        !shown.contains("<script>alert(1)</script>"),
+        "client data reached the page unescaped"
+    );
+    assert!(
+        shown.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{shown}"
+    );
+
+    let (status, html) = get(&console, "/streams/nope", 1 << 20);
+    assert_eq!(status, 404);
+    assert!(html.contains("There is no stream named"), "{html}");
+    let (status, _) = get(
+        &console,
+        "/streams/churn?shard=shardId-000000000009",
+        1 << 20,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = get(&console, "/no/such/page", 1 << 20);
+    assert_eq!(status, 404);
+    let (status, css) = get(&console, "/static/console.css", 1 << 20);
+    assert_eq!(status, 200);
+    assert!(css.contains(".diagram"));
+
+    // The live stream: the first event comes at once, with the stages as JSON.
+    let (status, events) = get(&console, "/events", 4096);
+    assert_eq!(status, 200);
+    let data = events
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or_else(|| panic!("no event data: {events}"));
+    let stages: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(stages[0]["key"], "stream");
+    assert_eq!(stages[0]["detail"], "1 stream, 3 records");
+    assert!(events.contains("event: stages"), "{events}");
+}
+
+#[test]
+fn the_console_stays_off_while_auth_checks_the_apis() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = dir.path().join("identities.toml");
+    let out = millrace()
+        .args(["identity", "add", "admin", "--identities"])
+        .arg(&ids)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let up = start_up(
+        dir.path(),
+        "[auth]\nmode = \"enforce\"\nidentities = \"identities.toml\"\n\
+         [console]\naddr = \"127.0.0.1:0\"\n",
+        &["kinesis", "admin"],
+    );
+    // Said before the admin API's ready line.
+    assert_eq!(up.log_count("console off: it has no sign-in yet"), 1);
+}
