@@ -5,6 +5,7 @@
 #
 # Installs, only when missing (Debian packages, as root or with passwordless sudo):
 #   chromium  the data-quality report test opens report.html in headless Chromium
+#   chromium-driver  the console's browser flows (.ci/run) drive that Chromium with Selenium
 #   strace    the durable-write tests read the binary's renames and fsyncs
 # then runs `cargo test --workspace --locked`. Without root and with a package missing it says
 # which one and stops, instead of failing later inside a test.
@@ -15,6 +16,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
   || [ -n "${MILLRACE_CHROMIUM:-}" ] || need+=(chromium)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+command -v chromedriver >/dev/null 2>&1 || [ -n "${MILLRACE_CHROMEDRIVER:-}" ] \
+  || need+=(chromium-driver)
 
 if [ ${#need[@]} -gt 0 ]; then
   as_root=""

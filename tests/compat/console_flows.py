@@ -1,0 +1,224 @@
+"""The web console in a real browser: Selenium drives Debian's headless chromium (through
+chromium-driver) against `millrace up`, as an analyst would use it.
+
+1. The overview lists the pipeline's stages; with the page open, boto3 puts the shared Telco
+   rows into the stream and the stream stage's record count changes on the page without a
+   reload (server-sent events and the console's script).
+2. From the streams list, the stream's page shows its shards; "newest records" of a shard shows
+   records decoded as JSON, each one a row boto3 put (its customerID among those sent).
+3. Keyboard: the skip link and the navigation are reachable with Tab and labelled.
+4. A phone-sized window reads the same pages without horizontal scrolling of the page itself.
+
+Screenshots of each page go to --shots (README shows them).
+
+Usage: console_flows.py --millrace BIN --csv telco.csv --shots DIR
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+from botocore.config import Config
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from flowkit import Checks, err_text, note
+
+ROWS = 300
+
+
+def start_up(binary, tmp):
+    cfg = os.path.join(tmp, "millrace.toml")
+    with open(cfg, "w") as f:
+        f.write(
+            '[server]\nkinesis_addr = "127.0.0.1:0"\nadmin_addr = "127.0.0.1:0"\n'
+            '[[stream]]\nname = "churn"\nshards = 2\n'
+            '[console]\naddr = "127.0.0.1:0"\n'
+        )
+    log = open(os.path.join(tmp, "up.log"), "w")
+    p = subprocess.Popen(
+        [binary, "--data-dir", os.path.join(tmp, "data"), "up", "-c", cfg],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    urls = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(urls) < 2:
+        line = p.stdout.readline()
+        if not line:
+            break
+        for word in line.split():
+            for name in ("kinesis", "console"):
+                if word.startswith(name + "="):
+                    urls[name] = word.split("=", 1)[1]
+    if len(urls) < 2:
+        p.kill()
+        raise RuntimeError(f"millrace up did not print its addresses: {urls}")
+    return p, urls
+
+
+def browser(width, height):
+    options = Options()
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+    ):
+        options.add_argument(arg)
+    chromium = os.environ.get("MILLRACE_CHROMIUM") or "/usr/bin/chromium"
+    options.binary_location = chromium
+    driver = os.environ.get("MILLRACE_CHROMEDRIVER") or "/usr/bin/chromedriver"
+    return webdriver.Chrome(service=Service(executable_path=driver), options=options)
+
+
+def put_rows(kinesis_url, rows):
+    client = boto3.client(
+        "kinesis",
+        endpoint_url=kinesis_url,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        config=Config(retries={"max_attempts": 2}),
+    )
+    for i in range(0, len(rows), 100):
+        batch = rows[i : i + 100]
+        out = client.put_records(
+            StreamName="churn",
+            Records=[
+                {"Data": json.dumps(r).encode(), "PartitionKey": r["customerID"]} for r in batch
+            ],
+        )
+        if out["FailedRecordCount"]:
+            raise RuntimeError(f"{out['FailedRecordCount']} records failed")
+
+
+def stream_detail(driver):
+    return driver.find_element(By.CSS_SELECTOR, '#row-stream [data-field="detail"]').text
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--millrace", required=True)
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--shots", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.shots, exist_ok=True)
+    ck = Checks("console")
+    with open(args.csv, newline="") as f:
+        rows = list(csv.DictReader(f))[:ROWS]
+    sent_ids = {r["customerID"] for r in rows}
+    tmp = tempfile.mkdtemp(prefix="millrace-console-")
+    up, urls = start_up(args.millrace, tmp)
+    console = urls["console"]
+    driver = None
+    try:
+        driver = browser(1280, 900)
+        wait = WebDriverWait(driver, 20)
+
+        # 1. Live overview.
+        driver.get(console + "/")
+        before = stream_detail(driver)
+        ck.check(
+            "overview: seven stages, the stream running with no records yet",
+            []
+            if len(driver.find_elements(By.CSS_SELECTOR, "table.stages tbody tr")) == 7
+            and before == "1 stream, 0 records"
+            else [f"stream detail {before!r}"],
+        )
+        put_rows(urls["kinesis"], rows)
+        want = f"1 stream, {ROWS} records"
+        try:
+            wait.until(lambda d: stream_detail(d) == want)
+            live = []
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
+            live = [f"still {stream_detail(driver)!r} ({err_text(exc)})"]
+        ck.check(f"overview: the count turns to {ROWS} records without a reload", live)
+        note_text = driver.find_element(By.ID, "live-note").text
+        ck.expect(note_text.startswith("Live:"), "overview: says it is live")
+        box_class = driver.find_element(By.ID, "box-stream").get_attribute("class")
+        ck.expect("running" in box_class, "overview: the diagram's stream box is running")
+        driver.save_screenshot(os.path.join(args.shots, "overview.png"))
+
+        # 2. Streams → stream → newest records.
+        driver.find_element(By.LINK_TEXT, "Streams").click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "churn")))
+        cells = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "tbody tr td")]
+        ck.check(
+            "streams: churn with 2 open shards and every record",
+            [] if str(ROWS) in cells and "2" in cells else [f"cells {cells}"],
+        )
+        driver.save_screenshot(os.path.join(args.shots, "streams.png"))
+        driver.find_element(By.LINK_TEXT, "churn").click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "newest records")))
+        driver.find_elements(By.LINK_TEXT, "newest records")[0].click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "ol.records pre.json")))
+        problems = []
+        shown = driver.find_elements(By.CSS_SELECTOR, "ol.records pre.json")
+        for pre in shown:
+            try:
+                rec = json.loads(pre.text)
+            except ValueError as exc:
+                problems.append(f"not JSON: {exc}")
+                continue
+            if rec.get("customerID") not in sent_ids:
+                problems.append(f"unknown record {rec.get('customerID')}")
+        if len(shown) != 20:
+            problems.append(f"{len(shown)} records shown, not the default 20")
+        ck.check("record browser: the newest 20 records, decoded, each one sent", problems)
+        field = driver.find_element(By.ID, "last")
+        label = driver.find_element(By.CSS_SELECTOR, 'label[for="last"]').text
+        field.clear()
+        field.send_keys("5", Keys.ENTER)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "ol.records li")) == 5)
+        ck.expect(label == "Records", "record browser: the count field is labelled and works")
+        driver.save_screenshot(os.path.join(args.shots, "records.png"))
+
+        # 3. Keyboard.
+        driver.get(console + "/")
+        body = driver.find_element(By.TAG_NAME, "body")
+        body.send_keys(Keys.TAB)
+        first = driver.switch_to.active_element
+        ck.check(
+            "keyboard: Tab reaches the skip link first",
+            [] if first.text == "Skip to content" else [f"focused {first.text!r}"],
+        )
+
+        # 4. A phone.
+        driver.quit()
+        driver = browser(390, 844)
+        driver.get(console + "/streams/churn")
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1"
+        )
+        ck.expect(not overflow, "phone: the stream page fits the width (tables scroll)")
+        driver.save_screenshot(os.path.join(args.shots, "phone-stream.png"))
+    except Exception as exc:  # noqa: BLE001 - a crash is a failed check, with its reason
+        ck.check("console flows ran to the end", [err_text(exc)])
+    finally:
+        if driver is not None:
+            driver.quit()
+        up.terminate()
+        try:
+            up.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            up.kill()
+    print(ck.summary())
+    sys.exit(1 if ck.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
