@@ -6,8 +6,10 @@ chromium-driver) against `millrace up`, as an analyst would use it.
    reload (server-sent events and the console's script).
 2. From the streams list, the stream's page shows its shards; "newest records" of a shard shows
    records decoded as JSON, each one a row boto3 put (its customerID among those sent).
-3. Keyboard: the skip link and the navigation are reachable with Tab and labelled.
-4. A phone-sized window reads the same pages without horizontal scrolling of the page itself.
+3. The lake: from the nav, down the delivery's folders to an object, whose preview is a table
+   of the rows sent (customerID among them).
+4. Keyboard: the skip link and the navigation are reachable with Tab and labelled.
+5. A phone-sized window reads the same pages without horizontal scrolling of the page itself.
 
 Screenshots of each page go to --shots (README shows them).
 
@@ -44,6 +46,8 @@ def start_up(binary, tmp):
         f.write(
             '[server]\nkinesis_addr = "127.0.0.1:0"\nadmin_addr = "127.0.0.1:0"\n'
             '[[stream]]\nname = "churn"\nshards = 2\n'
+            '[[delivery]]\nname = "raw"\nstream = "churn"\nlake = "lake"\nprefix = "raw/"\n'
+            'buffer_interval_secs = 0\nformat = "ndjson"\n'
             '[console]\naddr = "127.0.0.1:0"\n'
         )
     log = open(os.path.join(tmp, "up.log"), "w")
@@ -187,7 +191,32 @@ def main():
         ck.expect(label == "Records", "record browser: the count field is labelled and works")
         driver.save_screenshot(os.path.join(args.shots, "records.png"))
 
-        # 3. Keyboard.
+        # 3. The lake, down to an object.
+        driver.find_element(By.LINK_TEXT, "Lake").click()
+        problems = []
+        for _ in range(8):
+            links = driver.find_elements(By.CSS_SELECTOR, "tbody th a")
+            if not links:
+                problems.append("an empty folder")
+                break
+            folder = links[0].text.endswith("/")
+            links[0].click()
+            if not folder:
+                break
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.preview")))
+        heads = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "table.preview th")]
+        if "customerID" not in heads:
+            problems.append(f"columns {heads}")
+        else:
+            at = heads.index("customerID")
+            for tr in driver.find_elements(By.CSS_SELECTOR, "table.preview tbody tr"):
+                cid = tr.find_elements(By.TAG_NAME, "td")[at].text
+                if cid not in sent_ids:
+                    problems.append(f"unknown row {cid}")
+        ck.check("lake: down the delivery's folders to an object previewed as the rows sent", problems)
+        driver.save_screenshot(os.path.join(args.shots, "lake-object.png"))
+
+        # 4. Keyboard.
         driver.get(console + "/")
         body = driver.find_element(By.TAG_NAME, "body")
         body.send_keys(Keys.TAB)
@@ -197,7 +226,7 @@ def main():
             [] if first.text == "Skip to content" else [f"focused {first.text!r}"],
         )
 
-        # 4. A phone.
+        # 5. A phone.
         driver.quit()
         driver = browser(390, 844)
         driver.get(console + "/streams/churn")

@@ -26,6 +26,32 @@ pub trait Source: Send + Sync + 'static {
     fn streams(&self) -> Vec<StreamInfo>;
     /// The newest records of a shard, oldest first, at most `limit`.
     fn tail(&self, stream: &str, shard: &str, limit: usize) -> Result<Vec<Record>, SourceError>;
+    /// The folders and objects directly under `prefix` (`""` or `a/b/`) of the data dir's lake;
+    /// a prefix that would leave the lake is [`SourceError::NotFound`].
+    fn lake_list(&self, prefix: &str) -> Result<Vec<LakeEntry>, SourceError>;
+    /// The first `rows` rows of the lake object `key`, as a table.
+    fn lake_preview(&self, key: &str, rows: usize) -> Result<Preview, SourceError>;
+}
+
+/// A folder or an object in the lake.
+#[derive(Debug, Clone)]
+pub struct LakeEntry {
+    /// The last part of its key.
+    pub name: String,
+    /// Its key from the lake's root (a folder's ends with `/`).
+    pub key: String,
+    pub folder: bool,
+    pub bytes: u64,
+    pub modified_ms: i64,
+}
+
+/// The first rows of an object: column names and each row's values as text, and what was
+/// left out.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub note: String,
 }
 
 /// A shared [`Source`].

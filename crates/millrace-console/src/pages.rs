@@ -6,6 +6,8 @@
 //! | `/` | the pipeline diagram and each stage's state (live) |
 //! | `/streams` | every stream: mode, shards open and closed, records, retention |
 //! | `/streams/{name}` | its shards (parents, records), and with `?shard=ID&last=N` the newest records of that shard, decoded |
+//! | `/lake?prefix=P` | the folders and objects under a prefix of the data dir's lake |
+//! | `/lake/object?key=K` | an object's first rows as a table |
 //! | `/events` | `stages` events: the stages as JSON, every second |
 
 use std::convert::Infallible;
@@ -21,7 +23,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use crate::stages::{Stage, stages};
-use crate::{Record, Shared, SourceError, StreamInfo};
+use crate::{LakeEntry, Preview, Record, Shared, SourceError, StreamInfo};
 
 /// How often `/events` sends the stages.
 const EVERY: Duration = Duration::from_secs(1);
@@ -36,6 +38,8 @@ pub fn router(source: Shared) -> Router {
         .route("/events", get(events))
         .route("/streams", get(streams))
         .route("/streams/{name}", get(stream))
+        .route("/lake", get(lake))
+        .route("/lake/object", get(object))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
         .fallback(not_found)
@@ -215,6 +219,86 @@ async fn stream(
         last,
         records,
     })
+}
+
+/// A source's refusal as a page.
+fn refused(e: SourceError) -> Response {
+    match e {
+        SourceError::NotFound(m) => error(StatusCode::NOT_FOUND, "Not found", m),
+        SourceError::Failed(m) => error(StatusCode::INTERNAL_SERVER_ERROR, "Reading failed", m),
+    }
+}
+
+#[derive(Deserialize)]
+struct LakeQuery {
+    prefix: Option<String>,
+    key: Option<String>,
+}
+
+/// A link of the breadcrumb: a folder's name and its prefix.
+struct Crumb {
+    name: String,
+    prefix: String,
+}
+
+fn crumbs(prefix: &str) -> Vec<Crumb> {
+    let mut at = String::new();
+    prefix
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            at.push_str(part);
+            at.push('/');
+            Crumb {
+                name: part.to_owned(),
+                prefix: at.clone(),
+            }
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "lake.html")]
+struct LakePage {
+    title: &'static str,
+    crumbs: Vec<Crumb>,
+    entries: Vec<LakeEntry>,
+}
+
+async fn lake(State(source): State<Shared>, Query(q): Query<LakeQuery>) -> Response {
+    let prefix = q.prefix.unwrap_or_default();
+    match source.lake_list(&prefix) {
+        Ok(entries) => page(LakePage {
+            title: "Lake",
+            crumbs: crumbs(&prefix),
+            entries,
+        }),
+        Err(e) => refused(e),
+    }
+}
+
+/// Rows an object preview shows.
+const PREVIEW_ROWS: usize = 20;
+
+#[derive(Template)]
+#[template(path = "object.html")]
+struct ObjectPage {
+    title: String,
+    crumbs: Vec<Crumb>,
+    preview: Preview,
+}
+
+async fn object(State(source): State<Shared>, Query(q): Query<LakeQuery>) -> Response {
+    let key = q.key.unwrap_or_default();
+    let folder = key.rsplit_once('/').map(|(f, _)| f).unwrap_or("");
+    match source.lake_preview(&key, PREVIEW_ROWS) {
+        Ok(preview) => page(ObjectPage {
+            crumbs: crumbs(folder),
+            title: key,
+            preview,
+        }),
+        Err(e) => refused(e),
+    }
 }
 
 /// Decodes a record for display: pretty JSON if it parses, text if it is UTF-8, else the

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use millrace_console::{Record, ShardInfo, SourceError, StreamInfo};
+use std::path::{Component, Path, PathBuf};
+
+use millrace_console::{LakeEntry, Preview, Record, ShardInfo, SourceError, StreamInfo};
 
 use crate::admin::Admin;
 
@@ -12,6 +14,8 @@ const TAIL_BYTES: usize = 16 << 20;
 
 pub struct ConsoleSource {
     pub admin: Arc<Admin>,
+    /// The data dir's lake folder.
+    pub lake: PathBuf,
 }
 
 impl millrace_console::Source for ConsoleSource {
@@ -53,6 +57,84 @@ impl millrace_console::Source for ConsoleSource {
             })
             .collect())
     }
+
+    fn lake_list(&self, prefix: &str) -> Result<Vec<LakeEntry>, SourceError> {
+        let dir = inside(&self.lake, prefix)?;
+        if !dir.is_dir() {
+            return if prefix.is_empty() {
+                Ok(Vec::new()) // no lake yet
+            } else {
+                Err(SourceError::NotFound(format!(
+                    "no folder {prefix:?} in the lake"
+                )))
+            };
+        }
+        let read = std::fs::read_dir(&dir)
+            .map_err(|e| SourceError::Failed(format!("listing {prefix:?}: {e}")))?;
+        let base = prefix.trim_matches('/');
+        let mut out: Vec<LakeEntry> = read
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let meta = e.metadata().ok()?;
+                let folder = meta.is_dir();
+                let key = match (base.is_empty(), folder) {
+                    (true, true) => format!("{name}/"),
+                    (true, false) => name.clone(),
+                    (false, true) => format!("{base}/{name}/"),
+                    (false, false) => format!("{base}/{name}"),
+                };
+                let modified_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+                Some(LakeEntry {
+                    name,
+                    key,
+                    folder,
+                    bytes: if folder { 0 } else { meta.len() },
+                    modified_ms,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| b.folder.cmp(&a.folder).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    fn lake_preview(&self, key: &str, rows: usize) -> Result<Preview, SourceError> {
+        let path = inside(&self.lake, key)?;
+        if !path.is_file() {
+            return Err(SourceError::NotFound(format!(
+                "no object {key:?} in the lake"
+            )));
+        }
+        crate::console_preview::preview(&path, rows)
+            .map_err(|e| SourceError::Failed(format!("reading {key:?}: {e:#}")))
+    }
+}
+
+/// `rel` (a lake key or prefix from a client) under `root`, refused unless every part is a
+/// plain name and the result, symbolic links followed, stays inside `root`.
+fn inside(root: &Path, rel: &str) -> Result<PathBuf, SourceError> {
+    let outside = || SourceError::NotFound(format!("{rel:?} is not a key in the lake"));
+    let rel = rel.trim_end_matches('/');
+    let mut path = root.to_path_buf();
+    for part in Path::new(rel).components() {
+        match part {
+            Component::Normal(p) => path.push(p),
+            _ => return Err(outside()),
+        }
+    }
+    if path.exists() {
+        let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.canonicalize()) else {
+            return Err(outside());
+        };
+        if !real.starts_with(real_root) {
+            return Err(outside());
+        }
+    }
+    Ok(path)
 }
 
 fn info(h: &millrace_stream::StreamHandle) -> StreamInfo {

@@ -7,6 +7,7 @@ mod cli;
 mod cmd;
 mod config;
 mod console;
+mod console_preview;
 mod firehose;
 mod generate;
 mod kinesis;

@@ -170,6 +170,61 @@ fn pages_show_the_pipeline_streams_and_decoded_records() {
 }
 
 #[test]
+fn the_lake_browser_lists_and_previews_and_never_leaves_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start_up(
+        dir.path(),
+        "[console]\naddr = \"127.0.0.1:0\"\n",
+        &["kinesis", "admin", "console"],
+    );
+    let console = up.url("console").to_owned();
+    let lake = dir.path().join("data").join("lake");
+    std::fs::create_dir_all(lake.join("raw/day=1")).unwrap();
+    std::fs::write(
+        lake.join("raw/day=1/part 1.ndjson"),
+        "{\"customerID\":\"A-1\",\"tenure\":5}\n{\"customerID\":\"B-2\",\"tenure\":7}\n",
+    )
+    .unwrap();
+    // A file outside the lake, and a link inside the lake pointing at it.
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "the secret outside the lake\n").unwrap();
+    std::os::unix::fs::symlink(&secret, lake.join("raw/link.txt")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), lake.join("up")).unwrap();
+
+    let (status, html) = get(&console, "/lake", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("raw/</a>"), "{html}");
+    let (status, html) = get(&console, "/lake?prefix=raw%2Fday%3D1%2F", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("part 1.ndjson"), "{html}");
+    let (status, html) = get(
+        &console,
+        "/lake/object?key=raw%2Fday%3D1%2Fpart%201.ndjson",
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<th scope=\"col\">customerID</th>"), "{html}");
+    assert!(html.contains("<td>B-2</td>"), "{html}");
+
+    for bad in [
+        "/lake?prefix=..%2F",
+        "/lake?prefix=%2Fetc%2F",
+        "/lake?prefix=raw%2F..%2F..%2F",
+        "/lake?prefix=up%2F",
+        "/lake/object?key=..%2Fsecret.txt",
+        "/lake/object?key=%2Fetc%2Fpasswd",
+        "/lake/object?key=raw%2Flink.txt",
+        "/lake/object?key=up%2Fsecret.txt",
+        "/lake/object?key=raw%2Fnone.json",
+    ] {
+        let (status, html) = get(&console, bad, 1 << 20);
+        assert_eq!(status, 404, "{bad}: {html}");
+        assert!(!html.contains("the secret outside"), "{bad} leaked: {html}");
+        assert!(!html.contains("root:"), "{bad} leaked: {html}");
+    }
+}
+
+#[test]
 fn the_console_stays_off_while_auth_checks_the_apis() {
     let dir = tempfile::tempdir().unwrap();
     let ids = dir.path().join("identities.toml");

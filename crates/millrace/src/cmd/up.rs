@@ -742,6 +742,7 @@ async fn console(
     );
     let source = crate::console::ConsoleSource {
         admin: Arc::new(shared.admin.clone()),
+        lake: shared.data_dir.lake(),
     };
     let app = millrace_http::App {
         name: "the console",
