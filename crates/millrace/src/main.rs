@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 }
 
 /// Every crate of ours logs at the chosen level; dependencies only warn (or more with `-vv`).
-const OUR_CRATES: [&str; 16] = [
+const OUR_CRATES: [&str; 17] = [
     "millrace",
     "millrace_common",
     "millrace_http",
@@ -69,6 +69,7 @@ const OUR_CRATES: [&str; 16] = [
     "millrace_tables",
     "millrace_firehose",
     "millrace_auth",
+    "millrace_console",
 ];
 
 /// The default log filter for `-v` repeated `verbose` times; `MILLRACE_LOG` replaces it.

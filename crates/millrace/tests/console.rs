@@ -31,6 +31,17 @@ fn start_up(dir: &Path, more_toml: &str, ready: &[&str]) -> Server {
     )
 }
 
+/// `up` with the console on a free port: the server and the console's URL.
+fn start_console(dir: &Path) -> (Server, String) {
+    let up = start_up(
+        dir,
+        "[console]\naddr = \"127.0.0.1:0\"\n",
+        &["kinesis", "admin", "console"],
+    );
+    let console = up.url("console").to_owned();
+    (up, console)
+}
+
 /// GET `path` from `base` (`http://127.0.0.1:PORT`), reading at most `limit` bytes: the
 /// status and the body.
 fn get(base: &str, path: &str, limit: usize) -> (u16, String) {
@@ -83,12 +94,7 @@ fn produce(dir: &Path, kinesis: &str, lines: &[&str]) {
 #[test]
 fn pages_show_the_pipeline_streams_and_decoded_records() {
     let dir = tempfile::tempdir().unwrap();
-    let up = start_up(
-        dir.path(),
-        "[console]\naddr = \"127.0.0.1:0\"\n",
-        &["kinesis", "admin", "console"],
-    );
-    let console = up.url("console").to_owned();
+    let (up, console) = start_console(dir.path());
     produce(
         dir.path(),
         up.url("kinesis"),
@@ -172,12 +178,7 @@ fn pages_show_the_pipeline_streams_and_decoded_records() {
 #[test]
 fn the_lake_browser_lists_and_previews_and_never_leaves_the_lake() {
     let dir = tempfile::tempdir().unwrap();
-    let up = start_up(
-        dir.path(),
-        "[console]\naddr = \"127.0.0.1:0\"\n",
-        &["kinesis", "admin", "console"],
-    );
-    let console = up.url("console").to_owned();
+    let (_up, console) = start_console(dir.path());
     let lake = dir.path().join("data").join("lake");
     std::fs::create_dir_all(lake.join("raw/day=1")).unwrap();
     std::fs::write(
