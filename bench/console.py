@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Server time per console page at the size the console issue names: `millrace up` with 100
+streams (2 shards each, the first holding 1,000 records) and 1,000 objects in one lake folder,
+then each page requested N times in a row over loopback (keep-alive off, as a browser's first
+visit), timing request to last byte. Reports p50 / p95 / max per page. Standard library only.
+
+    python3 bench/console.py [--millrace target/release/millrace] [--requests 200]
+
+The issue's target: p95 ≤ 50 ms per page.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+STREAMS = 100
+OBJECTS = 1000
+RECORDS = 1000
+
+
+def start(binary, tmp):
+    cfg = os.path.join(tmp, "millrace.toml")
+    with open(cfg, "w") as f:
+        f.write(
+            '[server]\nkinesis_addr = "127.0.0.1:0"\nadmin_addr = "127.0.0.1:0"\n'
+            '[storage]\nfsync = "never"\n[console]\naddr = "127.0.0.1:0"\n'
+        )
+        for i in range(STREAMS):
+            f.write(f'[[stream]]\nname = "s{i:03}"\nshards = 2\n')
+    p = subprocess.Popen(
+        [binary, "--data-dir", os.path.join(tmp, "data"), "up", "-c", cfg],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    urls = {}
+    while len(urls) < 2:
+        line = p.stdout.readline()
+        if not line:
+            raise SystemExit("millrace up exited before its ready lines")
+        for word in line.split():
+            for name in ("kinesis", "console"):
+                if word.startswith(name + "="):
+                    urls[name] = word.split("=", 1)[1]
+    return p, urls
+
+
+def fill(binary, tmp, kinesis):
+    rows = os.path.join(tmp, "rows.ndjson")
+    with open(rows, "w") as f:
+        for i in range(RECORDS):
+            f.write(json.dumps({"customerID": f"C-{i}", "tenure": i % 72, "note": "x" * 200}) + "\n")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="t", AWS_SECRET_ACCESS_KEY="t", AWS_REGION="us-east-1")
+    subprocess.run(
+        [binary, "produce", "--endpoint-url", kinesis, "--stream", "s000", "--file", rows],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    folder = os.path.join(tmp, "data", "lake", "raw")
+    os.makedirs(folder, exist_ok=True)
+    for i in range(OBJECTS):
+        shutil.copyfile(rows, os.path.join(folder, f"part-{i:04}.ndjson"))
+
+
+def timed(url, n):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        with opener.open(url, timeout=10) as r:
+            r.read()
+            if r.status != 200:
+                raise SystemExit(f"{url}: {r.status}")
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--millrace", default="target/release/millrace")
+    ap.add_argument("--requests", type=int, default=200)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="millrace-console-bench-")
+    p, urls = start(args.millrace, tmp)
+    try:
+        fill(args.millrace, tmp, urls["kinesis"])
+        c = urls["console"]
+        pages = [
+            ("overview", "/"),
+            ("streams (100)", "/streams"),
+            ("stream + 20 records", "/streams/s000?shard=shardId-000000000000"),
+            ("stream + 500 records", "/streams/s000?shard=shardId-000000000000&last=500"),
+            ("lake folder (1,000 objects)", "/lake?prefix=raw%2F"),
+            ("object preview", "/lake/object?key=raw%2Fpart-0500.ndjson"),
+        ]
+        print(f"{'page':<30} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+        for name, path in pages:
+            timed(c + path, 5)  # warm-up
+            t = sorted(timed(c + path, args.requests))
+            p95 = t[int(0.95 * (len(t) - 1))]
+            print(f"{name:<30} {statistics.median(t):>8.2f} {p95:>8.2f} {t[-1]:>8.2f}")
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
