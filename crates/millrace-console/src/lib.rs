@@ -10,7 +10,10 @@
 //! - [`stages`] (`stages.rs`): the pipeline's stages and their state, from the admin API's
 //!   `/status` document, shared by the page and the event stream.
 //! - [`pages`] (`pages.rs`): the routes, their templates and the record decoding.
+//! - [`models`] (`models.rs`): the registry's pages: models, versions, and a version's
+//!   metrics, confusion matrix, leaderboard, column impact and ROC curve (SVG).
 
+pub mod models;
 pub mod pages;
 pub mod stages;
 
@@ -31,6 +34,31 @@ pub trait Source: Send + Sync + 'static {
     fn lake_list(&self, prefix: &str) -> Result<Vec<LakeEntry>, SourceError>;
     /// The first `rows` rows of the lake object `key`, as a table.
     fn lake_preview(&self, key: &str, rows: usize) -> Result<Preview, SourceError>;
+    /// Every model in the registry with its versions.
+    fn models(&self) -> Result<Vec<ModelSummary>, SourceError>;
+    /// A version's `metrics.json` (what training measured).
+    fn model_metrics(&self, name: &str, version: u32) -> Result<serde_json::Value, SourceError>;
+}
+
+/// A model in the registry.
+#[derive(Debug, Clone)]
+pub struct ModelSummary {
+    pub name: String,
+    /// The version endpoints and scorers serve for a bare name.
+    pub production: Option<u32>,
+    /// Ascending.
+    pub versions: Vec<VersionSummary>,
+}
+
+/// One version of a model.
+#[derive(Debug, Clone)]
+pub struct VersionSummary {
+    pub version: u32,
+    /// `candidate`, `production` or `archived`.
+    pub stage: String,
+    pub created_ms: i64,
+    /// Headline test metrics.
+    pub headline: Vec<(String, f64)>,
 }
 
 /// A folder or an object in the lake.

@@ -8,6 +8,7 @@
 //! | `/streams/{name}` | its shards (parents, records), and with `?shard=ID&last=N` the newest records of that shard, decoded |
 //! | `/lake?prefix=P` | the folders and objects under a prefix of the data dir's lake |
 //! | `/lake/object?key=K` | an object's first rows as a table |
+//! | `/models`, `/models/{name}`, `/models/{name}/v{N}` | the registry (see `models.rs`) |
 //! | `/events` | `stages` events: the stages as JSON, every second |
 
 use std::convert::Infallible;
@@ -40,6 +41,9 @@ pub fn router(source: Shared) -> Router {
         .route("/streams/{name}", get(stream))
         .route("/lake", get(lake))
         .route("/lake/object", get(object))
+        .route("/models", get(crate::models::models))
+        .route("/models/{name}", get(crate::models::model))
+        .route("/models/{name}/{version}", get(crate::models::version))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
         .fallback(not_found)
@@ -47,7 +51,7 @@ pub fn router(source: Shared) -> Router {
 }
 
 /// A page's template rendered, or a plain 500 naming the failure.
-fn page(t: impl Template) -> Response {
+pub(crate) fn page(t: impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering: {e}")).into_response(),
@@ -61,7 +65,7 @@ struct ErrorPage {
     message: String,
 }
 
-fn error(status: StatusCode, title: &str, message: String) -> Response {
+pub(crate) fn error(status: StatusCode, title: &str, message: String) -> Response {
     let mut r = page(ErrorPage {
         title: title.to_owned(),
         message,
@@ -222,7 +226,7 @@ async fn stream(
 }
 
 /// A source's refusal as a page.
-fn refused(e: SourceError) -> Response {
+pub(crate) fn refused(e: SourceError) -> Response {
     match e {
         SourceError::NotFound(m) => error(StatusCode::NOT_FOUND, "Not found", m),
         SourceError::Failed(m) => error(StatusCode::INTERNAL_SERVER_ERROR, "Reading failed", m),
@@ -332,7 +336,7 @@ fn shown(r: &Record) -> Shown {
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm` UTC.
-fn arrival(ms: i64) -> String {
+pub(crate) fn arrival(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use std::path::{Component, Path, PathBuf};
 
-use millrace_console::{LakeEntry, Preview, Record, ShardInfo, SourceError, StreamInfo};
+use millrace_console::{
+    LakeEntry, ModelSummary, Preview, Record, ShardInfo, SourceError, StreamInfo, VersionSummary,
+};
+use millrace_serve::registry::Registry;
 
 use crate::admin::Admin;
 
@@ -16,6 +19,7 @@ pub struct ConsoleSource {
     pub admin: Arc<Admin>,
     /// The data dir's lake folder.
     pub lake: PathBuf,
+    pub registry: Registry,
 }
 
 impl millrace_console::Source for ConsoleSource {
@@ -111,6 +115,45 @@ impl millrace_console::Source for ConsoleSource {
         }
         crate::console_preview::preview(&path, rows)
             .map_err(|e| SourceError::Failed(format!("reading {key:?}: {e:#}")))
+    }
+
+    fn models(&self) -> Result<Vec<ModelSummary>, SourceError> {
+        let models = self
+            .registry
+            .list()
+            .map_err(|e| SourceError::Failed(format!("reading the model registry: {e}")))?;
+        Ok(models
+            .into_iter()
+            .map(|m| ModelSummary {
+                name: m.name,
+                production: m.production,
+                versions: m
+                    .versions
+                    .into_iter()
+                    .map(|v| VersionSummary {
+                        version: v.version,
+                        stage: v.stage.name().to_owned(),
+                        created_ms: v.created_ms,
+                        headline: v.headline,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn model_metrics(&self, name: &str, version: u32) -> Result<serde_json::Value, SourceError> {
+        Registry::check_name(name).map_err(|e| SourceError::NotFound(e.to_string()))?;
+        let path = self
+            .registry
+            .version_dir(name, version)
+            .join("metrics.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            SourceError::NotFound(format!(
+                "{name}:v{version} has no readable metrics.json: {e}"
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| SourceError::Failed(format!("{name}:v{version} metrics.json: {e}")))
     }
 }
 

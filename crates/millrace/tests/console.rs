@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Server, millrace};
+use common::{Server, millrace, train_tiny};
 
 fn start_up(dir: &Path, more_toml: &str, ready: &[&str]) -> Server {
     let config = dir.join("millrace.toml");
@@ -222,6 +222,54 @@ fn the_lake_browser_lists_and_previews_and_never_leaves_the_lake() {
         assert_eq!(status, 404, "{bad}: {html}");
         assert!(!html.contains("the secret outside"), "{bad} leaked: {html}");
         assert!(!html.contains("root:"), "{bad} leaked: {html}");
+    }
+}
+
+#[test]
+fn the_model_pages_show_versions_metrics_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    train_tiny(&dir.path().join("data"), dir.path());
+    let (_up, console) = start_console(dir.path());
+
+    let (status, html) = get(&console, "/models", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"<a href="/models/m">m</a>"#), "{html}");
+    let (status, html) = get(&console, "/models/m", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"<a href="/models/m/v1">v1</a>"#), "{html}");
+    let (status, html) = get(&console, "/models/m/v1", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    for part in [
+        "binary, objective f1",
+        r#"<th scope="row">auc</th>"#,
+        r#"<table class="confusion">"#,
+        r#"<polyline points="0.0,200.0"#,
+        "Column impact",
+        "Leaderboard",
+    ] {
+        assert!(html.contains(part), "{part} missing: {html}");
+    }
+    // The matrix adds up to the test rows.
+    let cell = |id: &str| -> u64 {
+        let at = html.find(&format!(r#"id="{id}">"#)).unwrap() + id.len() + 6;
+        html[at..].split('<').next().unwrap().parse().unwrap()
+    };
+    let test_rows: u64 = html
+        .split(" test rows")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(cell("tp") + cell("fp") + cell("fn") + cell("tn"), test_rows);
+
+    for bad in [
+        "/models/nope",
+        "/models/m/v9",
+        "/models/m/1",
+        "/models/..%2Fm/v1",
+    ] {
+        let (status, html) = get(&console, bad, 1 << 20);
+        assert_eq!(status, 404, "{bad}: {html}");
     }
 }
 

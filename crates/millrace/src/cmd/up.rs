@@ -743,6 +743,7 @@ async fn console(
     let source = crate::console::ConsoleSource {
         admin: Arc::new(shared.admin.clone()),
         lake: shared.data_dir.lake(),
+        registry: millrace_serve::registry::Registry::new(shared.data_dir.root()),
     };
     let app = millrace_http::App {
         name: "the console",
