@@ -8,8 +8,11 @@ chromium-driver) against `millrace up`, as an analyst would use it.
    records decoded as JSON, each one a row boto3 put (its customerID among those sent).
 3. The lake: from the nav, down the delivery's folders to an object, whose preview is a table
    of the rows sent (customerID among them).
-4. Keyboard: the skip link and the navigation are reachable with Tab and labelled.
-5. A phone-sized window reads the same pages without horizontal scrolling of the page itself.
+4. The model page: a model trained on Telco rows before `up` started; its threshold slider,
+   moved with the keyboard, turns the confusion matrix into the counts at the lowest cut (every
+   test row positive) and the highest, and the counts always add up to the test part.
+5. Keyboard: the skip link and the navigation are reachable with Tab and labelled.
+6. A phone-sized window reads the same pages without horizontal scrolling of the page itself.
 
 Screenshots of each page go to --shots (README shows them).
 
@@ -126,6 +129,19 @@ def main():
         rows = list(csv.DictReader(f))[:ROWS]
     sent_ids = {r["customerID"] for r in rows}
     tmp = tempfile.mkdtemp(prefix="millrace-console-")
+    train_csv = os.path.join(tmp, "train.csv")
+    with open(args.csv, newline="") as src, open(train_csv, "w", newline="") as dst:
+        for i, line in enumerate(src):
+            if i > 1000:
+                break
+            dst.write(line)
+    subprocess.run(
+        [args.millrace, "--data-dir", os.path.join(tmp, "data"), "train", "--data", train_csv,
+         "--target", "Churn", "--name", "churn"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     up, urls = start_up(args.millrace, tmp)
     console = urls["console"]
     driver = None
@@ -193,6 +209,7 @@ def main():
 
         # 3. The lake, down to an object.
         driver.find_element(By.LINK_TEXT, "Lake").click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "raw/"))).click()
         problems = []
         for _ in range(8):
             links = driver.find_elements(By.CSS_SELECTOR, "tbody th a")
@@ -216,7 +233,36 @@ def main():
         ck.check("lake: down the delivery's folders to an object previewed as the rows sent", problems)
         driver.save_screenshot(os.path.join(args.shots, "lake-object.png"))
 
-        # 4. Keyboard.
+        # 4. The model page's threshold slider.
+        driver.find_element(By.LINK_TEXT, "Models").click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "churn"))).click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "v1"))).click()
+        slider = wait.until(ec.visibility_of_element_located((By.ID, "threshold")))
+
+        def matrix():
+            return {k: int(driver.find_element(By.ID, k).text) for k in ("tp", "fp", "fn", "tn")}
+
+        before = matrix()
+        total = sum(before.values())
+        slider.send_keys(Keys.END)
+        low = matrix()
+        slider.send_keys(Keys.HOME)
+        high = matrix()
+        text = driver.find_element(By.ID, "at-threshold").text
+        problems = []
+        if low["fn"] != 0 or low["tn"] != 0:
+            problems.append(f"lowest cut {low}: not every row positive")
+        if high["tp"] + high["fp"] < 1 or high == low:
+            problems.append(f"highest cut {high}")
+        for m in (low, high):
+            if sum(m.values()) != total:
+                problems.append(f"{m} does not add up to {total}")
+        if not text.startswith("precision "):
+            problems.append(f"figures {text!r}")
+        ck.check("model page: the threshold slider moves the confusion matrix", problems)
+        driver.save_screenshot(os.path.join(args.shots, "model.png"))
+
+        # 5. Keyboard.
         driver.get(console + "/")
         body = driver.find_element(By.TAG_NAME, "body")
         body.send_keys(Keys.TAB)
@@ -226,7 +272,7 @@ def main():
             [] if first.text == "Skip to content" else [f"focused {first.text!r}"],
         )
 
-        # 5. A phone.
+        # 6. A phone.
         driver.quit()
         driver = browser(390, 844)
         driver.get(console + "/streams/churn")

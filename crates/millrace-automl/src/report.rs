@@ -92,6 +92,12 @@ pub struct Curves {
     pub roc: Vec<(f64, f64)>,
     /// (recall, precision)
     pub pr: Vec<(f64, f64)>,
+    /// (threshold, true positives, false positives) on the test part when a record is
+    /// positive at probability ≥ threshold: every distinct probability, thinned evenly by
+    /// rank to at most `CURVE_POINTS`, highest first. Exact confusion matrices at those cuts,
+    /// for a threshold slider (absent in older reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cuts: Vec<(f64, u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +171,37 @@ pub(crate) struct Inputs<'a> {
     pub test_y: &'a [f64],
     pub test_values: &'a [f64],
     pub seconds: f64,
+}
+
+/// The confusion counts at each distinct probability taken as the threshold (see
+/// [`Curves::cuts`]).
+fn cuts(y: &[bool], p: &[f64]) -> Vec<(f64, u64, u64)> {
+    let mut order: Vec<usize> = (0..p.len()).filter(|&i| p[i].is_finite()).collect();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let mut all: Vec<(f64, u64, u64)> = Vec::new();
+    let (mut tp, mut fp) = (0u64, 0u64);
+    for (k, &i) in order.iter().enumerate() {
+        if y[i] {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        // A cut after the last record of each distinct probability.
+        if order.get(k + 1).is_none_or(|&j| p[j] != p[i]) {
+            all.push((p[i], tp, fp));
+        }
+    }
+    if all.len() <= CURVE_POINTS {
+        return all;
+    }
+    // Every `step`-th cut and the last one: at most CURVE_POINTS.
+    let last = all.len() - 1;
+    let step = last.div_ceil(CURVE_POINTS - 1);
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % step == 0 || *i == last)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
@@ -269,6 +306,7 @@ pub(crate) fn build(model: &ModelArtifact, inp: &Inputs) -> Result<Report, AutoM
             Some(Curves {
                 roc: thin(metrics::roc_curve(&yb, inp.test_values)),
                 pr: thin(metrics::pr_curve(&yb, inp.test_values)),
+                cuts: cuts(&yb, inp.test_values),
             })
         }
         _ => None,
@@ -393,5 +431,36 @@ fn figures(m: &Metrics) -> Vec<(&'static str, f64)> {
         Metrics::Regression { rmse, mae, r2 } => {
             vec![("rmse", *rmse), ("mae", *mae), ("r2", *r2)]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_are_the_confusion_counts_at_each_distinct_probability() {
+        let y = [true, false, true, true, false, false, true];
+        let p = [0.9, 0.8, 0.8, 0.4, 0.3, f64::NAN, 0.1];
+        let got = cuts(&y, &p);
+        assert_eq!(
+            got,
+            [
+                (0.9, 1, 0),
+                (0.8, 2, 1),
+                (0.4, 3, 1),
+                (0.3, 3, 2),
+                (0.1, 4, 2)
+            ]
+        );
+        for (t, tp, fp) in got {
+            let c = metrics::Confusion::of(&y, &metrics::at(&p, t));
+            assert_eq!((c.tp as u64, c.fp as u64), (tp, fp), "threshold {t}");
+        }
+        let many: Vec<f64> = (0..1000).map(|i| i as f64 / 1000.0).collect();
+        let yy: Vec<bool> = (0..1000).map(|i| i % 3 == 0).collect();
+        let thinned = cuts(&yy, &many);
+        assert!(thinned.len() <= CURVE_POINTS);
+        assert_eq!(thinned.last(), Some(&(0.0, 334, 666)));
     }
 }

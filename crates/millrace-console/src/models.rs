@@ -129,6 +129,40 @@ struct VersionPage {
     bars_height: usize,
     /// The ROC curve as SVG polyline points in a 200 × 200 box.
     roc: String,
+    slider: Option<Slider>,
+}
+
+/// The threshold slider: the exact confusion counts at each cut training recorded.
+struct Slider {
+    /// `[[threshold, tp, fp], …]`, highest threshold first.
+    cuts: String,
+    count: usize,
+    /// The cut the chosen threshold falls on.
+    start: usize,
+    positives: u64,
+    negatives: u64,
+}
+
+/// The slider, when metrics.json has the cuts and a binary confusion matrix.
+fn slider(m: &Value, threshold: f64) -> Option<Slider> {
+    let cuts: Vec<(f64, u64, u64)> = m["curves"]["cuts"]
+        .as_array()?
+        .iter()
+        .filter_map(|c| Some((c[0].as_f64()?, c[1].as_u64()?, c[2].as_u64()?)))
+        .collect();
+    let [tp, fp, fn_, tn] = confusion(m)?;
+    if cuts.is_empty() {
+        return None;
+    }
+    // Positive at probability ≥ threshold: the lowest cut still at or above it.
+    let start = cuts.iter().rposition(|c| c.0 >= threshold).unwrap_or(0);
+    Some(Slider {
+        cuts: serde_json::to_string(&cuts).ok()?,
+        count: cuts.len(),
+        start,
+        positives: tp + fn_,
+        negatives: fp + tn,
+    })
 }
 
 fn fmt(v: Option<&Value>) -> String {
@@ -277,6 +311,10 @@ pub(crate) async fn version(
         bars_height: bars.len() * BAR + 4,
         bars,
         roc: roc(&metrics_json),
+        slider: slider(
+            &metrics_json,
+            metrics_json["threshold"].as_f64().unwrap_or(0.5),
+        ),
         name,
     })
 }
@@ -312,5 +350,11 @@ mod tests {
         );
         assert_eq!(roc(&m), "0.0,200.0 100.0,50.0 200.0,0.0");
         assert!(confusion(&json!({"test": {"kind": "regression"}})).is_none());
+        assert!(slider(&m, 0.5).is_none(), "no cuts, no slider");
+        let mut m = m;
+        m["curves"]["cuts"] = json!([[0.9, 1, 0], [0.6, 3, 1], [0.2, 5, 6]]);
+        let s = slider(&m, 0.5).unwrap();
+        assert_eq!((s.count, s.start, s.positives, s.negatives), (3, 1, 5, 6));
+        assert_eq!(s.cuts, "[[0.9,1,0],[0.6,3,1],[0.2,5,6]]");
     }
 }

@@ -27,3 +27,26 @@
     if (note) note.textContent = "Live updates paused: the server is not answering; retrying.";
   };
 })();
+
+// The model page's threshold slider: exact confusion counts at each cut training recorded.
+(function () {
+  const box = document.getElementById("slider");
+  const input = document.getElementById("threshold");
+  const data = document.getElementById("cuts");
+  if (!box || !input || !data) return;
+  const cuts = JSON.parse(data.textContent);
+  const pos = Number(box.dataset.positives);
+  const neg = Number(box.dataset.negatives);
+  const set = (id, v) => { const e = document.getElementById(id); if (e) e.textContent = v; };
+  const f4 = (x) => (Number.isFinite(x) ? x.toFixed(4) : "—");
+  box.hidden = false;
+  input.addEventListener("input", () => {
+    const [t, tp, fp] = cuts[Number(input.value)];
+    const fn = pos - tp, tn = neg - fp;
+    set("tp", tp); set("fp", fp); set("fn", fn); set("tn", tn);
+    set("threshold-value", f4(t));
+    const precision = tp / (tp + fp), recall = tp / pos;
+    const f1 = (2 * precision * recall) / (precision + recall);
+    set("at-threshold", "precision " + f4(precision) + ", recall " + f4(recall) + ", f1 " + f4(f1));
+  });
+})();

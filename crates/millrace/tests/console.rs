@@ -261,6 +261,28 @@ fn the_model_pages_show_versions_metrics_and_charts() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert_eq!(cell("tp") + cell("fp") + cell("fn") + cell("tn"), test_rows);
+    // The slider's cuts: at the chosen threshold's cut, the rendered matrix (a test part this
+    // small is not thinned).
+    assert!(html.contains(r#"<div id="slider" hidden"#), "{html}");
+    let json = html
+        .split(r#"<script type="application/json" id="cuts">"#)
+        .nth(1)
+        .and_then(|s| s.split("</script>").next())
+        .unwrap();
+    let cuts: Vec<(f64, u64, u64)> = serde_json::from_str(json).unwrap();
+    let start: usize = html
+        .split(r#"step="1" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!((cuts[start].1, cuts[start].2), (cell("tp"), cell("fp")));
+    let last = cuts.last().unwrap();
+    assert_eq!(
+        last.1 + last.2,
+        test_rows,
+        "the lowest cut calls every row positive"
+    );
 
     for bad in [
         "/models/nope",
