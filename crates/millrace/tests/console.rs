@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Server, millrace, train_tiny};
+use common::{Server, assert_ran, millrace, train_tiny};
 
 fn start_up(dir: &Path, more_toml: &str, ready: &[&str]) -> Server {
     let config = dir.join("millrace.toml");
@@ -84,11 +84,7 @@ fn produce(dir: &Path, kinesis: &str, lines: &[&str]) {
         .env("AWS_REGION", "us-east-1")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "produce failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
 }
 
 #[test]
@@ -304,11 +300,7 @@ fn the_console_stays_off_while_auth_checks_the_apis() {
         .arg(&ids)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
     let up = start_up(
         dir.path(),
         "[auth]\nmode = \"enforce\"\nidentities = \"identities.toml\"\n\

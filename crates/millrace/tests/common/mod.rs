@@ -63,6 +63,11 @@ pub fn train_churn(data: &Path, csv: &Path, extra: &[&str]) {
         .args(extra)
         .output()
         .unwrap();
+    assert_ran(&out);
+}
+
+/// Panics with the command's stderr unless it exited 0.
+pub fn assert_ran(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
@@ -90,11 +95,7 @@ pub fn train_tiny(data: &Path, scratch: &Path) {
         .arg(&csv)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ran(&out);
 }
 
 /// A child process that is killed and reaped when dropped.
