@@ -5,7 +5,7 @@
 //! the records that were acknowledged (no rejected record slipped in, no good one was lost)
 //! and a fresh PutRecord + GetRecords round trip still works.
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -4,7 +4,7 @@
 //! client): records put after subscribing arrive in order with their ContinuationSequenceNumber,
 //! and a closed shard's end brings ChildShards. Nothing here measures latency.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

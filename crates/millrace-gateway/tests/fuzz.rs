@@ -8,7 +8,7 @@
 //! A case that fails is kept by proptest in `proptest-regressions/` and replayed first from
 //! then on: that file is committed as the regression test.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

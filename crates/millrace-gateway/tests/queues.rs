@@ -2,7 +2,7 @@
 //! operations yet, boto3's are exercised in tests/compat/queue_flows.py): competing consumers,
 //! visibility timeouts, dead letters, restarts and each operation's errors.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

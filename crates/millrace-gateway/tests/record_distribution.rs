@@ -1,7 +1,7 @@
 //! UpdateStreamRecordDistributionStrategy: AUTO spreads records over the shards whatever
 //! their keys, USER_PARTITION_KEY routes by key again, PROVISIONED streams refuse it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{ScalingType, ShardFilter, ShardFilterType, ShardIteratorType};
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 

@@ -1,7 +1,7 @@
 //! Every supported operation through aws-sdk-kinesis against a real server on a loopback port:
 //! the client must parse our responses and map our errors to its typed exceptions.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -14,7 +14,7 @@ use aws_sdk_kinesis::types::{
 };
 use millrace_stream::{ConsumerMeta, StoreOptions};
 
-mod common;
+use crate::common;
 
 use common::TestServer as Server;
 

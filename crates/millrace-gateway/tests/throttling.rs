@@ -1,7 +1,7 @@
 //! Opt-in per-shard throughput limits (`StoreOptions::enforce_limits`, a stream's own
 //! `enforce_limits`) and fault injection (`StoreOptions::fault_probability`), over the wire.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

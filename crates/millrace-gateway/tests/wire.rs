@@ -3,7 +3,7 @@
 //! `x-amzn-RequestId` headers, the `SequenceNumberForOrdering` pattern, timestamps in the
 //! future, tag characters, and timestamps in both protocols.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -2,7 +2,7 @@
 //! boundaries, unicode, nested objects, compression, and a truncated last object that is
 //! reported by object and offset while the good rows survive.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

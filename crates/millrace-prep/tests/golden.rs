@@ -2,7 +2,7 @@
 //! types, NULL counts and sums, each checked against values computed here independently (csv
 //! and serde_json parsing, not DataFusion).
 
-mod common;
+use crate::common;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};

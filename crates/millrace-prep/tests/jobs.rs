@@ -2,7 +2,7 @@
 //! customer), manifests and garbage collection, incremental runs, partitioned output, errors
 //! that name the job and statement, and a memory limit far below the data.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

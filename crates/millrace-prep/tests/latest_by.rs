@@ -4,7 +4,7 @@
 //! one object, padded with spaces, missing and blank; and against the same result computed in
 //! SQL with an anti join over `_seq`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

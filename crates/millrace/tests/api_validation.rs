@@ -2,7 +2,7 @@
 //! requests (what any SDK sends) with impossible timestamps and malformed ARNs get AWS's error
 //! types, and well-formed ones still work.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! record browser (records decoded, client data escaped), its errors, the live event stream,
 //! and the console staying off while `[auth]` is on.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -13,7 +13,7 @@
 //! sealed segments and read them back; at the end no record written after that is in any
 //! segment file in the clear, while those of the first cycle are.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

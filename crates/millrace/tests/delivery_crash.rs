@@ -11,7 +11,7 @@
 //! may be left in the lake. The kill/restart cycle runs several times on the same data
 //! directory, so recovery itself goes through later crashes.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;

@@ -3,7 +3,7 @@
 //! on the real binary's system calls with strace (Debian package `strace`, installed by
 //! `scripts/test.sh`), for `train` (model files) and `up` (the iterator key).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! records; bad input gets the right status and a message naming the record; a new version is
 //! swapped in under load without a failed request.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! stream created with aws-sdk-firehose, the records sent with PutRecordBatch (and one
 //! PutRecord each), and every one read back from the lake exactly once.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! records after it are delivered, and a delivery blocked by the file system shows `stalled`
 //! with its error and a real lag until the obstacle is gone.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@
 //! `key=value` form and recovery from a stall; this file adds another stream's prefix, the Hive
 //! layout read back by `query`, and delivery after an overlong value across a restart.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! into the lake, queried by prep, and scored (the scorer answers it within the output
 //! stream's own limit); the default 1 MiB limit still refuses it on another stream.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

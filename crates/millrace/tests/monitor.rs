@@ -3,7 +3,7 @@
 //! exit 3 with --fail-on-drift); and a running endpoint fed shifted records, whose /metrics
 //! raise the flag and whose saved report `millrace monitor NAME` prints.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

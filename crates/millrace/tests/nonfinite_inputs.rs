@@ -2,7 +2,7 @@
 //! `predict` and the endpoint give a finite probability for every record, never NaN or null.
 //! A request without a Content-Type is refused with 415 instead of being guessed as JSON.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! order of its inputs (the scorer reads children only after their parents ended, and its
 //! checkpoints remember which shards ended).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! flight (or get a retryable 503), only loopback and configured Host names are served, and a
 //! bind beyond loopback is announced on stderr.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -8,7 +8,7 @@
 //! - When the OS refuses a descriptor, the Kinesis API answers LimitExceededException (400),
 //!   never InternalFailure (500), and serves again once descriptors are free.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! The peak is the kernel's own count (`getrusage(RUSAGE_CHILDREN)`, the largest resident set
 //! of any child this test binary waited for), so this file holds only these two tests.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

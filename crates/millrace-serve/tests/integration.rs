@@ -1,0 +1,8 @@
+//! The crate's integration tests, built as one test binary: one link and one binary on
+//! disk instead of one per file (CI's disk and build time). Each file stays a module named
+//! for what it checks; run one with `cargo test -p millrace-serve --test integration FILE::`.
+
+mod drift;
+mod fuzz_input;
+mod registry;
+mod sagemaker;
