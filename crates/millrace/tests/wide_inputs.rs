@@ -2,8 +2,8 @@
 //! peak memory near its limit (it took 2.5 GB before batches were sized by the column count),
 //! and `train` refuses a table wider than `--max-columns` at once, naming both numbers.
 //!
-//! The peak is the kernel's own count (`getrusage(RUSAGE_CHILDREN)`, the largest resident set
-//! of any child this test binary waited for), so this file holds only these two tests.
+//! The peak is the kernel's own count for that one child (`wait4`'s resource usage: its largest
+//! resident set), so the other tests running in this binary do not count.
 
 use crate::common;
 
@@ -27,13 +27,39 @@ fn wide_csv(path: &Path, columns: usize, rows: usize) {
     f.flush().unwrap();
 }
 
-/// The largest resident set (bytes) of any child waited for so far.
-fn children_peak_rss() -> u64 {
+/// Runs `cmd` to its end: its output and its largest resident set in bytes, from `wait4` on
+/// that child alone.
+fn run_measured(cmd: &mut std::process::Command) -> (std::process::Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).unwrap();
+        v
+    });
+    let mut stderr = Vec::new();
+    err.read_to_end(&mut stderr).unwrap();
+    let stdout = reader.join().unwrap();
+    let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage only writes the struct it is given.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    assert_eq!(rc, 0);
-    usage.ru_maxrss as u64 * 1024
+    // SAFETY: wait4 reaps this child (std never waits for it again: the Child is only
+    // dropped) and writes the status and the struct it is given.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    drop(child);
+    let output = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout,
+        stderr,
+    };
+    (output, usage.ru_maxrss as u64 * 1024)
 }
 
 #[test]
@@ -41,21 +67,20 @@ fn wide_files_stay_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("wide.csv");
     wide_csv(&csv, 20_000, 50);
-    let out = millrace()
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["query", "--memory-limit-mib", "512", "--table"])
-        .arg(format!("w={}:csv", csv.display()))
-        .arg("SELECT count(*) AS n FROM w")
-        .output()
-        .unwrap();
+    let (out, peak) = run_measured(
+        millrace()
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["query", "--memory-limit-mib", "512", "--table"])
+            .arg(format!("w={}:csv", csv.display()))
+            .arg("SELECT count(*) AS n FROM w"),
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("50"));
-    let peak = children_peak_rss();
     assert!(peak < 640 << 20, "query peaked at {} MiB", peak >> 20);
 
     let started = Instant::now();
