@@ -11,6 +11,11 @@ chromium-driver) against `millrace up`, as an analyst would use it.
 4. The model page: a model trained on Telco rows before `up` started; its threshold slider,
    moved with the keyboard, turns the confusion matrix into the counts at the lowest cut (every
    test row positive) and the highest, and the counts always add up to the test part.
+   From there, "Predict": the what-if form (one labelled field per input) shows a prediction
+   with every column's contribution; choosing another Contract updates the prediction, its
+   contribution row and the page's address without a reload. A CSV of Telco rows uploaded in
+   the batch form comes back as a downloaded CSV with one prediction per row. "Promote" on the
+   model page makes v1 the production version (the same-origin post the console accepts).
 5. Keyboard: the skip link and the navigation are reachable with Tab and labelled.
 6. A phone-sized window reads the same pages without horizontal scrolling of the page itself.
 
@@ -36,7 +41,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from flowkit import Checks, err_text, note
 
@@ -76,8 +81,13 @@ def start_up(binary, tmp):
     return p, urls
 
 
-def browser(width, height):
+def browser(width, height, downloads=None):
     options = Options()
+    if downloads:
+        options.add_experimental_option(
+            "prefs",
+            {"download.default_directory": downloads, "download.prompt_for_download": False},
+        )
     for arg in (
         "--headless=new",
         "--no-sandbox",
@@ -146,7 +156,9 @@ def main():
     console = urls["console"]
     driver = None
     try:
-        driver = browser(1280, 900)
+        downloads = os.path.join(tmp, "downloads")
+        os.makedirs(downloads)
+        driver = browser(1280, 900, downloads)
         wait = WebDriverWait(driver, 20)
 
         # 1. Live overview.
@@ -261,6 +273,68 @@ def main():
             problems.append(f"figures {text!r}")
         ck.check("model page: the threshold slider moves the confusion matrix", problems)
         driver.save_screenshot(os.path.join(args.shots, "model.png"))
+
+        # 4b. What-if, batch prediction and promotion.
+        driver.get(console + "/models/churn")
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "Predict"))).click()
+        contract = Select(wait.until(ec.presence_of_element_located(
+            (By.XPATH, "//label[text()='Contract']/following-sibling::select"))))
+        predicted = driver.find_element(By.ID, "predicted").text
+        rows_before = len(driver.find_elements(By.CSS_SELECTOR, "table.contributions-table tbody tr"))
+        driver.execute_script("window.__same_page = true")
+        problems = []
+        if not predicted.startswith("Predicted: "):
+            problems.append(f"prediction {predicted!r}")
+        if rows_before < 10:
+            problems.append(f"{rows_before} contribution rows")
+        choice = "Two year" if contract.first_selected_option.text != "Two year" else "Month-to-month"
+        contract.select_by_visible_text(choice)
+        try:
+            wait.until(lambda d: ("Contract=" + choice.replace(" ", "+")) in d.current_url)
+            wait.until(lambda d: any(
+                th.text == f"Contract = {choice}"
+                for th in d.find_elements(By.CSS_SELECTOR, "table.contributions-table th")))
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"no update after choosing {choice}: {err_text(exc)}")
+        if not driver.execute_script("return window.__same_page === true"):
+            problems.append("the page reloaded")
+        ck.check("predict: the what-if form updates the prediction and its contributions live", problems)
+        driver.execute_script("window.scrollTo(0, 0)")
+        driver.save_screenshot(os.path.join(args.shots, "predict.png"))
+
+        upload = os.path.join(tmp, "score-me.csv")
+        with open(args.csv, newline="") as src, open(upload, "w", newline="") as dst:
+            for i, line in enumerate(src):
+                if i > 50:
+                    break
+                dst.write(line)
+        driver.find_element(By.ID, "csv").send_keys(upload)
+        driver.find_element(By.CSS_SELECTOR, "form.batch button").click()
+        got = os.path.join(downloads, "churn-v1-predictions.csv")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not os.path.exists(got):
+            time.sleep(0.2)
+        problems = []
+        if not os.path.exists(got):
+            problems.append(f"no download; folder holds {os.listdir(downloads)}")
+        else:
+            with open(got, newline="") as f:
+                scored = list(csv.DictReader(f))
+            if len(scored) != 50:
+                problems.append(f"{len(scored)} rows back, 50 sent")
+            if scored and not {"customerID", "predicted_label", "probability"} <= set(scored[0]):
+                problems.append(f"columns {list(scored[0])}")
+            if any(r["predicted_label"] not in ("Yes", "No") for r in scored):
+                problems.append("a row without a prediction")
+        ck.check("predict: a CSV uploaded in the browser comes back with a prediction per row", problems)
+
+        driver.get(console + "/models/churn")
+        driver.find_element(By.CSS_SELECTOR, "td.actions button").click()
+        note_text = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.note"))).text
+        ck.check(
+            "models: Promote makes v1 the production version",
+            [] if note_text == "v1 is now in production." else [f"note {note_text!r}"],
+        )
 
         # 5. Keyboard.
         driver.get(console + "/")

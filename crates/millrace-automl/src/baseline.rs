@@ -43,6 +43,11 @@ pub struct FeatureBaseline {
     pub bins: Bins,
     /// Share of training rows in each bucket (sums to 1); the missing bucket is last.
     pub expected: Vec<f64>,
+    /// A numeric feature's smallest and largest training values (absent for categories, for
+    /// a column with no numbers, and in models trained before it was kept). The console's
+    /// what-if form shows it beside the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(f64, f64)>,
 }
 
 /// The training part's distributions of the model's input columns (the target and ID-like
@@ -161,11 +166,13 @@ impl FeatureBaseline {
                     .then_some(parsed)
             }
         };
+        let mut range = None;
         let bins = match numbers {
             Some(values) => {
                 let mut sorted: Vec<f64> = values.into_iter().filter(|x| !x.is_nan()).collect();
                 sorted.sort_unstable_by(f64::total_cmp);
                 let n = sorted.len();
+                range = sorted.first().zip(sorted.last()).map(|(a, b)| (*a, *b));
                 let mut edges: Vec<f64> = Vec::with_capacity(NUMERIC_BINS);
                 if n > 0 {
                     // The value at or below which i/10 of the values lie.
@@ -209,6 +216,7 @@ impl FeatureBaseline {
                 }
             ],
             bins,
+            range,
         };
         let mut counts = vec![0usize; f.expected.len()];
         for row in 0..rows {
@@ -382,6 +390,7 @@ mod tests {
             }
         );
         assert_eq!(f.expected, vec![0.8, 0.2, 0.0, 0.0]);
+        assert_eq!(f.range, Some((0.0, 1.0)));
     }
 
     #[test]
@@ -400,6 +409,7 @@ mod tests {
             }
         );
         assert_eq!(f.expected, vec![0.5, 0.3, 0.1, 0.0, 0.1]);
+        assert_eq!(f.range, None, "categories have no range");
         assert_eq!(f.bucket_str(Some("zzz")), 3, "unseen → other");
         assert_eq!(f.bucket_str(None), 4);
         assert_eq!(f.bucket_json(Some(&serde_json::json!(7))), 3);

@@ -11,10 +11,16 @@
 //!   `/status` document, shared by the page and the event stream.
 //! - [`pages`] (`pages.rs`): the routes, their templates and the record decoding.
 //! - [`models`] (`models.rs`): the registry's pages: models, versions, and a version's
-//!   metrics, confusion matrix, leaderboard, column impact and ROC curve (SVG).
+//!   metrics, confusion matrix, leaderboard, column impact and ROC curve (SVG); promote and
+//!   roll back.
+//! - [`predict`] (`predict.rs`): a version's what-if form (one record, its prediction and
+//!   every column's contribution) and batch prediction of an uploaded CSV.
+//! - [`guard`] (`guard.rs`): the check every form post passes (same-origin only).
 
+pub mod guard;
 pub mod models;
 pub mod pages;
+pub mod predict;
 pub mod stages;
 
 use std::sync::Arc;
@@ -38,6 +44,43 @@ pub trait Source: Send + Sync + 'static {
     fn models(&self) -> Result<Vec<ModelSummary>, SourceError>;
     /// A version's `metrics.json` (what training measured).
     fn model_metrics(&self, name: &str, version: u32) -> Result<serde_json::Value, SourceError>;
+    /// The columns `name:vN` reads from a record (the target and ID columns left out), in
+    /// training order: what its what-if form asks for.
+    fn model_inputs(&self, name: &str, version: u32) -> Result<Vec<Input>, SourceError>;
+    /// Scores one record (column → value; an absent or blank value is missing) as the endpoint
+    /// does with `?explain=all`: its prediction object with an `explanation`.
+    fn predict_one(
+        &self,
+        name: &str,
+        version: u32,
+        record: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, SourceError>;
+    /// Scores every row of a CSV file: the CSV `millrace predict --output FILE.csv` writes
+    /// (ID columns, prediction columns, warnings, error).
+    fn predict_csv(&self, name: &str, version: u32, csv: Vec<u8>) -> Result<Vec<u8>, SourceError>;
+    /// Makes `version` the production version; the version it replaced, if any.
+    fn promote(&self, name: &str, version: u32) -> Result<Option<u32>, SourceError>;
+    /// Puts the previous production version back; the version now in production.
+    fn rollback(&self, name: &str) -> Result<u32, SourceError>;
+}
+
+/// One input of a model, as its what-if form shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    pub name: String,
+    pub kind: InputKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputKind {
+    /// A number: the training part's smallest and largest values and its median, when known.
+    Number {
+        range: Option<(f64, f64)>,
+        median: Option<f64>,
+    },
+    /// A category: the training part's most frequent values, most frequent first (a form may
+    /// also send one it never saw).
+    Category { choices: Vec<String> },
 }
 
 /// A model in the registry.
@@ -88,8 +131,11 @@ pub type Shared = Arc<dyn Source>;
 /// Why a [`Source`] could not answer.
 #[derive(Debug)]
 pub enum SourceError {
-    /// No such stream or shard.
+    /// No such stream, shard, model or version.
     NotFound(String),
+    /// The request cannot be done as asked (a CSV that does not parse, no version to roll
+    /// back to): the client's to fix.
+    Invalid(String),
     /// Reading failed.
     Failed(String),
 }
@@ -97,7 +143,9 @@ pub enum SourceError {
 impl std::fmt::Display for SourceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SourceError::NotFound(m) | SourceError::Failed(m) => f.write_str(m),
+            SourceError::NotFound(m) | SourceError::Invalid(m) | SourceError::Failed(m) => {
+                f.write_str(m)
+            }
         }
     }
 }

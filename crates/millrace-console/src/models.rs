@@ -4,9 +4,11 @@
 //! bars and the ROC curve, both drawn as SVG on the server.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::Form;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::pages::{arrival, error, page, refused};
@@ -43,6 +45,29 @@ struct ModelPage {
     title: String,
     production: Option<u32>,
     versions: Vec<VersionRow>,
+    /// What the last promote or rollback did, from the redirect's query.
+    note: Option<String>,
+}
+
+/// The redirect after a promote or rollback says what happened.
+#[derive(Deserialize, Default)]
+pub(crate) struct Done {
+    promoted: Option<u32>,
+    replaced: Option<u32>,
+    rolled_back: Option<u32>,
+}
+
+impl Done {
+    fn note(&self) -> Option<String> {
+        match (self.promoted, self.replaced, self.rolled_back) {
+            (Some(v), Some(was), _) => {
+                Some(format!("v{v} is now in production (it replaced v{was})."))
+            }
+            (Some(v), None, _) => Some(format!("v{v} is now in production.")),
+            (_, _, Some(v)) => Some(format!("Rolled back: v{v} is in production again.")),
+            _ => None,
+        }
+    }
 }
 
 /// The model named `name`, or the page saying why not.
@@ -57,7 +82,11 @@ fn find(source: &Shared, name: &str) -> Result<ModelSummary, Box<Response>> {
     })
 }
 
-pub(crate) async fn model(State(source): State<Shared>, Path(name): Path<String>) -> Response {
+pub(crate) async fn model(
+    State(source): State<Shared>,
+    Path(name): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
     let m = match find(&source, &name) {
         Ok(m) => m,
         Err(r) => return *r,
@@ -82,7 +111,64 @@ pub(crate) async fn model(State(source): State<Shared>, Path(name): Path<String>
         title: m.name,
         production: m.production,
         versions,
+        note: done.note(),
     })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PromoteForm {
+    version: u32,
+}
+
+/// `POST /models/{name}/promote` (`version=N`): makes vN the production version, then back to
+/// the model's page, which says what changed. Endpoints and scorers that follow the name
+/// pick it up as they do after `millrace models promote`.
+pub(crate) async fn promote(
+    State(source): State<Shared>,
+    Path(name): Path<String>,
+    Form(form): Form<PromoteForm>,
+) -> Response {
+    let s = source.clone();
+    let n = name.clone();
+    let done = tokio::task::spawn_blocking(move || s.promote(&n, form.version)).await;
+    match done {
+        Ok(Ok(replaced)) => {
+            let mut to = format!("/models/{}?promoted={}", escape_path(&name), form.version);
+            if let Some(r) = replaced.filter(|r| *r != form.version) {
+                to.push_str(&format!("&replaced={r}"));
+            }
+            Redirect::to(&to).into_response()
+        }
+        Ok(Err(e)) => refused(e),
+        Err(e) => refused(crate::SourceError::Failed(format!("promoting: {e}"))),
+    }
+}
+
+/// `POST /models/{name}/rollback`: the previous production version back.
+pub(crate) async fn rollback(State(source): State<Shared>, Path(name): Path<String>) -> Response {
+    let s = source.clone();
+    let n = name.clone();
+    match tokio::task::spawn_blocking(move || s.rollback(&n)).await {
+        Ok(Ok(v)) => {
+            Redirect::to(&format!("/models/{}?rolled_back={v}", escape_path(&name))).into_response()
+        }
+        Ok(Err(e)) => refused(e),
+        Err(e) => refused(crate::SourceError::Failed(format!("rolling back: {e}"))),
+    }
+}
+
+/// A model name as one URL path segment (registry names are letters, digits, `-`, `_` and
+/// `.`, but a redirect must never carry anything else into a header).
+pub(crate) fn escape_path(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// A metric's name and value, as shown.

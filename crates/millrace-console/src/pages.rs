@@ -9,6 +9,8 @@
 //! | `/lake?prefix=P` | the folders and objects under a prefix of the data dir's lake |
 //! | `/lake/object?key=K` | an object's first rows as a table |
 //! | `/models`, `/models/{name}`, `/models/{name}/v{N}` | the registry (see `models.rs`) |
+//! | `POST /models/{name}/promote`, `POST /models/{name}/rollback` | change the production version |
+//! | `/models/{name}/v{N}/predict` | the what-if form; `POST` a CSV for batch predictions (see `predict.rs`) |
 //! | `/events` | `stages` events: the stages as JSON, every second |
 
 use std::convert::Infallible;
@@ -16,11 +18,12 @@ use std::time::Duration;
 
 use askama::Template;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::stages::{Stage, stages};
@@ -44,6 +47,15 @@ pub fn router(source: Shared) -> Router {
         .route("/models", get(crate::models::models))
         .route("/models/{name}", get(crate::models::model))
         .route("/models/{name}/{version}", get(crate::models::version))
+        .route("/models/{name}/promote", post(crate::models::promote))
+        .route("/models/{name}/rollback", post(crate::models::rollback))
+        .route(
+            "/models/{name}/{version}/predict",
+            get(crate::predict::what_if).post(crate::predict::batch),
+        )
+        // Batch prediction uploads a CSV; every other post is a small form.
+        .layer(DefaultBodyLimit::max(crate::predict::MAX_UPLOAD))
+        .route_layer(axum::middleware::from_fn(crate::guard::same_origin))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
         .fallback(not_found)
@@ -210,9 +222,7 @@ async fn stream(
             Err(SourceError::NotFound(m)) => {
                 return error(StatusCode::NOT_FOUND, "No such shard", m);
             }
-            Err(SourceError::Failed(m)) => {
-                return error(StatusCode::INTERNAL_SERVER_ERROR, "Reading failed", m);
-            }
+            Err(e) => return refused(e),
         },
         None => Vec::new(),
     };
@@ -229,6 +239,7 @@ async fn stream(
 pub(crate) fn refused(e: SourceError) -> Response {
     match e {
         SourceError::NotFound(m) => error(StatusCode::NOT_FOUND, "Not found", m),
+        SourceError::Invalid(m) => error(StatusCode::BAD_REQUEST, "Cannot do that", m),
         SourceError::Failed(m) => error(StatusCode::INTERNAL_SERVER_ERROR, "Reading failed", m),
     }
 }

@@ -50,3 +50,27 @@
     set("at-threshold", "precision " + f4(precision) + ", recall " + f4(recall) + ", f1 " + f4(f1));
   });
 })();
+
+// The what-if form: re-scores as values change (the page's address follows the record), so
+// the prediction and each column's contribution update without a reload.
+(function () {
+  const form = document.getElementById("what-if");
+  const out = document.getElementById("outcome");
+  if (!form || !out || !window.fetch) return;
+  let timer = null;
+  let asked = 0;
+  const update = () => {
+    const query = new URLSearchParams(new FormData(form)).toString();
+    const n = ++asked;
+    fetch("?" + query + "&_fragment=1", { headers: { Accept: "text/html" } })
+      .then((r) => r.text())
+      .then((html) => {
+        if (n !== asked) return; // a newer request is on its way
+        out.innerHTML = html;
+        history.replaceState(null, "", "?" + query);
+      })
+      .catch(() => { out.insertAdjacentHTML("afterbegin", '<p class="error">The server is not answering.</p>'); });
+  };
+  form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, 150); });
+  form.addEventListener("change", () => { clearTimeout(timer); update(); });
+})();

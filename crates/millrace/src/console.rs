@@ -1,26 +1,93 @@
-//! The console's view of a running `up`: the admin API's status document and the stream
-//! store, behind [`millrace_console::Source`].
+//! The console's view of a running `up`: the admin API's status document, the stream store,
+//! the lake folder and the model registry, behind [`millrace_console::Source`]. Predictions
+//! run the code the endpoint runs (one record) and `millrace predict` runs (a CSV file).
 
-use std::sync::Arc;
-
+use std::collections::VecDeque;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use millrace_automl::baseline::Bins;
+use millrace_automl::explain::Detail;
 use millrace_console::{
-    LakeEntry, ModelSummary, Preview, Record, ShardInfo, SourceError, StreamInfo, VersionSummary,
+    Input, InputKind, LakeEntry, ModelSummary, Preview, Record, ShardInfo, SourceError, StreamInfo,
+    VersionSummary,
 };
+use millrace_serve::ServeError;
+use millrace_serve::endpoint::Loaded;
 use millrace_serve::registry::Registry;
 
 use crate::admin::Admin;
 
 /// Bytes one record-browser read may return at most.
 const TAIL_BYTES: usize = 16 << 20;
+/// Model versions the what-if form keeps loaded (each keystroke scores one record).
+const KEPT_MODELS: usize = 4;
 
 pub struct ConsoleSource {
     pub admin: Arc<Admin>,
+    /// The data dir (batch predictions run as `millrace predict` does there).
+    pub data_dir: PathBuf,
     /// The data dir's lake folder.
     pub lake: PathBuf,
     pub registry: Registry,
+    /// Versions loaded for what-if predictions, most recently used last.
+    pub loaded: Mutex<VecDeque<Arc<Loaded>>>,
 }
+
+impl ConsoleSource {
+    pub fn new(admin: Arc<Admin>, data_dir: &Path) -> ConsoleSource {
+        let dirs = millrace_common::layout::DataDir::new(data_dir);
+        ConsoleSource {
+            admin,
+            data_dir: data_dir.to_path_buf(),
+            lake: dirs.lake(),
+            registry: Registry::new(data_dir),
+            loaded: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// `name:vN`, loaded once and kept among the last [`KEPT_MODELS`] used.
+    fn load(&self, name: &str, version: u32) -> Result<Arc<Loaded>, SourceError> {
+        let mut kept = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = kept
+            .iter()
+            .position(|l| l.name == name && l.version == version)
+        {
+            let l = kept.remove(at).expect("found");
+            kept.push_back(l.clone());
+            return Ok(l);
+        }
+        let (model, v) = self
+            .registry
+            .load(&format!("{name}:v{version}"))
+            .map_err(serve_error)?;
+        let l = Arc::new(Loaded::new(name, v, model));
+        kept.push_back(l.clone());
+        if kept.len() > KEPT_MODELS {
+            kept.pop_front();
+        }
+        Ok(l)
+    }
+}
+
+/// A registry or scoring error as the console shows it: the client's mistakes apart.
+fn serve_error(e: ServeError) -> SourceError {
+    match e {
+        ServeError::ModelNotFound { .. }
+        | ServeError::VersionNotFound { .. }
+        | ServeError::InvalidName { .. }
+        | ServeError::InvalidSpec { .. } => SourceError::NotFound(e.to_string()),
+        ServeError::NoRollback { .. }
+        | ServeError::Invalid(_)
+        | ServeError::BadInput(_)
+        | ServeError::RegistryBusy { .. } => SourceError::Invalid(e.to_string()),
+        e => SourceError::Failed(e.to_string()),
+    }
+}
+
+/// Numbers a batch prediction's temporary files.
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
 
 impl millrace_console::Source for ConsoleSource {
     fn status(&self) -> serde_json::Value {
@@ -154,6 +221,98 @@ impl millrace_console::Source for ConsoleSource {
         })?;
         serde_json::from_str(&text)
             .map_err(|e| SourceError::Failed(format!("{name}:v{version} metrics.json: {e}")))
+    }
+
+    fn model_inputs(&self, name: &str, version: u32) -> Result<Vec<Input>, SourceError> {
+        let loaded = self.load(name, version)?;
+        let model = &loaded.model;
+        let baseline = model.baseline.as_ref();
+        Ok(loaded
+            .columns
+            .iter()
+            .filter(|c| !model.id_columns.contains(c))
+            .map(|c| {
+                let spec = model.input.iter().find(|f| &f.name == c);
+                let seen = baseline.and_then(|b| b.features.iter().find(|f| &f.name == c));
+                let kind = match seen.map(|f| (&f.bins, f)) {
+                    Some((Bins::Categorical { categories }, _)) => InputKind::Category {
+                        choices: categories.clone(),
+                    },
+                    Some((Bins::Numeric { edges }, f)) => InputKind::Number {
+                        range: f.range,
+                        // The fifth decile edge, or the middle one when values repeat.
+                        median: edges.get(4).or(edges.get(edges.len() / 2)).copied(),
+                    },
+                    None => match spec.map(|f| f.kind) {
+                        Some(millrace_wrangle::Kind::String) => InputKind::Category {
+                            choices: Vec::new(),
+                        },
+                        _ => InputKind::Number {
+                            range: None,
+                            median: None,
+                        },
+                    },
+                };
+                Input {
+                    name: c.clone(),
+                    kind,
+                }
+            })
+            .collect())
+    }
+
+    fn predict_one(
+        &self,
+        name: &str,
+        version: u32,
+        record: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, SourceError> {
+        let loaded = self.load(name, version)?;
+        let mut out = loaded
+            .score(std::slice::from_ref(record), Some(Detail::All))
+            .map_err(serve_error)?;
+        out.pop()
+            .ok_or_else(|| SourceError::Failed("the model returned no prediction".into()))
+    }
+
+    fn predict_csv(&self, name: &str, version: u32, csv: Vec<u8>) -> Result<Vec<u8>, SourceError> {
+        let dir = millrace_common::layout::DataDir::new(&self.data_dir)
+            .state()
+            .join("console");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SourceError::Failed(format!("creating {}: {e}", dir.display())))?;
+        let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
+        let stem = format!("upload-{}-{n}", std::process::id());
+        let (input, output) = (
+            dir.join(format!("{stem}.csv")),
+            dir.join(format!("{stem}-out.csv")),
+        );
+        let result = (|| {
+            std::fs::write(&input, &csv)
+                .map_err(|e| SourceError::Failed(format!("saving the upload: {e}")))?;
+            let args = crate::cmd::predict::PredictArgs::for_files(
+                &format!("{name}:v{version}"),
+                &input,
+                &output,
+            )
+            .map_err(|e| SourceError::Failed(format!("{e:#}")))?;
+            tokio::runtime::Handle::current()
+                .block_on(crate::cmd::predict::run(&self.data_dir, args))
+                .map_err(|e| SourceError::Invalid(format!("{e:#}")))?;
+            std::fs::read(&output)
+                .map_err(|e| SourceError::Failed(format!("reading the predictions: {e}")))
+        })();
+        let _ = std::fs::remove_file(&input);
+        let _ = std::fs::remove_file(&output);
+        result
+    }
+
+    fn promote(&self, name: &str, version: u32) -> Result<Option<u32>, SourceError> {
+        self.registry.promote(name, version).map_err(serve_error)
+    }
+
+    fn rollback(&self, name: &str) -> Result<u32, SourceError> {
+        self.registry.rollback(name).map_err(serve_error)
     }
 }
 

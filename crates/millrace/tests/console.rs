@@ -1,6 +1,7 @@
 //! The web console against a real `millrace up`: the overview's stages, the streams list, the
 //! record browser (records decoded, client data escaped), its errors, the live event stream,
-//! and the console staying off while `[auth]` is on.
+//! the model pages, predictions from the browser (what-if and a CSV upload), promotion and
+//! rollback (refused from other sites), and the console staying off while `[auth]` is on.
 
 use crate::common;
 
@@ -45,14 +46,34 @@ fn start_console(dir: &Path) -> (Server, String) {
 /// GET `path` from `base` (`http://127.0.0.1:PORT`), reading at most `limit` bytes: the
 /// status and the body.
 fn get(base: &str, path: &str, limit: usize) -> (u16, String) {
+    let (status, _, body) = request(base, "GET", path, &[], b"", limit);
+    (status, body)
+}
+
+/// Sends one request (`headers` as `Name: value` lines) and reads at most `limit` bytes of
+/// the answer: the status, the head and the body.
+fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+    limit: usize,
+) -> (u16, String, String) {
     let addr = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     while out.len() < limit {
@@ -67,8 +88,8 @@ fn get(base: &str, path: &str, limit: usize) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP response for {path}: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, body.to_owned())
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// Puts `lines` (one record each) into stream `churn` with `millrace produce`.
@@ -289,6 +310,179 @@ fn the_model_pages_show_versions_metrics_and_charts() {
         let (status, html) = get(&console, bad, 1 << 20);
         assert_eq!(status, 404, "{bad}: {html}");
     }
+}
+
+/// The numbers of the what-if result's sentence "base value B + … = M" and its table.
+fn explained(html: &str) -> (f64, f64, f64) {
+    let sentence = html.split("base value ").nth(1).unwrap();
+    let base: f64 = sentence.split(' ').next().unwrap().parse().unwrap();
+    let margin: f64 = sentence
+        .split("= ")
+        .nth(1)
+        .and_then(|m| m.split(". ").next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let table = html.split("<tbody>").last().unwrap();
+    let sum: f64 = table
+        .split(r#"<td class="num">"#)
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    (base, margin, sum)
+}
+
+#[test]
+fn predictions_promotion_and_rollback_work_from_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    train_tiny(&dir.path().join("data"), dir.path());
+    train_tiny(&dir.path().join("data"), dir.path());
+    let (_up, console) = start_console(dir.path());
+
+    // The what-if form: one field per input, numbers with their training range, and the
+    // prediction of the typical record with every column's contribution.
+    let (status, html) = get(&console, "/models/m/v1/predict", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    for part in [
+        r#"<label for="in-0">x</label>"#,
+        r#"<label for="in-1">z</label>"#,
+        "training saw 0 to 0.99",
+        r#"<p class="headline" id="predicted">Predicted: "#,
+        r#"<svg class="contributions""#,
+        r#"enctype="multipart/form-data""#,
+    ] {
+        assert!(html.contains(part), "{part} missing: {html}");
+    }
+    assert!(
+        !html.contains(r#"<label for="in-2">"#),
+        "the ID column is no input"
+    );
+    // The URL is the record; `_fragment` answers the result alone, for the page's script.
+    let (status, yes) = get(
+        &console,
+        "/models/m/v1/predict?x=0.95&z=0.05&_fragment=1",
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{yes}");
+    assert!(!yes.contains("<html"), "a fragment, not a page: {yes}");
+    assert!(yes.contains("Predicted: yes"), "{yes}");
+    let (base, margin, sum) = explained(&yes);
+    assert!(
+        (base + sum - margin).abs() < 1e-3,
+        "{base} + {sum} != {margin}: {yes}"
+    );
+    assert!(margin > base, "x > z pushes toward yes: {yes}");
+    let (_, no) = get(
+        &console,
+        "/models/m/v1/predict?x=0.05&z=0.95&_fragment=1",
+        1 << 20,
+    );
+    assert!(no.contains("Predicted: no"), "{no}");
+    assert!(no.contains("x = 0.05"), "{no}");
+    // A blank field is missing; text where a number belongs is scored with a warning or
+    // refused, never a server error.
+    let (status, odd) = get(
+        &console,
+        "/models/m/v1/predict?x=&z=abc&_fragment=1",
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{odd}");
+    assert!(
+        odd.contains("Predicted") || odd.contains("Cannot score"),
+        "{odd}"
+    );
+    let (status, _) = get(&console, "/models/m/v7/predict", 1 << 20);
+    assert_eq!(status, 404);
+
+    // Batch prediction: a CSV upload answers `millrace predict`'s CSV, as a download.
+    let boundary = "----millrace-test";
+    let upload = |csv: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csv\"; filename=\"rows.csv\"\r\n\
+             Content-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n"
+        )
+    };
+    let content_type = format!("Content-Type: multipart/form-data; boundary={boundary}");
+    let body = upload("id,x,z\nc1,0.9,0.1\nc2,0.1,0.9\n");
+    let (status, head, csv) = request(
+        &console,
+        "POST",
+        "/models/m/v1/predict",
+        &[&content_type, "Sec-Fetch-Site: same-origin"],
+        body.as_bytes(),
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{head}\n{csv}");
+    assert!(head.contains("filename=\"m-v1-predictions.csv\""), "{head}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("id,predicted_label,probability"),
+        "{csv}"
+    );
+    assert!(
+        lines[1].starts_with("c1,yes,") && lines[2].starts_with("c2,no,"),
+        "{csv}"
+    );
+    let (status, _, page) = request(
+        &console,
+        "POST",
+        "/models/m/v1/predict",
+        &[&content_type],
+        upload("").as_bytes(),
+        1 << 20,
+    );
+    assert_eq!(status, 400, "an empty file: {page}");
+    assert!(page.contains("choose a CSV file"), "{page}");
+
+    // Promotion and rollback, from the console's own pages only.
+    let promote = |version: u32, extra: &str| {
+        request(
+            &console,
+            "POST",
+            "/models/m/promote",
+            &["Content-Type: application/x-www-form-urlencoded", extra],
+            format!("version={version}").as_bytes(),
+            1 << 20,
+        )
+    };
+    let (status, _, page) = promote(2, "Origin: https://evil.example");
+    assert_eq!(status, 403, "{page}");
+    let (_, html) = get(&console, "/models/m", 1 << 20);
+    assert!(html.contains("No version in production."), "{html}");
+    let (status, head, _) = promote(1, "Sec-Fetch-Site: same-origin");
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /models/m?promoted=1"), "{head}");
+    let (status, head, _) = promote(2, &format!("Origin: {console}"));
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.contains("location: /models/m?promoted=2&replaced=1"),
+        "{head}"
+    );
+    let (_, html) = get(&console, "/models/m?promoted=2&replaced=1", 1 << 20);
+    assert!(
+        html.contains("v2 is now in production (it replaced v1)."),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"In production: <a href="/models/m/v2">v2</a>"#),
+        "{html}"
+    );
+    let (status, head, _) = request(
+        &console,
+        "POST",
+        "/models/m/rollback",
+        &["Sec-Fetch-Site: same-origin"],
+        b"",
+        1 << 20,
+    );
+    assert_eq!(status, 303, "{head}");
+    let (_, html) = get(&console, "/models/m", 1 << 20);
+    assert!(
+        html.contains(r#"In production: <a href="/models/m/v1">v1</a>"#),
+        "{html}"
+    );
+    let (status, _, page) = promote(9, "Sec-Fetch-Site: same-origin");
+    assert_eq!(status, 404, "{page}");
 }
 
 #[test]

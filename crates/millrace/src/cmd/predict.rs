@@ -78,8 +78,31 @@ pub struct PredictArgs {
     /// Scoring threads (0: one per core).
     #[arg(long, default_value_t = 0, hide = true)]
     pub threads: usize,
+    /// No progress bar and no closing line (the console's batch prediction).
+    #[arg(long, hide = true)]
+    pub quiet: bool,
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+impl PredictArgs {
+    /// The arguments `millrace predict --model MODEL --input INPUT --output OUTPUT` would
+    /// have, every other flag at its default: one place for the defaults.
+    pub fn for_files(model: &str, input: &Path, output: &Path) -> anyhow::Result<PredictArgs> {
+        use clap::FromArgMatches;
+        let command = <PredictArgs as Args>::augment_args(clap::Command::new("predict"));
+        let matches = command.try_get_matches_from([
+            "predict".as_ref(),
+            "--model".as_ref(),
+            model.as_ref(),
+            "--input".as_ref(),
+            input.as_os_str(),
+            "--output".as_ref(),
+            output.as_os_str(),
+            "--quiet".as_ref(),
+        ] as [&std::ffi::OsStr; 8])?;
+        Ok(PredictArgs::from_arg_matches(&matches)?)
+    }
 }
 
 pub async fn run(data_dir: &Path, args: PredictArgs) -> anyhow::Result<()> {
@@ -124,6 +147,9 @@ pub async fn run(data_dir: &Path, args: PredictArgs) -> anyhow::Result<()> {
         }
     };
     let secs = started.elapsed().as_secs_f64();
+    if args.quiet {
+        return Ok(());
+    }
     eprintln!(
         "scored {rows} rows with {name} v{version} in {secs:.2} s ({:.0} rows/s) → {}",
         rows as f64 / secs.max(1e-9),
@@ -202,7 +228,7 @@ async fn transform(
         let part_rows = args.part_rows;
         tokio::task::spawn_blocking(move || write_in_order(scored_rx, &target, part_rows, &written))
     };
-    let bar = Bar::start(progress, written.clone());
+    let bar = (!args.quiet).then(|| Bar::start(progress, written.clone()));
 
     let (sink, write_result) = writer.await?;
     let mut scorer_result = Ok(());
@@ -212,7 +238,9 @@ async fn transform(
         }
     }
     let read_result = reader.await.context("the reader failed");
-    bar.finish();
+    if let Some(bar) = bar {
+        bar.finish();
+    }
     // The first cause wins: a scoring or writing error stops the reader, not the reverse.
     let outcome = match (write_result, scorer_result, read_result) {
         (Err(e), _, _) | (Ok(_), Err(e), _) => Err(e),

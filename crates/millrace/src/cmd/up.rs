@@ -740,15 +740,13 @@ async fn console(
         shared.scheme(),
         listener.local_addr()?
     );
-    let source = crate::console::ConsoleSource {
-        admin: Arc::new(shared.admin.clone()),
-        lake: shared.data_dir.lake(),
-        registry: millrace_serve::registry::Registry::new(shared.data_dir.root()),
-    };
+    let source =
+        crate::console::ConsoleSource::new(Arc::new(shared.admin.clone()), shared.data_dir.root());
     let app = millrace_http::App {
         name: "the console",
         router: millrace_console::router(Arc::new(source)),
-        body_limit: ADMIN_BODY_LIMIT,
+        // Batch prediction uploads a CSV; the console's own routes bound every other body.
+        body_limit: millrace_console::predict::MAX_UPLOAD,
         refusal_body: millrace_http::json_refusal,
         authenticated: false,
         tls: shared.tls.clone(),
