@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Server time per console page at the size the console issue names: `millrace up` with 100
-streams (2 shards each, the first holding 1,000 records) and 1,000 objects in one lake folder,
-then each page requested N times in a row over loopback (keep-alive off, as a browser's first
-visit), timing request to last byte. Reports p50 / p95 / max per page. Standard library only.
+streams (2 shards each, the first holding 1,000 records), 1,000 objects in one lake folder and
+a model with 50 versions (trained first on a generated 500-row table, ~2 s each), then each
+page requested N times in a row over loopback (keep-alive off, as a browser's first visit),
+timing request to last byte. Reports p50 / p95 / max per page. Standard library only.
 
-    python3 bench/console.py [--millrace target/release/millrace] [--requests 200]
+    python3 bench/console.py [--millrace target/release/millrace] [--requests 200] [--versions 50]
 
 The issue's target: p95 ≤ 50 ms per page.
 """
@@ -69,6 +70,27 @@ def fill(binary, tmp, kinesis):
         shutil.copyfile(rows, os.path.join(folder, f"part-{i:04}.ndjson"))
 
 
+def train(binary, tmp, versions):
+    """`versions` versions of model `m` on a 500-row table: two numbers, a category, an id."""
+    csv = os.path.join(tmp, "train.csv")
+    with open(csv, "w") as f:
+        f.write("id,x,z,plan,label\n")
+        for i in range(500):
+            x, z = (i * 37 % 100) / 100, (i * 61 % 100) / 100
+            plan = ("basic", "plus", "pro")[i % 3]
+            f.write(f"c{i},{x},{z},{plan},{'yes' if x + (plan == 'pro') * 0.2 > z else 'no'}\n")
+    for v in range(versions):
+        subprocess.run(
+            [binary, "--data-dir", os.path.join(tmp, "data"), "train", "--data", csv,
+             "--target", "label", "--name", "m", "--folds", "2"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        print(f"trained m v{v + 1}", end="\r", flush=True)
+    print()
+
+
 def timed(url, n):
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     out = []
@@ -86,8 +108,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--millrace", default="target/release/millrace")
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--versions", type=int, default=50)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="millrace-console-bench-")
+    train(args.millrace, tmp, args.versions)
+    last = f"v{args.versions}"
     p, urls = start(args.millrace, tmp)
     try:
         fill(args.millrace, tmp, urls["kinesis"])
@@ -99,6 +124,11 @@ def main():
             ("stream + 500 records", "/streams/s000?shard=shardId-000000000000&last=500"),
             ("lake folder (1,000 objects)", "/lake?prefix=raw%2F"),
             ("object preview", "/lake/object?key=raw%2Fpart-0500.ndjson"),
+            (f"models ({args.versions} versions)", "/models"),
+            (f"a model's {args.versions} versions", "/models/m"),
+            ("a version's metrics", f"/models/m/{last}"),
+            ("what-if page (scores 1 record)", f"/models/m/{last}/predict"),
+            ("what-if update (fragment)", f"/models/m/{last}/predict?x=0.3&z=0.6&plan=pro&_fragment=1"),
         ]
         print(f"{'page':<30} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
         for name, path in pages:

@@ -53,6 +53,8 @@ struct WhatIf {
 /// A bar of the contribution chart.
 struct Bar {
     label: String,
+    /// The label cut to fit left of the chart (the table beside it has it whole).
+    short: String,
     value: String,
     /// Left edge and width in SVG units; bars grow right (toward the predicted class or a
     /// higher value) or left from the centre line.
@@ -70,14 +72,19 @@ struct Outcome {
     sum: String,
     bars: Vec<Bar>,
     height: usize,
+    centre: usize,
+    labels: usize,
     warnings: Vec<String>,
     error: Option<String>,
 }
 
 /// Row height, half the chart's bar span, and the centre line, in SVG units.
+/// Labels end at `LABELS`; a value's text sits beyond its bar, so the longest bar on the left
+/// still leaves room for it before the labels.
 const ROW: usize = 22;
-const HALF: usize = 150;
-const CENTRE: usize = 400;
+const HALF: usize = 130;
+const CENTRE: usize = 420;
+const LABELS: usize = 200;
 
 /// `v3` → 3.
 fn version_number(v: &str) -> Option<u32> {
@@ -188,6 +195,8 @@ fn outcome(scored: Result<Value, SourceError>, record: &Map<String, Value>) -> O
                 sum: String::new(),
                 bars: Vec::new(),
                 height: 0,
+                centre: CENTRE,
+                labels: LABELS,
                 warnings: Vec::new(),
                 error: Some(e.to_string()),
             };
@@ -242,8 +251,14 @@ fn outcome(scored: Result<Value, SourceError>, record: &Map<String, Value>) -> O
                 Some(x) => x.to_string(),
                 None => "missing".into(),
             };
+            let label = format!("{column} = {shown}");
             Bar {
-                label: format!("{column} = {shown}"),
+                short: if label.chars().count() > 32 {
+                    label.chars().take(31).chain(['…']).collect()
+                } else {
+                    label.clone()
+                },
+                label,
                 value: format!("{v:+.4}"),
                 x: if v >= 0.0 { CENTRE } else { CENTRE - width },
                 width,
@@ -265,6 +280,8 @@ fn outcome(scored: Result<Value, SourceError>, record: &Map<String, Value>) -> O
         detail,
         sum,
         height: bars.len() * ROW + 4,
+        centre: CENTRE,
+        labels: LABELS,
         bars,
         warnings,
         error: None,
