@@ -82,9 +82,9 @@ struct Outcome {
 /// Labels end at `LABELS`; a value's text sits beyond its bar, so the longest bar on the left
 /// still leaves room for it before the labels.
 const ROW: usize = 22;
-const HALF: usize = 130;
-const CENTRE: usize = 420;
-const LABELS: usize = 200;
+const HALF: usize = 120;
+const CENTRE: usize = 440;
+const LABELS: usize = 220;
 
 /// `v3` → 3.
 fn version_number(v: &str) -> Option<u32> {
@@ -253,8 +253,8 @@ fn outcome(scored: Result<Value, SourceError>, record: &Map<String, Value>) -> O
             };
             let label = format!("{column} = {shown}");
             Bar {
-                short: if label.chars().count() > 32 {
-                    label.chars().take(31).chain(['…']).collect()
+                short: if label.chars().count() > 30 {
+                    label.chars().take(29).chain(['…']).collect()
                 } else {
                     label.clone()
                 },
