@@ -127,6 +127,16 @@ def put_rows(kinesis_url, rows):
             raise RuntimeError(f"{out['FailedRecordCount']} records failed")
 
 
+def head(src, dst, rows):
+    """The header and first `rows` rows of the CSV `src`, written to `dst` (returned)."""
+    with open(src, newline="") as f, open(dst, "w", newline="") as out:
+        for i, line in enumerate(f):
+            if i > rows:
+                break
+            out.write(line)
+    return dst
+
+
 def stream_detail(driver):
     return driver.find_element(By.CSS_SELECTOR, '#row-stream [data-field="detail"]').text
 
@@ -143,12 +153,7 @@ def main():
         rows = list(csv.DictReader(f))[:ROWS]
     sent_ids = {r["customerID"] for r in rows}
     tmp = tempfile.mkdtemp(prefix="millrace-console-")
-    train_csv = os.path.join(tmp, "train.csv")
-    with open(args.csv, newline="") as src, open(train_csv, "w", newline="") as dst:
-        for i, line in enumerate(src):
-            if i > 1000:
-                break
-            dst.write(line)
+    train_csv = head(args.csv, os.path.join(tmp, "train.csv"), 1000)
     subprocess.run(
         [args.millrace, "--data-dir", os.path.join(tmp, "data"), "train", "--data", train_csv,
          "--target", "Churn", "--name", "churn"],
@@ -360,12 +365,7 @@ def main():
         driver.execute_script("window.scrollTo(0, 0)")
         driver.save_screenshot(os.path.join(args.shots, "predict.png"))
 
-        upload = os.path.join(tmp, "score-me.csv")
-        with open(args.csv, newline="") as src, open(upload, "w", newline="") as dst:
-            for i, line in enumerate(src):
-                if i > 50:
-                    break
-                dst.write(line)
+        upload = head(args.csv, os.path.join(tmp, "score-me.csv"), 50)
         driver.find_element(By.ID, "csv").send_keys(upload)
         driver.find_element(By.CSS_SELECTOR, "form.batch button").click()
         got = os.path.join(downloads, "churn-v1-predictions.csv")

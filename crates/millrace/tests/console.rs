@@ -379,18 +379,28 @@ fn predictions_promotion_and_rollback_work_from_the_browser() {
     );
     assert!(no.contains("Predicted: no"), "{no}");
     assert!(no.contains("x = 0.05"), "{no}");
-    // A blank field is missing; text where a number belongs is scored with a warning or
-    // refused, never a server error.
+    // A blank field is missing: scored, with a warning naming it. With both inputs missing or
+    // unreadable the record is refused (as the endpoint refuses it), shown on the page, not a
+    // server error.
+    let (status, half) = get(
+        &console,
+        "/models/m/v1/predict?x=&z=0.5&_fragment=1",
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{half}");
+    assert!(half.contains("Predicted: "), "{half}");
+    assert!(
+        half.contains(r#"<p class="warning">"#) && half.contains("x = missing"),
+        "{half}"
+    );
     let (status, odd) = get(
         &console,
         "/models/m/v1/predict?x=&z=abc&_fragment=1",
         1 << 20,
     );
     assert_eq!(status, 200, "{odd}");
-    assert!(
-        odd.contains("Predicted") || odd.contains("Cannot score"),
-        "{odd}"
-    );
+    assert!(odd.contains("Cannot score this record: record 0:"), "{odd}");
+    assert!(!odd.contains("Predicted: "), "{odd}");
     let (status, _) = get(&console, "/models/m/v7/predict", 1 << 20);
     assert_eq!(status, 404);
 
