@@ -3,7 +3,9 @@
 # ~600 bytes from 4 clients into a DirectPut delivery stream that delivers NDJSON at buffer
 # interval 0 (AppendDelimiterToRecord); accepted records/s for both, and for millrace the time
 # from each batch's acknowledgement to its records' object being committed in the lake (moto
-# writes one S3 object per call, in memory, before it answers). `millrace bench firehose` starts
+# writes one S3 object per call, in memory, before it answers), and the same clients against a
+# server that only answers (`--ceiling`: what the load generator can send on this machine at
+# all). `millrace bench firehose` starts
 # `millrace up` itself (fresh data dir, fsync = always: every acknowledged record is on disk).
 #
 #   bench/firehose.sh [RECORDS] [RUNS]      (default 200000 records per target, 3 runs)
@@ -54,5 +56,5 @@ except fh.exceptions.ResourceNotFoundException:
 PY
   echo "== run $run of $runs: $records records per target"
   "$bin" bench firehose --records "$records" --peer "moto=http://127.0.0.1:$port" \
-    --peer-bucket "$bucket" --json "bench/.data/firehose-$run.json"
+    --peer-bucket "$bucket" --ceiling --json "bench/.data/firehose-$run.json"
 done

@@ -5,8 +5,9 @@
 //!
 //! Effectively once: before an object is written the shard's checkpoint records the sequence
 //! range it will hold (the intent); object names derive from shard and sequence range; after
-//! the objects are committed the checkpoint advances. A crash at any point replays exactly the
-//! intended range and rewrites the same objects.
+//! the objects are committed the checkpoint advances (stored with the next intent, or alone
+//! when the shard idles or stops). A crash at any point replays exactly the range the stored
+//! checkpoint names and rewrites the same objects.
 //!
 //! Sources: any `millrace_io::RecordSource` — the embedded store (read directly, woken on
 //! append) or any Kinesis API. Bad records never stop a delivery: they go to the error prefix

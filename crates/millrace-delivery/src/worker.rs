@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::checkpoint::{Checkpoint, CheckpointDir, checkpoint_dir};
 use crate::config::DeliveryConfig;
-use crate::encode::Encoder;
+use crate::encode::{Encoder, Object};
 use crate::metrics::DeliveryMetrics;
 use crate::{DeliveryError, Result};
 
@@ -37,6 +37,15 @@ pub struct Delivery {
 
 /// How long an idle read waits for new records before checking for shutdown again.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+/// A shard's checkpoint as the loop knows it, and whether the file is behind it.
+struct Progress {
+    cp: Checkpoint,
+    /// Objects through `cp.delivered` are committed while the file still names them as
+    /// pending: the next flush's intent stores both, or [`Delivery::save`] when the shard
+    /// idles or stops.
+    unsaved: bool,
+}
 
 impl Delivery {
     pub fn new(
@@ -150,12 +159,13 @@ impl Delivery {
         if let Some(d) = &cp.delivered {
             self.metrics.delivered(shard, d);
         }
+        let mut at = Progress { cp, unsaved: false };
         let interval = Duration::from_secs(self.config.buffer_interval_secs);
         let max_bytes = (self.config.buffer_size_mib * 1024 * 1024) as usize;
         let mut buffer: Vec<SourceRecord> = Vec::new();
         let mut buffered_bytes = 0usize;
         let mut opened: Option<Instant> = None;
-        let mut after = cp.delivered.clone();
+        let mut after = at.cp.delivered.clone();
         loop {
             // Read to the end once: an empty page is the end, so never wait for more records
             // (waiting out the buffer interval made `--until-caught-up` take a minute).
@@ -167,7 +177,7 @@ impl Delivery {
             let batch = tokio::select! {
                 b = self.source.read(shard, after.as_deref(), wait) => b?,
                 _ = shutdown.changed() => {
-                    self.flush(shard, &mut cp, &mut buffer).await?;
+                    self.settle(shard, &mut at, &mut buffer).await?;
                     return Ok(ShardExit::Stopped);
                 }
             };
@@ -183,47 +193,81 @@ impl Delivery {
             }
             let due = opened.is_some_and(|t| t.elapsed() >= interval);
             if !buffer.is_empty() && (due || buffered_bytes >= max_bytes) {
-                self.flush(shard, &mut cp, &mut buffer).await?;
+                self.flush(shard, &mut at, &mut buffer).await?;
                 buffered_bytes = 0;
                 opened = None;
+            } else if buffer.is_empty() && at.unsaved {
+                // Idle: no next intent to carry the last commit, so store it on its own.
+                self.save(shard, &mut at).await?;
             }
             if ended {
                 // A reshard closed the shard and this was its last record: deliver the rest
                 // and record the end, so its children start (now and after a restart).
-                self.flush(shard, &mut cp, &mut buffer).await?;
-                cp.ended = true;
-                self.store(shard, &cp).await?;
+                self.flush(shard, &mut at, &mut buffer).await?;
+                at.cp.ended = true;
+                self.save(shard, &mut at).await?;
                 return Ok(ShardExit::Ended);
             }
             if mode == RunMode::UntilCaughtUp && batch.caught_up {
-                self.flush(shard, &mut cp, &mut buffer).await?;
+                self.settle(shard, &mut at, &mut buffer).await?;
                 return Ok(ShardExit::Stopped);
             }
             if *shutdown.borrow() {
-                self.flush(shard, &mut cp, &mut buffer).await?;
+                self.settle(shard, &mut at, &mut buffer).await?;
                 return Ok(ShardExit::Stopped);
             }
         }
     }
 
-    /// Writes the buffer's objects and advances the checkpoint past them.
+    /// Writes the buffer's objects; the checkpoint file says they are delivered once the
+    /// next flush's intent (or [`Delivery::save`]) is stored.
+    ///
+    /// One checkpoint write per flush: the intent names this range (`pending`) and, in the
+    /// same file, the previous flush's end as `delivered`. The objects are encoded while the
+    /// intent is being stored; nothing reaches the lake before the intent is durable, so a
+    /// crash at any point replays exactly the range the file names, into the same objects.
     async fn flush(
         &self,
         shard: &str,
-        cp: &mut Checkpoint,
+        at: &mut Progress,
         buffer: &mut Vec<SourceRecord>,
     ) -> Result<()> {
         let Some(last) = buffer.last().map(|r| r.sequence.clone()) else {
             return Ok(());
         };
-        // The intent: if we crash from here on, a restart rewrites exactly this range.
-        cp.pending = Some(last.clone());
-        self.store(shard, cp).await?;
-        self.write(shard, std::mem::take(buffer)).await?;
-        cp.delivered = Some(last.clone());
-        cp.pending = None;
-        self.store(shard, cp).await?;
+        at.cp.pending = Some(last.clone());
+        let records = std::mem::take(buffer);
+        let (stored, objects) = tokio::join!(
+            self.store(shard, &at.cp),
+            self.encode(shard.to_owned(), records)
+        );
+        stored?;
+        self.put(objects?).await?;
+        at.cp.delivered = Some(last.clone());
+        at.cp.pending = None;
+        at.unsaved = true;
         self.metrics.delivered(shard, &last);
+        Ok(())
+    }
+
+    /// Stores the checkpoint if objects were committed since it was last stored.
+    async fn save(&self, shard: &str, at: &mut Progress) -> Result<()> {
+        self.store(shard, &at.cp).await?;
+        at.unsaved = false;
+        Ok(())
+    }
+
+    /// Before the loop returns: the buffer delivered and the checkpoint stored.
+    async fn settle(
+        &self,
+        shard: &str,
+        at: &mut Progress,
+        buffer: &mut Vec<SourceRecord>,
+    ) -> Result<()> {
+        self.flush(shard, at, buffer).await?;
+        if at.unsaved {
+            self.save(shard, at).await?;
+        }
         Ok(())
     }
 
@@ -260,18 +304,26 @@ impl Delivery {
     }
 
     async fn write(&self, shard: &str, records: Vec<SourceRecord>) -> Result<()> {
+        let objects = self.encode(shard.to_owned(), records).await?;
+        self.put(objects).await
+    }
+
+    /// Encodes records into objects (Parquet, compression: CPU work, off the async threads).
+    async fn encode(&self, shard: String, records: Vec<SourceRecord>) -> Result<Vec<Object>> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let encoder = self.encoder.clone();
-        let shard_id = shard.to_owned();
-        // Encoding (Parquet, compression) is CPU work: keep it off the async threads.
-        let objects = tokio::task::spawn_blocking(move || encoder.encode(&shard_id, &records))
+        tokio::task::spawn_blocking(move || encoder.encode(&shard, &records))
             .await
             .map_err(|source| DeliveryError::Task {
                 what: "encoding objects",
                 source,
-            })??;
+            })?
+    }
+
+    /// Commits objects to the lake (error objects to the error lake when there is one).
+    async fn put(&self, objects: Vec<Object>) -> Result<()> {
         for o in objects {
             let lake = match (&self.error_lake, o.is_error) {
                 (Some(errors), true) => errors,

@@ -47,6 +47,11 @@ pub struct BenchFirehoseArgs {
     /// The S3 bucket (existing) peers deliver into.
     #[arg(long, default_value = "bench-firehose")]
     pub peer_bucket: String,
+    /// Also run the same clients against a server that answers every call with success
+    /// without reading the records: the most records/s the load generator itself can send
+    /// on this machine, the ceiling of any figure the run reports.
+    #[arg(long)]
+    pub ceiling: bool,
     /// Write the results as JSON to this file too.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -96,6 +101,11 @@ pub async fn firehose(args: BenchFirehoseArgs) -> anyhow::Result<()> {
             args.records, args.clients
         );
         results.push(run_target(&http, name, url, &args, None).await?);
+    }
+    if args.ceiling {
+        let url = null_server().await?;
+        eprintln!("the load generator alone (a server that only answers)…");
+        results.push(run_target(&http, "ceiling", &url, &args, None).await?);
     }
     print_table(&results);
     if let Some(path) = &args.json {
@@ -158,17 +168,68 @@ async fn create(http: &reqwest::Client, url: &str, bucket_arn: &str) -> anyhow::
     }
 }
 
-/// One PutRecordBatch body of `n` records with ids from `first`.
+/// One PutRecordBatch body of `n` records with ids from `first`, written straight into one
+/// buffer: the load generator shares the machine with the server, so it builds no value tree.
 fn batch_body(first: u64, n: usize, record_bytes: usize) -> Vec<u8> {
-    let records: Vec<Value> = (0..n as u64)
-        .map(|i| {
-            let mut rec = format!(r#"{{"id":{},"pad":""#, first + i);
-            rec.push_str(&"x".repeat(record_bytes.saturating_sub(rec.len() + 2)));
-            rec.push_str("\"}");
-            json!({"Data": STANDARD.encode(rec.as_bytes())})
+    use std::fmt::Write;
+    let mut out = String::with_capacity(64 + n * (record_bytes * 4 / 3 + 16));
+    write!(out, r#"{{"DeliveryStreamName":"{STREAM}","Records":["#).expect("string");
+    let mut rec = String::with_capacity(record_bytes + 32);
+    for i in 0..n as u64 {
+        rec.clear();
+        write!(rec, r#"{{"id":{},"pad":""#, first + i).expect("string");
+        let pad = record_bytes.saturating_sub(rec.len() + 2);
+        rec.extend(std::iter::repeat_n('x', pad));
+        rec.push_str("\"}");
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"Data":""#);
+        STANDARD.encode_string(rec.as_bytes(), &mut out);
+        out.push_str(r#""}"#);
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
+/// What a load client needs of a PutRecordBatch reply (the per-record entries are skipped).
+#[derive(serde::Deserialize)]
+struct BatchReply {
+    #[serde(rename = "FailedPutCount")]
+    failed: Option<u64>,
+}
+
+/// The id of one delivered record: its line starts `{"id":N,` as [`batch_body`] wrote it
+/// (read without a JSON parser, so the watcher takes little of the machine it measures).
+fn record_id(line: &[u8]) -> anyhow::Result<u64> {
+    let digits = line
+        .strip_prefix(br#"{"id":"#)
+        .map(|rest| rest.iter().take_while(|b| b.is_ascii_digit()).count())
+        .filter(|&n| n > 0)
+        .with_context(|| {
+            format!(
+                "a delivered record that is not one the bench sent: {}",
+                String::from_utf8_lossy(&line[..line.len().min(80)])
+            )
+        })?;
+    Ok(std::str::from_utf8(&line[6..6 + digits])?.parse()?)
+}
+
+/// A server on 127.0.0.1 that takes every request's body and answers a PutRecordBatch
+/// success, in this process (on the clients' runtime, as a target shares their machine).
+async fn null_server() -> anyhow::Result<String> {
+    let app = axum::Router::new()
+        .fallback(|_body: bytes::Bytes| async {
+            (
+                [("content-type", "application/x-amz-json-1.1")],
+                r#"{"FailedPutCount":0,"Encrypted":false,"RequestResponses":[]}"#,
+            )
         })
-        .collect();
-    serde_json::to_vec(&json!({"DeliveryStreamName": STREAM, "Records": records})).expect("json")
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
 }
 
 /// When each batch (by its first id) was acknowledged, since the run began.
@@ -211,10 +272,13 @@ async fn run_target(
                 acks.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(b * batch as u64, started.elapsed());
-                let v: Value = serde_json::from_slice(&reply)?;
-                let failed = v["FailedPutCount"].as_u64().unwrap_or(batch as u64);
+                let r: BatchReply = serde_json::from_slice(&reply)?;
+                let failed = r.failed.unwrap_or(batch as u64);
                 if failed > 0 {
-                    bail!("PutRecordBatch: {failed} records failed: {v}");
+                    bail!(
+                        "PutRecordBatch: {failed} records failed: {}",
+                        String::from_utf8_lossy(&reply)
+                    );
                 }
                 accepted += batch as u64;
             }
@@ -293,8 +357,7 @@ fn watch(
             let bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
             seen_files.insert(path);
             for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let v: Value = serde_json::from_slice(line)?;
-                let id = v["id"].as_u64().context("a record without id")?;
+                let id = record_id(line)?;
                 early.push((id - id % batch, now));
                 seen += 1;
             }
@@ -346,5 +409,27 @@ fn print_table(results: &[Outcome]) {
             r.call_p99_ms,
             r.objects.map_or("–".into(), |o| o.to_string())
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_body_is_the_put_record_batch_json_and_its_records_carry_their_ids() {
+        let body: Value = serde_json::from_slice(&batch_body(1_000, 3, 600)).unwrap();
+        assert_eq!(body["DeliveryStreamName"], STREAM);
+        let records = body["Records"].as_array().unwrap();
+        assert_eq!(records.len(), 3);
+        for (i, r) in records.iter().enumerate() {
+            let data = STANDARD.decode(r["Data"].as_str().unwrap()).unwrap();
+            assert_eq!(data.len(), 600);
+            let v: Value = serde_json::from_slice(&data).unwrap();
+            assert_eq!(v["id"], 1_000 + i as u64);
+            assert_eq!(record_id(&data).unwrap(), 1_000 + i as u64);
+        }
+        assert!(record_id(br#"{"pad":"x","id":3}"#).is_err());
+        assert!(record_id(br#"{"id":,"#).is_err());
     }
 }
