@@ -68,6 +68,9 @@ def fill(binary, tmp, kinesis):
     os.makedirs(folder, exist_ok=True)
     for i in range(OBJECTS):
         shutil.copyfile(rows, os.path.join(folder, f"part-{i:04}.ndjson"))
+    one = os.path.join(tmp, "data", "lake", "one")
+    os.makedirs(one, exist_ok=True)
+    shutil.copyfile(rows, os.path.join(one, "part-0.ndjson"))
 
 
 def train(binary, tmp, versions):
@@ -96,7 +99,7 @@ def timed(url, n):
     out = []
     for _ in range(n):
         t = time.perf_counter()
-        with opener.open(url, timeout=10) as r:
+        with opener.open(url, timeout=60) as r:
             r.read()
             if r.status != 200:
                 raise SystemExit(f"{url}: {r.status}")
@@ -129,11 +132,20 @@ def main():
             ("a version's metrics", f"/models/m/{last}"),
             ("what-if page (scores 1 record)", f"/models/m/{last}/predict"),
             ("what-if update (fragment)", f"/models/m/{last}/predict?x=0.3&z=0.6&plan=pro&_fragment=1"),
+            ("SQL box (empty)", "/sql"),
+            ("SQL: 1 object, 100 rows", "/sql?table=r%3Done%2F&q="
+             "SELECT+*+FROM+r+LIMIT+100"),
+        ]
+        # A query over the whole folder is a scan of 1,000 objects (~250 MB of JSON), not a
+        # page: timed apart, 10 times.
+        scans = [
+            ("SQL: GROUP BY over 1,000 objects", "/sql?table=r%3Draw%2F&q="
+             "SELECT+tenure%2C+count%28*%29+FROM+r+GROUP+BY+tenure+ORDER+BY+tenure", 10),
         ]
         print(f"{'page':<30} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-        for name, path in pages:
-            timed(c + path, 5)  # warm-up
-            t = sorted(timed(c + path, args.requests))
+        for name, path, n in [(a, b, args.requests) for a, b in pages] + scans:
+            timed(c + path, min(5, n))  # warm-up
+            t = sorted(timed(c + path, n))
             p95 = t[int(0.95 * (len(t) - 1))]
             print(f"{name:<30} {statistics.median(t):>8.2f} {p95:>8.2f} {t[-1]:>8.2f}")
     finally:

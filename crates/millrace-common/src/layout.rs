@@ -55,6 +55,11 @@ impl DataDir {
         self.root.join("state")
     }
 
+    /// `state/console/profiles/`: data-quality reports made from the console, one folder each.
+    pub fn console_profiles(&self) -> PathBuf {
+        self.state().join("console").join("profiles")
+    }
+
     /// `state/iterator.key`.
     pub fn iterator_key(&self) -> PathBuf {
         self.state().join("iterator.key")

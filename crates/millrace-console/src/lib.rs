@@ -15,15 +15,22 @@
 //!   roll back.
 //! - [`predict`] (`predict.rs`): a version's what-if form (one record, its prediction and
 //!   every column's contribution) and batch prediction of an uploaded CSV.
+//! - [`sql`] (`sql.rs`): the SQL box: a read-only query over the lake, its first rows, and
+//!   the whole result as CSV or Parquet.
+//! - [`quality`] (`quality.rs`): data-quality reports of lake folders, started from the
+//!   console and read in place.
 //! - [`guard`] (`guard.rs`): the check every form post passes (same-origin only).
 
 pub mod guard;
 pub mod models;
 pub mod pages;
 pub mod predict;
+pub mod quality;
+pub mod sql;
 pub mod stages;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use pages::router;
 
@@ -62,6 +69,91 @@ pub trait Source: Send + Sync + 'static {
     fn promote(&self, name: &str, version: u32) -> Result<Option<u32>, SourceError>;
     /// Puts the previous production version back; the version now in production.
     fn rollback(&self, name: &str) -> Result<u32, SourceError>;
+    /// The tables every SQL query can name without being told (the running configuration's
+    /// deliveries).
+    fn tables(&self) -> Vec<TableInfo>;
+    /// Runs one read-only SQL statement with prep's engine over [`Source::tables`] and the
+    /// query's own lake folders: its first `max_rows` rows as text. A statement that does not
+    /// plan, would change anything, names a folder outside the lake or runs past its time
+    /// limit is [`SourceError::Invalid`] with the reason.
+    fn query(&self, q: &SqlQuery) -> Result<QueryTable, SourceError>;
+    /// As [`Source::query`], the first `max_rows` rows as a file.
+    fn query_download(&self, q: &SqlQuery, format: Download) -> Result<Vec<u8>, SourceError>;
+    /// Every data-quality report made from the console.
+    fn profiles(&self) -> Result<Vec<ProfileInfo>, SourceError>;
+    /// The columns of the lake folder `prefix` (what a report's target is chosen from); a
+    /// folder outside the lake is [`SourceError::NotFound`].
+    fn profile_columns(&self, prefix: &str) -> Result<Vec<String>, SourceError>;
+    /// Starts a report of the lake folder `prefix` (the target column's checks with
+    /// `target`); its id at once, while it runs.
+    fn start_profile(&self, prefix: &str, target: Option<&str>) -> Result<String, SourceError>;
+    /// One report's state and summary.
+    fn profile(&self, id: &str) -> Result<ProfileInfo, SourceError>;
+    /// A finished report's `report.html` or `report.json`.
+    fn profile_file(&self, id: &str, name: &str) -> Result<Vec<u8>, SourceError>;
+}
+
+/// A data-quality report made from the console.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProfileInfo {
+    pub id: String,
+    /// The lake folder profiled.
+    pub dataset: String,
+    pub target: Option<String>,
+    /// `waiting` (for another report to finish), `running`, `done` or `failed`.
+    pub state: String,
+    pub started_ms: i64,
+    /// How long it took, once done.
+    pub seconds: Option<f64>,
+    pub rows: Option<u64>,
+    pub columns: Option<u64>,
+    /// The report's warnings, in its order.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A query of the SQL box.
+#[derive(Debug, Clone)]
+pub struct SqlQuery {
+    pub sql: String,
+    /// Tables of this query alone: (name, folder of the data dir's lake).
+    pub tables: Vec<(String, String)>,
+    pub max_rows: usize,
+    pub time_limit: Duration,
+}
+
+/// A table the SQL box can read.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub name: String,
+    /// Where its objects are (a lake folder or an `s3://` URL).
+    pub location: String,
+    /// `ndjson`, `concat`, `parquet`, … or empty when read from the object names.
+    pub format: String,
+}
+
+/// A query's result as the page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct QueryTable {
+    pub columns: Vec<String>,
+    /// Each row's values as text (a NULL is empty).
+    pub rows: Vec<Vec<String>>,
+    /// More rows followed the ones shown.
+    pub more: bool,
+    pub elapsed_ms: u64,
+    /// Unreadable JSON values the scan skipped, and the first one's reason.
+    pub skipped: u64,
+    pub skipped_first: String,
+}
+
+/// A file format a query result downloads as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Download {
+    Csv,
+    /// zstd-compressed.
+    Parquet,
 }
 
 /// One input of a model, as its what-if form shows it.

@@ -8,6 +8,8 @@
 //! | `/streams/{name}` | its shards (parents, records), and with `?shard=ID&last=N` the newest records of that shard, decoded |
 //! | `/lake?prefix=P` | the folders and objects under a prefix of the data dir's lake |
 //! | `/lake/object?key=K` | an object's first rows as a table |
+//! | `/sql?q=SQL&limit=N&table=NAME=FOLDER` | a read-only query's first rows; `&format=csv` or `parquet` downloads the result (see `sql.rs`) |
+//! | `/quality…` | data-quality reports of lake folders (see `quality.rs`) |
 //! | `/models`, `/models/{name}`, `/models/{name}/v{N}` | the registry (see `models.rs`) |
 //! | `POST /models/{name}/promote`, `POST /models/{name}/rollback` | change the production version |
 //! | `/models/{name}/v{N}/predict` | the what-if form; `POST` a CSV for batch predictions (see `predict.rs`) |
@@ -44,6 +46,18 @@ pub fn router(source: Shared) -> Router {
         .route("/streams/{name}", get(stream))
         .route("/lake", get(lake))
         .route("/lake/object", get(object))
+        .route("/sql", get(crate::sql::sql))
+        .route(
+            "/quality",
+            get(crate::quality::list).post(crate::quality::start),
+        )
+        .route("/quality/new", get(crate::quality::new))
+        .route("/quality/{id}", get(crate::quality::report))
+        .route("/quality/{id}/report", get(crate::quality::report_html))
+        .route(
+            "/quality/{id}/report.json",
+            get(crate::quality::report_json),
+        )
         .route("/models", get(crate::models::models))
         .route("/models/{name}", get(crate::models::model))
         .route("/models/{name}/{version}", get(crate::models::version))
@@ -278,6 +292,29 @@ struct LakePage {
     title: &'static str,
     crumbs: Vec<Crumb>,
     entries: Vec<LakeEntry>,
+    /// The SQL box with this folder as a table (none at the lake's root).
+    query: Option<String>,
+    /// The form that profiles this folder (none at the lake's root).
+    profile: Option<String>,
+}
+
+/// `/sql` with `prefix` as a table named after its last folder, and a first look at it.
+fn query_link(prefix: &str) -> Option<String> {
+    let last = prefix.trim_end_matches('/').rsplit('/').next()?;
+    if last.is_empty() {
+        return None;
+    }
+    let mut name: String = last
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert_str(0, "t_");
+    }
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    s.append_pair("table", &format!("{name}={prefix}"));
+    s.append_pair("q", &format!("SELECT * FROM {name} LIMIT 100"));
+    Some(format!("/sql?{}", s.finish()))
 }
 
 async fn lake(State(source): State<Shared>, Query(q): Query<LakeQuery>) -> Response {
@@ -286,6 +323,13 @@ async fn lake(State(source): State<Shared>, Query(q): Query<LakeQuery>) -> Respo
         Ok(entries) => page(LakePage {
             title: "Lake",
             crumbs: crumbs(&prefix),
+            query: query_link(&prefix),
+            profile: (!prefix.is_empty()).then(|| {
+                format!(
+                    "/quality/new?prefix={}",
+                    url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect::<String>()
+                )
+            }),
             entries,
         }),
         Err(e) => refused(e),
@@ -400,6 +444,24 @@ mod tests {
         assert_eq!(shown(&rec(b"plain words")).kind, "text");
         let h = shown(&rec(&[0xff, 0x00, 0x10]));
         assert_eq!((h.kind, h.body.as_str()), ("hex", "ff 00 10 "));
+    }
+
+    #[test]
+    fn a_lake_folder_links_to_the_sql_box_with_itself_as_a_table() {
+        assert_eq!(query_link(""), None);
+        assert_eq!(
+            query_link("raw/churn-2026/"),
+            Some(
+                "/sql?table=churn_2026%3Draw%2Fchurn-2026%2F&q=SELECT+*+FROM+churn_2026+LIMIT+100"
+                    .into()
+            )
+        );
+        assert!(
+            query_link("year=2026/")
+                .unwrap()
+                .contains("table=year_2026")
+        );
+        assert!(query_link("2026/").unwrap().contains("table=t_2026"));
     }
 
     #[test]

@@ -100,7 +100,7 @@ fn bad_version(name: &str, version: &str) -> Response {
 }
 
 /// Runs a [`crate::Source`] call on a blocking thread (models load from disk; scoring is CPU).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     source: &Shared,
     f: impl FnOnce(&dyn crate::Source) -> Result<T, SourceError> + Send + 'static,
 ) -> Result<T, SourceError> {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -118,10 +119,70 @@ pub async fn run_statements(
     Ok((last, n - first_number))
 }
 
+/// Plans one statement that only reads: a query (`SELECT`, `WITH`, `VALUES`, `EXPLAIN`).
+/// DDL (`CREATE`, `DROP`), DML (`INSERT`, `COPY … TO`) and `SET` are refused before anything
+/// runs, so a caller that is not trusted with the machine (the console's SQL box) can read the
+/// tables it was given and nothing else.
+pub async fn read_only(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    let mut statements = DFParser::parse_sql(sql).map_err(PrepError::df("the query"))?;
+    if statements.len() != 1 {
+        return Err(PrepError::Input {
+            table: "the query".into(),
+            message: format!("expected one statement, found {}", statements.len()),
+        });
+    }
+    let stmt = statements.pop_front().expect("one statement");
+    let plan = ctx
+        .state()
+        .statement_to_plan(stmt)
+        .await
+        .map_err(PrepError::df("the query"))?;
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(PrepError::df("the query may only read"))?;
+    ctx.execute_logical_plan(plan)
+        .await
+        .map_err(PrepError::df("the query"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use datafusion::execution::FunctionRegistry;
+
+    /// A read-only query runs; anything that would create, write, copy out or change a
+    /// setting is refused with the engine's reason, and nothing is left behind.
+    #[tokio::test]
+    async fn read_only_refuses_every_kind_of_change() {
+        let ctx = context(&EngineOptions::default()).unwrap();
+        let df = read_only(&ctx, "SELECT 1 AS one").await.unwrap();
+        assert_eq!(df.collect().await.unwrap()[0].num_rows(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.csv");
+        let refused = [
+            "CREATE TABLE t AS SELECT 1".to_owned(),
+            "CREATE VIEW v AS SELECT 1".to_owned(),
+            format!(
+                "CREATE EXTERNAL TABLE e STORED AS CSV LOCATION '{}'",
+                dir.path().display()
+            ),
+            format!("COPY (SELECT 1) TO '{}'", out.display()),
+            "SET datafusion.execution.batch_size = 1".to_owned(),
+            "SELECT 1; SELECT 2".to_owned(),
+        ];
+        for sql in &refused {
+            let e = read_only(&ctx, sql)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{sql} ran"));
+            assert!(!e.to_string().is_empty(), "{sql}");
+        }
+        assert!(!out.exists());
+        assert!(!ctx.table_exist("t").unwrap() && !ctx.table_exist("v").unwrap());
+    }
 
     /// `TRIM(x)` and `btrim(x)` in SQL reach prep's copy-sparing trim, and still trim.
     #[tokio::test]

@@ -30,7 +30,7 @@ pub mod table;
 pub mod trim;
 
 pub use dataset::DatasetWriter;
-pub use engine::{EngineOptions, context, run_statements};
+pub use engine::{EngineOptions, context, read_only, run_statements};
 pub use error::{PrepError, Result};
 pub use format::InputFormat;
 pub use job::Job;

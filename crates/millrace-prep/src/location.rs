@@ -20,6 +20,33 @@ pub struct Location {
 }
 
 impl Location {
+    /// A folder of `lake` named by someone not trusted with the machine (the console's SQL
+    /// box): never a local path or URL of its own, never `..`, so it cannot leave the lake.
+    /// `""` or `/` is the whole lake.
+    pub fn in_lake(lake: &Lake, folder: &str) -> Result<Self> {
+        let prefix = folder.trim_matches('/');
+        let problem = if folder.contains("://") {
+            Some("a folder of the lake, not a URL".to_owned())
+        } else if folder.starts_with('/') && !prefix.is_empty() {
+            Some("a folder of the lake, not an absolute path".to_owned())
+        } else if prefix.is_empty() {
+            None
+        } else {
+            millrace_common::keys::key_problem(prefix)
+        };
+        if let Some(message) = problem {
+            return Err(PrepError::Input {
+                table: folder.to_owned(),
+                message,
+            });
+        }
+        Ok(Self {
+            lake: lake.clone(),
+            prefix: prefix.to_owned(),
+            single_object: false,
+        })
+    }
+
     /// Resolves `spec`: `s3://bucket/prefix`, an absolute or relative local path, or — when a
     /// `lake` is given and `spec` is neither — a prefix inside that lake.
     pub fn resolve(spec: &str, lake: Option<&Lake>, s3: &S3Options) -> Result<Self> {
@@ -178,6 +205,27 @@ mod tests {
             let e = escape(v);
             assert!(!e.contains('/'));
             assert_eq!(unescape(&e), v, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_folder_named_from_outside_stays_in_the_lake() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&dir.path().display().to_string(), &S3Options::default()).unwrap();
+        let at = |f: &str| Location::in_lake(&lake, f).map(|l| l.prefix);
+        assert_eq!(at("raw/churn/").unwrap(), "raw/churn");
+        assert_eq!(at("").unwrap(), "");
+        assert_eq!(at("/").unwrap(), "");
+        for bad in [
+            "../x",
+            "raw/../../etc",
+            "/etc",
+            "s3://other/x",
+            "file:///etc",
+            "a//b",
+        ] {
+            let e = at(bad).err().unwrap_or_else(|| panic!("{bad} was taken"));
+            assert!(e.to_string().contains(bad), "{e}");
         }
     }
 

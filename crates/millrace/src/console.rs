@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use millrace_automl::baseline::Bins;
 use millrace_automl::explain::Detail;
 use millrace_console::{
-    Input, InputKind, LakeEntry, ModelSummary, Preview, Record, ShardInfo, SourceError, StreamInfo,
-    VersionSummary,
+    Download, Input, InputKind, LakeEntry, ModelSummary, Preview, ProfileInfo, QueryTable, Record,
+    ShardInfo, SourceError, SqlQuery, StreamInfo, TableInfo, VersionSummary,
 };
 use millrace_serve::ServeError;
 use millrace_serve::endpoint::Loaded;
@@ -33,12 +33,23 @@ pub struct ConsoleSource {
     pub registry: Registry,
     /// Versions loaded for what-if predictions, most recently used last.
     pub loaded: Mutex<VecDeque<Arc<Loaded>>>,
+    /// What the SQL box reads.
+    pub sql: crate::console_sql::SqlTables,
+    /// Data-quality reports made from the console.
+    pub profiles: crate::console_profile::Profiles,
 }
 
 impl ConsoleSource {
-    pub fn new(admin: Arc<Admin>, data_dir: &Path) -> ConsoleSource {
+    pub fn new(
+        admin: Arc<Admin>,
+        data_dir: &Path,
+        sql: crate::console_sql::SqlTables,
+        profiles: crate::console_profile::Profiles,
+    ) -> ConsoleSource {
         let dirs = millrace_common::layout::DataDir::new(data_dir);
         ConsoleSource {
+            sql,
+            profiles,
             admin,
             data_dir: data_dir.to_path_buf(),
             lake: dirs.lake(),
@@ -313,6 +324,69 @@ impl millrace_console::Source for ConsoleSource {
 
     fn rollback(&self, name: &str) -> Result<u32, SourceError> {
         self.registry.rollback(name).map_err(serve_error)
+    }
+
+    fn tables(&self) -> Vec<TableInfo> {
+        self.sql.infos()
+    }
+
+    fn query(&self, q: &SqlQuery) -> Result<QueryTable, SourceError> {
+        tokio::runtime::Handle::current()
+            .block_on(self.sql.run(q))?
+            .table()
+    }
+
+    fn query_download(&self, q: &SqlQuery, format: Download) -> Result<Vec<u8>, SourceError> {
+        tokio::runtime::Handle::current()
+            .block_on(self.sql.run(q))?
+            .file(format)
+    }
+
+    fn profiles(&self) -> Result<Vec<ProfileInfo>, SourceError> {
+        self.profiles.list()
+    }
+
+    fn profile_columns(&self, prefix: &str) -> Result<Vec<String>, SourceError> {
+        let path = self.lake_folder(prefix)?;
+        tokio::runtime::Handle::current().block_on(crate::console_sql::columns(&path))
+    }
+
+    fn start_profile(&self, prefix: &str, target: Option<&str>) -> Result<String, SourceError> {
+        let path = self.lake_folder(prefix)?;
+        if let Some(t) = target {
+            let columns =
+                tokio::runtime::Handle::current().block_on(crate::console_sql::columns(&path))?;
+            if !columns.iter().any(|c| c == t) {
+                return Err(SourceError::Invalid(format!(
+                    "{prefix} has no column {t:?}; its columns: {}",
+                    columns.join(", ")
+                )));
+            }
+        }
+        self.profiles.start(prefix, path, target)
+    }
+
+    fn profile(&self, id: &str) -> Result<ProfileInfo, SourceError> {
+        self.profiles.get(id)
+    }
+
+    fn profile_file(&self, id: &str, name: &str) -> Result<Vec<u8>, SourceError> {
+        self.profiles.file(id, name)
+    }
+}
+
+impl ConsoleSource {
+    /// A folder of the lake named by a client: inside the lake, there, and holding no link
+    /// out of it.
+    fn lake_folder(&self, prefix: &str) -> Result<PathBuf, SourceError> {
+        let path = inside(&self.lake, prefix)?;
+        if prefix.trim_matches('/').is_empty() || !path.is_dir() {
+            return Err(SourceError::NotFound(format!(
+                "{prefix:?} is not a folder of the lake"
+            )));
+        }
+        crate::console_sql::stays_in_lake(&self.lake, &path, prefix)?;
+        Ok(path)
     }
 }
 

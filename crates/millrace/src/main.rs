@@ -8,6 +8,8 @@ mod cmd;
 mod config;
 mod console;
 mod console_preview;
+mod console_profile;
+mod console_sql;
 mod firehose;
 mod generate;
 mod kinesis;

@@ -60,9 +60,22 @@ fn request(
     body: &[u8],
     limit: usize,
 ) -> (u16, String, String) {
+    let (status, head, body) = request_bytes(base, method, path, headers, body, limit);
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// As [`request`], the body as bytes.
+fn request_bytes(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+    limit: usize,
+) -> (u16, String, Vec<u8>) {
     let addr = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for h in headers {
         head.push_str(h);
@@ -82,14 +95,15 @@ fn request(
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n");
+    let head = String::from_utf8_lossy(&out[..split.unwrap_or(out.len())]).into_owned();
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP response for {path}: {text:?}"));
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, head.to_owned(), body.to_owned())
+        .unwrap_or_else(|| panic!("no HTTP response for {path}: {head:?}"));
+    let body = split.map_or(Vec::new(), |at| out[at + 4..].to_vec());
+    (status, head, body)
 }
 
 /// Puts `lines` (one record each) into stream `churn` with `millrace produce`.
@@ -493,6 +507,302 @@ fn predictions_promotion_and_rollback_work_from_the_browser() {
     );
     let (status, _, page) = promote(9, "Sec-Fetch-Site: same-origin");
     assert_eq!(status, 404, "{page}");
+}
+
+/// `q` as a query-string value.
+fn enc(q: &str) -> String {
+    url::form_urlencoded::byte_serialize(q.as_bytes()).collect()
+}
+
+#[test]
+fn the_sql_box_reads_the_lake_and_downloads_the_result_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start_up(
+        dir.path(),
+        "[console]\naddr = \"127.0.0.1:0\"\n\
+         [[delivery]]\nname = \"churn-lake\"\nstream = \"churn\"\nlake = \"lake\"\n\
+         buffer_interval_secs = 0\nprefix = \"raw/churn/\"\n",
+        &["kinesis", "admin", "console"],
+    );
+    let console = up.url("console").to_owned();
+    produce(
+        dir.path(),
+        up.url("kinesis"),
+        &[
+            r#"{"customerID":"A-1","tenure":5}"#,
+            r#"{"customerID":"B-2","tenure":7}"#,
+            r#"{"customerID":"C-3","tenure":1}"#,
+        ],
+    );
+    // The delivery's table, once every record is in the lake.
+    let count = format!("/sql?q={}", enc("SELECT count(*) AS n FROM churn_lake"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, html) = get(&console, &count, 1 << 20);
+        if status == 200 && html.contains("<td>3</td>") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}: {html}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, html) = get(&console, "/sql", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<code>churn_lake</code>"), "{html}");
+    assert!(html.contains(r#"<label for="q">"#), "{html}");
+
+    // Rows in the query's order, and downloads of the same rows.
+    let sql = "SELECT customerID, tenure FROM churn_lake ORDER BY tenure";
+    let (status, html) = get(&console, &format!("/sql?q={}", enc(sql)), 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    let at = |id: &str| {
+        html.find(&format!("<td>{id}</td>"))
+            .unwrap_or_else(|| panic!("{id}: {html}"))
+    };
+    assert!(at("C-3") < at("A-1") && at("A-1") < at("B-2"), "{html}");
+    assert!(html.contains("3 row(s)"), "{html}");
+    let (status, head, csv) = request_bytes(
+        &console,
+        "GET",
+        &format!("/sql?q={}&format=csv", enc(sql)),
+        &[],
+        b"",
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("attachment; filename=\"query.csv\""),
+        "{head}"
+    );
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        "customerID,tenure\nC-3,1\nA-1,5\nB-2,7\n"
+    );
+    let (status, head, parquet) = request_bytes(
+        &console,
+        "GET",
+        &format!("/sql?q={}&format=parquet", enc(sql)),
+        &[],
+        b"",
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
+    let file = dir.path().join("query.parquet");
+    std::fs::write(&file, &parquet).unwrap();
+    let out = millrace()
+        .args([
+            "query",
+            "SELECT customerID FROM t ORDER BY tenure",
+            "--format",
+            "csv",
+        ])
+        .arg("--table")
+        .arg(format!("t={}:parquet", file.display()))
+        .output()
+        .unwrap();
+    assert_ran(&out);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "customerID\nC-3\nA-1\nB-2\n"
+    );
+
+    // The row limit: the first 100 rows shown, and the page says more followed.
+    let (status, html) = get(
+        &console,
+        &format!(
+            "/sql?q={}",
+            enc("SELECT value FROM generate_series(1, 150)")
+        ),
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("the first 100: more were left out"), "{html}");
+    assert_eq!(html.matches("<tr>").count(), 101, "a header and 100 rows");
+
+    // A lake folder named in the address is a table; the lake page links to it.
+    let (status, html) = get(&console, "/lake?prefix=raw%2Fchurn%2F", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Query this folder with SQL"), "{html}");
+    let (status, html) = get(
+        &console,
+        &format!(
+            "/sql?table=r%3Draw%2Fchurn%2F&q={}",
+            enc("SELECT max(tenure) AS m FROM r")
+        ),
+        1 << 20,
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<td>7</td>"), "{html}");
+
+    // Nothing that would change anything, nothing outside the lake.
+    let outside = dir.path().join("copied.csv");
+    std::fs::write(dir.path().join("secret.json"), "{\"secret\":\"outside\"}\n").unwrap();
+    let lake = dir.path().join("data").join("lake");
+    std::fs::create_dir_all(lake.join("linked")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.json"), lake.join("linked/s.json")).unwrap();
+    for (path, why) in [
+        (
+            format!(
+                "/sql?q={}",
+                enc(&format!("COPY (SELECT 1) TO '{}'", outside.display()))
+            ),
+            "DML not supported",
+        ),
+        (
+            format!("/sql?q={}", enc("CREATE TABLE t AS SELECT 1")),
+            "DDL not supported",
+        ),
+        (
+            format!(
+                "/sql?q={}",
+                enc(&format!(
+                    "CREATE EXTERNAL TABLE e STORED AS JSON LOCATION '{}'",
+                    dir.path().join("secret.json").display()
+                ))
+            ),
+            "DDL not supported",
+        ),
+        (format!("/sql?q={}", enc("SELEC 1")), "the query"),
+        (format!("/sql?q={}", enc("SELECT * FROM nope")), "nope"),
+        (
+            format!("/sql?table=x%3D..%2F&q={}", enc("SELECT * FROM x")),
+            "..",
+        ),
+        (
+            format!("/sql?table=x%3D%2Fetc&q={}", enc("SELECT * FROM x")),
+            "absolute path",
+        ),
+        (
+            format!("/sql?table=x%3Dlinked%2F&q={}", enc("SELECT * FROM x")),
+            "links out of the lake",
+        ),
+        ("/sql?q=1&format=xlsx".to_owned(), "csv or parquet"),
+        ("/sql?q=1&limit=7".to_owned(), "limit must be"),
+    ] {
+        let (status, html) = get(&console, &path, 1 << 20);
+        assert_eq!(status, 400, "{path}: {html}");
+        assert!(html.contains(why), "{path}: {why} missing: {html}");
+        assert!(!html.contains("outside"), "{path} leaked: {html}");
+    }
+    assert!(!outside.exists(), "COPY wrote a file");
+    // The refused query stays in the form, to be fixed.
+    let (_, html) = get(
+        &console,
+        &format!("/sql?q={}", enc("SELECT * FROM nope")),
+        1 << 20,
+    );
+    assert!(html.contains(">SELECT * FROM nope</textarea>"), "{html}");
+}
+
+#[test]
+fn data_quality_reports_are_made_from_the_lake_and_read_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, console) = start_console(dir.path());
+    let folder = dir.path().join("data").join("lake").join("ds");
+    std::fs::create_dir_all(&folder).unwrap();
+    let rows: String = (0..40)
+        .map(|i| {
+            format!(
+                "{{\"customerID\":\"C-{i}\",\"tenure\":{i},\"plan\":\"{}\",\"same\":\"x\",\"churn\":\"{}\"}}\n",
+                if i % 3 == 0 { "basic" } else { "pro" },
+                if i % 4 == 0 { "Yes" } else { "No" }
+            )
+        })
+        .collect();
+    std::fs::write(folder.join("part-0.ndjson"), rows).unwrap();
+
+    let (_, html) = get(&console, "/lake?prefix=ds%2F", 1 << 20);
+    assert!(
+        html.contains(r#"<a href="/quality/new?prefix=ds%2F">Profile this folder</a>"#),
+        "{html}"
+    );
+    let (status, html) = get(&console, "/quality/new?prefix=ds%2F", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    for c in ["customerID", "tenure", "plan", "same", "churn"] {
+        assert!(
+            html.contains(&format!("<option>{c}</option>")),
+            "{c}: {html}"
+        );
+    }
+    let post = |body: &str, origin: &str| {
+        request(
+            &console,
+            "POST",
+            "/quality",
+            &["Content-Type: application/x-www-form-urlencoded", origin],
+            body.as_bytes(),
+            1 << 20,
+        )
+    };
+    let (status, _, page) = post("prefix=ds%2F&target=churn", "Origin: https://evil.example");
+    assert_eq!(status, 403, "{page}");
+    let (status, head, page) = post("prefix=ds%2F&target=churn", "Sec-Fetch-Site: same-origin");
+    assert_eq!(status, 303, "{head}{page}");
+    let at = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("{head}"))
+        .to_owned();
+    assert!(at.starts_with("/quality/"), "{at}");
+    // It runs in the background; its page refreshes itself until it is done.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let html = loop {
+        let (status, html) = get(&console, &at, 1 << 20);
+        assert_eq!(status, 200, "{html}");
+        if html.contains(r#"<span class="state">done</span>"#) {
+            break html;
+        }
+        assert!(!html.contains("failed"), "{html}");
+        assert!(html.contains(r#"http-equiv="refresh""#), "{html}");
+        assert!(std::time::Instant::now() < deadline, "{html}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(html.contains("40 rows × 5 columns"), "{html}");
+    assert!(
+        html.contains("`same` has"),
+        "the constant column's warning: {html}"
+    );
+    assert!(html.contains("<iframe class=\"report\""), "{html}");
+    assert!(!html.contains("http-equiv=\"refresh\""), "{html}");
+    let (status, head, report) =
+        request(&console, "GET", &format!("{at}/report"), &[], b"", 1 << 22);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-security-policy: sandbox"), "{head}");
+    assert!(report.contains("<svg"), "the report draws its charts");
+    let (status, json) = get(&console, &format!("{at}/report.json"), 1 << 22);
+    assert_eq!(status, 200);
+    let json = json.trim_start_matches(|c| c != '{');
+    let report: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(report["summary"]["rows"], 40);
+    assert_eq!(report["target"]["column"], "churn");
+    let (_, list) = get(&console, "/quality", 1 << 20);
+    assert!(
+        list.contains(">ds</a>") && list.contains("<td class=\"state\">done</td>"),
+        "{list}"
+    );
+
+    // A target the folder lacks, and folders outside the lake.
+    let (status, _, page) = post("prefix=ds%2F&target=nope", "Sec-Fetch-Site: same-origin");
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("has no column"), "{page}");
+    for body in [
+        "prefix=..%2F",
+        "prefix=%2Fetc",
+        "prefix=",
+        "prefix=nothere%2F",
+    ] {
+        let (status, _, page) = post(body, "Sec-Fetch-Site: same-origin");
+        assert_eq!(status, 404, "{body}: {page}");
+    }
+    for path in [
+        "/quality/new?prefix=..%2F",
+        "/quality/nope",
+        "/quality/..",
+        "/quality/nope/report",
+    ] {
+        let (status, _) = get(&console, path, 1 << 20);
+        assert_eq!(status, 404, "{path}");
+    }
 }
 
 #[test]

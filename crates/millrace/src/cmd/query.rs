@@ -91,28 +91,14 @@ pub async fn run(data_dir: &DataDir, args: QueryArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut specs: Vec<(String, String, Option<InputFormat>)> = Vec::new();
+    let mut specs: Vec<TableSpec> = Vec::new();
     for t in &args.tables {
         specs.push(parse_table(t)?);
     }
     if let Some(config) = &config {
-        for d in &config.deliveries {
-            let lake = crate::config::lake_url(data_dir, &d.lake);
-            let template = d.prefix_template();
-            let fixed = template.split("!{").next().unwrap_or("");
-            let fixed = &fixed[..fixed.rfind('/').map(|i| i + 1).unwrap_or(0)];
-            let format = match d.format {
-                millrace_delivery::Format::Ndjson => InputFormat::Ndjson,
-                millrace_delivery::Format::Concat => InputFormat::Concat,
-                millrace_delivery::Format::Parquet => InputFormat::Parquet,
-            };
-            let name = d.name.replace(['-', '.'], "_");
-            if !specs.iter().any(|(n, _, _)| *n == name) {
-                specs.push((
-                    name,
-                    format!("{}/{fixed}", lake.trim_end_matches('/')),
-                    Some(format),
-                ));
+        for spec in delivery_tables(config, data_dir) {
+            if !specs.iter().any(|(n, _, _)| *n == spec.0) {
+                specs.push(spec);
             }
         }
     }
@@ -182,9 +168,39 @@ pub async fn run(data_dir: &DataDir, args: QueryArgs) -> anyhow::Result<()> {
     write_result(&args, &batches)
 }
 
+/// A table of a query: its name, where its objects are (a path or an `s3://` URL) and their
+/// format.
+pub type TableSpec = (String, String, Option<InputFormat>);
+
+/// A table for each delivery of `config`, named after it (`-` and `.` as `_`): the fixed part
+/// of its prefix in its lake, in its format.
+pub fn delivery_tables(config: &crate::config::Config, data_dir: &DataDir) -> Vec<TableSpec> {
+    let mut specs: Vec<TableSpec> = Vec::new();
+    for d in &config.deliveries {
+        let lake = crate::config::lake_url(data_dir, &d.lake);
+        let template = d.prefix_template();
+        let fixed = template.split("!{").next().unwrap_or("");
+        let fixed = &fixed[..fixed.rfind('/').map(|i| i + 1).unwrap_or(0)];
+        let format = match d.format {
+            millrace_delivery::Format::Ndjson => InputFormat::Ndjson,
+            millrace_delivery::Format::Concat => InputFormat::Concat,
+            millrace_delivery::Format::Parquet => InputFormat::Parquet,
+        };
+        let name = d.name.replace(['-', '.'], "_");
+        if !specs.iter().any(|(n, _, _)| *n == name) {
+            specs.push((
+                name,
+                format!("{}/{fixed}", lake.trim_end_matches('/')),
+                Some(format),
+            ));
+        }
+    }
+    specs
+}
+
 /// `NAME=PATH[:FORMAT]`; the format suffix is recognised only when it names a format, so
 /// `s3://` URLs and Windows-style paths keep their colons.
-fn parse_table(spec: &str) -> anyhow::Result<(String, String, Option<InputFormat>)> {
+fn parse_table(spec: &str) -> anyhow::Result<TableSpec> {
     let Some((name, rest)) = spec.split_once('=') else {
         bail!("--table {spec:?}: expected NAME=PATH[:FORMAT]");
     };
@@ -226,14 +242,7 @@ fn write_result(args: &QueryArgs, batches: &[RecordBatch]) -> anyhow::Result<()>
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             eprintln!("{rows} row(s)");
         }
-        QueryFormat::Csv => {
-            let mut w = arrow_csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut out);
-            for b in batches {
-                w.write(b)?;
-            }
-        }
+        QueryFormat::Csv => write_csv(&mut out, batches)?,
         QueryFormat::Json => {
             let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut out);
             for b in batches {
@@ -257,10 +266,28 @@ fn write_parquet(args: &QueryArgs, batches: &[RecordBatch]) -> anyhow::Result<()
     };
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    parquet_to(file, first.schema(), batches)
+}
+
+/// A result as CSV with a header row.
+pub fn write_csv(out: &mut impl Write, batches: &[RecordBatch]) -> anyhow::Result<()> {
+    let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(out);
+    for b in batches {
+        w.write(b)?;
+    }
+    Ok(())
+}
+
+/// A result as one zstd-compressed Parquet file of `schema`.
+pub fn parquet_to(
+    out: impl Write + Send,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> anyhow::Result<()> {
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
         .build();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, first.schema(), Some(props))?;
+    let mut w = parquet::arrow::ArrowWriter::try_new(out, schema, Some(props))?;
     for b in batches {
         w.write(b)?;
     }

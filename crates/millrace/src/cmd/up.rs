@@ -740,8 +740,19 @@ async fn console(
         shared.scheme(),
         listener.local_addr()?
     );
-    let source =
-        crate::console::ConsoleSource::new(Arc::new(shared.admin.clone()), shared.data_dir.root());
+    let sql = crate::console_sql::SqlTables::new(
+        crate::cmd::query::delivery_tables(config, &shared.data_dir),
+        &shared.data_dir,
+        config.lake.s3_options(),
+    );
+    let profiles =
+        crate::console_profile::Profiles::new(&shared.data_dir, config.lake.s3_options());
+    let source = crate::console::ConsoleSource::new(
+        Arc::new(shared.admin.clone()),
+        shared.data_dir.root(),
+        sql,
+        profiles,
+    );
     let app = millrace_http::App {
         name: "the console",
         router: millrace_console::router(Arc::new(source)),
