@@ -19,10 +19,13 @@
 //!   the whole result as CSV or Parquet.
 //! - [`quality`] (`quality.rs`): data-quality reports of lake folders, started from the
 //!   console and read in place.
+//! - [`monitor`] (`monitor.rs`): each served model's drift, its alert state and drift over
+//!   time.
 //! - [`guard`] (`guard.rs`): the check every form post passes (same-origin only).
 
 pub mod guard;
 pub mod models;
+pub mod monitor;
 pub mod pages;
 pub mod predict;
 pub mod quality;
@@ -91,6 +94,37 @@ pub trait Source: Send + Sync + 'static {
     fn profile(&self, id: &str) -> Result<ProfileInfo, SourceError>;
     /// A finished report's `report.html` or `report.json`.
     fn profile_file(&self, id: &str, name: &str) -> Result<Vec<u8>, SourceError>;
+    /// Every model with a saved drift report (by name), without history.
+    fn drifts(&self) -> Result<Vec<Drift>, SourceError>;
+    /// A model's drift report with its history.
+    fn drift(&self, name: &str) -> Result<Drift, SourceError>;
+}
+
+/// A served model's input drift as its endpoint or scorer last saved it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drift {
+    pub model: String,
+    pub version: u32,
+    pub at_ms: i64,
+    pub drifting: bool,
+    /// `drifting: yes (max PSI 0.53 on MonthlyCharges, threshold 0.2, 1000 records)`.
+    pub summary: String,
+    pub threshold: f64,
+    pub window_records: usize,
+    pub min_records: usize,
+    /// Every feature's PSI, largest first.
+    pub features: Vec<(String, f64)>,
+    /// The saves before it, oldest first.
+    pub history: Vec<DriftPoint>,
+}
+
+/// One save of a drift report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftPoint {
+    pub at_ms: i64,
+    pub drifting: bool,
+    /// Every feature's PSI, largest first.
+    pub psi: Vec<(String, f64)>,
 }
 
 /// A data-quality report made from the console.

@@ -10,6 +10,7 @@
 //! | `/lake/object?key=K` | an object's first rows as a table |
 //! | `/sql?q=SQL&limit=N&table=NAME=FOLDER` | a read-only query's first rows; `&format=csv` or `parquet` downloads the result (see `sql.rs`) |
 //! | `/quality…` | data-quality reports of lake folders (see `quality.rs`) |
+//! | `/monitor`, `/monitor/{name}` | served models' drift and its history (see `monitor.rs`) |
 //! | `/models`, `/models/{name}`, `/models/{name}/v{N}` | the registry (see `models.rs`) |
 //! | `POST /models/{name}/promote`, `POST /models/{name}/rollback` | change the production version |
 //! | `/models/{name}/v{N}/predict` | the what-if form; `POST` a CSV for batch predictions (see `predict.rs`) |
@@ -52,6 +53,8 @@ pub fn router(source: Shared) -> Router {
             get(crate::quality::list).post(crate::quality::start),
         )
         .route("/quality/new", get(crate::quality::new))
+        .route("/monitor", get(crate::monitor::list))
+        .route("/monitor/{name}", get(crate::monitor::model))
         .route("/quality/{id}", get(crate::quality::report))
         .route("/quality/{id}/report", get(crate::quality::report_html))
         .route(

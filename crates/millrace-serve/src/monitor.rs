@@ -6,7 +6,9 @@
 //! for a small batch) and then, under a mutex held for a few counter updates, evicts the
 //! oldest record's buckets from a ring and adds the new ones — O(features) per record. A
 //! [`DriftReport`] is computed on demand (`/metrics`, the periodic save) and saved atomically
-//! to `<data-dir>/state/monitor/NAME.json`, where `millrace monitor NAME` reads it.
+//! to `<data-dir>/state/monitor/NAME.json`, where `millrace monitor NAME` reads it. Each save
+//! also appends the features' PSI to `NAME.history.ndjson` (the console's drift-over-time
+//! chart), trimmed to its newest half past [`HISTORY_BYTES`].
 
 use millrace_common::layout::DataDir;
 use millrace_common::time::now_ms;
@@ -115,14 +117,70 @@ impl DriftReport {
     }
 
     /// Writes the report to [`report_path`] atomically and durably (temporary file, fsync,
-    /// rename, fsync of the folder): a reader sees the old report or the new one.
+    /// rename, fsync of the folder): a reader sees the old report or the new one. Then appends
+    /// its point to the history ([`DriftReport::history`]).
     pub fn save(&self, data_dir: &Path, name: &str) -> Result<PathBuf, ServeError> {
         let path = report_path(data_dir, name);
         let mut bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| ServeError::Internal(format!("{}: {e}", path.display())))?;
         bytes.push(b'\n');
         millrace_common::durable::write_file(&path, &bytes).map_err(|e| io(&path, e))?;
+        self.append_history(data_dir, name)?;
         Ok(path)
+    }
+
+    /// Appends this report's point to `NAME.history.ndjson` (fdatasync'd); past
+    /// [`HISTORY_BYTES`] the file is replaced by its newer half.
+    fn append_history(&self, data_dir: &Path, name: &str) -> Result<(), ServeError> {
+        use std::io::Write;
+        let path = history_path(data_dir, name);
+        let point = DriftPoint {
+            at_ms: self.at_ms,
+            version: self.version,
+            window_records: self.window_records,
+            drifting: self.drifting,
+            psi: self
+                .features
+                .iter()
+                .map(|f| (f.feature.clone(), f.psi))
+                .collect(),
+        };
+        let mut line = serde_json::to_vec(&point)
+            .map_err(|e| ServeError::Internal(format!("{}: {e}", path.display())))?;
+        line.push(b'\n');
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        file.write_all(&line).map_err(|e| io(&path, e))?;
+        file.sync_data().map_err(|e| io(&path, e))?;
+        let len = file.metadata().map_err(|e| io(&path, e))?.len();
+        if len > HISTORY_BYTES {
+            let text = fs::read(&path).map_err(|e| io(&path, e))?;
+            let half = text.len() - text.len() / 2;
+            let start = text[half..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(text.len(), |i| half + i + 1);
+            millrace_common::durable::write_file(&path, &text[start..])
+                .map_err(|e| io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// The points saved for `name`, oldest first (an unreadable line is skipped).
+    pub fn history(data_dir: &Path, name: &str) -> Result<Vec<DriftPoint>, ServeError> {
+        let path = history_path(data_dir, name);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path, e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
     }
 
     /// The report last saved for `name`, or `None` when there is none.
@@ -140,6 +198,26 @@ impl DriftReport {
                 problem: format!("not a drift report: {e}"),
             })
     }
+}
+
+/// Bytes of drift history kept per model (about 4,000 points of 20 features).
+pub const HISTORY_BYTES: u64 = 4 << 20;
+
+/// One saved report, as the history keeps it: every feature's PSI, largest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftPoint {
+    pub at_ms: i64,
+    pub version: u32,
+    pub window_records: usize,
+    pub drifting: bool,
+    pub psi: Vec<(String, f64)>,
+}
+
+/// `<data-dir>/state/monitor/NAME.history.ndjson`.
+pub fn history_path(data_dir: &Path, name: &str) -> PathBuf {
+    DataDir::new(data_dir)
+        .monitor_state()
+        .join(format!("{name}.history.ndjson"))
 }
 
 /// `<data-dir>/state/monitor/NAME.json`.
@@ -430,6 +508,49 @@ mod tests {
     }
 
     #[test]
+    fn each_save_adds_a_point_to_the_history_and_it_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = DriftWindow::new("m", 1, baseline(), opts(100));
+        let mix = |i: i32| if i % 3 == 2 { "b" } else { "a" };
+        for i in 0..100 {
+            w.observe(&[record(f64::from(i), mix(i))]);
+        }
+        let calm = w.report();
+        calm.save(dir.path(), "m").unwrap();
+        for i in 0..100 {
+            w.observe(&[record(f64::from(i) + 60.0, mix(i))]);
+        }
+        let shifted = w.report();
+        shifted.save(dir.path(), "m").unwrap();
+        let h = DriftReport::history(dir.path(), "m").unwrap();
+        assert_eq!(h.len(), 2);
+        assert!(!h[0].drifting && h[1].drifting, "{h:?}");
+        assert_eq!(h[1].psi[0].0, shifted.features[0].feature);
+        assert_eq!(h[1].psi[0].1, shifted.features[0].psi);
+        assert_eq!(
+            DriftReport::load(dir.path(), "m").unwrap(),
+            Some(shifted.clone())
+        );
+
+        // Past the bound, the older half goes; the newest point stays last and whole.
+        let path = history_path(dir.path(), "m");
+        let line = std::fs::read_to_string(&path).unwrap();
+        let first = line.lines().next().unwrap().to_owned() + "\n";
+        let filler = first.repeat((HISTORY_BYTES as usize / first.len()) + 1);
+        std::fs::write(&path, filler).unwrap();
+        shifted.save(dir.path(), "m").unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len <= HISTORY_BYTES / 2 + 2 * first.len() as u64, "{len}");
+        let h = DriftReport::history(dir.path(), "m").unwrap();
+        assert!(h.len() > 100 && h.last().unwrap().drifting, "{}", h.len());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            h.len(),
+            "every line whole"
+        );
+    }
+
+    #[test]
     fn unseen_and_missing_values_count_as_drift() {
         let w = DriftWindow::new("m", 1, baseline(), opts(100));
         let rs: Vec<Record> = (0..100)
@@ -537,10 +658,12 @@ mod tests {
         let path = r.save(dir.path(), "m").unwrap();
         assert_eq!(path, dir.path().join("state/monitor/m.json"));
         assert_eq!(DriftReport::load(dir.path(), "m").unwrap(), Some(r));
-        let left: Vec<_> = fs::read_dir(path.parent().unwrap())
+        let mut left: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(left, vec![std::ffi::OsString::from("m.json")]);
+        left.sort();
+        // No temporary file left: the report and its history only.
+        assert_eq!(left, ["m.history.ndjson", "m.json"]);
     }
 }

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use millrace_automl::baseline::Bins;
 use millrace_automl::explain::Detail;
 use millrace_console::{
-    Download, Input, InputKind, LakeEntry, ModelSummary, Preview, ProfileInfo, QueryTable, Record,
-    ShardInfo, SourceError, SqlQuery, StreamInfo, TableInfo, VersionSummary,
+    Download, Drift, DriftPoint, Input, InputKind, LakeEntry, ModelSummary, Preview, ProfileInfo,
+    QueryTable, Record, ShardInfo, SourceError, SqlQuery, StreamInfo, TableInfo, VersionSummary,
 };
 use millrace_serve::ServeError;
 use millrace_serve::endpoint::Loaded;
+use millrace_serve::monitor::DriftReport;
 use millrace_serve::registry::Registry;
 
 use crate::admin::Admin;
@@ -372,6 +373,65 @@ impl millrace_console::Source for ConsoleSource {
 
     fn profile_file(&self, id: &str, name: &str) -> Result<Vec<u8>, SourceError> {
         self.profiles.file(id, name)
+    }
+
+    fn drifts(&self) -> Result<Vec<Drift>, SourceError> {
+        let dir = millrace_common::layout::DataDir::new(&self.data_dir).monitor_state();
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_suffix(".json").map(str::to_owned)
+            })
+            .filter(|n| millrace_common::keys::check_name(n).is_ok())
+            .collect();
+        names.sort();
+        let mut all = Vec::new();
+        for n in names {
+            match DriftReport::load(&self.data_dir, &n) {
+                Ok(Some(r)) => all.push(drift(r, Vec::new())),
+                Ok(None) => {}
+                // One unreadable report does not hide the others; its own page says why.
+                Err(e) => tracing::warn!(report = %n, error = %e, "an unreadable drift report"),
+            }
+        }
+        Ok(all)
+    }
+
+    fn drift(&self, name: &str) -> Result<Drift, SourceError> {
+        let missing = || SourceError::NotFound(format!("there is no drift report for {name:?}"));
+        millrace_common::keys::check_name(name).map_err(|_| missing())?;
+        let report = DriftReport::load(&self.data_dir, name)
+            .map_err(serve_error)?
+            .ok_or_else(missing)?;
+        let history = DriftReport::history(&self.data_dir, name)
+            .map_err(serve_error)?
+            .into_iter()
+            .map(|p| DriftPoint {
+                at_ms: p.at_ms,
+                drifting: p.drifting,
+                psi: p.psi,
+            })
+            .collect();
+        Ok(drift(report, history))
+    }
+}
+
+/// A saved drift report as the console shows it.
+fn drift(r: DriftReport, history: Vec<DriftPoint>) -> Drift {
+    Drift {
+        summary: r.summary(),
+        model: r.model,
+        version: r.version,
+        at_ms: r.at_ms,
+        drifting: r.drifting,
+        threshold: r.threshold,
+        window_records: r.window_records,
+        min_records: r.min_records,
+        features: r.features.into_iter().map(|f| (f.feature, f.psi)).collect(),
+        history,
     }
 }
 

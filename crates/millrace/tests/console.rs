@@ -806,6 +806,85 @@ fn data_quality_reports_are_made_from_the_lake_and_read_in_place() {
 }
 
 #[test]
+fn the_monitor_shows_each_models_drift_its_alert_and_its_history() {
+    use millrace_serve::monitor::{DriftReport, FeatureDrift};
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, console) = start_console(dir.path());
+    let (status, html) = get(&console, "/monitor", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("No drift reports yet"), "{html}");
+
+    // Saved as an endpoint saves them: three times, the input moving away.
+    let data = dir.path().join("data");
+    let report = |at_ms: i64, tenure: f64| DriftReport {
+        model: "churn".into(),
+        version: 3,
+        at_ms,
+        window: 1000,
+        window_records: 1000,
+        observed_records: 5000,
+        min_records: 200,
+        threshold: 0.2,
+        drifting: tenure >= 0.2,
+        features: vec![
+            FeatureDrift {
+                feature: "tenure".into(),
+                psi: tenure,
+                moved: None,
+            },
+            FeatureDrift {
+                feature: "<Contract>".into(),
+                psi: 0.01,
+                moved: None,
+            },
+        ],
+    };
+    for (at, psi) in [
+        (1_796_558_700_000, 0.02),
+        (1_796_558_710_000, 0.15),
+        (1_796_558_720_000, 0.4),
+    ] {
+        report(at, psi).save(&data, "churn").unwrap();
+    }
+    let (status, html) = get(&console, "/monitor", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains(r#"<a href="/monitor/churn">churn</a>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<td class="state">drifting</td>"#),
+        "{html}"
+    );
+    assert!(html.contains("tenure (PSI 0.400)"), "{html}");
+
+    let (status, html) = get(&console, "/monitor/churn", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(r#"id="alert">drifting</p>"#), "{html}");
+    assert!(
+        html.contains("drifting: yes (max PSI 0.400 on tenure"),
+        "{html}"
+    );
+    // Time across, PSI up (0.4 is the top): tenure's line rises to the top right.
+    assert!(
+        html.contains(
+            r#"<polyline points="0.0,190.0 300.0,125.0 600.0,0.0" class="l0"><title>tenure</title>"#
+        ),
+        "{html}"
+    );
+    assert!(html.contains("3 save(s)"), "{html}");
+    assert!(
+        html.contains("&#60;Contract&#62;"),
+        "feature names escaped: {html}"
+    );
+    assert!(!html.contains("<Contract>"), "{html}");
+    for path in ["/monitor/nope", "/monitor/..", "/monitor/a%2Fb"] {
+        let (status, _) = get(&console, path, 1 << 20);
+        assert_eq!(status, 404, "{path}");
+    }
+}
+
+#[test]
 fn the_console_stays_off_while_auth_checks_the_apis() {
     let dir = tempfile::tempdir().unwrap();
     let ids = dir.path().join("identities.toml");
