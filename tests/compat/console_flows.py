@@ -141,6 +141,15 @@ def head(src, dst, rows):
     return dst
 
 
+def wait_download(folder, name, seconds=30):
+    """The path of the downloaded file `name` once the browser has finished it, or None."""
+    path = os.path.join(folder, name)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not os.path.exists(path):
+        time.sleep(0.2)
+    return path if os.path.exists(path) else None
+
+
 def stream_detail(driver):
     return driver.find_element(By.CSS_SELECTOR, '#row-stream [data-field="detail"]').text
 
@@ -277,12 +286,14 @@ def main():
             run = driver.find_element(By.CSS_SELECTOR, "form.sql button")
             run.click()
             wait.until(ec.staleness_of(run))
-            wait.until(ec.presence_of_element_located((By.ID, "result")))
+            wait.until(lambda d: d.find_elements(By.ID, "result")
+                       or d.find_elements(By.CSS_SELECTOR, "p.problem"))
+            refused = [p.text for p in driver.find_elements(By.CSS_SELECTOR, "p.problem")]
             got = [
                 tuple(td.text for td in tr.find_elements(By.TAG_NAME, "td"))
                 for tr in driver.find_elements(By.CSS_SELECTOR, "#result tbody tr")
             ]
-            got = [(c, int(n)) for c, n in got]
+            got = refused or [(c, int(n)) for c, n in got]
             if got == want or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -292,12 +303,9 @@ def main():
         ck.check("sql: a query typed in the box shows the counts of the rows sent", problems)
         driver.save_screenshot(os.path.join(args.shots, "sql.png"))
         driver.find_element(By.LINK_TEXT, "CSV").click()
-        got_csv = os.path.join(downloads, "query.csv")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not os.path.exists(got_csv):
-            time.sleep(0.2)
+        got_csv = wait_download(downloads, "query.csv")
         problems = []
-        if not os.path.exists(got_csv):
+        if not got_csv:
             problems.append(f"no download; folder holds {os.listdir(downloads)}")
         else:
             with open(got_csv, newline="") as f:
@@ -449,12 +457,9 @@ def main():
         upload = head(args.csv, os.path.join(tmp, "score-me.csv"), 50)
         driver.find_element(By.ID, "csv").send_keys(upload)
         driver.find_element(By.CSS_SELECTOR, "form.batch button").click()
-        got = os.path.join(downloads, "churn-v1-predictions.csv")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not os.path.exists(got):
-            time.sleep(0.2)
+        got = wait_download(downloads, "churn-v1-predictions.csv")
         problems = []
-        if not os.path.exists(got):
+        if not got:
             problems.append(f"no download; folder holds {os.listdir(downloads)}")
         else:
             with open(got, newline="") as f:

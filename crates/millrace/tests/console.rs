@@ -560,32 +560,19 @@ fn the_sql_box_reads_the_lake_and_downloads_the_result_and_changes_nothing() {
     };
     assert!(at("C-3") < at("A-1") && at("A-1") < at("B-2"), "{html}");
     assert!(html.contains("3 row(s)"), "{html}");
-    let (status, head, csv) = request_bytes(
-        &console,
-        "GET",
-        &format!("/sql?q={}&format=csv", enc(sql)),
-        &[],
-        b"",
-        1 << 20,
-    );
-    assert_eq!(status, 200, "{head}");
-    assert!(
-        head.contains("attachment; filename=\"query.csv\""),
-        "{head}"
-    );
+    let download = |format: &str| {
+        let path = format!("/sql?q={}&format={format}", enc(sql));
+        let (status, head, body) = request_bytes(&console, "GET", &path, &[], b"", 1 << 20);
+        assert_eq!(status, 200, "{head}");
+        let name = format!("attachment; filename=\"query.{format}\"");
+        assert!(head.contains(&name), "{head}");
+        body
+    };
     assert_eq!(
-        String::from_utf8(csv).unwrap(),
+        String::from_utf8(download("csv")).unwrap(),
         "customerID,tenure\nC-3,1\nA-1,5\nB-2,7\n"
     );
-    let (status, head, parquet) = request_bytes(
-        &console,
-        "GET",
-        &format!("/sql?q={}&format=parquet", enc(sql)),
-        &[],
-        b"",
-        1 << 20,
-    );
-    assert_eq!(status, 200, "{head}");
+    let parquet = download("parquet");
     assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
     let file = dir.path().join("query.parquet");
     std::fs::write(&file, &parquet).unwrap();
