@@ -120,7 +120,7 @@ pub(crate) async fn report(State(source): State<Shared>, Path(id): Path<String>)
             let running_s = if info.state == "done" || info.state == "failed" {
                 0
             } else {
-                (now_ms() - info.started_ms).max(0) as u64 / 1000
+                (millrace_common::time::now_ms() - info.started_ms).max(0) as u64 / 1000
             };
             page(ReportPage {
                 title: format!("Data quality of {}", info.dataset),
@@ -159,10 +159,4 @@ async fn file(source: &Shared, id: String, name: &'static str, mime: &'static st
             .into_response(),
         Err(e) => refused(e),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
