@@ -53,6 +53,22 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+/// The soft open-file limit that leaves `pid` exactly `spare` descriptors. The limit bounds
+/// descriptor numbers, not their count, and a new descriptor takes the lowest free number: so
+/// the limit sits just above the `spare`-th free number, holes below the highest open one
+/// included (a limit of count + spare would leave more where the numbers have holes).
+fn limit_leaving(pid: u32, spare: usize) -> String {
+    let open: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let last_free = (0u64..)
+        .filter(|n| !open.contains(n))
+        .nth(spare - 1)
+        .expect("descriptor numbers are unbounded");
+    (last_free + 1).to_string()
+}
+
 /// The process's (soft, hard) open-file limits.
 fn nofile(pid: u32) -> (String, String) {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
@@ -339,7 +355,7 @@ async fn out_of_descriptors_is_limit_exceeded_not_internal_failure() {
 
     // Two descriptors to spare, and then none: the OS refuses the next ones.
     let (soft, _) = nofile(pid);
-    set_soft_nofile(pid, &(open_fds(pid) + 2).to_string());
+    set_soft_nofile(pid, &limit_leaving(pid, 2));
     let first = put_one_per_shard(&kinesis, "s", &all, "first").await;
     for (shard, r) in &first {
         if let Err(e) = r {
@@ -349,8 +365,9 @@ async fn out_of_descriptors_is_limit_exceeded_not_internal_failure() {
     // With no descriptor left the server may not even accept a new connection (the client
     // then sees the connection reset, no answer at all), or it closes an idle connection to
     // free one and answers a request that raced onto it 503, retryable; what it answers once
-    // a request runs must be the limit.
-    let mut tries = 0;
+    // a request runs must be the limit. The client may have raced a second connection that
+    // the server takes a while to get to, so the tries go on for a while.
+    let deadline = Instant::now() + Duration::from_secs(20);
     let e = loop {
         let e = kinesis
             .create_stream()
@@ -359,9 +376,8 @@ async fn out_of_descriptors_is_limit_exceeded_not_internal_failure() {
             .send()
             .await
             .expect_err("CreateStream with no descriptor left");
-        tries += 1;
         let retry = e.raw_response().is_none_or(|r| r.status().as_u16() == 503);
-        if !retry || tries == 10 {
+        if !retry || Instant::now() > deadline {
             break e;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
