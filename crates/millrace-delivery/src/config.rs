@@ -15,6 +15,9 @@ pub enum Format {
     Ndjson,
     /// Records back to back, byte for byte, as Firehose writes them.
     Concat,
+    /// Records byte for byte, each followed by a newline, as Firehose's
+    /// `AppendDelimiterToRecord` writes them (records need not be JSON).
+    Lines,
     /// Columnar; schema declared in `schema` or inferred per object.
     Parquet,
 }
@@ -308,7 +311,7 @@ impl DeliveryConfig {
                     "{path}.compression = \"gzip\": Parquet takes none, snappy or zstd"
                 ));
             }
-            (Format::Ndjson | Format::Concat, Compression::Snappy) => {
+            (Format::Ndjson | Format::Concat | Format::Lines, Compression::Snappy) => {
                 return Err(format!(
                     "{path}.compression = \"snappy\": only for Parquet; use gzip or zstd"
                 ));

@@ -281,9 +281,9 @@ impl Encoder {
             (Format::Ndjson, Compression::Gzip) => ".json.gz",
             (Format::Ndjson, Compression::Zstd) => ".json.zst",
             (Format::Ndjson, _) => ".json",
-            (Format::Concat, Compression::Gzip) => ".gz",
-            (Format::Concat, Compression::Zstd) => ".zst",
-            (Format::Concat, _) => "",
+            (Format::Concat | Format::Lines, Compression::Gzip) => ".gz",
+            (Format::Concat | Format::Lines, Compression::Zstd) => ".zst",
+            (Format::Concat | Format::Lines, _) => "",
         }
     }
 
@@ -386,10 +386,15 @@ impl Encoder {
                     }
                     (buf, group.iter().map(|(r, _)| *r).collect::<Vec<_>>())
                 }
-                Format::Concat => {
-                    let mut buf = Vec::with_capacity(group.iter().map(|(r, _)| r.data.len()).sum());
+                Format::Concat | Format::Lines => {
+                    let newline = self.format == Format::Lines;
+                    let size = group.iter().map(|(r, _)| r.data.len() + 1).sum();
+                    let mut buf = Vec::with_capacity(size);
                     for (rec, _) in &group {
                         buf.extend_from_slice(&rec.data);
+                        if newline {
+                            buf.push(b'\n');
+                        }
                     }
                     (buf, group.iter().map(|(r, _)| *r).collect())
                 }
@@ -1146,6 +1151,32 @@ mod tests {
         cfg.file_extension = None;
         cfg.time_zone = Some("Mars/Olympus".into());
         assert!(cfg.validate("d").unwrap_err().contains("d.time_zone"));
+    }
+
+    #[test]
+    fn lines_keep_every_record_byte_for_byte_with_a_newline_after_it() {
+        let mut cfg = DeliveryConfig::new("d", "s");
+        cfg.format = Format::Lines;
+        cfg.validate("delivery[0]").unwrap();
+        let enc = Encoder::new(&cfg).unwrap();
+        let bodies: [&[u8]; 4] = [br#"{"a":1}"#, b"a,b,c", b"", &[0xff, b'\n', 0x00]];
+        let recs: Vec<_> = (0..)
+            .zip(bodies)
+            .map(|(i, b)| record(i, Bytes::copy_from_slice(b)))
+            .collect();
+        let objects = enc.encode("shardId-000000000000", &recs).unwrap();
+        assert_eq!(objects.len(), 1, "nothing is refused: {objects:?}");
+        assert_eq!(&objects[0].bytes[..], b"{\"a\":1}\na,b,c\n\n\xff\n\x00\n");
+        assert_eq!(objects[0].records, 4);
+        // No extension, as Firehose writes it.
+        assert!(
+            objects[0].key.ends_with(&format!("-{:056}", 3)),
+            "{}",
+            objects[0].key
+        );
+
+        cfg.compression = Compression::Snappy;
+        assert!(cfg.validate("d").unwrap_err().contains("d.compression"));
     }
 
     #[test]

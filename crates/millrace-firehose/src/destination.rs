@@ -411,7 +411,7 @@ fn delivery_config_of(
     c.format = if d.parquet {
         Format::Parquet
     } else if d.appends_delimiter() {
-        Format::Ndjson
+        Format::Lines
     } else {
         Format::Concat
     };

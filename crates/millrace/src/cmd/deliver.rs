@@ -72,8 +72,13 @@ pub enum DeliverCommand {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {
+    /// One JSON record per line; a record that is not JSON goes under the error prefix.
     Ndjson,
+    /// Records back to back, byte for byte (Firehose with no processor).
     Concat,
+    /// Records byte for byte, a newline after each (Firehose's AppendDelimiterToRecord).
+    Lines,
+    /// Columnar; records must be JSON objects.
     Parquet,
 }
 
@@ -180,6 +185,7 @@ fn to_config(args: &DeliverArgs, stream: &str) -> anyhow::Result<DeliveryConfig>
     c.format = match args.format {
         FormatArg::Ndjson => Format::Ndjson,
         FormatArg::Concat => Format::Concat,
+        FormatArg::Lines => Format::Lines,
         FormatArg::Parquet => Format::Parquet,
     };
     c.compression = match args.compression {

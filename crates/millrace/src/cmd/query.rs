@@ -182,7 +182,9 @@ pub fn delivery_tables(config: &crate::config::Config, data_dir: &DataDir) -> Ve
         let fixed = template.split("!{").next().unwrap_or("");
         let fixed = &fixed[..fixed.rfind('/').map(|i| i + 1).unwrap_or(0)];
         let format = match d.format {
-            millrace_delivery::Format::Ndjson => InputFormat::Ndjson,
+            millrace_delivery::Format::Ndjson | millrace_delivery::Format::Lines => {
+                InputFormat::Ndjson
+            }
             millrace_delivery::Format::Concat => InputFormat::Concat,
             millrace_delivery::Format::Parquet => InputFormat::Parquet,
         };
