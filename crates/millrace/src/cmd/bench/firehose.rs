@@ -1,5 +1,6 @@
 //! `millrace bench firehose`: PutRecordBatch into a DirectPut delivery stream that delivers
-//! NDJSON at buffer interval 0, against peers in the same run.
+//! one record per line (AppendDelimiterToRecord) at buffer interval 0, against peers in the
+//! same run.
 //!
 //! `--clients` clients each send batches of `--batch` records of about `--record-bytes` bytes
 //! (JSON with a unique id) until `--records` are accepted in all; the figure is accepted
@@ -129,7 +130,8 @@ async fn fh(http: &reqwest::Client, url: &str, op: &str, body: Value) -> anyhow:
     serde_json::from_slice(&bytes).with_context(|| format!("{op}: response is not JSON"))
 }
 
-/// A DirectPut delivery stream writing NDJSON (AppendDelimiterToRecord) at interval 0, ACTIVE.
+/// A DirectPut delivery stream writing one record per line (AppendDelimiterToRecord) at
+/// interval 0, ACTIVE.
 async fn create(http: &reqwest::Client, url: &str, bucket_arn: &str) -> anyhow::Result<()> {
     fh(
         http,
