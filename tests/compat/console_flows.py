@@ -141,13 +141,17 @@ def head(src, dst, rows):
     return dst
 
 
-def wait_download(folder, name, seconds=30):
-    """The path of the downloaded file `name` once the browser has finished it, or None."""
+def wait_download(folder, name, problems, seconds=30):
+    """The path of the downloaded file `name` once the browser has finished it, or None with
+    the folder's contents added to `problems`."""
     path = os.path.join(folder, name)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not os.path.exists(path):
         time.sleep(0.2)
-    return path if os.path.exists(path) else None
+    if os.path.exists(path):
+        return path
+    problems.append(f"no download; folder holds {os.listdir(folder)}")
+    return None
 
 
 def stream_detail(driver):
@@ -303,11 +307,9 @@ def main():
         ck.check("sql: a query typed in the box shows the counts of the rows sent", problems)
         driver.save_screenshot(os.path.join(args.shots, "sql.png"))
         driver.find_element(By.LINK_TEXT, "CSV").click()
-        got_csv = wait_download(downloads, "query.csv")
         problems = []
-        if not got_csv:
-            problems.append(f"no download; folder holds {os.listdir(downloads)}")
-        else:
+        got_csv = wait_download(downloads, "query.csv", problems)
+        if got_csv:
             with open(got_csv, newline="") as f:
                 back = [(r["Contract"], int(r["n"])) for r in csv.DictReader(f)]
             if back != want:
@@ -457,11 +459,9 @@ def main():
         upload = head(args.csv, os.path.join(tmp, "score-me.csv"), 50)
         driver.find_element(By.ID, "csv").send_keys(upload)
         driver.find_element(By.CSS_SELECTOR, "form.batch button").click()
-        got = wait_download(downloads, "churn-v1-predictions.csv")
         problems = []
-        if not got:
-            problems.append(f"no download; folder holds {os.listdir(downloads)}")
-        else:
+        got = wait_download(downloads, "churn-v1-predictions.csv", problems)
+        if got:
             with open(got, newline="") as f:
                 scored = list(csv.DictReader(f))
             if len(scored) != 50:
