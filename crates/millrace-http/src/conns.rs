@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -88,7 +88,7 @@ impl Connections {
     pub(crate) fn admit(self: &Arc<Self>) -> Option<Slot> {
         let mut open = self.open.lock().expect("connection table");
         if open.by_id.len() >= self.max {
-            let victim = self.idlest(&open)?;
+            let victim = self.idlest(&open, Duration::ZERO)?;
             if let Some(state) = open.by_id.remove(&victim) {
                 state.evict.cancel();
             }
@@ -115,10 +115,13 @@ impl Connections {
         })
     }
 
-    /// Closes the connection idle the longest, if any is idle (to free a file descriptor).
-    pub(crate) fn evict_one(&self) -> bool {
+    /// Closes the connection idle the longest, if one has been idle for `at_least` (to free a
+    /// file descriptor). A connection idle for a moment is likely carrying the next request
+    /// already, not yet read: closing it would fail that request, and a client that opened a
+    /// second connection meanwhile would have it closed in turn, request after request.
+    pub(crate) fn evict_one(&self, at_least: Duration) -> bool {
         let mut open = self.open.lock().expect("connection table");
-        match self.idlest(&open) {
+        match self.idlest(&open, at_least) {
             Some(id) => {
                 if let Some(state) = open.by_id.remove(&id) {
                     state.evict.cancel();
@@ -129,13 +132,15 @@ impl Connections {
         }
     }
 
-    /// The idle connection idle the longest, claimed for eviction (one only streaming a
-    /// response after every one idle without).
-    fn idlest(&self, open: &Open) -> Option<u64> {
+    /// The idle connection idle the longest, for `at_least`, claimed for eviction (one only
+    /// streaming a response after every one idle without).
+    fn idlest(&self, open: &Open, at_least: Duration) -> Option<u64> {
+        let since = self.now_ms().checked_sub(at_least.as_millis() as u64)?;
         let mut idle: Vec<(bool, u64, u64)> = open
             .by_id
             .iter()
             .filter(|(_, s)| s.busy.load(Ordering::Acquire) == 0)
+            .filter(|(_, s)| s.idle_since_ms.load(Ordering::Relaxed) <= since)
             .map(|(id, s)| {
                 let streaming = s.streams.load(Ordering::Acquire) > 0;
                 (streaming, s.idle_since_ms.load(Ordering::Relaxed), *id)
@@ -291,5 +296,23 @@ mod tests {
         assert!(!c.evicted().is_cancelled());
         drop((b, c, d));
         assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn out_of_descriptors_only_a_connection_idle_long_enough_is_closed() {
+        let table = Connections::new(8);
+        let a = table.admit().unwrap();
+        let wait = Duration::from_millis(50);
+        assert!(
+            !table.evict_one(wait),
+            "a connection idle for a moment stays"
+        );
+        assert!(!a.evicted().is_cancelled());
+        std::thread::sleep(wait);
+        let b = table.admit().unwrap();
+        assert!(table.evict_one(wait), "idle long enough: closed");
+        assert!(a.evicted().is_cancelled());
+        assert!(!b.evicted().is_cancelled());
+        assert!(!table.evict_one(wait));
     }
 }

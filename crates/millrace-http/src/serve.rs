@@ -52,6 +52,8 @@ const REFUSING_AT_MOST: usize = 64;
 const REFUSAL_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause after an accept error that is not about one connection (e.g. out of descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Out of descriptors, a connection idle for less than this is not closed to free one.
+const EVICT_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// A response extension a handler sets on a response whose body streams for long (an AWS
 /// event stream): its connection counts as streaming, not busy (see the module docs).
@@ -384,7 +386,8 @@ impl Server {
     }
 
     /// A failed accept. One connection's failure is nothing; anything else (out of
-    /// descriptors) closes the idlest connection to free one, then pauses.
+    /// descriptors) closes the connection idle the longest, if idle for [`EVICT_IDLE_FOR`], to
+    /// free one, then pauses: the new connection waits in the backlog meanwhile.
     async fn accept_failed(&self, e: std::io::Error) {
         use std::io::ErrorKind::*;
         if matches!(
@@ -394,7 +397,7 @@ impl Server {
             return;
         }
         tracing::warn!(server = self.name, error = %e, "accepting a connection failed");
-        self.conns.evict_one();
+        self.conns.evict_one(EVICT_IDLE_FOR);
         tokio::time::sleep(ACCEPT_BACKOFF).await;
     }
 }

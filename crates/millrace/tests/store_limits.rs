@@ -363,9 +363,11 @@ async fn out_of_descriptors_is_limit_exceeded_not_internal_failure() {
         }
     }
     // With no descriptor left the server may not even accept a new connection (the client
-    // then sees the connection reset, no answer at all), or it closes an idle connection to
-    // free one and answers a request that raced onto it 503, retryable; what it answers once
-    // a request runs must be the limit. The client may have raced a second connection that
+    // then sees the connection reset, no answer at all), or it closes a connection idle for a
+    // second to free one and answers a request that raced onto it 503, retryable; what it
+    // answers once a request runs must be the limit. (It used to close one idle for a moment:
+    // the client's pooled connection, carrying this request, while the client raced a second
+    // one, which became the next victim, try after try.) The client may have raced a second connection that
     // the server takes a while to get to, so the tries go on for a while.
     let deadline = Instant::now() + Duration::from_secs(20);
     let e = loop {
