@@ -345,6 +345,58 @@ def main():
         ck.check("data quality: a folder profiled from the lake, its report read in place", problems)
         driver.save_screenshot(os.path.join(args.shots, "quality.png"))
 
+        # 3d. Training: "Train a model on this folder" on the delivery's folder, best mode for
+        # the shortest budget, so the leaderboard has time to fill in while the page is open.
+        driver.get(console + "/lake?prefix=raw%2F")
+        driver.find_element(By.LINK_TEXT, "Train a model on this folder").click()
+        target = Select(wait.until(ec.presence_of_element_located((By.ID, "target"))))
+        target.select_by_visible_text("Churn")
+        name = driver.find_element(By.ID, "name")
+        name.clear()
+        name.send_keys("churn-console")
+        Select(driver.find_element(By.ID, "objective")).select_by_value("auc")
+        driver.find_element(By.CSS_SELECTOR, 'input[name="mode"][value="best"]').click()
+        budget = driver.find_element(By.ID, "budget_s")
+        budget.clear()
+        budget.send_keys("10")
+        driver.find_element(By.CSS_SELECTOR, "form.train button").click()
+        problems = []
+        try:
+            wait.until(ec.presence_of_element_located((By.ID, "train-progress")))
+            driver.execute_script("window.__same_page = true")
+            seen = set()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                state = driver.find_element(By.ID, "train-state").text
+                seen.add(len(driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")))
+                if state in ("done", "failed"):
+                    break
+                time.sleep(0.2)
+            count = driver.find_element(By.ID, "train-count").text
+            rows_now = len(driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr"))
+            if state != "done":
+                problems.append(f"the training {state}: {driver.find_element(By.TAG_NAME, 'main').text}")
+            elif not driver.execute_script("return window.__same_page === true"):
+                problems.append("the page reloaded instead of updating itself")
+            else:
+                if len(seen) < 3:
+                    problems.append(f"the leaderboard did not fill in while open: sizes {sorted(seen)}")
+                if count != f"{rows_now} of {rows_now} cross-validated":
+                    problems.append(f"{count!r} with {rows_now} rows in the leaderboard")
+                cvs = [float(tr.find_elements(By.TAG_NAME, "td")[1].text)
+                       for tr in driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")]
+                if cvs != sorted(cvs, reverse=True):
+                    problems.append(f"not best first: {cvs}")
+                driver.save_screenshot(os.path.join(args.shots, "training.png"))
+                driver.find_element(By.ID, "train-version").click()
+                wait.until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
+                if not driver.current_url.endswith("/models/churn-console/v1"):
+                    problems.append(f"the saved version's link leads to {driver.current_url}")
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check
+            problems.append(err_text(exc))
+        ck.check("training: a model trained from the lake, its leaderboard filling in live, "
+                 "then its version", problems)
+
         # 4. The model page's threshold slider.
         driver.find_element(By.LINK_TEXT, "Models").click()
         wait.until(ec.presence_of_element_located((By.LINK_TEXT, "churn"))).click()

@@ -90,6 +90,12 @@ impl Options {
 pub enum Event {
     /// A line for the user.
     Info(String),
+    /// The metric candidates are compared on, once the problem is known (before any
+    /// [`Event::Evaluated`]): its name and whether a higher figure is better.
+    Objective {
+        name: &'static str,
+        higher_is_better: bool,
+    },
     /// The number of candidates planned (grows in `best` mode).
     Planned(usize),
     /// A candidate was cross-validated.
@@ -525,6 +531,10 @@ pub fn train(
             objective.name()
         ),
     }));
+    on(Event::Objective {
+        name: objective.name(),
+        higher_is_better: objective.higher_is_better(),
+    });
     on(Event::Info(format!("problem type: {}", target.rule)));
     if target.missing > 0 {
         on(Event::Info(format!(

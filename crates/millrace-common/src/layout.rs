@@ -60,6 +60,11 @@ impl DataDir {
         self.state().join("console").join("profiles")
     }
 
+    /// `state/console/trainings/`: trainings started from the console, one folder each.
+    pub fn console_trainings(&self) -> PathBuf {
+        self.state().join("console").join("trainings")
+    }
+
     /// `state/iterator.key`.
     pub fn iterator_key(&self) -> PathBuf {
         self.state().join("iterator.key")

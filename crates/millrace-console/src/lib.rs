@@ -21,6 +21,8 @@
 //!   console and read in place.
 //! - [`monitor`] (`monitor.rs`): each served model's drift, its alert state and drift over
 //!   time.
+//! - [`train`] (`train.rs`): training a model from a lake folder (target, objective, quick or
+//!   best, time budget), its progress and the leaderboard filling in as candidates finish.
 //! - [`guard`] (`guard.rs`): the check every form post passes (same-origin only).
 
 pub mod guard;
@@ -31,6 +33,7 @@ pub mod predict;
 pub mod quality;
 pub mod sql;
 pub mod stages;
+pub mod train;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +97,14 @@ pub trait Source: Send + Sync + 'static {
     fn profile(&self, id: &str) -> Result<ProfileInfo, SourceError>;
     /// A finished report's `report.html` or `report.json`.
     fn profile_file(&self, id: &str, name: &str) -> Result<Vec<u8>, SourceError>;
+    /// Every training started from the console.
+    fn trainings(&self) -> Result<Vec<TrainingInfo>, SourceError>;
+    /// Starts training a model on a lake folder; its id at once, while it runs. A folder
+    /// outside the lake is [`SourceError::NotFound`]; a bad name, target, objective or budget
+    /// is [`SourceError::Invalid`] with the reason.
+    fn start_training(&self, request: &TrainRequest) -> Result<String, SourceError>;
+    /// One training's state, progress and leaderboard so far.
+    fn training(&self, id: &str) -> Result<TrainingInfo, SourceError>;
     /// Every model with a saved drift report (by name), without history.
     fn drifts(&self) -> Result<Vec<Drift>, SourceError>;
     /// A model's drift report with its history.
@@ -146,6 +157,84 @@ pub struct ProfileInfo {
     pub warnings: Vec<String>,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+/// What the "train a model" form asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainRequest {
+    /// The lake folder to train on.
+    pub dataset: String,
+    pub target: String,
+    /// The model's name: the run saves its next version.
+    pub name: String,
+    /// The metric to optimise; the problem's default when `None`.
+    pub objective: Option<String>,
+    /// `quick` (the fixed list) or `best` (then random configurations for the budget).
+    pub mode: String,
+    /// `best` mode's search time, in seconds.
+    pub budget_s: u64,
+}
+
+/// A training started from the console, as it runs and once it is over.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainingInfo {
+    pub id: String,
+    /// The lake folder trained on.
+    pub dataset: String,
+    pub target: String,
+    pub name: String,
+    /// As asked (`None`: the problem's default).
+    pub objective: Option<String>,
+    pub mode: String,
+    pub budget_s: u64,
+    /// `waiting` (for another training to finish), `running`, `done` or `failed`.
+    pub state: String,
+    pub started_ms: i64,
+    /// How long it took, once over.
+    pub seconds: Option<f64>,
+    /// The metric candidates are compared on, once the problem is known.
+    pub metric: Option<String>,
+    pub higher_is_better: bool,
+    /// Candidates planned so far (grows in `best` mode).
+    pub planned: usize,
+    /// Candidates cross-validated so far, in the order they finished.
+    pub candidates: Vec<TrainedCandidate>,
+    /// What training said along the way (problem type, columns left out, the ensemble).
+    pub lines: Vec<String>,
+    /// The version saved, once done.
+    pub version: Option<u32>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl TrainingInfo {
+    /// Over, one way or the other.
+    pub fn finished(&self) -> bool {
+        matches!(self.state.as_str(), "done" | "failed")
+    }
+
+    /// The candidates so far, best first by the metric (one without a figure last).
+    pub fn ranked(&self) -> Vec<TrainedCandidate> {
+        let mut all = self.candidates.clone();
+        all.sort_by(|a, b| {
+            let order = a.cv.total_cmp(&b.cv);
+            let order = if self.higher_is_better {
+                order.reverse()
+            } else {
+                order
+            };
+            a.cv.is_nan().cmp(&b.cv.is_nan()).then(order)
+        });
+        all
+    }
+}
+
+/// One candidate's cross-validated figure.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainedCandidate {
+    pub name: String,
+    pub cv: f64,
+    pub seconds: f64,
 }
 
 /// A query of the SQL box.

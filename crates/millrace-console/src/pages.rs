@@ -10,6 +10,7 @@
 //! | `/lake/object?key=K` | an object's first rows as a table |
 //! | `/sql?q=SQL&limit=N&table=NAME=FOLDER` | a read-only query's first rows; `&format=csv` or `parquet` downloads the result (see `sql.rs`) |
 //! | `/quality…` | data-quality reports of lake folders (see `quality.rs`) |
+//! | `/train…` | training a model on a lake folder, its progress and leaderboard (see `train.rs`) |
 //! | `/monitor`, `/monitor/{name}` | served models' drift and its history (see `monitor.rs`) |
 //! | `/models`, `/models/{name}`, `/models/{name}/v{N}` | the registry (see `models.rs`) |
 //! | `POST /models/{name}/promote`, `POST /models/{name}/rollback` | change the production version |
@@ -53,6 +54,10 @@ pub fn router(source: Shared) -> Router {
             get(crate::quality::list).post(crate::quality::start),
         )
         .route("/quality/new", get(crate::quality::new))
+        .route("/train", get(crate::train::list).post(crate::train::start))
+        .route("/train/new", get(crate::train::new))
+        .route("/train/{id}", get(crate::train::job))
+        .route("/train/{id}/events", get(crate::train::events))
         .route("/monitor", get(crate::monitor::list))
         .route("/monitor/{name}", get(crate::monitor::model))
         .route("/quality/{id}", get(crate::quality::report))
@@ -299,6 +304,8 @@ struct LakePage {
     query: Option<String>,
     /// The form that profiles this folder (none at the lake's root).
     profile: Option<String>,
+    /// The form that trains a model on this folder (none at the lake's root).
+    train: Option<String>,
 }
 
 /// `/sql` with `prefix` as a table named after its last folder, and a first look at it.
@@ -320,6 +327,14 @@ fn query_link(prefix: &str) -> Option<String> {
     Some(format!("/sql?{}", s.finish()))
 }
 
+/// `page?prefix=PREFIX`, or none at the lake's root.
+fn folder_link(page: &str, prefix: &str) -> Option<String> {
+    (!prefix.is_empty()).then(|| {
+        let p: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
+        format!("{page}?prefix={p}")
+    })
+}
+
 async fn lake(State(source): State<Shared>, Query(q): Query<LakeQuery>) -> Response {
     let prefix = q.prefix.unwrap_or_default();
     match source.lake_list(&prefix) {
@@ -327,12 +342,8 @@ async fn lake(State(source): State<Shared>, Query(q): Query<LakeQuery>) -> Respo
             title: "Lake",
             crumbs: crumbs(&prefix),
             query: query_link(&prefix),
-            profile: (!prefix.is_empty()).then(|| {
-                format!(
-                    "/quality/new?prefix={}",
-                    url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect::<String>()
-                )
-            }),
+            profile: folder_link("/quality/new", &prefix),
+            train: folder_link("/train/new", &prefix),
             entries,
         }),
         Err(e) => refused(e),

@@ -74,3 +74,57 @@
   form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, 150); });
   form.addEventListener("change", () => { clearTimeout(timer); update(); });
 })();
+
+// A training's page: the progress, the leaderboard and what training said, from
+// /train/{id}/events as candidates finish; once it is over, the link to the saved version.
+(function () {
+  const box = document.getElementById("training");
+  if (!box || box.dataset.finished === "true" || !window.EventSource) return;
+  const el = (id) => document.getElementById(id);
+  const note = el("live-note");
+  const text = (tag, value, attrs) => {
+    const e = document.createElement(tag);
+    e.textContent = value;
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    return e;
+  };
+  const source = new EventSource("/train/" + encodeURIComponent(box.dataset.id) + "/events");
+  source.addEventListener("training", (e) => {
+    const t = JSON.parse(e.data);
+    el("train-state").textContent = t.state;
+    if (t.metric) el("train-metric").textContent = "metric " + t.metric;
+    if (t.seconds != null) el("train-took").textContent = "took " + t.seconds.toFixed(2) + " s";
+    const progress = el("train-progress");
+    progress.max = Math.max(t.planned, 1);
+    progress.value = t.candidates.length;
+    el("train-count").textContent = t.candidates.length + " of " + t.planned + " cross-validated";
+    const head = document.querySelector("#leaderboard thead th:nth-child(3)");
+    if (head && t.metric) head.textContent = "CV " + t.metric;
+    const body = document.querySelector("#leaderboard tbody");
+    body.replaceChildren(...t.ranked.map((c, i) => {
+      const tr = document.createElement("tr");
+      tr.append(text("td", String(i + 1), { class: "num" }), text("th", c.name, { scope: "row" }),
+        text("td", c.cv.toFixed(4), { class: "num" }), text("td", c.seconds.toFixed(2), { class: "num" }));
+      return tr;
+    }));
+    el("train-lines").replaceChildren(...t.lines.map((l) => text("li", l)));
+    if (t.error) { el("train-error").textContent = t.error; el("train-error").hidden = false; }
+    if (t.version_link) {
+      const link = el("train-version");
+      link.href = t.version_link;
+      link.textContent = t.name + ":v" + t.version;
+      el("train-done").hidden = false;
+    }
+    const over = t.state === "done" || t.state === "failed";
+    if (note) note.textContent = over ? "" : "Live: updated " + new Date().toLocaleTimeString() + ".";
+    if (over) {
+      box.dataset.finished = "true";
+      source.close();
+      el("leaderboard-caption").textContent = "Leaderboard, best first (cross-validated on the training part)";
+    }
+  });
+  source.addEventListener("gone", () => source.close());
+  source.onerror = () => {
+    if (note) note.textContent = "Live updates paused: the server is not answering; retrying.";
+  };
+})();

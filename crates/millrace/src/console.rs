@@ -11,7 +11,8 @@ use millrace_automl::baseline::Bins;
 use millrace_automl::explain::Detail;
 use millrace_console::{
     Download, Drift, DriftPoint, Input, InputKind, LakeEntry, ModelSummary, Preview, ProfileInfo,
-    QueryTable, Record, ShardInfo, SourceError, SqlQuery, StreamInfo, TableInfo, VersionSummary,
+    QueryTable, Record, ShardInfo, SourceError, SqlQuery, StreamInfo, TableInfo, TrainRequest,
+    TrainingInfo, VersionSummary,
 };
 use millrace_serve::ServeError;
 use millrace_serve::endpoint::Loaded;
@@ -38,6 +39,8 @@ pub struct ConsoleSource {
     pub sql: crate::console_sql::SqlTables,
     /// Data-quality reports made from the console.
     pub profiles: crate::console_profile::Profiles,
+    /// Trainings started from the console.
+    pub trainings: crate::console_train::Trainings,
 }
 
 impl ConsoleSource {
@@ -46,11 +49,13 @@ impl ConsoleSource {
         data_dir: &Path,
         sql: crate::console_sql::SqlTables,
         profiles: crate::console_profile::Profiles,
+        trainings: crate::console_train::Trainings,
     ) -> ConsoleSource {
         let dirs = millrace_common::layout::DataDir::new(data_dir);
         ConsoleSource {
             sql,
             profiles,
+            trainings,
             admin,
             data_dir: data_dir.to_path_buf(),
             lake: dirs.lake(),
@@ -373,6 +378,21 @@ impl millrace_console::Source for ConsoleSource {
 
     fn profile_file(&self, id: &str, name: &str) -> Result<Vec<u8>, SourceError> {
         self.profiles.file(id, name)
+    }
+
+    fn trainings(&self) -> Result<Vec<TrainingInfo>, SourceError> {
+        self.trainings.list()
+    }
+
+    fn start_training(&self, request: &TrainRequest) -> Result<String, SourceError> {
+        let path = self.lake_folder(&request.dataset)?;
+        let columns =
+            tokio::runtime::Handle::current().block_on(crate::console_sql::columns(&path))?;
+        self.trainings.start(request, path, &columns)
+    }
+
+    fn training(&self, id: &str) -> Result<TrainingInfo, SourceError> {
+        self.trainings.get(id)
     }
 
     fn drifts(&self) -> Result<Vec<Drift>, SourceError> {

@@ -10,6 +10,7 @@ mod console;
 mod console_preview;
 mod console_profile;
 mod console_sql;
+mod console_train;
 mod firehose;
 mod generate;
 mod kinesis;

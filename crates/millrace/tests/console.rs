@@ -1,7 +1,8 @@
 //! The web console against a real `millrace up`: the overview's stages, the streams list, the
 //! record browser (records decoded, client data escaped), its errors, the live event stream,
 //! the model pages, predictions from the browser (what-if and a CSV upload), promotion and
-//! rollback (refused from other sites), and the console staying off while `[auth]` is on.
+//! rollback (refused from other sites), training a model from a lake folder, and the console
+//! staying off while `[auth]` is on.
 
 use crate::common;
 
@@ -789,6 +790,221 @@ fn data_quality_reports_are_made_from_the_lake_and_read_in_place() {
     ] {
         let (status, _) = get(&console, path, 1 << 20);
         assert_eq!(status, 404, "{path}");
+    }
+}
+
+/// A lake folder `ds/` of `rows` customers whose `churn` follows their plan and tenure.
+fn churn_folder(dir: &Path, rows: usize) {
+    let folder = dir.join("data").join("lake").join("ds");
+    std::fs::create_dir_all(&folder).unwrap();
+    let lines: String = (0..rows)
+        .map(|i| {
+            let plan = ["basic", "pro", "team"][i % 3];
+            let tenure = (i * 7) % 72;
+            let churn = (plan == "basic" && tenure < 30) || (i % 11 == 0);
+            format!(
+                "{{\"customerID\":\"C-{i}\",\"tenure\":{tenure},\"plan\":\"{plan}\",\"charges\":{},\"churn\":\"{}\"}}\n",
+                20 + (i * 13) % 90,
+                if churn { "Yes" } else { "No" }
+            )
+        })
+        .collect();
+    std::fs::write(folder.join("part-0.ndjson"), lines).unwrap();
+}
+
+/// Reads a `/train/{id}/events` stream to its end: each `training` event's JSON.
+fn training_events(console: &str, id: &str) -> Vec<serde_json::Value> {
+    let (status, _, body) = request(
+        console,
+        "GET",
+        &format!("/train/{id}/events"),
+        &[],
+        b"",
+        64 << 20,
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut events = Vec::new();
+    let mut kind = "";
+    for line in body.lines() {
+        if let Some(k) = line.strip_prefix("event: ") {
+            kind = k;
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            assert_eq!(kind, "training", "{body}");
+            events.push(serde_json::from_str(data).unwrap());
+        }
+    }
+    events
+}
+
+#[test]
+fn a_model_is_trained_from_a_lake_folder_and_its_leaderboard_fills_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, console) = start_console(dir.path());
+    churn_folder(dir.path(), 1500);
+
+    let (_, html) = get(&console, "/lake?prefix=ds%2F", 1 << 20);
+    assert!(
+        html.contains(r#"<a href="/train/new?prefix=ds%2F">Train a model on this folder</a>"#),
+        "{html}"
+    );
+    let (status, html) = get(&console, "/train/new?prefix=ds%2F", 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    for c in ["customerID", "tenure", "plan", "charges", "churn"] {
+        assert!(
+            html.contains(&format!("<option>{c}</option>")),
+            "{c}: {html}"
+        );
+    }
+    assert!(
+        html.contains(r#"id="name" name="name" value="ds""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="auc">"#), "{html}");
+    let post = |body: &str, origin: &str| {
+        request(
+            &console,
+            "POST",
+            "/train",
+            &["Content-Type: application/x-www-form-urlencoded", origin],
+            body.as_bytes(),
+            1 << 20,
+        )
+    };
+    let form = "prefix=ds%2F&target=churn&name=churn-ds&objective=auc&mode=quick&budget_s=60";
+    let (status, _, page) = post(form, "Origin: https://evil.example");
+    assert_eq!(status, 403, "{page}");
+
+    // Refused before anything runs, each problem named.
+    for (body, status_wanted, says) in [
+        ("prefix=ds%2F&target=nope&name=m", 400, "has no column"),
+        ("prefix=ds%2F&target=churn&name=..%2Fm", 400, "model name"),
+        (
+            "prefix=ds%2F&target=churn&name=m&objective=rmse%3B",
+            400,
+            "metric",
+        ),
+        (
+            "prefix=ds%2F&target=churn&name=m&mode=slow",
+            400,
+            "quick or best",
+        ),
+        (
+            "prefix=ds%2F&target=churn&name=m&budget_s=1",
+            400,
+            "between 10 and 3600",
+        ),
+        (
+            "prefix=ds%2F&target=churn&name=m&budget_s=x",
+            400,
+            "whole number",
+        ),
+        ("prefix=..%2F&target=churn&name=m", 404, "not a"),
+        ("prefix=%2Fetc&target=churn&name=m", 404, "not a"),
+        ("prefix=nothere%2F&target=churn&name=m", 404, "not a"),
+    ] {
+        let (status, _, page) = post(body, "Sec-Fetch-Site: same-origin");
+        assert_eq!(status, status_wanted, "{body}: {page}");
+        assert!(page.contains(says), "{body}: {page}");
+    }
+    let (_, list) = get(&console, "/train", 1 << 20);
+    assert!(list.contains("No trainings yet"), "{list}");
+
+    let (status, head, page) = post(form, "Sec-Fetch-Site: same-origin");
+    assert_eq!(status, 303, "{head}{page}");
+    let at = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("{head}"))
+        .to_owned();
+    let id = at.strip_prefix("/train/").unwrap_or_else(|| panic!("{at}"));
+    let (status, html) = get(&console, &at, 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains(r#"<noscript><meta http-equiv="refresh" content="2"></noscript>"#),
+        "a running training's page refreshes itself without JavaScript: {html}"
+    );
+
+    // The event stream follows it to the end, one event per change.
+    let events = training_events(&console, id);
+    let last = events.last().unwrap_or_else(|| panic!("no events"));
+    assert_eq!(last["state"], "done", "{last}");
+    let counts: Vec<usize> = events
+        .iter()
+        .map(|e| e["candidates"].as_array().unwrap().len())
+        .collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "candidates only come in: {counts:?}"
+    );
+    let planned = last["planned"].as_u64().unwrap() as usize;
+    assert!(planned >= 5, "{last}");
+    assert_eq!(counts.last(), Some(&planned), "{last}");
+    assert_eq!(last["metric"], "auc");
+    assert_eq!(last["higher_is_better"], true);
+    let ranked: Vec<f64> = last["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cv"].as_f64().unwrap())
+        .collect();
+    assert_eq!(ranked.len(), planned);
+    assert!(
+        ranked.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {ranked:?}"
+    );
+    assert!(
+        ranked[0] > 0.8,
+        "the folder's pattern is learnt: {ranked:?}"
+    );
+    assert_eq!(last["version"], 1);
+    assert_eq!(last["version_link"], "/models/churn-ds/v1");
+    let lines = last["lines"].as_array().unwrap();
+    assert!(
+        lines[0]
+            .as_str()
+            .unwrap()
+            .starts_with("read 1500 rows × 5 columns from ds"),
+        "{lines:?}"
+    );
+
+    // The finished page: the saved version, the whole leaderboard, no refreshing.
+    let (_, html) = get(&console, &at, 1 << 20);
+    assert!(
+        html.contains(r#"<span class="state" id="train-state">done</span>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"href="/models/churn-ds/v1">churn-ds:v1</a>"#),
+        "{html}"
+    );
+    assert!(!html.contains("http-equiv"), "{html}");
+    assert_eq!(
+        html.matches(r#"<tr><td class="num">"#).count(),
+        planned,
+        "{html}"
+    );
+    let (status, version) = get(&console, "/models/churn-ds/v1", 1 << 22);
+    assert_eq!(status, 200, "{version}");
+    assert!(version.contains("auc"), "{version}");
+    assert!(
+        dir.path()
+            .join("data/lake/models/churn-ds/v1/model.json")
+            .is_file(),
+        "saved in the registry as `millrace train` saves"
+    );
+    let (_, list) = get(&console, "/train", 1 << 20);
+    assert!(
+        list.contains(&format!(r#"<a href="/train/{id}">churn-ds</a>"#))
+            && list.contains(r#"<td class="state">done</td>"#)
+            && list.contains(r#"<a href="/models/churn-ds/v1">v1</a>"#),
+        "{list}"
+    );
+    for path in ["/train/nope", "/train/..", "/train/nope/events"] {
+        let (status, body) = get(&console, path, 1 << 20);
+        assert!(
+            status == 404 || body.contains("event: gone"),
+            "{path}: {status} {body}"
+        );
     }
 }
 

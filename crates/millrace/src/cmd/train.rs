@@ -167,6 +167,7 @@ pub async fn run(data_dir: &Path, args: TrainArgs) -> anyhow::Result<()> {
         train::train(&frame, &opts, &move |e| match e {
             // Printed even when the bar is hidden (stderr not a terminal).
             Event::Info(line) => bar_c.suspend(|| eprintln!("{line}")),
+            Event::Objective { .. } => {}
             Event::Planned(n) => bar_c.set_length(n as u64),
             Event::Evaluated {
                 done,

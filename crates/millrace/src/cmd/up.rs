@@ -747,11 +747,14 @@ async fn console(
     );
     let profiles =
         crate::console_profile::Profiles::new(&shared.data_dir, config.lake.s3_options());
+    let trainings =
+        crate::console_train::Trainings::new(&shared.data_dir, config.lake.s3_options());
     let source = crate::console::ConsoleSource::new(
         Arc::new(shared.admin.clone()),
         shared.data_dir.root(),
         sql,
         profiles,
+        trainings,
     );
     let app = millrace_http::App {
         name: "the console",
