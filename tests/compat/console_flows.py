@@ -47,6 +47,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -56,7 +57,7 @@ from flowkit import Checks, err_text, note
 ROWS = 300
 
 
-def start_up(binary, tmp):
+def start_up(binary, tmp, extra=""):
     cfg = os.path.join(tmp, "millrace.toml")
     with open(cfg, "w") as f:
         f.write(
@@ -64,7 +65,7 @@ def start_up(binary, tmp):
             '[[stream]]\nname = "churn"\nshards = 2\n'
             '[[delivery]]\nname = "raw"\nstream = "churn"\nlake = "lake"\nprefix = "raw/"\n'
             'buffer_interval_secs = 0\nformat = "ndjson"\n'
-            '[console]\naddr = "127.0.0.1:0"\n'
+            '[console]\naddr = "127.0.0.1:0"\n' + extra
         )
     log = open(os.path.join(tmp, "up.log"), "w")
     p = subprocess.Popen(
@@ -325,7 +326,9 @@ def main():
         driver.find_element(By.CSS_SELECTOR, "form button").click()
         problems = []
         try:
-            WebDriverWait(driver, 60).until(
+            # The page refreshes itself while the report runs: an element read as it reloads
+            # is stale, and is read again.
+            WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,)).until(
                 lambda d: d.find_element(By.CSS_SELECTOR, "#state .state").text in ("done", "failed"))
             state = driver.find_element(By.CSS_SELECTOR, "#state .state").text
             if state != "done":
@@ -563,8 +566,71 @@ def main():
             up.wait(timeout=20)
         except subprocess.TimeoutExpired:
             up.kill()
+    signin_flow(args, ck)
     print(ck.summary())
     sys.exit(1 if ck.failed else 0)
+
+
+def signin_flow(args, ck):
+    """Under [auth] enforce: sign in with an access key in the browser, read what the
+    identity's policy allows, be refused the rest, sign out."""
+    tmp = tempfile.mkdtemp(prefix="millrace-signin-")
+    policy = os.path.join(tmp, "analyst.json")
+    with open(policy, "w") as f:
+        json.dump({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Resource": "*",
+            "Action": ["millrace:GetStatus", "kinesis:List*", "kinesis:Describe*"]}]}, f)
+    out = subprocess.run(
+        [args.millrace, "identity", "add", "analyst", "--identities",
+         os.path.join(tmp, "identities.toml"), "--policy", policy],
+        check=True, capture_output=True, text=True)
+    key = json.loads(out.stdout)
+    up, urls = start_up(args.millrace, tmp,
+                        '[auth]\nmode = "enforce"\nidentities = "identities.toml"\n')
+    console = urls["console"]
+    driver = None
+    problems = []
+    try:
+        driver = browser(1280, 900)
+        wait = WebDriverWait(driver, 20)
+        driver.get(console + "/streams")
+        wait.until(ec.presence_of_element_located((By.ID, "access_key_id")))
+        if "/signin?next=%2Fstreams" not in driver.current_url:
+            problems.append(f"not sent to sign in: {driver.current_url}")
+        driver.find_element(By.ID, "access_key_id").send_keys(key["AccessKeyId"])
+        driver.find_element(By.ID, "secret_access_key").send_keys(key["SecretAccessKey"])
+        driver.save_screenshot(os.path.join(args.shots, "signin.png"))
+        driver.find_element(By.CSS_SELECTOR, "form button").click()
+        who = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "header .who"))).text
+        if who != "signed in as analyst" or not driver.current_url.endswith("/streams"):
+            problems.append(f"after sign-in: {who!r} at {driver.current_url}")
+        cookies = {c["name"]: c for c in driver.get_cookies()}
+        c = cookies.get("millrace_console")
+        if not c or not c.get("httpOnly") or c.get("sameSite") != "Strict":
+            problems.append(f"session cookie {c}")
+        if driver.execute_script("return document.cookie").find("millrace_console") >= 0:
+            problems.append("the page's script can read the session cookie")
+        driver.get(console + "/lake")
+        main = driver.find_element(By.TAG_NAME, "main").text
+        if "AccessDeniedException" not in main or "s3:ListBucket" not in main:
+            problems.append(f"/lake for the analyst: {main[:200]!r}")
+        driver.find_element(By.LINK_TEXT, "Sign out").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "form button"))).click()
+        wait.until(ec.presence_of_element_located((By.ID, "access_key_id")))
+        driver.get(console + "/streams")
+        wait.until(ec.presence_of_element_located((By.ID, "access_key_id")))
+    except Exception as exc:  # noqa: BLE001 - reported as a failed check
+        problems.append(err_text(exc))
+    finally:
+        if driver is not None:
+            driver.quit()
+        up.terminate()
+        try:
+            up.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            up.kill()
+    ck.check("sign-in: an access key in the browser, its policy's pages only, then signed out",
+             problems)
 
 
 if __name__ == "__main__":

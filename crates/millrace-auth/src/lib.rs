@@ -235,6 +235,64 @@ impl Auth {
         }
     }
 
+    /// Checks an access key and its secret as typed into a sign-in form (the console's):
+    /// the secret compared in constant time with the one stored for the key. Every failure is
+    /// the same [`AuthError::BadSignature`] (which of the two was wrong is not said), audited;
+    /// it refuses under every mode, since a sign-in that fails signs no one in.
+    pub fn sign_in(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+        source_ip: Option<IpAddr>,
+        tls: bool,
+    ) -> Result<Caller, AuthError> {
+        use subtle::ConstantTimeEq;
+        let ids = self.identities();
+        let matched = ids.lookup(access_key_id).and_then(|(principal, stored)| {
+            bool::from(stored.as_bytes().ct_eq(secret.as_bytes())).then(|| principal.clone())
+        });
+        let caller = Caller {
+            principal: matched.clone(),
+            access_key_id: Some(access_key_id.to_owned()),
+            source_ip,
+            tls,
+        };
+        if matched.is_some() {
+            return Ok(caller);
+        }
+        let err = AuthError::BadSignature(
+            "The access key ID and secret access key do not match an identity.".into(),
+        );
+        let reason = format!("{}: {err}", err.aws_code());
+        self.audit.record(self.entry(
+            &caller,
+            "console:SignIn",
+            "*",
+            Outcome::Denied,
+            Some(reason),
+        ));
+        Err(err)
+    }
+
+    /// The caller holding `access_key_id` now (a key removed or deactivated since, or none,
+    /// gives an unauthenticated caller, which no policy allows).
+    pub fn caller(
+        &self,
+        access_key_id: Option<&str>,
+        source_ip: Option<IpAddr>,
+        tls: bool,
+    ) -> Caller {
+        let ids = self.identities();
+        Caller {
+            principal: access_key_id
+                .and_then(|k| ids.lookup(k))
+                .map(|(p, _)| p.clone()),
+            access_key_id: access_key_id.map(str::to_owned),
+            source_ip,
+            tls,
+        }
+    }
+
     /// [`Auth::authenticate`] and [`Auth::authorize`] in one, for a server whose action and
     /// resource are known from the request line alone (no resource policy).
     pub fn check(

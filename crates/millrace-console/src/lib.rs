@@ -24,7 +24,10 @@
 //! - [`train`] (`train.rs`): training a model from a lake folder (target, objective, quick or
 //!   best, time budget), its progress and the leaderboard filling in as candidates finish.
 //! - [`guard`] (`guard.rs`): the check every form post passes (same-origin only).
+//! - [`auth`] (`auth.rs`): sign-in, sessions, the forms' tokens and each page's permission when
+//!   identities are on.
 
+pub mod auth;
 pub mod guard;
 pub mod models;
 pub mod monitor;

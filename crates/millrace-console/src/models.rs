@@ -47,6 +47,8 @@ struct ModelPage {
     versions: Vec<VersionRow>,
     /// What the last promote or rollback did, from the redirect's query.
     note: Option<String>,
+    /// The session's token, sent back by the forms.
+    csrf: String,
 }
 
 /// The redirect after a promote or rollback says what happened.
@@ -86,6 +88,7 @@ pub(crate) async fn model(
     State(source): State<Shared>,
     Path(name): Path<String>,
     Query(done): Query<Done>,
+    session: Option<axum::Extension<crate::auth::Session>>,
 ) -> Response {
     let m = match find(&source, &name) {
         Ok(m) => m,
@@ -112,6 +115,7 @@ pub(crate) async fn model(
         production: m.production,
         versions,
         note: done.note(),
+        csrf: crate::auth::csrf(&session),
     })
 }
 

@@ -16,6 +16,7 @@
 //! | `POST /models/{name}/promote`, `POST /models/{name}/rollback` | change the production version |
 //! | `/models/{name}/v{N}/predict` | the what-if form; `POST` a CSV for batch predictions (see `predict.rs`) |
 //! | `/events` | `stages` events: the stages as JSON, every second |
+//! | `/signin`, `/signout` | sign-in with an access key when identities are on (see `auth.rs`) |
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -39,9 +40,18 @@ const EVERY: Duration = Duration::from_secs(1);
 const DEFAULT_LAST: usize = 20;
 const MOST_LAST: usize = 500;
 
-/// The console's routes over `source`.
-pub fn router(source: Shared) -> Router {
+/// The console's routes over `source`; with `keeper`, behind sign-in and each identity's
+/// permissions (`auth.rs`).
+pub fn router(source: Shared, keeper: crate::auth::SharedKeeper) -> Router {
     Router::new()
+        .route(
+            "/signin",
+            get(crate::auth::sign_in_page).post(crate::auth::sign_in),
+        )
+        .route(
+            "/signout",
+            get(crate::auth::sign_out_page).post(crate::auth::sign_out),
+        )
         .route("/", get(overview))
         .route("/events", get(events))
         .route("/streams", get(streams))
@@ -81,6 +91,11 @@ pub fn router(source: Shared) -> Router {
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            keeper.clone(),
+            crate::auth::check,
+        ))
+        .layer(axum::Extension(keeper))
         .with_state(source)
 }
 

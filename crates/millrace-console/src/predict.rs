@@ -48,6 +48,8 @@ struct WhatIf {
     fields: Vec<Field>,
     /// The rendered [`Outcome`].
     outcome: String,
+    /// The session's token, sent back by the upload form.
+    csrf: String,
 }
 
 /// A bar of the contribution chart.
@@ -298,6 +300,7 @@ pub(crate) async fn what_if(
     State(source): State<Shared>,
     Path((name, version)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    session: Option<axum::Extension<crate::auth::Session>>,
 ) -> Response {
     let Some(v) = version_number(&version) else {
         return bad_version(&name, &version);
@@ -321,6 +324,7 @@ pub(crate) async fn what_if(
         name,
         version: v,
         outcome: result,
+        csrf: crate::auth::csrf(&session),
     })
 }
 

@@ -65,10 +65,16 @@ struct NewPage {
     title: &'static str,
     prefix: String,
     columns: Vec<String>,
+    /// The session's token, sent back by the form.
+    csrf: String,
 }
 
 /// `GET /quality/new?prefix=P`: the form, with the folder's columns as target choices.
-pub(crate) async fn new(State(source): State<Shared>, Query(q): Query<NewQuery>) -> Response {
+pub(crate) async fn new(
+    State(source): State<Shared>,
+    Query(q): Query<NewQuery>,
+    session: Option<axum::Extension<crate::auth::Session>>,
+) -> Response {
     let prefix = q.prefix.unwrap_or_default();
     let p = prefix.clone();
     match blocking(&source, move |s| s.profile_columns(&p)).await {
@@ -76,6 +82,7 @@ pub(crate) async fn new(State(source): State<Shared>, Query(q): Query<NewQuery>)
             title: "Profile a dataset",
             prefix,
             columns,
+            csrf: crate::auth::csrf(&session),
         }),
         Err(e) => refused(e),
     }

@@ -100,10 +100,16 @@ struct NewPage {
     budget_s: u64,
     budget_min: u64,
     budget_max: u64,
+    /// The session's token, sent back by the form.
+    csrf: String,
 }
 
 /// `GET /train/new?prefix=P`: the form; without a folder, a field to name one.
-pub(crate) async fn new(State(source): State<Shared>, Query(q): Query<NewQuery>) -> Response {
+pub(crate) async fn new(
+    State(source): State<Shared>,
+    Query(q): Query<NewQuery>,
+    session: Option<axum::Extension<crate::auth::Session>>,
+) -> Response {
     let prefix = q.prefix.unwrap_or_default();
     let columns = if prefix.trim_matches('/').is_empty() {
         Vec::new()
@@ -120,6 +126,7 @@ pub(crate) async fn new(State(source): State<Shared>, Query(q): Query<NewQuery>)
         prefix,
         columns,
         objectives: OBJECTIVES.to_vec(),
+        csrf: crate::auth::csrf(&session),
         budget_s: DEFAULT_BUDGET_S,
         budget_min: *BUDGET_S.start(),
         budget_max: *BUDGET_S.end(),

@@ -7,6 +7,7 @@ mod cli;
 mod cmd;
 mod config;
 mod console;
+mod console_gate;
 mod console_preview;
 mod console_profile;
 mod console_sql;

@@ -1,8 +1,8 @@
 //! The web console against a real `millrace up`: the overview's stages, the streams list, the
 //! record browser (records decoded, client data escaped), its errors, the live event stream,
 //! the model pages, predictions from the browser (what-if and a CSV upload), promotion and
-//! rollback (refused from other sites), training a model from a lake folder, and the console
-//! staying off while `[auth]` is on.
+//! rollback (refused from other sites), training a model from a lake folder, and sign-in with
+//! an access key with each page authorized under `[auth]`.
 
 use crate::common;
 
@@ -1087,22 +1087,254 @@ fn the_monitor_shows_each_models_drift_its_alert_and_its_history() {
     }
 }
 
-#[test]
-fn the_console_stays_off_while_auth_checks_the_apis() {
-    let dir = tempfile::tempdir().unwrap();
-    let ids = dir.path().join("identities.toml");
+/// `millrace identity add NAME --policy FILE`: the access key ID and secret.
+fn identity(dir: &Path, name: &str, policy: &str) -> (String, String) {
+    let file = dir.join(format!("{name}.json"));
+    std::fs::write(&file, policy).unwrap();
     let out = millrace()
-        .args(["identity", "add", "admin", "--identities"])
-        .arg(&ids)
+        .args(["identity", "add", name, "--identities"])
+        .arg(dir.join("identities.toml"))
+        .arg("--policy")
+        .arg(&file)
         .output()
         .unwrap();
     assert_ran(&out);
+    let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        key["AccessKeyId"].as_str().unwrap().to_owned(),
+        key["SecretAccessKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The `Set-Cookie` value of a response head, up to its first `;`.
+fn session_cookie(head: &str) -> String {
+    let line = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    line.split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn under_auth_the_console_signs_in_with_an_access_key_and_each_page_needs_its_permission() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    train_tiny(&data, scratch.path());
+    train_tiny(&data, scratch.path());
+    let admin = identity(
+        dir.path(),
+        "admin",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+    );
+    let analyst = identity(
+        dir.path(),
+        "analyst",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":[
+            "millrace:GetStatus","kinesis:List*","kinesis:Describe*","s3:ListBucket",
+            "sagemaker:Describe*","sagemaker:List*"],"Resource":"*"}]}"#,
+    );
     let up = start_up(
         dir.path(),
         "[auth]\nmode = \"enforce\"\nidentities = \"identities.toml\"\n\
          [console]\naddr = \"127.0.0.1:0\"\n",
-        &["kinesis", "admin"],
+        &["kinesis", "admin", "console"],
     );
-    // Said before the admin API's ready line.
-    assert_eq!(up.log_count("console off: it has no sign-in yet"), 1);
+    let console = up.url("console").to_owned();
+    let same = "Sec-Fetch-Site: same-origin";
+    let form = "Content-Type: application/x-www-form-urlencoded";
+
+    // Nobody signed in: every page sends to the sign-in form, which says where to come back.
+    let (status, head, _) = request(&console, "GET", "/models/m", &[], b"", 1 << 20);
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.contains("location: /signin?next=%2Fmodels%2Fm"),
+        "{head}"
+    );
+    let (status, page) = get(&console, "/signin?next=%2Fmodels%2Fm", 1 << 20);
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(r#"name="next" value="/models/m""#) && page.contains(r#"type="password""#),
+        "{page}"
+    );
+    let (status, _, page) = request(
+        &console,
+        "POST",
+        "/models/m/promote",
+        &[same, form],
+        b"version=2",
+        1 << 20,
+    );
+    assert_eq!(status, 401, "{page}");
+
+    let sign_in = |(key, secret): &(String, String), headers: &[&str]| {
+        let body = format!(
+            "access_key_id={key}&secret_access_key={}&next=%2Fmodels%2Fm",
+            secret.replace('+', "%2B").replace('/', "%2F")
+        );
+        request(
+            &console,
+            "POST",
+            "/signin",
+            headers,
+            body.as_bytes(),
+            1 << 20,
+        )
+    };
+    let wrong = (analyst.0.clone(), "not-the-secret".to_owned());
+    let (status, head, page) = sign_in(&wrong, &[same, form]);
+    assert_eq!(status, 401, "{page}");
+    assert!(!head.contains("set-cookie"), "{head}");
+    assert!(page.contains("do not match an identity"), "{page}");
+    let (status, _, page) = sign_in(&analyst, &["Origin: https://evil.example", form]);
+    assert_eq!(status, 403, "a sign-in from another site: {page}");
+
+    // The analyst: reads what their policy allows, and nothing else.
+    let (status, head, _) = sign_in(&analyst, &[same, form]);
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /models/m"), "{head}");
+    let set = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie: "))
+        .unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    let cookie = format!("Cookie: {}", session_cookie(&head));
+    let read = |path: &str| request(&console, "GET", path, &[&cookie], b"", 1 << 22);
+    let (status, _, page) = read("/");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("signed in as analyst"), "{page}");
+    for path in [
+        "/streams",
+        "/streams/churn",
+        "/lake",
+        "/models",
+        "/models/m",
+        "/models/m/v2",
+    ] {
+        let (status, _, page) = read(path);
+        assert_eq!(status, 200, "{path}: {page}");
+    }
+    for (path, action) in [
+        (
+            "/streams/churn?shard=shardId-000000000000",
+            "kinesis:GetRecords",
+        ),
+        (
+            "/lake/object?key=models%2Fm%2Fv1%2Fmodel.json",
+            "s3:GetObject",
+        ),
+        ("/sql?q=SELECT+1", "s3:GetObject"),
+        ("/models/m/v1/predict", "sagemaker:InvokeEndpoint"),
+    ] {
+        let (status, _, page) = read(path);
+        assert_eq!(status, 403, "{path}: {page}");
+        assert!(
+            page.contains("AccessDeniedException") && page.contains(action),
+            "{path}: {page}"
+        );
+    }
+    // Its model page's forms carry the session's token; without it a post is refused before
+    // anything else, with it the policy still decides.
+    let (_, _, page) = read("/models/m");
+    let token = page
+        .split("/promote?csrf=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{page}"))
+        .to_owned();
+    assert_eq!(token.len(), 64, "{token}");
+    let post = |path: &str, cookie: &str| {
+        request(
+            &console,
+            "POST",
+            path,
+            &[cookie, same, form],
+            b"version=1",
+            1 << 20,
+        )
+    };
+    let (status, _, page) = post("/models/m/promote", &cookie);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("not from your session"), "{page}");
+    let (status, _, page) = post(&format!("/models/m/promote?csrf={token}"), &cookie);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("sagemaker:UpdateModelPackage"), "{page}");
+
+    // The admin may promote, with its own session's token only.
+    let (_, head, _) = sign_in(&admin, &[same, form]);
+    let admin_cookie = format!("Cookie: {}", session_cookie(&head));
+    let (status, _, page) = post(&format!("/models/m/promote?csrf={token}"), &admin_cookie);
+    assert_eq!(status, 403, "another session's token: {page}");
+    let (_, _, page) = request(&console, "GET", "/models/m", &[&admin_cookie], b"", 1 << 20);
+    assert!(page.contains("signed in as admin"), "{page}");
+    let admin_token = page
+        .split("/promote?csrf=")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, head, page) = post(
+        &format!("/models/m/promote?csrf={admin_token}"),
+        &admin_cookie,
+    );
+    assert_eq!(status, 303, "{head}{page}");
+
+    // Signing out ends the session on the server, not only in the browser.
+    let (status, head, _) = request(
+        &console,
+        "POST",
+        &format!("/signout?csrf={token}"),
+        &[&cookie, same],
+        b"",
+        1 << 20,
+    );
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.contains("location: /signin") && head.contains("Max-Age=0"),
+        "{head}"
+    );
+    let (status, head, _) = read("/models");
+    assert_eq!(status, 303, "signed out: {head}");
+    let audit = std::fs::read_to_string(millrace_auth::log_path(&data.join("state").join("audit")))
+        .unwrap_or_default();
+    assert!(
+        audit.contains("console:SignIn"),
+        "the failed sign-in is audited: {audit}"
+    );
+    assert!(
+        audit.contains("kinesis:GetRecords"),
+        "the refused page is audited: {audit}"
+    );
+}
+
+#[test]
+fn under_auth_log_the_console_is_open_and_what_it_would_refuse_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    identity(
+        dir.path(),
+        "reader",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"millrace:GetStatus","Resource":"*"}]}"#,
+    );
+    let up = start_up(
+        dir.path(),
+        "[auth]\nmode = \"log\"\nidentities = \"identities.toml\"\n\
+         [console]\naddr = \"127.0.0.1:0\"\n",
+        &["kinesis", "admin", "console"],
+    );
+    let console = up.url("console").to_owned();
+    let (status, page) = get(&console, "/streams", 1 << 20);
+    assert_eq!(status, 200, "nobody needs to sign in under log: {page}");
+    assert!(!page.contains("signed in as"), "{page}");
+    let audit = std::fs::read_to_string(millrace_auth::log_path(
+        &dir.path().join("data").join("state").join("audit"),
+    ))
+    .unwrap();
+    assert!(
+        audit.contains("would-deny") && audit.contains("kinesis:ListStreams"),
+        "{audit}"
+    );
 }

@@ -699,10 +699,10 @@ async fn admin(
     }))
 }
 
-/// The web console (`[console]`), when it is enabled and can be served safely: it has no
-/// sign-in yet, so it stays off while `[auth]` checks the APIs, and beyond loopback it needs
-/// `--insecure` as the APIs do. The default address taken by another process leaves `up`
-/// running without it.
+/// The web console (`[console]`), when it is enabled and can be served safely: while `[auth]`
+/// checks the APIs, its pages need a sign-in with an access key and each one is authorized as
+/// the identity's API calls are; without `[auth]`, beyond loopback it needs `--insecure` as the
+/// APIs do. The default address taken by another process leaves `up` running without it.
 async fn console(
     shared: &Shared,
     config: &Config,
@@ -712,18 +712,12 @@ async fn console(
     if !config.console.enabled {
         return Ok(None);
     }
-    if shared.auth.is_some() {
-        eprintln!(
-            "millrace up: console off: it has no sign-in yet, and [auth] is on (its pages would \
-             show stream records to anyone who can reach the port)"
-        );
-        return Ok(None);
-    }
     let addr = args.console_addr.unwrap_or(config.console.addr);
-    if !addr.ip().is_loopback() && !args.insecure {
+    if !addr.ip().is_loopback() && !args.insecure && shared.auth.is_none() {
         anyhow::bail!(
-            "[console] addr = {addr} is beyond loopback and the console has no sign-in: \
-             use a loopback address, or --insecure on a network where everyone may see the data"
+            "[console] addr = {addr} is beyond loopback with [auth] mode = \"off\" (no sign-in): \
+             turn [auth] on, use a loopback address, or --insecure on a network where everyone \
+             may see the data"
         );
     }
     let chosen = args.console_addr.is_some() || addr != crate::config::default_console_addr();
@@ -756,9 +750,13 @@ async fn console(
         profiles,
         trainings,
     );
+    let keeper = shared.auth.clone().map(|auth| {
+        let gate = crate::console_gate::AuthGate(auth);
+        Arc::new(millrace_console::auth::Keeper::new(Arc::new(gate)))
+    });
     let app = millrace_http::App {
         name: "the console",
-        router: millrace_console::router(Arc::new(source)),
+        router: millrace_console::router(Arc::new(source), keeper),
         // Batch prediction uploads a CSV; the console's own routes bound every other body.
         body_limit: millrace_console::predict::MAX_UPLOAD,
         refusal_body: millrace_http::json_refusal,
