@@ -219,6 +219,9 @@ struct VersionPage {
     bars_height: usize,
     /// The ROC curve as SVG polyline points in a 200 × 200 box.
     roc: String,
+    /// The precision-recall curve's points, and the guessing line's height.
+    pr: String,
+    pr_guess: f64,
     slider: Option<Slider>,
 }
 
@@ -355,6 +358,34 @@ fn roc(m: &Value) -> String {
         .join(" ")
 }
 
+/// The precision-recall curve in the same box, from the test part's exact counts at each cut
+/// (`curves.cuts`): `x,y …` (recall across, precision up) and the height of a classifier
+/// that guesses (precision = the positives' share). Empty without cuts.
+fn pr(m: &Value) -> (String, f64) {
+    let Some([tp, fp, fn_, tn]) = confusion(m) else {
+        return (String::new(), 0.0);
+    };
+    let (pos, all) = (tp + fn_, tp + fp + fn_ + tn);
+    if pos == 0 || all == 0 {
+        return (String::new(), 0.0);
+    }
+    let points: Vec<String> = m["curves"]["cuts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|c| Some((c[1].as_u64()?, c[2].as_u64()?)))
+        .filter(|(tp, fp)| tp + fp > 0)
+        .map(|(tp, fp)| {
+            let recall = tp as f64 / pos as f64;
+            let precision = tp as f64 / (tp + fp) as f64;
+            format!("{:.1},{:.1}", recall * 200.0, 200.0 - precision * 200.0)
+        })
+        .collect();
+    let guess = 200.0 - pos as f64 / all as f64 * 200.0;
+    (points.join(" "), guess)
+}
+
 pub(crate) async fn version(
     State(source): State<Shared>,
     Path((name, version)): Path<(String, String)>,
@@ -378,6 +409,7 @@ pub(crate) async fn version(
         Ok(j) => j,
         Err(e) => return refused(e),
     };
+    let (pr, pr_guess) = pr(&metrics_json);
     let (impact_title, bars) = bars(&metrics_json);
     page(VersionPage {
         title: format!("{name}:v{}", v.version),
@@ -401,6 +433,8 @@ pub(crate) async fn version(
         bars_height: bars.len() * BAR + 4,
         bars,
         roc: roc(&metrics_json),
+        pr,
+        pr_guess,
         slider: slider(
             &metrics_json,
             metrics_json["threshold"].as_f64().unwrap_or(0.5),
@@ -413,6 +447,20 @@ pub(crate) async fn version(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_precision_recall_curve_is_the_test_parts_counts_at_each_cut() {
+        // 5 positives, 6 negatives.
+        let m = json!({
+            "test": {"confusion": {"tp": 3, "fp": 1, "tn": 5, "fn": 2}},
+            "curves": {"cuts": [[0.99, 0, 0], [0.9, 1, 0], [0.6, 4, 1], [0.2, 5, 6]]}
+        });
+        let (points, guess) = pr(&m);
+        // recall 1/5 at precision 1; 4/5 at 4/5; 5/5 at 5/11 (the cut with nothing predicted
+        // positive has no precision and is left out).
+        assert_eq!(points, "40.0,0.0 160.0,40.0 200.0,109.1");
+        assert!((guess - (200.0 - 5.0 / 11.0 * 200.0)).abs() < 1e-9);
+    }
 
     #[test]
     fn metrics_confusion_bars_and_curve_come_from_metrics_json() {
@@ -439,6 +487,7 @@ mod tests {
             (BAR_WIDTH, BAR_WIDTH / 2, BAR)
         );
         assert_eq!(roc(&m), "0.0,200.0 100.0,50.0 200.0,0.0");
+        assert_eq!(pr(&m).0, "", "no cuts, no curve");
         assert!(confusion(&json!({"test": {"kind": "regression"}})).is_none());
         assert!(slider(&m, 0.5).is_none(), "no cuts, no slider");
         let mut m = m;

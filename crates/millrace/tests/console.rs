@@ -276,6 +276,7 @@ fn the_model_pages_show_versions_metrics_and_charts() {
         r#"<th scope="row">auc</th>"#,
         r#"<table class="confusion">"#,
         r#"<polyline points="0.0,200.0"#,
+        "Precision-recall curve (test part)",
         "Column impact",
         "Leaderboard",
     ] {
