@@ -377,6 +377,10 @@ pub struct StreamInfo {
     pub retention_hours: u32,
     pub created_ms: i64,
     pub shards: Vec<ShardInfo>,
+    /// Records per second appended, and answered by reads, over the last ten seconds (`None`
+    /// until measured).
+    pub in_per_s: Option<f64>,
+    pub out_per_s: Option<f64>,
 }
 
 impl StreamInfo {
@@ -384,8 +388,26 @@ impl StreamInfo {
         self.shards.iter().map(|s| s.records).sum()
     }
 
+    /// `12.5 in, 0 out per second`, or `–` before the first measurement.
+    pub fn rates(&self) -> String {
+        match (self.in_per_s, self.out_per_s) {
+            (Some(i), Some(o)) => format!("{} in, {} out", per_s(i), per_s(o)),
+            _ => "–".into(),
+        }
+    }
+
     pub fn open_shards(&self) -> usize {
         self.shards.iter().filter(|s| s.open).count()
+    }
+}
+
+/// A rate as the pages show it: whole records per second, one decimal below 10.
+pub fn per_s(x: f64) -> String {
+    if x < 10.0 {
+        let s = format!("{x:.1}");
+        s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
+    } else {
+        format!("{x:.0}")
     }
 }
 

@@ -73,11 +73,26 @@ fn stream(status: &Value) -> Stage {
     let streams = items(status, "streams");
     let records: u64 = streams.iter().map(|s| num(s, "records")).sum();
     let state = if streams.is_empty() { "off" } else { "running" };
+    let rate = |key| -> Option<f64> {
+        streams
+            .iter()
+            .map(|s| s.get(key).and_then(Value::as_f64))
+            .sum()
+    };
+    let rates = match (rate("in_per_s"), rate("out_per_s")) {
+        (Some(i), Some(o)) if !streams.is_empty() => {
+            format!(", {} in, {} out per s", crate::per_s(i), crate::per_s(o))
+        }
+        _ => String::new(),
+    };
     stage(
         "stream",
         "Stream",
         state,
-        format!("{}, {records} records", plural(streams.len(), "stream")),
+        format!(
+            "{}, {records} records{rates}",
+            plural(streams.len(), "stream")
+        ),
     )
 }
 
@@ -229,5 +244,15 @@ mod tests {
         assert_eq!(by("train").error.as_deref(), Some("no rows"));
         assert_eq!(by("endpoint").detail, "serving churn:v2");
         assert_eq!(by("scoring").detail, "7 scored, 1 errors, backlog 3");
+
+        // Once measured, the streams' rates add up.
+        let status = json!({"streams": [
+            {"name": "a", "records": 10, "in_per_s": 2.5, "out_per_s": 0.0},
+            {"name": "b", "records": 5, "in_per_s": 1200.0, "out_per_s": 30.0}
+        ]});
+        assert_eq!(
+            stages(&status)[0].detail,
+            "2 streams, 15 records, 1202 in, 30 out per s"
+        );
     }
 }

@@ -102,6 +102,8 @@ pub struct Shard {
     closed: Arc<std::sync::atomic::AtomicBool>,
     /// Opens sealed entries (encryption at rest).
     seal: Arc<ShardSeal>,
+    /// Records answered by reads since this process opened the shard (the rate out).
+    served: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Shard {
@@ -224,6 +226,7 @@ impl Shard {
                 tx,
                 closed,
                 seal,
+                served: Default::default(),
             });
         }
         // A thread the OS refuses (EAGAIN: a process or memory limit) is a limit reached.
@@ -245,6 +248,7 @@ impl Shard {
             tx,
             closed,
             seal,
+            served: Default::default(),
         })
     }
 
@@ -321,6 +325,12 @@ impl Shard {
     /// One past the newest durable record.
     pub fn tip(&self) -> u64 {
         *self.tip.borrow()
+    }
+
+    /// Records answered by reads (GetRecords, subscriptions, deliveries, scorers) since this
+    /// process opened the shard.
+    pub fn served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A receiver that changes whenever new records become visible (for consumers that want
@@ -443,6 +453,8 @@ impl Shard {
                 break;
             }
         }
+        self.served
+            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(ReadBatch {
             records: out,
             next: pos.max(from),

@@ -33,6 +33,8 @@ pub struct Admin {
     pub firehose: millrace_firehose::Firehose,
     /// The delivery of each running delivery stream.
     pub delivery_streams: crate::supervise::JobMetrics,
+    /// Each stream's records per second in and out.
+    pub rates: Arc<crate::rates::StreamRates>,
 }
 
 impl Admin {
@@ -158,7 +160,13 @@ pub fn status_json(a: &Admin) -> serde_json::Value {
                 .stream(&s.name)
                 .map(|h| h.shards().iter().map(|sh| sh.tip()).sum())
                 .unwrap_or(0);
-            serde_json::json!({ "name": s.name, "records": records })
+            let rate = a.rates.rate(&s.name);
+            serde_json::json!({
+                "name": s.name,
+                "records": records,
+                "in_per_s": rate.map(|r| (r.r#in * 10.0).round() / 10.0),
+                "out_per_s": rate.map(|r| (r.out * 10.0).round() / 10.0),
+            })
         })
         .collect();
     let scorers: Vec<_> = a

@@ -117,7 +117,14 @@ impl millrace_console::Source for ConsoleSource {
             .list()
             .iter()
             .filter_map(|s| store.stream(&s.name).ok())
-            .map(|h| info(&h))
+            .map(|h| {
+                let rate = self.admin.rates.rate(&h.meta().name);
+                StreamInfo {
+                    in_per_s: rate.map(|r| r.r#in),
+                    out_per_s: rate.map(|r| r.out),
+                    ..info(&h)
+                }
+            })
             .collect()
     }
 
@@ -525,5 +532,7 @@ fn info(h: &millrace_stream::StreamHandle) -> StreamInfo {
         retention_hours: meta.retention_hours,
         created_ms: meta.created_ms,
         shards,
+        in_per_s: None,
+        out_per_s: None,
     }
 }

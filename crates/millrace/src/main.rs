@@ -16,6 +16,7 @@ mod firehose;
 mod generate;
 mod kinesis;
 mod pipeline;
+mod rates;
 mod signing;
 mod supervise;
 mod table_channel;

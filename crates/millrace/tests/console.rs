@@ -203,8 +203,34 @@ fn pages_show_the_pipeline_streams_and_decoded_records() {
         .unwrap_or_else(|| panic!("no event data: {events}"));
     let stages: serde_json::Value = serde_json::from_str(data).unwrap();
     assert_eq!(stages[0]["key"], "stream");
-    assert_eq!(stages[0]["detail"], "1 stream, 3 records");
+    let detail = stages[0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("1 stream, 3 records"), "{detail}");
     assert!(events.contains("event: stages"), "{events}");
+
+    // Rates over the last ten seconds: the three records in, and out the ones the record
+    // browser read above.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let (_, html) = get(&console, "/streams/churn", 1 << 20);
+        let rates = html
+            .split("records per second over the last 10 s: ")
+            .nth(1)
+            .and_then(|r| r.split(" out").next())
+            .unwrap_or_default()
+            .to_owned();
+        let nums: Vec<f64> = rates
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if nums.len() == 2 && nums[0] > 0.0 && nums[1] > 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rates {rates:?}: {html}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

@@ -191,11 +191,16 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
             channels: Default::default(),
             firehose: firehose.clone(),
             delivery_streams: Default::default(),
+            rates: Default::default(),
         },
     };
     let intake = stop.child_token();
     let gateway = gateway(&shared, listener, api, limits.clone(), intake.clone());
-    let mut components = vec![retention(&shared), on_demand_scaling(&shared)];
+    let mut components = vec![
+        retention(&shared),
+        on_demand_scaling(&shared),
+        rates(&shared),
+    ];
     components.push(channels(&shared, &config));
     components.push(delivery_streams(&shared, &config, firehose));
     for d in &config.deliveries {
@@ -398,6 +403,21 @@ fn on_demand_scaling(shared: &Shared) -> Component {
 }
 
 /// Removes segments past their stream's retention, once a minute.
+/// Every second until `stop`: a sample of each stream's counters for its rates in and out.
+fn rates(shared: &Shared) -> Component {
+    let (admin, stop) = (shared.admin.clone(), shared.stop.clone());
+    Component::spawn("rates", async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return Ok(()),
+            }
+            admin.rates.sample(&admin.store, millrace_stream::now_ms());
+        }
+    })
+}
+
 fn retention(shared: &Shared) -> Component {
     let (store, stop) = (shared.store.clone(), shared.stop.clone());
     Component::spawn("retention", async move {
