@@ -57,13 +57,16 @@ from flowkit import Checks, err_text, note
 ROWS = 300
 
 
-def start_up(binary, tmp, extra=""):
+def start_up(binary, tmp, extra="", lake="lake", head=""):
+    """Starts `up` in tmp: a 2-shard stream delivered into `lake`, the console, then `extra`
+    (`head` goes first: a [lake] table before the arrays of tables)."""
     cfg = os.path.join(tmp, "millrace.toml")
     with open(cfg, "w") as f:
         f.write(
-            '[server]\nkinesis_addr = "127.0.0.1:0"\nadmin_addr = "127.0.0.1:0"\n'
+            head
+            + '[server]\nkinesis_addr = "127.0.0.1:0"\nadmin_addr = "127.0.0.1:0"\n'
             '[[stream]]\nname = "churn"\nshards = 2\n'
-            '[[delivery]]\nname = "raw"\nstream = "churn"\nlake = "lake"\nprefix = "raw/"\n'
+            f'[[delivery]]\nname = "raw"\nstream = "churn"\nlake = "{lake}"\nprefix = "raw/"\n'
             'buffer_interval_secs = 0\nformat = "ndjson"\n'
             '[console]\naddr = "127.0.0.1:0"\n' + extra
         )
@@ -569,8 +572,94 @@ def main():
         except subprocess.TimeoutExpired:
             up.kill()
     signin_flow(args, ck)
+    s3_lake_flow(args, ck)
     print(ck.summary())
     sys.exit(1 if ck.failed else 0)
+
+
+def s3_lake_flow(args, ck):
+    """An S3 lake (moto's S3 server): the delivery's s3:// location listed at the lake's top,
+    browsed down to its objects, an NDJSON and a Parquet object previewed; a bucket the
+    configuration does not name is not found."""
+    import socket
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = tempfile.mkdtemp(prefix="millrace-s3lake-")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+             "AWS_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in creds}
+    os.environ.update(creds)
+    up = driver = None
+    problems = []
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s3.create_bucket(Bucket="lakebkt")
+                break
+            except Exception:  # noqa: BLE001 - moto still starting
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        lines = "".join(json.dumps({"customerID": f"S3-{i}", "tenure": i}) + "\n" for i in range(5))
+        s3.put_object(Bucket="lakebkt", Key="lake/raw/part-0.ndjson", Body=lines.encode())
+        table = pa.table({"customerID": [f"P-{i}" for i in range(3)], "MonthlyCharges": [1.5, 2.5, 3.5]})
+        pq.write_table(table, os.path.join(tmp, "p.parquet"))
+        with open(os.path.join(tmp, "p.parquet"), "rb") as f:
+            s3.put_object(Bucket="lakebkt", Key="lake/curated/part-0.parquet", Body=f.read())
+        up, urls = start_up(args.millrace, tmp, lake="s3://lakebkt/lake",
+                            head=f'[lake]\ns3_endpoint_url = "{endpoint}"\ns3_path_style = true\n')
+        console = urls["console"]
+        driver = browser(1280, 900)
+        wait = WebDriverWait(driver, 20)
+        driver.get(console + "/lake")
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "s3://lakebkt/lake/"))).click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "raw/"))).click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "part-0.ndjson"))).click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.preview")))
+        cells = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.preview td")]
+        if "S3-0" not in cells or "S3-4" not in cells:
+            problems.append(f"NDJSON preview {cells[:12]}")
+        driver.save_screenshot(os.path.join(args.shots, "lake-s3.png"))
+        driver.get(console + "/lake?prefix=s3%3A%2F%2Flakebkt%2Flake%2Fcurated%2F")
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "part-0.parquet"))).click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.preview")))
+        cells = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.preview td")]
+        if cells[:2] != ["P-0", "1.5"]:
+            problems.append(f"Parquet preview {cells[:6]}")
+        for outside in ("s3%3A%2F%2Flakebkt%2Fother%2F", "s3%3A%2F%2Fanother%2F",
+                        "s3%3A%2F%2Flakebkt%2Flake%2F..%2F"):
+            driver.get(console + "/lake?prefix=" + outside)
+            if "Not found" not in driver.find_element(By.TAG_NAME, "h1").text:
+                problems.append(f"{outside}: {driver.find_element(By.TAG_NAME, 'main').text[:120]!r}")
+    except Exception as exc:  # noqa: BLE001 - reported as a failed check
+        problems.append(err_text(exc))
+    finally:
+        if driver is not None:
+            driver.quit()
+        if up is not None:
+            up.terminate()
+            try:
+                up.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                up.kill()
+        moto.terminate()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    ck.check("lake on S3: the delivery's bucket browsed to an NDJSON and a Parquet object, "
+             "other buckets not found", problems)
 
 
 def signin_flow(args, ck):

@@ -47,10 +47,10 @@ pub enum Resource {
     Any,
     /// A stream, by name.
     Stream(String),
-    /// The lake as a bucket (`arn:aws:s3:::lake`).
-    Lake,
-    /// An object or folder of the lake, by key (`*` for every one).
-    LakeKey(String),
+    /// A bucket (`arn:aws:s3:::NAME`): `lake` is the data dir's lake.
+    Bucket(String),
+    /// An object of a bucket, by key (`*` for every one).
+    Object(String, String),
     /// A model of the registry, by name.
     Model(String),
     /// A model as served (what-if and batch predictions), by name.
@@ -196,12 +196,15 @@ pub fn permission(method: &Method, path: &str, query: &str) -> (&'static str, Re
             ("kinesis:GetRecords", Resource::Stream((*s).to_owned()))
         }
         ["streams", s] => ("kinesis:DescribeStream", Resource::Stream((*s).to_owned())),
-        ["lake"] => ("s3:ListBucket", Resource::Lake),
-        ["lake", "object"] => (
-            "s3:GetObject",
-            Resource::LakeKey(param("key").unwrap_or_default()),
-        ),
-        ["sql"] | ["quality", ..] if !post => ("s3:GetObject", Resource::LakeKey("*".into())),
+        ["lake"] => {
+            let (bucket, _) = bucket_and_key(&param("prefix").unwrap_or_default());
+            ("s3:ListBucket", Resource::Bucket(bucket))
+        }
+        ["lake", "object"] => {
+            let (bucket, key) = bucket_and_key(&param("key").unwrap_or_default());
+            ("s3:GetObject", Resource::Object(bucket, key))
+        }
+        ["sql"] | ["quality", ..] if !post => ("s3:GetObject", lake_objects()),
         ["quality"] => ("sagemaker:CreateProcessingJob", Resource::Any),
         ["train"] if post => ("sagemaker:CreateAutoMLJob", Resource::Any),
         ["train", ..] => ("sagemaker:DescribeAutoMLJob", Resource::Any),
@@ -215,6 +218,22 @@ pub fn permission(method: &Method, path: &str, query: &str) -> (&'static str, Re
         ["models", ..] => ("sagemaker:DescribeModel", Resource::Model(name(1))),
         _ => ("millrace:GetStatus", Resource::Any),
     }
+}
+
+/// The bucket and key of a lake page's prefix or key: an S3 lake's `s3://bucket/key`, or a
+/// key of the data dir's lake (bucket `lake`).
+fn bucket_and_key(at: &str) -> (String, String) {
+    match at.strip_prefix("s3://") {
+        Some(rest) => {
+            let (b, k) = rest.split_once('/').unwrap_or((rest, ""));
+            (b.to_owned(), k.to_owned())
+        }
+        None => ("lake".to_owned(), at.to_owned()),
+    }
+}
+
+fn lake_objects() -> Resource {
+    Resource::Object("lake".into(), "*".into())
 }
 
 /// Pages anyone may open: the sign-in page, and what every page loads.
@@ -501,22 +520,28 @@ mod tests {
             get("/streams/churn", "shard=shardId-000000000000&last=5"),
             ("kinesis:GetRecords", Resource::Stream("churn".into()))
         );
+        let lake = |k: &str| Resource::Object("lake".into(), k.into());
         assert_eq!(
             get("/lake", "prefix=raw%2F"),
-            ("s3:ListBucket", Resource::Lake)
+            ("s3:ListBucket", Resource::Bucket("lake".into()))
         );
         assert_eq!(
             get("/lake/object", "key=raw%2Fa.json"),
-            ("s3:GetObject", Resource::LakeKey("raw/a.json".into()))
+            ("s3:GetObject", lake("raw/a.json"))
         );
         assert_eq!(
-            get("/sql", "q=SELECT+1"),
-            ("s3:GetObject", Resource::LakeKey("*".into()))
+            get("/lake", "prefix=s3%3A%2F%2Fbkt%2Fdata%2F"),
+            ("s3:ListBucket", Resource::Bucket("bkt".into()))
         );
         assert_eq!(
-            get("/quality/1-0", ""),
-            ("s3:GetObject", Resource::LakeKey("*".into()))
+            get("/lake/object", "key=s3%3A%2F%2Fbkt%2Fdata%2Fa.json"),
+            (
+                "s3:GetObject",
+                Resource::Object("bkt".into(), "data/a.json".into())
+            )
         );
+        assert_eq!(get("/sql", "q=SELECT+1"), ("s3:GetObject", lake("*")));
+        assert_eq!(get("/quality/1-0", ""), ("s3:GetObject", lake("*")));
         assert_eq!(
             post("/quality"),
             ("sagemaker:CreateProcessingJob", Resource::Any)

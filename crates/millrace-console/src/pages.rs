@@ -294,15 +294,24 @@ struct Crumb {
 }
 
 fn crumbs(prefix: &str) -> Vec<Crumb> {
-    let mut at = String::new();
-    prefix
-        .split('/')
+    // An S3 lake's first crumb is its bucket, as a URL.
+    let (mut at, rest) = match prefix.strip_prefix("s3://") {
+        Some(rest) => ("s3://".to_owned(), rest),
+        None => (String::new(), prefix),
+    };
+    let s3 = !at.is_empty();
+    rest.split('/')
         .filter(|p| !p.is_empty())
-        .map(|part| {
+        .enumerate()
+        .map(|(i, part)| {
             at.push_str(part);
             at.push('/');
             Crumb {
-                name: part.to_owned(),
+                name: if s3 && i == 0 {
+                    format!("s3://{part}")
+                } else {
+                    part.to_owned()
+                },
                 prefix: at.clone(),
             }
         })
@@ -342,9 +351,10 @@ fn query_link(prefix: &str) -> Option<String> {
     Some(format!("/sql?{}", s.finish()))
 }
 
-/// `page?prefix=PREFIX`, or none at the lake's root.
+/// `page?prefix=PREFIX`, or none at the lake's root (nor for an S3 lake's folders, which
+/// the SQL box, profiles and training do not read from the console).
 fn folder_link(page: &str, prefix: &str) -> Option<String> {
-    (!prefix.is_empty()).then(|| {
+    (!prefix.is_empty() && !prefix.starts_with("s3://")).then(|| {
         let p: String = url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect();
         format!("{page}?prefix={p}")
     })
@@ -352,11 +362,12 @@ fn folder_link(page: &str, prefix: &str) -> Option<String> {
 
 async fn lake(State(source): State<Shared>, Query(q): Query<LakeQuery>) -> Response {
     let prefix = q.prefix.unwrap_or_default();
-    match source.lake_list(&prefix) {
+    let p = prefix.clone();
+    match crate::predict::blocking(&source, move |s| s.lake_list(&p)).await {
         Ok(entries) => page(LakePage {
             title: "Lake",
             crumbs: crumbs(&prefix),
-            query: query_link(&prefix),
+            query: query_link(&prefix).filter(|_| !prefix.starts_with("s3://")),
             profile: folder_link("/quality/new", &prefix),
             train: folder_link("/train/new", &prefix),
             entries,
@@ -378,8 +389,11 @@ struct ObjectPage {
 
 async fn object(State(source): State<Shared>, Query(q): Query<LakeQuery>) -> Response {
     let key = q.key.unwrap_or_default();
+    let k = key.clone();
+    let preview =
+        crate::predict::blocking(&source, move |s| s.lake_preview(&k, PREVIEW_ROWS)).await;
     let folder = key.rsplit_once('/').map(|(f, _)| f).unwrap_or("");
-    match source.lake_preview(&key, PREVIEW_ROWS) {
+    match preview {
         Ok(preview) => page(ObjectPage {
             crumbs: crumbs(folder),
             title: key,
@@ -459,6 +473,30 @@ async fn js() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_s3_lakes_crumbs_start_at_its_bucket() {
+        let c = |p: &str| -> Vec<(String, String)> {
+            crumbs(p).into_iter().map(|c| (c.name, c.prefix)).collect()
+        };
+        assert_eq!(
+            c("raw/2026/"),
+            [
+                ("raw".into(), "raw/".into()),
+                ("2026".into(), "raw/2026/".into())
+            ]
+        );
+        assert_eq!(
+            c("s3://bkt/lake/raw/"),
+            [
+                ("s3://bkt".into(), "s3://bkt/".into()),
+                ("lake".into(), "s3://bkt/lake/".into()),
+                ("raw".into(), "s3://bkt/lake/raw/".into())
+            ]
+        );
+        assert_eq!(folder_link("/train/new", "s3://bkt/lake/"), None);
+        assert!(folder_link("/train/new", "raw/").is_some());
+    }
 
     #[test]
     fn records_show_as_json_text_or_hex() {

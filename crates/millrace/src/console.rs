@@ -41,6 +41,8 @@ pub struct ConsoleSource {
     pub profiles: crate::console_profile::Profiles,
     /// Trainings started from the console.
     pub trainings: crate::console_train::Trainings,
+    /// The S3 lakes the configuration delivers into, browsed read-only.
+    pub s3_lakes: crate::console_s3::S3Lakes,
 }
 
 impl ConsoleSource {
@@ -50,12 +52,14 @@ impl ConsoleSource {
         sql: crate::console_sql::SqlTables,
         profiles: crate::console_profile::Profiles,
         trainings: crate::console_train::Trainings,
+        s3_lakes: crate::console_s3::S3Lakes,
     ) -> ConsoleSource {
         let dirs = millrace_common::layout::DataDir::new(data_dir);
         ConsoleSource {
             sql,
             profiles,
             trainings,
+            s3_lakes,
             admin,
             data_dir: data_dir.to_path_buf(),
             lake: dirs.lake(),
@@ -154,10 +158,13 @@ impl millrace_console::Source for ConsoleSource {
     }
 
     fn lake_list(&self, prefix: &str) -> Result<Vec<LakeEntry>, SourceError> {
+        if prefix.starts_with("s3://") {
+            return tokio::runtime::Handle::current().block_on(self.s3_lakes.list(prefix));
+        }
         let dir = inside(&self.lake, prefix)?;
         if !dir.is_dir() {
             return if prefix.is_empty() {
-                Ok(Vec::new()) // no lake yet
+                Ok(self.s3_lakes.root_entries()) // no local lake yet
             } else {
                 Err(SourceError::NotFound(format!(
                     "no folder {prefix:?} in the lake"
@@ -194,10 +201,16 @@ impl millrace_console::Source for ConsoleSource {
             })
             .collect();
         out.sort_by(|a, b| b.folder.cmp(&a.folder).then(a.name.cmp(&b.name)));
+        if prefix.is_empty() {
+            out.splice(0..0, self.s3_lakes.root_entries());
+        }
         Ok(out)
     }
 
     fn lake_preview(&self, key: &str, rows: usize) -> Result<Preview, SourceError> {
+        if key.starts_with("s3://") {
+            return tokio::runtime::Handle::current().block_on(self.s3_lakes.preview(key, rows));
+        }
         let path = inside(&self.lake, key)?;
         if !path.is_file() {
             return Err(SourceError::NotFound(format!(

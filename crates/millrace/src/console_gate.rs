@@ -17,8 +17,8 @@ impl AuthGate {
         match r {
             Resource::Any => "*".to_owned(),
             Resource::Stream(s) => format!("arn:aws:kinesis:{region}:{account}:stream/{s}"),
-            Resource::Lake => "arn:aws:s3:::lake".to_owned(),
-            Resource::LakeKey(k) => format!("arn:aws:s3:::lake/{k}"),
+            Resource::Bucket(b) => format!("arn:aws:s3:::{b}"),
+            Resource::Object(b, k) => format!("arn:aws:s3:::{b}/{k}"),
             Resource::Model(m) => format!("arn:aws:sagemaker:{region}:{account}:model/{m}"),
             Resource::Endpoint(e) => format!("arn:aws:sagemaker:{region}:{account}:endpoint/{e}"),
         }

@@ -16,18 +16,37 @@ const TEXT_BYTES: u64 = 1 << 20;
 pub fn preview(path: &Path, rows: usize) -> anyhow::Result<Preview> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.ends_with(".parquet") {
-        return parquet(path, rows);
+        return parquet(File::open(path).context("opening")?, rows);
     }
-    let mut file = File::open(path).context("opening")?;
-    let mut magic = [0u8; 2];
-    let gz = file.read(&mut magic).context("reading")? == 2 && magic == [0x1f, 0x8b];
-    let file = File::open(path).context("opening")?;
+    text(name, File::open(path).context("opening")?, rows)
+}
+
+/// As [`preview`], of an object's bytes as fetched (an S3 lake's): a Parquet object whole, a
+/// text object's first bytes.
+pub fn preview_bytes(name: &str, bytes: bytes::Bytes, rows: usize) -> anyhow::Result<Preview> {
+    if name.ends_with(".parquet") {
+        return parquet(bytes, rows);
+    }
+    text(name, std::io::Cursor::new(bytes), rows)
+}
+
+/// Bytes of a text object fetched for a preview at most.
+pub const PREVIEW_TEXT_BYTES: u64 = TEXT_BYTES;
+
+fn text(name: &str, mut source: impl Read + 'static, rows: usize) -> anyhow::Result<Preview> {
+    let mut magic = Vec::with_capacity(2);
+    (&mut source)
+        .take(2)
+        .read_to_end(&mut magic)
+        .context("reading")?;
+    let gz = magic == [0x1f, 0x8b];
+    let source = std::io::Cursor::new(magic).chain(source);
     let reader: Box<dyn BufRead> = if gz {
         Box::new(BufReader::new(
-            flate2::read::MultiGzDecoder::new(file).take(TEXT_BYTES),
+            flate2::read::MultiGzDecoder::new(source).take(TEXT_BYTES),
         ))
     } else {
-        Box::new(BufReader::new(file.take(TEXT_BYTES)))
+        Box::new(BufReader::new(source.take(TEXT_BYTES)))
     };
     let mut lines = Vec::new();
     for line in reader.lines().take(rows + 1) {
@@ -48,9 +67,11 @@ pub fn preview(path: &Path, rows: usize) -> anyhow::Result<Preview> {
     }
 }
 
-fn parquet(path: &Path, rows: usize) -> anyhow::Result<Preview> {
-    let file = File::open(path).context("opening")?;
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+fn parquet<T: parquet::file::reader::ChunkReader + 'static>(
+    source: T,
+    rows: usize,
+) -> anyhow::Result<Preview> {
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(source)
         .context("reading the Parquet footer")?;
     let total = builder.metadata().file_metadata().num_rows();
     let mut reader = builder.with_batch_size(rows.max(1)).build()?;

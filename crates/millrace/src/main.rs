@@ -10,6 +10,7 @@ mod console;
 mod console_gate;
 mod console_preview;
 mod console_profile;
+mod console_s3;
 mod console_sql;
 mod console_train;
 mod firehose;

@@ -763,12 +763,21 @@ async fn console(
         crate::console_profile::Profiles::new(&shared.data_dir, config.lake.s3_options());
     let trainings =
         crate::console_train::Trainings::new(&shared.data_dir, config.lake.s3_options());
+    let s3_lakes = crate::console_s3::S3Lakes::new(
+        config
+            .deliveries
+            .iter()
+            .map(|d| d.lake.as_str())
+            .chain(config.buckets.values().map(String::as_str)),
+        config.lake.s3_options(),
+    );
     let source = crate::console::ConsoleSource::new(
         Arc::new(shared.admin.clone()),
         shared.data_dir.root(),
         sql,
         profiles,
         trainings,
+        s3_lakes,
     );
     let keeper = shared.auth.clone().map(|auth| {
         let gate = crate::console_gate::AuthGate(auth);
