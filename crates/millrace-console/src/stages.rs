@@ -61,11 +61,11 @@ fn stage(key: &'static str, title: &'static str, state: &str, detail: String) ->
     }
 }
 
-fn plural(n: usize, one: &str) -> String {
+fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {
-        format!("{n} {one}s")
+        format!("{n} {many}")
     }
 }
 
@@ -73,11 +73,13 @@ fn stream(status: &Value) -> Stage {
     let streams = items(status, "streams");
     let records: u64 = streams.iter().map(|s| num(s, "records")).sum();
     let state = if streams.is_empty() { "off" } else { "running" };
+    // The streams measured so far (one created a moment ago has no rate yet).
     let rate = |key| -> Option<f64> {
-        streams
+        let known: Vec<f64> = streams
             .iter()
-            .map(|s| s.get(key).and_then(Value::as_f64))
-            .sum()
+            .filter_map(|s| s.get(key).and_then(Value::as_f64))
+            .collect();
+        (!known.is_empty()).then(|| known.iter().sum())
     };
     let rates = match (rate("in_per_s"), rate("out_per_s")) {
         (Some(i), Some(o)) if !streams.is_empty() => {
@@ -91,7 +93,7 @@ fn stream(status: &Value) -> Stage {
         state,
         format!(
             "{}, {records} records{rates}",
-            plural(streams.len(), "stream")
+            plural(streams.len(), "stream", "streams")
         ),
     )
 }
@@ -122,7 +124,7 @@ fn delivery(status: &Value) -> Stage {
         },
         format!(
             "{}, {records} records delivered, oldest pending {lag} ms",
-            plural(all.len(), "delivery")
+            plural(all.len(), "delivery", "deliveries")
         ),
     );
     s.error = error;
@@ -248,11 +250,14 @@ mod tests {
         // Once measured, the streams' rates add up.
         let status = json!({"streams": [
             {"name": "a", "records": 10, "in_per_s": 2.5, "out_per_s": 0.0},
-            {"name": "b", "records": 5, "in_per_s": 1200.0, "out_per_s": 30.0}
+            {"name": "b", "records": 5, "in_per_s": 1200.0, "out_per_s": 30.0},
+            {"name": "new", "records": 0, "in_per_s": null, "out_per_s": null}
         ]});
         assert_eq!(
             stages(&status)[0].detail,
-            "2 streams, 15 records, 1202 in, 30 out per s"
+            "3 streams, 15 records, 1202 in, 30 out per s"
         );
+        let two = json!({"deliveries": [{"name": "a"}, {"name": "b"}]});
+        assert!(stages(&two)[1].detail.starts_with("2 deliveries,"));
     }
 }
