@@ -121,6 +121,26 @@ fn csv_rows(lines: &[String], rows: usize) -> Preview {
 
 /// JSON objects one per line become columns (in order of appearance); anything else is
 /// shown line by line.
+/// The column an error record's `rawData` shows decoded in.
+const RAW_DECODED: &str = "rawData, decoded";
+
+/// An error record's `rawData` (base64) as text: UTF-8 (invalid bytes replaced), at most 500
+/// characters.
+fn decoded(raw: Option<&serde_json::Value>) -> String {
+    use base64::Engine;
+    let Some(b) = raw
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+    else {
+        return String::new();
+    };
+    let text = String::from_utf8_lossy(&b);
+    match text.char_indices().nth(500) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.into_owned(),
+    }
+}
+
 fn json_or_lines(lines: Vec<String>, rows: usize) -> Preview {
     let lines: Vec<String> = lines.into_iter().take(rows).collect();
     let objects: Option<Vec<serde_json::Map<String, serde_json::Value>>> = lines
@@ -140,24 +160,42 @@ fn json_or_lines(lines: Vec<String>, rows: usize) -> Preview {
                     }
                 }
             }
+            let errors =
+                columns.iter().any(|c| c == "errorCode") && columns.iter().any(|c| c == "rawData");
+            if errors {
+                // Error records: the reason first, the record as sent beside its base64.
+                columns.retain(|c| c != "errorCode" && c != "errorMessage");
+                columns.splice(0..0, ["errorCode".to_owned(), "errorMessage".to_owned()]);
+                columns.push(RAW_DECODED.to_owned());
+            }
             let rows = objects
                 .iter()
                 .map(|o| {
                     columns
                         .iter()
-                        .map(|c| match o.get(c) {
-                            None => String::new(),
-                            Some(serde_json::Value::String(s)) => s.clone(),
-                            Some(v) => v.to_string(),
+                        .map(|c| match (c.as_str(), o.get(c)) {
+                            (RAW_DECODED, _) => decoded(o.get("rawData")),
+                            (_, None) => String::new(),
+                            (_, Some(serde_json::Value::String(s))) => s.clone(),
+                            (_, Some(v)) => v.to_string(),
                         })
                         .collect()
                 })
                 .collect();
-            Preview {
-                note: format!(
+            let note = if errors {
+                format!(
+                    "Error records (under the error prefix): why each one failed, and the record \
+                     as it was sent; the first {}",
+                    objects.len()
+                )
+            } else {
+                format!(
                     "JSON, one object a line: the first {} records",
                     objects.len()
-                ),
+                )
+            };
+            Preview {
+                note,
                 columns,
                 rows,
             }
@@ -174,6 +212,27 @@ fn json_or_lines(lines: Vec<String>, rows: usize) -> Preview {
 mod tests {
     use std::io::Write;
     use std::sync::Arc;
+
+    #[test]
+    fn error_records_show_their_reason_first_and_the_record_decoded() {
+        let lines = vec![
+            r#"{"attemptsMade":1,"errorCode":"Invalid.JSON","errorMessage":"expected value at line 1","rawData":"bm90IGpzb24="}"#.to_owned(),
+        ];
+        let p = super::json_or_lines(lines, 20);
+        assert_eq!(
+            p.columns,
+            [
+                "errorCode",
+                "errorMessage",
+                "attemptsMade",
+                "rawData",
+                "rawData, decoded"
+            ]
+        );
+        assert_eq!(p.rows[0][0], "Invalid.JSON");
+        assert_eq!(p.rows[0][4], "not json");
+        assert!(p.note.starts_with("Error records"), "{}", p.note);
+    }
 
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
