@@ -132,6 +132,8 @@ def main():
             ("a version's metrics", f"/models/m/{last}"),
             ("what-if page (scores 1 record)", f"/models/m/{last}/predict"),
             ("what-if update (fragment)", f"/models/m/{last}/predict?x=0.3&z=0.6&plan=pro&_fragment=1"),
+            ("trainings (list)", "/train"),
+            ("train form (1,000 objects' columns)", "/train/new?prefix=raw%2F"),
             ("SQL box (empty)", "/sql"),
             ("SQL: 1 object, 100 rows", "/sql?table=r%3Done%2F&q="
              "SELECT+*+FROM+r+LIMIT+100"),
