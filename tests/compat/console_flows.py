@@ -111,6 +111,18 @@ def launch(binary, tmp, cfg):
     return p, urls
 
 
+def stop(driver, up):
+    """Closes the browser and stops `up` (SIGTERM, then SIGKILL after 30 s); either may be None."""
+    if driver is not None:
+        driver.quit()
+    if up is not None:
+        up.terminate()
+        try:
+            up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+
+
 def browser(width, height, downloads=None):
     options = Options()
     if downloads:
@@ -582,13 +594,7 @@ def main():
     except Exception as exc:  # noqa: BLE001 - a crash is a failed check, with its reason
         ck.check("console flows ran to the end", [err_text(exc)])
     finally:
-        if driver is not None:
-            driver.quit()
-        up.terminate()
-        try:
-            up.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            up.kill()
+        stop(driver, up)
     signin_flow(args, ck)
     s3_lake_flow(args, ck)
     pipeline_flow(args, ck)
@@ -644,14 +650,7 @@ def pipeline_flow(args, ck):
     except Exception as exc:  # noqa: BLE001 - reported as a failed check
         problems.append(err_text(exc))
     finally:
-        if driver is not None:
-            driver.quit()
-        if up is not None:
-            up.terminate()
-            try:
-                up.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                up.kill()
+        stop(driver, up)
     ck.check(f"example pipeline: {len(rows)} Telco rows put, the overview shows all seven stages "
              "running (delivered, prepared, trained, served, scored) without a reload", problems)
 
@@ -723,14 +722,7 @@ def s3_lake_flow(args, ck):
     except Exception as exc:  # noqa: BLE001 - reported as a failed check
         problems.append(err_text(exc))
     finally:
-        if driver is not None:
-            driver.quit()
-        if up is not None:
-            up.terminate()
-            try:
-                up.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                up.kill()
+        stop(driver, up)
         moto.terminate()
         for k, v in saved.items():
             if v is None:
@@ -792,13 +784,7 @@ def signin_flow(args, ck):
     except Exception as exc:  # noqa: BLE001 - reported as a failed check
         problems.append(err_text(exc))
     finally:
-        if driver is not None:
-            driver.quit()
-        up.terminate()
-        try:
-            up.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            up.kill()
+        stop(driver, up)
     ck.check("sign-in: an access key in the browser, its policy's pages only, then signed out",
              problems)
 

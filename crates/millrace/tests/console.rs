@@ -709,6 +709,45 @@ fn the_sql_box_reads_the_lake_and_downloads_the_result_and_changes_nothing() {
     assert!(html.contains(">SELECT * FROM nope</textarea>"), "{html}");
 }
 
+/// The lake page of folder `ds/` links to `form` (`link` its text), and the form offers each
+/// of `columns` to choose from: the form's HTML.
+fn folder_offers(console: &str, form: &str, link: &str, columns: &[&str]) -> String {
+    let (_, html) = get(console, "/lake?prefix=ds%2F", 1 << 20);
+    assert!(
+        html.contains(&format!(r#"<a href="{form}?prefix=ds%2F">{link}</a>"#)),
+        "{html}"
+    );
+    let (status, html) = get(console, &format!("{form}?prefix=ds%2F"), 1 << 20);
+    assert_eq!(status, 200, "{html}");
+    for c in columns {
+        assert!(
+            html.contains(&format!("<option>{c}</option>")),
+            "{c}: {html}"
+        );
+    }
+    html
+}
+
+/// POSTs the form `body` to `path` with one more header (where it comes from).
+fn post_form(console: &str, path: &str, body: &str, header: &str) -> (u16, String, String) {
+    request(
+        console,
+        "POST",
+        path,
+        &["Content-Type: application/x-www-form-urlencoded", header],
+        body.as_bytes(),
+        1 << 20,
+    )
+}
+
+/// The `Location` of a redirect's head.
+fn location(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("no location: {head}"))
+        .to_owned()
+}
+
 #[test]
 fn data_quality_reports_are_made_from_the_lake_and_read_in_place() {
     let dir = tempfile::tempdir().unwrap();
@@ -726,38 +765,18 @@ fn data_quality_reports_are_made_from_the_lake_and_read_in_place() {
         .collect();
     std::fs::write(folder.join("part-0.ndjson"), rows).unwrap();
 
-    let (_, html) = get(&console, "/lake?prefix=ds%2F", 1 << 20);
-    assert!(
-        html.contains(r#"<a href="/quality/new?prefix=ds%2F">Profile this folder</a>"#),
-        "{html}"
+    folder_offers(
+        &console,
+        "/quality/new",
+        "Profile this folder",
+        &["customerID", "tenure", "plan", "same", "churn"],
     );
-    let (status, html) = get(&console, "/quality/new?prefix=ds%2F", 1 << 20);
-    assert_eq!(status, 200, "{html}");
-    for c in ["customerID", "tenure", "plan", "same", "churn"] {
-        assert!(
-            html.contains(&format!("<option>{c}</option>")),
-            "{c}: {html}"
-        );
-    }
-    let post = |body: &str, origin: &str| {
-        request(
-            &console,
-            "POST",
-            "/quality",
-            &["Content-Type: application/x-www-form-urlencoded", origin],
-            body.as_bytes(),
-            1 << 20,
-        )
-    };
+    let post = |body: &str, origin: &str| post_form(&console, "/quality", body, origin);
     let (status, _, page) = post("prefix=ds%2F&target=churn", "Origin: https://evil.example");
     assert_eq!(status, 403, "{page}");
     let (status, head, page) = post("prefix=ds%2F&target=churn", "Sec-Fetch-Site: same-origin");
     assert_eq!(status, 303, "{head}{page}");
-    let at = head
-        .lines()
-        .find_map(|l| l.strip_prefix("location: "))
-        .unwrap_or_else(|| panic!("{head}"))
-        .to_owned();
+    let at = location(&head);
     assert!(at.starts_with("/quality/"), "{at}");
     // It runs in the background; its page refreshes itself until it is done.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -869,34 +888,18 @@ fn a_model_is_trained_from_a_lake_folder_and_its_leaderboard_fills_in() {
     let (_up, console) = start_console(dir.path());
     churn_folder(dir.path(), 1500);
 
-    let (_, html) = get(&console, "/lake?prefix=ds%2F", 1 << 20);
-    assert!(
-        html.contains(r#"<a href="/train/new?prefix=ds%2F">Train a model on this folder</a>"#),
-        "{html}"
+    let html = folder_offers(
+        &console,
+        "/train/new",
+        "Train a model on this folder",
+        &["customerID", "tenure", "plan", "charges", "churn"],
     );
-    let (status, html) = get(&console, "/train/new?prefix=ds%2F", 1 << 20);
-    assert_eq!(status, 200, "{html}");
-    for c in ["customerID", "tenure", "plan", "charges", "churn"] {
-        assert!(
-            html.contains(&format!("<option>{c}</option>")),
-            "{c}: {html}"
-        );
-    }
     assert!(
         html.contains(r#"id="name" name="name" value="ds""#),
         "{html}"
     );
     assert!(html.contains(r#"<option value="auc">"#), "{html}");
-    let post = |body: &str, origin: &str| {
-        request(
-            &console,
-            "POST",
-            "/train",
-            &["Content-Type: application/x-www-form-urlencoded", origin],
-            body.as_bytes(),
-            1 << 20,
-        )
-    };
+    let post = |body: &str, origin: &str| post_form(&console, "/train", body, origin);
     let form = "prefix=ds%2F&target=churn&name=churn-ds&objective=auc&mode=quick&budget_s=60";
     let (status, _, page) = post(form, "Origin: https://evil.example");
     assert_eq!(status, 403, "{page}");
@@ -938,11 +941,7 @@ fn a_model_is_trained_from_a_lake_folder_and_its_leaderboard_fills_in() {
 
     let (status, head, page) = post(form, "Sec-Fetch-Site: same-origin");
     assert_eq!(status, 303, "{head}{page}");
-    let at = head
-        .lines()
-        .find_map(|l| l.strip_prefix("location: "))
-        .unwrap_or_else(|| panic!("{head}"))
-        .to_owned();
+    let at = location(&head);
     let id = at.strip_prefix("/train/").unwrap_or_else(|| panic!("{at}"));
     let (status, html) = get(&console, &at, 1 << 20);
     assert_eq!(status, 200, "{html}");
@@ -1142,6 +1141,24 @@ fn session_cookie(head: &str) -> String {
     line.split(';').next().unwrap().to_owned()
 }
 
+/// Waits (up to 10 s: the audit log is written by its own thread) until one line of the data
+/// dir's audit log holds every one of `words`.
+fn audited(data: &Path, words: &[&str], what: &str) {
+    let log = millrace_auth::log_path(&data.join("state").join("audit"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().any(|l| words.iter().all(|w| l.contains(w))) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} is not audited ({words:?}): {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn under_auth_the_console_signs_in_with_an_access_key_and_each_page_needs_its_permission() {
     let dir = tempfile::tempdir().unwrap();
@@ -1326,16 +1343,8 @@ fn under_auth_the_console_signs_in_with_an_access_key_and_each_page_needs_its_pe
     );
     let (status, head, _) = read("/models");
     assert_eq!(status, 303, "signed out: {head}");
-    let audit = std::fs::read_to_string(millrace_auth::log_path(&data.join("state").join("audit")))
-        .unwrap_or_default();
-    assert!(
-        audit.contains("console:SignIn"),
-        "the failed sign-in is audited: {audit}"
-    );
-    assert!(
-        audit.contains("kinesis:GetRecords"),
-        "the refused page is audited: {audit}"
-    );
+    audited(&data, &["console:SignIn"], "the failed sign-in");
+    audited(&data, &["kinesis:GetRecords"], "the refused page");
 }
 
 #[test]
@@ -1356,12 +1365,9 @@ fn under_auth_log_the_console_is_open_and_what_it_would_refuse_is_audited() {
     let (status, page) = get(&console, "/streams", 1 << 20);
     assert_eq!(status, 200, "nobody needs to sign in under log: {page}");
     assert!(!page.contains("signed in as"), "{page}");
-    let audit = std::fs::read_to_string(millrace_auth::log_path(
-        &dir.path().join("data").join("state").join("audit"),
-    ))
-    .unwrap();
-    assert!(
-        audit.contains("would-deny") && audit.contains("kinesis:ListStreams"),
-        "{audit}"
+    audited(
+        &dir.path().join("data"),
+        &["would-deny", "kinesis:ListStreams"],
+        "what enforce would refuse",
     );
 }
