@@ -347,7 +347,9 @@ async fn with_session_line(response: Response, s: &Session) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("text/html"));
-    if !html {
+    // A page of unknown or large size (a big query result) passes as it is, without the line.
+    let size = axum::body::HttpBody::size_hint(response.body()).exact();
+    if !html || size.is_none_or(|n| n > MOST_REWRITTEN as u64) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
