@@ -708,6 +708,10 @@ def s3_lake_flow(args, ck):
         if "S3-0" not in cells or "S3-4" not in cells:
             problems.append(f"NDJSON preview {cells[:12]}")
         driver.save_screenshot(os.path.join(args.shots, "lake-s3.png"))
+        # Up the breadcrumb to the bucket, and back down to the location.
+        driver.find_element(By.LINK_TEXT, "s3://lakebkt").click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "lake/"))).click()
+        wait.until(ec.presence_of_element_located((By.LINK_TEXT, "curated/")))
         driver.get(console + "/lake?prefix=s3%3A%2F%2Flakebkt%2Flake%2Fcurated%2F")
         wait.until(ec.presence_of_element_located((By.LINK_TEXT, "part-0.parquet"))).click()
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.preview")))

@@ -77,8 +77,33 @@ impl S3Lakes {
             .map_err(|e| SourceError::Failed(format!("opening s3://{bucket}: {e}")))
     }
 
+    /// Above the configured locations (`s3://bucket/` of `s3://bucket/lake/`): the next folder
+    /// on the way to each, so a breadcrumb up from a location leads back down to it.
+    fn toward_roots(&self, prefix: &str) -> Vec<LakeEntry> {
+        let prefix = format!("{}/", prefix.trim_end_matches('/'));
+        let mut out: Vec<LakeEntry> = self
+            .roots
+            .iter()
+            .filter_map(|r| r.strip_prefix(prefix.as_str()))
+            .filter_map(|rest| rest.split('/').next().filter(|n| !n.is_empty()))
+            .map(|name| LakeEntry {
+                name: name.to_owned(),
+                key: format!("{prefix}{name}/"),
+                folder: true,
+                bytes: 0,
+                modified_ms: 0,
+            })
+            .collect();
+        out.dedup_by(|a, b| a.key == b.key);
+        out
+    }
+
     /// The folders and objects directly under `prefix` (`s3://bucket/a/`).
     pub async fn list(&self, prefix: &str) -> Result<Vec<LakeEntry>, SourceError> {
+        let toward = self.toward_roots(prefix);
+        if !toward.is_empty() {
+            return Ok(toward);
+        }
         let (bucket, key) = self.under_root(prefix)?;
         let store = self.bucket(bucket)?.store();
         let key = key.trim_end_matches('/');
@@ -171,6 +196,13 @@ mod tests {
             ("b", "lake/raw/x.json")
         );
         assert_eq!(lakes.under_root("s3://c/any/").unwrap(), ("c", "any/"));
+        // Above a location: the way down to it, and nothing else of the bucket.
+        let names =
+            |p: &str| -> Vec<String> { lakes.toward_roots(p).into_iter().map(|e| e.key).collect() };
+        assert_eq!(names("s3://b/"), ["s3://b/lake/"]);
+        assert_eq!(names("s3://b"), ["s3://b/lake/"]);
+        assert!(names("s3://b/lake/").is_empty(), "a location lists itself");
+        assert!(names("s3://b/lak").is_empty());
         for bad in [
             "s3://b/",
             "s3://b/lakehouse/",
