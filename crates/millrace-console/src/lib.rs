@@ -163,7 +163,7 @@ pub struct ProfileInfo {
 }
 
 /// What the "train a model" form asks for.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainRequest {
     /// The lake folder to train on.
     pub dataset: String,
@@ -182,14 +182,9 @@ pub struct TrainRequest {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainingInfo {
     pub id: String,
-    /// The lake folder trained on.
-    pub dataset: String,
-    pub target: String,
-    pub name: String,
-    /// As asked (`None`: the problem's default).
-    pub objective: Option<String>,
-    pub mode: String,
-    pub budget_s: u64,
+    /// What was asked (the dataset without a trailing `/`).
+    #[serde(flatten)]
+    pub asked: TrainRequest,
     /// `waiting` (for another training to finish), `running`, `done` or `failed`.
     pub state: String,
     pub started_ms: i64,

@@ -351,6 +351,12 @@ fn query_link(prefix: &str) -> Option<String> {
     Some(format!("/sql?{}", s.finish()))
 }
 
+/// `?prefix=P`: the lake folder a form is for.
+#[derive(Deserialize)]
+pub(crate) struct FolderQuery {
+    pub prefix: Option<String>,
+}
+
 /// `page?prefix=PREFIX`, or none at the lake's root (nor for an S3 lake's folders, which
 /// the SQL box, profiles and training do not read from the console).
 fn folder_link(page: &str, prefix: &str) -> Option<String> {

@@ -54,11 +54,6 @@ pub(crate) async fn list(State(source): State<Shared>) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct NewQuery {
-    prefix: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "quality_new.html")]
 struct NewPage {
@@ -72,7 +67,7 @@ struct NewPage {
 /// `GET /quality/new?prefix=P`: the form, with the folder's columns as target choices.
 pub(crate) async fn new(
     State(source): State<Shared>,
-    Query(q): Query<NewQuery>,
+    Query(q): Query<crate::pages::FolderQuery>,
     session: Option<axum::Extension<crate::auth::Session>>,
 ) -> Response {
     let prefix = q.prefix.unwrap_or_default();

@@ -57,7 +57,7 @@ fn row(info: TrainingInfo) -> Row {
         started: arrival(info.started_ms),
         version_link: info
             .version
-            .map(|v| format!("/models/{}/v{v}", escape_path(&info.name))),
+            .map(|v| format!("/models/{}/v{v}", escape_path(&info.asked.name))),
         info,
     }
 }
@@ -83,11 +83,6 @@ pub(crate) async fn list(State(source): State<Shared>) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct NewQuery {
-    prefix: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "train_new.html")]
 struct NewPage {
@@ -107,7 +102,7 @@ struct NewPage {
 /// `GET /train/new?prefix=P`: the form; without a folder, a field to name one.
 pub(crate) async fn new(
     State(source): State<Shared>,
-    Query(q): Query<NewQuery>,
+    Query(q): Query<crate::pages::FolderQuery>,
     session: Option<axum::Extension<crate::auth::Session>>,
 ) -> Response {
     let prefix = q.prefix.unwrap_or_default();
@@ -225,7 +220,7 @@ pub(crate) async fn job(State(source): State<Shared>, Path(id): Path<String>) ->
                 (millrace_common::time::now_ms() - info.started_ms).max(0) as u64 / 1000
             };
             page(JobPage {
-                title: format!("Training {} on {}", info.name, info.dataset),
+                title: format!("Training {} on {}", info.asked.name, info.asked.dataset),
                 ranked: info.ranked(),
                 job: row(info),
                 running_s,

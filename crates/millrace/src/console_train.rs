@@ -94,12 +94,10 @@ impl Trainings {
         let id = format!("{started_ms}-{n}");
         let info = TrainingInfo {
             id: id.clone(),
-            dataset: request.dataset.trim_end_matches('/').to_owned(),
-            target: request.target.clone(),
-            name: request.name.clone(),
-            objective: request.objective.clone(),
-            mode: request.mode.clone(),
-            budget_s: request.budget_s,
+            asked: TrainRequest {
+                dataset: request.dataset.trim_end_matches('/').to_owned(),
+                ..request.clone()
+            },
             state: "waiting".into(),
             started_ms,
             ..TrainingInfo::default()
@@ -207,7 +205,7 @@ impl Job {
 
     /// Reads the folder, trains as `millrace train` does and saves the next version.
     async fn train(&self) -> anyhow::Result<u32> {
-        let asked = self.asked();
+        let asked = self.current().asked;
         let spec = self.path.display().to_string();
         let frame = crate::cmd::data_io::read_frame(&self.data_dir, &spec, &self.s3).await?;
         self.update(false, |i| {
@@ -217,7 +215,7 @@ impl Job {
                     "read {} rows × {} columns from {}",
                     frame.rows(),
                     frame.names().len(),
-                    i.dataset
+                    i.asked.dataset
                 ),
             )
         });
@@ -242,8 +240,8 @@ impl Job {
         Ok(version)
     }
 
-    /// The training as started (what was asked).
-    fn asked(&self) -> TrainingInfo {
+    /// The training's live state.
+    fn current(&self) -> TrainingInfo {
         lock(&self.live).get(&self.id).cloned().unwrap_or_default()
     }
 }
