@@ -591,6 +591,14 @@ def main():
         )
         ck.expect(not overflow, "phone: the stream page fits the width (tables scroll)")
         driver.save_screenshot(os.path.join(args.shots, "phone-stream.png"))
+        wide = []
+        for path in ("/", "/lake?prefix=raw%2F", "/train", "/train/new?prefix=raw%2F",
+                     "/models/churn/v1", "/models/churn/v1/predict", "/quality", "/monitor"):
+            driver.get(console + path)
+            if driver.execute_script(
+                    "return document.documentElement.scrollWidth > window.innerWidth + 1"):
+                wide.append(path)
+        ck.check("phone: every other page fits the width too", [f"wider than a phone: {wide}"] if wide else [])
     except Exception as exc:  # noqa: BLE001 - a crash is a failed check, with its reason
         ck.check("console flows ran to the end", [err_text(exc)])
     finally:

@@ -1032,6 +1032,27 @@ fn a_model_is_trained_from_a_lake_folder_and_its_leaderboard_fills_in() {
             "{path}: {status} {body}"
         );
     }
+
+    // A metric the problem does not take passes the form (it is a metric) and fails in
+    // training, which says why; the page shows it.
+    let (status, head, _) = post(
+        "prefix=ds%2F&target=churn&name=churn-rmse&objective=rmse",
+        "Sec-Fetch-Site: same-origin",
+    );
+    assert_eq!(status, 303, "{head}");
+    let at = location(&head);
+    let events = training_events(&console, at.strip_prefix("/train/").unwrap());
+    let last = events.last().unwrap();
+    assert_eq!(last["state"], "failed", "{last}");
+    let why = last["error"].as_str().unwrap();
+    assert!(why.contains("does not apply to a binary target"), "{why}");
+    let (_, html) = get(&console, &at, 1 << 20);
+    assert!(
+        html.contains(r#"<p class="problem" role="alert" id="train-error">"#)
+            && html.contains("does not apply to a binary target"),
+        "{html}"
+    );
+    assert!(last["version"].is_null() && !dir.path().join("data/lake/models/churn-rmse").exists());
 }
 
 #[test]
