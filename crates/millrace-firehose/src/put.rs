@@ -112,14 +112,11 @@ impl<'a> FastBatch<'a> {
 
 /// PutRecordBatch from a [`FastBatch`].
 pub async fn put_fast(fh: &Firehose, batch: FastBatch<'_>) -> Result<Out, ApiError> {
-    use base64::Engine;
     let mut data = Vec::with_capacity(batch.records.len());
     for (i, r) in batch.records.iter().enumerate() {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(r.data)
-            .map_err(|e| {
-                ApiError::serialization(format!("Records[{i}].Data is not valid base64: {e}"))
-            })?;
+        let bytes = millrace_common::base64::decode(r.data).map_err(|e| {
+            ApiError::serialization(format!("Records[{i}].Data is not valid base64: {e}"))
+        })?;
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(ApiError::validation(
                 &format!("records.{}.member.data", i + 1),

@@ -6,8 +6,6 @@
 //! become base64 strings, so operations read blobs one way); replies are built as [`Out`],
 //! which keeps blobs and timestamps typed until the protocol encodes them.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -111,7 +109,7 @@ fn cbor_to_json(v: ciborium::Value) -> Result<Value, ApiError> {
             .map(Value::Number)
             .unwrap_or(Value::Null),
         C::Text(s) => Value::String(s),
-        C::Bytes(b) => Value::String(STANDARD.encode(b)),
+        C::Bytes(b) => Value::String(millrace_common::base64::encode(&b)),
         // Tag 1 wraps an epoch timestamp: milliseconds from the AWS SDKs, seconds by RFC 8949.
         // `request::cbor_timestamp_ms` tells them apart by magnitude for every CBOR timestamp,
         // tagged or not, so the tag itself carries no extra meaning here.
@@ -183,12 +181,7 @@ fn write_json(out: &Out, buf: &mut Vec<u8>) {
         Out::Str(s) => serde_json::to_writer(&mut *buf, s).expect("writing to a Vec"),
         Out::Blob(b) => {
             buf.push(b'"');
-            let start = buf.len();
-            buf.resize(start + b.len().div_ceil(3) * 4, 0);
-            let n = STANDARD
-                .encode_slice(b, &mut buf[start..])
-                .expect("buffer sized for base64");
-            buf.truncate(start + n);
+            millrace_common::base64::encode_into(b, buf);
             buf.push(b'"');
         }
         Out::Time(ms) => {

@@ -3,8 +3,6 @@
 //! shape by [`check_types`] before anything else); missing or out-of-range members are one
 //! `ValidationException` naming every failed constraint ([`Checks`]), in AWS's wording.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -241,8 +239,7 @@ pub fn validate_stream_name(name: &str) -> Result<(), ApiError> {
 /// Decodes a base64 blob member.
 pub fn decode_blob(field: &str, v: &Value) -> Result<Vec<u8>, ApiError> {
     match v {
-        Value::String(s) => STANDARD
-            .decode(s)
+        Value::String(s) => millrace_common::base64::decode(s)
             .map_err(|e| ApiError::serialization(format!("{field} is not valid base64: {e}"))),
         other => Err(wrong_type(field, "a base64-encoded blob", other)),
     }

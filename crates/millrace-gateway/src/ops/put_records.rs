@@ -1,8 +1,6 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use millrace_stream::limits::{PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -150,7 +148,7 @@ async fn put_entries(
         path.clear();
         let _ = write!(path, "records.{}.member.", i + 1);
         let data = match entry.data {
-            Some(s) => Some(STANDARD.decode(s).map_err(|e| {
+            Some(s) => Some(millrace_common::base64::decode(s).map_err(|e| {
                 ApiError::serialization(format!("Records[{i}].Data is not valid base64: {e}"))
             })?),
             None => {

@@ -52,7 +52,14 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             secret: &secret,
             region,
         };
-        for (k, v) in crate::signing::signed_headers(&creds, "GET", &url, "millrace", &[], b"")? {
+        for (k, v) in crate::signing::signed_headers(
+            &creds,
+            "GET",
+            &url,
+            "millrace",
+            &[],
+            crate::signing::Payload::Bytes(b""),
+        )? {
             req = req.header(k, v);
         }
     }

@@ -1,7 +1,11 @@
 //! `millrace bench ingest`: the ingest benchmark of the stream stage.
 //!
-//! Clients send pre-encoded PutRecords bodies over plain HTTP so the client side costs little
-//! and the same load hits every target (millrace and any peer such as kinesalite).
+//! Clients send pre-encoded PutRecords bodies so the client side costs little and the same
+//! load hits every target (millrace and any peer such as kinesalite). Against a server under
+//! `[auth]` each body's SHA-256 is taken once, when it is encoded, and every request is still
+//! signed afresh over it: the server hashes every body it receives, as it must, while the
+//! load clients, which share its two cores here, do not hash the same 400 KB again per call,
+//! as clients on their own machines would not cost it anything.
 
 use super::{Load, LocalServer, call, create_stream, write_load};
 
@@ -9,8 +13,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use clap::Args;
 use serde_json::json;
 
@@ -75,6 +77,11 @@ pub struct BenchIngestArgs {
     /// sealing every record with AES-256-GCM and opening it on read.
     #[arg(long, conflicts_with = "endpoint_url")]
     pub encrypt: bool,
+    /// Measure every target this many times, on the same servers, each round in the order
+    /// opposite to the last (so no target always goes first), then print each target's median
+    /// and the median of the per-round ratios.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
 }
 
 pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
@@ -127,24 +134,70 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         http = http.add_root_certificate(cert);
     }
     let http = http.build()?;
-    let mut results = Vec::new();
-    for (name, url, encrypt) in &targets {
-        eprintln!(
-            "{name}: {} clients x PutRecords of {} x ~{} B records into {} shards for {}s",
-            args.clients,
-            args.batch,
-            args.record_bytes,
-            args.reshard_to.unwrap_or(args.shards),
-            args.seconds
-        );
-        let r = run_target(&http, name, url, *encrypt, &args)
-            .await
-            .with_context(|| format!("benchmarking {name} at {url}"))?;
-        results.push(r);
+    let mut rounds: Vec<Vec<Outcome>> = Vec::new();
+    for round in 0..args.rounds {
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut results = vec![None; targets.len()];
+        for i in order {
+            let (name, url, encrypt) = &targets[i];
+            eprintln!(
+                "{name}{}: {} clients x PutRecords of {} x ~{} B records into {} shards for {}s",
+                round_label(round, args.rounds),
+                args.clients,
+                args.batch,
+                args.record_bytes,
+                args.reshard_to.unwrap_or(args.shards),
+                args.seconds
+            );
+            let r = run_target(&http, name, url, *encrypt, &args)
+                .await
+                .with_context(|| format!("benchmarking {name} at {url}"))?;
+            results[i] = Some(r);
+        }
+        let results: Vec<Outcome> = results.into_iter().flatten().collect();
+        if args.rounds > 1 {
+            println!("round {}", round + 1);
+        }
+        print_results(&results);
+        rounds.push(results);
     }
     drop(server);
     drop(auth_server);
+    if args.rounds > 1 {
+        print_medians(&rounds);
+    }
+    let results: Vec<Outcome> = rounds.into_iter().flatten().collect();
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&results)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    for r in &results {
+        if r.records_read != r.records_written {
+            bail!(
+                "{}: wrote {} acknowledged records but read back {}",
+                r.target,
+                r.records_written,
+                r.records_read
+            );
+        }
+    }
+    Ok(())
+}
 
+/// " (round R of N)" when there are several rounds.
+fn round_label(round: u32, rounds: u32) -> String {
+    if rounds > 1 {
+        format!(" (round {} of {rounds})", round + 1)
+    } else {
+        String::new()
+    }
+}
+
+/// One round's table, and each peer's ratio to the first target.
+fn print_results(results: &[Outcome]) {
     println!(
         "{:<12} {:>12} {:>9} {:>9} {:>9} {:>12} {:>9} {:>8}",
         "target",
@@ -156,7 +209,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         "read MB/s",
         "failed"
     );
-    for r in &results {
+    for r in results {
         println!(
             "{:<12} {:>12.0} {:>9.1} {:>9.2} {:>9.2} {:>12.0} {:>9.1} {:>8}",
             r.target,
@@ -180,21 +233,47 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&results)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    for r in &results {
-        if r.records_read != r.records_written {
-            bail!(
-                "{}: wrote {} acknowledged records but read back {}",
-                r.target,
-                r.records_written,
-                r.records_read
+}
+
+/// Each target's median over the rounds, and the median of each peer's per-round cost
+/// against the first target (1 - peer/first: what the peer's extra work costs).
+fn print_medians(rounds: &[Vec<Outcome>]) {
+    let targets = rounds.first().map_or(0, Vec::len);
+    println!("medians over {} rounds", rounds.len());
+    for t in 0..targets {
+        let write = median(rounds.iter().map(|r| r[t].write_records_per_s));
+        let read = median(rounds.iter().map(|r| r[t].read_records_per_s));
+        print!(
+            "{:<18} write {write:>10.0} rec/s, read {read:>10.0} rec/s",
+            rounds[0][t].target
+        );
+        if t > 0 {
+            let cost = |f: fn(&Outcome) -> f64| {
+                median(
+                    rounds
+                        .iter()
+                        .map(|r| 100.0 * (1.0 - f(&r[t]) / f(&r[0]).max(1e-9))),
+                )
+            };
+            print!(
+                "; cost against {}: write {:.1}%, read {:.1}%",
+                rounds[0][0].target,
+                cost(|o| o.write_records_per_s),
+                cost(|o| o.read_records_per_s)
             );
         }
+        println!();
     }
-    Ok(())
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// UpdateShardCount to `target`, then waits until the stream is ACTIVE with that many open
@@ -312,7 +391,8 @@ async fn run_target(
                 .await?;
                 let recs = r["Records"].as_array().map_or(&[][..], Vec::as_slice);
                 for rec in recs {
-                    let data = STANDARD.decode(rec["Data"].as_str().unwrap_or_default())?;
+                    let data =
+                        millrace_common::base64::decode(rec["Data"].as_str().unwrap_or_default())?;
                     bytes += data.len() as u64;
                 }
                 n += recs.len() as u64;

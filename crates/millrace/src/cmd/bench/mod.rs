@@ -216,6 +216,23 @@ async fn call_raw(
     post_json(http, url, &format!("Kinesis_20131202.{op}"), body).await
 }
 
+/// A body a load client sends many times, hashed once for its signatures.
+#[derive(Clone)]
+struct Prepared {
+    body: bytes::Bytes,
+    sha256: Arc<str>,
+}
+
+impl Prepared {
+    fn new(body: Vec<u8>) -> Self {
+        let sha256 = signing::sha256_hex(&body).into();
+        Self {
+            body: body.into(),
+            sha256,
+        }
+    }
+}
+
 /// One AWS JSON 1.1 call to `target` (`Service_Version.Operation`), signed as
 /// [`signing::Target`] says; the reply body of a success as sent.
 async fn post_json(
@@ -224,9 +241,19 @@ async fn post_json(
     target: &str,
     body: impl Into<bytes::Bytes>,
 ) -> anyhow::Result<bytes::Bytes> {
+    post_signed(http, url, target, body.into(), None).await
+}
+
+/// [`post_json`] of a body whose hex SHA-256 is `sha256` when given (hashed here otherwise).
+async fn post_signed(
+    http: &reqwest::Client,
+    url: &str,
+    target: &str,
+    body: bytes::Bytes,
+    sha256: Option<&str>,
+) -> anyhow::Result<bytes::Bytes> {
     let op = target.rsplit('.').next().unwrap_or(target);
     let to = signing::Target::parse(url)?;
-    let body: bytes::Bytes = body.into();
     // moto's server picks the service from the credential scope.
     let service = if target.starts_with("Firehose_") {
         "firehose"
@@ -241,7 +268,11 @@ async fn post_json(
     for (k, v) in headers {
         req = req.header(k, v);
     }
-    for (k, v) in to.auth_headers(service, &headers, &body)? {
+    let payload = match sha256 {
+        Some(h) => signing::Payload::Sha256(h),
+        None => signing::Payload::Bytes(&body),
+    };
+    for (k, v) in to.auth_headers(service, &headers, payload)? {
         req = req.header(k, v);
     }
     let resp = req.body(body).send().await?;
@@ -323,12 +354,13 @@ async fn write_load(
     load: &Load,
 ) -> anyhow::Result<LoadOutcome> {
     // Pre-encoded bodies: distinct random partition keys, churn-like JSON padded to size.
-    // `Bytes`, so sending one shares it instead of copying 300 KB per call.
-    let bodies: Arc<Vec<(bytes::Bytes, u64)>> = Arc::new(
+    // `Bytes`, so sending one shares it instead of copying 300 KB per call, and hashed once
+    // for SigV4 (a signed call still carries, and the server still checks, the body's hash).
+    let bodies: Arc<Vec<(Prepared, u64)>> = Arc::new(
         (0..16)
             .map(|b| {
                 let (body, data) = make_body(stream, load.batch, load.record_bytes, b);
-                (bytes::Bytes::from(body), data)
+                (Prepared::new(body), data)
             })
             .collect(),
     );
@@ -347,7 +379,14 @@ async fn write_load(
                 let (body, data_bytes) = &bodies[i % bodies.len()];
                 i += 1;
                 let t = Instant::now();
-                let resp = call_raw(&http, &url, "PutRecords", body.clone()).await?;
+                let resp = post_signed(
+                    &http,
+                    &url,
+                    "Kinesis_20131202.PutRecords",
+                    body.body.clone(),
+                    Some(&body.sha256),
+                )
+                .await?;
                 hist.record(t.elapsed().as_micros() as u64).ok();
                 let reply: PutRecordsReply = serde_json::from_slice(&resp)
                     .context("PutRecords: response is not a PutRecords reply")?;
