@@ -250,7 +250,7 @@ impl DeliveryConfig {
         if let Some(p) = &self.prefix {
             return p.clone();
         }
-        let mut t = format!("raw/{}/", self.stream);
+        let mut t = format!("raw/{}/", millrace_io::kafka::short_name(&self.stream));
         for key in self.partitioning.keys() {
             t.push_str(&match self.layout {
                 Layout::Hive => format!("{key}=!{{partitionKeyFromQuery:{key}}}/"),
@@ -277,15 +277,11 @@ impl DeliveryConfig {
 
     /// Checks every key; errors name the key as `<path>.<key>`.
     pub fn validate(&self, path: &str) -> Result<(), String> {
-        let name_ok = |s: &str| millrace_common::keys::check_name(s).is_ok();
         if let Err(e) = millrace_common::keys::check_name(&self.name) {
             return Err(format!("{path}.name = {e}"));
         }
-        if !name_ok(&self.stream) {
-            return Err(format!(
-                "{path}.stream = {:?}: not a valid stream name",
-                self.stream
-            ));
+        if let Err(e) = millrace_io::check_stream_name(&self.stream) {
+            return Err(format!("{path}.stream = {e}"));
         }
         if self.buffer_interval_secs > 900 {
             return Err(format!(

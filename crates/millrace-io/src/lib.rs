@@ -15,11 +15,11 @@
 //! Backends: the embedded log of this process ([`embedded`]: direct reads woken on append, no
 //! HTTP) and any Kinesis API through aws-sdk-kinesis ([`kinesis`]: millrace's own server,
 //! kinesalite, Amazon Kinesis); Firehose delivery streams are written through aws-sdk-firehose
-//! ([`firehose`]: PutRecordBatch). A stream is opened through one place, [`Streams`] (where streams
+//! ([`firehose`]: PutRecordBatch); a stream named `kafka://BROKERS/TOPIC` is a Kafka topic
+//! through librdkafka ([`kafka`]: partitions as shards, offsets as sequence numbers). A stream is opened through one place, [`Streams`] (where streams
 //! live) and [`StreamTarget`] (one stream), which hand out `Arc<dyn RecordSource>` and
-//! `Arc<dyn RecordSink>`: callers never name a backend's types. A Kafka backend slots in beside
-//! the Kinesis one by adding a module here and one variant to each of those two enums; delivery
-//! and serving do not change.
+//! `Arc<dyn RecordSink>`: callers never name a backend's types, so delivery and serving read
+//! and write Kafka topics without knowing it.
 //!
 //! Not here: what a record means (delivery's encoding, the scorer's predictions), what a
 //! checkpoint holds (each caller defines its own type), and the stream's storage itself
@@ -29,6 +29,7 @@ pub mod checkpoint;
 pub mod embedded;
 pub mod error;
 pub mod firehose;
+pub mod kafka;
 pub mod kinesis;
 pub mod lineage;
 pub mod sink;
@@ -39,6 +40,7 @@ pub use checkpoint::{CheckpointDir, seq_cmp};
 pub use embedded::{EmbeddedSink, EmbeddedSource};
 pub use error::IoError;
 pub use firehose::FirehoseSink;
+pub use kafka::{KafkaSink, KafkaSource, KafkaUrl};
 pub use kinesis::{KinesisSink, KinesisSource};
 pub use lineage::{ShardExit, for_each_shard};
 /// The Kinesis service limits (PutRecords 500 records / 5 MiB, 1 MiB per record, GetRecords
@@ -46,6 +48,6 @@ pub use lineage::{ShardExit, for_each_shard};
 pub use millrace_stream::limits;
 pub use sink::{Placed, PutFailure, RecordSink, Retry, SinkRecord};
 pub use source::{RecordSource, ShardInfo, SourceBatch, SourceRecord};
-pub use streams::{StreamTarget, Streams};
+pub use streams::{StreamTarget, Streams, check_stream_name};
 
 pub type Result<T, E = IoError> = std::result::Result<T, E>;

@@ -379,15 +379,15 @@ async fn embedded_streams_open_create_and_read_from_the_newest() {
     assert!(!streams.ensure("out", Some(2)).await.unwrap());
     let target = streams.open("out").unwrap();
     assert_eq!(target.name(), "out");
-    sink::put_all(&*target.sink(), &records(20), Retry::default())
+    sink::put_all(&*target.sink().unwrap(), &records(20), Retry::default())
         .await
         .unwrap();
-    let source = target.source();
+    let source = target.source().unwrap();
     let mut ends = Vec::new();
     for shard in source.shards().await.unwrap() {
         ends.push((shard.clone(), source.newest(&shard).await.unwrap()));
     }
-    sink::put_all(&*target.sink(), &records(5)[..], Retry::default())
+    sink::put_all(&*target.sink().unwrap(), &records(5)[..], Retry::default())
         .await
         .unwrap();
     let mut later = 0;

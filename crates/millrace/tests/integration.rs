@@ -12,6 +12,7 @@ mod delivery_crash;
 mod durable_writes;
 mod endpoint;
 mod firehose_produce;
+mod kafka;
 mod lake_keys;
 mod lake_partitions;
 mod large_records;

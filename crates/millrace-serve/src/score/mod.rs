@@ -83,9 +83,10 @@ fn explain_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Deta
 
 impl ScoringConfig {
     pub fn name(&self) -> String {
-        self.name
-            .clone()
-            .unwrap_or_else(|| format!("{}-to-{}", self.stream, self.to_stream))
+        self.name.clone().unwrap_or_else(|| {
+            let short = millrace_io::kafka::short_name;
+            format!("{}-to-{}", short(&self.stream), short(&self.to_stream))
+        })
     }
 
     pub fn error_stream(&self) -> String {

@@ -21,7 +21,8 @@ pub struct DeliverArgs {
     /// Kinesis API to read from, e.g. http://127.0.0.1:4567. Omit for Amazon Kinesis.
     #[arg(long)]
     pub source_endpoint_url: Option<String>,
-    /// Stream to deliver.
+    /// Stream to deliver: a Kinesis stream (through --source-endpoint-url), or a Kafka topic
+    /// as kafka://HOST:PORT/TOPIC (its partitions are the shards, offsets the positions).
     #[arg(long)]
     pub stream: Option<String>,
     /// Lake: a directory, or s3://bucket/prefix.

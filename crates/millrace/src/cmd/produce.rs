@@ -20,7 +20,8 @@ pub struct ProduceArgs {
     /// port). Omit for real Amazon Kinesis / Data Firehose.
     #[arg(long)]
     pub endpoint_url: Option<String>,
-    /// Stream to write to: a Kinesis stream, or with --to firehose a delivery stream.
+    /// Stream to write to: a Kinesis stream, a Kafka topic as kafka://HOST:PORT/TOPIC (records
+    /// keyed by partition key, Kafka's Java partitioner), or with --to firehose a delivery stream.
     #[arg(long)]
     pub stream: String,
     /// The API to write with: kinesis (PutRecord/PutRecords) or firehose (PutRecord/
@@ -41,7 +42,7 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub batch: bool,
     /// Create the stream with this many shards if it does not exist, and wait until active
-    /// (Kinesis only).
+    /// (a Kinesis stream's shards, or a Kafka topic's partitions).
     #[arg(long)]
     pub create_shards: Option<u32>,
     /// Format of --file when its extension does not tell.

@@ -21,13 +21,14 @@ pub struct ScoreArgs {
     /// region and credentials come from the usual AWS environment).
     #[arg(long, value_name = "URL")]
     pub source_endpoint_url: Option<String>,
-    /// The stream of records to score (JSON objects, values may be raw strings).
+    /// The stream of records to score (JSON objects, values may be raw strings): a Kinesis
+    /// stream or a Kafka topic as kafka://HOST:PORT/TOPIC.
     #[arg(long)]
     pub stream: String,
     /// NAME follows the registry (a promotion swaps the new version in); NAME:vN pins one.
     #[arg(long)]
     pub model: String,
-    /// Where predictions go; created (on-demand) if missing.
+    /// Where predictions go (a Kinesis stream or kafka://HOST:PORT/TOPIC); created if missing.
     #[arg(long, value_name = "STREAM")]
     pub to_stream: String,
     /// Where records that cannot be scored go, with the reason (default: TO_STREAM-errors).

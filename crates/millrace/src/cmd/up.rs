@@ -447,8 +447,8 @@ async fn retention_loop(store: Arc<Store>, stop: CancellationToken) {
     }
 }
 
-/// A `[[delivery]]`: reads the embedded store directly (woken on append) once its stream
-/// exists, and on stop flushes its buffers and checkpoints.
+/// A `[[delivery]]`: reads the embedded store directly (woken on append), or a Kafka topic,
+/// once its stream exists, and on stop flushes its buffers and checkpoints.
 fn delivery(
     shared: &Shared,
     config: &Config,
@@ -462,11 +462,11 @@ fn delivery(
     Ok(Component::spawn(
         format!("delivery {}", d.name),
         async move {
-            let Some(stream) = wait_for_stream(&shared.store, &cfg.stream, &shared.stop).await
-            else {
+            let streams = millrace_io::Streams::Embedded(shared.store.clone());
+            if !wait_for_stream(&streams, &cfg.stream, &shared.stop).await {
                 return Ok(());
-            };
-            let source = Arc::new(millrace_io::EmbeddedSource::new(stream));
+            }
+            let source = streams.source(&cfg.stream).context("not started")?;
             let delivery =
                 millrace_delivery::Delivery::new(cfg, lake, source, &shared.data_dir.state())
                     .context("not started")?;
@@ -550,17 +550,15 @@ fn train(shared: &Shared, t: &crate::pipeline::TrainTrigger) -> Component {
     })
 }
 
-/// A `[[scoring]]`: reads the embedded store and waits for its stream and its model to exist
-/// (the model may be trained after `up` starts).
+/// A `[[scoring]]`: reads the embedded store (or a Kafka topic) and waits for its stream and
+/// its model to exist (the model may be trained after `up` starts).
 fn scoring(shared: &Shared, sc: &millrace_serve::score::ScoringConfig) -> Component {
     let name = sc.name();
     tracing::info!(scoring = %name, stream = %sc.stream, model = %sc.model, to = %sc.to_stream, "scoring configured");
     let (shared, cfg) = (shared.clone(), sc.clone());
     Component::spawn(format!("scoring {name}"), async move {
-        if wait_for_stream(&shared.store, &cfg.stream, &shared.stop)
-            .await
-            .is_none()
-        {
+        let streams = millrace_io::Streams::Embedded(shared.store.clone());
+        if !wait_for_stream(&streams, &cfg.stream, &shared.stop).await {
             return Ok(());
         }
         let registry = millrace_serve::registry::Registry::new(shared.data_dir.root());
@@ -812,23 +810,25 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// A delivery or scorer may be configured before a producer creates its stream: wait for it,
-/// or for shutdown (then `None`).
+/// A delivery or scorer may be configured before a producer creates its stream (in the
+/// embedded store, or a Kafka topic): wait for it, or for shutdown (then `false`).
 async fn wait_for_stream(
-    store: &Store,
+    streams: &millrace_io::Streams,
     name: &str,
     stop: &CancellationToken,
-) -> Option<Arc<millrace_stream::StreamHandle>> {
+) -> bool {
     let mut warned = false;
     loop {
-        if let Ok(s) = store.stream(name) {
-            return Some(s);
-        }
+        let problem = match streams.exists(name).await {
+            Ok(true) => return true,
+            Ok(false) => "waits for its stream to be created".to_owned(),
+            Err(e) => format!("cannot reach its stream yet: {e}"),
+        };
         if stop.is_cancelled() {
-            return None;
+            return false;
         }
         if !warned {
-            tracing::warn!(stream = name, "delivery waits for its stream to be created");
+            tracing::warn!(stream = name, "{problem}");
             warned = true;
         }
         tokio::select! {

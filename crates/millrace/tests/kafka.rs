@@ -1,0 +1,287 @@
+//! Kafka topics as streams, end to end through the real binary: `produce`, `deliver` and
+//! `score` given `kafka://BROKERS/TOPIC` names, against librdkafka's mock cluster (a
+//! Kafka-protocol broker hosted by this test process; the same runs against a real broker are
+//! `scripts/kafka-broker-check.sh`). Delivery and scoring are killed with -9 while they work and
+//! started again: every record sent lands in the lake exactly once, and every input gets
+//! exactly one prediction.
+
+use crate::common::{self, Running, train_tiny};
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use millrace_io::sink::{self, Retry};
+use millrace_io::{KafkaSink, KafkaSource, KafkaUrl, RecordSource, SinkRecord};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+type Cluster = MockCluster<'static, DefaultProducerContext>;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn stream(cluster: &Cluster, topic: &str) -> String {
+    format!("kafka://{}/{topic}", cluster.bootstrap_servers())
+}
+
+fn url(cluster: &Cluster, topic: &str) -> KafkaUrl {
+    KafkaUrl::parse(&stream(cluster, topic)).unwrap().unwrap()
+}
+
+/// Puts records `ids` (JSON with an `id`, `x` and `z`), keyed over 7 keys.
+async fn put(sink: &KafkaSink, ids: std::ops::Range<usize>) {
+    let records: Vec<SinkRecord> = ids
+        .map(|i| {
+            let x = (i * 37 % 100) as f64 / 100.0;
+            SinkRecord::new(
+                format!("k{}", i % 7),
+                format!(r#"{{"id":"r{i}","x":{x},"z":0.5}}"#),
+            )
+        })
+        .collect();
+    sink::put_all(sink, &records, Retry::default())
+        .await
+        .unwrap();
+}
+
+/// Every record of every partition of a topic, oldest first per partition.
+async fn read_topic(source: &KafkaSource) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for shard in source.shards().await.unwrap() {
+        let mut after: Option<String> = None;
+        loop {
+            let batch = source
+                .read(&shard, after.as_deref(), Duration::from_millis(200))
+                .await
+                .unwrap();
+            for r in &batch.records {
+                out.push(serde_json::from_slice(&r.data).unwrap());
+            }
+            if let Some(last) = batch.records.last() {
+                after = Some(last.sequence.clone());
+            }
+            if batch.caught_up {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn spawn(data: &Path, args: &[&str]) -> Running {
+    Running(
+        common::millrace()
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn run(data: &Path, args: &[&str]) {
+    let out = common::millrace()
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    common::assert_ran(&out);
+}
+
+fn kill9(mut child: Running) {
+    child.0.kill().unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(!status.success(), "exited by itself: {status}");
+}
+
+/// The lake's objects (relative paths) and the ids of the records they hold.
+fn lake_ids(lake: &Path) -> (Vec<String>, Vec<String>) {
+    let (mut objects, mut ids) = (Vec::new(), Vec::new());
+    let mut stack = vec![lake.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            objects.push(path.strip_prefix(lake).unwrap().display().to_string());
+            for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    ids.push(v["id"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    }
+    (objects, ids)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_is_delivered_into_the_lake_exactly_once_across_kill_9() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("churn", 3, 1).unwrap();
+    let name = stream(&cluster, "churn");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let lake = dir.path().join("lake");
+
+    // `millrace produce` writes a topic as it writes a Kinesis stream.
+    let file = dir.path().join("first.ndjson");
+    let lines: String = (0..500)
+        .map(|i| format!("{{\"id\":\"p{i}\",\"x\":1}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    run(
+        &data,
+        &[
+            "produce",
+            "--stream",
+            &name,
+            "--batch",
+            "--partition-key",
+            "id",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+
+    let sink = KafkaSink::new(url(&cluster, "churn")).unwrap();
+    let deliver = [
+        "deliver",
+        "--stream",
+        &name,
+        "--lake",
+        lake.to_str().unwrap(),
+        "--name",
+        "churn-lake",
+        "--buffer-interval",
+        "0",
+        "--buffer-size",
+        "1",
+    ];
+    let mut sent = 500;
+    for cycle in 0..3 {
+        let child = spawn(&data, &deliver);
+        put(&sink, sent..sent + 3000).await;
+        sent += 3000;
+        // Kill once this run has written something, while records are still arriving.
+        let before = lake_ids(&lake).1.len();
+        wait_until("objects from this run", || lake_ids(&lake).1.len() > before);
+        put(&sink, sent..sent + 500).await;
+        sent += 500;
+        kill9(child);
+        eprintln!(
+            "cycle {cycle}: killed with {} records in the lake",
+            lake_ids(&lake).1.len()
+        );
+    }
+    put(&sink, sent..sent + 200).await;
+    sent += 200;
+    let mut until = deliver.to_vec();
+    until.push("--until-caught-up");
+    run(&data, &until);
+
+    let (objects, ids) = lake_ids(&lake);
+    assert!(
+        objects.iter().all(|o| !o.contains(".tmp-")),
+        "staging files left: {objects:?}"
+    );
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.starts_with("raw/churn/") && o.contains("-partition-")),
+        "object names: {objects:?}"
+    );
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in &ids {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(duplicated.is_empty(), "duplicates: {duplicated:?}");
+    let expected: Vec<String> = (0..500)
+        .map(|i| format!("p{i}"))
+        .chain((500..sent).map(|i| format!("r{i}")))
+        .collect();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !counts.contains_key(id.as_str()))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "missing: {missing:?}");
+    assert_eq!(ids.len(), expected.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_is_scored_into_a_topic_once_per_input_across_kill_9() {
+    let cluster = MockCluster::new(1).unwrap();
+    for (topic, partitions) in [("in", 2), ("preds", 2), ("preds-errors", 1)] {
+        cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    train_tiny(&data, dir.path());
+    let (input, output) = (stream(&cluster, "in"), stream(&cluster, "preds"));
+    let score = [
+        "score",
+        "--name",
+        "churn",
+        "--stream",
+        &input,
+        "--model",
+        "m",
+        "--to-stream",
+        &output,
+        "--poll-ms",
+        "10",
+    ];
+    let sink = KafkaSink::new(url(&cluster, "in")).unwrap();
+    let preds = KafkaSource::new(url(&cluster, "preds")).unwrap();
+    let mut sent = 0;
+    for _ in 0..2 {
+        let child = spawn(&data, &score);
+        put(&sink, sent..sent + 400).await;
+        sent += 400;
+        let deadline = Instant::now() + PATIENCE;
+        let before = read_topic(&preds).await.len();
+        while read_topic(&preds).await.len() <= before {
+            assert!(Instant::now() < deadline, "no predictions");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        put(&sink, sent..sent + 400).await;
+        sent += 400;
+        kill9(child);
+    }
+    let mut until = score.to_vec();
+    until.push("--until-caught-up");
+    run(&data, &until);
+
+    let mut per_input: HashMap<String, usize> = HashMap::new();
+    for p in read_topic(&preds).await {
+        assert_eq!(p["model"], "m", "{p}");
+        let id = p["id"].as_str().unwrap_or_else(|| panic!("no id: {p}"));
+        *per_input.entry(id.to_owned()).or_default() += 1;
+    }
+    let twice: Vec<_> = per_input.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "scored twice: {twice:?}");
+    let missing: Vec<_> = (0..sent)
+        .map(|i| format!("r{i}"))
+        .filter(|id| !per_input.contains_key(id))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "never scored: {missing:?}");
+}
