@@ -80,6 +80,12 @@ impl DeliveryError {
             | DeliveryError::Task { .. } => false,
         }
     }
+
+    /// True when a consumer group gave the shard to another member: not a failure, the shard
+    /// stops here and continues there.
+    pub fn is_not_owned(&self) -> bool {
+        matches!(self, DeliveryError::Source(e) | DeliveryError::Checkpoint(e) if e.is_not_owned())
+    }
 }
 
 /// A checkpoint file's failure is a checkpoint error; anything else is the source's.

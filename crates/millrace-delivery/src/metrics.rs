@@ -73,6 +73,11 @@ impl DeliveryMetrics {
         e.stalled_since_ms = None;
     }
 
+    /// The shard went to another member of a consumer group: its lag is theirs to report.
+    pub(crate) fn released(&self, shard: &str) {
+        self.shards.lock().remove(shard);
+    }
+
     /// A shard failed with `error` and will be retried: shown as stalled until it delivers.
     pub(crate) fn stalled(&self, shard: &str, error: &str, now_ms: i64) {
         let mut s = self.shards.lock();

@@ -23,6 +23,20 @@ pub enum RunMode {
     UntilCaughtUp,
 }
 
+/// The delivery's checkpoints: in the source when it keeps them (a Kafka consumer group, so
+/// another member continues from them), else files under `STATE/delivery/NAME/`.
+fn checkpoints_for(
+    source: &dyn RecordSource,
+    state_dir: &std::path::Path,
+    name: &str,
+) -> CheckpointDir {
+    let files = checkpoint_dir(state_dir, name);
+    match source.shared_checkpoints() {
+        Some(shared) => files.shared(shared, |cp: &Checkpoint| cp.delivered.as_deref()),
+        None => files,
+    }
+}
+
 /// A configured delivery, ready to run.
 pub struct Delivery {
     config: DeliveryConfig,
@@ -57,7 +71,7 @@ impl Delivery {
         config.validate("delivery").map_err(DeliveryError::Config)?;
         Ok(Self {
             encoder: Encoder::new(&config)?,
-            checkpoints: checkpoint_dir(state_dir, &config.name),
+            checkpoints: checkpoints_for(&*source, state_dir, &config.name),
             metrics: Arc::new(DeliveryMetrics::new(&config.name, &config.stream)),
             config,
             lake,
@@ -117,6 +131,13 @@ impl Delivery {
         loop {
             let err = match self.shard_loop(shard, mode, shutdown.clone()).await {
                 Ok(exit) => return Ok(exit),
+                Err(e) if e.is_not_owned() => {
+                    // Records read but not flushed are the next owner's to deliver: its
+                    // checkpoint starts before them.
+                    tracing::info!(delivery = %self.config.name, shard, "shard handed to another member of the group");
+                    self.metrics.released(shard);
+                    return Ok(ShardExit::Released);
+                }
                 Err(e) if mode == RunMode::Forever && !*shutdown.borrow() => e,
                 Err(e) => return Err(e),
             };

@@ -12,6 +12,14 @@ pub enum IoError {
     /// The stream or shard is not there (never created, deleted, another region or endpoint).
     #[error("{op}: {message}")]
     StreamNotFound { op: String, message: String },
+    /// Another member of the reader's consumer group reads this shard now (a rebalance gave
+    /// it away): the reader stops it, and starts it again if the group hands it back.
+    #[error("shard {shard} of stream {stream} was handed to another member of group {group}")]
+    NotOwned {
+        stream: String,
+        shard: String,
+        group: String,
+    },
 
     /// The service refused for now (throughput exceeded, KMS throttling, too many calls):
     /// the same request succeeds later, after a backoff.
@@ -88,6 +96,7 @@ impl IoError {
             | IoError::ShardClosed { .. }
             | IoError::Rejected { .. }
             | IoError::Checkpoint { .. }
+            | IoError::NotOwned { .. }
             | IoError::Task { .. } => false,
         }
     }
@@ -95,6 +104,11 @@ impl IoError {
     /// True for [`IoError::Throttled`]: the only whole-call failure a put retries by itself.
     pub fn is_throttled(&self) -> bool {
         matches!(self, IoError::Throttled { .. })
+    }
+
+    /// True when a consumer group gave the shard to another member: stop reading it, quietly.
+    pub fn is_not_owned(&self) -> bool {
+        matches!(self, IoError::NotOwned { .. })
     }
 
     /// True when the stream (or shard) does not exist.

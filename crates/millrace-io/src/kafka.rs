@@ -32,6 +32,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use crate::checkpoint::SharedCheckpoints;
+use crate::kafka_group::KafkaGroup;
 use crate::limits::{GET_RECORDS_MAX_BYTES, GET_RECORDS_MAX_RECORDS};
 use crate::sink::{Placed, PutFailure, RecordSink, SinkRecord};
 use crate::source::{RecordSource, ShardInfo, SourceBatch, SourceRecord};
@@ -41,7 +43,7 @@ use crate::{IoError, Result};
 pub const SCHEME: &str = "kafka://";
 
 /// How long a metadata, watermark or admin call to the brokers may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Partitions a topic gets when it is created without a count (Kinesis's on-demand streams
 /// start with 4 shards).
@@ -124,7 +126,7 @@ pub fn shard_id(partition: i32) -> String {
     format!("partition-{partition}")
 }
 
-fn partition_of(stream: &KafkaUrl, shard: &str) -> Result<i32> {
+pub(crate) fn partition_of(stream: &KafkaUrl, shard: &str) -> Result<i32> {
     shard
         .strip_prefix("partition-")
         .and_then(|p| p.parse::<i32>().ok())
@@ -135,7 +137,7 @@ fn partition_of(stream: &KafkaUrl, shard: &str) -> Result<i32> {
         })
 }
 
-fn offset_of(stream: &KafkaUrl, sequence: &str) -> Result<i64> {
+pub(crate) fn offset_of(stream: &KafkaUrl, sequence: &str) -> Result<i64> {
     sequence
         .parse::<i64>()
         .ok()
@@ -147,7 +149,7 @@ fn offset_of(stream: &KafkaUrl, sequence: &str) -> Result<i64> {
 }
 
 /// Maps a client error onto what a caller can act on.
-fn kafka_error(op: String, e: KafkaError) -> IoError {
+pub(crate) fn kafka_error(op: String, e: KafkaError) -> IoError {
     let code = e.rdkafka_error_code();
     let message = e.to_string();
     match code {
@@ -177,7 +179,7 @@ fn kafka_error(op: String, e: KafkaError) -> IoError {
     }
 }
 
-fn base_config(stream: &KafkaUrl) -> ClientConfig {
+pub(crate) fn base_config(stream: &KafkaUrl) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &stream.brokers)
@@ -298,10 +300,12 @@ struct PartitionReader {
     assigned: bool,
 }
 
-/// Reads a topic, partition by partition.
+/// Reads a topic, partition by partition: all of them, or with [`KafkaSource::in_group`] those
+/// its consumer group gives this process.
 pub struct KafkaSource {
     stream: KafkaUrl,
     name: String,
+    group: Option<Arc<KafkaGroup>>,
     /// For metadata and watermarks.
     admin: Arc<StreamConsumer>,
     readers: parking_lot::Mutex<HashMap<i32, Arc<tokio::sync::Mutex<PartitionReader>>>>,
@@ -321,7 +325,18 @@ impl KafkaSource {
             admin: Arc::new(consumer(&stream)?),
             name: stream.to_string(),
             stream,
+            group: None,
             readers: Default::default(),
+        })
+    }
+
+    /// Reads only the partitions consumer group `group` gives this process, and keeps the
+    /// readers' checkpoints in the group ([`KafkaGroup`]).
+    pub fn in_group(stream: KafkaUrl, group: &str) -> Result<Self> {
+        let member = Arc::new(KafkaGroup::join(&stream, group)?);
+        Ok(Self {
+            group: Some(member),
+            ..Self::new(stream)?
         })
     }
 
@@ -374,9 +389,15 @@ impl KafkaSource {
 #[async_trait]
 impl RecordSource for KafkaSource {
     async fn lineage(&self) -> Result<Vec<ShardInfo>> {
+        let mut ids = partitions(&self.stream, self.admin.clone()).await?;
+        if let Some(group) = self.group.clone() {
+            let owned = tokio::task::spawn_blocking(move || group.owned())
+                .await
+                .map_err(|e| IoError::task(format!("joining a group on {}", self.name), e))?;
+            ids.retain(|p| owned.contains(p));
+        }
         // Kafka partitions are never split or merged: no shard has parents.
-        Ok(partitions(&self.stream, self.admin.clone())
-            .await?
+        Ok(ids
             .into_iter()
             .map(|p| ShardInfo {
                 id: shard_id(p),
@@ -387,6 +408,9 @@ impl RecordSource for KafkaSource {
 
     async fn read(&self, shard: &str, after: Option<&str>, wait: Duration) -> Result<SourceBatch> {
         let partition = partition_of(&self.stream, shard)?;
+        if let Some(group) = &self.group {
+            group.begin_read(partition)?;
+        }
         let want = after.map(|s| offset_of(&self.stream, s)).transpose()?;
         let want = want.map(|o| o + 1);
         let reader = self.reader(partition)?;
@@ -450,6 +474,10 @@ impl RecordSource for KafkaSource {
             });
         }
         let caught_up = !capped && !self.behind(&r, partition).await?;
+        if let Some(group) = &self.group {
+            // Taken away while reading: these records are the next owner's.
+            group.end_read(partition)?;
+        }
         Ok(SourceBatch {
             records,
             caught_up,
@@ -461,6 +489,10 @@ impl RecordSource for KafkaSource {
         let partition = partition_of(&self.stream, shard)?;
         let high = self.high_watermark(partition).await?;
         Ok((high > 0).then(|| (high - 1).to_string()))
+    }
+
+    fn shared_checkpoints(&self) -> Option<Arc<dyn SharedCheckpoints>> {
+        self.group.clone().map(|g| g as Arc<dyn SharedCheckpoints>)
     }
 }
 

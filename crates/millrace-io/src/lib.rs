@@ -30,17 +30,19 @@ pub mod embedded;
 pub mod error;
 pub mod firehose;
 pub mod kafka;
+pub mod kafka_group;
 pub mod kinesis;
 pub mod lineage;
 pub mod sink;
 pub mod source;
 pub mod streams;
 
-pub use checkpoint::{CheckpointDir, seq_cmp};
+pub use checkpoint::{CheckpointDir, SharedCheckpoints, seq_cmp};
 pub use embedded::{EmbeddedSink, EmbeddedSource};
 pub use error::IoError;
 pub use firehose::FirehoseSink;
 pub use kafka::{KafkaSink, KafkaSource, KafkaUrl};
+pub use kafka_group::KafkaGroup;
 pub use kinesis::{KinesisSink, KinesisSource};
 pub use lineage::{ShardExit, for_each_shard};
 /// The Kinesis service limits (PutRecords 500 records / 5 MiB, 1 MiB per record, GetRecords

@@ -19,6 +19,9 @@ pub enum ShardExit {
     Ended,
     /// The task stopped for another reason (shutdown, caught up in a one-shot run).
     Stopped,
+    /// A consumer group handed the shard to another member: it starts again here if the
+    /// group hands it back.
+    Released,
 }
 
 /// How often the shard list is read again to find shards a reshard added.
@@ -69,6 +72,9 @@ where
                         relist = true;
                     }
                     Ok(ShardExit::Stopped) => {}
+                    Ok(ShardExit::Released) => {
+                        plan.started.remove(&id);
+                    }
                     Err(e) => {
                         tasks.abort_all();
                         return Err(e);

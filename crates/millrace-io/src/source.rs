@@ -3,10 +3,13 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::Result;
+use crate::checkpoint::SharedCheckpoints;
 
 /// One record read from a shard.
 #[derive(Debug, Clone)]
@@ -67,5 +70,12 @@ pub trait RecordSource: Send + Sync {
                 return Ok(after);
             }
         }
+    }
+
+    /// Where this source keeps its readers' checkpoints itself (a Kafka consumer group, whose
+    /// members share the shards), if it does: readers then store them there instead of in
+    /// local files, so the member that reads a shard next continues from them.
+    fn shared_checkpoints(&self) -> Option<Arc<dyn SharedCheckpoints>> {
+        None
     }
 }

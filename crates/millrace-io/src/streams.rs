@@ -62,6 +62,16 @@ impl Streams {
         self.open(name)?.source()
     }
 
+    /// A reader of stream `name` that shares the stream with the other readers named `group`:
+    /// for a Kafka topic, a member of consumer group `group` (its partitions and checkpoints,
+    /// see [`crate::kafka_group`]); other streams are read whole, as [`Streams::source`].
+    pub fn group_source(&self, name: &str, group: &str) -> Result<Arc<dyn RecordSource>> {
+        match self.open(name)? {
+            StreamTarget::Kafka(url) => Ok(Arc::new(KafkaSource::in_group(url, group)?)),
+            target => target.source(),
+        }
+    }
+
     /// A writer of stream `name`.
     pub fn sink(&self, name: &str) -> Result<Arc<dyn RecordSink>> {
         self.open(name)?.sink()

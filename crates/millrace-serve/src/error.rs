@@ -182,6 +182,11 @@ pub enum ServeError {
 }
 
 impl ServeError {
+    /// True when a consumer group gave a scorer's shard to another member (not a failure).
+    pub fn is_not_owned(&self) -> bool {
+        matches!(self, ServeError::StreamIo(e) | ServeError::Checkpoint(e) if e.is_not_owned())
+    }
+
     /// The HTTP status of this error: the one mapping, used by every endpoint answer.
     pub fn status(&self) -> StatusCode {
         match self {

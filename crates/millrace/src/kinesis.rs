@@ -1,7 +1,7 @@
 //! Building aws-sdk-kinesis (and aws-sdk-firehose) clients the way a user expects: the standard AWS configuration
 //! chain (env, profile, SSO…), an optional endpoint override, and dummy credentials when
 //! talking to a loopback endpoint with none configured (millrace does not check them yet).
-//! Reading and writing through the client is `millrace-io`'s ([`streams`]).
+//! Reading and writing through the client is `millrace-io`'s ([`streams_for`]).
 
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
@@ -58,10 +58,26 @@ fn is_loopback(url: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || url.contains("[::1]")
 }
 
+/// [`client`] for a command that uses streams `names`: when every one is a Kafka topic, no
+/// AWS configuration is loaded (its region lookup can take seconds off AWS), as none is used.
+pub async fn client_for(names: &[&str], endpoint_url: Option<&str>) -> aws_sdk_kinesis::Client {
+    if names
+        .iter()
+        .all(|n| n.starts_with(millrace_io::kafka::SCHEME))
+    {
+        let unused = aws_sdk_kinesis::Config::builder()
+            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+            .build();
+        return aws_sdk_kinesis::Client::from_conf(unused);
+    }
+    client(endpoint_url).await
+}
+
 /// The streams behind a Kinesis API (`endpoint_url`, or Amazon Kinesis when `None`), read and
-/// written through `millrace-io`.
-pub async fn streams(endpoint_url: Option<&str>) -> millrace_io::Streams {
-    millrace_io::Streams::kinesis(client(endpoint_url).await)
+/// written through `millrace-io`, for a command that uses streams `names` ([`client_for`]).
+pub async fn streams_for(names: &[&str], endpoint_url: Option<&str>) -> millrace_io::Streams {
+    millrace_io::Streams::kinesis(client_for(names, endpoint_url).await)
 }
 
 #[cfg(test)]

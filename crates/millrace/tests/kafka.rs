@@ -1,9 +1,11 @@
 //! Kafka topics as streams, end to end through the real binary: `produce`, `deliver` and
 //! `score` given `kafka://BROKERS/TOPIC` names, against librdkafka's mock cluster (a
-//! Kafka-protocol broker hosted by this test process; the same runs against a real broker are
-//! `scripts/kafka-broker-check.sh`). Delivery and scoring are killed with -9 while they work and
-//! started again: every record sent lands in the lake exactly once, and every input gets
-//! exactly one prediction.
+//! Kafka-protocol broker hosted by this test process). Delivery and scoring are killed with -9
+//! while they work and started again: every record sent lands in the lake exactly once, and
+//! every input gets exactly one prediction. Two deliveries of one name (one consumer group)
+//! split the partitions, and when one is killed the other takes its partitions over from the
+//! checkpoints in the group. Each restart after a kill waits out the group's session timeout
+//! (10 s), so these tests take about a minute each.
 
 use crate::common::{self, Running, train_tiny};
 
@@ -80,6 +82,62 @@ fn spawn(data: &Path, args: &[&str]) -> Running {
             .spawn()
             .unwrap(),
     )
+}
+
+/// Like [`spawn`], with the log (info) in `log`.
+fn spawn_logged(data: &Path, args: &[&str], log: &Path) -> Running {
+    Running(
+        common::millrace()
+            .env("MILLRACE_LOG", "info")
+            .arg("--data-dir")
+            .arg(data)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The partitions a member's log says the group gave it, less those it handed back.
+fn assigned(log: &Path) -> Vec<i32> {
+    let mut owned = std::collections::BTreeSet::new();
+    for line in strip_ansi(&std::fs::read_to_string(log).unwrap_or_default()).lines() {
+        let Some(list) = line
+            .split("partitions=[")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+        else {
+            continue;
+        };
+        let ps = list.split(',').filter_map(|p| p.trim().parse::<i32>().ok());
+        if line.contains("assigned by the group") {
+            owned.extend(ps);
+        } else if line.contains("handed back to the group") {
+            for p in ps {
+                owned.remove(&p);
+            }
+        }
+    }
+    owned.into_iter().collect()
+}
+
+/// The text without terminal colour sequences (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn run(data: &Path, args: &[&str]) {
@@ -175,7 +233,7 @@ async fn a_topic_is_delivered_into_the_lake_exactly_once_across_kill_9() {
         "1",
     ];
     let mut sent = 500;
-    for cycle in 0..3 {
+    for cycle in 0..2 {
         let child = spawn(&data, &deliver);
         put(&sink, sent..sent + 3000).await;
         sent += 3000;
@@ -284,4 +342,92 @@ async fn a_topic_is_scored_into_a_topic_once_per_input_across_kill_9() {
         .take(5)
         .collect();
     assert!(missing.is_empty(), "never scored: {missing:?}");
+}
+
+/// Exactly-once check of a lake against ids `r{range}`.
+fn assert_exactly_once(lake: &Path, ids: std::ops::Range<usize>) {
+    let (objects, got) = lake_ids(lake);
+    assert!(objects.iter().all(|o| !o.contains(".tmp-")), "{objects:?}");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in &got {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "duplicates: {twice:?}");
+    let missing: Vec<_> = ids
+        .clone()
+        .map(|i| format!("r{i}"))
+        .filter(|id| !counts.contains_key(id.as_str()))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "missing: {missing:?}");
+    assert_eq!(got.len(), ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_deliveries_of_one_name_split_the_partitions_and_take_over_after_kill_9() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("events", 4, 1).unwrap();
+    let name = stream(&cluster, "events");
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let deliver = [
+        "deliver",
+        "--stream",
+        &name,
+        "--lake",
+        lake.to_str().unwrap(),
+        "--name",
+        "events-lake",
+        "--buffer-interval",
+        "0",
+        "--buffer-size",
+        "1",
+    ];
+    // Two members with data directories of their own, as on two machines.
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let a = spawn_logged(&dir.path().join("a"), &deliver, &log_a);
+    let b = spawn_logged(&dir.path().join("b"), &deliver, &log_b);
+    let sink = KafkaSink::new(url(&cluster, "events")).unwrap();
+    let logs = || {
+        format!(
+            "a:\n{}\nb:\n{}",
+            std::fs::read_to_string(&log_a).unwrap_or_default(),
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        )
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while assigned(&log_a).is_empty() || assigned(&log_b).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the group did not give both members partitions:\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (pa, pb) = (assigned(&log_a), assigned(&log_b));
+    let mut all: Vec<i32> = pa.iter().chain(&pb).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3], "a has {pa:?}, b has {pb:?}");
+
+    put(&sink, 0..4000).await;
+    wait_until("every record in the lake", || {
+        lake_ids(&lake).1.len() >= 4000
+    });
+    assert_exactly_once(&lake, 0..4000);
+
+    // a dies with records arriving; b gets its partitions once a's session times out and
+    // continues from a's checkpoints in the group.
+    put(&sink, 4000..6000).await;
+    kill9(a);
+    put(&sink, 6000..8000).await;
+    wait_until("b to take every partition", || {
+        assigned(&log_b) == [0, 1, 2, 3]
+    });
+    wait_until("every record in the lake", || {
+        lake_ids(&lake).1.len() >= 8000
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_exactly_once(&lake, 0..8000);
+    drop(b);
 }

@@ -158,6 +158,9 @@ pub struct Scorer {
     error_stream: String,
     registry: Registry,
     streams: Streams,
+    /// The input: for a Kafka topic, a member of the consumer group `millrace-scoring-NAME`,
+    /// so scorers of the same name share its partitions and their checkpoints.
+    source: Arc<dyn RecordSource>,
     checkpoints: CheckpointDir,
     model: ArcSwap<Loaded>,
     follow: bool,
@@ -200,11 +203,18 @@ impl Scorer {
         metrics
             .model_version
             .store(u64::from(version), Ordering::Relaxed);
+        let source = streams.group_source(&config.stream, &format!("millrace-scoring-{name}"))?;
+        let checkpoints = match source.shared_checkpoints() {
+            Some(shared) => checkpoint_dir(state_dir, &name)
+                .shared(shared, |cp: &ScoreCheckpoint| cp.scored.as_deref()),
+            None => checkpoint_dir(state_dir, &name),
+        };
         Ok(Scorer {
             follow: !config.model.contains(':') && !Path::new(&config.model).exists(),
             model: ArcSwap::from_pointee(Loaded::new(&model_name, version, model)),
             error_stream: config.error_stream(),
-            checkpoints: checkpoint_dir(state_dir, &name),
+            source,
+            checkpoints,
             name,
             config,
             registry,
@@ -304,7 +314,7 @@ impl Scorer {
                 tracing::debug!(stream = %out, "created output stream");
             }
         }
-        let source = self.streams.source(&self.config.stream)?;
+        let source = self.source.clone();
         let sinks = Sinks {
             out: self.streams.sink(&self.config.to_stream)?,
             errors: self.streams.sink(&self.error_stream)?,
@@ -333,8 +343,15 @@ impl Scorer {
                 let shutdown = shutdown.clone();
                 let (source, sinks) = (source.clone(), sinks.clone());
                 async move {
-                    me.shard_loop(&shard, &*source, &sinks, mode, shutdown)
-                        .await
+                    match me.shard_loop(&shard, &*source, &sinks, mode, shutdown).await {
+                        // A consumer group gave the shard to another scorer of this name: its
+                        // outputs since the checkpoint are found by that scorer's scan.
+                        Err(e) if e.is_not_owned() => {
+                            tracing::info!(scorer = %me.name, shard, "shard handed to another member of the group");
+                            Ok(ShardExit::Released)
+                        }
+                        other => other,
+                    }
                 }
             },
         )

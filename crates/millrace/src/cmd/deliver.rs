@@ -28,7 +28,9 @@ pub struct DeliverArgs {
     /// Lake: a directory, or s3://bucket/prefix.
     #[arg(long)]
     pub lake: Option<String>,
-    /// Name of the delivery (checkpoints, object names, error prefix). Default: <stream>-lake.
+    /// Name of the delivery (checkpoints, object names, error prefix; for a Kafka topic also its
+    /// consumer group, millrace-delivery-NAME, shared by deliveries of that name). Default:
+    /// <stream>-lake (the topic for a Kafka stream).
     #[arg(long)]
     pub name: Option<String>,
     /// Key prefix template, e.g. 'raw/churn/!{timestamp:yyyy}/!{partitionKeyFromQuery:c}/'.
@@ -111,9 +113,11 @@ pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
         &lake_url,
         &crate::cli::s3_options(args.s3_endpoint_url.clone(), false),
     )?;
-    let source = kinesis::streams(args.source_endpoint_url.as_deref())
+    // A Kafka topic is read as a member of the group `millrace-delivery-NAME`: deliveries of
+    // the same name on several machines share its partitions and checkpoints.
+    let source = kinesis::streams_for(&[&stream], args.source_endpoint_url.as_deref())
         .await
-        .source(&stream)?;
+        .group_source(&stream, &format!("millrace-delivery-{}", config.name))?;
     let delivery = Arc::new(Delivery::new(
         config,
         lake,
@@ -177,7 +181,7 @@ fn to_config(args: &DeliverArgs, stream: &str) -> anyhow::Result<DeliveryConfig>
         &args
             .name
             .clone()
-            .unwrap_or_else(|| format!("{stream}-lake")),
+            .unwrap_or_else(|| format!("{}-lake", millrace_io::kafka::short_name(stream))),
         stream,
     );
     c.prefix = args.prefix.clone();

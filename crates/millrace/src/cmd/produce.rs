@@ -112,7 +112,7 @@ async fn sink(args: &ProduceArgs) -> anyhow::Result<std::sync::Arc<dyn RecordSin
             &args.stream,
         )));
     }
-    let streams = kinesis::streams(endpoint).await;
+    let streams = kinesis::streams_for(&[&args.stream], endpoint).await;
     if let Some(shards) = args.create_shards {
         let created = streams
             .ensure(&args.stream, Some(shards))

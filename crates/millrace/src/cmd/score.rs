@@ -57,7 +57,12 @@ pub struct ScoreArgs {
 
 pub async fn run(data_dir: &Path, args: ScoreArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let client = kinesis::client(args.source_endpoint_url.as_deref()).await;
+    let error_stream = args
+        .error_stream
+        .clone()
+        .unwrap_or_else(|| format!("{}-errors", args.to_stream));
+    let names = [args.stream.as_str(), &args.to_stream, &error_stream];
+    let client = kinesis::client_for(&names, args.source_endpoint_url.as_deref()).await;
     let config = ScoringConfig {
         name: args.name.clone(),
         stream: args.stream.clone(),
@@ -88,7 +93,7 @@ pub async fn run(data_dir: &Path, args: ScoreArgs) -> anyhow::Result<()> {
          checkpoints in {}",
         args.stream,
         args.to_stream,
-        scorer.checkpoints().dir().display()
+        scorer.checkpoints().describe()
     );
     let metrics = scorer.metrics();
     let bar = ProgressBar::new_spinner().with_style(

@@ -466,7 +466,10 @@ fn delivery(
             if !wait_for_stream(&streams, &cfg.stream, &shared.stop).await {
                 return Ok(());
             }
-            let source = streams.source(&cfg.stream).context("not started")?;
+            let group = format!("millrace-delivery-{}", cfg.name);
+            let source = streams
+                .group_source(&cfg.stream, &group)
+                .context("not started")?;
             let delivery =
                 millrace_delivery::Delivery::new(cfg, lake, source, &shared.data_dir.state())
                     .context("not started")?;

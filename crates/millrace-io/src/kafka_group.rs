@@ -1,0 +1,363 @@
+//! Kafka consumer groups: several millrace processes (on any machines) that read one topic
+//! under one group name share its partitions, and keep their checkpoints in the group.
+//!
+//! [`KafkaGroup`] is a member of the group: a consumer subscribed to the topic with the
+//! cooperative-sticky assignor (a rebalance moves only the partitions that change hands),
+//! paused so it fetches nothing itself; its partitions are read by [`crate::KafkaSource`]'s
+//! own consumers, which ask [`KafkaGroup::owns`] before every read.
+//!
+//! Checkpoints ([`SharedCheckpoints`]) are the group's committed offsets: the offset after the
+//! last record done (what `kafka-consumer-groups --describe` shows as the position and lag)
+//! and, as the commit's metadata, the reader's checkpoint JSON (delivery's pending range, the
+//! scorer's output marks), so the member that reads a partition next continues exactly where
+//! the last one stopped, even after a kill -9.
+//!
+//! Handing a partition over: when the group takes a partition away, the member stops storing
+//! its checkpoint and waits (up to [`HANDOVER`]) until the reader of that partition comes back
+//! for its next read, which then fails with [`IoError::NotOwned`]: everything the reader did
+//! with the records it had (objects written, predictions put) is done before the new owner
+//! loads the checkpoint. A member that dies is replaced once the group's session times out
+//! ([`SESSION_TIMEOUT`]); a member cut off from the brokers has its commits refused by them
+//! (its generation is stale).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::checkpoint::SharedCheckpoints;
+use crate::kafka::{CALL_TIMEOUT, KafkaUrl, base_config, kafka_error, partition_of, shard_id};
+use crate::{IoError, Result};
+
+/// How long the group waits for a member it no longer hears from before giving its partitions
+/// to the others (librdkafka's default is 45 s; brokers accept 6 s and more by default).
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a member that loses a partition waits for its reader to let go of it.
+pub const HANDOVER: Duration = Duration::from_secs(60);
+
+/// How long the first join may take before a reader sees the partitions it got.
+const FIRST_JOIN: Duration = Duration::from_secs(30);
+
+/// What the rebalance callbacks and the readers share.
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Set when the member is being closed: revocations then do not wait for readers.
+    closing: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Partitions the group gave this member and has not taken back.
+    owned: BTreeSet<i32>,
+    /// Partitions whose reader holds records it read (it has not come back for more).
+    busy: HashSet<i32>,
+    /// True once the first assignment arrived.
+    joined: bool,
+}
+
+/// The consumer context: keeps [`State`] in step with the group's assignment.
+struct Member {
+    shared: Arc<Shared>,
+    group: String,
+}
+
+impl ClientContext for Member {}
+
+impl ConsumerContext for Member {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        let mut state = self.shared.state.lock();
+        for p in &revoked {
+            state.owned.remove(p);
+        }
+        self.shared.changed.notify_all();
+        tracing::info!(group = %self.group, partitions = ?revoked, "partitions handed back to the group");
+        let deadline = Instant::now() + HANDOVER;
+        while !self.shared.closing.load(Ordering::Acquire)
+            && revoked.iter().any(|p| state.busy.contains(p))
+        {
+            if self
+                .shared
+                .changed
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                tracing::warn!(group = %self.group, "a reader kept a revoked partition past the handover time");
+                break;
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                // The member only holds the partitions: its readers fetch them.
+                if let Err(e) = consumer.pause(tpl) {
+                    tracing::warn!(group = %self.group, error = %e, "pausing the member's partitions");
+                }
+                let mut state = self.shared.state.lock();
+                let added: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                state.owned.extend(added.iter().copied());
+                state.joined = true;
+                self.shared.changed.notify_all();
+                tracing::info!(group = %self.group, partitions = ?added, "partitions assigned by the group");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.group, error = %e, "consumer group rebalance failed")
+            }
+        }
+    }
+}
+
+/// A member of a consumer group for one topic.
+pub struct KafkaGroup {
+    stream: KafkaUrl,
+    group: String,
+    consumer: Arc<BaseConsumer<Member>>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    poller: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for KafkaGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaGroup")
+            .field("stream", &self.stream.to_string())
+            .field("group", &self.group)
+            .finish()
+    }
+}
+
+impl KafkaGroup {
+    /// Joins `group` for the topic of `stream` (the join itself completes in the background).
+    pub fn join(stream: &KafkaUrl, group: &str) -> Result<Self> {
+        let shared = Arc::new(Shared::default());
+        let context = Member {
+            shared: shared.clone(),
+            group: group.to_owned(),
+        };
+        let op = || format!("joining group {group} on {stream}");
+        let consumer: BaseConsumer<Member> = base_config(stream)
+            .set("group.id", group)
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set(
+                "session.timeout.ms",
+                SESSION_TIMEOUT.as_millis().to_string(),
+            )
+            .set("heartbeat.interval.ms", "1000")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            // The member fetches nothing of its own (its partitions are paused): small buffers.
+            .set("queued.max.messages.kbytes", "1024")
+            .create_with_context(context)
+            .map_err(|e| kafka_error(op(), e))?;
+        consumer
+            .subscribe(&[&stream.topic])
+            .map_err(|e| kafka_error(op(), e))?;
+        let consumer = Arc::new(consumer);
+        let stop = Arc::new(AtomicBool::new(false));
+        // Rebalances are served by polling the member; anything it fetched is dropped.
+        let poller = {
+            let (consumer, stop) = (consumer.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("kafka-group".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
+                            tracing::debug!(error = %e, "consumer group member");
+                        }
+                    }
+                })
+                .map_err(|e| IoError::task(op(), e))?
+        };
+        Ok(Self {
+            stream: stream.clone(),
+            group: group.to_owned(),
+            consumer,
+            shared,
+            stop,
+            poller: Some(poller),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.group
+    }
+
+    /// The partitions this member holds now, after waiting (up to 30 s) for the first
+    /// assignment of the group.
+    pub fn owned(&self) -> Vec<i32> {
+        let deadline = Instant::now() + FIRST_JOIN;
+        let mut state = self.shared.state.lock();
+        while !state.joined {
+            if self
+                .shared
+                .changed
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        state.owned.iter().copied().collect()
+    }
+
+    fn not_owned(&self, partition: i32) -> IoError {
+        IoError::NotOwned {
+            stream: self.stream.to_string(),
+            shard: shard_id(partition),
+            group: self.group.clone(),
+        }
+    }
+
+    /// A reader is about to read `partition`: it let go of what it read before; fails with
+    /// [`IoError::NotOwned`] when the group took the partition away.
+    pub fn begin_read(&self, partition: i32) -> Result<()> {
+        let mut state = self.shared.state.lock();
+        state.busy.remove(&partition);
+        self.shared.changed.notify_all();
+        if state.owned.contains(&partition) {
+            Ok(())
+        } else {
+            Err(self.not_owned(partition))
+        }
+    }
+
+    /// A read returns records: the reader holds them until its next read. Fails (and the
+    /// records must be dropped) when the group took the partition away meanwhile.
+    pub fn end_read(&self, partition: i32) -> Result<()> {
+        let mut state = self.shared.state.lock();
+        if state.owned.contains(&partition) {
+            state.busy.insert(partition);
+            Ok(())
+        } else {
+            Err(self.not_owned(partition))
+        }
+    }
+
+    /// True while the group lets this member read `partition`.
+    pub fn owns(&self, partition: i32) -> bool {
+        self.shared.state.lock().owned.contains(&partition)
+    }
+
+    fn committed(&self, partitions: &[i32]) -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&self.stream.topic, *p);
+        }
+        self.consumer
+            .committed_offsets(tpl, CALL_TIMEOUT)
+            .map_err(|e| kafka_error(format!("reading the offsets of group {}", self.group), e))
+    }
+
+    /// The checkpoint JSON in a committed offset's metadata; `None` when nothing is
+    /// committed; an error when another client committed without one.
+    fn checkpoint_of(
+        &self,
+        partition: i32,
+        offset: Offset,
+        metadata: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        match (offset, metadata.is_empty()) {
+            (Offset::Offset(_), false) => Ok(Some(metadata.as_bytes().to_vec())),
+            (Offset::Offset(o), true) => Err(IoError::Failed {
+                op: format!(
+                    "reading the checkpoint of {} from {}",
+                    shard_id(partition),
+                    self.describe()
+                ),
+                message: format!(
+                    "offset {o} was committed by another client (no millrace checkpoint with it); \
+                     give this reader a name of its own, or delete the group's offsets"
+                ),
+                transient: false,
+            }),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl SharedCheckpoints for KafkaGroup {
+    fn load(&self, shard: &str) -> Result<Option<Vec<u8>>> {
+        let partition = partition_of(&self.stream, shard)?;
+        let tpl = self.committed(&[partition])?;
+        let Some(e) = tpl.find_partition(&self.stream.topic, partition) else {
+            return Ok(None);
+        };
+        self.checkpoint_of(partition, e.offset(), e.metadata())
+    }
+
+    fn store(&self, shard: &str, done: Option<&str>, json: &[u8]) -> Result<()> {
+        let partition = partition_of(&self.stream, shard)?;
+        // The next record to read: the offset a plain Kafka consumer of the group would
+        // resume at.
+        let next = match done {
+            Some(s) => crate::kafka::offset_of(&self.stream, s)? + 1,
+            None => 0,
+        };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.stream.topic, partition, Offset::Offset(next))
+            .map_err(|e| kafka_error(format!("committing to group {}", self.group), e))?;
+        if let Some(mut e) = tpl.find_partition(&self.stream.topic, partition) {
+            e.set_metadata(String::from_utf8_lossy(json));
+        }
+        // Holding the state while committing: a revocation waits for the commit to finish, and
+        // nothing is committed for a partition once it is revoked.
+        let state = self.shared.state.lock();
+        if !state.owned.contains(&partition) {
+            return Err(self.not_owned(partition));
+        }
+        let committed = self.consumer.commit(&tpl, CommitMode::Sync);
+        drop(state);
+        committed.map_err(|e| {
+            kafka_error(
+                format!(
+                    "committing the checkpoint of {shard} to group {}",
+                    self.group
+                ),
+                e,
+            )
+        })
+    }
+
+    fn all(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let owned: Vec<i32> = self.shared.state.lock().owned.iter().copied().collect();
+        let tpl = self.committed(&owned)?;
+        let mut out = Vec::new();
+        for e in tpl.elements() {
+            if let Ok(Some(json)) = self.checkpoint_of(e.partition(), e.offset(), e.metadata()) {
+                out.push((shard_id(e.partition()), json));
+            }
+        }
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        format!("consumer group {} of {}", self.group, self.stream)
+    }
+}
+
+impl Drop for KafkaGroup {
+    fn drop(&mut self) {
+        // Leaving: the readers have stopped, so revocations need not wait for them.
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.changed.notify_all();
+        self.stop.store(true, Ordering::Release);
+        if let Some(poller) = self.poller.take() {
+            let _ = poller.join();
+        }
+    }
+}
