@@ -287,6 +287,8 @@ fn consumer(stream: &KafkaUrl) -> Result<StreamConsumer> {
         // Kinesis reader behind the trim horizon does.
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // One consumer per partition: prefetch at most 16 MiB each (librdkafka's default is 64).
+        .set("queued.max.messages.kbytes", "16384")
         .create()
         .map_err(|e| kafka_error(format!("connecting to {stream}"), e))
 }
@@ -408,8 +410,12 @@ impl RecordSource for KafkaSource {
 
     async fn read(&self, shard: &str, after: Option<&str>, wait: Duration) -> Result<SourceBatch> {
         let partition = partition_of(&self.stream, shard)?;
-        if let Some(group) = &self.group {
-            group.begin_read(partition)?;
+        if let Some(group) = &self.group
+            && let Err(e) = group.begin_read(partition)
+        {
+            // Handed to another member: stop fetching it here.
+            self.readers.lock().remove(&partition);
+            return Err(e);
         }
         let want = after.map(|s| offset_of(&self.stream, s)).transpose()?;
         let want = want.map(|o| o + 1);

@@ -678,6 +678,22 @@ mod tests {
         let e = Config::parse("[[delivery]]\nname = \"d\"\nstream = \"s\"\nformat = \"xml\"\n")
             .unwrap_err();
         assert!(format!("{e:#}").contains("xml"), "{e:#}");
+        // A Kafka topic is a stream name wherever one is taken; a broken one names the key.
+        let c = Config::parse(
+            "[[delivery]]\nname = \"d\"\nstream = \"kafka://127.0.0.1:9092/churn\"\n\n\
+             [[scoring]]\nstream = \"kafka://b1:9092,b2:9092/churn\"\nmodel = \"m\"\n\
+             to_stream = \"kafka://b1:9092/scored\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.deliveries[0].prefix_template(),
+            "raw/churn/!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/!{timestamp:HH}/"
+        );
+        assert_eq!(c.scorings[0].name(), "churn-to-scored");
+        let e = Config::parse("[[delivery]]\nname = \"d\"\nstream = \"kafka://127.0.0.1/churn\"\n")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("delivery[0].stream"), "{e:#}");
+        assert!(format!("{e:#}").contains("kafka://HOST:PORT"), "{e:#}");
         for bad in ["[buckets]\nAB = \"x\"\n", "[buckets]\nab = \"/x\"\n"] {
             let e = Config::parse(bad).unwrap_err();
             assert!(format!("{e:#}").contains("buckets."), "{e:#}");

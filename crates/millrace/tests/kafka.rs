@@ -1,6 +1,8 @@
 //! Kafka topics as streams, end to end through the real binary: `produce`, `deliver` and
 //! `score` given `kafka://BROKERS/TOPIC` names, against librdkafka's mock cluster (a
-//! Kafka-protocol broker hosted by this test process). Delivery and scoring are killed with -9
+//! Kafka-protocol broker hosted by this test process), or with `MILLRACE_TEST_KAFKA=HOST:PORT`
+//! against that broker (`scripts/kafka-broker-tests.sh` starts tansu, a Kafka broker from
+//! crates.io, and runs them so; topics are then made through CreateTopics). Delivery and scoring are killed with -9
 //! while they work and started again: every record sent lands in the lake exactly once, and
 //! every input gets exactly one prediction. Two deliveries of one name (one consumer group)
 //! split the partitions, and when one is killed the other takes its partitions over from the
@@ -19,12 +21,53 @@ use millrace_io::{KafkaSink, KafkaSource, KafkaUrl, RecordSource, SinkRecord};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
-type Cluster = MockCluster<'static, DefaultProducerContext>;
-
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// The broker a test runs against: librdkafka's mock cluster in this process, or the real
+/// one `MILLRACE_TEST_KAFKA` names (topic names then get a suffix of their own per run).
+enum Cluster {
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    Real { brokers: String, suffix: String },
+}
+
+impl Cluster {
+    fn start() -> Self {
+        match std::env::var("MILLRACE_TEST_KAFKA") {
+            Ok(brokers) => Cluster::Real {
+                brokers,
+                suffix: format!(
+                    "-{}-{}",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_nanos()
+                ),
+            },
+            Err(_) => Cluster::Mock(MockCluster::new(1).unwrap()),
+        }
+    }
+
+    /// Makes topic `topic` with `partitions` partitions.
+    async fn create_topic(&self, topic: &str, partitions: i32) {
+        match self {
+            Cluster::Mock(mock) => mock.create_topic(topic, partitions, 1).unwrap(),
+            Cluster::Real { .. } => {
+                let created =
+                    millrace_io::kafka::ensure(&url(self, topic), Some(partitions as u32))
+                        .await
+                        .unwrap();
+                assert!(created, "{topic} existed");
+            }
+        }
+    }
+}
+
 fn stream(cluster: &Cluster, topic: &str) -> String {
-    format!("kafka://{}/{topic}", cluster.bootstrap_servers())
+    match cluster {
+        Cluster::Mock(mock) => format!("kafka://{}/{topic}", mock.bootstrap_servers()),
+        Cluster::Real { brokers, suffix } => format!("kafka://{brokers}/{topic}{suffix}"),
+    }
 }
 
 fn url(cluster: &Cluster, topic: &str) -> KafkaUrl {
@@ -191,8 +234,8 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_is_delivered_into_the_lake_exactly_once_across_kill_9() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("churn", 3, 1).unwrap();
+    let cluster = Cluster::start();
+    cluster.create_topic("churn", 3).await;
     let name = stream(&cluster, "churn");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -286,14 +329,18 @@ async fn a_topic_is_delivered_into_the_lake_exactly_once_across_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_is_scored_into_a_topic_once_per_input_across_kill_9() {
-    let cluster = MockCluster::new(1).unwrap();
+    let cluster = Cluster::start();
     for (topic, partitions) in [("in", 2), ("preds", 2), ("preds-errors", 1)] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
+        cluster.create_topic(topic, partitions).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     train_tiny(&data, dir.path());
-    let (input, output) = (stream(&cluster, "in"), stream(&cluster, "preds"));
+    let (input, output, errors) = (
+        stream(&cluster, "in"),
+        stream(&cluster, "preds"),
+        stream(&cluster, "preds-errors"),
+    );
     let score = [
         "score",
         "--name",
@@ -304,6 +351,8 @@ async fn a_topic_is_scored_into_a_topic_once_per_input_across_kill_9() {
         "m",
         "--to-stream",
         &output,
+        "--error-stream",
+        &errors,
         "--poll-ms",
         "10",
     ];
@@ -366,8 +415,8 @@ fn assert_exactly_once(lake: &Path, ids: std::ops::Range<usize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_deliveries_of_one_name_split_the_partitions_and_take_over_after_kill_9() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("events", 4, 1).unwrap();
+    let cluster = Cluster::start();
+    cluster.create_topic("events", 4).await;
     let name = stream(&cluster, "events");
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");

@@ -105,6 +105,14 @@ impl ScoringConfig {
             if value.trim().is_empty() {
                 return Err(format!("{key}.{field} must not be empty"));
             }
+            if field != "model" {
+                millrace_io::check_stream_name(value)
+                    .map_err(|e| format!("{key}.{field} = {e}"))?;
+            }
+        }
+        if let Some(errors) = &self.error_stream {
+            millrace_io::check_stream_name(errors)
+                .map_err(|e| format!("{key}.error_stream = {e}"))?;
         }
         // The name becomes the folder state/scoring/<name>/: the one rule for such names.
         millrace_common::keys::check_name(&self.name()).map_err(|e| format!("{key}.name = {e}"))?;
