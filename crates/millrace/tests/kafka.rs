@@ -9,7 +9,7 @@
 //! checkpoints in the group. Each restart after a kill waits out the group's session timeout
 //! (10 s), so these tests take about a minute each.
 
-use crate::common::{self, Running, train_tiny};
+use crate::common::{self, Running, Server, ServerLogs, train_tiny};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -479,4 +479,68 @@ async fn two_deliveries_of_one_name_split_the_partitions_and_take_over_after_kil
     std::thread::sleep(Duration::from_secs(1));
     assert_exactly_once(&lake, 0..8000);
     drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_delivers_and_scores_kafka_topics_named_in_its_config() {
+    let cluster = Cluster::start();
+    for (topic, partitions) in [("churn", 2), ("scored", 2), ("scored-errors", 1)] {
+        cluster.create_topic(topic, partitions).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    train_tiny(&data, dir.path());
+    let config = dir.path().join("millrace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[delivery]]\nname = \"churn-raw\"\nstream = \"{input}\"\nbuffer_interval_secs = 0\n\n\
+             [[scoring]]\nname = \"churn\"\nstream = \"{input}\"\nmodel = \"m\"\n\
+             to_stream = \"{scored}\"\nerror_stream = \"{errors}\"\n",
+            input = stream(&cluster, "churn"),
+            scored = stream(&cluster, "scored"),
+            errors = stream(&cluster, "scored-errors"),
+        ),
+    )
+    .unwrap();
+    let mut logs = ServerLogs::new(dir.path().join("logs"));
+    let server = Server::start(
+        &data,
+        [
+            "--kinesis-addr",
+            "127.0.0.1:0",
+            "-c",
+            config.to_str().unwrap(),
+        ],
+        None,
+        &["kinesis"],
+        PATIENCE,
+        logs.next(),
+    );
+    let sink = KafkaSink::new(url(&cluster, "churn")).unwrap();
+    put(&sink, 0..300).await;
+    let lake = data.join("lake").join("raw");
+    wait_until("the topic in the lake", || lake_ids(&lake).1.len() >= 300);
+    assert_exactly_once(&lake, 0..300);
+    let scored = KafkaSource::new(url(&cluster, "scored")).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let predictions = loop {
+        let got = read_topic(&scored).await;
+        if got.len() >= 300 {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 300 predictions; log: {}",
+            got.len(),
+            server.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ids: std::collections::BTreeSet<&str> = predictions
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 300, "one prediction per input");
+    assert_eq!(predictions.len(), 300);
 }
