@@ -544,3 +544,46 @@ async fn up_delivers_and_scores_kafka_topics_named_in_its_config() {
     assert_eq!(ids.len(), 300, "one prediction per input");
     assert_eq!(predictions.len(), 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_on_a_kafka_topic() {
+    let cluster = Cluster::start();
+    for (topic, partitions) in [
+        ("demo", 4),
+        ("demo-live", 2),
+        ("demo-scored", 4),
+        ("demo-scored-errors", 4),
+    ] {
+        cluster.create_topic(topic, partitions).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = stream(&cluster, "demo");
+    let out = common::millrace()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["demo", "--rows", "600", "--stream", &input])
+        .output()
+        .unwrap();
+    common::assert_ran(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("acknowledged by the brokers of {input}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("every record arrived exactly once"),
+        "{stdout}"
+    );
+    let (_, ids) = lake_ids(&dir.path().join("lake").join("raw"));
+    assert_eq!(ids.len(), 600, "{stdout}");
+
+    let out = common::millrace()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["demo", "--rows", "10", "--stream", "churn"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kafka://HOST:PORT/TOPIC"), "{stderr}");
+}

@@ -40,12 +40,52 @@ pub struct DemoArgs {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Run the stream stages on a Kafka topic, kafka://HOST:PORT/TOPIC, instead of the
+    /// embedded Kinesis API: the records are produced there and delivered from there, and the
+    /// live stage scores TOPIC-live into TOPIC-scored on the same brokers (topics are created
+    /// when missing).
+    #[arg(long, value_name = "kafka://HOST:PORT/TOPIC")]
+    pub stream: Option<String>,
 }
 
 const STREAM: &str = "churn-demo";
 
+/// The demo's streams: in the embedded store, or Kafka topics (`--stream`).
+struct DemoStreams {
+    input: String,
+    live_in: String,
+    live_out: String,
+    kafka: bool,
+}
+
+impl DemoStreams {
+    fn new(stream: Option<&str>) -> anyhow::Result<Self> {
+        let Some(name) = stream else {
+            return Ok(Self {
+                input: STREAM.into(),
+                live_in: LIVE_IN.into(),
+                live_out: LIVE_OUT.into(),
+                kafka: false,
+            });
+        };
+        match millrace_io::KafkaUrl::parse(name) {
+            Some(Ok(_)) => Ok(Self {
+                input: name.to_owned(),
+                live_in: format!("{name}-live"),
+                live_out: format!("{name}-scored"),
+                kafka: true,
+            }),
+            Some(Err(e)) => bail!("--stream {e}"),
+            None => bail!(
+                "--stream {name:?}: the demo's own stream is embedded; give a Kafka topic as kafka://HOST:PORT/TOPIC"
+            ),
+        }
+    }
+}
+
 pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    let names = DemoStreams::new(args.stream.as_deref())?;
     let (records, source) = demo_records(&args)?;
     let bytes: usize = records.iter().map(|r| r.data.len()).sum();
     println!(
@@ -84,9 +124,19 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     let client = kinesis::client(Some(&url)).await;
-    let api = Streams::kinesis(client.clone());
+    let api = if names.kafka {
+        // Kafka names open Kafka topics whatever the streams' home is.
+        let api = Streams::Embedded(store.clone());
+        api.ensure(&names.input, Some(4))
+            .await
+            .with_context(|| format!("creating {}", names.input))?;
+        api
+    } else {
+        Streams::kinesis(client.clone())
+    };
+    let stream = names.input.as_str();
     // Start reading where the stream ends now, so a re-run checks only its own records.
-    let reader = api.source(STREAM)?;
+    let reader = api.source(stream)?;
     let mut starts = Vec::new();
     for shard in reader.shards().await? {
         let newest = reader.newest(&shard).await?;
@@ -94,20 +144,24 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
     }
 
     let t = Instant::now();
-    send_all(&*api.sink(STREAM)?, &records, true, None).await?;
+    send_all(&*api.sink(stream)?, &records, true, None).await?;
     let produce_s = t.elapsed().as_secs_f64();
+    let by = if names.kafka {
+        format!("the brokers of {stream} (acks=all)")
+    } else {
+        format!("the Kinesis API at {url} (fsync before every acknowledgement)")
+    };
     println!(
-        "[2/10] stream   {} records acknowledged by the Kinesis API at {url} in {produce_s:.2}s \
-         ({:.0} records/s, fsync before every acknowledgement)",
+        "[2/10] stream   {} records acknowledged by {by} in {produce_s:.2}s ({:.0} records/s)",
         records.len(),
         records.len() as f64 / produce_s
     );
 
     consume_stage(&*reader, starts, &records).await?;
     let lake_dir = DataDir::new(data_dir).lake();
-    deliver_stage(data_dir, &store, &lake_dir).await?;
+    deliver_stage(data_dir, &store, &lake_dir, stream).await?;
 
-    let curated = prep_stage(data_dir, &lake_dir).await?;
+    let curated = prep_stage(data_dir, &lake_dir, stream).await?;
     let sample = records.first().map(|r| r.data.clone());
     wrangle_stage(data_dir, &lake_dir, &curated, sample.as_deref()).await?;
     let version = automl_stage(data_dir, &curated, sample.as_deref()).await?;
@@ -117,7 +171,7 @@ pub async fn run(data_dir: &Path, args: DemoArgs) -> anyhow::Result<()> {
         Some(_) => records.iter().take(LIVE_RECORDS).cloned().collect(),
         None => generated(LIVE_RECORDS.min(records.len()), args.seed + 1)?,
     };
-    live_stage(data_dir, &store, &client, &fresh).await?;
+    live_stage(data_dir, &store, &client, &fresh, &names).await?;
 
     let _ = stop_tx.send(());
     server.await??;
@@ -193,15 +247,20 @@ async fn consume_stage(
 }
 
 /// Delivery into the lake, from the embedded stream, continuing from its checkpoints.
-async fn deliver_stage(data_dir: &Path, store: &Arc<Store>, lake_dir: &Path) -> anyhow::Result<()> {
+async fn deliver_stage(
+    data_dir: &Path,
+    store: &Arc<Store>,
+    lake_dir: &Path,
+    stream: &str,
+) -> anyhow::Result<()> {
     let t = Instant::now();
     let lake = millrace_lake::Lake::open(&lake_dir.display().to_string(), &Default::default())?;
-    let mut config = millrace_delivery::DeliveryConfig::new("churn-demo-raw", STREAM);
+    let mut config = millrace_delivery::DeliveryConfig::new("churn-demo-raw", stream);
     config.buffer_interval_secs = 1;
     let delivery = Arc::new(millrace_delivery::Delivery::new(
         config,
         lake,
-        Streams::Embedded(store.clone()).source(STREAM)?,
+        Streams::Embedded(store.clone()).source(stream)?,
         &DataDir::new(data_dir).state(),
     )?);
     let metrics = delivery.metrics();
@@ -215,7 +274,10 @@ async fn deliver_stage(data_dir: &Path, store: &Arc<Store>, lake_dir: &Path) -> 
         "[4/10] deliver  {} records into {} NDJSON objects under {} in {:.2}s ({} to the error prefix)",
         m.records,
         m.objects,
-        lake_dir.join("raw").join(STREAM).display(),
+        lake_dir
+            .join("raw")
+            .join(millrace_io::kafka::short_name(stream))
+            .display(),
         t.elapsed().as_secs_f64(),
         m.error_records
     );
@@ -331,8 +393,10 @@ async fn live_stage(
     store: &Arc<Store>,
     client: &aws_sdk_kinesis::Client,
     fresh: &[SinkRecord],
+    names: &DemoStreams,
 ) -> anyhow::Result<()> {
-    let scorer = live_scorer(data_dir, store).await?;
+    let scorer = live_scorer(data_dir, store, names).await?;
+    let (live_in_name, live_out_name) = (names.live_in.as_str(), names.live_out.as_str());
     // Through the Kinesis API, polled every 2 ms when caught up: records go in one PutRecord
     // each, and predictions are read off the output from its end now, so a re-run shows only
     // its own.
@@ -340,8 +404,8 @@ async fn live_stage(
         client: client.clone(),
         poll: Duration::from_millis(2),
     };
-    let live_in = api.sink(LIVE_IN)?;
-    let out = api.source(LIVE_OUT)?;
+    let live_in = api.sink(live_in_name)?;
+    let out = api.source(live_out_name)?;
     let mut starts = Vec::new();
     for shard in out.shards().await? {
         let newest = out.newest(&shard).await?;
@@ -383,15 +447,15 @@ async fn live_stage(
     }
     if meter.waiting() > 0 {
         bail!(
-            "{} of {} fresh records got no prediction on {LIVE_OUT} within 10 s",
+            "{} of {} fresh records got no prediction on {live_out_name} within 10 s",
             meter.waiting(),
             fresh.len()
         );
     }
     let (p50, p99) = meter.quantiles();
     println!(
-        "[10/10] live    {} fresh records put one at a time ({LIVE_RATE:.0}/s) on {LIVE_IN}, \
-         scored on arrival onto {LIVE_OUT}: {} predictions, PutRecord ack → prediction readable \
+        "[10/10] live    {} fresh records put one at a time ({LIVE_RATE:.0}/s) on {live_in_name}, \
+         scored on arrival onto {live_out_name}: {} predictions, put ack → prediction readable \
          p50 {p50:.1} ms, p99 {p99:.1} ms, in {:.2}s",
         fresh.len(),
         meter.latencies.len(),
@@ -407,24 +471,19 @@ const LIVE_OUT: &str = "churn-demo-scored";
 async fn live_scorer(
     data_dir: &Path,
     store: &Arc<Store>,
+    names: &DemoStreams,
 ) -> anyhow::Result<Arc<millrace_serve::score::Scorer>> {
-    match store.create(
-        LIVE_IN,
-        StreamMode::Provisioned,
-        Some(2),
-        24,
-        Default::default(),
-    ) {
-        Ok(_) | Err(StreamError::StreamExists(_)) => {}
-        Err(e) => return Err(e).context("creating the live stream"),
-    }
     let streams = Streams::Embedded(store.clone());
-    streams.ensure(LIVE_OUT, None).await?;
+    streams
+        .ensure(&names.live_in, Some(2))
+        .await
+        .context("creating the live stream")?;
+    streams.ensure(&names.live_out, None).await?;
     let config = millrace_serve::score::ScoringConfig {
         name: Some("demo-live".into()),
-        stream: LIVE_IN.into(),
+        stream: names.live_in.clone(),
         model: "churn".into(),
-        to_stream: LIVE_OUT.into(),
+        to_stream: names.live_out.clone(),
         error_stream: None,
         id_fields: None,
         explain: None,
@@ -553,10 +612,10 @@ impl LiveLatency {
 /// The shipped churn job (examples/jobs/churn.toml) pointed at the demo's stream prefix.
 const CHURN_JOB: &str = include_str!("../../../../examples/jobs/churn.toml");
 
-async fn prep_stage(data_dir: &Path, lake_dir: &Path) -> anyhow::Result<String> {
+async fn prep_stage(data_dir: &Path, lake_dir: &Path, stream: &str) -> anyhow::Result<String> {
     let t = Instant::now();
     let mut job = millrace_prep::Job::parse(CHURN_JOB, "examples/jobs/churn.toml", "churn")?;
-    job.inputs[0].path = format!("raw/{STREAM}");
+    job.inputs[0].path = format!("raw/{}", millrace_io::kafka::short_name(stream));
     let opts = millrace_prep::RunOptions {
         default_lake: Some(lake_dir.display().to_string()),
         ..Default::default()
