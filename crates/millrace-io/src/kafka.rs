@@ -186,6 +186,10 @@ pub(crate) fn base_config(stream: &KafkaUrl) -> ClientConfig {
         .set("client.id", "millrace")
         // A broker that is down is reported by the calls that need it, not logged forever.
         .set("log_level", "3");
+    // librdkafka's own debug contexts (`cgrp,fetch,protocol`…), for diagnosing a broker.
+    if let Ok(contexts) = std::env::var("MILLRACE_KAFKA_DEBUG") {
+        config.set("debug", contexts).set("log_level", "7");
+    }
     config
 }
 

@@ -280,8 +280,10 @@ impl KafkaGroup {
                     self.describe()
                 ),
                 message: format!(
-                    "offset {o} was committed by another client (no millrace checkpoint with it); \
-                     give this reader a name of its own, or delete the group's offsets"
+                    "offset {o} is committed without a millrace checkpoint in its metadata: \
+                     another client committed it (give this reader a name of its own, or delete \
+                     the group's offsets), or the broker does not keep commit metadata (tansu \
+                     0.6.0 drops it; Apache Kafka, Redpanda and MSK keep it)"
                 ),
                 transient: false,
             }),
