@@ -11,7 +11,7 @@
 
 use crate::common::{self, Running, Server, ServerLogs, train_tiny};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -308,23 +308,10 @@ async fn a_topic_is_delivered_into_the_lake_exactly_once_across_kill_9() {
             .all(|o| o.starts_with("raw/churn/") && o.contains("-partition-")),
         "object names: {objects:?}"
     );
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for id in &ids {
-        *counts.entry(id.as_str()).or_default() += 1;
-    }
-    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(duplicated.is_empty(), "duplicates: {duplicated:?}");
-    let expected: Vec<String> = (0..500)
+    let expected = (0..500)
         .map(|i| format!("p{i}"))
-        .chain((500..sent).map(|i| format!("r{i}")))
-        .collect();
-    let missing: Vec<_> = expected
-        .iter()
-        .filter(|id| !counts.contains_key(id.as_str()))
-        .take(5)
-        .collect();
-    assert!(missing.is_empty(), "missing: {missing:?}");
-    assert_eq!(ids.len(), expected.len());
+        .chain((500..sent).map(|i| format!("r{i}")));
+    assert_each_once("in the lake", &ids, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,40 +364,38 @@ async fn a_topic_is_scored_into_a_topic_once_per_input_across_kill_9() {
     until.push("--until-caught-up");
     run(&data, &until);
 
-    let mut per_input: HashMap<String, usize> = HashMap::new();
+    let mut answered = Vec::new();
     for p in read_topic(&preds).await {
         assert_eq!(p["model"], "m", "{p}");
         let id = p["id"].as_str().unwrap_or_else(|| panic!("no id: {p}"));
-        *per_input.entry(id.to_owned()).or_default() += 1;
+        answered.push(id.to_owned());
     }
-    let twice: Vec<_> = per_input.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(twice.is_empty(), "scored twice: {twice:?}");
-    let missing: Vec<_> = (0..sent)
-        .map(|i| format!("r{i}"))
-        .filter(|id| !per_input.contains_key(id))
-        .take(5)
-        .collect();
-    assert!(missing.is_empty(), "never scored: {missing:?}");
+    assert_each_once("predictions", &answered, (0..sent).map(|i| format!("r{i}")));
 }
 
-/// Exactly-once check of a lake against ids `r{range}`.
-fn assert_exactly_once(lake: &Path, ids: std::ops::Range<usize>) {
-    let (objects, got) = lake_ids(lake);
-    assert!(objects.iter().all(|o| !o.contains(".tmp-")), "{objects:?}");
+/// Every id of `expected` once in `got`, and nothing else.
+fn assert_each_once(what: &str, got: &[String], expected: impl IntoIterator<Item = String>) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for id in &got {
+    for id in got {
         *counts.entry(id.as_str()).or_default() += 1;
     }
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(twice.is_empty(), "duplicates: {twice:?}");
-    let missing: Vec<_> = ids
-        .clone()
-        .map(|i| format!("r{i}"))
+    assert!(twice.is_empty(), "{what} twice: {twice:?}");
+    let expected: Vec<String> = expected.into_iter().collect();
+    let missing: Vec<_> = expected
+        .iter()
         .filter(|id| !counts.contains_key(id.as_str()))
         .take(5)
         .collect();
-    assert!(missing.is_empty(), "missing: {missing:?}");
-    assert_eq!(got.len(), ids.len());
+    assert!(missing.is_empty(), "{what} missing: {missing:?}");
+    assert_eq!(got.len(), expected.len(), "{what}: unexpected ids");
+}
+
+/// Records `r{ids}` in the lake once each, and no staging file left.
+fn assert_exactly_once(lake: &Path, ids: std::ops::Range<usize>) {
+    let (objects, got) = lake_ids(lake);
+    assert!(objects.iter().all(|o| !o.contains(".tmp-")), "{objects:?}");
+    assert_each_once("in the lake", &got, ids.map(|i| format!("r{i}")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,12 +522,11 @@ async fn up_delivers_and_scores_kafka_topics_named_in_its_config() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let ids: std::collections::BTreeSet<&str> = predictions
+    let answered: Vec<String> = predictions
         .iter()
-        .filter_map(|p| p["id"].as_str())
+        .map(|p| p["id"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(ids.len(), 300, "one prediction per input");
-    assert_eq!(predictions.len(), 300);
+    assert_each_once("predictions", &answered, (0..300).map(|i| format!("r{i}")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
