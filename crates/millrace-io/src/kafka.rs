@@ -304,6 +304,9 @@ struct PartitionReader {
     next: Option<i64>,
     /// False until the consumer has been assigned a position.
     assigned: bool,
+    /// In a consumer group: the partition's assignment count when this reader started
+    /// ([`KafkaGroup::begin_read`]).
+    epoch: Option<u64>,
 }
 
 /// Reads a topic, partition by partition: all of them, or with [`KafkaSource::in_group`] those
@@ -355,6 +358,7 @@ impl KafkaSource {
             consumer: Arc::new(consumer(&self.stream)?),
             next: None,
             assigned: false,
+            epoch: None,
         }));
         readers.insert(partition, reader.clone());
         Ok(reader)
@@ -414,17 +418,22 @@ impl RecordSource for KafkaSource {
 
     async fn read(&self, shard: &str, after: Option<&str>, wait: Duration) -> Result<SourceBatch> {
         let partition = partition_of(&self.stream, shard)?;
-        if let Some(group) = &self.group
-            && let Err(e) = group.begin_read(partition)
-        {
-            // Handed to another member: stop fetching it here.
-            self.readers.lock().remove(&partition);
-            return Err(e);
-        }
         let want = after.map(|s| offset_of(&self.stream, s)).transpose()?;
         let want = want.map(|o| o + 1);
         let reader = self.reader(partition)?;
         let mut r = reader.lock().await;
+        if let Some(group) = &self.group {
+            match group.begin_read(partition, r.epoch) {
+                Ok(epoch) => r.epoch = Some(epoch),
+                Err(e) => {
+                    // Handed to another member (maybe and back): stop fetching it here; a
+                    // reader that starts again starts from the checkpoint.
+                    drop(r);
+                    self.readers.lock().remove(&partition);
+                    return Err(e);
+                }
+            }
+        }
         if !r.assigned || r.next != want {
             let mut tpl = TopicPartitionList::new();
             let offset = want.map_or(Offset::Beginning, Offset::Offset);
@@ -463,6 +472,18 @@ impl RecordSource for KafkaSource {
                     }
                     break;
                 }
+                Err(_) if records.is_empty() && self.behind(&r, partition).await? => {
+                    // Records are there and none came: an empty page would read as the
+                    // partition's end (a replay would stop short), so say what happened.
+                    return Err(IoError::Unreachable {
+                        op: op(),
+                        message: format!(
+                            "the partition holds records past offset {} but none arrived in {} s",
+                            r.next.map_or("(oldest)".into(), |n| n.to_string()),
+                            CALL_TIMEOUT.as_secs()
+                        ),
+                    });
+                }
                 Err(_) => break,
             };
             deadline = Duration::ZERO;
@@ -484,9 +505,9 @@ impl RecordSource for KafkaSource {
             });
         }
         let caught_up = !capped && !self.behind(&r, partition).await?;
-        if let Some(group) = &self.group {
+        if let (Some(group), Some(epoch)) = (&self.group, r.epoch) {
             // Taken away while reading: these records are the next owner's.
-            group.end_read(partition)?;
+            group.end_read(partition, epoch)?;
         }
         Ok(SourceBatch {
             records,

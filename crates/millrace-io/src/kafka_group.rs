@@ -20,7 +20,7 @@
 //! ([`SESSION_TIMEOUT`]); a member cut off from the brokers has its commits refused by them
 //! (its generation is stale).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -44,6 +44,36 @@ pub const HANDOVER: Duration = Duration::from_secs(60);
 /// How long the first join may take before a reader sees the partitions it got.
 const FIRST_JOIN: Duration = Duration::from_secs(30);
 
+/// What Kafka keeps with a commit by default (`offset.metadata.max.bytes`).
+const METADATA_MAX_BYTES: usize = 4096;
+
+/// Tries of a commit that fails while a rebalance or a coordinator move is under way.
+const COMMIT_ATTEMPTS: u32 = 8;
+
+/// Commit errors that pass once the group settles.
+fn retriable_commit(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::RebalanceInProgress
+                | C::NotCoordinator
+                | C::CoordinatorNotAvailable
+                | C::CoordinatorLoadInProgress
+                | C::RequestTimedOut
+                | C::OperationTimedOut
+                | C::BrokerTransportFailure
+        )
+    )
+}
+
+/// A committed offset's metadata; empty when it is not text (another client's bytes:
+/// rdkafka's accessor would panic on them).
+fn metadata_of(e: &rdkafka::topic_partition_list::TopicPartitionListElem<'_>) -> String {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| e.metadata().to_owned()))
+        .unwrap_or_default()
+}
+
 /// What the rebalance callbacks and the readers share.
 #[derive(Debug, Default)]
 struct Shared {
@@ -57,9 +87,16 @@ struct Shared {
 struct State {
     /// Partitions the group gave this member and has not taken back.
     owned: BTreeSet<i32>,
+    /// How many times each partition was assigned to this member: a reader that saw another
+    /// count lost the partition in between (it went to another member and came back), so
+    /// what it holds is stale.
+    epochs: HashMap<i32, u64>,
     /// Partitions whose reader holds records it read (it has not come back for more).
     busy: HashSet<i32>,
-    /// True once the first assignment arrived.
+    /// Partitions whose checkpoint is being committed now.
+    committing: HashSet<i32>,
+    /// True once the group assigned this member partitions (a newcomer's first assignment
+    /// may be empty while a dead member's session runs out).
     joined: bool,
 }
 
@@ -85,7 +122,9 @@ impl ConsumerContext for Member {
         tracing::info!(group = %self.group, partitions = ?revoked, "partitions handed back to the group");
         let deadline = Instant::now() + HANDOVER;
         while !self.shared.closing.load(Ordering::Acquire)
-            && revoked.iter().any(|p| state.busy.contains(p))
+            && revoked
+                .iter()
+                .any(|p| state.busy.contains(p) || state.committing.contains(p))
         {
             if self
                 .shared
@@ -108,8 +147,11 @@ impl ConsumerContext for Member {
                 }
                 let mut state = self.shared.state.lock();
                 let added: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                state.owned.extend(added.iter().copied());
-                state.joined = true;
+                for p in &added {
+                    state.owned.insert(*p);
+                    *state.epochs.entry(*p).or_default() += 1;
+                }
+                state.joined |= !state.owned.is_empty();
                 self.shared.changed.notify_all();
                 tracing::info!(group = %self.group, partitions = ?added, "partitions assigned by the group");
             }
@@ -197,8 +239,8 @@ impl KafkaGroup {
         &self.group
     }
 
-    /// The partitions this member holds now, after waiting (up to 30 s) for the first
-    /// assignment of the group.
+    /// The partitions this member holds now, after waiting (up to 30 s) for the group to give
+    /// it some.
     pub fn owned(&self) -> Vec<i32> {
         let deadline = Instant::now() + FIRST_JOIN;
         let mut state = self.shared.state.lock();
@@ -223,14 +265,18 @@ impl KafkaGroup {
         }
     }
 
-    /// A reader is about to read `partition`: it let go of what it read before; fails with
-    /// [`IoError::NotOwned`] when the group took the partition away.
-    pub fn begin_read(&self, partition: i32) -> Result<()> {
+    /// A reader is about to read `partition`: it let go of what it read before. Gives the
+    /// partition's assignment count, which the reader keeps; fails with
+    /// [`IoError::NotOwned`] when the group took the partition away, or when `epoch` (the
+    /// count the reader saw before) is not the current one: the partition went to another
+    /// member and came back, and the reader must start again from the checkpoint.
+    pub fn begin_read(&self, partition: i32, epoch: Option<u64>) -> Result<u64> {
         let mut state = self.shared.state.lock();
         state.busy.remove(&partition);
         self.shared.changed.notify_all();
-        if state.owned.contains(&partition) {
-            Ok(())
+        let current = state.epochs.get(&partition).copied().unwrap_or_default();
+        if state.owned.contains(&partition) && epoch.is_none_or(|e| e == current) {
+            Ok(current)
         } else {
             Err(self.not_owned(partition))
         }
@@ -238,9 +284,10 @@ impl KafkaGroup {
 
     /// A read returns records: the reader holds them until its next read. Fails (and the
     /// records must be dropped) when the group took the partition away meanwhile.
-    pub fn end_read(&self, partition: i32) -> Result<()> {
+    pub fn end_read(&self, partition: i32, epoch: u64) -> Result<()> {
         let mut state = self.shared.state.lock();
-        if state.owned.contains(&partition) {
+        let current = state.epochs.get(&partition).copied().unwrap_or_default();
+        if state.owned.contains(&partition) && epoch == current {
             state.busy.insert(partition);
             Ok(())
         } else {
@@ -299,11 +346,34 @@ impl SharedCheckpoints for KafkaGroup {
         let Some(e) = tpl.find_partition(&self.stream.topic, partition) else {
             return Ok(None);
         };
-        self.checkpoint_of(partition, e.offset(), e.metadata())
+        if let Err(err) = e.error() {
+            return Err(kafka_error(
+                format!("reading the checkpoint of {shard} from {}", self.describe()),
+                err,
+            ));
+        }
+        self.checkpoint_of(partition, e.offset(), &metadata_of(&e))
     }
 
     fn store(&self, shard: &str, done: Option<&str>, json: &[u8]) -> Result<()> {
         let partition = partition_of(&self.stream, shard)?;
+        let op = || {
+            format!(
+                "committing the checkpoint of {shard} to {}",
+                self.describe()
+            )
+        };
+        if json.len() > METADATA_MAX_BYTES {
+            return Err(IoError::Failed {
+                op: op(),
+                message: format!(
+                    "the checkpoint takes {} bytes, over the {METADATA_MAX_BYTES} Kafka keeps \
+                     with a commit by default (offset.metadata.max.bytes)",
+                    json.len()
+                ),
+                transient: false,
+            });
+        }
         // The next record to read: the offset a plain Kafka consumer of the group would
         // resume at.
         let next = match done {
@@ -312,27 +382,42 @@ impl SharedCheckpoints for KafkaGroup {
         };
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.stream.topic, partition, Offset::Offset(next))
-            .map_err(|e| kafka_error(format!("committing to group {}", self.group), e))?;
+            .map_err(|e| kafka_error(op(), e))?;
         if let Some(mut e) = tpl.find_partition(&self.stream.topic, partition) {
             e.set_metadata(String::from_utf8_lossy(json));
         }
-        // Holding the state while committing: a revocation waits for the commit to finish, and
-        // nothing is committed for a partition once it is revoked.
-        let state = self.shared.state.lock();
-        if !state.owned.contains(&partition) {
-            return Err(self.not_owned(partition));
+        let mut pause = Duration::from_millis(100);
+        for attempt in 1.. {
+            {
+                // Nothing is committed for a partition once it is revoked, and a revocation
+                // waits for a commit under way (`committing`) to finish.
+                let mut state = self.shared.state.lock();
+                if !state.owned.contains(&partition) {
+                    // The reader will not read again: let a revocation that waits go on.
+                    state.busy.remove(&partition);
+                    self.shared.changed.notify_all();
+                    return Err(self.not_owned(partition));
+                }
+                state.committing.insert(partition);
+            }
+            let committed = self.consumer.commit(&tpl, CommitMode::Sync);
+            {
+                let mut state = self.shared.state.lock();
+                state.committing.remove(&partition);
+                self.shared.changed.notify_all();
+            }
+            match committed {
+                Ok(()) => return Ok(()),
+                // A rebalance or a coordinator move under way: the same commit goes through
+                // once it settles (as long as the partition is still this member's).
+                Err(e) if attempt < COMMIT_ATTEMPTS && retriable_commit(&e) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(kafka_error(op(), e)),
+            }
         }
-        let committed = self.consumer.commit(&tpl, CommitMode::Sync);
-        drop(state);
-        committed.map_err(|e| {
-            kafka_error(
-                format!(
-                    "committing the checkpoint of {shard} to group {}",
-                    self.group
-                ),
-                e,
-            )
-        })
+        unreachable!("the loop returns")
     }
 
     fn all(&self) -> Result<Vec<(String, Vec<u8>)>> {
@@ -340,7 +425,11 @@ impl SharedCheckpoints for KafkaGroup {
         let tpl = self.committed(&owned)?;
         let mut out = Vec::new();
         for e in tpl.elements() {
-            if let Ok(Some(json)) = self.checkpoint_of(e.partition(), e.offset(), e.metadata()) {
+            if e.error().is_err() {
+                continue;
+            }
+            if let Ok(Some(json)) = self.checkpoint_of(e.partition(), e.offset(), &metadata_of(&e))
+            {
                 out.push((shard_id(e.partition()), json));
             }
         }
@@ -355,8 +444,11 @@ impl SharedCheckpoints for KafkaGroup {
 impl Drop for KafkaGroup {
     fn drop(&mut self) {
         // Leaving: the readers have stopped, so revocations need not wait for them.
-        self.shared.closing.store(true, Ordering::Release);
-        self.shared.changed.notify_all();
+        {
+            let _state = self.shared.state.lock();
+            self.shared.closing.store(true, Ordering::Release);
+            self.shared.changed.notify_all();
+        }
         self.stop.store(true, Ordering::Release);
         if let Some(poller) = self.poller.take() {
             let _ = poller.join();

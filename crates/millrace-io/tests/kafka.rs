@@ -175,3 +175,92 @@ fn aws_client() -> aws_sdk_kinesis::Client {
         .build();
     aws_sdk_kinesis::Client::from_conf(config)
 }
+
+/// Reads `shard` of `source` once; `Ok(None)` when the group took it away.
+async fn read_or_released(
+    source: &KafkaSource,
+    shard: &str,
+    after: Option<&str>,
+) -> Option<Vec<String>> {
+    match source.read(shard, after, Duration::from_millis(200)).await {
+        Ok(batch) => Some(batch.records.into_iter().map(|r| r.sequence).collect()),
+        Err(e) if e.is_not_owned() => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_hands_a_partition_over_with_its_checkpoint() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("shared", 2, 1).unwrap();
+    let stream = url(&cluster, "shared");
+    let sink = KafkaSink::new(stream.clone()).unwrap();
+    sink::put_all(&sink, &records(200), Retry::default())
+        .await
+        .unwrap();
+
+    // Alone in the group, the first member gets both partitions and checkpoints each.
+    let first = KafkaSource::in_group(stream.clone(), "g").unwrap();
+    assert_eq!(
+        first.shards().await.unwrap(),
+        ["partition-0", "partition-1"]
+    );
+    let store = first
+        .shared_checkpoints()
+        .expect("a group keeps checkpoints");
+    let mut last = HashMap::new();
+    for shard in ["partition-0", "partition-1"] {
+        let read = read_or_released(&first, shard, None).await.unwrap();
+        let done = read.last().unwrap().clone();
+        let json = format!("{{\"delivered\":\"{done}\"}}");
+        store.store(shard, Some(&done), json.as_bytes()).unwrap();
+        last.insert(shard, (done, json));
+    }
+
+    // A second member joins: one partition moves once the first member's reader of it comes
+    // back for more (and is told it is no longer its own).
+    let second = KafkaSource::in_group(stream.clone(), "g").unwrap();
+    let joined = tokio::spawn(async move {
+        let shards = second.shards().await.unwrap();
+        (second, shards)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let moved = loop {
+        assert!(std::time::Instant::now() < deadline, "no partition moved");
+        let mut gone = None;
+        for shard in ["partition-0", "partition-1"] {
+            let after = last[shard].0.clone();
+            if read_or_released(&first, shard, Some(&after))
+                .await
+                .is_none()
+            {
+                gone = Some(shard);
+            }
+        }
+        if let Some(shard) = gone {
+            break shard;
+        }
+    };
+    let (second, shards) = joined.await.unwrap();
+    assert_eq!(
+        shards,
+        [moved],
+        "the second member holds what the first gave up"
+    );
+    // Nothing more is stored for it by the first member; the second continues from its
+    // checkpoint.
+    let err = store.store(moved, Some("0"), b"{}").unwrap_err();
+    assert!(err.is_not_owned(), "{err}");
+    let theirs = second.shared_checkpoints().unwrap().load(moved).unwrap();
+    assert_eq!(theirs.as_deref(), Some(last[moved].1.as_bytes()));
+    let kept = if moved == "partition-0" {
+        "partition-1"
+    } else {
+        "partition-0"
+    };
+    assert!(
+        read_or_released(&first, kept, Some(&last[kept].0))
+            .await
+            .is_some()
+    );
+}
