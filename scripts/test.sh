@@ -16,6 +16,8 @@ need=()
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
   || [ -n "${MILLRACE_CHROMIUM:-}" ] || need+=(chromium)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+# rdkafka-sys builds librdkafka's C sources with make.
+command -v make >/dev/null 2>&1 || need+=(make)
 command -v chromedriver >/dev/null 2>&1 || [ -n "${MILLRACE_CHROMEDRIVER:-}" ] \
   || need+=(chromium-driver)
 

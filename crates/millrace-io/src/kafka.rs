@@ -367,12 +367,7 @@ impl KafkaSource {
     /// True when the partition holds records past the reader's position. The position is the
     /// consumer's own (past transaction markers it skipped) where it has one.
     async fn behind(&self, r: &PartitionReader, partition: i32) -> Result<bool> {
-        let (consumer, topic) = (self.admin.clone(), self.stream.topic.clone());
-        let op = format!("reading the ends of {} partition {partition}", self.name);
-        let (low, high) = blocking(&op, move || {
-            consumer.fetch_watermarks(&topic, partition, CALL_TIMEOUT)
-        })
-        .await?;
+        let (low, high) = self.watermarks(partition).await?;
         let fetched = r.consumer.position().ok().and_then(|tpl| {
             match tpl.find_partition(&self.stream.topic, partition)?.offset() {
                 Offset::Offset(o) => Some(o),
@@ -383,14 +378,12 @@ impl KafkaSource {
         Ok(position < high)
     }
 
-    /// The partition's end offset (the next offset a write gets).
-    async fn high_watermark(&self, partition: i32) -> Result<i64> {
+    /// The partition's oldest retained offset and its end (the next offset a write gets).
+    async fn watermarks(&self, partition: i32) -> Result<(i64, i64)> {
         let (consumer, topic) = (self.admin.clone(), self.stream.topic.clone());
-        let op = format!("reading the end of {} partition {partition}", self.name);
+        let op = format!("reading the ends of {} partition {partition}", self.name);
         blocking(&op, move || {
-            consumer
-                .fetch_watermarks(&topic, partition, CALL_TIMEOUT)
-                .map(|(_, high)| high)
+            consumer.fetch_watermarks(&topic, partition, CALL_TIMEOUT)
         })
         .await
     }
@@ -518,7 +511,7 @@ impl RecordSource for KafkaSource {
 
     async fn newest(&self, shard: &str) -> Result<Option<String>> {
         let partition = partition_of(&self.stream, shard)?;
-        let high = self.high_watermark(partition).await?;
+        let (_, high) = self.watermarks(partition).await?;
         Ok((high > 0).then(|| (high - 1).to_string()))
     }
 

@@ -183,6 +183,18 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// A cluster with `topics` (name, partitions), and a data dir holding model `m` (the tiny one).
+async fn scoring_setup(topics: &[(&str, i32)]) -> (Cluster, tempfile::TempDir, std::path::PathBuf) {
+    let cluster = Cluster::start();
+    for (topic, partitions) in topics {
+        cluster.create_topic(topic, *partitions).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    train_tiny(&data, dir.path());
+    (cluster, dir, data)
+}
+
 fn run(data: &Path, args: &[&str]) {
     let out = common::millrace()
         .arg("--data-dir")
@@ -316,13 +328,8 @@ async fn a_topic_is_delivered_into_the_lake_exactly_once_across_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_is_scored_into_a_topic_once_per_input_across_kill_9() {
-    let cluster = Cluster::start();
-    for (topic, partitions) in [("in", 2), ("preds", 2), ("preds-errors", 1)] {
-        cluster.create_topic(topic, partitions).await;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    train_tiny(&data, dir.path());
+    let (cluster, _dir, data) =
+        scoring_setup(&[("in", 2), ("preds", 2), ("preds-errors", 1)]).await;
     let (input, output, errors) = (
         stream(&cluster, "in"),
         stream(&cluster, "preds"),
@@ -468,13 +475,8 @@ async fn two_deliveries_of_one_name_split_the_partitions_and_take_over_after_kil
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_delivers_and_scores_kafka_topics_named_in_its_config() {
-    let cluster = Cluster::start();
-    for (topic, partitions) in [("churn", 2), ("scored", 2), ("scored-errors", 1)] {
-        cluster.create_topic(topic, partitions).await;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    train_tiny(&data, dir.path());
+    let (cluster, dir, data) =
+        scoring_setup(&[("churn", 2), ("scored", 2), ("scored-errors", 1)]).await;
     let config = dir.path().join("millrace.toml");
     std::fs::write(
         &config,
