@@ -12,6 +12,7 @@
 //! state/scoring/<name>/       scorer checkpoints
 //! state/pipeline/             prep and train loop state of `millrace up`
 //! state/monitor/<model>.json  the latest drift report per model
+//! cache/registry/<url-hash>/  this machine's copies of versions of a registry on S3
 //! ```
 //!
 //! Components take the folder they own from a [`DataDir`] instead of joining strings, so the
@@ -48,6 +49,12 @@ impl DataDir {
     /// `lake/models/`: the model registry.
     pub fn models(&self) -> PathBuf {
         self.lake().join("models")
+    }
+
+    /// `cache/registry/`: local copies of the versions of registries on S3 that this machine
+    /// uses (versions never change once written; safe to delete).
+    pub fn registry_cache(&self) -> PathBuf {
+        self.root.join("cache").join("registry")
     }
 
     /// `state/`: checkpoints and other process state.

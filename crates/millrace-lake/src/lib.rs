@@ -15,7 +15,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
@@ -49,6 +49,15 @@ pub struct S3Options {
     pub endpoint_url: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`), which most local S3 servers need.
     pub path_style: bool,
+}
+
+/// What [`Lake::put_if`] requires of the object already there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// No object with the key exists.
+    Absent,
+    /// The object's entity tag is this one (from [`Lake::get_tagged`]).
+    Matches(String),
 }
 
 #[derive(Debug, Clone)]
@@ -323,6 +332,84 @@ impl Lake {
         }
     }
 
+    /// Writes an object only if `condition` holds when the store applies the write (S3
+    /// `If-None-Match: *` / `If-Match: ETAG`): `Ok(false)` when it did not, so that several
+    /// machines can change shared state without a lock. Local lakes take
+    /// [`Condition::Absent`] only.
+    pub async fn put_if(&self, key: &str, bytes: Bytes, condition: Condition) -> Result<bool> {
+        if let Some(reason) = millrace_common::keys::key_problem(key) {
+            return Err(LakeError::BadKey {
+                key: key.chars().take(300).collect(),
+                reason,
+            });
+        }
+        let location = self.key(key);
+        let mode = match condition {
+            Condition::Absent => PutMode::Create,
+            Condition::Matches(e_tag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e_tag),
+                version: None,
+            }),
+        };
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&location, PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(source) => Err(LakeError::Store {
+                location: location.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// An object's bytes and entity tag (for a later [`Lake::put_if`]); `Ok(None)` when it
+    /// does not exist.
+    pub async fn get_tagged(&self, key: &str) -> Result<Option<(Bytes, Option<String>)>> {
+        let location = self.key(key);
+        let store_error = |source| LakeError::Store {
+            location: location.to_string(),
+            source,
+        };
+        match self.store.get(&location).await {
+            Ok(r) => {
+                let e_tag = r.meta.e_tag.clone();
+                Ok(Some((r.bytes().await.map_err(store_error)?, e_tag)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(store_error(source)),
+        }
+    }
+
+    /// The names of the folders directly under `prefix` (`""`: the lake's top), sorted.
+    pub async fn folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let p = self.key(prefix.trim_end_matches('/'));
+        let prefix_path =
+            (!(prefix.trim_matches('/').is_empty() && self.root.is_empty())).then_some(&p);
+        let listed = self
+            .store
+            .list_with_delimiter(prefix_path)
+            .await
+            .map_err(|source| LakeError::Store {
+                location: p.to_string(),
+                source,
+            })?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|f| f.filename().map(str::to_owned))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     fn info(&self, m: object_store::ObjectMeta) -> ObjectInfo {
         let full = m.location.to_string();
         let key = if self.root.is_empty() {
@@ -438,5 +525,33 @@ mod tests {
         let e = Lake::open("gs://bucket", &S3Options::default()).unwrap_err();
         assert!(e.to_string().contains("gs://bucket"));
         assert!(Lake::open("s3://", &S3Options::default()).is_err());
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_and_folders() {
+        let lake = Lake::open("memory://", &S3Options::default()).unwrap();
+        let put = |k: &'static str, v: &'static [u8], c: Condition| {
+            let lake = lake.clone();
+            async move { lake.put_if(k, Bytes::from_static(v), c).await.unwrap() }
+        };
+        assert!(put("m/state", b"1", Condition::Absent).await);
+        assert!(!put("m/state", b"2", Condition::Absent).await);
+        let (bytes, tag) = lake.get_tagged("m/state").await.unwrap().unwrap();
+        assert_eq!(&bytes[..], b"1");
+        let tag = tag.expect("memory stores tag objects");
+        assert!(put("m/state", b"3", Condition::Matches(tag.clone())).await);
+        // The tag read before the last write no longer matches: that writer lost.
+        assert!(!put("m/state", b"4", Condition::Matches(tag)).await);
+        assert_eq!(&lake.get("m/state").await.unwrap()[..], b"3");
+        assert!(lake.get_tagged("m/none").await.unwrap().is_none());
+        assert!(put("m/v2/a", b"", Condition::Absent).await);
+        assert!(put("n/v1/a", b"", Condition::Absent).await);
+        assert_eq!(lake.folders("").await.unwrap(), ["m", "n"]);
+        assert_eq!(lake.folders("m").await.unwrap(), ["v2"]);
+        let e = lake
+            .put_if("../x", Bytes::new(), Condition::Absent)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LakeError::BadKey { .. }), "{e}");
     }
 }

@@ -467,15 +467,7 @@ impl Endpoint {
     /// `<data-dir>/state/monitor/NAME.json`; returns how many were saved. Failures are logged:
     /// monitoring never stops serving.
     pub fn save_drift_reports(&self) -> usize {
-        // The registry lives at `<data-dir>/lake/models`.
-        let Some(data_dir) = self
-            .registry
-            .root()
-            .parent()
-            .and_then(std::path::Path::parent)
-        else {
-            return 0;
-        };
+        let data_dir = self.registry.data_dir();
         let mut saved = 0;
         for s in &self.slots {
             let loaded = s.current.load();

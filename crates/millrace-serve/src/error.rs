@@ -148,6 +148,22 @@ pub enum ServeError {
         stale_secs: u64,
     },
 
+    /// Other machines changed a model's registry state (S3) every time this change tried to
+    /// apply: try again.
+    #[error(
+        "{location}: the registry state changed under this change {attempts} times in a row \
+         (other machines are changing it); retry"
+    )]
+    RegistryContended { location: String, attempts: u32 },
+
+    /// The object store under a registry on S3 failed (unreachable, denied, …).
+    #[error("registry {location}: {source}")]
+    RegistryStore {
+        location: String,
+        #[source]
+        source: millrace_lake::LakeError,
+    },
+
     /// A file that is there but cannot be read as what it should be (a registry state file, a
     /// model.json, a drift report); the message says what to do.
     #[error("{path}: {problem}")]
@@ -205,9 +221,11 @@ impl ServeError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             ServeError::RegistryBusy { .. }
+            | ServeError::RegistryContended { .. }
             | ServeError::AsyncQueueFull { .. }
             | ServeError::Expired { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::ProductionMissing { .. }
+            | ServeError::RegistryStore { .. }
             | ServeError::Corrupt { .. }
             | ServeError::Io { .. }
             | ServeError::Internal(_)
@@ -224,6 +242,7 @@ impl ServeError {
         matches!(
             self,
             ServeError::RegistryBusy { .. }
+                | ServeError::RegistryContended { .. }
                 | ServeError::AsyncQueueFull { .. }
                 | ServeError::Expired { .. }
         )
@@ -250,9 +269,11 @@ impl ServeError {
             | ServeError::NoRollback { .. }
             | ServeError::PayloadTooLarge { .. } => SageMakerError::ValidationError,
             ServeError::RegistryBusy { .. }
+            | ServeError::RegistryContended { .. }
             | ServeError::AsyncQueueFull { .. }
             | ServeError::Expired { .. } => SageMakerError::ServiceUnavailable,
             ServeError::ProductionMissing { .. }
+            | ServeError::RegistryStore { .. }
             | ServeError::Corrupt { .. }
             | ServeError::Io { .. }
             | ServeError::Internal(_)

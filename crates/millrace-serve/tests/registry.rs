@@ -1,6 +1,7 @@
 //! The registry on real folders in a temporary data dir: stages, atomic promotion, rollback
 //! walking back, which version a spec resolves to, loading a real trained artifact, clear
-//! errors, stale and held locks, and concurrent promotions that never corrupt or lose a change.
+//! errors, stale and held locks, and concurrent promotions that never corrupt or lose a change;
+//! the same on an object store (`memory://`), where conditional writes replace the lock.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
@@ -527,4 +528,123 @@ fn a_reservation_counts_until_dropped_and_a_version_exists_once_committed() {
     assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!(next.version(), 3);
     release.join().unwrap();
+}
+
+/// A registry on an object store (`memory://` here; S3 through moto in
+/// tests/compat/registry_flows.py), with a data dir for its local copies.
+fn on_store() -> (tempfile::TempDir, Registry) {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::open(tmp.path(), Some("memory://"), &Default::default()).unwrap();
+    (tmp, reg)
+}
+
+#[test]
+fn a_registry_on_an_object_store_numbers_promotes_rolls_back_and_loads() {
+    let (tmp, reg) = on_store();
+    assert_eq!(reg.location(), "memory://");
+    assert!(reg.list().unwrap().is_empty());
+    assert!(err(reg.info("churn")).contains("no model named churn under memory://"));
+    for v in 1..=3u32 {
+        let new = reg.new_version("churn").unwrap();
+        assert_eq!(new.version(), v);
+        // Written here first: the version's local copy is where train writes its files.
+        assert!(new.dir().starts_with(tmp.path()));
+        let t = trained();
+        let mut model = t.model.clone();
+        model.version = v;
+        model.name = "churn".into();
+        let metrics = serde_json::to_vec(&t.report).unwrap();
+        new.commit(&[("metrics.json", &metrics)], model.to_json().as_bytes())
+            .unwrap();
+    }
+    assert_eq!(reg.versions("churn"), vec![1, 2, 3]);
+    assert_eq!(reg.promote("churn", 1).unwrap(), None);
+    assert_eq!(reg.promote("churn", 3).unwrap(), Some(1));
+    assert_eq!(
+        stages(&reg, "churn"),
+        vec![
+            (1, Stage::Archived),
+            (2, Stage::Candidate),
+            (3, Stage::Production)
+        ]
+    );
+    assert!(!reg.info("churn").unwrap().versions[0].headline.is_empty());
+    assert_eq!(reg.rollback("churn").unwrap(), 1);
+    assert_eq!(reg.current("churn").unwrap(), 1);
+    assert!(err(reg.rollback("churn")).contains("no earlier"));
+    // Loading a version not copied here yet fetches it, files and all.
+    let copy = reg.version_dir("churn", 2);
+    std::fs::remove_dir_all(&copy).unwrap();
+    let (model, v) = reg.load("churn:v2").unwrap();
+    assert_eq!((model.version, v), (2, 2));
+    assert!(copy.join("metrics.json").is_file());
+    // A copy whose model.json is not the store's (another bucket once had this URL) is
+    // fetched again.
+    std::fs::write(copy.join("model.json"), b"{}").unwrap();
+    std::fs::write(copy.join(".etag"), b"another").unwrap();
+    assert_eq!(reg.load("churn:2").unwrap().0.version, 2);
+    assert!(err(reg.promote("churn", 9)).contains("9"));
+    assert!(err(reg.load("churn:v9")).contains("v9"));
+}
+
+#[test]
+fn on_an_object_store_concurrent_creators_and_promoters_never_collide_or_lose_a_change() {
+    let (_tmp, reg) = on_store();
+    let writers = 6;
+    let start = std::sync::Barrier::new(writers);
+    let got: Vec<u32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers)
+            .map(|i| {
+                let (reg, start) = (reg.clone(), &start);
+                s.spawn(move || {
+                    start.wait();
+                    let new = reg.new_version("churn").unwrap();
+                    let v = new.version();
+                    let model = format!(r#"{{"name": "churn", "version": {v}, "by": {i}}}"#);
+                    new.commit(&[], model.as_bytes()).unwrap();
+                    v
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=writers as u32).collect::<Vec<_>>(), "{got:?}");
+    let rounds = 25;
+    std::thread::scope(|s| {
+        for (a, b) in [(1, 2), (3, 4), (5, 6)] {
+            let reg = reg.clone();
+            s.spawn(move || {
+                for i in 0..rounds {
+                    reg.promote("churn", if i % 2 == 0 { a } else { b })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let info = reg.info("churn").unwrap();
+    assert_eq!(info.history.len(), 3 * rounds, "a promotion was lost");
+    assert_eq!(info.production, Some(info.history.last().unwrap().version));
+    // A reservation dropped before its commit leaves nothing in the store.
+    let dropped = reg.new_version("churn").unwrap();
+    assert_eq!(dropped.version(), 7);
+    drop(dropped);
+    assert_eq!(reg.new_version("churn").unwrap().version(), 7);
+}
+
+#[test]
+fn registry_locations_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Registry::open(tmp.path(), Some("gs://b/m"), &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("gs://b/m"), "{e}");
+    let folder = tmp.path().join("elsewhere");
+    let reg = Registry::open(
+        tmp.path(),
+        Some(folder.to_str().unwrap()),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(reg.root(), folder);
+    assert_eq!(reg.lake(), tmp.path().join("lake"));
 }

@@ -23,6 +23,14 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// Where models, versions, stages and the promotion log live: a folder, or
+    /// s3://bucket/prefix to share them between machines (endpoint replicas on several hosts
+    /// follow the same promotions; trainers never take the same version number). Default:
+    /// DATA_DIR/lake/models. The S3 endpoint comes from AWS_ENDPOINT_URL_S3 (MinIO, moto, ...)
+    /// and credentials from the usual AWS environment.
+    #[arg(long, global = true, env = "MILLRACE_REGISTRY")]
+    pub registry: Option<String>,
+
     /// More log output (-v, -vv). MILLRACE_LOG=<filter> overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

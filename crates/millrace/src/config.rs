@@ -23,6 +23,9 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     #[serde(default)]
     pub lake: LakeConfig,
+    /// Where models, versions and promotions live (`--registry` otherwise).
+    #[serde(default)]
+    pub registry: RegistryConfig,
     /// Buckets that channels (CreateChannel's BucketARN `arn:aws:s3:::NAME`) deliver into:
     /// `NAME = "folder, file://… or s3://bucket/prefix"`. Without an entry, bucket `lake` is
     /// the data dir's own lake.
@@ -109,6 +112,15 @@ pub struct AuthConfig {
     #[serde(default)]
     pub mode: millrace_auth::Mode,
     pub identities: Option<PathBuf>,
+}
+
+/// `[registry]`: `location = "s3://bucket/prefix"` (or a folder) shares models, versions,
+/// stages and the promotion log with other machines; reached with `[lake]`'s S3 settings.
+/// Default: DATA_DIR/lake/models.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub location: Option<String>,
 }
 
 /// How to reach an S3 lake (credentials come from the AWS environment).

@@ -63,7 +63,7 @@ impl ConsoleSource {
             admin,
             data_dir: data_dir.to_path_buf(),
             lake: dirs.lake(),
-            registry: Registry::new(data_dir),
+            registry: crate::registry::open(data_dir),
             loaded: Mutex::new(VecDeque::new()),
         }
     }
@@ -247,16 +247,18 @@ impl millrace_console::Source for ConsoleSource {
 
     fn model_metrics(&self, name: &str, version: u32) -> Result<serde_json::Value, SourceError> {
         Registry::check_name(name).map_err(|e| SourceError::NotFound(e.to_string()))?;
-        let path = self
+        let text = self
             .registry
-            .version_dir(name, version)
-            .join("metrics.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            SourceError::NotFound(format!(
-                "{name}:v{version} has no readable metrics.json: {e}"
-            ))
-        })?;
-        serde_json::from_str(&text)
+            .version_file(name, version, "metrics.json")
+            .map_err(|e| {
+                SourceError::NotFound(format!(
+                    "{name}:v{version} has no readable metrics.json: {e}"
+                ))
+            })?
+            .ok_or_else(|| {
+                SourceError::NotFound(format!("{name}:v{version} has no metrics.json"))
+            })?;
+        serde_json::from_slice(&text)
             .map_err(|e| SourceError::Failed(format!("{name}:v{version} metrics.json: {e}")))
     }
 

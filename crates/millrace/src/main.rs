@@ -18,6 +18,7 @@ mod generate;
 mod kinesis;
 mod pipeline;
 mod rates;
+mod registry;
 mod signing;
 mod supervise;
 mod table_channel;

@@ -319,7 +319,7 @@ pub async fn train_loop(
         let Some((rows, run_id)) = manifest_rows(&dataset) else {
             continue;
         };
-        let registry = millrace_serve::registry::Registry::new(&data_dir);
+        let registry = crate::registry::open(&data_dir);
         let first = registry.versions(&name).is_empty();
         if state.run_id.as_deref() == Some(run_id.as_str())
             || (!first && rows < state.rows + trigger.min_new_rows)
@@ -405,7 +405,7 @@ async fn train_and_gate(
         &Default::default(),
     )
     .await?;
-    let registry = millrace_serve::registry::Registry::new(data_dir);
+    let registry = crate::registry::open(data_dir);
     let name = trigger.name.clone();
     // Rows each version trained on, by ID, so the gate can compare on rows neither has seen.
     if !trained.model.id_columns.is_empty() {

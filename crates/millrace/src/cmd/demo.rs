@@ -324,7 +324,7 @@ async fn serve_stage(
     version: u32,
     records: &[SinkRecord],
 ) -> anyhow::Result<std::path::PathBuf> {
-    let registry = millrace_serve::registry::Registry::new(data_dir);
+    let registry = crate::registry::open(data_dir);
     let r = registry.clone();
     tokio::task::spawn_blocking(move || r.promote("churn", version))
         .await?
@@ -370,7 +370,7 @@ async fn serve_stage(
     server.await??;
     micros.sort_unstable();
     let q = |p: f64| micros[((micros.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
-    let dir = registry.root().join("churn").join(format!("v{version}"));
+    let dir = registry.version_dir("churn", version);
     println!(
         "[8/10] registry churn:v{version} promoted to production (atomic; rollback: millrace \
          models rollback churn)"
@@ -488,7 +488,7 @@ async fn live_scorer(
         id_fields: None,
         explain: None,
     };
-    let registry = millrace_serve::registry::Registry::new(data_dir);
+    let registry = crate::registry::open(data_dir);
     let state = DataDir::new(data_dir).state();
     let scorer = tokio::task::spawn_blocking(move || {
         millrace_serve::score::Scorer::new(config, registry, streams, &state)

@@ -8,7 +8,6 @@ use anyhow::Context;
 use millrace_http::ServerLimits;
 use millrace_serve::endpoint::{Endpoint, EndpointOptions};
 use millrace_serve::monitor::{DEFAULT_MIN_RECORDS, DriftOptions};
-use millrace_serve::registry::Registry;
 
 use crate::cli::parse_duration;
 use clap::Args;
@@ -119,7 +118,7 @@ pub async fn run(data_dir: &Path, args: EndpointArgs) -> anyhow::Result<()> {
             strict: args.strict,
         },
     };
-    let registry = Registry::new(data_dir);
+    let registry = crate::registry::open(data_dir);
     let specs = args.model.clone();
     let ep = tokio::task::spawn_blocking(move || Endpoint::load_with(registry, &specs, options))
         .await?

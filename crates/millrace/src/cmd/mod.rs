@@ -27,6 +27,10 @@ use crate::cli::{Cli, Command};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let data_dir = DataDir::new(cli.data_dir.clone());
+    if let Some(location) = &cli.registry {
+        let s3 = crate::cli::s3_options(std::env::var("AWS_ENDPOINT_URL_S3").ok(), false);
+        crate::registry::choose(&cli.data_dir, location, &s3, "--registry")?;
+    }
     match cli.command {
         Command::Demo(args) => demo::run(&cli.data_dir, args).await,
         Command::Up(args) => up::run(&data_dir, args).await,

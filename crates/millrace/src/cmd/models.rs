@@ -44,7 +44,7 @@ pub enum ModelsCommand {
 }
 
 pub async fn run(data_dir: &Path, cmd: ModelsCommand) -> anyhow::Result<()> {
-    let reg = Registry::new(data_dir);
+    let reg = crate::registry::open(data_dir);
     match cmd {
         ModelsCommand::List => list(&reg),
         ModelsCommand::Describe { spec } => describe(&reg, &spec),
@@ -82,7 +82,7 @@ fn list(reg: &Registry) -> anyhow::Result<()> {
     if models.is_empty() {
         println!(
             "no models under {} (train one with millrace train --name NAME)",
-            reg.root().display()
+            reg.location()
         );
         return Ok(());
     }

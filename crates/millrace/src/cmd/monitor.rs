@@ -55,7 +55,7 @@ pub async fn run(data_dir: &DataDir, args: MonitorArgs) -> anyhow::Result<()> {
     if args.window == 0 {
         bail!("--window must be at least 1");
     }
-    let registry = Registry::new(data_dir.root());
+    let registry = crate::registry::open(data_dir.root());
     let report = match &args.data {
         Some(data) => from_data(data_dir, &registry, &args, data).await?,
         None => saved(data_dir, &registry, &args)?,

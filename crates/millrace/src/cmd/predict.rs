@@ -116,7 +116,7 @@ pub async fn run(data_dir: &Path, args: PredictArgs) -> anyhow::Result<()> {
         args.max_missing
     );
     // A bare NAME is the production version (the latest when none is promoted).
-    let registry = millrace_serve::registry::Registry::new(data_dir);
+    let registry = crate::registry::open(data_dir);
     let (file, name, version) = registry.resolve(&args.model)?;
     let (model, _) = registry.load(&args.model)?;
     let model = Arc::new(model);

@@ -10,7 +10,6 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use millrace_common::layout::DataDir;
 use millrace_io::Streams;
-use millrace_serve::registry::Registry;
 use millrace_serve::score::{RunMode, Scorer, ScoringConfig};
 
 use crate::kinesis;
@@ -79,7 +78,7 @@ pub async fn run(data_dir: &Path, args: ScoreArgs) -> anyhow::Result<()> {
         client,
         poll: Duration::from_millis(args.poll_ms),
     };
-    let registry = Registry::new(data_dir);
+    let registry = crate::registry::open(data_dir);
     let state = DataDir::new(data_dir).state();
     let scorer =
         tokio::task::spawn_blocking(move || Scorer::new(config, registry, streams, &state))

@@ -275,7 +275,7 @@ pub(crate) async fn save(
     trained: &mut millrace_automl::train::Trained,
     _s3: &millrace_lake::S3Options,
 ) -> anyhow::Result<(u32, std::path::PathBuf)> {
-    let registry = Registry::new(data_dir);
+    let registry = crate::registry::open(data_dir);
     let model_name = name.to_owned();
     // Taking the lock may wait for another change: off the async threads.
     let new = tokio::task::spawn_blocking(move || registry.new_version(&model_name)).await??;

@@ -122,6 +122,11 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    if let Some(location) = &config.registry.location {
+        let location = crate::config::lake_url(data_dir, location);
+        let s3 = config.lake.s3_options();
+        crate::registry::choose(data_dir.root(), &location, &s3, "registry.location")?;
+    }
     let opts = config.store_options(args.fsync.as_deref())?;
     let addr = args.kinesis_addr.unwrap_or(config.server.kinesis_addr);
     let fsync = opts.fsync;
@@ -564,7 +569,7 @@ fn scoring(shared: &Shared, sc: &millrace_serve::score::ScoringConfig) -> Compon
         if !wait_for_stream(&streams, &cfg.stream, &shared.stop).await {
             return Ok(());
         }
-        let registry = millrace_serve::registry::Registry::new(shared.data_dir.root());
+        let registry = crate::registry::open(shared.data_dir.root());
         let mut warned = false;
         let scorer = loop {
             let (c, r, s, st) = (
@@ -620,7 +625,7 @@ async fn endpoint(
         .await
         .with_context(|| format!("binding the endpoint to {addr}"))?;
     let local = listener.local_addr()?;
-    let registry = millrace_serve::registry::Registry::new(shared.data_dir.root());
+    let registry = crate::registry::open(shared.data_dir.root());
     // Already trained: load now and say what is served in the ready line.
     let (r, specs) = (registry.clone(), models.clone());
     let now = tokio::task::spawn_blocking(move || Endpoint::load(r, &specs)).await?;
