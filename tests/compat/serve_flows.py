@@ -33,6 +33,11 @@ Flows:
     writes parts and a `_manifest.json`, and `--output s3://B/one.csv` one object. Checks,
     reading back with boto3: the manifest's rows and parts are the objects there; every row
     equals `millrace predict` on the local file, in order.
+ 5. Scorers on several machines: two live `millrace score --name shared --leases
+    s3://B/leases --lease-time 3s` with their own data dirs share a 4-shard stream through
+    shard leases on moto. Checks: one prediction per input; both scorers took leases; after
+    one is killed with SIGKILL while records arrive, the other takes its shards over and every
+    input still has exactly one prediction.
 
 Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 "serve flows: N passed, M failed"; exit status 1 when M > 0.
@@ -288,21 +293,27 @@ def flow_up(ck, args, data, tmp, procs, env, model_dir):
     ck.check("flow 3: up stops cleanly again", stop_up(procs, p, log2))
 
 
-def flow_s3_batch(ck, args, tmp, procs, env, train_dir, batch):
-    import io
+def start_moto(ck, procs, env, tmp, flow):
+    """moto's S3 server on a free port; returns its URL."""
     import sys as _sys
     from flowkit import free_port, wait_http
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    log = os.path.join(tmp, "moto.log")
+    log = os.path.join(tmp, f"moto-{flow}.log")
     moto = procs.start("moto", [_sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                                 "-p", str(port)], log, env)
     problem = wait_http(endpoint + "/", 30)
     if problem is None and moto.poll() is not None:
         problem = f"moto exited with status {moto.returncode}"
-    if not ck.check(f"flow 4: moto S3 server answers on {endpoint}",
+    if not ck.check(f"flow {flow}: moto S3 server answers on {endpoint}",
                     [problem] + log_tail(log) if problem else []):
         raise Abort("no S3 server")
+    return endpoint
+
+
+def flow_s3_batch(ck, args, tmp, procs, env, train_dir, batch):
+    import io
+    endpoint = start_moto(ck, procs, env, tmp, 4)
     s3 = client("s3", endpoint)
     bucket = f"millrace-serve-{os.getpid()}"
     s3.create_bucket(Bucket=bucket)
@@ -369,11 +380,72 @@ def flow_s3_batch(ck, args, tmp, procs, env, train_dir, batch):
              "naming them, every row equal to predict on the local file", problems)
 
 
+def flow_leases(ck, args, data, tmp, procs, env, model_dir):
+    """Two live scorers of one name, each with its own data dir (as on two machines), share a
+    4-shard stream through leases on moto; one is killed with SIGKILL mid-stream."""
+    d = os.path.join(tmp, "f5")
+    shutil.copytree(model_dir, os.path.join(d, "lake", "models"))
+    p, url = start_up(procs, args.millrace, d, os.path.join(tmp, "f5-up.log"), env)
+    k = client("kinesis", url)
+    k.create_stream(StreamName="churn", ShardCount=4)
+    wait_stream_active(k, "churn", 4)
+    endpoint = start_moto(ck, procs, env, tmp, 5)
+    bucket = f"millrace-leases-{os.getpid()}"
+    client("s3", endpoint).create_bucket(Bucket=bucket)
+    scorers, logs = [], []
+    for who in ("a", "b"):
+        own = os.path.join(tmp, f"f5-{who}")
+        shutil.copytree(model_dir, os.path.join(own, "lake", "models"))
+        log = os.path.join(tmp, f"f5-score-{who}.log")
+        argv = [args.millrace, "--data-dir", own, "score", "--source-endpoint-url", url,
+                "--stream", "churn", "--model", "churn", "--to-stream", "shared",
+                "--name", "shared", "--poll-ms", "20", "--leases", f"s3://{bucket}/leases",
+                "--lease-time", "3s", "--s3-endpoint-url", endpoint]
+        scorers.append(procs.start(f"millrace score ({who})", argv, log, env))
+        logs.append(log)
+    def leases_taken():
+        out = []
+        for log in logs:
+            with open(log, encoding="utf-8", errors="replace") as f:
+                out.append(f.read().count("took the shard's lease"))
+        return out
+
+    t0 = time.monotonic()
+    while not all(leases_taken()) and time.monotonic() - t0 < LIVE_WAIT_SECS:
+        time.sleep(0.2)
+    took = leases_taken()
+    note(f"flow 5: {time.monotonic() - t0:.1f}s after start, leases taken by scorer a "
+         f"{took[0]}, by scorer b {took[1]}")
+    ck.check("flow 5: both scorers take shards (the leases split the stream between them)",
+             [] if all(took) else [f"leases taken: {took}"] + log_tail(logs[0]) +
+             log_tail(logs[1]))
+    rows = data.rows
+    half = len(rows) // 2
+    sent = put_rows(ck, k, "churn", rows[:half], "flow 5")
+    by_src, problems = wait_predictions(k, "shared", sent, LIVE_WAIT_SECS)
+    ck.check(f"flow 5: two scorers sharing the stream through leases put one prediction per "
+             f"input ({len(sent)} inputs)", problems + exactly_once(sent, by_src))
+    more = []
+    rest = rows[half:]
+    for i in range(0, len(rest), 500):
+        more += put_rows(ck, k, "churn", rest[i:i + 500], f"flow 5 batch {i // 500}")
+        if i == 500:
+            procs.kill(scorers[0])
+            note("flow 5: scorer a killed with SIGKILL while records were arriving")
+        time.sleep(0.1)
+    by_src, problems = wait_predictions(k, "shared", sent + more, LIVE_WAIT_SECS)
+    ck.check(f"flow 5: after SIGKILL of one scorer the other takes its shards over: still "
+             f"exactly one prediction per input ({len(sent) + len(more)} inputs)",
+             problems + exactly_once(sent + more, by_src))
+    procs.kill(scorers[1])
+    ck.check("flow 5: up stops cleanly", stop_up(procs, p, os.path.join(tmp, "f5-up.log")))
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--millrace", required=True)
     ap.add_argument("--csv", required=True)
-    ap.add_argument("--flows", default="1,2,3,4")
+    ap.add_argument("--flows", default="1,2,3,4,5")
     ap.add_argument("--keep-tmp", action="store_true")
     args = ap.parse_args(argv)
     args.millrace = os.path.abspath(args.millrace)
@@ -408,7 +480,9 @@ def main(argv):
                           ("2", lambda: flow_crash(ck, args, data, tmp, procs, env, model_dir)),
                           ("3", lambda: flow_up(ck, args, data, tmp, procs, env, model_dir)),
                           ("4", lambda: flow_s3_batch(ck, args, tmp, procs, env, train_dir,
-                                                      batch))]:
+                                                      batch)),
+                          ("5", lambda: flow_leases(ck, args, data, tmp, procs, env,
+                                                    model_dir))]:
             if key not in flows_wanted:
                 continue
             t0 = time.monotonic()

@@ -7,6 +7,24 @@ pub fn uuid_v4() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// This process, for leases and reservations other machines see: `HOST-PID-RANDOM`, the host
+/// name kept to letters, digits, `-` and `.` (so it can be part of an object key).
+pub fn worker_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_else(|_| "host".into())
+            .trim()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+            .take(64)
+            .collect();
+        let host = if host.is_empty() { "host".into() } else { host };
+        format!("{host}-{}-{}", std::process::id(), &uuid_v4()[..8])
+    })
+    .clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

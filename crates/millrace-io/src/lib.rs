@@ -32,6 +32,7 @@ pub mod firehose;
 pub mod kafka;
 pub mod kafka_group;
 pub mod kinesis;
+pub mod leases;
 pub mod lineage;
 pub mod sink;
 pub mod source;
@@ -44,6 +45,7 @@ pub use firehose::FirehoseSink;
 pub use kafka::{KafkaSink, KafkaSource, KafkaUrl};
 pub use kafka_group::KafkaGroup;
 pub use kinesis::{KinesisSink, KinesisSource};
+pub use leases::Leases;
 pub use lineage::{ShardExit, for_each_shard};
 /// The Kinesis service limits (PutRecords 500 records / 5 MiB, 1 MiB per record, GetRecords
 /// 10,000 records / 10 MiB), defined once in `millrace-stream` so the gateway enforces the same.

@@ -51,6 +51,38 @@ pub struct S3Options {
     pub path_style: bool,
 }
 
+/// Runs `f` on a small runtime of the lake's own and waits for it, from any thread, inside
+/// another runtime or not (it blocks the calling thread, as file I/O does): for synchronous
+/// callers of the lake (the model registry, checkpoint stores). `None` if `f` panicked.
+pub fn block_on<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let rt = io_runtime();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().ok()
+}
+
+/// Runs `f` in the background on the runtime of [`block_on`] (work that must outlive the
+/// runtime that started it, such as renewing leases).
+pub fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    io_runtime().spawn(f);
+}
+
+fn io_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("millrace-lake-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the lake's I/O runtime")
+    })
+}
+
 /// What [`Lake::put_if`] requires of the object already there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
@@ -333,10 +365,16 @@ impl Lake {
     }
 
     /// Writes an object only if `condition` holds when the store applies the write (S3
-    /// `If-None-Match: *` / `If-Match: ETAG`): `Ok(false)` when it did not, so that several
-    /// machines can change shared state without a lock. Local lakes take
+    /// `If-None-Match: *` / `If-Match: ETAG`), so that several machines can change shared
+    /// state without a lock: `Ok(Some(etag))` with the new object's entity tag (empty when the
+    /// store gives none), `Ok(None)` when the condition did not hold. Local lakes take
     /// [`Condition::Absent`] only.
-    pub async fn put_if(&self, key: &str, bytes: Bytes, condition: Condition) -> Result<bool> {
+    pub async fn put_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        condition: Condition,
+    ) -> Result<Option<String>> {
         if let Some(reason) = millrace_common::keys::key_problem(key) {
             return Err(LakeError::BadKey {
                 key: key.chars().take(300).collect(),
@@ -360,9 +398,9 @@ impl Lake {
             .put_opts(&location, PutPayload::from_bytes(bytes), opts)
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(put) => Ok(Some(put.e_tag.unwrap_or_default())),
             Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            | Err(object_store::Error::Precondition { .. }) => Ok(None),
             Err(source) => Err(LakeError::Store {
                 location: location.to_string(),
                 source,
@@ -532,7 +570,12 @@ mod tests {
         let lake = Lake::open("memory://", &S3Options::default()).unwrap();
         let put = |k: &'static str, v: &'static [u8], c: Condition| {
             let lake = lake.clone();
-            async move { lake.put_if(k, Bytes::from_static(v), c).await.unwrap() }
+            async move {
+                lake.put_if(k, Bytes::from_static(v), c)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
         };
         assert!(put("m/state", b"1", Condition::Absent).await);
         assert!(!put("m/state", b"2", Condition::Absent).await);

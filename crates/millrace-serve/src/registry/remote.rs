@@ -17,11 +17,10 @@
 //! read them from there as they would a local registry's.
 //!
 //! The registry's calls are synchronous (they run off the async threads, as file I/O does);
-//! S3 requests run on a small runtime of the registry's own ([`run`]).
+//! S3 requests run on the lake's small runtime of its own ([`millrace_lake::block_on`]).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -44,24 +43,10 @@ pub(super) struct Remote {
     cache: PathBuf,
 }
 
-/// Runs `f` on the registry's runtime and waits for it. Works from any thread, inside another
-/// runtime or not (it blocks this thread, as the file I/O of a local registry does).
+/// Runs `f` on the lake's I/O runtime and waits for it (see [`millrace_lake::block_on`]).
 fn run<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) -> Result<T, ServeError> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let rt = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("millrace-registry")
-            .enable_all()
-            .build()
-            .expect("cannot start the registry's I/O runtime")
-    });
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    rt.spawn(async move {
-        let _ = tx.send(f.await);
-    });
-    rx.recv()
-        .map_err(|_| ServeError::Internal("a registry request panicked".into()))
+    millrace_lake::block_on(f)
+        .ok_or_else(|| ServeError::Internal("a registry request panicked".into()))
 }
 
 impl Remote {
@@ -205,7 +190,9 @@ impl Remote {
             let condition = tag.map_or(Condition::Absent, Condition::Matches);
             let key = Self::state_key(name);
             let bytes = Bytes::from(state.to_bytes());
-            if self.call(|lake| async move { lake.put_if(&key, bytes, condition).await })? {
+            let written =
+                self.call(|lake| async move { lake.put_if(&key, bytes, condition).await })?;
+            if written.is_some() {
                 return Ok(out);
             }
             if started.elapsed() >= CONTENDED_FOR {
@@ -234,9 +221,8 @@ impl Remote {
             .max()
             .unwrap_or(0);
         let token = format!(
-            "pid {} on {} at {}\n",
-            std::process::id(),
-            hostname(),
+            "{} at {}\n",
+            millrace_common::ids::worker_id(),
             millrace_common::time::now_ms()
         );
         let mut version = highest + 1;
@@ -245,7 +231,7 @@ impl Remote {
             let bytes = Bytes::from(token.clone());
             let reserved =
                 self.call(|lake| async move { lake.put_if(&key, bytes, Condition::Absent).await })?;
-            if reserved {
+            if reserved.is_some() {
                 break;
             }
             version += 1;
@@ -278,7 +264,7 @@ impl Remote {
         let bytes = Bytes::copy_from_slice(model_json);
         let created =
             self.call(|lake| async move { lake.put_if(&key, bytes, Condition::Absent).await })?;
-        if !created {
+        if created.is_none() {
             return Err(ServeError::Internal(format!(
                 "{}/{name}/v{version}/{MODEL_FILE} was written by another process, though \
                  this one had reserved v{version}",
@@ -371,12 +357,4 @@ impl Remote {
         self.cache_model_json(name, version, &dir, &bytes)?;
         Ok(Some(dir))
     }
-}
-
-/// This machine's name, for reservation tokens (who reserved a number that never got a
-/// model.json).
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into())
 }

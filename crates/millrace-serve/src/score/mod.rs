@@ -63,6 +63,15 @@ pub struct ScoringConfig {
     /// (`base_value`, `margin`, `space`, `contributions`), as the endpoint's `?explain=K`.
     #[serde(default, deserialize_with = "explain_setting")]
     pub explain: Option<Detail>,
+    /// `s3://bucket/prefix`: scorers of this name on several machines share a Kinesis
+    /// stream's shards through leases kept there (`scoring-NAME/`), checkpoints included.
+    /// Kafka topics need none: their consumer group shares the partitions.
+    #[serde(default)]
+    pub leases: Option<String>,
+    /// Seconds after which a scorer that stopped renewing its leases (killed) loses its shards
+    /// to the others (3 to 600; default 10).
+    #[serde(default)]
+    pub lease_seconds: Option<u64>,
 }
 
 /// `explain = 3` or `explain = "all"` (or `"3"`).
@@ -122,6 +131,19 @@ impl ScoringConfig {
                 self.stream
             ));
         }
+        if let Some(at) = &self.leases
+            && !(at.starts_with("s3://") || at.starts_with("memory://"))
+        {
+            return Err(format!(
+                "{key}.leases = {at:?}: expected s3://bucket[/prefix] (leases need conditional \
+                 writes)"
+            ));
+        }
+        if let Some(secs) = self.lease_seconds
+            && !(3..=600).contains(&secs)
+        {
+            return Err(format!("{key}.lease_seconds = {secs}: expected 3 to 600"));
+        }
         if self.to_stream == self.error_stream() {
             return Err(format!(
                 "{key}.error_stream must differ from to_stream `{}`",
@@ -169,6 +191,8 @@ pub struct Scorer {
     /// The input: for a Kafka topic, a member of the consumer group `millrace-scoring-NAME`,
     /// so scorers of the same name share its partitions and their checkpoints.
     source: Arc<dyn RecordSource>,
+    /// With `leases`: the shards this scorer holds (released when it stops).
+    leases: Option<millrace_io::Leases>,
     checkpoints: CheckpointDir,
     model: ArcSwap<Loaded>,
     follow: bool,
@@ -197,6 +221,7 @@ impl Scorer {
         registry: Registry,
         streams: Streams,
         state_dir: &Path,
+        s3: &millrace_lake::S3Options,
     ) -> Result<Scorer, ServeError> {
         config.validate("scoring").map_err(ServeError::Registry)?;
         let (model, version) = registry.load(&config.model)?;
@@ -212,6 +237,7 @@ impl Scorer {
             .model_version
             .store(u64::from(version), Ordering::Relaxed);
         let source = streams.group_source(&config.stream, &format!("millrace-scoring-{name}"))?;
+        let (source, leases) = Self::leased(&config, &name, source, s3)?;
         let checkpoints = match source.shared_checkpoints() {
             Some(shared) => checkpoint_dir(state_dir, &name)
                 .shared(shared, |cp: &ScoreCheckpoint| cp.scored.as_deref()),
@@ -222,6 +248,7 @@ impl Scorer {
             model: ArcSwap::from_pointee(Loaded::new(&model_name, version, model)),
             error_stream: config.error_stream(),
             source,
+            leases,
             checkpoints,
             name,
             config,
@@ -231,6 +258,42 @@ impl Scorer {
             data_dir: state_dir.parent().unwrap_or(state_dir).to_owned(),
             drift_saved: std::sync::Mutex::new(std::time::Instant::now()),
         })
+    }
+
+    /// With `leases`, the input shared with the other scorers of this name through shard
+    /// leases (`millrace_io::leases`).
+    fn leased(
+        config: &ScoringConfig,
+        name: &str,
+        source: Arc<dyn RecordSource>,
+        s3: &millrace_lake::S3Options,
+    ) -> Result<(Arc<dyn RecordSource>, Option<millrace_io::Leases>), ServeError> {
+        let Some(at) = &config.leases else {
+            return Ok((source, None));
+        };
+        if source.shared_checkpoints().is_some() {
+            return Err(ServeError::Invalid(format!(
+                "leases = {at:?}: {} is a Kafka topic, whose consumer group already shares \
+                 its partitions among scorers; leave leases out",
+                config.stream
+            )));
+        }
+        let lake = millrace_lake::Lake::open(at, s3)
+            .map_err(|e| ServeError::Invalid(format!("leases: {e}")))?;
+        let ttl = Duration::from_secs(
+            config
+                .lease_seconds
+                .unwrap_or(millrace_io::leases::DEFAULT_LEASE_TIME.as_secs()),
+        );
+        let leases = millrace_io::Leases::start(
+            source,
+            &config.stream,
+            lake,
+            &format!("scoring-{name}"),
+            ttl,
+            |cp| serde_json::from_slice::<ScoreCheckpoint>(cp).is_ok_and(|c| c.ended),
+        );
+        Ok((Arc::new(leases.clone()), Some(leases)))
     }
 
     /// Saves the drift report of the current version's window when it has new records and
@@ -365,6 +428,10 @@ impl Scorer {
         )
         .await;
         reloader.abort();
+        if let Some(leases) = &self.leases {
+            // The others take this scorer's shards at once instead of after the lease time.
+            leases.release_all().await;
+        }
         result
     }
 
@@ -764,8 +831,29 @@ mod tests {
             error_stream: None,
             id_fields: None,
             explain: None,
+            leases: None,
+            lease_seconds: None,
         };
         assert!(c.validate("scoring[0]").unwrap_err().contains("to_stream"));
+        let leased = |at: &str, secs| ScoringConfig {
+            to_stream: "preds".into(),
+            leases: Some(at.into()),
+            lease_seconds: secs,
+            ..c.clone()
+        };
+        assert!(
+            leased("/tmp/l", None)
+                .validate("s")
+                .unwrap_err()
+                .contains("s.leases")
+        );
+        assert!(
+            leased("s3://b/l", Some(1))
+                .validate("s")
+                .unwrap_err()
+                .contains("s.lease_seconds")
+        );
+        leased("s3://b/l", Some(10)).validate("s").unwrap();
         let ok = ScoringConfig {
             to_stream: "preds".into(),
             ..c

@@ -487,11 +487,13 @@ async fn live_scorer(
         error_stream: None,
         id_fields: None,
         explain: None,
+        leases: None,
+        lease_seconds: None,
     };
     let registry = crate::registry::open(data_dir);
     let state = DataDir::new(data_dir).state();
     let scorer = tokio::task::spawn_blocking(move || {
-        millrace_serve::score::Scorer::new(config, registry, streams, &state)
+        millrace_serve::score::Scorer::new(config, registry, streams, &state, &Default::default())
     })
     .await??;
     Ok(Arc::new(scorer))

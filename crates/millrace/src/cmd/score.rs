@@ -52,6 +52,17 @@ pub struct ScoreArgs {
     /// per shard; against a local millrace 5–10 ms gives low latency).
     #[arg(long, default_value_t = 200)]
     pub poll_ms: u64,
+    /// Share the stream's shards with the other `score`s of this --name on any machine
+    /// through leases kept at s3://bucket/prefix (each shard read by one scorer at a time;
+    /// a scorer that dies loses its shards after --lease-time, and the next one continues
+    /// from its checkpoints). Not for Kafka topics: their consumer group does this.
+    #[arg(long, value_name = "S3_URL")]
+    pub leases: Option<String>,
+    /// How long a scorer's leases last without renewal (renewed every third of it).
+    #[arg(long, default_value = "10s", value_parser = crate::cli::parse_duration)]
+    pub lease_time: Duration,
+    #[command(flatten)]
+    pub s3: crate::cli::S3Args,
 }
 
 pub async fn run(data_dir: &Path, args: ScoreArgs) -> anyhow::Result<()> {
@@ -70,6 +81,8 @@ pub async fn run(data_dir: &Path, args: ScoreArgs) -> anyhow::Result<()> {
         error_stream: args.error_stream.clone(),
         id_fields: args.id_fields.clone(),
         explain: args.explain,
+        leases: args.leases.clone(),
+        lease_seconds: Some(args.lease_time.as_secs()),
     };
     config
         .validate("score")
@@ -80,8 +93,9 @@ pub async fn run(data_dir: &Path, args: ScoreArgs) -> anyhow::Result<()> {
     };
     let registry = crate::registry::open(data_dir);
     let state = DataDir::new(data_dir).state();
+    let s3 = args.s3.options();
     let scorer =
-        tokio::task::spawn_blocking(move || Scorer::new(config, registry, streams, &state))
+        tokio::task::spawn_blocking(move || Scorer::new(config, registry, streams, &state, &s3))
             .await?
             .with_context(|| format!("--model {}", args.model))?;
     let scorer = Arc::new(scorer);

@@ -213,7 +213,13 @@ pub async fn run(data_dir: &DataDir, args: UpArgs) -> anyhow::Result<()> {
     }
     components.extend(config.preps.iter().map(|p| prep(&shared, p)));
     components.extend(config.trains.iter().map(|t| train(&shared, t)));
-    components.extend(config.scorings.iter().map(|sc| scoring(&shared, sc)));
+    let lake_s3 = config.lake.s3_options();
+    components.extend(
+        config
+            .scorings
+            .iter()
+            .map(|sc| scoring(&shared, sc, lake_s3.clone())),
+    );
     // --endpoint-model wins over [endpoint].
     let (models, endpoint_addr) = match (&config.endpoint, args.endpoint_model.is_empty()) {
         (Some(e), true) => (e.models.clone(), e.addr),
@@ -559,8 +565,12 @@ fn train(shared: &Shared, t: &crate::pipeline::TrainTrigger) -> Component {
 }
 
 /// A `[[scoring]]`: reads the embedded store (or a Kafka topic) and waits for its stream and
-/// its model to exist (the model may be trained after `up` starts).
-fn scoring(shared: &Shared, sc: &millrace_serve::score::ScoringConfig) -> Component {
+/// its model to exist (the model may be trained after `up` starts). `s3` reaches its leases.
+fn scoring(
+    shared: &Shared,
+    sc: &millrace_serve::score::ScoringConfig,
+    s3: millrace_lake::S3Options,
+) -> Component {
     let name = sc.name();
     tracing::info!(scoring = %name, stream = %sc.stream, model = %sc.model, to = %sc.to_stream, "scoring configured");
     let (shared, cfg) = (shared.clone(), sc.clone());
@@ -578,8 +588,9 @@ fn scoring(shared: &Shared, sc: &millrace_serve::score::ScoringConfig) -> Compon
                 millrace_io::Streams::Embedded(shared.store.clone()),
                 shared.data_dir.state(),
             );
+            let s3 = s3.clone();
             match tokio::task::spawn_blocking(move || {
-                millrace_serve::score::Scorer::new(c, r, s, &st)
+                millrace_serve::score::Scorer::new(c, r, s, &st, &s3)
             })
             .await
             {
