@@ -37,6 +37,11 @@ Flows (each one independent of the others; a failure in one does not skip the ne
     kinesalite, 1,000 rows with put_records, `millrace deliver --buffer-interval 1
     --until-caught-up` into a local lake. Checks: exit 0; each record exactly once, NDJSON
     lines byte-identical; object names match the shards and (56-digit) sequence ranges.
+ 4. Deliveries on several machines: two live `millrace deliver --name churn-raw --leases
+    s3://B/leases --lease-time 3s` with their own data dirs share a 4-shard stream of `up`
+    through shard leases on moto, into one lake s3://B/lake. Checks: both take shards; every
+    row put (one delivery is killed with SIGKILL after 2,000) is in the lake exactly once,
+    byte-identical, under the layout and names of flow 3.
 
 Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 "delivery flows: N passed, M failed"; exit status 1 when M > 0.
@@ -925,6 +930,88 @@ def flow_kinesalite(ck, args, data, tmp, procs, env):
                 note(f"{label}: delete_stream {stream}: {err_text(exc)}")
 
 
+def flow_leases(ck, args, data, tmp, procs, env):
+    """Two live `millrace deliver`s of one name, each with its own data dir (as on two
+    machines), share a 4-shard stream through shard leases on moto and write one S3 lake; one
+    is killed with SIGKILL while records arrive."""
+    label = "flow 4 (two deliveries sharing a stream through leases)"
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    moto_log = os.path.join(tmp, "moto-leases.log")
+    moto = procs.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                "-p", str(port)], moto_log, env)
+    problem = wait_http(endpoint + "/", 30)
+    if problem is None and moto.poll() is not None:
+        problem = f"moto exited with status {moto.returncode}"
+    if not ck.check(f"{label}: moto answers", [problem] + log_tail(moto_log) if problem else []):
+        raise Abort("no S3 server")
+    s3 = client("s3", endpoint)
+    bucket = f"millrace-leases-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    up, url = start_up(procs, args.millrace, os.path.join(tmp, "leases-up"),
+                       os.path.join(tmp, "leases-up.log"), env)
+    kinesis = client("kinesis", url)
+    kinesis.create_stream(StreamName="churn", ShardCount=4)
+    wait_stream_active(kinesis, "churn", 4)
+    workers, logs = [], []
+    for who in ("a", "b"):
+        log = os.path.join(tmp, f"leases-deliver-{who}.log")
+        argv = [args.millrace, "--data-dir", os.path.join(tmp, f"leases-{who}"), "deliver",
+                "--source-endpoint-url", url, "--stream", "churn", "--name", "churn-raw",
+                "--lake", f"s3://{bucket}/lake", "--s3-endpoint-url", endpoint,
+                "--buffer-interval", "1", "--leases", f"s3://{bucket}/leases",
+                "--lease-time", "3s"]
+        workers.append(procs.start(f"millrace deliver ({who})", argv, log, env))
+        logs.append(log)
+
+    def leases_taken():
+        out = []
+        for log in logs:
+            with open(log, encoding="utf-8", errors="replace") as f:
+                out.append(f.read().count("took the shard's lease"))
+        return out
+
+    t0 = time.monotonic()
+    while not all(leases_taken()) and time.monotonic() - t0 < 60:
+        time.sleep(0.2)
+    took = leases_taken()
+    note(f"{label}: {time.monotonic() - t0:.1f}s after start, leases taken: a {took[0]}, "
+         f"b {took[1]}")
+    ck.check(f"{label}: both deliveries take shards", [] if all(took) else
+             [f"leases taken {took}"] + log_tail(logs[0]) + log_tail(logs[1]))
+    rows = data.rows
+    sent = []
+    for i in range(0, len(rows), 500):
+        sent += put_rows(ck, kinesis, "churn", rows[i:i + 500], f"{label} batch {i // 500}")
+        if i == 2000:
+            procs.kill(workers[0])
+            note(f"{label}: delivery a killed with SIGKILL while records were arriving")
+        time.sleep(0.2)
+
+    def lake_objects():
+        out = {}
+        for key in list_all(s3, bucket, "lake/"):
+            out[key[len("lake/"):]] = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return out
+
+    want = {r["data"] for r in sent}
+    deadline = time.monotonic() + 60
+    while True:
+        objects = lake_objects()
+        lines = {line for body in objects.values() for line in body.split(b"\n") if line}
+        if want <= lines or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    # Let anything in flight land before counting duplicates.
+    time.sleep(2)
+    objects = lake_objects()
+    procs.kill(workers[1])
+    key_re = re.compile(r"^raw/churn/(?P<hour>\d{4}/\d{2}/\d{2}/\d{2})/(?P<name>[^/]+)$")
+    check_ndjson_objects(ck, f"{label}, after SIGKILL of one delivery", objects, sent,
+                         "churn-raw", key_re)
+    ck.check(f"{label}: up stops cleanly", stop_up(procs, up, os.path.join(tmp, "leases-up.log")))
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -935,13 +1022,13 @@ def parse_args(argv):
     ap.add_argument("--kinesalite-url", default=None,
                     help="run flow 3 against this kinesalite (e.g. http://127.0.0.1:4567)")
     ap.add_argument("--kinesalite-rows", type=int, default=1000)
-    ap.add_argument("--flows", default="1,2,3", help="comma-separated subset of 1,2,3")
+    ap.add_argument("--flows", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the scratch directory")
     args = ap.parse_args(argv)
     args.millrace = os.path.abspath(args.millrace)
     args.flows = {f.strip() for f in args.flows.split(",") if f.strip()}
-    if not args.flows <= {"1", "2", "3"}:
-        ap.error("--flows takes 1, 2 and/or 3")
+    if not args.flows <= {"1", "2", "3", "4"}:
+        ap.error("--flows takes 1, 2, 3 and/or 4")
     return args
 
 
@@ -972,7 +1059,7 @@ def main(argv):
             raise Abort("inputs")
         note(f"millrace {args.millrace}, {len(data.rows)} CSV rows, boto3 {boto3.__version__}, "
              f"pyarrow {pyarrow.__version__}, scratch {tmp}")
-        flows = [("1", flow_s3), ("2", flow_parquet)]
+        flows = [("1", flow_s3), ("2", flow_parquet), ("4", flow_leases)]
         if args.kinesalite_url:
             flows.append(("3", flow_kinesalite))
         elif "3" in args.flows:

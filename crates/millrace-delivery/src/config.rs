@@ -185,6 +185,15 @@ pub struct DeliveryConfig {
     /// (Firehose's `CustomTimeZone`); UTC by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// `s3://bucket/prefix`: deliveries of this name on several machines share a Kinesis
+    /// stream's shards through leases kept there (`delivery-NAME/`), checkpoints included.
+    /// Kafka topics need none: their consumer group shares the partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases: Option<String>,
+    /// Seconds after which a delivery that stopped renewing its leases (killed) loses its
+    /// shards to the others (3 to 600; default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_seconds: Option<u64>,
 }
 
 /// How records are decompressed before anything else (Firehose's Decompression processor).
@@ -242,6 +251,8 @@ impl DeliveryConfig {
             extract_log_messages: false,
             file_extension: None,
             time_zone: None,
+            leases: None,
+            lease_seconds: None,
         }
     }
 
@@ -282,6 +293,14 @@ impl DeliveryConfig {
         }
         if let Err(e) = millrace_io::check_stream_name(&self.stream) {
             return Err(format!("{path}.stream = {e}"));
+        }
+        if let Some(at) = &self.leases {
+            millrace_io::Leases::check_location(at).map_err(|e| format!("{path}.leases = {e}"))?;
+        }
+        if let Some(secs) = self.lease_seconds
+            && !(3..=600).contains(&secs)
+        {
+            return Err(format!("{path}.lease_seconds = {secs}: expected 3 to 600"));
         }
         if self.buffer_interval_secs > 900 {
             return Err(format!(

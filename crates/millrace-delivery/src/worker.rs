@@ -47,6 +47,9 @@ pub struct Delivery {
     source: Arc<dyn RecordSource>,
     checkpoints: CheckpointDir,
     metrics: Arc<DeliveryMetrics>,
+    state_dir: std::path::PathBuf,
+    /// With `leases`: the shards this delivery holds (released when it stops).
+    leases: Option<millrace_io::Leases>,
 }
 
 /// How long an idle read waits for new records before checking for shutdown again.
@@ -77,7 +80,36 @@ impl Delivery {
             lake,
             error_lake: None,
             source,
+            state_dir: state_dir.to_path_buf(),
+            leases: None,
         })
+    }
+
+    /// With the configuration's `leases`, shares the stream's shards with the other
+    /// deliveries of this name through leases there (reached with `s3`); checkpoints then
+    /// live in the leases. Without, changes nothing.
+    pub fn with_leases(mut self, s3: &millrace_lake::S3Options) -> Result<Self> {
+        let ttl = Duration::from_secs(
+            self.config
+                .lease_seconds
+                .unwrap_or(millrace_io::leases::DEFAULT_LEASE_TIME.as_secs()),
+        );
+        let (source, leases) = millrace_io::Leases::share(
+            self.source.clone(),
+            &self.config.stream,
+            self.config.leases.as_deref(),
+            s3,
+            &format!("delivery-{}", self.config.name),
+            ttl,
+            |cp| serde_json::from_slice::<Checkpoint>(cp).is_ok_and(|c| c.ended),
+        )
+        .map_err(|e| DeliveryError::Config(format!("delivery.{e}")))?;
+        if leases.is_some() {
+            self.checkpoints = checkpoints_for(&*source, &self.state_dir, &self.config.name);
+            self.source = source;
+            self.leases = leases;
+        }
+        Ok(self)
     }
 
     /// Writes error objects into `lake` instead of the data's lake.
@@ -103,7 +135,7 @@ impl Delivery {
     ) -> Result<()> {
         let source = self.source.clone();
         let checkpoints = self.checkpoints.clone();
-        millrace_io::for_each_shard(
+        let result = millrace_io::for_each_shard(
             &*source,
             mode == RunMode::UntilCaughtUp,
             shutdown.clone(),
@@ -114,7 +146,12 @@ impl Delivery {
                 async move { me.shard_task(&shard, mode, shutdown).await }
             },
         )
-        .await
+        .await;
+        if let Some(leases) = &self.leases {
+            // The others take this delivery's shards at once instead of after the lease time.
+            leases.release_all().await;
+        }
+        result
     }
 
     /// A shard's loop; in [`RunMode::Forever`] a failure (a bad object store, a full disk, a

@@ -24,7 +24,13 @@
 //!   released only when its reader comes back for its next read, so what it read before is
 //!   out and checkpointed.
 //! - **Order across reshards.** A child shard can be leased only once each parent still listed
-//!   has a checkpoint that says it ended.
+//!   has a checkpoint that says it ended; an ended shard's lease is released.
+//! - **No stale reader.** A reader whose lease was not rewritten for two thirds of the lease
+//!   time is refused its next read (before anyone can deem the lease expired), and a shard
+//!   lost to another reader is not taken back until its reader here has noticed.
+//! - A reader that stops releases its leases and deletes its heartbeat; its heartbeat is only
+//!   written after a round that worked, so a reader that cannot list or take lowers nobody's
+//!   share.
 //!
 //! The limit is the one of Kafka groups: a reader cut off from the store keeps its shards until
 //! it next writes there (at most a third of the lease time), and can put outputs its successor
@@ -70,6 +76,10 @@ struct Held {
     lease: Lease,
     /// Let go: released at the reader's next read.
     releasing: bool,
+    /// When the lease was last written by this reader (taken, renewed or checkpointed).
+    written: Instant,
+    /// A read came for the shard since it was taken: a reader may have outputs under way.
+    read: bool,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +90,11 @@ struct State {
     /// The first round of taking leases is done.
     ready: bool,
     heartbeat: u64,
+    /// Shards lost to another reader (and since when), until their reader here has noticed:
+    /// not taken back before then, so a reader never goes on with a stale position.
+    lost: HashMap<String, Instant>,
+    /// Released for good: no more rounds.
+    closed: bool,
 }
 
 struct Inner {
@@ -143,6 +158,43 @@ impl Leases {
         Leases(inner)
     }
 
+    /// `source` shared with the other readers of `group` through leases at `at`
+    /// (`s3://bucket[/prefix]`), or as it is when `at` is `None`. Refused for a source that
+    /// shares itself (a Kafka topic's consumer group). Errors name `key` (the setting).
+    pub fn share(
+        source: Arc<dyn RecordSource>,
+        stream: &str,
+        at: Option<&str>,
+        s3: &millrace_lake::S3Options,
+        group: &str,
+        ttl: Duration,
+        ended: fn(&[u8]) -> bool,
+    ) -> std::result::Result<(Arc<dyn RecordSource>, Option<Leases>), String> {
+        let Some(at) = at else {
+            return Ok((source, None));
+        };
+        if source.shared_checkpoints().is_some() {
+            return Err(format!(
+                "leases = {at:?}: {stream} is a Kafka topic, whose consumer group already \
+                 shares its partitions; leave leases out"
+            ));
+        }
+        let lake = Lake::open(at, s3).map_err(|e| format!("leases = {at:?}: {e}"))?;
+        let leases = Leases::start(source, stream, lake, group, ttl, ended);
+        Ok((Arc::new(leases.clone()), Some(leases)))
+    }
+
+    /// Checks a `leases` setting: an object store with conditional writes.
+    pub fn check_location(at: &str) -> std::result::Result<(), String> {
+        if at.starts_with("s3://") || at.starts_with("memory://") {
+            Ok(())
+        } else {
+            Err(format!(
+                "{at:?}: expected s3://bucket[/prefix] (leases need conditional writes)"
+            ))
+        }
+    }
+
     /// This reader's id in the leases.
     pub fn worker(&self) -> &str {
         &self.0.me
@@ -156,10 +208,13 @@ impl Leases {
     /// Lets every lease go (a reader that stops): the others take them at once instead of
     /// after the lease time.
     pub async fn release_all(&self) {
+        self.0.state.lock().closed = true;
         let shards = self.held();
         for shard in shards {
             self.0.release(&shard).await;
         }
+        let _writes = self.0.writes.lock().await;
+        let _ = self.0.lake.delete(&self.0.worker_key()).await;
     }
 }
 
@@ -186,6 +241,9 @@ fn panicked(what: &str) -> IoError {
 async fn renew_loop(weak: Weak<Inner>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
+        if inner.state.lock().closed {
+            return;
+        }
         let pause = inner.ttl / 3;
         if let Err(e) = inner.round().await {
             tracing::warn!(group = %inner.group, error = %e, "shard leases: a round failed; trying again");
@@ -224,11 +282,26 @@ impl Inner {
             .get_tagged(&self.shard_key(shard))
             .await
             .map_err(|e| store_error(self, e))?;
-        Ok(got.map(|(bytes, tag)| {
-            // A lease no reader wrote (or of another version) counts as free.
-            let lease = serde_json::from_slice(&bytes).unwrap_or_default();
-            (lease, tag.unwrap_or_default())
-        }))
+        let Some((bytes, tag)) = got else {
+            return Ok(None);
+        };
+        let place = format!("{}/{}", self.lake.url(), self.shard_key(shard));
+        let lease = serde_json::from_slice(&bytes).map_err(|e| IoError::Failed {
+            op: format!("reading the lease {place}"),
+            message: format!("not a millrace lease ({e}); delete it to start the shard over"),
+            transient: false,
+        })?;
+        Ok(Some((lease, Self::tag(tag, &place)?)))
+    }
+
+    /// An object's ETag, which every conditional write and the expiry rule need.
+    fn tag(tag: Option<String>, place: &str) -> Result<String> {
+        tag.filter(|t| !t.is_empty())
+            .ok_or_else(|| IoError::Failed {
+                op: format!("shard leases at {place}"),
+                message: "the object store gives no ETag; leases need one".into(),
+                transient: false,
+            })
     }
 
     /// Writes `lease` for `shard` on condition; the new ETag, or `None` when another writer
@@ -240,27 +313,26 @@ impl Inner {
         condition: Condition,
     ) -> Result<Option<String>> {
         let bytes = Bytes::from(serde_json::to_vec(lease).expect("a lease serialises"));
-        self.lake
-            .put_if(&self.shard_key(shard), bytes, condition)
+        let key = self.shard_key(shard);
+        match self
+            .lake
+            .put_if(&key, bytes, condition)
             .await
-            .map_err(|e| store_error(self, e))
+            .map_err(|e| store_error(self, e))?
+        {
+            Some(tag) => Ok(Some(Self::tag(Some(tag), &key)?)),
+            None => Ok(None),
+        }
     }
 
     /// One round: heartbeat, renew what is held, count the live readers, let go of extras
     /// and take what is free up to the aim.
     async fn round(&self) -> Result<()> {
         let _writes = self.writes.lock().await;
-        let counter = {
-            let mut st = self.state.lock();
-            st.heartbeat += 1;
-            st.heartbeat
-        };
-        let beat = Bytes::from(format!("{{\"counter\": {counter}}}"));
-        self.lake
-            .put(&self.worker_key(), beat)
-            .await
-            .map_err(|e| store_error(self, e))?;
-        self.renew().await?;
+        if self.state.lock().closed {
+            return Ok(());
+        }
+        self.renew().await;
         let workers = self.live_workers().await?;
         let lineage = self.source.lineage().await?;
         let listed: HashSet<&str> = lineage.iter().map(|s| s.id.as_str()).collect();
@@ -286,13 +358,26 @@ impl Inner {
             .collect();
         let aim = leasable.len().div_ceil(workers.max(1));
         self.let_go_extras(aim, &leasable);
+        let leasable_ids: HashSet<String> = leasable.iter().map(|s| s.id.clone()).collect();
+        self.release_idle(&leasable_ids).await;
+        {
+            // A lost shard's reader has had a lease time to notice.
+            let ttl = self.ttl;
+            self.state
+                .lock()
+                .lost
+                .retain(|_, since| since.elapsed() < ttl);
+        }
         let mut have = self.active();
         for s in leasable {
             if have >= aim {
                 break;
             }
-            if self.state.lock().held.contains_key(&s.id) {
-                continue;
+            {
+                let st = self.state.lock();
+                if st.held.contains_key(&s.id) || st.lost.contains_key(&s.id) {
+                    continue;
+                }
             }
             let (condition, mut lease) = match leases.get(&s.id).cloned().flatten() {
                 None => (Condition::Absent, Lease::default()),
@@ -306,6 +391,7 @@ impl Inner {
             };
             let previous = std::mem::replace(&mut lease.owner, self.me.clone());
             lease.counter += 1;
+            let written = Instant::now();
             if let Some(tag) = self.write_lease(&s.id, &lease, condition).await? {
                 tracing::info!(group = %self.group, shard = %s.id, from = %previous, "took the shard's lease");
                 self.state.lock().held.insert(
@@ -314,13 +400,44 @@ impl Inner {
                         tag,
                         lease,
                         releasing: false,
+                        written,
+                        read: false,
                     },
                 );
                 have += 1;
             }
         }
-        self.state.lock().ready = true;
+        // The heartbeat says this reader takes part: written only after a round that worked,
+        // so a reader that cannot list or take does not lower the others' share.
+        let counter = {
+            let mut st = self.state.lock();
+            st.heartbeat += 1;
+            st.ready = true;
+            st.heartbeat
+        };
+        let beat = Bytes::from(format!("{{\"counter\": {counter}}}"));
+        self.lake
+            .put(&self.worker_key(), beat)
+            .await
+            .map_err(|e| store_error(self, e))?;
         Ok(())
+    }
+
+    /// Releases now the shards let go that no reader has read since they were taken (so none
+    /// has outputs under way; a reader that starts later is refused at its first read), and
+    /// those no longer leasable: ended (their reader is done) or gone from the stream.
+    async fn release_idle(&self, leasable: &HashSet<String>) {
+        let idle: Vec<String> = self
+            .state
+            .lock()
+            .held
+            .iter()
+            .filter(|(s, h)| h.releasing && (!h.read || !leasable.contains(s.as_str())))
+            .map(|(s, _)| s.clone())
+            .collect();
+        for shard in idle {
+            self.release_locked(&shard).await;
+        }
     }
 
     /// Shards held and not being let go.
@@ -351,8 +468,10 @@ impl Inner {
         }
     }
 
-    /// Rewrites every lease held (a new counter), dropping those another reader took.
-    async fn renew(&self) -> Result<()> {
+    /// Rewrites every lease held (a new counter), dropping those another reader took. A lease
+    /// that cannot be written now is tried again next round (and refused to its reader once
+    /// too old: [`Inner::check_held`]).
+    async fn renew(&self) {
         let held: Vec<(String, String, Lease)> = self
             .state
             .lock()
@@ -362,23 +481,54 @@ impl Inner {
             .collect();
         for (shard, tag, mut lease) in held {
             lease.counter += 1;
+            let written = Instant::now();
             match self
                 .write_lease(&shard, &lease, Condition::Matches(tag))
-                .await?
+                .await
             {
-                Some(tag) => {
+                Ok(Some(tag)) => {
                     if let Some(h) = self.state.lock().held.get_mut(&shard) {
                         h.tag = tag;
                         h.lease.counter = lease.counter;
+                        h.written = written;
                     }
                 }
-                None => {
+                Ok(None) => {
                     tracing::warn!(group = %self.group, shard, "lost the shard's lease to another reader");
-                    self.state.lock().held.remove(&shard);
+                    self.lose(&shard);
+                }
+                Err(e) => {
+                    tracing::warn!(group = %self.group, shard, error = %e, "cannot renew the shard's lease; trying again")
                 }
             }
         }
-        Ok(())
+    }
+
+    /// Forgets a shard another reader has taken; its reader here is refused from now on.
+    fn lose(&self, shard: &str) {
+        let mut st = self.state.lock();
+        if st.held.remove(shard).is_some() {
+            st.lost.insert(shard.to_owned(), Instant::now());
+        }
+    }
+
+    /// Whether this reader may still read `shard`: it holds the lease, and wrote it recently
+    /// enough that no other reader can deem it expired yet (two thirds of the lease time).
+    /// Otherwise the shard is forgotten and `NotOwned` returned.
+    fn check_held(&self, shard: &str) -> Result<bool> {
+        let mut st = self.state.lock();
+        let Some(h) = st.held.get_mut(shard) else {
+            st.lost.remove(shard);
+            return Err(not_owned(self, shard));
+        };
+        if h.written.elapsed() > self.ttl * 2 / 3 {
+            tracing::warn!(group = %self.group, shard, "the shard's lease was not renewed in time; letting it go");
+            st.held.remove(shard);
+            st.lost.insert(shard.to_owned(), Instant::now());
+            return Err(not_owned(self, shard));
+        }
+        h.read = true;
+        Ok(h.releasing)
     }
 
     /// How many readers' heartbeats are live (this one included).
@@ -401,6 +551,11 @@ impl Inner {
     /// Writes the lease of `shard` as free (keeping its checkpoint) and forgets it.
     async fn release(&self, shard: &str) {
         let _writes = self.writes.lock().await;
+        self.release_locked(shard).await;
+    }
+
+    /// [`Inner::release`] for a caller that holds `writes`.
+    async fn release_locked(&self, shard: &str) {
         let Some(held) = self.state.lock().held.remove(shard) else {
             return;
         };
@@ -429,6 +584,7 @@ impl Inner {
         lease.done = done;
         lease.checkpoint = Some(json);
         lease.counter += 1;
+        let written = Instant::now();
         match self
             .write_lease(shard, &lease, Condition::Matches(tag))
             .await?
@@ -437,11 +593,12 @@ impl Inner {
                 if let Some(h) = self.state.lock().held.get_mut(shard) {
                     h.tag = tag;
                     h.lease = lease;
+                    h.written = written;
                 }
                 Ok(())
             }
             None => {
-                self.state.lock().held.remove(shard);
+                self.lose(shard);
                 Err(not_owned(self, shard))
             }
         }
@@ -465,11 +622,7 @@ impl RecordSource for Leases {
     }
 
     async fn read(&self, shard: &str, after: Option<&str>, wait: Duration) -> Result<SourceBatch> {
-        let releasing = match self.0.state.lock().held.get(shard) {
-            None => return Err(not_owned(&self.0, shard)),
-            Some(h) => h.releasing,
-        };
-        if releasing {
+        if self.0.check_held(shard)? {
             self.0.release(shard).await;
             return Err(not_owned(&self.0, shard));
         }

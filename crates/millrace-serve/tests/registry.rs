@@ -626,11 +626,15 @@ fn on_an_object_store_concurrent_creators_and_promoters_never_collide_or_lose_a_
     let info = reg.info("churn").unwrap();
     assert_eq!(info.history.len(), 3 * rounds, "a promotion was lost");
     assert_eq!(info.production, Some(info.history.last().unwrap().version));
-    // A reservation dropped before its commit leaves nothing in the store.
+    // A reservation dropped before its commit is no version; its number stays taken (another
+    // machine may still be listing it), so the next creator gets the one after.
     let dropped = reg.new_version("churn").unwrap();
     assert_eq!(dropped.version(), 7);
+    let dir = dropped.dir().to_path_buf();
     drop(dropped);
-    assert_eq!(reg.new_version("churn").unwrap().version(), 7);
+    assert!(!dir.exists());
+    assert_eq!(reg.versions("churn").len(), 6);
+    assert_eq!(reg.new_version("churn").unwrap().version(), 8);
 }
 
 #[test]

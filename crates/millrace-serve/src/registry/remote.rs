@@ -244,7 +244,8 @@ impl Remote {
     }
 
     /// Writes the version: `files` into the local folder and the store, then model.json (the
-    /// version exists from then on), then drops the reservation.
+    /// version exists from then on). The reservation object stays: it keeps the number taken
+    /// for good, so no later creator can reserve it again.
     pub(super) fn commit(
         &self,
         name: &str,
@@ -264,28 +265,38 @@ impl Remote {
         let bytes = Bytes::copy_from_slice(model_json);
         let created =
             self.call(|lake| async move { lake.put_if(&key, bytes, Condition::Absent).await })?;
-        if created.is_none() {
+        let Some(tag) = created else {
             return Err(ServeError::Internal(format!(
                 "{}/{name}/v{version}/{MODEL_FILE} was written by another process, though \
                  this one had reserved v{version}",
                 self.url()
             )));
-        }
-        self.cache_model_json(name, version, dir, model_json)?;
-        let key = format!("{name}/v{version}/{RESERVED}");
-        if let Err(e) = self.call(|lake| async move { lake.delete(&key).await }) {
-            tracing::warn!(error = %e, "cannot remove the reservation of {name}:v{version}");
+        };
+        // Published: from here on nothing may fail the commit (and so remove the version).
+        if let Err(e) = write_model_json(dir, model_json, &tag) {
+            tracing::warn!(error = %e, "{name}:v{version} is saved; its local copy is not (it is fetched again when used)");
         }
         Ok(())
     }
 
-    /// Removes what an abandoned reservation left in the store and here.
+    /// Removes the files an abandoned reservation uploaded (never a model.json: a version is
+    /// never removed once it exists) and its local folder. The reservation object stays, so
+    /// the number is not reserved again.
     pub(super) fn abort(&self, name: &str, version: u32, dir: &Path) {
         let _ = std::fs::remove_dir_all(dir);
         let prefix = format!("{name}/v{version}");
         let cleared = self.call(|lake| async move {
-            for o in lake.list_objects(&prefix).await? {
-                lake.delete(&o.key).await?;
+            let objects = lake.list_objects(&prefix).await?;
+            if objects
+                .iter()
+                .any(|o| o.key.ends_with(&format!("/{MODEL_FILE}")))
+            {
+                return Ok(());
+            }
+            for o in objects {
+                if !o.key.ends_with(&format!("/{RESERVED}")) {
+                    lake.delete(&o.key).await?;
+                }
             }
             Ok(())
         });
@@ -294,28 +305,9 @@ impl Remote {
         }
     }
 
-    /// Writes model.json into a local copy and notes which object it came from.
-    fn cache_model_json(
-        &self,
-        name: &str,
-        version: u32,
-        dir: &Path,
-        model_json: &[u8],
-    ) -> Result<(), ServeError> {
-        let key = format!("{name}/v{version}/{MODEL_FILE}");
-        let head = self.call(|lake| async move { lake.head(&key).await })?;
-        let path = dir.join(MODEL_FILE);
-        millrace_common::durable::write_file(&path, model_json).map_err(|e| io(&path, e))?;
-        if let Some(tag) = head.and_then(|h| h.etag) {
-            let path = dir.join(CACHED_TAG);
-            millrace_common::durable::write_file(&path, tag.as_bytes())
-                .map_err(|e| io(&path, e))?;
-        }
-        Ok(())
-    }
-
     /// This machine's copy of a saved version, fetched when it has none (or one of another
-    /// object); `None` when the version has no model.json in the store.
+    /// object); `None` when the version has no model.json in the store. A copy is fetched into
+    /// a folder of its own and then renamed into place, so it never mixes two objects' files.
     pub(super) fn local_version(
         &self,
         name: &str,
@@ -327,14 +319,41 @@ impl Remote {
             return Ok(None);
         };
         let dir = self.version_dir(name, version);
-        let tag = head.etag.unwrap_or_default();
         let cached = std::fs::read_to_string(dir.join(CACHED_TAG)).ok();
-        if !tag.is_empty()
-            && cached.as_deref() == Some(tag.as_str())
+        if let Some(tag) = head.etag.as_deref().filter(|t| !t.is_empty())
+            && cached.as_deref() == Some(tag)
             && dir.join(MODEL_FILE).is_file()
         {
             return Ok(Some(dir));
         }
+        let staging = dir.with_file_name(format!(
+            ".fetch-v{version}-{}",
+            millrace_common::ids::uuid_v4()
+        ));
+        let fetched = self.fetch_into(name, version, &key, &staging);
+        if let Err(e) = fetched {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        // Another thread may have put a copy in place meanwhile: the same files, replaced.
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::rename(&staging, &dir) {
+            let _ = std::fs::remove_dir_all(&staging);
+            if !dir.join(MODEL_FILE).is_file() {
+                return Err(io(&dir, e));
+            }
+        }
+        Ok(Some(dir))
+    }
+
+    /// Downloads the files of a version into `dir`, model.json (with its ETag) last.
+    fn fetch_into(
+        &self,
+        name: &str,
+        version: u32,
+        model_key: &str,
+        dir: &Path,
+    ) -> Result<(), ServeError> {
         let prefix = format!("{name}/v{version}");
         let objects = self.call(|lake| async move { lake.list_objects(&prefix).await })?;
         for o in &objects {
@@ -353,8 +372,24 @@ impl Remote {
             let path = dir.join(file);
             millrace_common::durable::write_file(&path, &bytes).map_err(|e| io(&path, e))?;
         }
-        let bytes = self.call(|lake| async move { lake.get(&key).await })?;
-        self.cache_model_json(name, version, &dir, &bytes)?;
-        Ok(Some(dir))
+        let key = model_key.to_owned();
+        let got = self.call(|lake| async move { lake.get_tagged(&key).await })?;
+        let Some((bytes, tag)) = got else {
+            return Err(ServeError::VersionNotFound {
+                name: name.to_owned(),
+                version,
+                versions: Vec::new(),
+            });
+        };
+        write_model_json(dir, &bytes, &tag.unwrap_or_default())
     }
+}
+
+/// Writes model.json into a local copy of a version, and beside it the ETag of the object it
+/// is a copy of.
+fn write_model_json(dir: &Path, model_json: &[u8], tag: &str) -> Result<(), ServeError> {
+    let path = dir.join(MODEL_FILE);
+    millrace_common::durable::write_file(&path, model_json).map_err(|e| io(&path, e))?;
+    let path = dir.join(CACHED_TAG);
+    millrace_common::durable::write_file(&path, tag.as_bytes()).map_err(|e| io(&path, e))
 }

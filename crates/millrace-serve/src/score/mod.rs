@@ -131,13 +131,8 @@ impl ScoringConfig {
                 self.stream
             ));
         }
-        if let Some(at) = &self.leases
-            && !(at.starts_with("s3://") || at.starts_with("memory://"))
-        {
-            return Err(format!(
-                "{key}.leases = {at:?}: expected s3://bucket[/prefix] (leases need conditional \
-                 writes)"
-            ));
+        if let Some(at) = &self.leases {
+            millrace_io::Leases::check_location(at).map_err(|e| format!("{key}.leases = {e}"))?;
         }
         if let Some(secs) = self.lease_seconds
             && !(3..=600).contains(&secs)
@@ -268,32 +263,21 @@ impl Scorer {
         source: Arc<dyn RecordSource>,
         s3: &millrace_lake::S3Options,
     ) -> Result<(Arc<dyn RecordSource>, Option<millrace_io::Leases>), ServeError> {
-        let Some(at) = &config.leases else {
-            return Ok((source, None));
-        };
-        if source.shared_checkpoints().is_some() {
-            return Err(ServeError::Invalid(format!(
-                "leases = {at:?}: {} is a Kafka topic, whose consumer group already shares \
-                 its partitions among scorers; leave leases out",
-                config.stream
-            )));
-        }
-        let lake = millrace_lake::Lake::open(at, s3)
-            .map_err(|e| ServeError::Invalid(format!("leases: {e}")))?;
         let ttl = Duration::from_secs(
             config
                 .lease_seconds
                 .unwrap_or(millrace_io::leases::DEFAULT_LEASE_TIME.as_secs()),
         );
-        let leases = millrace_io::Leases::start(
+        millrace_io::Leases::share(
             source,
             &config.stream,
-            lake,
+            config.leases.as_deref(),
+            s3,
             &format!("scoring-{name}"),
             ttl,
             |cp| serde_json::from_slice::<ScoreCheckpoint>(cp).is_ok_and(|c| c.ended),
-        );
-        Ok((Arc::new(leases.clone()), Some(leases)))
+        )
+        .map_err(ServeError::Invalid)
     }
 
     /// Saves the drift report of the current version's window when it has new records and
@@ -369,7 +353,21 @@ impl Scorer {
     }
 
     /// Scores every shard until `mode` says stop. The first shard error stops the scorer.
+    /// With leases, they are let go when it stops, whyever it stops.
     pub async fn run(
+        self: Arc<Self>,
+        mode: RunMode,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ServeError> {
+        let result = self.clone().score_shards(mode, shutdown).await;
+        if let Some(leases) = &self.leases {
+            // The others take this scorer's shards at once instead of after the lease time.
+            leases.release_all().await;
+        }
+        result
+    }
+
+    async fn score_shards(
         self: Arc<Self>,
         mode: RunMode,
         shutdown: watch::Receiver<bool>,
@@ -428,10 +426,6 @@ impl Scorer {
         )
         .await;
         reloader.abort();
-        if let Some(leases) = &self.leases {
-            // The others take this scorer's shards at once instead of after the lease time.
-            leases.release_all().await;
-        }
         result
     }
 

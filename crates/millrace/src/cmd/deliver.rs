@@ -61,6 +61,15 @@ pub struct DeliverArgs {
     /// Exit once everything in the stream at start is in the lake and checkpointed.
     #[arg(long)]
     pub until_caught_up: bool,
+    /// Share the stream's shards with the other `deliver`s of this --name on any machine
+    /// through leases kept at s3://bucket/prefix (each shard delivered by one process at a
+    /// time; one that dies loses its shards after --lease-time and the next continues from
+    /// its checkpoints). Not for Kafka topics: their consumer group does this.
+    #[arg(long, value_name = "S3_URL")]
+    pub leases: Option<String>,
+    /// How long a delivery's leases last without renewal (renewed every third of it).
+    #[arg(long, default_value = "10s", value_parser = crate::cli::parse_duration)]
+    pub lease_time: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,12 +127,10 @@ pub async fn run(data_dir: &Path, args: DeliverArgs) -> anyhow::Result<()> {
     let source = kinesis::streams_for(&[&stream], args.source_endpoint_url.as_deref())
         .await
         .group_source(&stream, &format!("millrace-delivery-{}", config.name))?;
-    let delivery = Arc::new(Delivery::new(
-        config,
-        lake,
-        source,
-        &DataDir::new(data_dir).state(),
-    )?);
+    let delivery = Arc::new(
+        Delivery::new(config, lake, source, &DataDir::new(data_dir).state())?
+            .with_leases(&crate::cli::s3_options(args.s3_endpoint_url.clone(), false))?,
+    );
     let metrics = delivery.metrics();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mode = if args.until_caught_up {
@@ -185,6 +192,8 @@ fn to_config(args: &DeliverArgs, stream: &str) -> anyhow::Result<DeliveryConfig>
         stream,
     );
     c.prefix = args.prefix.clone();
+    c.leases = args.leases.clone();
+    c.lease_seconds = args.leases.as_ref().map(|_| args.lease_time.as_secs());
     c.buffer_interval_secs = args.buffer_interval;
     c.buffer_size_mib = args.buffer_size;
     c.format = match args.format {

@@ -470,6 +470,7 @@ fn delivery(
         .with_context(|| format!("delivery {}: opening lake {}", d.name, d.lake))?;
     tracing::info!(delivery = %d.name, stream = %d.stream, lake = %lake_url, "delivery running");
     let (shared, cfg) = (shared.clone(), d.clone());
+    let s3 = config.lake.s3_options();
     Ok(Component::spawn(
         format!("delivery {}", d.name),
         async move {
@@ -483,6 +484,7 @@ fn delivery(
                 .context("not started")?;
             let delivery =
                 millrace_delivery::Delivery::new(cfg, lake, source, &shared.data_dir.state())
+                    .and_then(|d| d.with_leases(&s3))
                     .context("not started")?;
             let delivery = Arc::new(delivery);
             shared
