@@ -492,22 +492,49 @@ def list_all(s3, bucket, prefix):
     return keys
 
 
+def start_moto(ck, procs, env, tmp, label):
+    """moto's S3 server on a free port (log in tmp); returns its URL. A check named after
+    `label` says whether it answers; Abort when it does not."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = os.path.join(tmp, f"moto-{port}.log")
+    moto = procs.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                "-p", str(port)], log, env)
+    problem = wait_http(endpoint + "/", 30)
+    if problem is None and moto.poll() is not None:
+        problem = f"moto exited with status {moto.returncode}"
+    if not ck.check(f"{label}: moto S3 server answers on {endpoint}",
+                    [problem] + log_tail(log) if problem else []):
+        raise Abort("no S3 server")
+    return endpoint
+
+
+def wait_leases_taken(ck, label, logs, secs=60):
+    """Waits until every process whose log is in `logs` has taken a shard lease, and checks
+    that they all did."""
+    def taken():
+        out = []
+        for log in logs:
+            with open(log, encoding="utf-8", errors="replace") as f:
+                out.append(f.read().count("took the shard's lease"))
+        return out
+
+    t0 = time.monotonic()
+    while not all(taken()) and time.monotonic() - t0 < secs:
+        time.sleep(0.2)
+    took = taken()
+    note(f"{label}: {time.monotonic() - t0:.1f}s after start, leases taken: {took}")
+    ck.check(f"{label}: every process takes shards (the leases split the stream between them)",
+             [] if all(took) else [f"leases taken {took}"] +
+             [line for log in logs for line in log_tail(log)])
+
+
 def flow_s3(ck, args, data, tmp, procs, env):
     label = "flow 1 (S3 lake via moto)"
     note(f"{label}: start")
     stream, delivery = "churn-s3", "churn-s3-lake"
     bucket = f"millrace-compat-{os.getpid()}"
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    moto_log = os.path.join(tmp, "moto.log")
-    moto = procs.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                "-p", str(port)], moto_log, env)
-    problem = wait_http(endpoint + "/", 30)
-    if problem is None and moto.poll() is not None:
-        problem = f"moto exited with status {moto.returncode}"
-    if not ck.check(f"{label}: moto server answers on {endpoint}",
-                    [problem] + log_tail(moto_log) if problem else []):
-        raise Abort("no S3 server")
+    endpoint = start_moto(ck, procs, env, tmp, label)
 
     s3 = client("s3", endpoint)
     try:
@@ -935,16 +962,7 @@ def flow_leases(ck, args, data, tmp, procs, env):
     machines), share a 4-shard stream through shard leases on moto and write one S3 lake; one
     is killed with SIGKILL while records arrive."""
     label = "flow 4 (two deliveries sharing a stream through leases)"
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    moto_log = os.path.join(tmp, "moto-leases.log")
-    moto = procs.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                "-p", str(port)], moto_log, env)
-    problem = wait_http(endpoint + "/", 30)
-    if problem is None and moto.poll() is not None:
-        problem = f"moto exited with status {moto.returncode}"
-    if not ck.check(f"{label}: moto answers", [problem] + log_tail(moto_log) if problem else []):
-        raise Abort("no S3 server")
+    endpoint = start_moto(ck, procs, env, tmp, label)
     s3 = client("s3", endpoint)
     bucket = f"millrace-leases-{os.getpid()}"
     s3.create_bucket(Bucket=bucket)
@@ -964,21 +982,7 @@ def flow_leases(ck, args, data, tmp, procs, env):
         workers.append(procs.start(f"millrace deliver ({who})", argv, log, env))
         logs.append(log)
 
-    def leases_taken():
-        out = []
-        for log in logs:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                out.append(f.read().count("took the shard's lease"))
-        return out
-
-    t0 = time.monotonic()
-    while not all(leases_taken()) and time.monotonic() - t0 < 60:
-        time.sleep(0.2)
-    took = leases_taken()
-    note(f"{label}: {time.monotonic() - t0:.1f}s after start, leases taken: a {took[0]}, "
-         f"b {took[1]}")
-    ck.check(f"{label}: both deliveries take shards", [] if all(took) else
-             [f"leases taken {took}"] + log_tail(logs[0]) + log_tail(logs[1]))
+    wait_leases_taken(ck, label, logs)
     rows = data.rows
     sent = []
     for i in range(0, len(rows), 500):

@@ -36,8 +36,8 @@ import time
 import urllib.request
 
 try:
-    from delivery_flows import Abort, Procs, child_env, client, log_tail
-    from flowkit import Checks, err_text, free_port, note, wait_http
+    from delivery_flows import Abort, Procs, child_env, client, log_tail, start_moto
+    from flowkit import Checks, err_text, note
 except ImportError as exc:  # pragma: no cover - reported as a failed check
     sys.stderr.write(f"registry_flows.py: cannot import a dependency ({exc}); "
                      "run tests/compat/setup_venv.sh VENV and use VENV/bin/python\n")
@@ -73,21 +73,6 @@ class Registry:
             for o in page.get("Contents", []):
                 out[o["Key"][len("registry/"):]] = o
         return out
-
-
-def start_moto(ck, procs, env, tmp):
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log = os.path.join(tmp, "moto.log")
-    moto = procs.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                "-p", str(port)], log, env)
-    problem = wait_http(endpoint + "/", 30)
-    if problem is None and moto.poll() is not None:
-        problem = f"moto exited with status {moto.returncode}"
-    if not ck.check(f"moto S3 server answers on {endpoint}",
-                    [problem] + log_tail(log) if problem else []):
-        raise Abort("no S3 server")
-    return endpoint
 
 
 def flow_concurrent_train(ck, reg, s3):
@@ -264,7 +249,7 @@ def main(argv):
     os.environ.update(env)
     tmp = tempfile.mkdtemp(prefix="millrace-registry-flows-")
     try:
-        endpoint = start_moto(ck, procs, env, tmp)
+        endpoint = start_moto(ck, procs, env, tmp, "registry")
         s3 = client("s3", endpoint)
         bucket = f"millrace-registry-{os.getpid()}"
         s3.create_bucket(Bucket=bucket)

@@ -57,7 +57,8 @@ import time
 try:
     from botocore.exceptions import BotoCoreError, ClientError
     from delivery_flows import (Abort, CsvData, Procs, StartError, child_env, client,
-                                log_tail, put_rows, start_up, stop_up, wait_stream_active)
+                                log_tail, put_rows, start_moto, start_up, stop_up,
+                                wait_leases_taken, wait_stream_active)
     from flowkit import Checks, err_text, note
 except ImportError as exc:  # pragma: no cover - reported as a failed check
     sys.stderr.write(f"serve_flows.py: cannot import a dependency ({exc}); "
@@ -293,27 +294,9 @@ def flow_up(ck, args, data, tmp, procs, env, model_dir):
     ck.check("flow 3: up stops cleanly again", stop_up(procs, p, log2))
 
 
-def start_moto(ck, procs, env, tmp, flow):
-    """moto's S3 server on a free port; returns its URL."""
-    import sys as _sys
-    from flowkit import free_port, wait_http
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log = os.path.join(tmp, f"moto-{flow}.log")
-    moto = procs.start("moto", [_sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                "-p", str(port)], log, env)
-    problem = wait_http(endpoint + "/", 30)
-    if problem is None and moto.poll() is not None:
-        problem = f"moto exited with status {moto.returncode}"
-    if not ck.check(f"flow {flow}: moto S3 server answers on {endpoint}",
-                    [problem] + log_tail(log) if problem else []):
-        raise Abort("no S3 server")
-    return endpoint
-
-
 def flow_s3_batch(ck, args, tmp, procs, env, train_dir, batch):
     import io
-    endpoint = start_moto(ck, procs, env, tmp, 4)
+    endpoint = start_moto(ck, procs, env, tmp, "flow 4")
     s3 = client("s3", endpoint)
     bucket = f"millrace-serve-{os.getpid()}"
     s3.create_bucket(Bucket=bucket)
@@ -389,7 +372,7 @@ def flow_leases(ck, args, data, tmp, procs, env, model_dir):
     k = client("kinesis", url)
     k.create_stream(StreamName="churn", ShardCount=4)
     wait_stream_active(k, "churn", 4)
-    endpoint = start_moto(ck, procs, env, tmp, 5)
+    endpoint = start_moto(ck, procs, env, tmp, "flow 5")
     bucket = f"millrace-leases-{os.getpid()}"
     client("s3", endpoint).create_bucket(Bucket=bucket)
     scorers, logs = [], []
@@ -403,22 +386,7 @@ def flow_leases(ck, args, data, tmp, procs, env, model_dir):
                 "--lease-time", "3s", "--s3-endpoint-url", endpoint]
         scorers.append(procs.start(f"millrace score ({who})", argv, log, env))
         logs.append(log)
-    def leases_taken():
-        out = []
-        for log in logs:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                out.append(f.read().count("took the shard's lease"))
-        return out
-
-    t0 = time.monotonic()
-    while not all(leases_taken()) and time.monotonic() - t0 < LIVE_WAIT_SECS:
-        time.sleep(0.2)
-    took = leases_taken()
-    note(f"flow 5: {time.monotonic() - t0:.1f}s after start, leases taken by scorer a "
-         f"{took[0]}, by scorer b {took[1]}")
-    ck.check("flow 5: both scorers take shards (the leases split the stream between them)",
-             [] if all(took) else [f"leases taken: {took}"] + log_tail(logs[0]) +
-             log_tail(logs[1]))
+    wait_leases_taken(ck, "flow 5", logs, LIVE_WAIT_SECS)
     rows = data.rows
     half = len(rows) // 2
     sent = put_rows(ck, k, "churn", rows[:half], "flow 5")
