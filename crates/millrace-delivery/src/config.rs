@@ -294,14 +294,7 @@ impl DeliveryConfig {
         if let Err(e) = millrace_io::check_stream_name(&self.stream) {
             return Err(format!("{path}.stream = {e}"));
         }
-        if let Some(at) = &self.leases {
-            millrace_io::Leases::check_location(at).map_err(|e| format!("{path}.leases = {e}"))?;
-        }
-        if let Some(secs) = self.lease_seconds
-            && !(3..=600).contains(&secs)
-        {
-            return Err(format!("{path}.lease_seconds = {secs}: expected 3 to 600"));
-        }
+        millrace_io::Leases::check_settings(path, self.leases.as_deref(), self.lease_seconds)?;
         if self.buffer_interval_secs > 900 {
             return Err(format!(
                 "{path}.buffer_interval_secs = {}: must be between 0 and 900",

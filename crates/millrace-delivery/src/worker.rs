@@ -89,11 +89,7 @@ impl Delivery {
     /// deliveries of this name through leases there (reached with `s3`); checkpoints then
     /// live in the leases. Without, changes nothing.
     pub fn with_leases(mut self, s3: &millrace_lake::S3Options) -> Result<Self> {
-        let ttl = Duration::from_secs(
-            self.config
-                .lease_seconds
-                .unwrap_or(millrace_io::leases::DEFAULT_LEASE_TIME.as_secs()),
-        );
+        let ttl = millrace_io::leases::lease_time(self.config.lease_seconds);
         let (source, leases) = millrace_io::Leases::share(
             self.source.clone(),
             &self.config.stream,

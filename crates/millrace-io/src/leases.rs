@@ -53,6 +53,11 @@ use crate::source::{RecordSource, ShardInfo, SourceBatch};
 /// The default lease time: a reader killed with -9 has its shards taken over after this.
 pub const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(10);
 
+/// The lease time a `lease_seconds` setting asks for.
+pub fn lease_time(secs: Option<u64>) -> Duration {
+    secs.map_or(DEFAULT_LEASE_TIME, Duration::from_secs)
+}
+
 /// One lease object.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Lease {
@@ -184,14 +189,26 @@ impl Leases {
         Ok((Arc::new(leases.clone()), Some(leases)))
     }
 
-    /// Checks a `leases` setting: an object store with conditional writes.
-    pub fn check_location(at: &str) -> std::result::Result<(), String> {
-        if at.starts_with("s3://") || at.starts_with("memory://") {
-            Ok(())
-        } else {
-            Err(format!(
-                "{at:?}: expected s3://bucket[/prefix] (leases need conditional writes)"
-            ))
+    /// Checks the `leases` and `lease_seconds` settings of the table at `key`: an object
+    /// store with conditional writes, and 3 to 600 seconds.
+    pub fn check_settings(
+        key: &str,
+        at: Option<&str>,
+        secs: Option<u64>,
+    ) -> std::result::Result<(), String> {
+        if let Some(at) = at
+            && !(at.starts_with("s3://") || at.starts_with("memory://"))
+        {
+            return Err(format!(
+                "{key}.leases = {at:?}: expected s3://bucket[/prefix] (leases need conditional \
+                 writes)"
+            ));
+        }
+        match secs {
+            Some(secs) if !(3..=600).contains(&secs) => {
+                Err(format!("{key}.lease_seconds = {secs}: expected 3 to 600"))
+            }
+            _ => Ok(()),
         }
     }
 

@@ -425,20 +425,23 @@ fn concurrent_promotions_never_corrupt_or_lose_a_change() {
     assert!(!dir.join("_registry.json.tmp").exists());
 }
 
-/// Which writer wrote a file of a version made by `concurrent_creators_*` (`writer N`).
-fn writer_of(path: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
+/// Which writer wrote a file of a version made by [`create_concurrently`] (`writer N`).
+fn writer_of(reg: &Registry, v: u32, file: &str) -> String {
+    let bytes = reg
+        .version_file("churn", v, file)
+        .unwrap()
+        .unwrap_or_else(|| panic!("v{v} has no {file}"));
+    let text = String::from_utf8(bytes).unwrap();
     let at = text
         .find("writer ")
-        .unwrap_or_else(|| panic!("{}: {text}", path.display()));
+        .unwrap_or_else(|| panic!("v{v}/{file}: {text}"));
     text[at..].split(['"', '\n']).next().unwrap().to_owned()
 }
 
-#[test]
-fn concurrent_creators_get_distinct_versions_and_none_is_overwritten() {
-    let tmp = tempfile::tempdir().unwrap();
-    let reg = Registry::new(tmp.path());
-    let writers = 8;
+/// `writers` threads save a version of `churn` at once, each writing its own files. Checks
+/// that they got distinct versions 1..=writers and that each version's files (read back
+/// through the registry, so from the store when it is one) all come from one writer.
+fn create_concurrently(reg: &Registry, writers: usize) {
     let start = std::sync::Barrier::new(writers);
     let got: Vec<u32> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..writers)
@@ -480,19 +483,26 @@ fn concurrent_creators_get_distinct_versions_and_none_is_overwritten() {
     // Each version's files all come from one writer, and each writer has one version.
     let mut owners = Vec::new();
     for v in reg.versions("churn") {
-        let dir = reg.root().join("churn").join(format!("v{v}"));
-        let owner = writer_of(&dir.join("model.json"));
+        let owner = writer_of(reg, v, "model.json");
         for f in ["metrics.json", "report.html"] {
-            assert_eq!(writer_of(&dir.join(f)), owner, "v{v}/{f}");
+            assert_eq!(writer_of(reg, v, f), owner, "v{v}/{f}");
         }
         let model: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+            serde_json::from_slice(&reg.version_file("churn", v, "model.json").unwrap().unwrap())
+                .unwrap();
         assert_eq!(model["version"], v);
         owners.push(owner);
     }
     owners.sort();
     owners.dedup();
     assert_eq!(owners.len(), writers);
+}
+
+#[test]
+fn concurrent_creators_get_distinct_versions_and_none_is_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Registry::new(tmp.path());
+    create_concurrently(&reg, 8);
     assert!(!reg.root().join("churn").join("_registry.lock").exists());
 }
 
@@ -590,27 +600,7 @@ fn a_registry_on_an_object_store_numbers_promotes_rolls_back_and_loads() {
 #[test]
 fn on_an_object_store_concurrent_creators_and_promoters_never_collide_or_lose_a_change() {
     let (_tmp, reg) = on_store();
-    let writers = 6;
-    let start = std::sync::Barrier::new(writers);
-    let got: Vec<u32> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..writers)
-            .map(|i| {
-                let (reg, start) = (reg.clone(), &start);
-                s.spawn(move || {
-                    start.wait();
-                    let new = reg.new_version("churn").unwrap();
-                    let v = new.version();
-                    let model = format!(r#"{{"name": "churn", "version": {v}, "by": {i}}}"#);
-                    new.commit(&[], model.as_bytes()).unwrap();
-                    v
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let mut sorted = got.clone();
-    sorted.sort_unstable();
-    assert_eq!(sorted, (1..=writers as u32).collect::<Vec<_>>(), "{got:?}");
+    create_concurrently(&reg, 6);
     let rounds = 25;
     std::thread::scope(|s| {
         for (a, b) in [(1, 2), (3, 4), (5, 6)] {

@@ -131,14 +131,7 @@ impl ScoringConfig {
                 self.stream
             ));
         }
-        if let Some(at) = &self.leases {
-            millrace_io::Leases::check_location(at).map_err(|e| format!("{key}.leases = {e}"))?;
-        }
-        if let Some(secs) = self.lease_seconds
-            && !(3..=600).contains(&secs)
-        {
-            return Err(format!("{key}.lease_seconds = {secs}: expected 3 to 600"));
-        }
+        millrace_io::Leases::check_settings(key, self.leases.as_deref(), self.lease_seconds)?;
         if self.to_stream == self.error_stream() {
             return Err(format!(
                 "{key}.error_stream must differ from to_stream `{}`",
@@ -263,11 +256,7 @@ impl Scorer {
         source: Arc<dyn RecordSource>,
         s3: &millrace_lake::S3Options,
     ) -> Result<(Arc<dyn RecordSource>, Option<millrace_io::Leases>), ServeError> {
-        let ttl = Duration::from_secs(
-            config
-                .lease_seconds
-                .unwrap_or(millrace_io::leases::DEFAULT_LEASE_TIME.as_secs()),
-        );
+        let ttl = millrace_io::leases::lease_time(config.lease_seconds);
         millrace_io::Leases::share(
             source,
             &config.stream,
