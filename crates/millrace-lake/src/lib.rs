@@ -43,7 +43,7 @@ pub type Result<T, E = LakeError> = std::result::Result<T, E>;
 
 /// How to reach an S3-compatible service. Credentials and region come from the standard AWS
 /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, …).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct S3Options {
     /// Any S3 API, e.g. `http://127.0.0.1:9000` (MinIO, moto, LocalStack).
     pub endpoint_url: Option<String>,
@@ -121,6 +121,8 @@ pub struct Lake {
     backend: Backend,
     /// The same store as `store` for a local lake, for the file paths `get` maps.
     local: Option<Arc<LocalFileSystem>>,
+    /// How an S3 lake was reached, so another process can open the same lake.
+    s3: S3Options,
 }
 
 impl Lake {
@@ -157,6 +159,7 @@ impl Lake {
                 root: prefix.trim_matches('/').to_owned(),
                 backend: Backend::S3,
                 local: None,
+                s3: s3.clone(),
             });
         }
         if location == "memory://" || location == "memory:" {
@@ -166,6 +169,7 @@ impl Lake {
                 root: String::new(),
                 backend: Backend::Memory,
                 local: None,
+                s3: S3Options::default(),
             });
         }
         if location.contains("://") && !location.starts_with("file://") {
@@ -188,11 +192,24 @@ impl Lake {
             root: String::new(),
             backend: Backend::Local(path),
             local: Some(store),
+            s3: S3Options::default(),
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The options this lake was opened with: `Lake::open(lake.url(), lake.s3_options())`
+    /// opens the same lake in another process (credentials come from that process's
+    /// environment).
+    pub fn s3_options(&self) -> &S3Options {
+        &self.s3
+    }
+
+    /// Whether the lake lives only in this process (`memory://`).
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.backend, Backend::Memory)
     }
 
     pub fn store(&self) -> Arc<dyn ObjectStore> {

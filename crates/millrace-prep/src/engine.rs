@@ -51,9 +51,17 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
         .with_memory_pool(Arc::new(FairSpillPool::new(pool_bytes)))
         .build_arc()
         .map_err(PrepError::df("cannot start the query engine"))?;
-    let mut config = SessionConfig::new()
-        .with_information_schema(true)
-        .with_batch_size(8192);
+    let config = configure(SessionConfig::new(), opts);
+    let ctx = SessionContext::new_with_state(session_state(config, runtime));
+    Ok(ctx)
+}
+
+/// Prep's settings on top of `config`: information schema, batch size, identifiers kept as
+/// written, and the sort's spill reservation sized to the pool. A Ballista client starts from
+/// Ballista's config and adds the same.
+pub fn configure(config: SessionConfig, opts: &EngineOptions) -> SessionConfig {
+    let pool_bytes = (opts.memory_limit_mib as usize).saturating_mul(1 << 20);
+    let mut config = config.with_information_schema(true).with_batch_size(8192);
     if let Some(n) = opts.target_partitions {
         config = config.with_target_partitions(n.max(1));
     }
@@ -65,26 +73,45 @@ pub fn context(opts: &EngineOptions) -> Result<SessionContext> {
         .execution
         .sort_spill_reservation_bytes
         .min(pool_bytes / 8);
+    config
+}
+
+/// DataFusion's physical optimizer rules as prep runs them: wherever a plan is made (here, or
+/// on a Ballista scheduler) the same rules apply.
+pub fn physical_optimizer_rules()
+-> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
     // DataFusion 55's physical filter pushdown matches columns by name: a filter above an outer
     // join that compares two same-named columns (`t._seq = newest._seq`) was pushed below the
     // join onto one side, as `_seq = _seq`, and rows that should have gone were kept. The
     // upstream change that maps pushed columns by position (apache/datafusion#25259) looks
     // like the fix; until a release has it the rule stays off. Lake scans take no pushed
     // filters, so it bought prep nothing (the churn job's time is unchanged).
-    let rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
+    datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
         .rules
         .into_iter()
         .filter(|r| !r.name().starts_with("FilterPushdown"))
-        .collect();
-    let state = SessionStateBuilder::new()
+        .collect()
+}
+
+/// The session prep plans and runs in: DataFusion's defaults, [`physical_optimizer_rules`],
+/// and the copy-sparing `TRIM`.
+pub fn session_state(
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> datafusion::execution::SessionState {
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_physical_optimizer_rules(rules)
+        .with_physical_optimizer_rules(physical_optimizer_rules())
         .build();
-    let ctx = SessionContext::new_with_state(state);
-    ctx.register_udf(crate::trim::spare_btrim());
-    Ok(ctx)
+    register_functions(&mut state);
+    state
+}
+
+/// Prep's own functions, over DataFusion's of the same name.
+pub fn register_functions(registry: &mut dyn datafusion::execution::FunctionRegistry) {
+    let _ = registry.register_udf(Arc::new(crate::trim::spare_btrim()));
 }
 
 /// Runs every statement of `sql` in order and returns the result of the last one (DDL such as

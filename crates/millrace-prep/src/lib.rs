@@ -26,6 +26,7 @@ pub mod location;
 pub mod manifest;
 pub mod output;
 pub mod run;
+pub mod scan;
 pub mod table;
 pub mod trim;
 
@@ -36,4 +37,5 @@ pub use format::InputFormat;
 pub use job::Job;
 pub use location::Location;
 pub use run::{JobReport, JobRun, RunOptions};
+pub use scan::{LakeScanExec, ScanReport};
 pub use table::{LakeTable, OnBadRecord, ScanProgress, TableOptions};

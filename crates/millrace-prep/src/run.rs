@@ -27,6 +27,14 @@ pub struct RunOptions {
     /// Overrides the job's `memory_limit_mib`.
     pub memory_limit_mib: Option<u64>,
     pub target_partitions: Option<usize>,
+    /// The scans run in other processes (a Ballista cluster): they report their counters and
+    /// bad records through the input's lake instead of this process's memory.
+    pub distributed: bool,
+}
+
+/// Where a distributed run's scans leave their reports, in each input's lake.
+fn report_prefix(run_id: &str) -> String {
+    format!("_millrace/prep-reports/{run_id}")
 }
 
 #[derive(Debug, Clone)]
@@ -71,11 +79,14 @@ pub struct JobRun {
     engine: EngineOptions,
     up_to_date: bool,
     started: Instant,
+    run_id: String,
+    distributed: bool,
 }
 
 impl JobRun {
     pub async fn prepare(job: Job, job_path: &str, opts: &RunOptions) -> Result<Self> {
         let started = Instant::now();
+        let run_id = dataset::run_id();
         let origin = format!("job {job_path}");
         let lake_url = job
             .lake
@@ -139,6 +150,10 @@ impl JobRun {
                 )
                 .await?
             };
+            let mut table = table;
+            if opts.distributed {
+                table.report_to(report_prefix(&run_id));
+            }
             let report = InputReport {
                 table: input.table.clone(),
                 location: loc.display(),
@@ -165,6 +180,8 @@ impl JobRun {
             engine,
             up_to_date,
             started,
+            run_id,
+            distributed: opts.distributed,
         })
     }
 
@@ -181,8 +198,32 @@ impl JobRun {
         &self.lake
     }
 
+    /// Runs the job on a local engine ([`engine::context`]).
     pub async fn execute(self) -> Result<JobReport> {
-        let run_id = dataset::run_id();
+        let ctx = engine::context(&self.engine)?;
+        self.execute_on(ctx).await
+    }
+
+    /// The engine options the job asked for (memory pool, partitions).
+    pub fn engine_options(&self) -> &EngineOptions {
+        &self.engine
+    }
+
+    /// Runs the job in `ctx`, which may plan and run it anywhere (a Ballista cluster's
+    /// context, with `distributed` set when the job was prepared).
+    pub async fn execute_on(self, ctx: datafusion::prelude::SessionContext) -> Result<JobReport> {
+        let result = self.run_in(ctx).await;
+        if result.is_err() && self.distributed {
+            // Reports of partitions that finished before the failure.
+            for (t, _) in &self.inputs {
+                let _ = crate::scan::collect_reports(t.lake(), &report_prefix(&self.run_id)).await;
+            }
+        }
+        result
+    }
+
+    async fn run_in(&self, ctx: datafusion::prelude::SessionContext) -> Result<JobReport> {
+        let run_id = self.run_id.clone();
         let job_name = self.job.name.clone().unwrap_or_default();
         if self.up_to_date {
             return Ok(JobReport {
@@ -195,7 +236,6 @@ impl JobRun {
                 up_to_date: true,
             });
         }
-        let ctx = engine::context(&self.engine)?;
         for (t, _) in &self.inputs {
             ctx.register_table(t.name(), t.clone())
                 .map_err(PrepError::df(format!(
@@ -210,40 +250,16 @@ impl JobRun {
             n += count;
         }
         let mut written = Vec::new();
-        for (i, (o, (loc, _))) in self.job.outputs.iter().zip(&self.outputs).enumerate() {
-            let context = format!("{}, output {} ({})", self.origin, i + 1, o.path);
-            let sql = o.sql();
-            let (df, _) = engine::run_statements(&ctx, &sql, &context, 1).await?;
-            let df = df.ok_or_else(|| PrepError::Job {
-                path: self.origin.clone(),
-                message: format!("output {} has no query", i + 1),
-            })?;
-            let mut dataset = DatasetWriter::new(loc.lake.clone(), loc.folder(), run_id.clone());
-            let writer = ResultWriter {
-                format: o.format,
-                partition_by: o.partition_by.clone(),
-            };
-            writer.write(df, &mut dataset).await.map_err(|e| match e {
-                PrepError::DataFusion { source, .. } => PrepError::DataFusion { context, source },
-                other => other,
-            })?;
-            written.push(dataset);
+        if let Err(e) = self.write_outputs(&ctx, &run_id, &mut written).await {
+            // Nothing of a failed run stays behind: the parts it put are deleted, in every
+            // output.
+            for d in written {
+                d.abort().await;
+            }
+            return Err(e);
         }
         // Every output is written; now commit them, each with its manifest.
-        let bad: Vec<_> = self
-            .inputs
-            .iter()
-            .flat_map(|(t, _)| t.progress().bad_records())
-            .collect();
-        let bad_count: u64 = self
-            .inputs
-            .iter()
-            .map(|(t, _)| {
-                t.progress()
-                    .bad_count
-                    .load(std::sync::atomic::Ordering::Relaxed)
-            })
-            .sum();
+        let (bad, bad_count) = self.bad_records().await?;
         let mut run_inputs: BTreeMap<String, Vec<InputObject>> = BTreeMap::new();
         for (t, _) in &self.inputs {
             run_inputs.insert(
@@ -324,6 +340,71 @@ impl JobRun {
             elapsed: self.started.elapsed(),
             up_to_date: false,
         })
+    }
+}
+
+impl JobRun {
+    /// Writes every output's parts (not yet committed) into `written`, one writer per output
+    /// in job order, each pushed before it writes.
+    async fn write_outputs(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        run_id: &str,
+        written: &mut Vec<DatasetWriter>,
+    ) -> Result<()> {
+        for (i, (o, (loc, _))) in self.job.outputs.iter().zip(&self.outputs).enumerate() {
+            let context = format!("{}, output {} ({})", self.origin, i + 1, o.path);
+            let sql = o.sql();
+            let (df, _) = engine::run_statements(ctx, &sql, &context, 1).await?;
+            let df = df.ok_or_else(|| PrepError::Job {
+                path: self.origin.clone(),
+                message: format!("output {} has no query", i + 1),
+            })?;
+            written.push(DatasetWriter::new(
+                loc.lake.clone(),
+                loc.folder(),
+                run_id.to_owned(),
+            ));
+            let dataset = written.last_mut().expect("just pushed");
+            let writer = ResultWriter {
+                format: o.format,
+                partition_by: o.partition_by.clone(),
+            };
+            writer.write(df, dataset).await.map_err(|e| match e {
+                PrepError::DataFusion { source, .. } => PrepError::DataFusion { context, source },
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The bad records every scan met: from this process's counters, or for a distributed
+    /// run from the reports the scans left in the inputs' lakes (read and deleted).
+    async fn bad_records(&self) -> Result<(Vec<crate::json::BadRecord>, u64)> {
+        let mut bad = Vec::new();
+        let mut count = 0;
+        for (t, _) in &self.inputs {
+            if self.distributed {
+                let r =
+                    crate::scan::collect_reports(t.lake(), &report_prefix(&self.run_id)).await?;
+                let p = t.progress();
+                p.objects_read
+                    .fetch_add(r.objects, std::sync::atomic::Ordering::Relaxed);
+                p.bytes_read
+                    .fetch_add(r.bytes, std::sync::atomic::Ordering::Relaxed);
+                p.rows_read
+                    .fetch_add(r.rows, std::sync::atomic::Ordering::Relaxed);
+                bad.extend(r.bad);
+                count += r.bad_count;
+            } else {
+                bad.extend(t.progress().bad_records());
+                count += t
+                    .progress()
+                    .bad_count
+                    .load(std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok((bad, count))
     }
 }
 

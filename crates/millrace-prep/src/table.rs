@@ -22,11 +22,8 @@ use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::DataFusionError;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use millrace_lake::{Lake, ObjectInfo};
@@ -37,6 +34,9 @@ use crate::format::{InputFormat, decompress};
 use crate::json::{self, BadRecord};
 use crate::latest;
 use crate::location::{Location, hive_partitions};
+use crate::scan::{
+    LakeScanExec, ReportTo, ScanPlan, WireLake, WireObject, schema_from_hex, schema_to_hex,
+};
 
 pub const OBJECT_COLUMN: &str = "_object";
 pub const ROW_COLUMN: &str = "_row";
@@ -115,6 +115,9 @@ pub struct LakeTable {
     latest_by: Option<usize>,
     schema: SchemaRef,
     progress: Arc<ScanProgress>,
+    /// Set for a distributed run: the folder of the lake where scans in other processes
+    /// leave their counters ([`crate::scan`]).
+    report_prefix: Option<String>,
 }
 
 impl LakeTable {
@@ -205,6 +208,66 @@ impl LakeTable {
             latest_by,
             schema: Arc::new(Schema::new(fields)),
             progress,
+            report_prefix: None,
+        })
+    }
+
+    /// Scans of this table will run in other processes (a Ballista cluster): each of their
+    /// partitions leaves its counters and bad records under `prefix` of the table's lake (read
+    /// back with [`crate::scan::collect_reports`]), and a scan without `latest_by` is one
+    /// partition that decodes several objects at once (see `scan`).
+    pub fn report_to(&mut self, prefix: impl Into<String>) {
+        self.report_prefix = Some(prefix.into());
+    }
+
+    pub fn report_prefix(&self) -> Option<&str> {
+        self.report_prefix.as_deref()
+    }
+
+    /// The table as bytes another process can plan with ([`Self::from_bytes`]): a Ballista
+    /// scheduler receives a job's plans with the tables in them. A `memory://` lake is refused.
+    pub fn to_bytes(&self) -> datafusion::error::Result<Vec<u8>> {
+        let wire = WireTable {
+            name: self.name.clone(),
+            lake: WireLake::of(&self.lake)?,
+            folder: self.folder.clone(),
+            format: self.format,
+            objects: self.objects.iter().map(WireObject::of).collect(),
+            file_schema: schema_to_hex(&self.file_schema)?,
+            partition_cols: self.partition_cols.clone(),
+            on_bad_record: self.on_bad_record,
+            latest_by: self.latest_by,
+            schema: schema_to_hex(&self.schema)?,
+            report_prefix: self.report_prefix.clone(),
+        };
+        serde_json::to_vec(&wire).map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    /// Reads back a table written by [`Self::to_bytes`], with counters of its own.
+    pub fn from_bytes(bytes: &[u8]) -> datafusion::error::Result<Self> {
+        let wire: WireTable =
+            serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let objects: Vec<ObjectInfo> = wire.objects.into_iter().map(|o| o.into_info()).collect();
+        let progress = Arc::new(ScanProgress::default());
+        progress
+            .objects_total
+            .store(objects.len() as u64, Ordering::Relaxed);
+        progress
+            .bytes_total
+            .store(objects.iter().map(|o| o.size).sum(), Ordering::Relaxed);
+        Ok(Self {
+            name: wire.name,
+            lake: wire.lake.open()?,
+            folder: wire.folder,
+            format: wire.format,
+            objects: Arc::new(objects),
+            file_schema: schema_from_hex(&wire.file_schema)?,
+            partition_cols: wire.partition_cols,
+            on_bad_record: wire.on_bad_record,
+            latest_by: wire.latest_by,
+            schema: schema_from_hex(&wire.schema)?,
+            progress,
+            report_prefix: wire.report_prefix,
         })
     }
 
@@ -298,35 +361,50 @@ impl TableProvider for LakeTable {
             progress: self.progress.clone(),
             batch_size,
         });
-        let partitions: Vec<Arc<dyn PartitionStream>> = if let Some(key_pos) = key_pos {
+        let plan = match key_pos {
             // One stream, newest object first; it decodes `target` objects at a time itself,
             // and DataFusion spreads its batches over threads for what comes after.
-            vec![Arc::new(LatestPartition {
-                shared,
+            Some(key_pos) => ScanPlan::Latest {
                 objects: self.objects.clone(),
                 key_pos,
                 parallel: target,
-            })]
-        } else {
-            spread(&self.objects, target)
-                .into_iter()
-                .map(|objects| {
-                    Arc::new(ObjectsPartition {
-                        shared: shared.clone(),
-                        objects,
-                    }) as Arc<dyn PartitionStream>
-                })
-                .collect()
+            },
+            // Ballista 55 gives each task only its share of the partitions of the scans it
+            // knows (files, memory, shuffles); any other scan would run whole in every task.
+            // So a scan that runs on a cluster is one partition, which decodes `target`
+            // objects at a time, and the stages after its first shuffle are spread.
+            None if self.report_prefix.is_some() => ScanPlan::Objects {
+                groups: spread(&self.objects, 1),
+                ahead: target + 1,
+            },
+            // Fetch the next object while this one decodes.
+            None => ScanPlan::Objects {
+                groups: spread(&self.objects, target),
+                ahead: 2,
+            },
         };
-        Ok(Arc::new(StreamingTableExec::try_new(
-            projected,
-            partitions,
-            None,
-            Vec::new(),
-            false,
-            limit,
-        )?))
+        let report = self.report_prefix.as_ref().map(|prefix| ReportTo {
+            prefix: prefix.clone(),
+            scan_id: format!("{:016x}", rand::random::<u64>()),
+        });
+        Ok(Arc::new(LakeScanExec::new(shared, plan, limit, report)))
     }
+}
+
+/// A [`LakeTable`] as bytes.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct WireTable {
+    name: String,
+    lake: WireLake,
+    folder: String,
+    format: InputFormat,
+    objects: Vec<WireObject>,
+    file_schema: String,
+    partition_cols: Vec<String>,
+    on_bad_record: OnBadRecord,
+    latest_by: Option<usize>,
+    schema: String,
+    report_prefix: Option<String>,
 }
 
 /// Objects spread over `n` partitions so each gets about the same number of bytes; each keeps
@@ -358,13 +436,13 @@ fn spread(objects: &[ObjectInfo], n: usize) -> Vec<Vec<Planned>> {
 
 /// An object and its position in the table's key order (for `_seq`).
 #[derive(Debug, Clone)]
-struct Planned {
-    ordinal: usize,
-    info: ObjectInfo,
+pub(crate) struct Planned {
+    pub(crate) ordinal: usize,
+    pub(crate) info: ObjectInfo,
 }
 
-#[derive(Debug, Clone)]
-enum OutColumn {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) enum OutColumn {
     /// Index into the decoded (projected) file columns.
     File(usize),
     Partition(String),
@@ -374,47 +452,38 @@ enum OutColumn {
     Seq,
 }
 
-#[derive(Debug)]
-struct ScanShared {
-    lake: Lake,
-    folder: String,
-    format: InputFormat,
-    full_file_schema: SchemaRef,
-    file_cols: Vec<usize>,
-    decode_schema: SchemaRef,
-    out_schema: SchemaRef,
-    columns: Vec<OutColumn>,
-    on_bad_record: OnBadRecord,
-    progress: Arc<ScanProgress>,
-    batch_size: usize,
+/// What every partition of one scan shares: where and how to decode, and the counters.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanShared {
+    pub(crate) lake: Lake,
+    pub(crate) folder: String,
+    pub(crate) format: InputFormat,
+    pub(crate) full_file_schema: SchemaRef,
+    pub(crate) file_cols: Vec<usize>,
+    pub(crate) decode_schema: SchemaRef,
+    pub(crate) out_schema: SchemaRef,
+    pub(crate) columns: Vec<OutColumn>,
+    pub(crate) on_bad_record: OnBadRecord,
+    pub(crate) progress: Arc<ScanProgress>,
+    pub(crate) batch_size: usize,
 }
 
-#[derive(Debug)]
-struct ObjectsPartition {
+pub(crate) type ScanStream = BoxStream<'static, datafusion::error::Result<RecordBatch>>;
+
+/// One partition's objects in order, `ahead` of them fetched and decoded at once.
+pub(crate) fn objects_stream(
     shared: Arc<ScanShared>,
     objects: Vec<Planned>,
-}
-
-impl PartitionStream for ObjectsPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.shared.out_schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let shared = self.shared.clone();
-        let stream = futures::stream::iter(self.objects.clone())
-            .map(move |object| {
-                let shared = shared.clone();
-                async move { read_object(shared, object).await }
-            })
-            // Fetch the next object while this one decodes.
-            .buffered(2)
-            .try_flatten();
-        Box::pin(RecordBatchStreamAdapter::new(
-            self.shared.out_schema.clone(),
-            stream,
-        ))
-    }
+    ahead: usize,
+) -> ScanStream {
+    futures::stream::iter(objects)
+        .map(move |object| {
+            let shared = shared.clone();
+            async move { read_object(shared, object).await }
+        })
+        .buffered(ahead.max(1))
+        .try_flatten()
+        .boxed()
 }
 
 /// The `latest_by` scan: objects newest first, each decoded whole on a blocking thread
@@ -422,91 +491,75 @@ impl PartitionStream for ObjectsPartition {
 /// keys of every newer object, one object after another, and dropped. The marking is the only
 /// sequential step (under 0.1 µs per row: 0.4 s of CPU for 5M rows in the churn job's
 /// profile); the filtering runs beside it.
-#[derive(Debug)]
-struct LatestPartition {
+pub(crate) fn latest_stream(
     shared: Arc<ScanShared>,
     objects: Arc<Vec<ObjectInfo>>,
     key_pos: usize,
     parallel: usize,
-}
-
-impl PartitionStream for LatestPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.shared.out_schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let seen: latest::SharedKeySet = Default::default();
-        let key_pos = self.key_pos;
-        let newest_first: Vec<Planned> = self
-            .objects
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(ordinal, info)| Planned {
-                ordinal,
-                info: info.clone(),
-            })
-            .collect();
-        let decode = self.shared.clone();
-        let finish_shared = self.shared.clone();
-        let total_bytes: u64 = self.objects.iter().map(|o| o.size).sum();
-        let stream = futures::stream::iter(newest_first)
-            .map(move |planned| {
-                let shared = decode.clone();
-                async move {
-                    let batches = decode_object(&shared, &planned).await?;
-                    Ok::<_, DataFusionError>((planned, batches))
-                }
-            })
-            .buffered(self.parallel.max(1) + 1)
-            .and_then(move |(planned, batches)| {
-                let seen = seen.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        let mut seen = seen.lock();
-                        let first = seen.is_empty();
-                        let masks = latest::mark_latest(&mut seen, &batches, key_pos)?;
-                        if first {
-                            seen.size_for_scan(planned.info.size, total_bytes);
+) -> ScanStream {
+    let seen: latest::SharedKeySet = Default::default();
+    let newest_first: Vec<Planned> = objects
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(ordinal, info)| Planned {
+            ordinal,
+            info: info.clone(),
+        })
+        .collect();
+    let decode = shared.clone();
+    let finish_shared = shared;
+    let total_bytes: u64 = objects.iter().map(|o| o.size).sum();
+    futures::stream::iter(newest_first)
+        .map(move |planned| {
+            let shared = decode.clone();
+            async move {
+                let batches = decode_object(&shared, &planned).await?;
+                Ok::<_, DataFusionError>((planned, batches))
+            }
+        })
+        .buffered(parallel.max(1) + 1)
+        .and_then(move |(planned, batches)| {
+            let seen = seen.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let mut seen = seen.lock();
+                    let first = seen.is_empty();
+                    let masks = latest::mark_latest(&mut seen, &batches, key_pos)?;
+                    if first {
+                        seen.size_for_scan(planned.info.size, total_bytes);
+                    }
+                    Ok::<_, DataFusionError>((planned, batches, masks))
+                })
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+            }
+        })
+        .map_ok(move |(planned, batches, masks)| {
+            let shared = finish_shared.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::with_capacity(batches.len());
+                    let mut row = 0i64;
+                    for (b, mask) in batches.into_iter().zip(masks) {
+                        let n = b.num_rows() as i64;
+                        let b = finish_batch(&shared, &planned, b, row)?;
+                        row += n;
+                        let b = latest::apply(b, mask.as_ref())?;
+                        if b.num_rows() > 0 {
+                            out.push(Ok(b));
                         }
-                        Ok::<_, DataFusionError>((planned, batches, masks))
-                    })
-                    .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?
-                }
-            })
-            .map_ok(move |(planned, batches, masks)| {
-                let shared = finish_shared.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        let mut out = Vec::with_capacity(batches.len());
-                        let mut row = 0i64;
-                        for (b, mask) in batches.into_iter().zip(masks) {
-                            let n = b.num_rows() as i64;
-                            let b = finish_batch(&shared, &planned, b, row)?;
-                            row += n;
-                            let b = latest::apply(b, mask.as_ref())?;
-                            if b.num_rows() > 0 {
-                                out.push(Ok(b));
-                            }
-                        }
-                        Ok::<_, DataFusionError>(futures::stream::iter(out))
-                    })
-                    .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?
-                }
-            })
-            .try_buffer_unordered(self.parallel.max(1))
-            .try_flatten();
-        Box::pin(RecordBatchStreamAdapter::new(
-            self.shared.out_schema.clone(),
-            stream,
-        ))
-    }
+                    }
+                    Ok::<_, DataFusionError>(futures::stream::iter(out))
+                })
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+            }
+        })
+        .try_buffer_unordered(parallel.max(1))
+        .try_flatten()
+        .boxed()
 }
-
-type ObjectBatches = BoxStream<'static, datafusion::error::Result<RecordBatch>>;
 
 /// All batches of one object, decoded (before partition and source columns are added), with
 /// the progress counters moved on.
@@ -553,7 +606,7 @@ async fn decode_object(
 async fn read_object(
     shared: Arc<ScanShared>,
     planned: Planned,
-) -> datafusion::error::Result<ObjectBatches> {
+) -> datafusion::error::Result<ScanStream> {
     if shared.format == InputFormat::Parquet {
         return read_parquet(shared, planned).await;
     }
@@ -639,7 +692,7 @@ fn csv_delimiter(key: &str) -> u8 {
 async fn read_parquet(
     shared: Arc<ScanShared>,
     planned: Planned,
-) -> datafusion::error::Result<ObjectBatches> {
+) -> datafusion::error::Result<ScanStream> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
     let name = format!("{}/{}", shared.lake.url(), planned.info.key);
     let named = decode_error;

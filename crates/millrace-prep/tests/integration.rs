@@ -8,3 +8,4 @@ mod fuzz_json;
 mod golden;
 mod jobs;
 mod latest_by;
+mod scan_wire;

@@ -95,6 +95,11 @@ pub enum Command {
     /// and the time. With `incremental = true` only objects absent from the last manifest are
     /// read and the output is appended to. See examples/jobs/churn.toml.
     Prep(crate::cmd::prep::PrepArgs),
+    /// The roles of an Apache DataFusion Ballista cluster for prep jobs and queries that
+    /// outgrow one machine: `ballista scheduler` and `ballista executor`, then
+    /// `millrace prep --engine ballista://HOST:PORT`. Same SQL, same outputs and manifests.
+    #[command(subcommand)]
+    Ballista(crate::cmd::ballista::BallistaCommand),
     /// Fit a feature recipe on data and write the features (or apply a fitted recipe).
     ///
     /// A recipe is a TOML file of ordered [[step]] tables: drop, keep, rename, filter,

@@ -13,6 +13,7 @@ mod console_profile;
 mod console_s3;
 mod console_sql;
 mod console_train;
+mod engine;
 mod firehose;
 mod generate;
 mod kinesis;

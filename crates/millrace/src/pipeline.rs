@@ -24,6 +24,10 @@ pub struct PrepTrigger {
     /// ...or once the oldest unprocessed object has waited this long.
     #[serde(default = "default_prep_secs")]
     pub every_secs: u64,
+    /// Where the job runs: `local` (default) or `ballista://HOST:PORT`, a Ballista scheduler
+    /// (`millrace ballista scheduler`).
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 fn default_every_objects() -> usize {
@@ -82,10 +86,20 @@ fn default_endpoint_addr() -> std::net::SocketAddr {
 }
 
 impl PrepTrigger {
+    pub fn engine(&self) -> anyhow::Result<crate::engine::Engine> {
+        crate::engine::Engine::parse(self.engine.as_deref().unwrap_or("local"))
+    }
+
     pub fn validate(&self, key: &str) -> Result<(), String> {
         if self.every_objects == 0 {
             return Err(format!("{key}.every_objects must be at least 1"));
         }
+        self.engine().map_err(|e| {
+            format!(
+                "{key}.engine = {:?}: {e}",
+                self.engine.as_deref().unwrap_or("")
+            )
+        })?;
         Ok(())
     }
 }
@@ -172,6 +186,13 @@ pub async fn prep_loop(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "prep".into())
     });
+    let engine = match trigger.engine() {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(job = %name, error = %e, "prep job not started");
+            return;
+        }
+    };
     set(&board, "prep", &name, |c| {
         c.detail = format!("waiting for objects under {}", job.inputs[0].path)
     });
@@ -224,12 +245,14 @@ pub async fn prep_loop(
         let t = Instant::now();
         let opts = millrace_prep::RunOptions {
             default_lake: Some(lake_dir.display().to_string()),
+            distributed: engine.distributed(),
             ..Default::default()
         };
         let origin = trigger.job.display().to_string();
         let result = async {
             let run = millrace_prep::JobRun::prepare(job.clone(), &origin, &opts).await?;
-            run.execute().await
+            let ctx = engine.context(run.engine_options()).await?;
+            anyhow::Ok(run.execute_on(ctx).await?)
         }
         .await;
         match result {

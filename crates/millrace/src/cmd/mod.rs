@@ -1,5 +1,6 @@
 //! One module per subcommand, each holding its arguments beside its `run`.
 
+pub(crate) mod ballista;
 pub(crate) mod bench;
 pub(crate) mod data_io;
 pub(crate) mod deliver;
@@ -38,6 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deliver(args) => deliver::run(&cli.data_dir, args).await,
         Command::Query(args) => query::run(&data_dir, args).await,
         Command::Prep(args) => prep::run(&data_dir, args).await,
+        Command::Ballista(cmd) => ballista::run(cmd).await,
         Command::Profile(args) => profile::run(&data_dir, args).await,
         Command::Wrangle(args) => wrangle::run(&data_dir, args).await,
         Command::Train(args) => train::run(&cli.data_dir, args).await,

@@ -23,6 +23,11 @@ pub struct PrepArgs {
     /// Query engine memory pool in MiB (overrides the job's memory_limit_mib).
     #[arg(long)]
     pub memory_limit_mib: Option<u64>,
+    /// Where the job runs: `local` (this process) or `ballista://HOST:PORT`, a Ballista
+    /// scheduler started with `millrace ballista scheduler` (same SQL, same outputs and
+    /// manifests; the executors read the lake themselves).
+    #[arg(long, default_value = "local", value_parser = crate::engine::parse_flag)]
+    pub engine: crate::engine::Engine,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -45,13 +50,18 @@ pub async fn run_job(data_dir: &DataDir, args: &PrepArgs) -> anyhow::Result<JobR
         s3: args.s3.options(),
         memory_limit_mib: args.memory_limit_mib,
         target_partitions: None,
+        distributed: args.engine.distributed(),
     };
     let job_path = args.job.display().to_string();
     let run = JobRun::prepare(job, &job_path, &opts)
         .await
         .with_context(|| format!("preparing job {job_path}"))?;
-    let bar = ScanBar::start(run.progress());
-    let result = run.execute().await;
+    let ctx = args.engine.context(run.engine_options()).await?;
+    let bar = match &args.engine {
+        crate::engine::Engine::Local => ScanBar::start(run.progress()),
+        engine => ScanBar::remote(engine),
+    };
+    let result = run.execute_on(ctx).await;
     bar.finish();
     Ok(result?)
 }
@@ -118,6 +128,24 @@ pub struct ScanBar {
 }
 
 impl ScanBar {
+    /// A spinner for a job that runs elsewhere (its scans' counters arrive at the end).
+    pub fn remote(engine: &crate::engine::Engine) -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} running on {msg} {elapsed}")
+                .expect("valid template"),
+        );
+        bar.set_message(engine.to_string());
+        let b = bar.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                b.tick();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Self { bar, task }
+    }
+
     pub fn start(progress: Vec<Arc<ScanProgress>>) -> Self {
         let total: u64 = progress
             .iter()

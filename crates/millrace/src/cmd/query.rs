@@ -64,6 +64,10 @@ pub struct QueryArgs {
     /// (default: half the machine's memory, 1 to 16 GiB).
     #[arg(long)]
     pub memory_limit_mib: Option<u64>,
+    /// Where the query runs: `local` (this process) or `ballista://HOST:PORT`, a Ballista
+    /// scheduler started with `millrace ballista scheduler`.
+    #[arg(long, default_value = "local", value_parser = crate::engine::parse_flag)]
+    pub engine: crate::engine::Engine,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -102,12 +106,20 @@ pub async fn run(data_dir: &DataDir, args: QueryArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let ctx = millrace_prep::context(&millrace_prep::EngineOptions {
-        memory_limit_mib: args
-            .memory_limit_mib
-            .unwrap_or_else(millrace_prep::engine::default_memory_limit_mib),
-        target_partitions: None,
-    })?;
+    let ctx = args
+        .engine
+        .context(&millrace_prep::EngineOptions {
+            memory_limit_mib: args
+                .memory_limit_mib
+                .unwrap_or_else(millrace_prep::engine::default_memory_limit_mib),
+            target_partitions: None,
+        })
+        .await?;
+    // Scans on a cluster report their bad records through the lake, under this run's folder.
+    let report_prefix = format!(
+        "_millrace/query-reports/{}",
+        millrace_prep::dataset::run_id()
+    );
     let mut latest_by = std::collections::HashMap::new();
     for spec in &args.latest_by {
         let (table, column) = spec
@@ -132,38 +144,47 @@ pub async fn run(data_dir: &DataDir, args: QueryArgs) -> anyhow::Result<()> {
         };
         let loc = Location::resolve(&path, default_lake.as_ref(), &s3)
             .with_context(|| format!("--table {name}={path}"))?;
-        let table = LakeTable::open(&name, &loc, format, None, &options)
+        let mut table = LakeTable::open(&name, &loc, format, None, &options)
             .await
             .with_context(|| format!("--table {name}={path}"))?;
+        if args.engine.distributed() {
+            table.report_to(report_prefix.clone());
+        }
         let table = Arc::new(table);
         ctx.register_table(name.as_str(), table.clone())?;
         tables.push(table);
     }
     let (df, _) = millrace_prep::run_statements(&ctx, &args.sql, "query", 1).await?;
     let Some(df) = df else { return Ok(()) };
-    let bar = ScanBar::start(tables.iter().map(|t| t.progress()).collect());
+    let bar = match &args.engine {
+        crate::engine::Engine::Local => {
+            ScanBar::start(tables.iter().map(|t| t.progress()).collect())
+        }
+        engine => ScanBar::remote(engine),
+    };
     let batches = df.collect().await;
     bar.finish();
-    let batches = batches.context("running the query")?;
-    let bad: u64 = tables
-        .iter()
-        .map(|t| {
-            t.progress()
-                .bad_count
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    if bad > 0 {
-        let first = tables
-            .iter()
-            .flat_map(|t| t.progress().bad_records())
-            .next();
-        if let Some(b) = first {
-            eprintln!(
-                "warning: skipped {bad} unreadable JSON value(s); first: {} at byte {}: {}",
-                b.object, b.offset, b.error
-            );
+    let mut bad = 0;
+    let mut first = None;
+    for t in &tables {
+        if args.engine.distributed() {
+            let r = millrace_prep::scan::collect_reports(t.lake(), &report_prefix).await?;
+            bad += r.bad_count;
+            first = first.or(r.bad.into_iter().next());
+        } else {
+            let p = t.progress();
+            bad += p.bad_count.load(std::sync::atomic::Ordering::Relaxed);
+            first = first.or(p.bad_records().into_iter().next());
         }
+    }
+    let batches = batches.context("running the query")?;
+    if bad > 0
+        && let Some(b) = first
+    {
+        eprintln!(
+            "warning: skipped {bad} unreadable JSON value(s); first: {} at byte {}: {}",
+            b.object, b.offset, b.error
+        );
     }
     write_result(&args, &batches)
 }
