@@ -60,7 +60,7 @@ fn main() -> ExitCode {
 }
 
 /// Every crate of ours logs at the chosen level; dependencies only warn (or more with `-vv`).
-const OUR_CRATES: [&str; 17] = [
+const OUR_CRATES: [&str; 18] = [
     "millrace",
     "millrace_common",
     "millrace_http",
@@ -71,6 +71,7 @@ const OUR_CRATES: [&str; 17] = [
     "millrace_lake",
     "millrace_delivery",
     "millrace_prep",
+    "millrace_ballista",
     "millrace_wrangle",
     "millrace_automl",
     "millrace_serve",
