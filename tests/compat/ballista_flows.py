@@ -32,17 +32,14 @@ import argparse
 import io
 import json
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 
 try:
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from delivery_flows import Abort, Procs, child_env, client, log_tail, start_moto
-    from flowkit import Checks, err_text, free_port, note
+    from delivery_flows import Abort, client, flow_main, log_tail, run_flow, start_moto
+    from flowkit import err_text, free_port, note
 except ImportError as exc:  # pragma: no cover - reported as a failed check
     sys.stderr.write(f"ballista_flows.py: cannot import a dependency ({exc}); "
                      "run tests/compat/setup_venv.sh VENV and use VENV/bin/python\n")
@@ -291,19 +288,8 @@ def main(argv):
     ap.add_argument("--keep-tmp", action="store_true")
     args = ap.parse_args(argv)
     args.millrace = os.path.abspath(args.millrace)
-    ck = Checks(SUMMARY_PREFIX)
-    procs = Procs()
-    t_start = time.monotonic()
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    env = child_env()
-    os.environ.clear()
-    os.environ.update(env)
-    tmp = tempfile.mkdtemp(prefix="millrace-ballista-flows-")
-    try:
+    def body(ck, procs, env, tmp):
         lake = os.path.join(tmp, "lake")
         t0 = time.monotonic()
         rc, _ = procs.run("generate", [args.millrace, "generate", "churn-lake", "--out", lake,
@@ -319,33 +305,10 @@ def main(argv):
                  ("2", lambda: flow_s3(ck, args, procs, env, tmp, cluster, lake)),
                  ("3", lambda: flow_kill(ck, args, procs, env, tmp, cluster, lake))]
         for key, flow in flows:
-            if key not in args.flows:
-                continue
-            t0 = time.monotonic()
-            try:
-                flow()
-            except Abort:
-                raise
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # noqa: BLE001 - report, go on with the next flow
-                ck.check(f"flow {key}: unexpected error", [err_text(exc)])
-            note(f"flow {key} took {time.monotonic() - t0:.1f}s")
-    except Abort as exc:
-        note(f"stopped: {exc}")
-        ck.failed = max(ck.failed, 1)
-    except KeyboardInterrupt as exc:
-        ck.check("interrupted", [f"{exc}"])
-    finally:
-        procs.cleanup()
-        if args.keep_tmp:
-            note(f"scratch kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    note(f"total {time.monotonic() - t_start:.1f}s")
-    print(ck.summary())
-    sys.stdout.flush()
-    return 0 if ck.failed == 0 else 1
+            if key in args.flows:
+                run_flow(ck, key, flow)
+
+    return flow_main(SUMMARY_PREFIX, "millrace-ballista-flows-", args.keep_tmp, body)
 
 
 if __name__ == "__main__":

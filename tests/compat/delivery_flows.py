@@ -182,6 +182,55 @@ def child_env():
     return env
 
 
+def run_flow(ck, key, flow):
+    """Runs one flow: an unexpected error is a failed check and the next flow goes on; Abort
+    and interrupts stop the run."""
+    t0 = time.monotonic()
+    try:
+        flow()
+    except (Abort, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - report, go on with the next flow
+        ck.check(f"flow {key}: unexpected error", [err_text(exc)])
+    note(f"flow {key} took {time.monotonic() - t0:.1f}s")
+
+
+def flow_main(prefix, tmp_prefix, keep_tmp, body):
+    """The frame of a flow script: SIGTERM taken as an interrupt, child_env() for this process
+    and its children, a scratch folder; `body(ck, procs, env, tmp)` runs the flows; at the end
+    every child is killed, the scratch removed (unless keep_tmp) and the summary line printed.
+    Returns the exit status."""
+    ck = Checks(prefix)
+    procs = Procs()
+    t_start = time.monotonic()
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    env = child_env()
+    os.environ.clear()
+    os.environ.update(env)
+    tmp = tempfile.mkdtemp(prefix=tmp_prefix)
+    try:
+        body(ck, procs, env, tmp)
+    except Abort as exc:
+        note(f"stopped: {exc}")
+        ck.failed = max(ck.failed, 1)
+    except KeyboardInterrupt as exc:
+        ck.check("interrupted", [f"{exc}"])
+    finally:
+        procs.cleanup()
+        if keep_tmp:
+            note(f"scratch kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    note(f"total {time.monotonic() - t_start:.1f}s")
+    print(ck.summary())
+    sys.stdout.flush()
+    return 0 if ck.failed == 0 else 1
+
+
 def start_up(procs, binary, data_dir, log_path, env, config=None, timeout=30.0):
     """Starts `millrace up` on free ports; returns (process, kinesis_url)."""
     argv = [binary, "--data-dir", data_dir, "up"]

@@ -27,17 +27,14 @@ Output: "ok - ..." / "FAIL - ..." lines, "# ..." notes, and last the line
 import argparse
 import json
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
 try:
-    from delivery_flows import Abort, Procs, child_env, client, log_tail, start_moto
-    from flowkit import Checks, err_text, note
+    from delivery_flows import Abort, client, flow_main, log_tail, run_flow, start_moto
+    from flowkit import note
 except ImportError as exc:  # pragma: no cover - reported as a failed check
     sys.stderr.write(f"registry_flows.py: cannot import a dependency ({exc}); "
                      "run tests/compat/setup_venv.sh VENV and use VENV/bin/python\n")
@@ -236,19 +233,8 @@ def main(argv):
     args = ap.parse_args(argv)
     args.millrace = os.path.abspath(args.millrace)
     args.csv = os.path.abspath(args.csv)
-    ck = Checks(SUMMARY_PREFIX)
-    procs = Procs()
-    t_start = time.monotonic()
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    env = child_env()
-    os.environ.clear()
-    os.environ.update(env)
-    tmp = tempfile.mkdtemp(prefix="millrace-registry-flows-")
-    try:
+    def body(ck, procs, env, tmp):
         endpoint = start_moto(ck, procs, env, tmp, "registry")
         s3 = client("s3", endpoint)
         bucket = f"millrace-registry-{os.getpid()}"
@@ -261,31 +247,9 @@ def main(argv):
         for key, flow in [("1", lambda: flow_concurrent_train(ck, reg, s3)),
                           ("2", lambda: flow_replicas(ck, reg, record)),
                           ("3", lambda: flow_concurrent_promotions(ck, reg, s3))]:
-            t0 = time.monotonic()
-            try:
-                flow()
-            except Abort:
-                raise
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # noqa: BLE001 - report, go on with the next flow
-                ck.check(f"flow {key}: unexpected error", [err_text(exc)])
-            note(f"flow {key} took {time.monotonic() - t0:.1f}s")
-    except Abort as exc:
-        note(f"stopped: {exc}")
-        ck.failed = max(ck.failed, 1)
-    except KeyboardInterrupt as exc:
-        ck.check("interrupted", [f"{exc}"])
-    finally:
-        procs.cleanup()
-        if args.keep_tmp:
-            note(f"scratch kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    note(f"total {time.monotonic() - t_start:.1f}s")
-    print(ck.summary())
-    sys.stdout.flush()
-    return 0 if ck.failed == 0 else 1
+            run_flow(ck, key, flow)
+
+    return flow_main(SUMMARY_PREFIX, "millrace-registry-flows-", args.keep_tmp, body)
 
 
 if __name__ == "__main__":

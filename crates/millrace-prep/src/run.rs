@@ -378,31 +378,15 @@ impl JobRun {
         Ok(())
     }
 
-    /// The bad records every scan met: from this process's counters, or for a distributed
-    /// run from the reports the scans left in the inputs' lakes (read and deleted).
+    /// The bad records every input's scans met (read from the executors' reports for a
+    /// distributed run).
     async fn bad_records(&self) -> Result<(Vec<crate::json::BadRecord>, u64)> {
         let mut bad = Vec::new();
         let mut count = 0;
         for (t, _) in &self.inputs {
-            if self.distributed {
-                let r =
-                    crate::scan::collect_reports(t.lake(), &report_prefix(&self.run_id)).await?;
-                let p = t.progress();
-                p.objects_read
-                    .fetch_add(r.objects, std::sync::atomic::Ordering::Relaxed);
-                p.bytes_read
-                    .fetch_add(r.bytes, std::sync::atomic::Ordering::Relaxed);
-                p.rows_read
-                    .fetch_add(r.rows, std::sync::atomic::Ordering::Relaxed);
-                bad.extend(r.bad);
-                count += r.bad_count;
-            } else {
-                bad.extend(t.progress().bad_records());
-                count += t
-                    .progress()
-                    .bad_count
-                    .load(std::sync::atomic::Ordering::Relaxed);
-            }
+            let (b, n) = t.scanned_bad_records().await?;
+            bad.extend(b);
+            count += n;
         }
         Ok((bad, count))
     }

@@ -224,6 +224,21 @@ impl LakeTable {
         self.report_prefix.as_deref()
     }
 
+    /// After the query: the bad records its scans met (the first 1,000) and their count. For
+    /// a table whose scans ran elsewhere ([`Self::report_to`]) their reports are read into
+    /// this table's counters first, and deleted.
+    pub async fn scanned_bad_records(&self) -> Result<(Vec<BadRecord>, u64)> {
+        let p = &self.progress;
+        if let Some(prefix) = &self.report_prefix {
+            let r = crate::scan::collect_reports(&self.lake, prefix).await?;
+            p.objects_read.fetch_add(r.objects, Ordering::Relaxed);
+            p.bytes_read.fetch_add(r.bytes, Ordering::Relaxed);
+            p.rows_read.fetch_add(r.rows, Ordering::Relaxed);
+            return Ok((r.bad, r.bad_count));
+        }
+        Ok((p.bad_records(), p.bad_count.load(Ordering::Relaxed)))
+    }
+
     /// The table as bytes another process can plan with ([`Self::from_bytes`]): a Ballista
     /// scheduler receives a job's plans with the tables in them. A `memory://` lake is refused.
     pub fn to_bytes(&self) -> datafusion::error::Result<Vec<u8>> {

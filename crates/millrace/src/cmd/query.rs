@@ -167,15 +167,9 @@ pub async fn run(data_dir: &DataDir, args: QueryArgs) -> anyhow::Result<()> {
     let mut bad = 0;
     let mut first = None;
     for t in &tables {
-        if args.engine.distributed() {
-            let r = millrace_prep::scan::collect_reports(t.lake(), &report_prefix).await?;
-            bad += r.bad_count;
-            first = first.or(r.bad.into_iter().next());
-        } else {
-            let p = t.progress();
-            bad += p.bad_count.load(std::sync::atomic::Ordering::Relaxed);
-            first = first.or(p.bad_records().into_iter().next());
-        }
+        let (b, n) = t.scanned_bad_records().await?;
+        bad += n;
+        first = first.or(b.into_iter().next());
     }
     let batches = batches.context("running the query")?;
     if bad > 0
