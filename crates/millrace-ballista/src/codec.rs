@@ -1,5 +1,5 @@
 //! The plan codecs every role uses: Ballista's own, plus the lake table (client → scheduler),
-//! its scan (scheduler → executors) and prep's `TRIM`.
+//! its scan and the merge of a split `latest_by` scan (scheduler → executors) and prep's `TRIM`.
 //!
 //! Ballista's codecs cannot be extended, so these wrap them: what the lake adds is written
 //! with a leading [`LAKE`] byte, everything else with [`BALLISTA`] and handed to Ballista's.
@@ -17,10 +17,11 @@ use datafusion::logical_expr::{Extension, LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
-use millrace_prep::{LakeScanExec, LakeTable};
+use millrace_prep::{LakeScanExec, LakeTable, LatestMergeExec};
 
 const BALLISTA: u8 = 0;
 const LAKE: u8 = 1;
+const LATEST_MERGE: u8 = 2;
 /// The `fun_definition` of prep's copy-sparing `btrim` (DataFusion's has none).
 const SPARE_TRIM: &[u8] = b"millrace:spare_btrim";
 
@@ -153,7 +154,8 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match split(buf)? {
-            (LAKE, rest) => Ok(Arc::new(LakeScanExec::from_bytes(rest)?)),
+            (LAKE, rest) => Ok(Arc::new(LakeScanExec::from_bytes(rest, inputs)?)),
+            (LATEST_MERGE, rest) => Ok(Arc::new(LatestMergeExec::from_bytes(rest, inputs)?)),
             (_, rest) => self.ballista.try_decode(rest, inputs, ctx, proto_converter),
         }
     }
@@ -167,6 +169,12 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         if let Some(scan) = node.downcast_ref::<LakeScanExec>() {
             return tagged(LAKE, buf, |b| {
                 b.extend(scan.to_bytes()?);
+                Ok(())
+            });
+        }
+        if let Some(merge) = node.downcast_ref::<LatestMergeExec>() {
+            return tagged(LATEST_MERGE, buf, |b| {
+                b.extend(merge.to_bytes()?);
                 Ok(())
             });
         }

@@ -213,6 +213,65 @@ async fn jobs_on_the_cluster_write_what_the_local_engine_writes() {
     }
 }
 
+/// Ballista's own task builder cuts a lake scan down to a task's partitions, and the cut plan
+/// survives the codec: two tasks that share the groups read every object once between them
+/// (what the cluster test above relies on, seen one task at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ballistas_task_builder_gives_each_task_its_own_groups() {
+    use ballista_scheduler::state::task_builder::restrict_plan_to_partitions;
+    use datafusion::physical_plan::{ExecutionPlanProperties, collect};
+    use datafusion_proto::bytes::{
+        physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    churn_lake(&lake_dir);
+    let lake = Lake::open(lake_dir.to_str().unwrap(), &S3Options::default()).unwrap();
+    let loc = Location::resolve("raw/churn", Some(&lake), &S3Options::default()).unwrap();
+    let mut table = LakeTable::open("raw", &loc, None, None, &Default::default())
+        .await
+        .unwrap();
+    table.report_to("_millrace/task-test");
+    let ctx = millrace_prep::context(&EngineOptions {
+        target_partitions: Some(4),
+        ..Default::default()
+    })
+    .unwrap();
+    let plan = datafusion::catalog::TableProvider::scan(&table, &ctx.state(), None, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(plan.output_partitioning().partition_count(), 4);
+    let codec = millrace_ballista::codec::PhysicalCodec::default();
+    let mut rows = 0;
+    for task in [vec![3], vec![0, 2], vec![1]] {
+        let cut = restrict_plan_to_partitions(plan.clone(), &task).unwrap();
+        let bytes = physical_plan_to_bytes_with_extension_codec(cut, &codec).unwrap();
+        let remote =
+            physical_plan_from_bytes_with_extension_codec(&bytes, &ctx.task_ctx(), &codec).unwrap();
+        assert_eq!(remote.output_partitioning().partition_count(), task.len());
+        rows += collect(remote, ctx.task_ctx())
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows() as u64)
+            .sum::<u64>();
+    }
+    let report = millrace_prep::scan::collect_reports(&lake, "_millrace/task-test")
+        .await
+        .unwrap();
+    assert_eq!(report.objects, 6, "every object read once: {report:?}");
+    assert_eq!(report.rows, rows);
+    assert_eq!(report.bad_count, 1);
+    let whole: u64 = collect(plan, ctx.task_ctx())
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows() as u64)
+        .sum();
+    assert_eq!(rows, whole);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_lake_is_refused_by_name() {
     let lake = Lake::open("memory://", &S3Options::default()).unwrap();

@@ -129,24 +129,27 @@ impl<'a> KeyColumn<'a> {
     }
 
     fn get(&self, i: usize) -> Option<&[u8]> {
+        self.get_str(i).map(str::as_bytes)
+    }
+
+    /// Row `i`'s key, spaces trimmed; `None` for NULL.
+    fn get_str(&self, i: usize) -> Option<&str> {
         let (valid, v) = match self {
             Self::Utf8(a) => (a.is_valid(i), a.value(i)),
             Self::LargeUtf8(a) => (a.is_valid(i), a.value(i)),
             Self::View(a) => (a.is_valid(i), a.value(i)),
             Self::Cast(a) => (a.is_valid(i), a.value(i)),
         };
-        valid.then(|| trim_spaces(v.as_bytes()))
+        valid.then(|| v.trim_matches(' '))
     }
 }
 
-fn trim_spaces(mut b: &[u8]) -> &[u8] {
-    while let [b' ', rest @ ..] = b {
-        b = rest;
-    }
-    while let [rest @ .., b' '] = b {
-        b = rest;
-    }
-    b
+/// A key column's values as they are compared (text, spaces trimmed; NULL stays NULL): the
+/// key a split scan's groups are merged by.
+pub fn compared_keys(column: &ArrayRef) -> Result<ArrayRef, arrow::error::ArrowError> {
+    let keys = KeyColumn::new(column)?;
+    let values = (0..column.len()).map(|i| keys.get_str(i));
+    Ok(Arc::new(arrow::array::StringArray::from_iter(values)))
 }
 
 /// Which rows of one object's batches are the latest of their key, given `seen`: the keys of

@@ -1,11 +1,18 @@
 //! `LakeScanExec`: the physical scan of a [`crate::table::LakeTable`], one partition per group
-//! of objects (or one newest-first partition for `latest_by`).
+//! of objects (on one machine, a `latest_by` scan is one newest-first group).
 //!
 //! It is its own plan node, not DataFusion's streaming table, so that it can be written out and
 //! read back ([`LakeScanExec::to_bytes`], [`LakeScanExec::from_bytes`]): a Ballista scheduler
 //! plans a job and ships its scans to executors in other processes, which run the same decoders
 //! on the same objects. Nothing secret travels: the lake is named by URL and S3 endpoint, and
 //! each process reads its credentials from its own environment.
+//!
+//! On a cluster the scan's partitions are spread over tasks. Ballista gives each task its
+//! share of a leaf's partitions only for the leaves it knows (files, memory tables, shuffles);
+//! any other leaf runs whole in every task. So a distributed scan has one child, the *group
+//! index*: a memory table whose partition `i` holds the number `i`. Ballista cuts that child
+//! down to the task's partitions, and each partition of the scan reads the group its index
+//! names, so every group is read by exactly one task.
 //!
 //! A scan that runs in another process cannot move the client's progress counters, so a
 //! distributed run names a report folder: each partition, when it has read all its objects,
@@ -16,8 +23,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{Array, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -28,7 +38,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use millrace_lake::{Lake, ObjectInfo, S3Options};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -49,9 +59,11 @@ pub(crate) enum ScanPlan {
         groups: Vec<Vec<Planned>>,
         ahead: usize,
     },
-    /// One partition over every object, newest first, decoding `parallel` at a time.
+    /// One partition per group, each over its objects newest first (decoding `parallel` at a
+    /// time) keeping the latest record of each key. On one machine there is one group; on a
+    /// cluster each group's rows go on to a [`crate::latest_merge::LatestMergeExec`].
     Latest {
-        objects: Arc<Vec<ObjectInfo>>,
+        groups: Vec<Vec<Planned>>,
         key_pos: usize,
         parallel: usize,
     },
@@ -77,35 +89,60 @@ pub struct ScanReport {
 
 #[derive(Debug)]
 pub struct LakeScanExec {
+    scan: Arc<PartScan>,
+    /// A distributed scan's group index (see the module's notes): partition `k` of the scan
+    /// reads the group named in partition `k` of this child.
+    index: Option<Arc<dyn ExecutionPlan>>,
+    properties: Arc<PlanProperties>,
+}
+
+/// What every partition of a scan shares, and how one group is read.
+#[derive(Debug)]
+struct PartScan {
     shared: Arc<ScanShared>,
     plan: ScanPlan,
     limit: Option<usize>,
     report: Option<ReportTo>,
-    properties: Arc<PlanProperties>,
 }
 
 impl LakeScanExec {
+    /// A scan; one that reports (a distributed run) and reads groups of objects gets a group
+    /// index, so that a cluster can spread its groups over tasks.
     pub(crate) fn new(
         shared: Arc<ScanShared>,
         plan: ScanPlan,
         limit: Option<usize>,
         report: Option<ReportTo>,
-    ) -> Self {
-        let partitions = match &plan {
-            ScanPlan::Objects { groups, .. } => groups.len().max(1),
-            ScanPlan::Latest { .. } => 1,
+    ) -> DfResult<Self> {
+        let index = match report {
+            Some(_) => Some(group_index(plan.groups().len().max(1))?),
+            None => None,
+        };
+        Ok(Self::with_index(
+            PartScan {
+                shared,
+                plan,
+                limit,
+                report,
+            },
+            index,
+        ))
+    }
+
+    fn with_index(scan: PartScan, index: Option<Arc<dyn ExecutionPlan>>) -> Self {
+        let partitions = match &index {
+            Some(index) => index.properties().output_partitioning().partition_count(),
+            None => scan.plan.groups().len().max(1),
         };
         let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(shared.out_schema.clone()),
+            EquivalenceProperties::new(scan.shared.out_schema.clone()),
             Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
         Self {
-            shared,
-            plan,
-            limit,
-            report,
+            scan: Arc::new(scan),
+            index,
             properties,
         }
     }
@@ -113,7 +150,7 @@ impl LakeScanExec {
     /// The scan as bytes another process can run ([`Self::from_bytes`]). A `memory://` lake
     /// exists only in this process and is refused.
     pub fn to_bytes(&self) -> DfResult<Vec<u8>> {
-        let s = &self.shared;
+        let s = &self.scan.shared;
         let wire = WireScan {
             lake: WireLake::of(&s.lake)?,
             folder: s.folder.clone(),
@@ -124,36 +161,31 @@ impl LakeScanExec {
             columns: s.columns.clone(),
             on_bad_record: s.on_bad_record,
             batch_size: s.batch_size,
-            plan: match &self.plan {
+            plan: match &self.scan.plan {
                 ScanPlan::Objects { groups, ahead } => WirePlan::Objects {
-                    groups: groups
-                        .iter()
-                        .map(|g| {
-                            g.iter()
-                                .map(|p| (p.ordinal, WireObject::of(&p.info)))
-                                .collect()
-                        })
-                        .collect(),
+                    groups: wire_groups(groups),
                     ahead: *ahead,
                 },
                 ScanPlan::Latest {
-                    objects,
+                    groups,
                     key_pos,
                     parallel,
                 } => WirePlan::Latest {
-                    objects: objects.iter().map(WireObject::of).collect(),
+                    groups: wire_groups(groups),
                     key_pos: *key_pos,
                     parallel: *parallel,
                 },
             },
-            limit: self.limit,
-            report: self.report.clone(),
+            limit: self.scan.limit,
+            report: self.scan.report.clone(),
         };
         serde_json::to_vec(&wire).map_err(|e| DataFusionError::External(Box::new(e)))
     }
 
-    /// Reads back a scan written by [`Self::to_bytes`], with counters of its own.
-    pub fn from_bytes(bytes: &[u8]) -> DfResult<Self> {
+    /// Reads back a scan written by [`Self::to_bytes`], with counters of its own; `children`
+    /// are the plan's inputs as read back (a distributed scan's group index, cut down to a
+    /// task's partitions).
+    pub fn from_bytes(bytes: &[u8], children: &[Arc<dyn ExecutionPlan>]) -> DfResult<Self> {
         let wire: WireScan =
             serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let full_file_schema = schema_from_hex(&wire.file_schema)?;
@@ -173,42 +205,40 @@ impl LakeScanExec {
         });
         let plan = match wire.plan {
             WirePlan::Objects { groups, ahead } => ScanPlan::Objects {
-                groups: groups
-                    .into_iter()
-                    .map(|g| {
-                        g.into_iter()
-                            .map(|(ordinal, o)| Planned {
-                                ordinal,
-                                info: o.into_info(),
-                            })
-                            .collect()
-                    })
-                    .collect(),
+                groups: planned_groups(groups),
                 ahead,
             },
             WirePlan::Latest {
-                objects,
+                groups,
                 key_pos,
                 parallel,
             } => ScanPlan::Latest {
-                objects: Arc::new(objects.into_iter().map(WireObject::into_info).collect()),
+                groups: planned_groups(groups),
                 key_pos,
                 parallel,
             },
         };
-        Ok(Self::new(shared, plan, wire.limit, wire.report))
+        let scan = PartScan {
+            shared,
+            plan,
+            limit: wire.limit,
+            report: wire.report,
+        };
+        Ok(Self::with_index(scan, children.first().cloned()))
     }
 
     /// The progress counters of scans run in this process.
     pub fn progress(&self) -> Arc<ScanProgress> {
-        self.shared.progress.clone()
+        self.scan.shared.progress.clone()
+    }
+
+    /// Whether this scan's partitions are named by a group index (a distributed scan).
+    pub fn is_split(&self) -> bool {
+        self.index.is_some()
     }
 
     fn objects(&self) -> usize {
-        match &self.plan {
-            ScanPlan::Objects { groups, .. } => groups.iter().map(Vec::len).sum(),
-            ScanPlan::Latest { objects, .. } => objects.len(),
-        }
+        self.scan.plan.groups().iter().map(Vec::len).sum()
     }
 }
 
@@ -217,11 +247,12 @@ impl DisplayAs for LakeScanExec {
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
                 f,
-                "LakeScanExec: lake={}/{}, objects={}, latest_by={}",
-                self.shared.lake.url(),
-                self.shared.folder,
+                "LakeScanExec: lake={}/{}, objects={}, latest_by={}, split={}",
+                self.scan.shared.lake.url(),
+                self.scan.shared.folder,
                 self.objects(),
-                matches!(self.plan, ScanPlan::Latest { .. })
+                matches!(self.scan.plan, ScanPlan::Latest { .. }),
+                self.is_split()
             ),
             DisplayFormatType::TreeRender => write!(f, "objects={}", self.objects()),
         }
@@ -238,7 +269,13 @@ impl ExecutionPlan for LakeScanExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
+        self.index.iter().collect()
+    }
+
+    /// The group index must reach the scan as it is: one partition per group, never
+    /// repartitioned or merged.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false; self.children().len()]
     }
 
     fn apply_expressions(
@@ -250,10 +287,27 @@ impl ExecutionPlan for LakeScanExec {
 
     fn replace_children(
         self: Arc<Self>,
-        _: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _: ReplaceChildrenOptions,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(self)
+        if children.len() != self.index.iter().len() {
+            return Err(DataFusionError::Internal(format!(
+                "LakeScanExec has {} children, given {}",
+                self.index.iter().len(),
+                children.len()
+            )));
+        }
+        let index = children.into_iter().next();
+        let properties_follow = Self::with_index(
+            PartScan {
+                shared: self.scan.shared.clone(),
+                plan: self.scan.plan.clone(),
+                limit: self.scan.limit,
+                report: self.scan.report.clone(),
+            },
+            index,
+        );
+        Ok(Arc::new(properties_follow))
     }
 
     fn with_new_children(
@@ -269,9 +323,33 @@ impl ExecutionPlan for LakeScanExec {
     fn execute(
         &self,
         partition: usize,
-        _ctx: Arc<TaskContext>,
+        ctx: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        // A reported partition counts on its own, so its report holds only its objects.
+        let stream = match &self.index {
+            // Which group this partition reads is in the index; then it reads that group.
+            Some(index) => {
+                let names = index.execute(partition, ctx)?;
+                let scan = self.scan.clone();
+                futures::stream::once(async move {
+                    let group = group_named(names, partition).await?;
+                    scan.group_stream(group)
+                })
+                .try_flatten()
+                .boxed()
+            }
+            None => self.scan.clone().group_stream(partition)?,
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.scan.shared.out_schema.clone(),
+            stream,
+        )))
+    }
+}
+
+impl PartScan {
+    /// The rows of group `group` (the `latest_by` scan has one, 0).
+    fn group_stream(self: Arc<Self>, group: usize) -> DfResult<ScanStream> {
+        // A reported group counts on its own, so its report holds only its objects.
         let shared = match &self.report {
             Some(_) => Arc::new(ScanShared {
                 progress: Arc::new(ScanProgress::default()),
@@ -279,45 +357,72 @@ impl ExecutionPlan for LakeScanExec {
             }),
             None => self.shared.clone(),
         };
+        let groups = self.plan.groups();
+        let objects = match groups.get(group) {
+            Some(g) => g.clone(),
+            None if groups.is_empty() && group == 0 => Vec::new(),
+            None => {
+                return Err(DataFusionError::Internal(format!(
+                    "LakeScanExec has no group {group}"
+                )));
+            }
+        };
         let stream = match &self.plan {
-            ScanPlan::Objects { groups, ahead } => {
-                let objects = match groups.get(partition) {
-                    Some(g) => g.clone(),
-                    None if groups.is_empty() && partition == 0 => Vec::new(),
-                    None => {
-                        return Err(DataFusionError::Internal(format!(
-                            "LakeScanExec has no partition {partition}"
-                        )));
-                    }
-                };
-                objects_stream(shared.clone(), objects, *ahead)
-            }
+            ScanPlan::Objects { ahead, .. } => objects_stream(shared.clone(), objects, *ahead),
             ScanPlan::Latest {
-                objects,
-                key_pos,
-                parallel,
-            } => {
-                if partition != 0 {
-                    return Err(DataFusionError::Internal(format!(
-                        "LakeScanExec (latest_by) has no partition {partition}"
-                    )));
-                }
-                latest_stream(shared.clone(), objects.clone(), *key_pos, *parallel)
-            }
+                key_pos, parallel, ..
+            } => latest_stream(shared.clone(), objects, *key_pos, *parallel),
         };
         let stream = match self.limit {
             Some(limit) => limit_rows(stream, limit),
             None => stream,
         };
-        let stream = match &self.report {
-            Some(to) => report_at_end(stream, shared.clone(), to.clone(), partition),
+        Ok(match &self.report {
+            Some(to) => report_at_end(stream, shared, to.clone(), group),
             None => stream,
-        };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.shared.out_schema.clone(),
-            stream,
-        )))
+        })
     }
+}
+
+/// The group index of a scan of `groups` groups: a memory table whose partition `i` is one
+/// row holding `i`.
+fn group_index(groups: usize) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "lake_group",
+        DataType::UInt32,
+        false,
+    )]));
+    let partitions = (0..groups)
+        .map(|i| {
+            let group = u32::try_from(i)
+                .map_err(|_| DataFusionError::Plan(format!("too many scan groups: {groups}")))?;
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(UInt32Array::from(vec![group]))],
+            )?;
+            Ok(vec![batch])
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&partitions, schema, None)?;
+    Ok(exec)
+}
+
+/// The group named by one partition of a group index.
+async fn group_named(mut names: SendableRecordBatchStream, partition: usize) -> DfResult<usize> {
+    while let Some(batch) = names.next().await {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let col = batch.column(0).as_any().downcast_ref::<UInt32Array>();
+        if let Some(col) = col.filter(|c| !c.is_null(0)) {
+            return Ok(col.value(0) as usize);
+        }
+        break;
+    }
+    Err(DataFusionError::Internal(format!(
+        "LakeScanExec: partition {partition} of its group index names no group"
+    )))
 }
 
 /// Ends the stream once `limit` rows have passed (the last batch cut to fit).
@@ -433,10 +538,44 @@ enum WirePlan {
         ahead: usize,
     },
     Latest {
-        objects: Vec<WireObject>,
+        groups: Vec<Vec<(usize, WireObject)>>,
         key_pos: usize,
         parallel: usize,
     },
+}
+
+impl ScanPlan {
+    /// The groups of objects, one per partition (no index) or per index entry.
+    fn groups(&self) -> &[Vec<Planned>] {
+        match self {
+            ScanPlan::Objects { groups, .. } | ScanPlan::Latest { groups, .. } => groups,
+        }
+    }
+}
+
+fn wire_groups(groups: &[Vec<Planned>]) -> Vec<Vec<(usize, WireObject)>> {
+    groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .map(|p| (p.ordinal, WireObject::of(&p.info)))
+                .collect()
+        })
+        .collect()
+}
+
+fn planned_groups(groups: Vec<Vec<(usize, WireObject)>>) -> Vec<Vec<Planned>> {
+    groups
+        .into_iter()
+        .map(|g| {
+            g.into_iter()
+                .map(|(ordinal, o)| Planned {
+                    ordinal,
+                    info: o.into_info(),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A lake as another process opens it.

@@ -33,6 +33,7 @@ use crate::error::{PrepError, Result};
 use crate::format::{InputFormat, decompress};
 use crate::json::{self, BadRecord};
 use crate::latest;
+use crate::latest_merge::{self, LatestMergeExec};
 use crate::location::{Location, hive_partitions};
 use crate::scan::{
     LakeScanExec, ReportTo, ScanPlan, WireLake, WireObject, schema_from_hex, schema_to_hex,
@@ -376,23 +377,24 @@ impl TableProvider for LakeTable {
             progress: self.progress.clone(),
             batch_size,
         });
+        let distributed = self.report_prefix.is_some();
         let plan = match key_pos {
+            // On a cluster: groups, each keeping its own objects' latest records, merged by
+            // key after a shuffle (`latest_merge.rs`).
+            Some(key_pos) if distributed => ScanPlan::Latest {
+                groups: spread(&self.objects, target),
+                key_pos,
+                parallel: 1,
+            },
             // One stream, newest object first; it decodes `target` objects at a time itself,
             // and DataFusion spreads its batches over threads for what comes after.
             Some(key_pos) => ScanPlan::Latest {
-                objects: self.objects.clone(),
+                groups: vec![planned_in_order(&self.objects)],
                 key_pos,
                 parallel: target,
             },
-            // Ballista 55 gives each task only its share of the partitions of the scans it
-            // knows (files, memory, shuffles); any other scan would run whole in every task.
-            // So a scan that runs on a cluster is one partition, which decodes `target`
-            // objects at a time, and the stages after its first shuffle are spread.
-            None if self.report_prefix.is_some() => ScanPlan::Objects {
-                groups: spread(&self.objects, 1),
-                ahead: target + 1,
-            },
-            // Fetch the next object while this one decodes.
+            // Fetch the next object while this one decodes. On a cluster the groups are
+            // spread over tasks (the scan's group index, in `scan.rs`).
             None => ScanPlan::Objects {
                 groups: spread(&self.objects, target),
                 ahead: 2,
@@ -402,7 +404,21 @@ impl TableProvider for LakeTable {
             prefix: prefix.clone(),
             scan_id: format!("{:016x}", rand::random::<u64>()),
         });
-        Ok(Arc::new(LakeScanExec::new(shared, plan, limit, report)))
+        if let (true, Some(key_pos)) = (distributed, key_pos) {
+            // Each group's candidates carry their compared key and arrival order; the merge
+            // keeps one per key and drops the two columns. No limit on a group: a row it
+            // keeps may still lose to another group's.
+            let mut shared = (*shared).clone();
+            shared
+                .columns
+                .extend([OutColumn::LatestKey(key_pos), OutColumn::Seq]);
+            let mut fields: Vec<Field> = projected.fields().iter().map(|f| (**f).clone()).collect();
+            fields.extend(latest_merge::extra_fields());
+            shared.out_schema = Arc::new(Schema::new(fields));
+            let scan = LakeScanExec::new(Arc::new(shared), plan, None, report)?;
+            return Ok(Arc::new(LatestMergeExec::try_new(Arc::new(scan))?));
+        }
+        Ok(Arc::new(LakeScanExec::new(shared, plan, limit, report)?))
     }
 }
 
@@ -449,6 +465,18 @@ fn spread(objects: &[ObjectInfo], n: usize) -> Vec<Vec<Planned>> {
         .collect()
 }
 
+/// Every object in key order, as one group.
+fn planned_in_order(objects: &[ObjectInfo]) -> Vec<Planned> {
+    objects
+        .iter()
+        .enumerate()
+        .map(|(ordinal, info)| Planned {
+            ordinal,
+            info: info.clone(),
+        })
+        .collect()
+}
+
 /// An object and its position in the table's key order (for `_seq`).
 #[derive(Debug, Clone)]
 pub(crate) struct Planned {
@@ -465,6 +493,9 @@ pub(crate) enum OutColumn {
     Row,
     /// Arrival order within the scan: the object's ordinal in key order, then the row.
     Seq,
+    /// A `latest_by` key as compared (text, spaces trimmed), by index into the decoded
+    /// columns: what a split scan's groups are merged by.
+    LatestKey(usize),
 }
 
 /// What every partition of one scan shares: where and how to decode, and the counters.
@@ -508,23 +539,16 @@ pub(crate) fn objects_stream(
 /// profile); the filtering runs beside it.
 pub(crate) fn latest_stream(
     shared: Arc<ScanShared>,
-    objects: Arc<Vec<ObjectInfo>>,
+    objects: Vec<Planned>,
     key_pos: usize,
     parallel: usize,
 ) -> ScanStream {
     let seen: latest::SharedKeySet = Default::default();
-    let newest_first: Vec<Planned> = objects
-        .iter()
-        .enumerate()
-        .rev()
-        .map(|(ordinal, info)| Planned {
-            ordinal,
-            info: info.clone(),
-        })
-        .collect();
+    let mut newest_first = objects;
+    newest_first.sort_unstable_by_key(|p| std::cmp::Reverse(p.ordinal));
     let decode = shared.clone();
     let finish_shared = shared;
-    let total_bytes: u64 = objects.iter().map(|o| o.size).sum();
+    let total_bytes: u64 = newest_first.iter().map(|p| p.info.size).sum();
     futures::stream::iter(newest_first)
         .map(move |planned| {
             let shared = decode.clone();
@@ -846,9 +870,10 @@ fn finish_batch(
     let cols = shared
         .columns
         .iter()
-        .map(|c| -> ArrayRef {
-            match c {
+        .map(|c| -> datafusion::error::Result<ArrayRef> {
+            Ok(match c {
                 OutColumn::File(i) => b.column(*i).clone(),
+                OutColumn::LatestKey(i) => latest::compared_keys(b.column(*i))?,
                 OutColumn::Partition(name) => {
                     let v = parts
                         .iter()
@@ -864,9 +889,9 @@ fn finish_batch(
                         base + row..base + row + n as i64,
                     ))
                 }
-            }
+            })
         })
-        .collect();
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new_with_options(
         shared.out_schema.clone(),
         cols,

@@ -1,10 +1,13 @@
 //! The lake table and its scan written out and read back (what a Ballista scheduler and its
 //! executors do with them) run to the same rows, bad records included: a plain multi-partition
-//! scan with source columns and a limit, and a `latest_by` scan. A distributed scan is one
-//! partition and leaves a report, which `collect_reports` reads and removes.
+//! scan with source columns and a limit, and a `latest_by` scan. A distributed scan reads the
+//! groups its group index names (cut as Ballista cuts one for a task), and each group leaves a
+//! report, which `collect_reports` reads and removes.
 
 use std::sync::Arc;
 
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, collect};
 use millrace_prep::scan::collect_reports;
 use millrace_prep::{LakeScanExec, LakeTable, Location, TableOptions};
@@ -78,7 +81,7 @@ async fn scans_read_back_from_bytes_give_the_same_rows() {
             .unwrap();
         let scan = plan.downcast_ref::<LakeScanExec>().expect("a lake scan");
         let again: Arc<dyn ExecutionPlan> =
-            Arc::new(LakeScanExec::from_bytes(&scan.to_bytes().unwrap()).unwrap());
+            Arc::new(LakeScanExec::from_bytes(&scan.to_bytes().unwrap(), &[]).unwrap());
         assert_eq!(
             plan.output_partitioning().partition_count(),
             again.output_partitioning().partition_count()
@@ -96,8 +99,10 @@ async fn scans_read_back_from_bytes_give_the_same_rows() {
         }
     }
 
-    // A distributed scan is one partition (Ballista would run any other whole in every task)
-    // and reports when it ends; the reports add up and are removed.
+    // A distributed scan names its groups in a group index, one partition per group. Cut the
+    // index down to some partitions, as Ballista cuts a memory table for a task: the scan then
+    // reads only those groups. Two tasks that share the groups read every row once, and each
+    // group reports when it ends; the reports add up and are removed.
     let mut table = LakeTable::open("raw", &loc, None, None, &TableOptions::default())
         .await
         .unwrap();
@@ -105,29 +110,35 @@ async fn scans_read_back_from_bytes_give_the_same_rows() {
     let plan = datafusion::catalog::TableProvider::scan(&table, &ctx.state(), None, &[], None)
         .await
         .unwrap();
-    assert_eq!(plan.output_partitioning().partition_count(), 1);
-    let remote: Arc<dyn ExecutionPlan> = Arc::new(
-        LakeScanExec::from_bytes(
-            &plan
-                .downcast_ref::<LakeScanExec>()
-                .unwrap()
-                .to_bytes()
-                .unwrap(),
-        )
-        .unwrap(),
-    );
-    let rows: usize = collect(remote, ctx.task_ctx())
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
+    let scan = plan.downcast_ref::<LakeScanExec>().unwrap();
+    assert!(scan.is_split());
+    assert_eq!(plan.output_partitioning().partition_count(), 3);
+    let whole = collect(plan.clone(), ctx.task_ctx()).await.unwrap();
+    let whole_rows: usize = whole.iter().map(|b| b.num_rows()).sum();
+    collect_reports(&lake, "_millrace/test-run").await.unwrap();
+    let bytes = scan.to_bytes().unwrap();
+    let index = plan.children()[0].clone();
+    let mut rows = 0;
+    for task in [vec![2], vec![0, 1]] {
+        let cut = cut_index(&index, &task);
+        let remote: Arc<dyn ExecutionPlan> =
+            Arc::new(LakeScanExec::from_bytes(&bytes, &[cut]).unwrap());
+        assert_eq!(remote.output_partitioning().partition_count(), task.len());
+        rows += collect(remote, ctx.task_ctx())
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>();
+    }
+    assert_eq!(rows, whole_rows);
     assert_eq!(
         lake.list_objects("_millrace/test-run/")
             .await
             .unwrap()
             .len(),
-        1
+        3,
+        "one report per group"
     );
     let report = collect_reports(&lake, "_millrace/test-run").await.unwrap();
     assert_eq!(report.objects, 3);
@@ -140,4 +151,89 @@ async fn scans_read_back_from_bytes_give_the_same_rows() {
         report.bad
     );
     assert!(lake.list_objects("_millrace/").await.unwrap().is_empty());
+}
+
+/// A memory table's partitions `keep`, as Ballista's task builder cuts one for a task.
+fn cut_index(index: &Arc<dyn ExecutionPlan>, keep: &[usize]) -> Arc<dyn ExecutionPlan> {
+    let exec = index
+        .downcast_ref::<DataSourceExec>()
+        .expect("a memory table");
+    let source: &dyn std::any::Any = exec.data_source().as_ref();
+    let source = source
+        .downcast_ref::<MemorySourceConfig>()
+        .expect("a memory table");
+    let kept: Vec<_> = keep
+        .iter()
+        .map(|&i| source.partitions()[i].clone())
+        .collect();
+    MemorySourceConfig::try_new_exec(&kept, source.original_schema(), None).unwrap()
+}
+
+/// A `latest_by` scan planned for a cluster is split into groups and merged by key after a
+/// repartition (which DataFusion's distribution rule puts in): the same rows as the one
+/// newest-first stream, for records updated within an object, across objects, and with keys
+/// that differ only in spaces.
+#[tokio::test]
+async fn a_split_latest_by_scan_keeps_what_the_single_stream_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expect_rows = 0;
+    for i in 0..7 {
+        let mut body = String::new();
+        for k in 0..40 {
+            // Keys 0..40 again in every object (updates), some padded, some twice in one
+            // object, and a NULL and a blank key (all kept).
+            let key = if k % 5 == 0 {
+                format!(" k{k} ")
+            } else {
+                format!("k{k}")
+            };
+            body.push_str(&format!("{{\"id\": \"{key}\", \"v\": \"{i}-{k}\"}}\n"));
+            if k % 7 == 0 {
+                body.push_str(&format!("{{\"id\": \"k{k}\", \"v\": \"{i}-{k}-again\"}}\n"));
+            }
+        }
+        body.push_str(&format!("{{\"id\": null, \"v\": \"null-{i}\"}}\n"));
+        body.push_str(&format!("{{\"id\": \"  \", \"v\": \"blank-{i}\"}}\n"));
+        expect_rows += 2;
+        write(dir.path(), &format!("raw/o-{i:02}.json"), &body);
+    }
+    expect_rows += 40;
+    let lake = lake(dir.path());
+    let loc = Location::resolve("raw", Some(&lake), &Default::default()).unwrap();
+    let options = TableOptions {
+        latest_by: Some("id".into()),
+        ..Default::default()
+    };
+    let mut answers = Vec::new();
+    for distributed in [false, true] {
+        let ctx = millrace_prep::context(&millrace_prep::EngineOptions {
+            target_partitions: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut table = LakeTable::open("raw", &loc, None, None, &options)
+            .await
+            .unwrap();
+        if distributed {
+            table.report_to("_millrace/latest-test");
+        }
+        ctx.register_table("raw", Arc::new(table)).unwrap();
+        let df = ctx.sql("SELECT id, v FROM raw ORDER BY v").await.unwrap();
+        let plan = df.clone().create_physical_plan().await.unwrap();
+        let text = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(false)
+            .to_string();
+        assert_eq!(text.contains("LatestMergeExec"), distributed, "{text}");
+        let batches = df.collect().await.unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, expect_rows);
+        answers.push(
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0].contains("| 6-7-again"), "{}", answers[0]);
+    assert!(!answers[0].contains("| 5-"), "{}", answers[0]);
 }
