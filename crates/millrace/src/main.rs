@@ -98,9 +98,12 @@ fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MILLRACE_LOG")
         .unwrap_or_else(|_| EnvFilter::new(default_filter(verbose)));
+    // Colours only on a terminal: a log redirected to a file stays plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
 }
 
