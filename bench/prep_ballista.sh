@@ -23,17 +23,15 @@
 # bench/.data/prep-ballista-runs.csv (every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 records="${1:-5000000}"
 runs="${RUNS:-3}"
 job="${JOB:-examples/jobs/churn.toml}"
 [[ -f "$job" ]] || { echo "no job file: $job" >&2; exit 1; }
-[[ "$records" =~ ^[1-9][0-9]*$ ]] || { echo "bad RECORDS: $records" >&2; exit 1; }
-bin="${BIN:-target/release/millrace}"
-if [[ ! -x "$bin" ]]; then
-  cargo build --release -p millrace
-fi
-bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+bench_count RECORDS "$records"
+bench_count RUNS "$runs"
+bin="$(bench_bin)"
 data="$PWD/bench/.data"
 lake="$data/prep-$records-ndjson"
 work="$data/prep-ballista"
@@ -49,7 +47,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_for() { for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "no '$2' in $1" >&2; cat "$1" >&2; exit 1; }
 
 sport=$(free_port)
