@@ -31,9 +31,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 /// The name of the compared-key column a split `latest_by` scan adds.
-pub const KEY_COLUMN: &str = "_latest_key";
+pub const KEY_COLUMN: &str = "_millrace_latest_key";
 /// The name of the arrival-order column a split `latest_by` scan adds.
-pub const SEQ_COLUMN: &str = "_latest_seq";
+pub const SEQ_COLUMN: &str = "_millrace_latest_seq";
 
 /// The two columns a split `latest_by` scan adds after the query's own.
 pub(crate) fn extra_fields() -> [Field; 2] {
