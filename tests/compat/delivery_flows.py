@@ -1087,19 +1087,8 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
-    ck = Checks(SUMMARY_PREFIX)
-    procs = Procs()
-    t_start = time.monotonic()
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    env = child_env()
-    os.environ.clear()
-    os.environ.update(env)  # boto3 in this process sees the same settings
-    tmp = tempfile.mkdtemp(prefix="millrace-delivery-flows-")
-    try:
+    def body(ck, procs, env, tmp):
         problems = []
         if not (os.path.isfile(args.millrace) and os.access(args.millrace, os.X_OK)):
             problems.append(f"{args.millrace} is not an executable file")
@@ -1120,34 +1109,17 @@ def main(argv):
         for key, flow in flows:
             if key not in args.flows:
                 continue
-            t0 = time.monotonic()
+            # A flow stopped early (Abort) fails and the next one still runs; each flow's
+            # processes are stopped before the next starts.
             try:
-                flow(ck, args, data, tmp, procs, env)
+                run_flow(ck, key, lambda flow=flow: flow(ck, args, data, tmp, procs, env))
             except Abort as exc:
                 note(f"flow {key} stopped early: {exc}")
-                if ck.failed == 0:
-                    ck.failed = 1
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as exc:  # noqa: BLE001 - report, go on with the next flow
-                ck.check(f"flow {key}: unexpected error", [err_text(exc)])
+                ck.failed = max(ck.failed, 1)
             finally:
                 procs.cleanup()
-            note(f"flow {key} took {time.monotonic() - t0:.1f}s")
-    except Abort as exc:
-        note(f"stopped: {exc}")
-    except KeyboardInterrupt as exc:
-        ck.check("interrupted", [f"{exc}"])
-    finally:
-        procs.cleanup()
-        if args.keep_tmp:
-            note(f"scratch kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    note(f"total {time.monotonic() - t_start:.1f}s")
-    print(ck.summary())
-    sys.stdout.flush()
-    return 0 if ck.failed == 0 else 1
+
+    return flow_main(SUMMARY_PREFIX, "millrace-delivery-flows-", args.keep_tmp, body)
 
 
 if __name__ == "__main__":
