@@ -79,6 +79,18 @@ pub struct ScanProgress {
 }
 
 impl ScanProgress {
+    /// Counters for a scan of `objects`: their number and bytes as the totals, nothing read.
+    fn for_objects(objects: &[ObjectInfo]) -> Self {
+        let progress = Self::default();
+        progress
+            .objects_total
+            .store(objects.len() as u64, Ordering::Relaxed);
+        progress
+            .bytes_total
+            .store(objects.iter().map(|o| o.size).sum(), Ordering::Relaxed);
+        progress
+    }
+
     fn add_bad(&self, bad: Vec<BadRecord>) {
         if bad.is_empty() {
             return;
@@ -184,13 +196,7 @@ impl LakeTable {
             fields.push(Field::new(ROW_COLUMN, DataType::Int64, false));
             fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
         }
-        let progress = Arc::new(ScanProgress::default());
-        progress
-            .objects_total
-            .store(objects.len() as u64, Ordering::Relaxed);
-        progress
-            .bytes_total
-            .store(objects.iter().map(|o| o.size).sum(), Ordering::Relaxed);
+        let progress = Arc::new(ScanProgress::for_objects(&objects));
         Ok(Self {
             name: name.to_owned(),
             lake: location.lake.clone(),
@@ -264,13 +270,7 @@ impl LakeTable {
         let wire: WireTable =
             serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let objects: Vec<ObjectInfo> = wire.objects.into_iter().map(|o| o.into_info()).collect();
-        let progress = Arc::new(ScanProgress::default());
-        progress
-            .objects_total
-            .store(objects.len() as u64, Ordering::Relaxed);
-        progress
-            .bytes_total
-            .store(objects.iter().map(|o| o.size).sum(), Ordering::Relaxed);
+        let progress = Arc::new(ScanProgress::for_objects(&objects));
         Ok(Self {
             name: wire.name,
             lake: wire.lake.open()?,
