@@ -1,6 +1,7 @@
 //! The client side: a DataFusion session whose queries run on a Ballista cluster, planned with
 //! prep's settings and the lake codecs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ballista::prelude::SessionContextExt;
@@ -10,6 +11,7 @@ use millrace_prep::EngineOptions;
 
 use crate::cluster::{session_config, split_host_port};
 use crate::error::{ClusterError, Result};
+use crate::results::CheckedPlanner;
 
 /// The scheme of an engine URL that names a Ballista scheduler.
 pub const SCHEME: &str = "ballista://";
@@ -54,7 +56,10 @@ pub async fn context(engine: &str, opts: &EngineOptions) -> Result<SessionContex
             });
         }
     }
-    let config = millrace_prep::engine::configure(session_config(), opts);
+    // Pull mode: the client polls the job's status. Ballista's push mode keeps the first job id
+    // a query ran under, and `results` runs a query again when its result list is unsound.
+    let config = millrace_prep::engine::configure(session_config(), opts)
+        .set_bool(ballista_core::config::BALLISTA_CLIENT_PULL, true);
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
@@ -63,7 +68,14 @@ pub async fn context(engine: &str, opts: &EngineOptions) -> Result<SessionContex
         .await
         .map_err(ClusterError::ballista)?;
     // Ballista's session brings DataFusion's functions back; prep's go over them again.
-    let mut state = ctx.state();
+    let state = ctx.state();
+    let planner = CheckedPlanner {
+        inner: state.query_planner().clone(),
+        scheduler,
+    };
+    let mut state = SessionStateBuilder::new_from_existing(state)
+        .with_query_planner(Arc::new(planner))
+        .build();
     millrace_prep::engine::register_functions(&mut state);
     Ok(SessionContext::new_with_state(state))
 }

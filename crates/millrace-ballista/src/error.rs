@@ -20,6 +20,21 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cluster job {job} finished, but its result could not be read as the scheduler lists \
+         it, {attempts} runs in a row; the last time: {problem}. Nothing was read from it: \
+         check the executors (`millrace ballista executor`) and run the job again"
+    )]
+    ResultLost {
+        job: String,
+        attempts: usize,
+        problem: String,
+    },
+    #[error(
+        "reading cluster job {job}'s result from the executors: {message} (an executor may \
+         have stopped after the job finished; run the job again)"
+    )]
+    ResultRead { job: String, message: String },
     #[error("Ballista: {0}")]
     Ballista(String),
     #[error(transparent)]

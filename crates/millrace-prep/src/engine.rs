@@ -125,7 +125,7 @@ pub async fn run_statements(
 ) -> Result<(Option<DataFrame>, usize)> {
     let statements = DFParser::parse_sql(sql).map_err(|e| PrepError::DataFusion {
         context: format!("{origin}, statement {first_number}"),
-        source: e,
+        error: e,
     })?;
     let mut last = None;
     let mut n = first_number;

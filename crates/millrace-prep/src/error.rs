@@ -7,12 +7,13 @@ use millrace_lake::LakeError;
 pub enum PrepError {
     #[error(transparent)]
     Lake(#[from] LakeError),
-    // The source is part of the message and deliberately not a `#[source]`: DataFusion's
-    // errors repeat their own causes, and a report walking the chain would print them twice.
-    #[error("{context}: {source}")]
+    // The cause is part of the message and deliberately not a source (thiserror would take a
+    // field named `source` as one): DataFusion's errors repeat their own causes, and a report
+    // walking the chain would print them again.
+    #[error("{context}: {error}")]
     DataFusion {
         context: String,
-        source: DataFusionError,
+        error: DataFusionError,
     },
     #[error("{object}: byte {offset}: {message}")]
     Decode {
@@ -40,14 +41,14 @@ pub enum PrepError {
 impl PrepError {
     pub(crate) fn df(context: impl Into<String>) -> impl FnOnce(DataFusionError) -> Self {
         let context = context.into();
-        move |source| Self::DataFusion { context, source }
+        move |error| Self::DataFusion { context, error }
     }
 }
 
 impl From<PrepError> for DataFusionError {
     fn from(e: PrepError) -> Self {
         match e {
-            PrepError::DataFusion { source, .. } => source,
+            PrepError::DataFusion { error, .. } => error,
             other => DataFusionError::External(Box::new(other)),
         }
     }

@@ -371,7 +371,7 @@ impl JobRun {
                 partition_by: o.partition_by.clone(),
             };
             writer.write(df, dataset).await.map_err(|e| match e {
-                PrepError::DataFusion { source, .. } => PrepError::DataFusion { context, source },
+                PrepError::DataFusion { error, .. } => PrepError::DataFusion { context, error },
                 other => other,
             })?;
         }
