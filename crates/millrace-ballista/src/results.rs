@@ -11,7 +11,9 @@
 //! asks the scheduler for the job's result list and checks it: no partition listed twice,
 //! every executor holding one answers, the first read succeeds. When the check fails, it runs
 //! the job again (by then the scheduler has dropped the lost executor), up to
-//! [`ATTEMPTS`] times in all, and then fails with [`ClusterError::ResultLost`].
+//! [`ATTEMPTS`] times in all, and then fails with [`ClusterError::ResultLost`]. A read that
+//! breaks after rows were passed on is a [`RunAgain`] error: prep then runs the output's query
+//! again from the start.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -38,6 +40,7 @@ use datafusion::physical_plan::{
 use datafusion_proto::protobuf::LogicalPlanNode;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use millrace_prep::RunAgain;
 
 use crate::error::ClusterError;
 
@@ -181,11 +184,14 @@ async fn checked_rows(
         };
         match check(&scheduler, &job, first.as_ref()).await {
             Verdict::Sound => {
+                // Rows have been passed on: only the caller can start over (prep does).
                 let read = move |e: DataFusionError| {
-                    DataFusionError::External(Box::new(ClusterError::ResultRead {
-                        job: job.clone(),
-                        message: e.to_string(),
-                    }))
+                    DataFusionError::External(Box::new(RunAgain(Box::new(
+                        ClusterError::ResultRead {
+                            job: job.clone(),
+                            message: e.to_string(),
+                        },
+                    ))))
                 };
                 return Ok(futures::stream::iter(first)
                     .chain(rows)

@@ -54,4 +54,26 @@ impl From<PrepError> for DataFusionError {
     }
 }
 
+/// An engine's error meaning that the query's rows so far are void and running it again from
+/// the start may succeed: a cluster lost part of a finished job's result while it was read.
+/// Prep runs such an output's query again (up to [`crate::run::QUERY_RUNS`] runs in all) before
+/// it fails; the parts the broken run wrote are deleted first.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct RunAgain(pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Whether `e` is, or wraps, a [`RunAgain`].
+pub fn asks_to_run_again(e: &DataFusionError) -> bool {
+    match e {
+        DataFusionError::External(b) => {
+            b.is::<RunAgain>()
+                || b.downcast_ref::<DataFusionError>()
+                    .is_some_and(asks_to_run_again)
+        }
+        DataFusionError::Context(_, inner) => asks_to_run_again(inner),
+        DataFusionError::Shared(inner) => asks_to_run_again(inner),
+        _ => false,
+    }
+}
+
 pub type Result<T, E = PrepError> = std::result::Result<T, E>;

@@ -33,7 +33,7 @@ pub mod trim;
 
 pub use dataset::DatasetWriter;
 pub use engine::{EngineOptions, context, read_only, run_statements};
-pub use error::{PrepError, Result};
+pub use error::{PrepError, Result, RunAgain, asks_to_run_again};
 pub use format::InputFormat;
 pub use job::Job;
 pub use latest_merge::LatestMergeExec;

@@ -11,7 +11,7 @@ use millrace_lake::{Lake, ObjectInfo, S3Options};
 
 use crate::dataset::{self, DatasetWriter};
 use crate::engine::{self, EngineOptions};
-use crate::error::{PrepError, Result};
+use crate::error::{PrepError, Result, asks_to_run_again};
 use crate::job::Job;
 use crate::location::Location;
 use crate::manifest::{InputObject, MANIFEST, Manifest};
@@ -343,6 +343,10 @@ impl JobRun {
     }
 }
 
+/// Runs of an output's query, the first included, while its engine asks for it to be run again
+/// ([`crate::RunAgain`]: a cluster lost part of a finished job's result while it was read).
+pub const QUERY_RUNS: usize = 3;
+
 impl JobRun {
     /// Writes every output's parts (not yet committed) into `written`, one writer per output
     /// in job order, each pushed before it writes.
@@ -360,20 +364,35 @@ impl JobRun {
                 path: self.origin.clone(),
                 message: format!("output {} has no query", i + 1),
             })?;
-            written.push(DatasetWriter::new(
-                loc.lake.clone(),
-                loc.folder(),
-                run_id.to_owned(),
-            ));
-            let dataset = written.last_mut().expect("just pushed");
             let writer = ResultWriter {
                 format: o.format,
                 partition_by: o.partition_by.clone(),
             };
-            writer.write(df, dataset).await.map_err(|e| match e {
-                PrepError::DataFusion { error, .. } => PrepError::DataFusion { context, error },
-                other => other,
-            })?;
+            for run in 1..=QUERY_RUNS {
+                written.push(DatasetWriter::new(
+                    loc.lake.clone(),
+                    loc.folder(),
+                    run_id.to_owned(),
+                ));
+                let dataset = written.last_mut().expect("just pushed");
+                match writer.write(df.clone(), dataset).await {
+                    Ok(()) => break,
+                    Err(PrepError::DataFusion { error, .. })
+                        if run < QUERY_RUNS && asks_to_run_again(&error) =>
+                    {
+                        tracing::warn!(
+                            "{context}: {error}; running its query again (run {} of \
+                             {QUERY_RUNS})",
+                            run + 1
+                        );
+                        written.pop().expect("just pushed").abort().await;
+                    }
+                    Err(PrepError::DataFusion { error, .. }) => {
+                        return Err(PrepError::DataFusion { context, error });
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
         }
         Ok(())
     }

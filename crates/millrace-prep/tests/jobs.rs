@@ -455,3 +455,112 @@ table = "latest"
         want.values().sum::<i64>()
     );
 }
+
+/// A job whose output query reads `flaky(n)`: a function that fails with [`RunAgain`] on the
+/// calls `fail_on` names (0 is the first), the way a cluster's result read breaks off.
+async fn run_with_flaky(
+    dir: &Path,
+    fail_on: fn(usize) -> bool,
+) -> (Result<millrace_prep::JobReport, String>, usize) {
+    use datafusion::arrow::array::ArrayRef;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use millrace_prep::RunAgain;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let job_path = dir.join("flaky.toml");
+    std::fs::write(
+        &job_path,
+        r#"
+[[input]]
+table = "ev"
+path = "raw/events"
+format = "ndjson"
+
+[[output]]
+path = "curated/flaky"
+query = "SELECT id, flaky(CAST(n AS BIGINT)) AS n FROM ev"
+"#,
+    )
+    .unwrap();
+    let lake_dir = dir.join("lake");
+    for (i, key) in [
+        "raw/events/1.json",
+        "raw/events/2.json",
+        "raw/events/3.json",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let i = i as i64;
+        events(&lake_dir, key, i * 100..i * 100 + 100);
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let flaky = create_udf(
+        "flaky",
+        vec![DataType::Int64],
+        DataType::Int64,
+        Volatility::Volatile,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let call = counter.fetch_add(1, Ordering::SeqCst);
+            if fail_on(call) {
+                let lost = std::io::Error::other("the executor holding partition 1 is gone");
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    RunAgain(Box::new(lost)),
+                )));
+            }
+            let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(args)?;
+            Ok(ColumnarValue::Array(arrays[0].clone()))
+        }),
+    );
+    let job = Job::load(&job_path).unwrap();
+    let opts = RunOptions {
+        default_lake: Some(lake_dir.display().to_string()),
+        target_partitions: Some(1),
+        ..Default::default()
+    };
+    let run = JobRun::prepare(job, &job_path.display().to_string(), &opts)
+        .await
+        .unwrap();
+    let ctx = millrace_prep::context(run.engine_options()).unwrap();
+    ctx.register_udf(flaky);
+    let result = run.execute_on(ctx).await.map_err(|e| e.to_string());
+    (result, calls.load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn an_output_whose_engine_asks_to_run_again_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The second batch fails: the first batch's rows were already handed to the writer.
+    let (result, calls) = run_with_flaky(dir.path(), |call| call == 1).await;
+    let report = result.expect("the second run succeeds");
+    assert!(calls > 3, "the query ran twice: {calls} calls");
+    assert_eq!(report.outputs[0].rows, 300);
+    let lake = lake(&dir.path().join("lake"));
+    let (b, _) = query(
+        Some(&lake),
+        &[("f", "curated/flaky", None)],
+        &TableOptions::default(),
+        "SELECT count(*), count(DISTINCT id), sum(n) FROM f",
+    )
+    .await
+    .unwrap();
+    assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 300);
+    assert_eq!(b[0].column(1).as_primitive::<Int64Type>().value(0), 300);
+    assert_eq!(
+        b[0].column(2).as_primitive::<Int64Type>().value(0),
+        (0..300).sum::<i64>()
+    );
+
+    // An engine that asks every time: three runs, then the error, and nothing written.
+    let dir = tempfile::tempdir().unwrap();
+    let (result, calls) = run_with_flaky(dir.path(), |_| true).await;
+    let e = result.expect_err("every run breaks off");
+    assert!(
+        e.contains("flaky.toml, output 1") && e.contains("is gone"),
+        "{e}"
+    );
+    assert_eq!(calls, millrace_prep::run::QUERY_RUNS, "one call per run");
+    assert!(!dir.path().join("lake/curated/flaky").exists());
+}
