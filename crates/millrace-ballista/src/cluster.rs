@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
@@ -123,7 +124,13 @@ pub async fn scheduler(
         .with_port(addr.port())
         .with_override_session_builder(Arc::new(scheduler_session))
         .with_override_config_producer(Arc::new(session_config))
-        .with_remove_executor_wait_secs(0);
+        .with_remove_executor_wait_secs(0)
+        // Executors ask for work (every 50 ms when idle). In Ballista 55's push mode the
+        // scheduler counts each executor's free slots, and a task whose stage was rolled back
+        // while it ran (its input was lost with another executor) never gives its slots back:
+        // the executor looks full for good and the job waits forever (seen: 1 in 16 runs with
+        // an executor killed).
+        .with_scheduler_policy(TaskSchedulingPolicy::PullStaged);
     config.bind_host = addr.ip().to_string();
     config.executor_timeout_seconds = timeout;
     config.no_executors_grace_period_seconds = timeout;
@@ -163,6 +170,8 @@ pub async fn executor(opts: ExecutorOptions) -> Result<()> {
         override_logical_codec: Some(codec::logical()),
         override_physical_codec: Some(codec::physical()),
         override_config_producer: Some(Arc::new(session_config)),
+        // The scheduler's policy (`scheduler` above): they must agree.
+        task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
         ..Default::default()
     };
     if let Some(n) = opts.concurrent_tasks {
