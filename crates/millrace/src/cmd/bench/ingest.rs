@@ -7,7 +7,7 @@
 //! load clients, which share its two cores here, do not hash the same 400 KB again per call,
 //! as clients on their own machines would not cost it anything.
 
-use super::{Load, LocalServer, call, create_stream, write_load};
+use super::{CpuMeter, Load, LocalServer, call, create_stream, write_load};
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,6 +31,10 @@ struct Outcome {
     read_seconds: f64,
     read_records_per_s: f64,
     read_mb_per_s: f64,
+    /// CPU microseconds per record written, during the write load: the server's (a local
+    /// server only) and the load clients' (this process).
+    server_cpu_us_per_record: Option<f64>,
+    client_cpu_us_per_record: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -88,7 +92,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     let mut server = None;
     let mut targets = Vec::new();
     match &args.endpoint_url {
-        Some(url) => targets.push(("target".to_owned(), url.clone(), false)),
+        Some(url) => targets.push(("target".to_owned(), url.clone(), false, None)),
         None => {
             let s = LocalServer::start(None)?;
             eprintln!(
@@ -96,9 +100,14 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
                 s.url,
                 s.dir.display()
             );
-            targets.push(("millrace".to_owned(), s.url.clone(), false));
+            targets.push(("millrace".to_owned(), s.url.clone(), false, Some(s.pid())));
             if args.encrypt {
-                targets.push(("millrace+sealed".to_owned(), s.url.clone(), true));
+                targets.push((
+                    "millrace+sealed".to_owned(),
+                    s.url.clone(),
+                    true,
+                    Some(s.pid()),
+                ));
             }
             server = Some(s);
         }
@@ -116,7 +125,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         } else {
             "millrace+auth"
         };
-        targets.push((name.to_owned(), url, false));
+        targets.push((name.to_owned(), url, false, Some(s.pid())));
         if args.tls {
             let pem = std::fs::read(s.tls_cert()).context("reading the server's certificate")?;
             trust = Some(reqwest::Certificate::from_pem(&pem)?);
@@ -127,7 +136,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         let (name, url) = p
             .split_once('=')
             .with_context(|| format!("--peer {p:?}: expected NAME=URL"))?;
-        targets.push((name.to_owned(), url.to_owned(), false));
+        targets.push((name.to_owned(), url.to_owned(), false, None));
     }
     let mut http = reqwest::Client::builder().pool_max_idle_per_host(args.clients * 2);
     if let Some(cert) = trust {
@@ -142,7 +151,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         }
         let mut results = vec![None; targets.len()];
         for i in order {
-            let (name, url, encrypt) = &targets[i];
+            let (name, url, encrypt, pid) = &targets[i];
             eprintln!(
                 "{name}{}: {} clients x PutRecords of {} x ~{} B records into {} shards for {}s",
                 round_label(round, args.rounds),
@@ -152,7 +161,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
                 args.reshard_to.unwrap_or(args.shards),
                 args.seconds
             );
-            let r = run_target(&http, name, url, *encrypt, &args)
+            let r = run_target(&http, (name, url, *pid), *encrypt, &args)
                 .await
                 .with_context(|| format!("benchmarking {name} at {url}"))?;
             results[i] = Some(r);
@@ -199,7 +208,7 @@ fn round_label(round: u32, rounds: u32) -> String {
 /// One round's table, and each peer's ratio to the first target.
 fn print_results(results: &[Outcome]) {
     println!(
-        "{:<12} {:>12} {:>9} {:>9} {:>9} {:>12} {:>9} {:>8}",
+        "{:<12} {:>12} {:>9} {:>9} {:>9} {:>12} {:>9} {:>8} {:>14} {:>14}",
         "target",
         "write rec/s",
         "write MB/s",
@@ -207,11 +216,13 @@ fn print_results(results: &[Outcome]) {
         "p99 ms",
         "read rec/s",
         "read MB/s",
-        "failed"
+        "failed",
+        "server µs/rec",
+        "client µs/rec"
     );
     for r in results {
         println!(
-            "{:<12} {:>12.0} {:>9.1} {:>9.2} {:>9.2} {:>12.0} {:>9.1} {:>8}",
+            "{:<12} {:>12.0} {:>9.1} {:>9.2} {:>9.2} {:>12.0} {:>9.1} {:>8} {:>14} {:>14}",
             r.target,
             r.write_records_per_s,
             r.write_mb_per_s,
@@ -219,7 +230,9 @@ fn print_results(results: &[Outcome]) {
             r.put_p99_ms,
             r.read_records_per_s,
             r.read_mb_per_s,
-            r.failed_records
+            r.failed_records,
+            micros(r.server_cpu_us_per_record),
+            micros(r.client_cpu_us_per_record)
         );
     }
     if let Some((first, peers)) = results.split_first() {
@@ -235,6 +248,11 @@ fn print_results(results: &[Outcome]) {
     }
 }
 
+/// A CPU figure in µs with two decimals, `-` where it was not measured.
+fn micros(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
+}
+
 /// Each target's median over the rounds, and the median of each peer's per-round cost
 /// against the first target (1 - peer/first: what the peer's extra work costs).
 fn print_medians(rounds: &[Vec<Outcome>]) {
@@ -247,6 +265,16 @@ fn print_medians(rounds: &[Vec<Outcome>]) {
             "{:<18} write {write:>10.0} rec/s, read {read:>10.0} rec/s",
             rounds[0][t].target
         );
+        let cpu = |f: fn(&Outcome) -> Option<f64>| {
+            let v: Vec<f64> = rounds.iter().filter_map(|r| f(&r[t])).collect();
+            (v.len() == rounds.len()).then(|| median(v.into_iter()))
+        };
+        if let (Some(server), Some(client)) = (
+            cpu(|o| o.server_cpu_us_per_record),
+            cpu(|o| o.client_cpu_us_per_record),
+        ) {
+            print!(", CPU a record written: server {server:.2} µs, clients {client:.2} µs");
+        }
         if t > 0 {
             let cost = |f: fn(&Outcome) -> f64| {
                 median(
@@ -261,6 +289,21 @@ fn print_medians(rounds: &[Vec<Outcome>]) {
                 cost(|o| o.write_records_per_s),
                 cost(|o| o.read_records_per_s)
             );
+            // What the extra CPU a record costs in throughput where the server and the
+            // clients share the cores: less noisy than the rates, which move with the
+            // machine's state from round to round.
+            let total =
+                |o: &Outcome| Some(o.server_cpu_us_per_record? + o.client_cpu_us_per_record?);
+            let per_round: Option<Vec<f64>> = rounds
+                .iter()
+                .map(|r| Some(100.0 * (1.0 - total(&r[0])? / total(&r[t])?)))
+                .collect();
+            if let Some(v) = per_round {
+                print!(
+                    " (from CPU a record written: {:.1}%)",
+                    median(v.into_iter())
+                );
+            }
         }
         println!();
     }
@@ -308,10 +351,10 @@ async fn reshard(
     bail!("{url}: stream {stream} did not reach {target} open shards within 60 s")
 }
 
+/// One target's load: `(name, url, the server's pid when it is a local child)`.
 async fn run_target(
     http: &reqwest::Client,
-    name: &str,
-    url: &str,
+    (name, url, pid): (&str, &str, Option<u32>),
     encrypt: bool,
     args: &BenchIngestArgs,
 ) -> anyhow::Result<Outcome> {
@@ -329,6 +372,7 @@ async fn run_target(
     if let Some(target) = args.reshard_to {
         reshard(http, url, &stream, target).await?;
     }
+    let cpu = CpuMeter::start(pid);
     let load = write_load(
         http,
         url,
@@ -348,6 +392,7 @@ async fn run_target(
         load.latency_us,
         load.seconds,
     );
+    let (server_cpu, client_cpu) = cpu.per_record(written);
     eprintln!("{name}: wrote {written} records, reading them back");
 
     let shards = call(
@@ -432,5 +477,7 @@ async fn run_target(
         read_seconds,
         read_records_per_s: read as f64 / read_seconds,
         read_mb_per_s: bytes_read as f64 / read_seconds / 1e6,
+        server_cpu_us_per_record: server_cpu,
+        client_cpu_us_per_record: client_cpu,
     })
 }

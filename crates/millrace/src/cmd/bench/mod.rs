@@ -38,7 +38,10 @@ pub enum BenchCommand {
     ///
     /// Without --endpoint-url it starts `millrace up` on a free loopback port with a fresh
     /// data directory (default fsync policy) and measures that. Each --peer is measured with
-    /// the same load in the same run, and the table shows the ratio.
+    /// the same load in the same run, and the table shows the ratio. For the servers it
+    /// starts itself (and on Linux), each row also shows the CPU a written record cost the
+    /// server and the load clients (this process), read from /proc over the write load: with
+    /// both on the same cores, that is what the throughput follows.
     Ingest(BenchIngestArgs),
     /// Delivery throughput (NDJSON, Parquet+zstd) under ingest load, and freshness (time from
     /// PutRecord acknowledgement to the record being readable in the lake) at buffer
@@ -93,7 +96,57 @@ struct LocalServer {
     owned: Option<PathBuf>,
 }
 
+/// CPU seconds (user and system, every thread) process `pid` has used so far, from
+/// `/proc/PID/stat`: `None` where there is no procfs (not Linux) or the process is gone.
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf reads a constant of the running system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks / per_second as f64)
+}
+
+/// CPU time used over a stretch of work, by a server process and by this one (the load
+/// clients), per record: what a record costs each side, however the two share the cores.
+struct CpuMeter {
+    server: Option<u32>,
+    start: (Option<f64>, Option<f64>),
+}
+
+impl CpuMeter {
+    /// Starts measuring `server` (a local child's pid; `None` for a peer we cannot see) and
+    /// this process.
+    fn start(server: Option<u32>) -> Self {
+        let start = (server.and_then(|p| cpu_seconds(Some(p))), cpu_seconds(None));
+        Self { server, start }
+    }
+
+    /// Microseconds of CPU per record since `start`, for the server and for the clients.
+    fn per_record(&self, records: u64) -> (Option<f64>, Option<f64>) {
+        let per = |now: Option<f64>, then: Option<f64>| {
+            let used = now? - then?;
+            (records > 0).then(|| used * 1e6 / records as f64)
+        };
+        (
+            per(self.server.and_then(|p| cpu_seconds(Some(p))), self.start.0),
+            per(cpu_seconds(None), self.start.1),
+        )
+    }
+}
+
 impl LocalServer {
+    /// The server process's id.
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `millrace up` (with `config`, whose relative lake paths land in the fresh data
     /// directory) on free loopback ports and waits for both ready lines.
     fn start(config: Option<&Path>) -> anyhow::Result<Self> {
@@ -440,4 +493,44 @@ fn make_body(stream: &str, records: usize, record_bytes: usize, salt: usize) -> 
         .collect();
     let body = serde_json::to_vec(&json!({"StreamName": stream, "Records": recs})).expect("json");
     (body, data_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_for_this_process_and_grows_with_work() {
+        let Some(before) = cpu_seconds(None) else {
+            return; // no procfs: nothing to read
+        };
+        let meter = CpuMeter::start(Some(std::process::id()));
+        // Work until this process has used 0.2 s more CPU (other tests share the cores, so
+        // wall time says little); a reading that never grows fails at the deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut x = 1u64;
+        loop {
+            for _ in 0..1_000_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            let now = cpu_seconds(None).expect("still readable");
+            if now - before >= 0.2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "CPU time stayed at {now}"
+            );
+        }
+        std::hint::black_box(x);
+        let (server, client) = meter.per_record(1000);
+        // The "server" here is this process too: both saw at least the same 0.2 s.
+        let (server, client) = (server.expect("measured"), client.expect("measured"));
+        assert!(
+            server >= 200.0 && client >= 200.0,
+            "{server} {client} µs a record"
+        );
+        assert_eq!(meter.per_record(0), (None, None));
+        assert_eq!(cpu_seconds(Some(u32::MAX)), None, "no such process");
+    }
 }
