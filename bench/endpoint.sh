@@ -7,13 +7,16 @@
 #
 #   bench/endpoint.sh [RATES] [DURATION]     (default 1000,2000,5000,10000 and 10s)
 #
-# Environment: MILLRACE_BIN (skip the release build), PEER_RATES (default 250,500,1000,2000),
-# TELCO_CSV. The load generator runs on the same 2 cores as the server it measures.
+# Environment: MILLRACE_BIN (skip the release build), PEER_RATES (default 250,500,1000,2000;
+# empty: millrace alone), QUERY (added to millrace's URL, e.g. `explain=all` for every
+# prediction's contributions), TELCO_CSV. The load generator runs on the same 2 cores as the
+# server it measures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rates="${1:-1000,2000,5000,10000}"
 duration="${2:-10s}"
-peer_rates="${PEER_RATES:-250,500,1000,2000}"
+peer_rates="${PEER_RATES-250,500,1000,2000}"
+query="${QUERY:+?$QUERY}"
 csv="${TELCO_CSV:-../shared/data/telco-customer-churn.csv}"
 csv="$(cd "$(dirname "$csv")" && pwd)/$(basename "$csv")"
 venv=bench/.venv-endpoint
@@ -40,15 +43,19 @@ wait_ping() {
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-"$bin" --data-dir "$work/data" train --data "$csv" --target Churn --name churn >/dev/null
+"$bin" --data-dir "$work/data" train --data "$csv" --target Churn --name churn 2>&1 |
+  grep -E '^(ensemble of|left out)' || true
 port=$(free_port)
 "$bin" --data-dir "$work/data" endpoint --model churn --addr "127.0.0.1:$port" >"$work/millrace.log" 2>&1 &
 pids+=($!)
 wait_ping "http://127.0.0.1:$port"
-echo "== millrace endpoint (ensemble of the quick build), $rates req/s, $duration each"
-"$bin" bench endpoint --url "http://127.0.0.1:$port/invocations" --csv "$csv" --drop-column Churn \
+echo "== millrace endpoint (ensemble of the quick build${query:+, $query}), $rates req/s, $duration each"
+"$bin" bench endpoint --url "http://127.0.0.1:$port/invocations$query" --csv "$csv" --drop-column Churn \
   --rates "$rates" --duration "$duration" --json >"$work/millrace.json"
 kill "${pids[0]}"
+mkdir -p bench/.data
+cp "$work/millrace.json" bench/.data/endpoint-millrace.json
+[[ -n "$peer_rates" ]] || exit 0
 
 peer_port=$(free_port)
 CHURN_CSV="$csv" "$venv/bin/uvicorn" --app-dir bench/peers endpoint_fastapi:app --host 127.0.0.1 \

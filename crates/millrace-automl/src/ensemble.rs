@@ -164,6 +164,129 @@ pub fn select(task: &Task, blend: Blend, y: &[f64], oof: &[&[f64]], rounds: usiz
     counts.iter().map(|c| *c as f64 / total).collect()
 }
 
+/// Each row's loss, whose mean [`loss`] is (squared errors for regression, whose mean's root
+/// is the RMSE).
+pub fn row_losses(task: &Task, y: &[f64], p: &[f64]) -> Vec<f64> {
+    let eps = 1e-15;
+    match task {
+        Task::Binary { .. } => y
+            .iter()
+            .zip(p)
+            .map(|(t, p)| {
+                let p = p.clamp(eps, 1.0 - eps);
+                if *t == 1.0 { -p.ln() } else { -(1.0 - p).ln() }
+            })
+            .collect(),
+        Task::Multiclass { classes } => {
+            let k = classes.len().max(1);
+            y.iter()
+                .enumerate()
+                .map(|(i, c)| -p[i * k + *c as usize].clamp(eps, 1.0 - eps).ln())
+                .collect()
+        }
+        Task::Regression => y.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).collect(),
+    }
+}
+
+/// A member is worth trying to drop when it is at least this share of the ensemble's size.
+const COSTLY_SHARE: f64 = 0.1;
+
+/// The ensemble after [`simplify`]: weights per candidate, and the candidates dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simplified {
+    pub weights: Vec<f64>,
+    pub dropped: Vec<usize>,
+    /// The simpler ensemble's mean out-of-fold loss increase per row, and its standard error
+    /// (zeros when nothing was dropped).
+    pub increase: (f64, f64),
+}
+
+/// Makes an ensemble that is large to explain smaller, where that costs no more than the noise
+/// of the folds: while its size (`size` per candidate: the nodes an explanation walks, see
+/// `FittedModel::size`) is over `budget`, the largest member that is at least a tenth of it is
+/// left out and the ensemble selected again without it; the smaller ensemble is kept when its
+/// out-of-fold loss is within one standard error of the selected ensemble's (the standard
+/// error of the per-row loss difference, paired on the same rows): the one-standard-error rule
+/// of Breiman et al. for pruning trees and of glmnet's `lambda.1se`.
+pub fn simplify(
+    task: &Task,
+    blend: Blend,
+    y: &[f64],
+    oof: &[&[f64]],
+    weights: Vec<f64>,
+    size: &[usize],
+    budget: usize,
+) -> Simplified {
+    let members = |w: &[f64]| -> Vec<(f64, &[f64])> {
+        w.iter()
+            .zip(oof)
+            .filter(|(w, _)| **w > 0.0)
+            .map(|(w, p)| (*w, *p))
+            .collect()
+    };
+    let cost = |w: &[f64]| -> usize {
+        w.iter()
+            .zip(size)
+            .filter(|(w, _)| **w > 0.0)
+            .map(|(_, s)| s)
+            .sum()
+    };
+    let best = row_losses(task, y, &combine(task, blend, &members(&weights)));
+    let mut order: Vec<usize> = (0..oof.len()).collect();
+    order.sort_by_key(|&j| std::cmp::Reverse(size[j]));
+    let mut current = weights;
+    let mut left_out = vec![false; oof.len()];
+    let mut dropped = Vec::new();
+    let mut increase = (0.0, 0.0);
+    for j in order {
+        let total = cost(&current);
+        if total <= budget {
+            break;
+        }
+        if current[j] == 0.0 || (size[j] as f64) < COSTLY_SHARE * total as f64 {
+            continue;
+        }
+        left_out[j] = true;
+        let kept: Vec<usize> = (0..oof.len()).filter(|&i| !left_out[i]).collect();
+        let sub: Vec<&[f64]> = kept.iter().map(|&i| oof[i]).collect();
+        let mut trial = vec![0.0; oof.len()];
+        for (i, w) in kept.iter().zip(select(task, blend, y, &sub, ROUNDS)) {
+            trial[*i] = w;
+        }
+        let rows = row_losses(task, y, &combine(task, blend, &members(&trial)));
+        let (mean, se) = paired_increase(&best, &rows);
+        if cost(&trial) < total && mean <= se {
+            current = trial;
+            dropped.push(j);
+            increase = (mean, se);
+        } else {
+            left_out[j] = false;
+        }
+    }
+    Simplified {
+        weights: current,
+        dropped,
+        increase,
+    }
+}
+
+/// The mean of `trial − best` per row and its standard error; an infinite mean when there
+/// are too few rows to tell, or the losses are not finite.
+fn paired_increase(best: &[f64], trial: &[f64]) -> (f64, f64) {
+    let n = best.len();
+    if n < 2 || trial.len() != n {
+        return (f64::INFINITY, 0.0);
+    }
+    let d: Vec<f64> = trial.iter().zip(best).map(|(t, b)| t - b).collect();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
+    if mean.is_finite() && var.is_finite() {
+        (mean, (var / n as f64).sqrt())
+    } else {
+        (f64::INFINITY, 0.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +348,71 @@ mod tests {
         assert_eq!(
             select(&binary, Blend::Logit, &y, &[&bad, &good], ROUNDS),
             vec![0.0, 1.0]
+        );
+    }
+
+    fn noisy(rng: &mut crate::rng::Rng, y: &[f64], sd: f64) -> Vec<f64> {
+        y.iter()
+            .map(|v| {
+                let (u, w) = (rng.unit().max(1e-12), rng.unit());
+                v + sd * (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * w).cos()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simplify_drops_a_large_member_only_when_it_does_not_earn_its_place() {
+        let mut rng = crate::rng::Rng::new(7);
+        let task = Task::Regression;
+        let y: Vec<f64> = (0..400).map(|i| (i % 37) as f64).collect();
+        let small = noisy(&mut rng, &y, 1.0);
+        // Independent errors as large as the small model's: averaging halves the variance,
+        // far more than one standard error.
+        let helpful = noisy(&mut rng, &y, 1.0);
+        // The small model's errors plus a little noise: picked for a hair of improvement.
+        let hair = noisy(&mut rng, &small, 0.05);
+        let sizes = [10, 10_000];
+
+        let oof: [&[f64]; 2] = [&small, &helpful];
+        let w = select(&task, Blend::Mean, &y, &oof, ROUNDS);
+        assert!(w[1] > 0.2, "{w:?}");
+        let s = simplify(&task, Blend::Mean, &y, &oof, w.clone(), &sizes, 1_000);
+        assert_eq!(s.weights, w, "a member that helps stays");
+        assert!(s.dropped.is_empty());
+
+        let oof: [&[f64]; 2] = [&small, &hair];
+        let w = select(&task, Blend::Mean, &y, &oof, ROUNDS);
+        assert!(w[1] > 0.0, "the large member is picked at first: {w:?}");
+        // Within budget, nothing is dropped.
+        let s = simplify(&task, Blend::Mean, &y, &oof, w.clone(), &sizes, 10_010);
+        assert_eq!((s.weights, s.dropped), (w.clone(), vec![]));
+        let s = simplify(&task, Blend::Mean, &y, &oof, w, &sizes, 1_000);
+        assert_eq!(s.weights, vec![1.0, 0.0]);
+        assert_eq!(s.dropped, vec![1]);
+        assert!(s.increase.0 <= s.increase.1 && s.increase.1 > 0.0, "{s:?}");
+    }
+
+    #[test]
+    fn row_losses_average_to_the_selection_loss() {
+        let binary = Task::Binary {
+            positive: "y".into(),
+            negative: "n".into(),
+        };
+        let (y, p) = ([1.0, 0.0, 1.0], [0.8, 0.3, 0.4]);
+        let rows = row_losses(&binary, &y, &p);
+        assert!((rows.iter().sum::<f64>() / 3.0 - loss(&binary, &y, &p)).abs() < 1e-12);
+        let three = Task::Multiclass {
+            classes: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let (y, p) = ([2.0, 0.0], [0.2, 0.2, 0.6, 0.5, 0.3, 0.2]);
+        let rows = row_losses(&three, &y, &p);
+        assert!((rows.iter().sum::<f64>() / 2.0 - loss(&three, &y, &p)).abs() < 1e-12);
+        let (y, p) = ([1.0, 3.0], [2.0, 1.0]);
+        let rows = row_losses(&Task::Regression, &y, &p);
+        assert_eq!(rows, vec![1.0, 4.0]);
+        assert!(
+            ((rows.iter().sum::<f64>() / 2.0).sqrt() - loss(&Task::Regression, &y, &p)).abs()
+                < 1e-12
         );
     }
 }

@@ -36,6 +36,19 @@ impl FittedModel {
             FittedModel::Forest(m) => m.predict(x),
         }
     }
+
+    /// What explaining (and scoring) one row walks: every tree's nodes and leaves, or a
+    /// linear model's weights. Ensemble simplification weighs members by it.
+    pub fn size(&self) -> usize {
+        let nodes = |trees: &[crate::trees::tree::Tree]| -> usize {
+            trees.iter().map(|t| 2 * t.nodes.len() + 1).sum()
+        };
+        match self {
+            FittedModel::Linear(m) => m.weights.len(),
+            FittedModel::Gbdt(m) => nodes(m.trees()),
+            FittedModel::Forest(m) => nodes(m.trees()),
+        }
+    }
 }
 
 /// An automatic feature recipe for one model family, fitted on the training part.

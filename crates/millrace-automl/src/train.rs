@@ -62,7 +62,15 @@ pub struct Options {
     /// model that is used, while the reported figures stay those of the same recipe fitted on
     /// the training part alone. `false` keeps the model the test figures were measured on.
     pub refit_all: bool,
+    /// Nodes an explanation of one row may walk before the ensemble's largest members are
+    /// left out where that costs no more than the folds' noise ([`ensemble::simplify`]);
+    /// `None` keeps every member selected.
+    pub explain_budget: Option<usize>,
 }
+
+/// The default [`Options::explain_budget`]: about a millisecond of one core per explained
+/// row at the ~50 ns a node the walk takes (`explain::treeshap`'s `walk_speed`).
+pub const DEFAULT_EXPLAIN_BUDGET: usize = 20_000;
 
 impl Options {
     pub fn new(target: &str) -> Self {
@@ -81,6 +89,7 @@ impl Options {
             max_columns: DEFAULT_MAX_COLUMNS,
             split: None,
             refit_all: true,
+            explain_budget: Some(DEFAULT_EXPLAIN_BUDGET),
         }
     }
 }
@@ -341,6 +350,8 @@ struct Evaluated {
     cv: f64,
     threshold: f64,
     seconds: f64,
+    /// The fold models' mean [`FittedModel::size`].
+    size: usize,
 }
 
 /// Cross-validates `c` on the folds listed in `folds` (all of them for a full evaluation);
@@ -384,6 +395,7 @@ fn evaluate(
         None
     };
     let mut oof = vec![0.0; cv.y.len() * width];
+    let mut size = 0;
     for (&f, (model, _)) in folds.iter().zip(fits) {
         let model = match (model, rounds) {
             (FittedModel::Gbdt(mut m), Some(r)) => {
@@ -392,6 +404,7 @@ fn evaluate(
             }
             (m, _) => m,
         };
+        size += model.size();
         let p = model.predict(&cv.data[f][fam].val_x);
         for (j, i) in cv.val_rows[f].iter().enumerate() {
             oof[i * width..(i + 1) * width].copy_from_slice(&p[j * width..(j + 1) * width]);
@@ -405,6 +418,7 @@ fn evaluate(
         cv: score,
         threshold,
         seconds: started.elapsed().as_secs_f64(),
+        size: size / folds.len().max(1),
     }
 }
 
@@ -709,7 +723,33 @@ pub fn train(
     // Ensemble selection on out-of-fold predictions.
     let oofs: Vec<&[f64]> = done.iter().map(|e| e.oof.as_slice()).collect();
     let blend = ensemble::Blend::for_task(&task);
-    let weights = ensemble::select(&task, blend, &cv.y, &oofs, ensemble::ROUNDS);
+    let selected = ensemble::select(&task, blend, &cv.y, &oofs, ensemble::ROUNDS);
+    let sizes: Vec<usize> = done.iter().map(|e| e.size).collect();
+    let simple = ensemble::simplify(
+        &task,
+        blend,
+        &cv.y,
+        &oofs,
+        selected,
+        &sizes,
+        opts.explain_budget.unwrap_or(usize::MAX),
+    );
+    if !simple.dropped.is_empty() {
+        on(Event::Info(format!(
+            "left out of the ensemble: {} (over the explanation budget of {} nodes; without \
+             them the out-of-fold loss per row rises {:.5}, within its standard error {:.5})",
+            simple
+                .dropped
+                .iter()
+                .map(|j| format!("{} ({} nodes)", done[*j].candidate.name, sizes[*j]))
+                .collect::<Vec<_>>()
+                .join(", "),
+            opts.explain_budget.unwrap_or(usize::MAX),
+            simple.increase.0,
+            simple.increase.1
+        )));
+    }
+    let weights = simple.weights;
     if pruned > 0 {
         on(Event::Info(format!(
             "{} candidate(s) cross-validated, {pruned} pruned early",

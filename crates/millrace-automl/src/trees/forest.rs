@@ -606,13 +606,13 @@ impl Forest {
         &self.prior
     }
 
-    /// The trees (explanations).
     /// The trees' explainers (`width` outputs per leaf), prepared once; `None` when the trees
     /// keep no covers (a model saved before explanations).
     pub(crate) fn explainers(&self, width: usize) -> Option<Vec<Explainer<'_>>> {
         self.explainers.of(&self.trees, width)
     }
 
+    /// The trees (explanations).
     pub(crate) fn trees(&self) -> &[Tree] {
         &self.trees
     }

@@ -794,13 +794,13 @@ impl Gbdt {
         &self.init
     }
 
-    /// The trees, round after round (explanations).
     /// The trees' explainers (`width` outputs per leaf), prepared once; `None` when the trees
     /// keep no covers (a model saved before explanations).
     pub(crate) fn explainers(&self, width: usize) -> Option<Vec<Explainer<'_>>> {
         self.explainers.of(&self.trees, width)
     }
 
+    /// The trees, round after round (explanations).
     pub(crate) fn trees(&self) -> &[Tree] {
         &self.trees
     }
