@@ -750,6 +750,19 @@ pub fn train(
         )));
     }
     let weights = simple.weights;
+    let walked: usize = weights
+        .iter()
+        .zip(&sizes)
+        .filter(|(w, _)| **w > 0.0)
+        .map(|(_, s)| s)
+        .sum();
+    if let Some(budget) = opts.explain_budget.filter(|b| walked > *b) {
+        on(Event::Info(format!(
+            "the ensemble is {walked} nodes to explain, over the explanation budget of {budget}: \
+             no large member could be left out within one standard error of its out-of-fold \
+             loss (explanations take longer; --explain-budget 0 silences this)"
+        )));
+    }
     if pruned > 0 {
         on(Event::Info(format!(
             "{} candidate(s) cross-validated, {pruned} pruned early",

@@ -717,6 +717,13 @@ fn an_ensemble_over_the_explanation_budget_leaves_out_members_that_do_not_earn_t
         said.contains("within its standard error") && said.contains("nodes)"),
         "{said}"
     );
+    // Nothing fits in one node: what is left is said to be over the budget.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("nodes to explain, over the explanation budget of 1:")),
+        "{lines:?}"
+    );
     let (before, after) = (explained_size(&whole), explained_size(&small));
     assert!(after < before, "{after} nodes, {before} without a budget");
     // Within the folds' noise: the test part barely notices.
