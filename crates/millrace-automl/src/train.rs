@@ -759,8 +759,8 @@ pub fn train(
     if let Some(budget) = opts.explain_budget.filter(|b| walked > *b) {
         on(Event::Info(format!(
             "the ensemble is {walked} nodes to explain, over the explanation budget of {budget}: \
-             no large member could be left out within one standard error of its out-of-fold \
-             loss (explanations take longer; --explain-budget 0 silences this)"
+             no more large members could be left out within one standard error of its \
+             out-of-fold loss (explanations take longer; --explain-budget 0 silences this)"
         )));
     }
     if pruned > 0 {
