@@ -167,21 +167,17 @@ pub fn select(task: &Task, blend: Blend, y: &[f64], oof: &[&[f64]], rounds: usiz
 /// Each row's loss, whose mean [`loss`] is (squared errors for regression, whose mean's root
 /// is the RMSE).
 pub fn row_losses(task: &Task, y: &[f64], p: &[f64]) -> Vec<f64> {
-    let eps = 1e-15;
     match task {
         Task::Binary { .. } => y
             .iter()
             .zip(p)
-            .map(|(t, p)| {
-                let p = p.clamp(eps, 1.0 - eps);
-                if *t == 1.0 { -p.ln() } else { -(1.0 - p).ln() }
-            })
+            .map(|(t, p)| metrics::log_loss_row(*t == 1.0, *p))
             .collect(),
         Task::Multiclass { classes } => {
             let k = classes.len().max(1);
             y.iter()
                 .enumerate()
-                .map(|(i, c)| -p[i * k + *c as usize].clamp(eps, 1.0 - eps).ln())
+                .map(|(i, c)| metrics::log_loss_multi_row(p[i * k + *c as usize]))
                 .collect()
         }
         Task::Regression => y.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).collect(),
@@ -196,6 +192,8 @@ const COSTLY_SHARE: f64 = 0.1;
 pub struct Simplified {
     pub weights: Vec<f64>,
     pub dropped: Vec<usize>,
+    /// The kept members' summed size: over the budget when no more could go.
+    pub size: usize,
     /// The simpler ensemble's mean out-of-fold loss increase per row, and its standard error
     /// (zeros when nothing was dropped).
     pub increase: (f64, f64),
@@ -264,6 +262,7 @@ pub fn simplify(
         }
     }
     Simplified {
+        size: cost(&current),
         weights: current,
         dropped,
         increase,
@@ -385,9 +384,11 @@ mod tests {
         assert!(w[1] > 0.0, "the large member is picked at first: {w:?}");
         // Within budget, nothing is dropped.
         let s = simplify(&task, Blend::Mean, &y, &oof, w.clone(), &sizes, 10_010);
+        assert_eq!(s.size, 10_010);
         assert_eq!((s.weights, s.dropped), (w.clone(), vec![]));
         let s = simplify(&task, Blend::Mean, &y, &oof, w, &sizes, 1_000);
         assert_eq!(s.weights, vec![1.0, 0.0]);
+        assert_eq!(s.size, 10);
         assert_eq!(s.dropped, vec![1]);
         assert!(s.increase.0 <= s.increase.1 && s.increase.1 > 0.0, "{s:?}");
     }

@@ -103,16 +103,22 @@ pub fn at(p: &[f64], threshold: f64) -> Vec<bool> {
     p.iter().map(|x| *x >= threshold).collect()
 }
 
+/// Probabilities are clipped to `[EPS, 1 − EPS]` before their logarithm.
+const EPS: f64 = 1e-15;
+
+/// One example's log loss: `p` the predicted probability of the positive class.
+pub fn log_loss_row(positive: bool, p: f64) -> f64 {
+    let p = p.clamp(EPS, 1.0 - EPS);
+    if positive { -p.ln() } else { -(1.0 - p).ln() }
+}
+
+/// One example's multiclass log loss: `p` the predicted probability of its class.
+pub fn log_loss_multi_row(p: f64) -> f64 {
+    -p.clamp(EPS, 1.0 - EPS).ln()
+}
+
 pub fn log_loss(y: &[bool], p: &[f64]) -> f64 {
-    let eps = 1e-15;
-    let s: f64 = y
-        .iter()
-        .zip(p)
-        .map(|(t, p)| {
-            let p = p.clamp(eps, 1.0 - eps);
-            if *t { -p.ln() } else { -(1.0 - p).ln() }
-        })
-        .sum();
+    let s: f64 = y.iter().zip(p).map(|(t, p)| log_loss_row(*t, *p)).sum();
     s / y.len().max(1) as f64
 }
 
@@ -207,11 +213,10 @@ pub fn macro_f1(class: &[usize], predicted: &[usize], k: usize) -> f64 {
 
 /// Multiclass log loss; `p` holds one row of `k` probabilities per example.
 pub fn log_loss_multi(class: &[usize], p: &[f64], k: usize) -> f64 {
-    let eps = 1e-15;
     let s: f64 = class
         .iter()
         .enumerate()
-        .map(|(i, c)| -p[i * k + c].clamp(eps, 1.0 - eps).ln())
+        .map(|(i, c)| log_loss_multi_row(p[i * k + c]))
         .sum();
     s / class.len().max(1) as f64
 }

@@ -749,13 +749,8 @@ pub fn train(
             simple.increase.1
         )));
     }
+    let walked = simple.size;
     let weights = simple.weights;
-    let walked: usize = weights
-        .iter()
-        .zip(&sizes)
-        .filter(|(w, _)| **w > 0.0)
-        .map(|(_, s)| s)
-        .sum();
     if let Some(budget) = opts.explain_budget.filter(|b| walked > *b) {
         on(Event::Info(format!(
             "the ensemble is {walked} nodes to explain, over the explanation budget of {budget}: \
